@@ -1,0 +1,20 @@
+//! Wire types of the Huawei Cloud SCM HTTP API as OpenSCM serves it: request and response bodies,
+//! identifiers, the stable error codes and the operation names.
+//!
+//! Nothing here does I/O. Request bodies are deserialised leniently (every field optional, raw JSON
+//! kept where the type must be checked by hand) so that the domain layer can name the offending
+//! field in its `SCM.0005` error; response bodies emit every documented key, `null` when unset,
+//! because that is what the real service does and what the official SDKs expect.
+#![deny(missing_docs)]
+
+pub mod codes;
+pub mod ids;
+pub mod operation;
+pub mod status;
+pub mod v2;
+pub mod v3;
+
+pub use codes::ErrorBody;
+pub use ids::{AccessKeyId, CertificateId, DomainId, IdError, OrderId, ProjectId, RequestId};
+pub use operation::Operation;
+pub use status::CertificateStatus;

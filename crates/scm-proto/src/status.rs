@@ -1,0 +1,95 @@
+//! Certificate status values, spelled exactly as the API does.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Status of a certificate (§4.8 of the reference). OpenSCM currently produces `PAID`, `CHECKING`,
+/// `ISSUED`, `UPLOAD`, `EXPIRED` and `REVOKED`; the others exist so that filters parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CertificateStatus {
+    /// Bought and paid; waiting for the application.
+    Paid,
+    /// Application submitted, under review.
+    Checking,
+    /// Waiting for domain validation.
+    CheckingDomain,
+    /// Waiting for organisation validation.
+    CheckingOrg,
+    /// Approved, being issued.
+    Issuing,
+    /// Issued.
+    Issued,
+    /// Application rejected.
+    Unpassed,
+    /// Cancellation of the application under review.
+    CancelChecking,
+    /// Past `not_after`.
+    Expired,
+    /// Revocation under review.
+    Revoking,
+    /// Revocation being cancelled (spelled `CANCLEREVOKING` by the API).
+    CancelRevoking,
+    /// Revoked.
+    Revoked,
+    /// Imported by the user.
+    Upload,
+    /// Adding SANs, under review.
+    SupplementChecking,
+    /// Cancelling the SAN addition.
+    CancelSupplementing,
+}
+
+impl CertificateStatus {
+    /// Every status.
+    pub const ALL: [Self; 15] = [
+        Self::Paid,
+        Self::Checking,
+        Self::CheckingDomain,
+        Self::CheckingOrg,
+        Self::Issuing,
+        Self::Issued,
+        Self::Unpassed,
+        Self::CancelChecking,
+        Self::Expired,
+        Self::Revoking,
+        Self::CancelRevoking,
+        Self::Revoked,
+        Self::Upload,
+        Self::SupplementChecking,
+        Self::CancelSupplementing,
+    ];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Paid => "PAID",
+            Self::Checking => "CHECKING",
+            Self::CheckingDomain => "CHECKING_DOMAIN",
+            Self::CheckingOrg => "CHECKING_ORG",
+            Self::Issuing => "ISSUING",
+            Self::Issued => "ISSUED",
+            Self::Unpassed => "UNPASSED",
+            Self::CancelChecking => "CANCELCHECKING",
+            Self::Expired => "EXPIRED",
+            Self::Revoking => "REVOKING",
+            Self::CancelRevoking => "CANCLEREVOKING",
+            Self::Revoked => "REVOKED",
+            Self::Upload => "UPLOAD",
+            Self::SupplementChecking => "SUPPLEMENTCHECKING",
+            Self::CancelSupplementing => "CANCELSUPPLEMENTING",
+        }
+    }
+}
+
+impl FromStr for CertificateStatus {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for CertificateStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,37 @@
+//! Bodies of the v2 ("historical") endpoints under `/v2/{project_id}/scm/...`.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST .../push` request: `service_type` (CDN, WAF, ELB, Enhance_ELB) and `remote_project` (region).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PushBody {
+    /// Target service.
+    pub service_type: Option<String>,
+    /// Region of the target service.
+    pub remote_project: Option<String>,
+}
+
+/// `{"message": "success"}`, the v2 push answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageResponse {
+    /// Request result.
+    pub message: String,
+}
+
+/// One push record of `GET .../push-history`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushHistoryItem {
+    /// Push time: millisecond Unix timestamp as a string.
+    pub push_time: String,
+    /// Target region; `null` for global services such as CDN.
+    pub push_remote_project: Option<String>,
+    /// Target service.
+    pub push_service: String,
+}
+
+/// `GET .../push-history` answer: the last 10 pushes, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushHistoryResponse {
+    /// The records.
+    pub push_history_list: Vec<PushHistoryItem>,
+}

@@ -1,0 +1,316 @@
+//! Bodies shared by the v3 endpoints (and by the v2 purchase/save pages, whose fields are a subset).
+
+use serde::{Deserialize, Serialize};
+
+/// A `{key, value}` resource tag (ScsResourceTag).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceTag {
+    /// Tag key, 1..128 characters.
+    pub key: Option<String>,
+    /// Tag value, 0..255 characters.
+    pub value: Option<String>,
+}
+
+/// Purchase request: v3 `PurchaseCertificateRequestBody` and the v2 purchase body (a subset).
+///
+/// Every field is optional here; the domain layer checks presence, ranges and enums and names the
+/// field that is wrong.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PurchaseBody {
+    /// Certificate brand, e.g. `GLOBALSIGN`.
+    pub cert_brand: Option<String>,
+    /// Certificate type, e.g. `OV_SSL_CERT`.
+    pub cert_type: Option<String>,
+    /// `SINGLE_DOMAIN`, `MULTI_DOMAIN` or `WILDCARD`.
+    pub domain_type: Option<String>,
+    /// Validity in years.
+    pub effective_time: Option<i64>,
+    /// Number of domain names.
+    pub domain_numbers: Option<i64>,
+    /// Number of certificates to buy.
+    pub order_number: Option<i64>,
+    /// Must be `true`.
+    pub agree_privacy_protection: Option<bool>,
+    /// Multi-domain only: `SINGLE_DOMAIN` or `WILDCARD_DOMAIN`.
+    pub primary_domain_type: Option<String>,
+    /// Additional single domains.
+    pub single_domain_number: Option<i64>,
+    /// Additional wildcard domains.
+    pub wildcard_domain_number: Option<i64>,
+    /// Pay automatically (OpenSCM always does).
+    pub is_auto_pay: Option<bool>,
+    /// Enterprise project: `0`, `all` or a UUID.
+    pub enterprise_project_id: Option<String>,
+    /// Combined-purchase order id.
+    pub order_id: Option<String>,
+    /// Tags, 0..10.
+    pub tags: Option<Vec<ResourceTag>>,
+}
+
+/// `{"cert_id": "scs..."}` (CertDetail).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertRef {
+    /// Certificate id.
+    pub cert_id: String,
+}
+
+/// Purchase answer (v2 and v3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PurchaseResponse {
+    /// Order id.
+    pub order_id: String,
+    /// One entry per certificate bought.
+    pub cert: Vec<CertRef>,
+}
+
+/// Application form: v3 `ApplyCertificateRequestBody` and the v2 save/complete body (a subset).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ApplicationBody {
+    /// Primary domain.
+    pub domain: Option<String>,
+    /// Additional domains, `;`-separated.
+    pub sans: Option<String>,
+    /// Own CSR (PEM), optional.
+    pub csr: Option<String>,
+    /// Company name.
+    pub company_name: Option<String>,
+    /// Department.
+    pub company_unit: Option<String>,
+    /// State or province.
+    pub company_province: Option<String>,
+    /// City.
+    pub company_city: Option<String>,
+    /// Two-letter country code.
+    pub country: Option<String>,
+    /// Applicant name.
+    pub applicant_name: Option<String>,
+    /// Applicant phone.
+    pub applicant_phone: Option<String>,
+    /// Applicant email.
+    pub applicant_email: Option<String>,
+    /// Technical contact name.
+    pub contact_name: Option<String>,
+    /// Technical contact phone.
+    pub contact_phone: Option<String>,
+    /// Technical contact email.
+    pub contact_email: Option<String>,
+    /// Push DNS validation records automatically (v3 only).
+    pub auto_dns_auth: Option<bool>,
+    /// Must be `true`.
+    pub agree_privacy_protection: Option<bool>,
+    /// `DNS`, `FILE` or `EMAIL` (v3 only).
+    pub domain_method: Option<String>,
+    /// Server-generated key algorithm, default `RSA_2048` (v3 only).
+    pub key_algorithm: Option<String>,
+    /// `DEFAULT` or `SHA-256` (v3 only).
+    pub ca_hash_algorithm: Option<String>,
+}
+
+/// `{"request_info": "success"}` (save, apply, complete).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestInfoResponse {
+    /// Always `success`.
+    pub request_info: String,
+}
+
+/// v3 push request.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PushBody {
+    /// Target region.
+    pub target_project: Option<String>,
+    /// Target service: CDN, WAF, ELB (case-insensitive).
+    pub target_service: Option<String>,
+}
+
+/// Applicant data of a certificate (ShowCertificate `application_info`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ApplicationInfo {
+    /// Country code.
+    pub country: Option<String>,
+    /// Company name.
+    pub company_name: Option<String>,
+    /// Province.
+    pub company_province: Option<String>,
+    /// City.
+    pub company_city: Option<String>,
+    /// Applicant name.
+    pub applicant_name: Option<String>,
+    /// Applicant phone.
+    pub applicant_phone: Option<String>,
+    /// Applicant email.
+    pub applicant_email: Option<String>,
+    /// Contact name.
+    pub contact_name: Option<String>,
+    /// Contact phone.
+    pub contact_phone: Option<String>,
+    /// Contact email.
+    pub contact_email: Option<String>,
+}
+
+/// Domain validation record (`authentification`, spelled as in the API).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Authentification {
+    /// Record name, e.g. `_dnsauth.example.com`.
+    pub record_name: Option<String>,
+    /// Record type, e.g. `TXT`.
+    pub record_type: Option<String>,
+    /// Record value.
+    pub record_value: Option<String>,
+    /// Domain validated.
+    pub domain: Option<String>,
+}
+
+/// `GET /v3/scm/certificates/{id}` answer. Every key is always present.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShowCertificateResponse {
+    /// Certificate id.
+    pub id: String,
+    /// Status, e.g. `PAID`, `ISSUED`.
+    pub status: String,
+    /// Order id.
+    pub order_id: Option<String>,
+    /// Certificate name.
+    pub name: String,
+    /// Certificate type.
+    #[serde(rename = "type")]
+    pub cert_type: Option<String>,
+    /// Brand.
+    pub brand: Option<String>,
+    /// `ON` or `OFF`.
+    pub push_support: String,
+    /// Revocation reason.
+    pub revoke_reason: Option<String>,
+    /// Signature algorithm of the issued certificate.
+    pub signature_algorithm: Option<String>,
+    /// Issue time, `YYYY-MM-DD HH:MM:SS.0` UTC.
+    pub issue_time: Option<String>,
+    /// Start of validity.
+    pub not_before: Option<String>,
+    /// End of validity.
+    pub not_after: Option<String>,
+    /// Months of validity of one certificate.
+    pub validity_period: i64,
+    /// `DNS`, `FILE` or `EMAIL`.
+    pub validation_method: Option<String>,
+    /// `SINGLE_DOMAIN`, `WILDCARD` or `MULTI_DOMAIN`.
+    pub domain_type: Option<String>,
+    /// `primary_single` or `primary_wildcard` for multi-domain certificates.
+    pub multi_domain_type: Option<String>,
+    /// Primary domain.
+    pub domain: Option<String>,
+    /// Additional domains, `;`-separated.
+    pub sans: Option<String>,
+    /// Number of domains the certificate may bind.
+    pub domain_count: i64,
+    /// Number of wildcard domains.
+    pub wildcard_count: i64,
+    /// SHA-1 fingerprint, 40 lower-case hex.
+    pub fingerprint: Option<String>,
+    /// Whether the certificate is shared to this tenant.
+    pub shared: bool,
+    /// Applicant data.
+    pub application_info: Option<ApplicationInfo>,
+    /// Description.
+    pub description: Option<String>,
+    /// Enterprise project id.
+    pub enterprise_project_id: String,
+    /// Domain validation records.
+    pub authentification: Vec<Authentification>,
+}
+
+/// One item of `GET /v3/scm/certificates` (CertificateDetail). Every key is always present.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertificateDetail {
+    /// Certificate id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Primary domain (`""` until applied).
+    pub domain: String,
+    /// Additional domains.
+    pub sans: String,
+    /// Signature algorithm.
+    pub signature_algorithm: String,
+    /// Whether it can be deployed (issued or uploaded).
+    pub deploy_support: bool,
+    /// Certificate type.
+    #[serde(rename = "type")]
+    pub cert_type: String,
+    /// Brand.
+    pub brand: String,
+    /// Expiry, `YYYY-MM-DD HH:MM:SS.0` UTC, `""` until issued.
+    pub expire_time: String,
+    /// Domain type.
+    pub domain_type: String,
+    /// Months.
+    pub validity_period: i64,
+    /// Status.
+    pub status: String,
+    /// Domain count.
+    pub domain_count: i64,
+    /// Wildcard count.
+    pub wildcard_count: i64,
+    /// Description.
+    pub description: String,
+    /// Account id.
+    pub domain_id: String,
+    /// Enterprise project id.
+    pub enterprise_project_id: String,
+}
+
+/// `GET /v3/scm/certificates` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListCertificatesResponse {
+    /// The page; `[]` past the end.
+    pub certificates: Vec<CertificateDetail>,
+    /// Total number of matches.
+    pub total_count: u64,
+}
+
+/// `POST /v3/scm/certificates/{id}/export` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportCertificateResponse {
+    /// Leaf followed by the chain.
+    pub entire_certificate: String,
+    /// Leaf only.
+    pub certificate: String,
+    /// Intermediate certificate(s).
+    pub certificate_chain: String,
+    /// PKCS#8 PEM key; `null` when the key is not held (the user supplied a CSR).
+    pub private_key: Option<String>,
+    /// SM2 only; always `null`.
+    pub enc_certificate: Option<String>,
+    /// SM2 only; always `null`.
+    pub enc_private_key: Option<String>,
+}
+
+/// `POST /v3/auth/tokens` answer body (the token itself is in `X-Subject-Token`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// Token metadata.
+    pub token: TokenInfo,
+}
+
+/// Token metadata, in the shape of Huawei IAM's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Authentication methods used.
+    pub methods: Vec<String>,
+    /// Expiry, RFC 3339 UTC.
+    pub expires_at: String,
+    /// Issue time, RFC 3339 UTC.
+    pub issued_at: String,
+    /// The account.
+    pub domain: NamedId,
+    /// The project the token is scoped to.
+    pub project: NamedId,
+}
+
+/// `{"id": ..., "name": ...}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NamedId {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+}

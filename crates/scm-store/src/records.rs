@@ -1,0 +1,361 @@
+//! Plain records as stored. The domain layer builds and interprets them.
+
+use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, OrderId, ProjectId};
+
+/// An account (Huawei "domain").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// Account id.
+    pub domain_id: DomainId,
+    /// Unique name.
+    pub name: String,
+    /// Issuance policy: `;`-separated name suffixes the built-in CA may issue for without validation.
+    pub policy: String,
+    /// Creation time.
+    pub created_ms: i64,
+}
+
+/// A project of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectRecord {
+    /// Project id.
+    pub project_id: ProjectId,
+    /// Owning account.
+    pub domain_id: DomainId,
+    /// Name, unique within the account (a region name by Huawei convention).
+    pub name: String,
+    /// Creation time.
+    pub created_ms: i64,
+}
+
+/// Whether a credential may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialStatus {
+    /// Usable.
+    Active,
+    /// Revoked; requests signed with it and its tokens are refused.
+    Revoked,
+}
+
+impl CredentialStatus {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "revoked" => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// An AK/SK credential. The SK is sealed by the caller.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredentialRecord {
+    /// Access key id.
+    pub access_key: AccessKeyId,
+    /// Owning account.
+    pub domain_id: DomainId,
+    /// Default project of requests signed with it.
+    pub project_id: ProjectId,
+    /// Secret key, sealed under the master key.
+    pub secret_sealed: Vec<u8>,
+    /// Active or revoked.
+    pub status: CredentialStatus,
+    /// Free text.
+    pub description: String,
+    /// Creation time.
+    pub created_ms: i64,
+    /// Revocation time.
+    pub revoked_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for CredentialRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialRecord")
+            .field("access_key", &self.access_key)
+            .field("domain_id", &self.domain_id)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An issued `X-Auth-Token`, stored by hash only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Hex SHA-256 of the token value.
+    pub token_hash: String,
+    /// Credential that obtained it.
+    pub access_key: AccessKeyId,
+    /// Account.
+    pub domain_id: DomainId,
+    /// Project.
+    pub project_id: ProjectId,
+    /// Issue time.
+    pub issued_ms: i64,
+    /// Expiry.
+    pub expires_ms: i64,
+}
+
+/// The built-in CA: certificates in PEM, keys sealed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CaRecord {
+    /// Root certificate.
+    pub root_cert_pem: String,
+    /// Root key (PKCS#8), sealed.
+    pub root_key_sealed: Vec<u8>,
+    /// Intermediate certificate.
+    pub intermediate_cert_pem: String,
+    /// Intermediate key (PKCS#8), sealed.
+    pub intermediate_key_sealed: Vec<u8>,
+    /// Creation time.
+    pub created_ms: i64,
+}
+
+impl std::fmt::Debug for CaRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaRecord")
+            .field("created_ms", &self.created_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a first start creates, in one transaction.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// The admin account.
+    pub account: AccountRecord,
+    /// Its project.
+    pub project: ProjectRecord,
+    /// Its admin credential.
+    pub credential: CredentialRecord,
+    /// The built-in CA.
+    pub ca: CaRecord,
+}
+
+/// The product bought: shared by an order and its certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    /// Brand.
+    pub brand: String,
+    /// Certificate type.
+    pub cert_type: String,
+    /// `SINGLE_DOMAIN`, `MULTI_DOMAIN`, `WILDCARD`.
+    pub domain_type: String,
+    /// Years.
+    pub effective_time: i64,
+    /// Domain names allowed.
+    pub domain_numbers: i64,
+    /// Multi-domain primary type.
+    pub primary_domain_type: Option<String>,
+    /// Additional single domains.
+    pub single_domain_number: Option<i64>,
+    /// Additional wildcard domains.
+    pub wildcard_domain_number: Option<i64>,
+    /// Enterprise project.
+    pub enterprise_project_id: String,
+}
+
+/// An order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    /// Order id.
+    pub order_id: OrderId,
+    /// Account.
+    pub domain_id: DomainId,
+    /// Project it was bought in.
+    pub project_id: ProjectId,
+    /// Product.
+    pub product: Product,
+    /// Number of certificates.
+    pub order_number: i64,
+    /// Tags as JSON.
+    pub tags_json: String,
+    /// Creation time.
+    pub created_ms: i64,
+}
+
+/// Fields of the certificates an order creates (the id is allocated by the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCertificate {
+    /// Name prefix; the store appends nothing, the domain picks it.
+    pub name: String,
+    /// Initial status.
+    pub status: CertificateStatus,
+    /// Description.
+    pub description: String,
+}
+
+/// A certificate row.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CertificateRecord {
+    /// Id.
+    pub id: CertificateId,
+    /// Account.
+    pub domain_id: DomainId,
+    /// Project.
+    pub project_id: ProjectId,
+    /// Order.
+    pub order_id: OrderId,
+    /// Name.
+    pub name: String,
+    /// Status.
+    pub status: CertificateStatus,
+    /// Product bought.
+    pub product: Product,
+    /// Description.
+    pub description: String,
+    /// Tags as JSON.
+    pub tags_json: String,
+    /// Application (saved or submitted).
+    pub application: Option<ApplicationRecord>,
+    /// Issued material.
+    pub issued: Option<IssuedRecord>,
+    /// Creation time.
+    pub created_ms: i64,
+    /// Last change.
+    pub updated_ms: i64,
+}
+
+impl std::fmt::Debug for CertificateRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateRecord")
+            .field("id", &self.id)
+            .field("domain_id", &self.domain_id)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The application of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationRecord {
+    /// Primary domain.
+    pub domain: String,
+    /// Additional domains, `;`-separated (empty when none).
+    pub sans: String,
+    /// Applicant and company data as JSON (personal data; kept apart from the rest).
+    pub form_json: String,
+    /// Own CSR.
+    pub csr_pem: Option<String>,
+    /// Validation method.
+    pub validation_method: Option<String>,
+    /// Key algorithm for a server-generated key.
+    pub key_algorithm: Option<String>,
+}
+
+/// What issuance produced.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedRecord {
+    /// Leaf certificate PEM.
+    pub certificate_pem: String,
+    /// Chain PEM (intermediates).
+    pub chain_pem: String,
+    /// Private key (PKCS#8) sealed, when the server generated it.
+    pub private_key_sealed: Option<Vec<u8>>,
+    /// Serial, hex.
+    pub serial_hex: String,
+    /// SHA-1 fingerprint, hex.
+    pub fingerprint: String,
+    /// Signature algorithm name.
+    pub signature_algorithm: String,
+    /// Issue time.
+    pub issued_ms: i64,
+    /// Validity start.
+    pub not_before_ms: i64,
+    /// Validity end.
+    pub not_after_ms: i64,
+}
+
+impl std::fmt::Debug for IssuedRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedRecord")
+            .field("serial_hex", &self.serial_hex)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sort key of certificate lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// `certExpiredTime`.
+    ExpiredTime,
+    /// `certStatus`.
+    Status,
+    /// `certUpdateTime` (default).
+    UpdateTime,
+}
+
+/// A certificate list query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only this status.
+    pub status: Option<CertificateStatus>,
+    /// Substring of name or domain.
+    pub content: Option<String>,
+    /// Only issued/uploaded certificates.
+    pub deploy_support: bool,
+    /// Sort field.
+    pub sort_key: SortKey,
+    /// Ascending?
+    pub ascending: bool,
+    /// Page size.
+    pub limit: u32,
+    /// Items to skip.
+    pub offset: u32,
+}
+
+/// Outcome of one push attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// Every target took the certificate.
+    Success,
+    /// At least one target failed.
+    Failure,
+}
+
+impl PushOutcome {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "success" => Some(Self::Success),
+            "failure" => Some(Self::Failure),
+            _ => None,
+        }
+    }
+}
+
+/// One push attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRecord {
+    /// Certificate pushed.
+    pub cert_id: CertificateId,
+    /// Account.
+    pub domain_id: DomainId,
+    /// When.
+    pub pushed_ms: i64,
+    /// Service (`ELB`, ...).
+    pub service: String,
+    /// Region, `None` for global services.
+    pub region: Option<String>,
+    /// Outcome.
+    pub outcome: PushOutcome,
+    /// Per-target result text.
+    pub detail: String,
+    /// Names of the targets, `;`-separated.
+    pub targets: String,
+}

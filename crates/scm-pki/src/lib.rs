@@ -1,1 +1,36 @@
-//! scm-pki
+//! scm-pki: the PKI core of OpenSCM.
+//!
+//! - [`seal`]: the master key and AES-256-GCM encryption of private keys at rest;
+//! - [`key`]: key algorithms, key generation and PEM/PKCS#8 import/export;
+//! - [`csr`]: parsing and verifying certificate signing requests;
+//! - [`ca`]: the built-in two-level ECDSA P-256 CA and leaf issuance;
+//! - [`cert`]: reading certificates and splitting PEM chains.
+//!
+//! All cryptography is done by aws-lc-rs (directly or through rcgen). Private key material
+//! is wiped on drop where this crate holds it and never appears in `Debug` output or errors.
+#![deny(missing_docs)]
+
+pub mod ca;
+pub mod cert;
+pub mod csr;
+mod error;
+pub mod key;
+pub mod seal;
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod test_util;
+mod util;
+
+pub use ca::{
+    GeneratedCa, IssuedCertificate, Issuer, LeafKey, LeafRequest, SubjectFields, generate_ca,
+};
+pub use cert::{CertificateInfo, parse_certificate_der, parse_certificate_pem, pem_blocks};
+pub use csr::ParsedCsr;
+pub use error::PkiError;
+pub use key::{KeyAlgorithm, PrivateKey};
+pub use seal::MasterKey;

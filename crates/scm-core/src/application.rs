@@ -1,0 +1,608 @@
+//! The certificate application: v2 `save` (a draft), v2 `complete` and v3 `apply` (submission).
+//! [`ApplicationForm::parse`] checks every documented field and limit and names the bad one.
+
+use std::collections::BTreeSet;
+
+use scm_pki::{KeyAlgorithm, ParsedCsr};
+use scm_proto::v3::{ApplicationBody, ApplicationInfo};
+use scm_store::ApplicationRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::{DomainError, DomainName};
+
+/// Which operation the form comes with; they differ in required fields and limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormKind {
+    /// v2 `save` and `complete`: company, country and applicant fields required, names 0..63.
+    V2,
+    /// v3 `apply`: applicant fields and `domain_method` required, applicant name 4..100 bytes.
+    V3,
+}
+
+/// The applicant and company data, stored as JSON apart from the names (it is personal data).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applicant {
+    /// Company name.
+    pub company_name: String,
+    /// Department.
+    pub company_unit: String,
+    /// Province.
+    pub company_province: String,
+    /// City.
+    pub company_city: String,
+    /// Upper-case ISO country code, or empty.
+    pub country: String,
+    /// Applicant name.
+    pub applicant_name: String,
+    /// Applicant phone.
+    pub applicant_phone: String,
+    /// Applicant email.
+    pub applicant_email: String,
+    /// Technical contact.
+    pub contact_name: String,
+    /// Technical contact phone.
+    pub contact_phone: String,
+    /// Technical contact email.
+    pub contact_email: String,
+}
+
+impl Applicant {
+    /// The wire `application_info` object.
+    pub fn to_info(&self) -> ApplicationInfo {
+        let opt = |s: &str| {
+            if s.is_empty() {
+                None
+            } else {
+                Some(s.to_owned())
+            }
+        };
+        ApplicationInfo {
+            country: opt(&self.country),
+            company_name: opt(&self.company_name),
+            company_province: opt(&self.company_province),
+            company_city: opt(&self.company_city),
+            applicant_name: opt(&self.applicant_name),
+            applicant_phone: opt(&self.applicant_phone),
+            applicant_email: opt(&self.applicant_email),
+            contact_name: opt(&self.contact_name),
+            contact_phone: opt(&self.contact_phone),
+            contact_email: opt(&self.contact_email),
+        }
+    }
+}
+
+/// A checked application.
+#[derive(Debug, Clone)]
+pub struct ApplicationForm {
+    /// Primary domain.
+    pub domain: DomainName,
+    /// Additional domains, in the order given, without duplicates.
+    pub sans: Vec<DomainName>,
+    /// Own CSR, already verified and matching the names.
+    pub csr: Option<(String, ParsedCsr)>,
+    /// Applicant data.
+    pub applicant: Applicant,
+    /// `DNS`, `FILE` or `EMAIL`.
+    pub domain_method: Option<String>,
+    /// Algorithm of a server-generated key (default `RSA_2048`).
+    pub key_algorithm: KeyAlgorithm,
+}
+
+fn text(v: &Option<String>) -> String {
+    v.as_deref().unwrap_or("").trim().to_owned()
+}
+
+fn present(v: &Option<String>, field: &str) -> Result<String, DomainError> {
+    v.as_deref()
+        .map(|s| s.trim().to_owned())
+        .ok_or_else(|| DomainError::invalid(field, "is required"))
+}
+
+fn non_empty(v: &Option<String>, field: &str) -> Result<String, DomainError> {
+    let s = present(v, field)?;
+    if s.is_empty() {
+        Err(DomainError::invalid(field, "must not be empty"))
+    } else {
+        Ok(s)
+    }
+}
+
+fn max_chars(s: &str, max: usize, field: &str) -> Result<(), DomainError> {
+    if s.chars().count() > max {
+        Err(DomainError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A plausible email address: `local@domain` with a fully qualified domain.
+fn check_email(s: &str, field: &str) -> Result<(), DomainError> {
+    let bad = || DomainError::invalid(field, "must be an email address such as name@example.com");
+    if s.len() > 254 {
+        return Err(bad());
+    }
+    let (local, domain) = s.rsplit_once('@').ok_or_else(bad)?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(
+                    b,
+                    b'@' | b'<'
+                        | b'>'
+                        | b'('
+                        | b')'
+                        | b','
+                        | b';'
+                        | b':'
+                        | b'\\'
+                        | b'"'
+                        | b'['
+                        | b']'
+                )
+        });
+    if !local_ok || domain.contains('*') || DomainName::parse(domain).is_err() {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// A plausible phone number: digits with an optional leading `+` and separators, 5..32 characters.
+fn check_phone(s: &str, field: &str) -> Result<(), DomainError> {
+    let digits = s.bytes().filter(u8::is_ascii_digit).count();
+    let chars_ok = s.bytes().enumerate().all(|(i, b)| {
+        b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'(' | b')') || (i == 0 && b == b'+')
+    });
+    if !(5..=32).contains(&s.len()) || digits < 5 || !chars_ok {
+        return Err(DomainError::invalid(
+            field,
+            "must be a phone number such as 13212345678",
+        ));
+    }
+    Ok(())
+}
+
+fn check_v3_applicant_name(s: &str) -> Result<(), DomainError> {
+    let field = "applicant_name";
+    if !(4..=100).contains(&s.len()) {
+        return Err(DomainError::invalid(field, "must be 4 to 100 bytes"));
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_alphabetic() || matches!(c, '_' | '-' | ',' | '.' | ' '))
+    {
+        return Err(DomainError::invalid(
+            field,
+            "may contain only letters, spaces, '_', '-', ',' and '.'",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_names(
+    domain: &str,
+    sans: &str,
+    max_sans: usize,
+) -> Result<(DomainName, Vec<DomainName>), DomainError> {
+    if domain.len() > 255 {
+        return Err(DomainError::invalid(
+            "domain",
+            "must be at most 255 characters",
+        ));
+    }
+    let domain = DomainName::parse(domain).map_err(|e| DomainError::invalid("domain", e))?;
+    if sans.len() > max_sans {
+        return Err(DomainError::invalid(
+            "sans",
+            format!("must be at most {max_sans} characters"),
+        ));
+    }
+    let mut seen = BTreeSet::from([domain.clone()]);
+    let mut out = Vec::new();
+    for part in sans.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let name = DomainName::parse(part).map_err(|e| DomainError::invalid("sans", e))?;
+        if !seen.insert(name.clone()) {
+            return Err(DomainError::invalid(
+                "sans",
+                format!("{name} is listed twice"),
+            ));
+        }
+        out.push(name);
+    }
+    Ok((domain, out))
+}
+
+fn check_csr(
+    pem: &str,
+    domain: &DomainName,
+    sans: &[DomainName],
+    max: usize,
+) -> Result<ParsedCsr, DomainError> {
+    if pem.len() > max {
+        return Err(DomainError::invalid(
+            "csr",
+            format!("must be at most {max} characters"),
+        ));
+    }
+    let csr = ParsedCsr::from_pem(pem).map_err(|e| DomainError::invalid("csr", e.to_string()))?;
+    let in_csr: BTreeSet<String> = csr
+        .dns_names()
+        .into_iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    let wanted: BTreeSet<String> = std::iter::once(domain)
+        .chain(sans)
+        .map(|n| n.as_str().to_owned())
+        .collect();
+    if in_csr != wanted {
+        return Err(DomainError::invalid(
+            "csr",
+            format!(
+                "names in the CSR ({}) do not match domain and sans ({})",
+                in_csr.into_iter().collect::<Vec<_>>().join(", "),
+                wanted.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    Ok(csr)
+}
+
+impl ApplicationForm {
+    /// Checks a form. `organisation_validated` is true for OV/EV products, which need the company.
+    pub fn parse(
+        body: &ApplicationBody,
+        kind: FormKind,
+        organisation_validated: bool,
+    ) -> Result<Self, DomainError> {
+        if body.agree_privacy_protection != Some(true) {
+            return Err(DomainError::invalid(
+                "agree_privacy_protection",
+                "must be true",
+            ));
+        }
+        let domain_raw = non_empty(&body.domain, "domain")?;
+        let (max_sans, max_csr) = match kind {
+            FormKind::V2 => (4096, 8192),
+            FormKind::V3 => (4096, 5120),
+        };
+        let (domain, sans) = parse_names(&domain_raw, &text(&body.sans), max_sans)?;
+
+        let company_required = kind == FormKind::V2;
+        let company = |v: &Option<String>, field: &str| -> Result<String, DomainError> {
+            let s = if company_required {
+                present(v, field)?
+            } else {
+                text(v)
+            };
+            max_chars(&s, 63, field)?;
+            if organisation_validated && s.is_empty() {
+                return Err(DomainError::invalid(
+                    field,
+                    "is required for OV and EV certificates",
+                ));
+            }
+            Ok(s)
+        };
+        let company_name = company(&body.company_name, "company_name")?;
+        let company_province = company(&body.company_province, "company_province")?;
+        let company_city = company(&body.company_city, "company_city")?;
+        let country = company(&body.country, "country")?;
+        if !country.is_empty()
+            && !(country.len() == 2 && country.bytes().all(|b| b.is_ascii_alphabetic()))
+        {
+            return Err(DomainError::invalid(
+                "country",
+                "must be a two-letter country code such as CN",
+            ));
+        }
+        let company_unit = text(&body.company_unit);
+        max_chars(&company_unit, 63, "company_unit")?;
+
+        let applicant_name = non_empty(&body.applicant_name, "applicant_name")?;
+        match kind {
+            FormKind::V2 => max_chars(&applicant_name, 63, "applicant_name")?,
+            FormKind::V3 => check_v3_applicant_name(&applicant_name)?,
+        }
+        let applicant_phone = non_empty(&body.applicant_phone, "applicant_phone")?;
+        check_phone(&applicant_phone, "applicant_phone")?;
+        let applicant_email = non_empty(&body.applicant_email, "applicant_email")?;
+        check_email(&applicant_email, "applicant_email")?;
+        let contact_name = text(&body.contact_name);
+        max_chars(&contact_name, 63, "contact_name")?;
+        let contact_phone = text(&body.contact_phone);
+        if !contact_phone.is_empty() {
+            check_phone(&contact_phone, "contact_phone")?;
+        }
+        let contact_email = text(&body.contact_email);
+        if !contact_email.is_empty() {
+            check_email(&contact_email, "contact_email")?;
+        }
+
+        let domain_method = match kind {
+            FormKind::V3 => {
+                let m = non_empty(&body.domain_method, "domain_method")?;
+                if !["DNS", "FILE", "EMAIL"].contains(&m.as_str()) {
+                    return Err(DomainError::invalid(
+                        "domain_method",
+                        "must be one of DNS, FILE, EMAIL",
+                    ));
+                }
+                Some(m)
+            }
+            FormKind::V2 => None,
+        };
+        let key_algorithm = match text(&body.key_algorithm).as_str() {
+            "" => KeyAlgorithm::Rsa2048,
+            s => s.parse().map_err(|_| {
+                DomainError::invalid(
+                    "key_algorithm",
+                    "must be one of RSA_2048, RSA_3072, RSA_4096, EC_P256, EC_P384",
+                )
+            })?,
+        };
+        if let Some(h) = &body.ca_hash_algorithm
+            && !["DEFAULT", "SHA-256", ""].contains(&h.trim())
+        {
+            return Err(DomainError::invalid(
+                "ca_hash_algorithm",
+                "must be DEFAULT or SHA-256",
+            ));
+        }
+        let csr_text = text(&body.csr);
+        let csr = if csr_text.is_empty() {
+            None
+        } else {
+            let parsed = check_csr(&csr_text, &domain, &sans, max_csr)?;
+            Some((csr_text, parsed))
+        };
+
+        Ok(Self {
+            domain,
+            sans,
+            csr,
+            applicant: Applicant {
+                company_name,
+                company_unit,
+                company_province,
+                company_city,
+                country: country.to_ascii_uppercase(),
+                applicant_name,
+                applicant_phone,
+                applicant_email,
+                contact_name,
+                contact_phone,
+                contact_email,
+            },
+            domain_method,
+            key_algorithm,
+        })
+    }
+
+    /// Rebuilds a form from what was stored at `save`.
+    pub fn from_record(rec: &ApplicationRecord) -> Result<Self, DomainError> {
+        let applicant: Applicant = serde_json::from_str(&rec.form_json).map_err(|e| {
+            DomainError::Internal(format!("stored application does not parse: {e}"))
+        })?;
+        let (domain, sans) = parse_names(&rec.domain, &rec.sans, usize::MAX)
+            .map_err(|e| DomainError::Internal(format!("stored application names: {e}")))?;
+        let csr = match &rec.csr_pem {
+            Some(pem) => Some((pem.clone(), check_csr(pem, &domain, &sans, usize::MAX)?)),
+            None => None,
+        };
+        let key_algorithm = rec
+            .key_algorithm
+            .as_deref()
+            .and_then(|k| k.parse().ok())
+            .unwrap_or(KeyAlgorithm::Rsa2048);
+        Ok(Self {
+            domain,
+            sans,
+            csr,
+            applicant,
+            domain_method: rec.validation_method.clone(),
+            key_algorithm,
+        })
+    }
+
+    /// All names: the domain first, then the SANs.
+    pub fn names(&self) -> Vec<DomainName> {
+        std::iter::once(self.domain.clone())
+            .chain(self.sans.iter().cloned())
+            .collect()
+    }
+
+    /// The stored form.
+    pub fn to_record(&self) -> Result<ApplicationRecord, DomainError> {
+        Ok(ApplicationRecord {
+            domain: self.domain.to_string(),
+            sans: self
+                .sans
+                .iter()
+                .map(DomainName::as_str)
+                .collect::<Vec<_>>()
+                .join(";"),
+            form_json: serde_json::to_string(&self.applicant)
+                .map_err(|e| DomainError::Internal(format!("application to JSON: {e}")))?,
+            csr_pem: self.csr.as_ref().map(|(pem, _)| pem.clone()),
+            validation_method: self.domain_method.clone(),
+            key_algorithm: Some(self.key_algorithm.as_str().to_owned()),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn v2_seed() -> ApplicationBody {
+        serde_json::from_str(
+            r#"{"domain": "www.xzz.test", "company_name": "Huawei Chengdu branch", "company_province": "Sichuan",
+                "company_city": "Chengdu", "applicant_name": "Tom", "applicant_phone": "13212345678",
+                "applicant_email": "9997342346@qq.com", "csr": "", "sans": "", "country": "CN",
+                "company_unit": "Human Resource Dept", "contact_name": "Jacky", "contact_phone": "13512345678",
+                "contact_email": "jk@jk.ff", "agree_privacy_protection": true}"#,
+        )
+        .unwrap()
+    }
+
+    fn v3_capture() -> ApplicationBody {
+        serde_json::from_str(
+            r#"{"domain": "www.example.test", "applicant_name": "Tom Smith", "applicant_phone": "13212345678",
+                "applicant_email": "tom@example.com", "agree_privacy_protection": true, "domain_method": "DNS"}"#,
+        )
+        .unwrap()
+    }
+
+    fn field(r: Result<ApplicationForm, DomainError>) -> String {
+        match r {
+            Err(DomainError::InvalidParameter { field, .. }) => field,
+            other => panic!("expected InvalidParameter, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn documented_examples_parse() {
+        let f = ApplicationForm::parse(&v2_seed(), FormKind::V2, true).unwrap();
+        assert_eq!(f.domain.as_str(), "www.xzz.test");
+        assert!(f.sans.is_empty() && f.csr.is_none());
+        assert_eq!(f.applicant.country, "CN");
+        let f = ApplicationForm::parse(&v3_capture(), FormKind::V3, false).unwrap();
+        assert_eq!(f.key_algorithm, KeyAlgorithm::Rsa2048);
+        let rec = f.to_record().unwrap();
+        let back = ApplicationForm::from_record(&rec).unwrap();
+        assert_eq!(back.applicant, f.applicant);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let cases: Vec<(fn(&mut ApplicationBody), FormKind, &str)> = vec![
+            (
+                |b| b.agree_privacy_protection = Some(false),
+                FormKind::V2,
+                "agree_privacy_protection",
+            ),
+            (|b| b.domain = None, FormKind::V2, "domain"),
+            (
+                |b| b.domain = Some("not a domain".into()),
+                FormKind::V2,
+                "domain",
+            ),
+            (
+                |b| b.sans = Some("a.test;a.test".into()),
+                FormKind::V2,
+                "sans",
+            ),
+            (
+                |b| b.sans = Some("www.xzz.test".into()),
+                FormKind::V2,
+                "sans",
+            ),
+            (|b| b.company_name = None, FormKind::V2, "company_name"),
+            (
+                |b| b.company_city = Some(String::new()),
+                FormKind::V2,
+                "company_city",
+            ),
+            (
+                |b| b.company_unit = Some("x".repeat(64)),
+                FormKind::V2,
+                "company_unit",
+            ),
+            (|b| b.country = Some("CHN".into()), FormKind::V2, "country"),
+            (
+                |b| b.applicant_email = Some("example.huawei.com".into()),
+                FormKind::V2,
+                "applicant_email",
+            ),
+            (
+                |b| b.applicant_phone = Some("call me".into()),
+                FormKind::V2,
+                "applicant_phone",
+            ),
+            (
+                |b| b.contact_email = Some("a@b".into()),
+                FormKind::V2,
+                "contact_email",
+            ),
+            (
+                |b| b.applicant_name = Some("x".repeat(64)),
+                FormKind::V2,
+                "applicant_name",
+            ),
+            (
+                |b| {
+                    b.csr = Some("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----".into())
+                },
+                FormKind::V2,
+                "csr",
+            ),
+        ];
+        for (i, (mutate, kind, want)) in cases.into_iter().enumerate() {
+            let mut b = v2_seed();
+            mutate(&mut b);
+            assert_eq!(
+                field(ApplicationForm::parse(&b, kind, true)),
+                want,
+                "case {i}"
+            );
+        }
+        let v3_cases: Vec<(fn(&mut ApplicationBody), &str)> = vec![
+            (|b| b.applicant_name = Some("Tom".into()), "applicant_name"),
+            (|b| b.applicant_name = Some("Tom9".into()), "applicant_name"),
+            (|b| b.domain_method = None, "domain_method"),
+            (|b| b.domain_method = Some("HTTP".into()), "domain_method"),
+            (
+                |b| b.key_algorithm = Some("RSA_1024".into()),
+                "key_algorithm",
+            ),
+            (
+                |b| b.ca_hash_algorithm = Some("MD5".into()),
+                "ca_hash_algorithm",
+            ),
+            (|b| b.country = Some("C1".into()), "country"),
+        ];
+        for (i, (mutate, want)) in v3_cases.into_iter().enumerate() {
+            let mut b = v3_capture();
+            mutate(&mut b);
+            assert_eq!(
+                field(ApplicationForm::parse(&b, FormKind::V3, false)),
+                want,
+                "v3 case {i}"
+            );
+        }
+        // OV/EV needs the company on v3 too.
+        assert_eq!(
+            field(ApplicationForm::parse(&v3_capture(), FormKind::V3, true)),
+            "company_name"
+        );
+    }
+
+    #[test]
+    fn csr_names_must_match() {
+        let key = scm_pki::PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+        let kp = rcgen_keypair(&key);
+        let mut params = rcgen::CertificateParams::new(vec![
+            "www.xzz.test".to_string(),
+            "api.xzz.test".to_string(),
+        ])
+        .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "www.xzz.test");
+        let pem = params.serialize_request(&kp).unwrap().pem().unwrap();
+        let mut b = v2_seed();
+        b.csr = Some(pem.clone());
+        assert_eq!(field(ApplicationForm::parse(&b, FormKind::V2, true)), "csr");
+        b.sans = Some("api.xzz.test".into());
+        let f = ApplicationForm::parse(&b, FormKind::V2, true).unwrap();
+        assert!(f.csr.is_some());
+    }
+
+    fn rcgen_keypair(key: &scm_pki::PrivateKey) -> rcgen::KeyPair {
+        rcgen::KeyPair::from_pem(&key.to_pem()).unwrap()
+    }
+}

@@ -290,9 +290,8 @@ impl ApplicationForm {
         let company_province = company(&body.company_province, "company_province")?;
         let company_city = company(&body.company_city, "company_city")?;
         let country = company(&body.country, "country")?;
-        if !country.is_empty()
-            && !(country.len() == 2 && country.bytes().all(|b| b.is_ascii_alphabetic()))
-        {
+        let two_letters = country.len() == 2 && country.bytes().all(|b| b.is_ascii_alphabetic());
+        if !country.is_empty() && !two_letters {
             return Err(DomainError::invalid(
                 "country",
                 "must be a two-letter country code such as CN",
@@ -434,7 +433,12 @@ impl ApplicationForm {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity
+)]
 mod tests {
     use super::*;
 

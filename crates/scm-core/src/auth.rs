@@ -1,9 +1,10 @@
 //! Authentication: `SDK-HMAC-SHA256` signatures exactly as the official SDKs make them, and
 //! `X-Auth-Token` bearer tokens obtained from `POST /v3/auth/tokens`.
 //!
-//! Credentials are cached in memory for a short, configurable time (default 2 s) so that a signed
-//! request costs no database round trip; a revocation made by another process (the admin CLI, or
-//! another server on the same PostgreSQL) therefore takes effect within that time.
+//! By default every signed request reads its credential from the store, so a revocation by the
+//! admin CLI (or another server on the same PostgreSQL) takes effect at once. Operators who prefer
+//! throughput can cache credentials for a few seconds (`credential_cache_seconds`); a revocation
+//! then takes effect within that time.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -88,7 +89,6 @@ pub(crate) struct CachedCredential {
     pub project: ProjectId,
     pub secret: SecretKey,
     pub status: CredentialStatus,
-    pub projects: Vec<ProjectId>,
     pub fetched_ms: i64,
 }
 

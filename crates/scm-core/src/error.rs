@@ -7,8 +7,8 @@ use scm_proto::CertificateStatus;
 use crate::auth::AuthFailure;
 
 /// Why a domain operation was refused or failed.
+// Not `non_exhaustive`: the HTTP layer must match every variant, with no catch-all arm.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum DomainError {
     /// A request field is missing, of the wrong type or out of range. `field` is the JSON path.
     #[error("{field}: {reason}")]

@@ -210,7 +210,7 @@ impl PurchaseSpec {
             max_orders,
             "order_number",
         )?;
-        if required(&body.agree_privacy_protection, "agree_privacy_protection")? != true {
+        if !required(&body.agree_privacy_protection, "agree_privacy_protection")? {
             return Err(DomainError::invalid(
                 "agree_privacy_protection",
                 "must be true",
@@ -292,7 +292,12 @@ impl PurchaseSpec {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity
+)]
 mod tests {
     use super::*;
 

@@ -48,10 +48,11 @@ pub fn secret_key() -> Result<String, DomainError> {
     let mut out = String::with_capacity(40);
     while out.len() < 40 {
         for b in bytes::<64>()? {
-            if b < 248 && out.len() < 40 {
-                if let Some(c) = ALPHABET.get(usize::from(b % 62)) {
-                    out.push(char::from(*c));
-                }
+            if b < 248
+                && out.len() < 40
+                && let Some(c) = ALPHABET.get(usize::from(b % 62))
+            {
+                out.push(char::from(*c));
             }
         }
     }

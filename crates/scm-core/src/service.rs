@@ -31,7 +31,7 @@ pub struct CoreConfig {
     pub max_skew: time::Duration,
     /// Lifetime of `X-Auth-Token`s (default 24 hours).
     pub token_ttl: time::Duration,
-    /// How long a credential stays cached (default 2 s; zero disables the cache).
+    /// How long a credential stays cached (default 0: no cache, revocation is immediate).
     pub credential_cache_ttl: time::Duration,
     /// Validity of issued leaves (default 365 days).
     pub leaf_validity: time::Duration,
@@ -44,7 +44,7 @@ impl Default for CoreConfig {
         Self {
             max_skew: time::Duration::minutes(15),
             token_ttl: time::Duration::hours(24),
-            credential_cache_ttl: time::Duration::seconds(2),
+            credential_cache_ttl: time::Duration::ZERO,
             leaf_validity: time::Duration::days(365),
             push_targets: Vec::new(),
         }
@@ -180,19 +180,11 @@ impl Scm {
         let Some(rec) = self.store.credential(ak).await? else {
             return Ok(None);
         };
-        let projects = self
-            .store
-            .projects(&rec.domain_id)
-            .await?
-            .into_iter()
-            .map(|p| p.project_id)
-            .collect();
         let cached = CachedCredential {
             secret: open_secret(&self.master, ak, &rec.secret_sealed)?,
             account: rec.domain_id,
             project: rec.project_id,
             status: rec.status,
-            projects,
             fetched_ms: now_ms,
         };
         if ttl_ms > 0 {
@@ -282,11 +274,6 @@ impl Scm {
     pub async fn project_scope(&self, p: &Principal, raw: &str) -> Result<ProjectId, DomainError> {
         let id = ProjectId::try_from(raw).map_err(|_| DomainError::OtherTenant)?;
         if id == p.project {
-            return Ok(id);
-        }
-        if let Some(c) = self.creds.get(&p.access_key, self.clock.now_ms(), i64::MAX)
-            && c.projects.contains(&id)
-        {
             return Ok(id);
         }
         match self.store.project(&id).await? {

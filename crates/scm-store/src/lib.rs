@@ -46,6 +46,14 @@ pub trait Store: Send + Sync + 'static {
     /// Which database this is.
     fn backend(&self) -> Backend;
 
+    /// `sqlite` or `postgres`, for messages.
+    fn backend_name(&self) -> &'static str {
+        match self.backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
     /// Creates the first account, its project, its credential and the built-in CA in one
     /// transaction, unless the store was bootstrapped already (then returns `false`, writes nothing).
     async fn bootstrap(&self, b: &Bootstrap) -> Result<bool>;

@@ -216,15 +216,11 @@ async fn order(
         status: CertificateStatus::Paid,
         description: String::new(),
     };
-    loop {
-        match store.create_order(&rec, &template, n, now_ms).await {
-            Ok(ids) => return ids,
-            // The random part above is weak; retry like the domain does on an order id collision.
-            Err(StoreError::Conflict(_)) => {
-                return Box::pin(order(store, a, p, n, now_ms)).await;
-            }
-            Err(e) => panic!("{e}"),
-        }
+    match store.create_order(&rec, &template, n, now_ms).await {
+        Ok(ids) => ids,
+        // The random part above is weak; retry like the domain does on an order id collision.
+        Err(StoreError::Conflict(_)) => Box::pin(order(store, a, p, n, now_ms)).await,
+        Err(e) => panic!("{e}"),
     }
 }
 

@@ -1,0 +1,243 @@
+//! `openscm admin`: accounts, projects, credentials and issuance policies, straight in the store.
+//! Output is JSON, so scripts can read it.
+
+use clap::Subcommand;
+use scm_proto::{AccessKeyId, DomainId, ProjectId};
+
+use crate::config::{self, CommonArgs};
+
+/// Admin commands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Accounts (tenants).
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Projects of an account.
+    Project {
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
+    /// AK/SK credentials.
+    Credential {
+        #[command(subcommand)]
+        command: CredentialCommand,
+    },
+    /// Issuance policy: the name suffixes the built-in CA may issue for in an account.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+/// Account commands.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account with a project named "default"; prints {domain_id, name, project_id}.
+    Create {
+        /// Unique account name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List accounts.
+    List,
+}
+
+/// Project commands.
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project in an account; prints {project_id, domain_id, name}.
+    Create {
+        /// Account (domain) id.
+        #[arg(long)]
+        account: String,
+        /// Project name (by convention a region name).
+        #[arg(long)]
+        name: String,
+    },
+    /// List the projects of an account.
+    List {
+        /// Account (domain) id.
+        #[arg(long)]
+        account: String,
+    },
+}
+
+/// Credential commands.
+#[derive(Debug, Subcommand)]
+pub enum CredentialCommand {
+    /// Create an AK/SK for an account; prints the secret once.
+    Create {
+        /// Account (domain) id.
+        #[arg(long)]
+        account: String,
+        /// Project the credential defaults to [default: the account's first project].
+        #[arg(long)]
+        project: Option<String>,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List credentials (never their secrets).
+    List {
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Revoke a credential: its signatures and tokens stop working.
+    Revoke {
+        /// The access key.
+        access_key: String,
+    },
+}
+
+/// Policy commands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Replace an account's issuance policy.
+    Set {
+        /// Account (domain) id.
+        #[arg(long)]
+        account: String,
+        /// `;`-separated name suffixes, e.g. ".test;.internal;example.com".
+        #[arg(long)]
+        allow: String,
+    },
+}
+
+fn domain(s: &str) -> anyhow::Result<DomainId> {
+    DomainId::try_from(s).map_err(|_| {
+        anyhow::anyhow!("{s:?} is not an account (domain) id: 32 lower-case hex characters")
+    })
+}
+
+fn print(v: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn err(e: scm_core::DomainError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+/// Runs an admin command.
+pub async fn run(common: &CommonArgs, command: AdminCommand) -> anyhow::Result<()> {
+    let cfg = config::resolve(common, None)?;
+    let (scm, _) = crate::server::open(&cfg).await?;
+    match command {
+        AdminCommand::Account {
+            command: AccountCommand::Create { name },
+        } => {
+            let (a, p) = scm.create_account(&name).await.map_err(err)?;
+            print(
+                &serde_json::json!({"domain_id": a.domain_id.as_str(), "name": a.name, "project_id": p.project_id.as_str()}),
+            )
+        }
+        AdminCommand::Account {
+            command: AccountCommand::List,
+        } => {
+            let accounts = scm.store().accounts().await?;
+            print(&serde_json::Value::Array(
+                accounts
+                    .iter()
+                    .map(|a| serde_json::json!({"domain_id": a.domain_id.as_str(), "name": a.name, "policy": a.policy}))
+                    .collect(),
+            ))
+        }
+        AdminCommand::Project {
+            command: ProjectCommand::Create { account, name },
+        } => {
+            let p = scm
+                .create_project(&domain(&account)?, &name)
+                .await
+                .map_err(err)?;
+            print(
+                &serde_json::json!({"project_id": p.project_id.as_str(), "domain_id": p.domain_id.as_str(), "name": p.name}),
+            )
+        }
+        AdminCommand::Project {
+            command: ProjectCommand::List { account },
+        } => {
+            let projects = scm.store().projects(&domain(&account)?).await?;
+            print(&serde_json::Value::Array(
+                projects
+                    .iter()
+                    .map(|p| serde_json::json!({"project_id": p.project_id.as_str(), "domain_id": p.domain_id.as_str(), "name": p.name}))
+                    .collect(),
+            ))
+        }
+        AdminCommand::Credential {
+            command:
+                CredentialCommand::Create {
+                    account,
+                    project,
+                    description,
+                },
+        } => {
+            let project = match project {
+                Some(p) => Some(
+                    ProjectId::try_from(p.as_str())
+                        .map_err(|_| anyhow::anyhow!("{p:?} is not a project id"))?,
+                ),
+                None => None,
+            };
+            let c = scm
+                .create_credential(&domain(&account)?, project.as_ref(), &description)
+                .await
+                .map_err(err)?;
+            print(&serde_json::json!({
+                "access_key": c.access_key.as_str(),
+                "secret_key": c.secret_key.expose(),
+                "domain_id": c.domain_id.as_str(),
+                "project_id": c.project_id.as_str(),
+            }))
+        }
+        AdminCommand::Credential {
+            command: CredentialCommand::List { account },
+        } => {
+            let account = account.as_deref().map(domain).transpose()?;
+            let creds = scm.credentials(account.as_ref()).await.map_err(err)?;
+            print(&serde_json::Value::Array(
+                creds
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "access_key": c.access_key.as_str(),
+                            "domain_id": c.domain_id.as_str(),
+                            "project_id": c.project_id.as_str(),
+                            "status": c.status.as_str(),
+                            "description": c.description,
+                            "created_ms": c.created_ms,
+                            "revoked_ms": c.revoked_ms,
+                        })
+                    })
+                    .collect(),
+            ))
+        }
+        AdminCommand::Credential {
+            command: CredentialCommand::Revoke { access_key },
+        } => {
+            let ak = AccessKeyId::try_from(access_key.as_str())
+                .map_err(|_| anyhow::anyhow!("{access_key:?} is not an access key"))?;
+            if scm.revoke_credential(&ak).await.map_err(err)? {
+                print(&serde_json::json!({"access_key": ak.as_str(), "status": "revoked"}))
+            } else {
+                anyhow::bail!("no active credential {ak}")
+            }
+        }
+        AdminCommand::Policy {
+            command: PolicyCommand::Set { account, allow },
+        } => {
+            if scm
+                .set_policy(&domain(&account)?, &allow)
+                .await
+                .map_err(err)?
+            {
+                print(&serde_json::json!({"domain_id": account, "policy": allow}))
+            } else {
+                anyhow::bail!("no account {account}")
+            }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Configuration: a TOML file (unknown keys refused, the key named), every setting also as a flag
+//! and an `OPENSCM_*` environment variable. Precedence: flag/env > file > default. The result is a
+//! [`RuntimeConfig`] in which nothing that must be set is optional.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use scm_core::CoreConfig;
+use scm_core::deploy::{PushTarget, PushTargetConfig};
+use serde::Deserialize;
+
+/// The config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// Directory for the SQLite database, master key and credentials file.
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://...` or `postgres://...`; default: SQLite in the data dir.
+    pub database_url: Option<String>,
+    /// Master key file; default `<data_dir>/master.key`.
+    pub master_key_file: Option<PathBuf>,
+    /// Endpoint written into credentials.json for clients; default `http://<listen>`.
+    pub public_endpoint: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    /// Allowed X-Sdk-Date skew in seconds (default 900).
+    pub max_clock_skew_seconds: Option<u64>,
+    /// X-Auth-Token lifetime in seconds (default 86400).
+    pub token_ttl_seconds: Option<u64>,
+    /// Seconds a credential may be cached (default 0: revocation is immediate).
+    pub credential_cache_seconds: Option<u64>,
+    /// Validity of issued certificates in days (default 365).
+    pub leaf_validity_days: Option<u64>,
+    /// Seconds to let requests in flight finish on SIGTERM (default 30).
+    pub shutdown_grace_seconds: Option<u64>,
+    /// Where pushes go.
+    #[serde(default)]
+    pub push_targets: Vec<PushTargetConfig>,
+}
+
+/// Settings shared by `server` and `admin` (flags with env fallbacks).
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// TOML config file.
+    #[arg(long, env = "OPENSCM_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (SQLite database, master key, credentials.json) [default: ./openscm-data].
+    #[arg(long, env = "OPENSCM_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DB [default: SQLite in the data dir].
+    #[arg(long, env = "OPENSCM_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Master key file (32 random bytes, hex) [default: DATA_DIR/master.key].
+    #[arg(long, env = "OPENSCM_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "OPENSCM_LOG_FORMAT", global = true)]
+    pub log_format: Option<String>,
+}
+
+/// Settings of `server` only.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "OPENSCM_LISTEN")]
+    pub listen: Option<String>,
+    /// Endpoint clients use, written to credentials.json [default: http://LISTEN].
+    #[arg(long, env = "OPENSCM_PUBLIC_ENDPOINT")]
+    pub public_endpoint: Option<String>,
+    /// Allowed X-Sdk-Date clock skew in seconds [default: 900].
+    #[arg(long, env = "OPENSCM_MAX_CLOCK_SKEW_SECONDS")]
+    pub max_clock_skew_seconds: Option<u64>,
+    /// Lifetime of X-Auth-Token tokens in seconds [default: 86400].
+    #[arg(long, env = "OPENSCM_TOKEN_TTL_SECONDS")]
+    pub token_ttl_seconds: Option<u64>,
+    /// Seconds a credential may be cached; 0 makes revocation immediate [default: 0].
+    #[arg(long, env = "OPENSCM_CREDENTIAL_CACHE_SECONDS")]
+    pub credential_cache_seconds: Option<u64>,
+    /// Validity of certificates issued by the built-in CA, in days [default: 365].
+    #[arg(long, env = "OPENSCM_LEAF_VALIDITY_DAYS")]
+    pub leaf_validity_days: Option<u64>,
+    /// Seconds requests in flight may take to finish after SIGTERM [default: 30].
+    #[arg(long, env = "OPENSCM_SHUTDOWN_GRACE_SECONDS")]
+    pub shutdown_grace_seconds: Option<u64>,
+    /// Push targets as an inline TOML array, replacing those of the config file, e.g.
+    /// '[{name="a", kind="nginx", ...}]'.
+    #[arg(long, env = "OPENSCM_PUSH_TARGETS")]
+    pub push_targets: Option<String>,
+}
+
+/// Everything resolved.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// Master key file.
+    pub master_key_file: PathBuf,
+    /// Endpoint for clients.
+    pub public_endpoint: String,
+    /// JSON logs?
+    pub json_logs: bool,
+    /// Grace period on shutdown.
+    pub shutdown_grace: std::time::Duration,
+    /// Domain settings.
+    pub core: CoreConfig,
+}
+
+/// Reads the config file, if any.
+pub fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("config file {}: {}", path.display(), e.message()))
+}
+
+fn secs(v: u64) -> time::Duration {
+    time::Duration::seconds(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+/// Merges flags/env, file and defaults.
+pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Result<RuntimeConfig> {
+    let file = read_file(common.config.as_deref())?;
+    let data_dir = common
+        .data_dir
+        .clone()
+        .or(file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("openscm-data"));
+    let listen_raw = server
+        .and_then(|s| s.listen.clone())
+        .or(file.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen: SocketAddr = listen_raw.parse().with_context(|| {
+        format!("listen: {listen_raw:?} is not an address such as 127.0.0.1:8080")
+    })?;
+    let database_url = match common.database_url.clone().or(file.database_url.clone()) {
+        Some(u) => u,
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("openscm.db").display()
+        ),
+    };
+    if scm_store::Backend::of_url(&database_url).is_none() {
+        bail!("database_url must start with sqlite:// or postgres://");
+    }
+    let master_key_file = common
+        .master_key_file
+        .clone()
+        .or(file.master_key_file.clone())
+        .unwrap_or_else(|| data_dir.join("master.key"));
+    let public_endpoint = server
+        .and_then(|s| s.public_endpoint.clone())
+        .or(file.public_endpoint.clone())
+        .unwrap_or_else(|| {
+            let host = if listen.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                listen.ip().to_string()
+            };
+            let host = if listen.is_ipv6() && !listen.ip().is_unspecified() {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            format!("http://{host}:{}", listen.port())
+        });
+    let log_format = common
+        .log_format
+        .clone()
+        .or(file.log_format.clone())
+        .unwrap_or_else(|| "text".into());
+    let json_logs = match log_format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => bail!("log_format: {other:?} is not text or json"),
+    };
+    let pick =
+        |flag: Option<u64>, file: Option<u64>, default: u64| flag.or(file).unwrap_or(default);
+    let push_configs = match server.and_then(|s| s.push_targets.clone()) {
+        Some(inline) => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Wrapper {
+                push_targets: Vec<PushTargetConfig>,
+            }
+            let w: Wrapper = toml::from_str(&format!("push_targets = {inline}"))
+                .map_err(|e| anyhow::anyhow!("OPENSCM_PUSH_TARGETS: {}", e.message()))?;
+            w.push_targets
+        }
+        None => file.push_targets,
+    };
+    let mut push_targets = Vec::new();
+    for c in &push_configs {
+        let t = PushTarget::from_config(c).map_err(|e| anyhow::anyhow!(e))?;
+        if push_targets.iter().any(|x: &PushTarget| x.name == t.name) {
+            bail!("push_targets: the name {:?} is used twice", t.name);
+        }
+        push_targets.push(t);
+    }
+    let core = CoreConfig {
+        max_skew: secs(pick(
+            server.and_then(|s| s.max_clock_skew_seconds),
+            file.max_clock_skew_seconds,
+            900,
+        )),
+        token_ttl: secs(pick(
+            server.and_then(|s| s.token_ttl_seconds),
+            file.token_ttl_seconds,
+            86_400,
+        )),
+        credential_cache_ttl: secs(pick(
+            server.and_then(|s| s.credential_cache_seconds),
+            file.credential_cache_seconds,
+            0,
+        )),
+        leaf_validity: secs(
+            pick(
+                server.and_then(|s| s.leaf_validity_days),
+                file.leaf_validity_days,
+                365,
+            )
+            .saturating_mul(86_400),
+        ),
+        push_targets,
+    };
+    let shutdown_grace = std::time::Duration::from_secs(pick(
+        server.and_then(|s| s.shutdown_grace_seconds),
+        file.shutdown_grace_seconds,
+        30,
+    ));
+    Ok(RuntimeConfig {
+        listen,
+        data_dir,
+        database_url,
+        master_key_file,
+        public_endpoint,
+        json_logs,
+        shutdown_grace,
+        core,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\nlisten_adress = 3\n")
+            .unwrap_err();
+        assert!(e.message().contains("listen_adress"), "{}", e.message());
+        let e = toml::from_str::<FileConfig>("[[push_targets]]\nname = \"a\"\nkind = \"nginx\"\naccount = \"x\"\nservice = \"ELB\"\nreload = []\n")
+            .unwrap_err();
+        assert!(e.message().contains("reload"), "{}", e.message());
+    }
+}

@@ -1,0 +1,145 @@
+//! The one place where errors become HTTP responses. Every [`DomainError`] variant is matched
+//! explicitly (no catch-all arm), so a new variant does not compile until it is mapped.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use scm_core::DomainError;
+use scm_proto::{ErrorBody, codes};
+
+/// An error answer.
+#[derive(Debug)]
+pub enum ApiError {
+    /// From the domain.
+    Domain(DomainError),
+    /// The body is not JSON of the expected shape; `field` is the JSON path.
+    BadJson {
+        /// Path of the offending field (`body` for syntax errors).
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No such route.
+    RouteNotFound,
+    /// Route exists, method does not.
+    MethodNotAllowed,
+    /// Body larger than [`crate::MAX_BODY`].
+    BodyTooLarge,
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        Self::Domain(e)
+    }
+}
+
+/// What the access log needs to know about an error answer; the internal cause stays here.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorNote {
+    pub code: &'static str,
+    pub internal: Option<String>,
+}
+
+fn status_code_message(e: &ApiError) -> (StatusCode, &'static str, String) {
+    match e {
+        ApiError::Domain(d) => match d {
+            DomainError::InvalidParameter { field, reason } => (
+                StatusCode::BAD_REQUEST,
+                codes::INVALID_PARAMETER,
+                format!("Incorrect request parameter: {field} {reason}."),
+            ),
+            DomainError::MalformedCertificateId => (
+                StatusCode::BAD_REQUEST,
+                codes::ABNORMAL_CERTIFICATE_ID,
+                "Abnormal certificate ID.".into(),
+            ),
+            DomainError::CertificateNotFound => (
+                StatusCode::NOT_FOUND,
+                codes::CERTIFICATE_NOT_FOUND,
+                "Incorrect certificate ID.".into(),
+            ),
+            DomainError::OtherTenant => (
+                StatusCode::FORBIDDEN,
+                codes::TENANT_NO_PRIVILEGE,
+                "Tenant has no privilege.".into(),
+            ),
+            DomainError::WrongStatus(s) => (
+                StatusCode::BAD_REQUEST,
+                codes::WRONG_STATUS,
+                format!(
+                    "This operation is not allowed by the current certificate type or status ({s})."
+                ),
+            ),
+            DomainError::DomainMismatch(m) => (
+                StatusCode::BAD_REQUEST,
+                codes::DOMAIN_MISMATCH,
+                format!(
+                    "The number or format of domain names entered does not meet the requirements of your certificate: {m}."
+                ),
+            ),
+            DomainError::NoPushTarget { service, region } => (
+                StatusCode::BAD_REQUEST,
+                codes::PUSH_UNSUPPORTED,
+                format!(
+                    "Certificates cannot be pushed to this service: no {service} target is configured for {region}."
+                ),
+            ),
+            DomainError::PushFailed(cause) => (
+                StatusCode::BAD_REQUEST,
+                codes::PUSH_FAILED,
+                format!("Push cert error: {cause}."),
+            ),
+            DomainError::Unauthenticated(f) => (
+                StatusCode::UNAUTHORIZED,
+                codes::AUTH_FAILED,
+                f.message().into(),
+            ),
+            DomainError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL,
+                "Internal server error.".into(),
+            ),
+        },
+        ApiError::BadJson { field, reason } => (
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_PARAMETER,
+            format!("Incorrect request parameter: {field} {reason}."),
+        ),
+        ApiError::RouteNotFound => (
+            StatusCode::NOT_FOUND,
+            codes::ROUTE_NOT_FOUND,
+            "The API does not exist or has not been published in the environment.".into(),
+        ),
+        ApiError::MethodNotAllowed => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            codes::METHOD_NOT_ALLOWED,
+            "The method is not allowed on this API.".into(),
+        ),
+        ApiError::BodyTooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::BODY_TOO_LARGE,
+            "The request body is too large.".into(),
+        ),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = status_code_message(&self);
+        let internal = match &self {
+            ApiError::Domain(DomainError::Internal(cause)) => Some(cause.clone()),
+            ApiError::Domain(DomainError::PushFailed(cause)) => Some(cause.clone()),
+            _ => None,
+        };
+        let mut resp = (
+            status,
+            Json(ErrorBody {
+                error_code: code.to_owned(),
+                error_msg: message.chars().take(1024).collect(),
+            }),
+        )
+            .into_response();
+        resp.extensions_mut().insert(ErrorNote { code, internal });
+        resp
+    }
+}

@@ -1,0 +1,742 @@
+"""Helpers for the OpenSCM end-to-end suite: the server process, request signing,
+the nginx harness, PostgreSQL databases and certificate checks.
+
+Everything here is plain Python so that test modules can import it directly
+(`from e2e_helpers import ...`); the pytest fixtures live in conftest.py.
+"""
+
+import datetime as _dt
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.parse
+from pathlib import Path
+
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from huaweicloudsdkcore.auth.credentials import BasicCredentials, GlobalCredentials
+from huaweicloudsdkcore.http.http_config import HttpConfig
+from huaweicloudsdkcore.sdk_request import SdkRequest
+
+E2E_DIR = Path(__file__).resolve().parent
+REPO_ROOT = E2E_DIR.parent.parent
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+CERT_ID = re.compile(r"^scs[0-9]{13}$")
+ORDER_ID = re.compile(r"^CS[0-9A-Z]{15}$")
+SHOW_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.0$")
+APIGW_AUTH_CODE = re.compile(r"^APIGW\.03\d\d$")
+
+# The User-Agent the SDK sends starts with this; raw v2/v3 calls use it too.
+USER_AGENT = "huaweicloud-usdk-python/3.0; openscm-e2e"
+
+
+class E2EError(AssertionError):
+    """A harness-level failure (a component is missing or misbehaves)."""
+
+
+# --------------------------------------------------------------------------- misc
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if not path:
+        raise E2EError(
+            f"required tool {name!r} is not installed (tests/e2e/run.sh installs it with apt-get)"
+        )
+    return path
+
+
+def tail(path: Path, limit: int = 6000) -> str:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return f"<cannot read {path}: {exc}>"
+    text = data[-limit:].decode("utf-8", "replace")
+    return ("...\n" if len(data) > limit else "") + text
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# --------------------------------------------------------------------------- signing
+
+
+def sign_sdk_request(method, host, path, *, ak, sk, query=None, headers=None, body=None,
+                     project_id=None, domain_id=None, schema="http"):
+    """Sign a request exactly as the official Python SDK does.
+
+    Uses huaweicloudsdkcore's own code path: an `SdkRequest` signed by
+    `BasicCredentials(ak, sk, project_id).sign_request` (adds X-Project-Id; what a v2
+    client would use) when `project_id` is given, else by
+    `GlobalCredentials(ak, sk, domain_id).sign_request` (adds X-Domain-Id when the
+    domain id is set; what ScmClient uses). Returns the signed SdkRequest: its
+    `header_params` are the headers to send, `uri` the path + canonical query, and
+    `body` the exact bytes to send (or None).
+    """
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    request = SdkRequest(
+        method=method.upper(),
+        schema=schema,
+        host=host,
+        resource_path=path,
+        query_params=list(query or []),
+        header_params=dict(headers or {}),
+        body=body,
+    )
+    if project_id is not None:
+        credentials = BasicCredentials(ak, sk, project_id)
+    else:
+        credentials = GlobalCredentials(ak, sk, domain_id)
+    return credentials.sign_request(request)
+
+
+def sdk_date(when: _dt.datetime) -> str:
+    return when.astimezone(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+class Resp:
+    """An HTTP response: unpacks as (status, headers, json); `.text` is the raw body."""
+
+    def __init__(self, response: requests.Response):
+        self.status = response.status_code
+        self.headers = response.headers
+        self.text = response.text
+        try:
+            self.json = response.json() if response.content else None
+        except ValueError:
+            self.json = None
+
+    def __iter__(self):
+        return iter((self.status, self.headers, self.json))
+
+    def __repr__(self):
+        return f"<Resp {self.status} {self.text[:500]!r}>"
+
+
+def assert_request_id(headers) -> str:
+    rid = headers.get("X-Request-Id")
+    assert rid is not None, f"response has no X-Request-Id header: {dict(headers)}"
+    assert HEX32.match(rid), f"X-Request-Id {rid!r} is not 32 lower-case hex"
+    return rid
+
+
+def assert_error(resp: Resp, status: int, code, field: str = None):
+    """Assert an error response: status, error_code (str or regex), and optionally that
+    error_msg names `field`."""
+    assert resp.status == status, f"expected HTTP {status}, got {resp!r}"
+    body = resp.json
+    assert isinstance(body, dict), f"error body is not a JSON object: {resp.text!r}"
+    assert set(body) >= {"error_code", "error_msg"}, f"error body lacks keys: {body}"
+    if isinstance(code, re.Pattern):
+        assert code.match(body["error_code"]), f"error_code {body['error_code']!r} !~ {code.pattern}"
+    else:
+        assert body["error_code"] == code, f"expected {code}, got {body}"
+    if field is not None:
+        assert field in (body["error_msg"] or ""), (
+            f"error_msg does not name the field {field!r}: {body['error_msg']!r}"
+        )
+    assert_request_id(resp.headers)
+    return body
+
+
+# --------------------------------------------------------------------------- server
+
+
+class Server:
+    """One `openscm server` process with its data dir, logs and (optionally) database."""
+
+    def __init__(self, binary: str, workdir: Path, database_url: str = None,
+                 config_text: str = None, port: int = None):
+        self.binary = str(binary)
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.workdir / "data"
+        self.data_dir.mkdir(exist_ok=True)
+        self.log_dir = self.workdir / "logs"
+        self.log_dir.mkdir(exist_ok=True)
+        self.database_url = database_url
+        self.config_path = None
+        self.port = port or free_port()
+        self.proc = None
+        self.starts = 0
+        self._sdk_clients = {}
+        self.session = requests.Session()
+        if config_text is not None:
+            self.write_config(config_text)
+
+    # -- process control
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.log_dir / f"stdout.{self.starts}.log"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.log_dir / f"stderr.{self.starts}.log"
+
+    def write_config(self, text: str):
+        self.config_path = self.workdir / "config.toml"
+        self.config_path.write_text(text)
+
+    def command(self):
+        cmd = [self.binary, "server", "--listen", self.host, "--data-dir", str(self.data_dir)]
+        if self.config_path is not None:
+            cmd += ["--config", str(self.config_path)]
+        if self.database_url:
+            cmd += ["--database-url", self.database_url]
+        return cmd
+
+    def spawn(self):
+        """Start the process without waiting for readiness."""
+        assert self.proc is None, "server already running"
+        self.starts += 1
+        out = open(self.stdout_path, "wb")
+        err = open(self.stderr_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                env=dict(os.environ, NO_COLOR="1"),
+            )
+        finally:
+            out.close()
+            err.close()
+        return self.proc
+
+    def start(self, timeout: float = 20.0):
+        self.spawn()
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                self.proc = None
+                raise E2EError(
+                    f"openscm server exited with code {rc} before becoming ready\n{self.logs()}"
+                )
+            try:
+                r = requests.get(self.url + "/health", timeout=1)
+                if r.status_code == 200:
+                    return self
+                last = f"HTTP {r.status_code}: {r.text[:200]}"
+            except requests.RequestException as exc:
+                last = repr(exc)
+            time.sleep(0.05)
+        self._kill()
+        raise E2EError(
+            f"openscm server not ready after {timeout}s (last: {last})\n{self.logs()}"
+        )
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, wait, and require exit code 0."""
+        if self.proc is None:
+            return 0
+        proc = self.proc
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            raise E2EError(f"openscm server did not exit within {timeout}s of SIGTERM\n{self.logs()}")
+        self.proc = None
+        self.session.close()
+        self.session = requests.Session()
+        if rc != 0:
+            raise E2EError(f"openscm server exited with code {rc} after SIGTERM\n{self.logs()}")
+        return rc
+
+    def restart(self, config_text: str = None):
+        self.stop()
+        if config_text is not None:
+            self.write_config(config_text)
+        self._sdk_clients.clear()
+        return self.start()
+
+    def _kill(self):
+        if self.proc is not None:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            self.proc = None
+
+    def close(self):
+        """Teardown: stop gracefully (asserting rc 0) or kill."""
+        try:
+            self.stop()
+        finally:
+            self._kill()
+
+    def logs(self) -> str:
+        return (
+            f"--- openscm command: {' '.join(self.command())}\n"
+            f"--- stdout ({self.stdout_path}):\n{tail(self.stdout_path)}\n"
+            f"--- stderr ({self.stderr_path}):\n{tail(self.stderr_path)}"
+        )
+
+    # -- bootstrap data
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.data_dir / "credentials.json"
+
+    @property
+    def ca_root_path(self) -> Path:
+        return self.data_dir / "ca-root.pem"
+
+    @property
+    def credentials(self) -> dict:
+        return json.loads(self.credentials_path.read_text())
+
+    # -- admin CLI
+
+    def admin(self, *args, check: bool = True, parse: bool = True):
+        cmd = [self.binary, "admin", "--data-dir", str(self.data_dir)]
+        if self.database_url:
+            cmd += ["--database-url", self.database_url]
+        cmd += [str(a) for a in args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                              env=dict(os.environ, NO_COLOR="1"))
+        if check and proc.returncode != 0:
+            raise E2EError(
+                f"{' '.join(cmd)} exited with {proc.returncode}\n"
+                f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
+            )
+        if not parse:
+            return proc
+        try:
+            return json.loads(proc.stdout)
+        except ValueError:
+            raise E2EError(f"{' '.join(cmd)} did not print JSON: {proc.stdout!r} (stderr {proc.stderr!r})")
+
+    def create_account(self, name: str) -> dict:
+        account = self.admin("account", "create", "--name", name)
+        assert HEX32.match(account["domain_id"]), account
+        assert HEX32.match(account["project_id"]), account
+        assert account["name"] == name, account
+        return account
+
+    def create_credential(self, domain_id: str) -> dict:
+        cred = self.admin("credential", "create", "--account", domain_id)
+        assert cred["domain_id"] == domain_id, cred
+        assert cred["access_key"] and cred["secret_key"], cred
+        return cred
+
+    # -- clients
+
+    def sdk_client(self, creds: dict = None):
+        """An official ScmClient (v3) for `creds` (default: the bootstrap credentials)."""
+        from huaweicloudsdkscm.v3 import ScmClient
+
+        creds = creds or self.credentials
+        key = (creds["access_key"], creds["secret_key"], creds["domain_id"])
+        if key not in self._sdk_clients:
+            config = HttpConfig.get_default_config()
+            config.timeout = (5, 60)
+            self._sdk_clients[key] = (
+                ScmClient.new_builder()
+                .with_http_config(config)
+                .with_credentials(GlobalCredentials(*key))
+                .with_endpoints([self.url])
+                .build()
+            )
+        return self._sdk_clients[key]
+
+    def signed(self, method, path, body=None, *, creds=None, scope="domain", project_id=None,
+               query=None, headers=None, content_type="application/json", date=None,
+               mutate=None, timeout=60) -> Resp:
+        """Send a request signed with the SDK's signer.
+
+        scope="domain": GlobalCredentials(ak, sk, domain_id) as ScmClient does (X-Domain-Id).
+        scope="project": BasicCredentials(ak, sk, project_id) as a v2 client does (X-Project-Id).
+        body: dict/list -> JSON as the SDK serialises it; str/bytes -> sent verbatim; None -> no body.
+        date: a datetime to put in X-Sdk-Date before signing (the signer then signs with it).
+        mutate: callable(headers) -> None, applied to the signed headers before sending.
+        """
+        creds = creds or self.credentials
+        hdrs = {}
+        if content_type is not None:
+            hdrs["Content-Type"] = content_type
+        hdrs["User-Agent"] = USER_AGENT
+        if headers:
+            hdrs.update(headers)
+        if date is not None:
+            hdrs["X-Sdk-Date"] = sdk_date(date)
+        if body is None:
+            raw = None
+        elif isinstance(body, (bytes, bytearray)):
+            raw = bytes(body)
+        elif isinstance(body, str):
+            raw = body.encode("utf-8")
+        else:
+            raw = json.dumps(body).encode("utf-8")  # ", " / ": " separators, like simplejson
+        if scope == "project":
+            req = sign_sdk_request(method, self.host, path, ak=creds["access_key"], sk=creds["secret_key"],
+                                   query=query, headers=hdrs, body=raw,
+                                   project_id=project_id or creds["project_id"])
+        else:
+            req = sign_sdk_request(method, self.host, path, ak=creds["access_key"], sk=creds["secret_key"],
+                                   query=query, headers=hdrs, body=raw, domain_id=creds["domain_id"])
+        send_headers = dict(req.header_params)
+        if mutate is not None:
+            mutate(send_headers)
+        return self.raw(method, req.uri, headers=send_headers, data=req.body, timeout=timeout)
+
+    def raw(self, method, uri, headers=None, data=None, timeout=60) -> Resp:
+        """Send bytes as given (no auth added). requests does not touch bytes bodies."""
+        response = self.session.request(method.upper(), self.url + uri, headers=headers or {},
+                                        data=data, timeout=timeout, allow_redirects=False)
+        resp = Resp(response)
+        assert_request_id(resp.headers)
+        return resp
+
+    def v2(self, method, path, body=None, creds=None, project_id=None, *, sign_project_id=None,
+           **kw) -> Resp:
+        """A v2 call: `path` is relative to /v2/{project_id} (e.g. "/scm/cert/purchase").
+        Signed with BasicCredentials(ak, sk, project) so X-Project-Id is sent, like a real
+        v2 client. project_id defaults to the credential's own project."""
+        creds = creds or self.credentials
+        project_id = project_id or creds["project_id"]
+        return self.signed(method, f"/v2/{project_id}{path}", body, creds=creds, scope="project",
+                           project_id=sign_project_id or project_id, **kw)
+
+    def v3(self, method, path, body=None, creds=None, **kw) -> Resp:
+        """A raw v3 call signed like ScmClient (GlobalCredentials with domain id)."""
+        return self.signed(method, path, body, creds=creds, scope="domain", **kw)
+
+
+def push_target_toml(name, *, account, service, region, cert_path, key_path,
+                     reload_command, test_command=None) -> str:
+    lines = [
+        "[[push_targets]]",
+        f"name = {json.dumps(name)}",
+        'kind = "nginx"',
+        f"account = {json.dumps(account)}",
+        f"service = {json.dumps(service)}",
+        f"region = {json.dumps(region)}",
+        f"cert_path = {json.dumps(str(cert_path))}",
+        f"key_path = {json.dumps(str(key_path))}",
+    ]
+    if test_command is not None:
+        lines.append(f"test_command = {json.dumps([str(c) for c in test_command])}")
+    lines.append(f"reload_command = {json.dumps([str(c) for c in reload_command])}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- nginx
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+pid {D}/logs/nginx.pid;
+error_log {D}/logs/error.log info;
+events {{ worker_connections 64; }}
+http {{
+  access_log {D}/logs/access.log;
+  client_body_temp_path {D}/temp/client_body; proxy_temp_path {D}/temp/proxy; fastcgi_temp_path {D}/temp/fastcgi;
+  uwsgi_temp_path {D}/temp/uwsgi; scgi_temp_path {D}/temp/scgi;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    server_name _;
+    ssl_certificate     {cert};
+    ssl_certificate_key {key};
+    location / {{ return 200 "ok\\n"; }}
+  }}
+}}
+"""
+
+
+class Nginx:
+    """A throwaway nginx (test-infra.md section 3, foreground variant) on a free loopback port."""
+
+    def __init__(self, root: Path):
+        self.binary = require_tool("nginx")
+        self.root = Path(root)
+        for sub in ("conf", "logs", "temp", "certs"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.cert_path = self.root / "certs" / "live.crt"
+        self.key_path = self.root / "certs" / "live.key"
+        self.conf_path = self.root / "conf" / "nginx.conf"
+        self.error_log = self.root / "logs" / "error.log"
+        self.proc = None
+        cert_pem, key_pem = self_signed_pem("openscm-e2e initial", ["example.test"])
+        self.initial_cert_pem = cert_pem
+        self.cert_path.write_bytes(cert_pem)
+        self.key_path.write_bytes(key_pem)
+        os.chmod(self.key_path, 0o600)
+        self.conf_path.write_text(NGINX_CONF.format(D=self.root, port=self.port,
+                                                    cert=self.cert_path, key=self.key_path))
+
+    def base_command(self):
+        return [self.binary, "-p", str(self.root), "-e", str(self.error_log), "-c", str(self.conf_path)]
+
+    def test_command(self):
+        return self.base_command() + ["-t"]
+
+    def reload_command(self):
+        return self.base_command() + ["-s", "reload"]
+
+    def start(self, timeout: float = 10.0):
+        check = subprocess.run(self.test_command(), capture_output=True, text=True)
+        if check.returncode != 0:
+            raise E2EError(f"nginx -t failed: {check.stderr}")
+        out = open(self.root / "logs" / "stdout.log", "wb")
+        err = open(self.root / "logs" / "stderr.log", "wb")
+        try:
+            self.proc = subprocess.Popen(self.base_command(), stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=err)
+        finally:
+            out.close()
+            err.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                rc = self.proc.returncode
+                self.proc = None
+                raise E2EError(f"nginx exited with {rc}\n{tail(self.error_log)}")
+            if port_open(self.port):
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise E2EError(f"nginx did not listen on {self.port} within {timeout}s\n{tail(self.error_log)}")
+
+    def stop(self, timeout: float = 10.0):
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        proc.send_signal(signal.SIGQUIT)  # graceful stop of the master we own, by pid
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+    def served_cert(self, sni: str, cafile: str = None) -> bytes:
+        return served_cert_der(self.port, sni, cafile)
+
+    def wait_for_cert(self, sni: str, der: bytes, timeout: float = 10.0, cafile: str = None,
+                      stable: int = 5) -> bytes:
+        """Poll new TLS connections until nginx serves `der` on `stable` handshakes in a row.
+
+        A reload is not instant and old workers may still take a connection or two after
+        the new certificate first shows up (test-infra.md section 3). With `cafile` every
+        handshake also verifies the chain and the host name."""
+        deadline = time.monotonic() + timeout
+        got, streak, last_error = None, 0, None
+        while time.monotonic() < deadline:
+            try:
+                got = self.served_cert(sni, cafile)
+            except ssl.SSLError as exc:
+                got, last_error = None, exc
+            streak = streak + 1 if got == der else 0
+            if streak >= stable:
+                return got
+            time.sleep(0.02)
+        got_desc = x509.load_der_x509_certificate(got).subject.rfc4514_string() if got else None
+        raise AssertionError(f"nginx never served the expected certificate steadily (last: {got_desc}, "
+                             f"last TLS error: {last_error})\n{tail(self.error_log)}")
+
+
+def served_cert_der(port: int, sni: str, cafile: str = None) -> bytes:
+    """The leaf certificate (DER) a TLS server on 127.0.0.1:port presents for `sni`.
+    With `cafile`, the chain and host name are verified too."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cafile:
+        ctx.load_verify_locations(cafile=cafile)
+        ctx.check_hostname = True
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        with ctx.wrap_socket(sock, server_hostname=sni) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+class PgBase:
+    """A base URL (postgres://user@host:port/db) and the CLI tools to make databases next to it."""
+
+    def __init__(self, url: str):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("postgres", "postgresql"):
+            raise E2EError(f"OPENSCM_TEST_PG_URL must be a postgres:// URL, got {url!r}")
+        self.url = url
+        self.scheme = parsed.scheme
+        self.host = parsed.hostname or "127.0.0.1"
+        self.port = parsed.port or 5432
+        self.user = urllib.parse.unquote(parsed.username or "postgres")
+        self.base_db = parsed.path.lstrip("/") or "postgres"
+        self.created = []
+        for tool in ("createdb", "dropdb", "psql", "pg_dump"):
+            require_tool(tool)
+
+    def _conn_args(self):
+        return ["-h", self.host, "-p", str(self.port), "-U", self.user]
+
+    def url_for(self, db: str) -> str:
+        return f"{self.scheme}://{urllib.parse.quote(self.user)}@{self.host}:{self.port}/{db}"
+
+    def create(self, suffix: str = None) -> str:
+        """createdb a fresh database named after the base one; returns its URL."""
+        name = f"{self.base_db}_{suffix or secrets.token_hex(4)}"[:63]
+        proc = subprocess.run(["createdb", *self._conn_args(), name], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise E2EError(f"createdb {name} failed: {proc.stderr}")
+        self.created.append(name)
+        return self.url_for(name)
+
+    def drop(self, url_or_name: str):
+        name = url_or_name.rsplit("/", 1)[-1]
+        proc = subprocess.run(["dropdb", *self._conn_args(), "--force", "--if-exists", name],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise E2EError(f"dropdb {name} failed: {proc.stderr}")
+        if name in self.created:
+            self.created.remove(name)
+
+    def exists(self, name: str) -> bool:
+        proc = self.psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        return proc.strip() == "1"
+
+    def psql(self, db: str, sql: str) -> str:
+        proc = subprocess.run(["psql", *self._conn_args(), "-d", db, "-tAc", sql],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise E2EError(f"psql failed: {proc.stderr}")
+        return proc.stdout
+
+    def dump(self, url_or_name: str) -> bytes:
+        name = url_or_name.rsplit("/", 1)[-1]
+        proc = subprocess.run(["pg_dump", *self._conn_args(), "--no-owner", name], capture_output=True)
+        if proc.returncode != 0:
+            raise E2EError(f"pg_dump {name} failed: {proc.stderr.decode(errors='replace')}")
+        return proc.stdout
+
+
+# --------------------------------------------------------------------------- X.509
+
+
+def self_signed_pem(cn: str, dns_names, key=None):
+    """A 1-day self-signed EC P-256 certificate and its PKCS#8 key, both PEM bytes."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = _dt.datetime.now(_dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _dt.timedelta(minutes=5))
+        .not_valid_after(now + _dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                          serialization.NoEncryption()),
+    )
+
+
+def make_csr(names, key=None, rsa_bits: int = None):
+    """A CSR (PEM str) with CN=names[0] and all names as DNS SANs; returns (csr_pem, key)."""
+    if key is None:
+        key = rsa.generate_private_key(65537, rsa_bits) if rsa_bits else ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM).decode(), key
+
+
+def load_certs(pem) -> list:
+    if isinstance(pem, str):
+        pem = pem.encode()
+    return x509.load_pem_x509_certificates(pem)
+
+
+def spki(obj) -> bytes:
+    """SubjectPublicKeyInfo DER of a certificate, CSR, private or public key."""
+    if hasattr(obj, "public_key"):
+        obj = obj.public_key()
+    return obj.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def dns_sans(cert) -> set:
+    ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return set(ext.value.get_values_for_type(x509.DNSName))
+
+
+def subject_attr(cert, oid):
+    return [a.value for a in cert.subject.get_attributes_for_oid(oid)]
+
+
+def show_time(when: _dt.datetime) -> str:
+    return when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.0")
+
+
+def sha1_hex(cert) -> str:
+    return cert.fingerprint(hashes.SHA1()).hex()
+
+
+def openssl_verify(workdir: Path, ca_root: Path, leaf_pem: str, chain_pem: str):
+    """`openssl verify -CAfile ca-root.pem -untrusted chain.pem leaf.pem` must say OK."""
+    openssl = require_tool("openssl")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    leaf = workdir / "leaf.pem"
+    chain = workdir / "chain.pem"
+    leaf.write_text(leaf_pem)
+    chain.write_text(chain_pem)
+    proc = subprocess.run(
+        [openssl, "verify", "-purpose", "sslserver", "-CAfile", str(ca_root), "-untrusted", str(chain), str(leaf)],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip().endswith(": OK"), (
+        f"openssl verify failed (rc {proc.returncode}): {proc.stdout} {proc.stderr}"
+    )

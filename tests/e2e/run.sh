@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Run the OpenSCM end-to-end suite.
+#
+#   tests/e2e/run.sh [pytest args...]     e.g.  tests/e2e/run.sh -k flow -x
+#
+# - installs nginx, openssl and postgresql-client with apt-get when missing (we are root);
+# - creates/reuses the venv <repo>/.venv-e2e with tests/e2e/requirements.txt;
+# - creates a throwaway PostgreSQL database on 127.0.0.1:5432 (or, if nothing answers
+#   there, on a private cluster on 127.0.0.1:15432) and exports OPENSCM_TEST_PG_URL;
+# - runs pytest -q -ra with HOME pointing at a temp dir (the Huawei SDK writes
+#   ~/.huaweicloud/application_id), then drops the database(s).
+# The binary under test is $OPENSCM_BIN (default <repo>/target/release/openscm).
+# Exit code = pytest's.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+VENV="$REPO/.venv-e2e"
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+log() { echo "[e2e] $*" >&2; }
+
+# ---------------------------------------------------------------- Debian packages
+missing=()
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+for tool in psql createdb dropdb pg_dump pg_isready; do
+  if ! command -v "$tool" >/dev/null 2>&1; then missing+=(postgresql-client); break; fi
+done
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# ---------------------------------------------------------------- venv
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  python3 -m venv "$VENV"
+fi
+# keep the venv out of git without touching the repository's .gitignore
+[ -f "$VENV/.gitignore" ] || echo '*' > "$VENV/.gitignore"
+want="$(sha256sum "$HERE/requirements.txt" | cut -d' ' -f1)"
+if [ "$(cat "$VENV/.e2e-requirements.sha256" 2>/dev/null || true)" != "$want" ]; then
+  log "installing requirements.txt into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$HERE/requirements.txt"
+  echo "$want" > "$VENV/.e2e-requirements.sha256"
+fi
+
+# ---------------------------------------------------------------- PostgreSQL
+PG_HOST=127.0.0.1
+PG_PORT=5432
+PG_USER=postgres
+PRIVATE_PGD=""
+E2E_HOME=""
+DB=""
+
+pg_answers() {  # port
+  pg_isready -q -h "$PG_HOST" -p "$1" -t 3 \
+    && psql -h "$PG_HOST" -p "$1" -U "$PG_USER" -d postgres -tAc 'SELECT 1' >/dev/null 2>&1
+}
+
+cleanup() {
+  set +e
+  if [ -n "$DB" ]; then
+    # the suite makes one database per server named "${DB}_<suffix>"; drop leftovers too
+    for name in $(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
+        "SELECT datname FROM pg_database WHERE datname LIKE '${DB}%'" 2>/dev/null); do
+      dropdb -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" --force --if-exists "$name"
+    done
+  fi
+  if [ -n "$PRIVATE_PGD" ]; then
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PRIVATE_PGD/data" -m fast -w stop >/dev/null
+    rm -rf "$PRIVATE_PGD"
+  fi
+  [ -n "$E2E_HOME" ] && rm -rf "$E2E_HOME"
+}
+trap cleanup EXIT
+
+if ! pg_answers "$PG_PORT"; then
+  PG_PORT=15432
+  if pg_answers "$PG_PORT"; then
+    log "PostgreSQL on 5432 does not answer; using the one already on $PG_PORT"
+  else
+    log "PostgreSQL on 5432 does not answer; starting a private cluster on $PG_PORT"
+    PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
+    if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+      PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
+    fi
+    PRIVATE_PGD="$(mktemp -d)"
+    chown postgres:postgres "$PRIVATE_PGD"
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$PRIVATE_PGD/data" -U postgres --auth=trust \
+      --encoding=UTF8 --locale=C.UTF-8 -N >/dev/null
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PRIVATE_PGD/data" -l "$PRIVATE_PGD/server.log" -w \
+      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PRIVATE_PGD -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+      start >/dev/null
+  fi
+fi
+
+DB="scm_e2e_$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+createdb -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" "$DB"
+export OPENSCM_TEST_PG_URL="postgres://$PG_USER@$PG_HOST:$PG_PORT/$DB"
+log "OPENSCM_TEST_PG_URL=$OPENSCM_TEST_PG_URL"
+
+# ---------------------------------------------------------------- pytest
+E2E_HOME="$(mktemp -d -t openscm-e2e-home.XXXXXX)"
+export OPENSCM_E2E_HOME="$E2E_HOME"
+
+# pytest runs from tests/e2e (its pytest.ini); turn path arguments given relative to the
+# caller's directory into absolute ones.
+args=()
+for a in "$@"; do
+  p="${a%%::*}"
+  if [ -n "$p" ] && [ "${a:0:1}" != "-" ] && [ -e "$p" ]; then
+    args+=("$(realpath "$p")${a#"$p"}")
+  else
+    args+=("$a")
+  fi
+done
+
+set +e
+(cd "$HERE" && HOME="$E2E_HOME" "$VENV/bin/python" -m pytest -q -ra ${args[@]+"${args[@]}"})
+rc=$?
+set -e
+exit "$rc"

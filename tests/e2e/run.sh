@@ -48,17 +48,10 @@ if [ "$(cat "$VENV/.e2e-requirements.sha256" 2>/dev/null || true)" != "$want" ];
 fi
 
 # ---------------------------------------------------------------- PostgreSQL
-PG_HOST=127.0.0.1
-PG_PORT=5432
-PG_USER=postgres
-PRIVATE_PGD=""
+# shellcheck source=../../scripts/postgres.sh
+source "$REPO/scripts/postgres.sh"
 E2E_HOME=""
 DB=""
-
-pg_answers() {  # port
-  pg_isready -q -h "$PG_HOST" -p "$1" -t 3 \
-    && psql -h "$PG_HOST" -p "$1" -U "$PG_USER" -d postgres -tAc 'SELECT 1' >/dev/null 2>&1
-}
 
 cleanup() {
   set +e
@@ -69,35 +62,11 @@ cleanup() {
       dropdb -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" --force --if-exists "$name"
     done
   fi
-  if [ -n "$PRIVATE_PGD" ]; then
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PRIVATE_PGD/data" -m fast -w stop >/dev/null
-    rm -rf "$PRIVATE_PGD"
-  fi
+  stop_private_postgres
   [ -n "$E2E_HOME" ] && rm -rf "$E2E_HOME"
 }
 trap cleanup EXIT
-
-if ! pg_answers "$PG_PORT"; then
-  PG_PORT=15432
-  if pg_answers "$PG_PORT"; then
-    log "PostgreSQL on 5432 does not answer; using the one already on $PG_PORT"
-  else
-    log "PostgreSQL on 5432 does not answer; starting a private cluster on $PG_PORT"
-    PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
-    if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
-      apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-      PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
-    fi
-    PRIVATE_PGD="$(mktemp -d)"
-    chown postgres:postgres "$PRIVATE_PGD"
-    runuser -u postgres -- "$PG_BIN/initdb" -D "$PRIVATE_PGD/data" -U postgres --auth=trust \
-      --encoding=UTF8 --locale=C.UTF-8 -N >/dev/null
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PRIVATE_PGD/data" -l "$PRIVATE_PGD/server.log" -w \
-      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PRIVATE_PGD -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-      start >/dev/null
-  fi
-fi
+ensure_postgres
 
 DB="scm_e2e_$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 createdb -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" "$DB"

@@ -221,6 +221,9 @@ pub async fn run(common: &CommonArgs, command: AdminCommand) -> anyhow::Result<(
             let ak = AccessKeyId::try_from(access_key.as_str())
                 .map_err(|_| anyhow::anyhow!("{access_key:?} is not an access key"))?;
             if scm.revoke_credential(&ak).await.map_err(err)? {
+                // Running servers drop their caches within one poll (0.1 s); return after that, so
+                // the revocation is in force when this command ends.
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
                 print(&serde_json::json!({"access_key": ak.as_str(), "status": "revoked"}))
             } else {
                 anyhow::bail!("no active credential {ak}")

@@ -31,8 +31,6 @@ pub struct FileConfig {
     pub max_clock_skew_seconds: Option<u64>,
     /// X-Auth-Token lifetime in seconds (default 86400).
     pub token_ttl_seconds: Option<u64>,
-    /// Seconds a credential may be cached (default 0: revocation is immediate).
-    pub credential_cache_seconds: Option<u64>,
     /// Validity of issued certificates in days (default 365).
     pub leaf_validity_days: Option<u64>,
     /// Seconds to let requests in flight finish on SIGTERM (default 30).
@@ -77,9 +75,6 @@ pub struct ServerArgs {
     /// Lifetime of X-Auth-Token tokens in seconds [default: 86400].
     #[arg(long, env = "OPENSCM_TOKEN_TTL_SECONDS")]
     pub token_ttl_seconds: Option<u64>,
-    /// Seconds a credential may be cached; 0 makes revocation immediate [default: 0].
-    #[arg(long, env = "OPENSCM_CREDENTIAL_CACHE_SECONDS")]
-    pub credential_cache_seconds: Option<u64>,
     /// Validity of certificates issued by the built-in CA, in days [default: 365].
     #[arg(long, env = "OPENSCM_LEAF_VALIDITY_DAYS")]
     pub leaf_validity_days: Option<u64>,
@@ -217,11 +212,6 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
             server.and_then(|s| s.token_ttl_seconds),
             file.token_ttl_seconds,
             86_400,
-        )),
-        credential_cache_ttl: secs(pick(
-            server.and_then(|s| s.credential_cache_seconds),
-            file.credential_cache_seconds,
-            0,
         )),
         leaf_validity: secs(
             pick(

@@ -1,13 +1,9 @@
 //! Authentication: `SDK-HMAC-SHA256` signatures exactly as the official SDKs make them, and
 //! `X-Auth-Token` bearer tokens obtained from `POST /v3/auth/tokens`.
 //!
-//! By default every signed request reads its credential from the store, so a revocation by the
-//! admin CLI (or another server on the same PostgreSQL) takes effect at once. Operators who prefer
-//! throughput can cache credentials for a few seconds (`credential_cache_seconds`); a revocation
-//! then takes effect within that time.
-
-use std::collections::HashMap;
-use std::sync::RwLock;
+//! Credentials (with their opened secret keys) are held in the coherent read cache of
+//! [`crate::cache`]: a revocation takes effect at once in the process that made it and within one
+//! poll interval (0.1 s) everywhere else.
 
 use aws_lc_rs::digest;
 use scm_proto::{AccessKeyId, DomainId, ProjectId};
@@ -89,38 +85,6 @@ pub(crate) struct CachedCredential {
     pub project: ProjectId,
     pub secret: SecretKey,
     pub status: CredentialStatus,
-    pub fetched_ms: i64,
-}
-
-/// Short-lived credential cache keyed by access key.
-#[derive(Default)]
-pub(crate) struct CredentialCache {
-    map: RwLock<HashMap<AccessKeyId, CachedCredential>>,
-}
-
-impl CredentialCache {
-    pub fn get(&self, ak: &AccessKeyId, now_ms: i64, ttl_ms: i64) -> Option<CachedCredential> {
-        let map = self.map.read().ok()?;
-        map.get(ak)
-            .filter(|c| now_ms - c.fetched_ms < ttl_ms && now_ms >= c.fetched_ms)
-            .cloned()
-    }
-
-    pub fn put(&self, ak: AccessKeyId, c: CachedCredential) {
-        if let Ok(mut map) = self.map.write() {
-            // Bounded: a flood of distinct valid keys cannot grow it without limit.
-            if map.len() > 10_000 {
-                map.clear();
-            }
-            map.insert(ak, c);
-        }
-    }
-
-    pub fn forget(&self, ak: &AccessKeyId) {
-        if let Ok(mut map) = self.map.write() {
-            map.remove(ak);
-        }
-    }
 }
 
 /// Header value by case-insensitive name; `Err` if it occurs more than once.

@@ -8,6 +8,7 @@
 pub mod application;
 pub mod auth;
 pub mod bootstrap;
+mod cache;
 pub mod clock;
 pub mod deploy;
 pub mod domain_name;

@@ -17,8 +17,9 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::application::{ApplicationForm, FormKind};
-use crate::auth::{self, AuthFailure, AuthMethod, CachedCredential, CredentialCache, Principal};
+use crate::auth::{self, AuthFailure, AuthMethod, CachedCredential, Principal};
 use crate::bootstrap::{open_secret, seal_secret};
+use crate::cache::{self, ReadCache};
 use crate::deploy::{self, Material, PushService, PushTarget};
 use crate::issuance::{self, BuiltinCa, DEFAULT_POLICY, ms};
 use crate::purchase::{ApiVersion, PurchaseSpec};
@@ -31,8 +32,6 @@ pub struct CoreConfig {
     pub max_skew: time::Duration,
     /// Lifetime of `X-Auth-Token`s (default 24 hours).
     pub token_ttl: time::Duration,
-    /// How long a credential stays cached (default 0: no cache, revocation is immediate).
-    pub credential_cache_ttl: time::Duration,
     /// Validity of issued leaves (default 365 days).
     pub leaf_validity: time::Duration,
     /// Where pushes go.
@@ -44,7 +43,6 @@ impl Default for CoreConfig {
         Self {
             max_skew: time::Duration::minutes(15),
             token_ttl: time::Duration::hours(24),
-            credential_cache_ttl: time::Duration::ZERO,
             leaf_validity: time::Duration::days(365),
             push_targets: Vec::new(),
         }
@@ -90,7 +88,7 @@ pub struct Scm {
     master: Arc<MasterKey>,
     ca: Arc<BuiltinCa>,
     config: CoreConfig,
-    creds: CredentialCache,
+    cache: Arc<ReadCache>,
     target_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
@@ -119,6 +117,9 @@ impl Scm {
             .await?
             .ok_or_else(|| DomainError::Internal("the store has no CA: bootstrap first".into()))?;
         let ca = Arc::new(BuiltinCa::load(&rec, &master)?);
+        let cache = Arc::new(ReadCache::new());
+        let revision = store.revision().await?;
+        cache::spawn_poller(Arc::downgrade(&cache), store.clone(), revision);
         let target_locks = config
             .push_targets
             .iter()
@@ -130,7 +131,7 @@ impl Scm {
             master,
             ca,
             config,
-            creds: CredentialCache::default(),
+            cache,
             target_locks,
         })
     }
@@ -169,14 +170,10 @@ impl Scm {
     }
 
     async fn credential(&self, ak: &AccessKeyId) -> Result<Option<CachedCredential>, DomainError> {
-        let now_ms = self.clock.now_ms();
-        let ttl_ms =
-            i64::try_from(self.config.credential_cache_ttl.whole_milliseconds()).unwrap_or(0);
-        if ttl_ms > 0
-            && let Some(c) = self.creds.get(ak, now_ms, ttl_ms)
-        {
+        if let Some(c) = self.cache.credentials.get(ak) {
             return Ok(Some(c));
         }
+        let seen = self.cache.generation();
         let Some(rec) = self.store.credential(ak).await? else {
             return Ok(None);
         };
@@ -185,12 +182,22 @@ impl Scm {
             account: rec.domain_id,
             project: rec.project_id,
             status: rec.status,
-            fetched_ms: now_ms,
         };
-        if ttl_ms > 0 {
-            self.creds.put(ak.clone(), cached.clone());
-        }
+        self.cache.put_credential(seen, ak.clone(), cached.clone());
         Ok(Some(cached))
+    }
+
+    async fn account(&self, id: &DomainId) -> Result<Option<Arc<AccountRecord>>, DomainError> {
+        if let Some(a) = self.cache.accounts.get(id) {
+            return Ok(Some(a));
+        }
+        let seen = self.cache.generation();
+        let Some(rec) = self.store.account(id).await? else {
+            return Ok(None);
+        };
+        let rec = Arc::new(rec);
+        self.cache.put_account(seen, rec.clone());
+        Ok(Some(rec))
     }
 
     async fn verify_signature(
@@ -332,14 +339,23 @@ impl Scm {
         &self,
         p: &Principal,
         raw_id: &str,
-    ) -> Result<CertificateRecord, DomainError> {
+    ) -> Result<Arc<CertificateRecord>, DomainError> {
         let id =
             CertificateId::try_from(raw_id).map_err(|_| DomainError::MalformedCertificateId)?;
-        let cert = self
-            .store
-            .certificate(&id)
-            .await?
-            .ok_or(DomainError::CertificateNotFound)?;
+        let cert = match self.cache.certificates.get(&id) {
+            Some(c) => c,
+            None => {
+                let seen = self.cache.generation();
+                let c = Arc::new(
+                    self.store
+                        .certificate(&id)
+                        .await?
+                        .ok_or(DomainError::CertificateNotFound)?,
+                );
+                self.cache.put_certificate(seen, c.clone());
+                c
+            }
+        };
         if cert.domain_id != p.account {
             return Err(DomainError::OtherTenant);
         }
@@ -366,7 +382,8 @@ impl Scm {
         if self
             .store
             .save_application(&cert.id, CertificateStatus::Paid, &rec, self.clock.now_ms())
-            .await?
+            .await
+            .inspect(|_| self.cache.forget_certificate(&cert.id))?
         {
             return Ok(());
         }
@@ -409,7 +426,6 @@ impl Scm {
         let names = form.names();
         issuance::check_product(&cert.product, &names)?;
         let account = self
-            .store
             .account(&p.account)
             .await?
             .ok_or(DomainError::OtherTenant)?;
@@ -429,7 +445,8 @@ impl Scm {
         if self
             .store
             .mark_issued(&cert.id, CertificateStatus::Paid, &rec, &issued, ms(now))
-            .await?
+            .await
+            .inspect(|_| self.cache.forget_certificate(&cert.id))?
         {
             tracing::info!(cert = %cert.id, serial = %issued.serial_hex, "certificate issued");
             return Ok(());
@@ -593,7 +610,9 @@ impl Scm {
                 .collect::<Vec<_>>()
                 .join(";"),
         };
-        self.store.record_push(&rec).await?;
+        let recorded = self.store.record_push(&rec).await;
+        self.cache.forget_certificate(&cert.id);
+        recorded?;
         if failures.is_empty() {
             tracing::info!(cert = %cert.id, service = service.as_str(), targets = %rec.targets, "certificate pushed");
             Ok(())
@@ -607,9 +626,15 @@ impl Scm {
         &self,
         p: &Principal,
         raw_id: &str,
-    ) -> Result<Vec<PushRecord>, DomainError> {
+    ) -> Result<Arc<Vec<PushRecord>>, DomainError> {
         let cert = self.certificate(p, raw_id).await?;
-        Ok(self.store.push_history(&cert.id, 10, true).await?)
+        if let Some(h) = self.cache.history.get(&cert.id) {
+            return Ok(h);
+        }
+        let seen = self.cache.generation();
+        let h = Arc::new(self.store.push_history(&cert.id, 10, true).await?);
+        self.cache.put_history(seen, cert.id.clone(), h.clone());
+        Ok(h)
     }
 
     // ---- administration (CLI) ----------------------------------------------------------------
@@ -723,13 +748,15 @@ impl Scm {
             .store
             .revoke_credential(ak, self.clock.now_ms())
             .await?;
-        self.creds.forget(ak);
+        self.cache.forget_credential(ak);
         Ok(done)
     }
 
     /// Replaces an account's issuance policy (`;`-separated suffixes).
     pub async fn set_policy(&self, account: &DomainId, policy: &str) -> Result<bool, DomainError> {
-        Ok(self.store.set_policy(account, policy).await?)
+        let done = self.store.set_policy(account, policy).await?;
+        self.cache.forget_account(account);
+        Ok(done)
     }
 }
 

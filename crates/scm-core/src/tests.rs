@@ -128,7 +128,7 @@ async fn buy_apply_export_push_history() {
         .unwrap();
     let cert = w.scm.certificate(&w.admin, &id).await.unwrap();
     assert_eq!(cert.status, CertificateStatus::Issued);
-    let issued = cert.issued.unwrap();
+    let issued = cert.issued.clone().unwrap();
     assert_eq!(
         issued.issued_ms,
         crate::issuance::ms(datetime!(2026-11-23 12:00 UTC))
@@ -489,5 +489,71 @@ async fn raw_database_holds_no_private_key_text() {
         !text.contains(w.admin_secret.expose()),
         "no secret key in clear"
     );
+    std::fs::remove_dir_all(&w.dir).ok();
+}
+
+#[tokio::test]
+async fn a_second_process_sees_revocations_and_new_pushes_within_a_poll() {
+    let w = world(vec![]).await;
+    // A second service over the same database plays the admin CLI (or another server).
+    let url = format!("sqlite://{}?mode=rwc", w.dir.join("t.db").display());
+    let other_store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
+    let id = buy(&w, "SINGLE_DOMAIN", 1).await;
+    let body = br#"{"a": 1}"#;
+    let ak = w.admin.access_key.to_string();
+    let now = crate::Clock::now(w.clock.as_ref());
+    let headers = signed(&w, &ak, &w.admin_secret, now, body);
+    assert!(
+        auth_with(&w, &headers, body).await.is_ok(),
+        "credential now cached"
+    );
+    assert_eq!(
+        w.scm.certificate(&w.admin, &id).await.unwrap().status,
+        CertificateStatus::Paid,
+        "certificate cached"
+    );
+    assert!(
+        other_store
+            .revoke_credential(&w.admin.access_key, 1)
+            .await
+            .unwrap()
+    );
+    let cert_id = scm_proto::CertificateId::try_from(id.as_str()).unwrap();
+    let app = scm_store::ApplicationRecord {
+        domain: "x.test".into(),
+        sans: String::new(),
+        form_json: "{}".into(),
+        csr_pem: None,
+        validation_method: None,
+        key_algorithm: None,
+    };
+    assert!(
+        other_store
+            .save_application(&cert_id, CertificateStatus::Paid, &app, 2)
+            .await
+            .unwrap()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let revoked = matches!(
+            auth_with(&w, &headers, body).await,
+            Err(DomainError::Unauthenticated(AuthFailure::Revoked))
+        );
+        let saved = w
+            .scm
+            .certificate(&w.admin, &id)
+            .await
+            .unwrap()
+            .application
+            .is_some();
+        if revoked && saved {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "caches never caught up with the other process"
+        );
+        tokio::time::sleep(crate::cache::POLL / 4).await;
+    }
     std::fs::remove_dir_all(&w.dir).ok();
 }

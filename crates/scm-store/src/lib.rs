@@ -57,6 +57,9 @@ pub trait Store: Send + Sync + 'static {
     /// Creates the first account, its project, its credential and the built-in CA in one
     /// transaction, unless the store was bootstrapped already (then returns `false`, writes nothing).
     async fn bootstrap(&self, b: &Bootstrap) -> Result<bool>;
+    /// The change counter: it moves (in the same transaction) with every write that alters a
+    /// credential, a policy, a certificate or its pushes. Read caches are dropped when it moves.
+    async fn revision(&self) -> Result<i64>;
     /// A meta value (e.g. the master-key check value).
     async fn meta(&self, key: &str) -> Result<Option<String>>;
     /// Sets a meta value unless present; returns the value now stored.

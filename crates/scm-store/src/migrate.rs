@@ -13,12 +13,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
-    postgres: include_str!("../migrations/postgres/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
+        postgres: include_str!("../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "revision",
+        sqlite: include_str!("../migrations/sqlite/0002_revision.sql"),
+        postgres: include_str!("../migrations/postgres/0002_revision.sql"),
+    },
+];
 
 /// Applies pending migrations. On PostgreSQL an advisory lock keeps two starting servers from
 /// migrating at once; on SQLite the write lock of the transaction does the same.

@@ -290,6 +290,8 @@ where
     Ok(())
 }
 
+const BUMP: &str = "UPDATE revision SET n = n + 1 WHERE id = 1";
+
 /// The application columns written by save and by issuance.
 fn bind_application<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
@@ -338,6 +340,12 @@ impl Store for SqlStore {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn revision(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT n FROM revision WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn meta(&self, key: &str) -> Result<Option<String>> {
@@ -407,11 +415,14 @@ impl Store for SqlStore {
     }
 
     async fn set_policy(&self, account: &DomainId, policy: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE accounts SET policy = $1 WHERE domain_id = $2")
             .bind(policy)
             .bind(account.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(BUMP).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -454,13 +465,16 @@ impl Store for SqlStore {
     }
 
     async fn revoke_credential(&self, ak: &AccessKeyId, now_ms: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE credentials SET status = 'revoked', revoked_ms = $1 WHERE access_key = $2 AND status = 'active'",
         )
         .bind(now_ms)
         .bind(ak.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(BUMP).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -678,12 +692,15 @@ impl Store for SqlStore {
             "UPDATE certificates SET domain = $1, sans = $2, application = $3, csr_pem = $4, validation_method = $5, \
              key_algorithm = $6, updated_ms = $7 WHERE id = $8 AND status = $9",
         );
+        let mut tx = self.pool.begin().await?;
         let done = bind_application(q, app)
             .bind(now_ms)
             .bind(id.as_str())
             .bind(expect.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(BUMP).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -701,6 +718,7 @@ impl Store for SqlStore {
              fingerprint = $11, signature_algorithm = $12, issued_ms = $13, not_before_ms = $14, \
              not_after_ms = $15, status = 'ISSUED', updated_ms = $16 WHERE id = $17 AND status = $18",
         );
+        let mut tx = self.pool.begin().await?;
         let done = bind_application(q, app)
             .bind(issued.certificate_pem.clone())
             .bind(issued.chain_pem.clone())
@@ -714,12 +732,15 @@ impl Store for SqlStore {
             .bind(now_ms)
             .bind(id.as_str())
             .bind(expect.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(BUMP).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn record_push(&self, rec: &PushRecord) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO push_records (cert_id, domain_id, pushed_ms, service, region, outcome, detail, targets) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -732,8 +753,10 @@ impl Store for SqlStore {
         .bind(rec.outcome.as_str())
         .bind(rec.detail.as_str())
         .bind(rec.targets.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(BUMP).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 

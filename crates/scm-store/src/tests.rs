@@ -113,6 +113,7 @@ suite!(
     listing_filters_sorts_and_pages,
     push_history_is_newest_first,
     migrations_are_idempotent,
+    revision_moves_with_every_cached_write,
 );
 
 fn ids(n: u8) -> (DomainId, ProjectId) {
@@ -602,4 +603,49 @@ async fn migrations_are_idempotent(store: Arc<SqlStore>) {
         .unwrap();
     let (a, p) = account(9);
     store.create_account(&a, &p).await.unwrap();
+}
+
+async fn revision_moves_with_every_cached_write(store: Arc<SqlStore>) {
+    let (a, p) = account(1);
+    store.create_account(&a, &p).await.unwrap();
+    let c = credential(1, &a, &p);
+    store.insert_credential(&c).await.unwrap();
+    let id = order(&store, &a, &p, 1, 1_700_000_000_000).await.remove(0);
+    let mut last = store.revision().await.unwrap();
+    let mut moved = |r: i64, what: &str| {
+        assert!(r > last, "{what} must move the revision");
+        last = r;
+    };
+    store.set_policy(&a.domain_id, ".x").await.unwrap();
+    moved(store.revision().await.unwrap(), "set_policy");
+    store
+        .save_application(&id, CertificateStatus::Paid, &application("a.test"), 1)
+        .await
+        .unwrap();
+    moved(store.revision().await.unwrap(), "save_application");
+    store
+        .mark_issued(
+            &id,
+            CertificateStatus::Paid,
+            &application("a.test"),
+            &issued(9),
+            2,
+        )
+        .await
+        .unwrap();
+    moved(store.revision().await.unwrap(), "mark_issued");
+    let rec = PushRecord {
+        cert_id: id.clone(),
+        domain_id: a.domain_id.clone(),
+        pushed_ms: 3,
+        service: "ELB".into(),
+        region: None,
+        outcome: PushOutcome::Success,
+        detail: String::new(),
+        targets: "t".into(),
+    };
+    store.record_push(&rec).await.unwrap();
+    moved(store.revision().await.unwrap(), "record_push");
+    store.revoke_credential(&c.access_key, 4).await.unwrap();
+    moved(store.revision().await.unwrap(), "revoke_credential");
 }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# HTTP benchmark: authenticated v2 push-history requests per second beside the unauthenticated
+# /health route, both measured with wrk in the same run on loopback (target: >= 50 %).
+#
+#   bench/http.sh [seconds]        (builds the release binaries first)
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SECONDS_PER_RUN="${1:-5}"
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+(cd "$REPO" && cargo build --release -q -p openscm -p openscm-bench)
+BIN="$REPO/target/release/openscm"
+SIGNED="$REPO/target/release/signed"
+D="$(mktemp -d)"
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$D"; }
+trap cleanup EXIT
+start() { "$BIN" server --listen "127.0.0.1:$PORT" --data-dir "$D/data" "$@" >"$D/out" 2>"$D/log" & PID=$!;
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && return; sleep 0.05; done; cat "$D/log"; exit 1; }
+
+start
+DOMAIN="$(python3 -c "import json;print(json.load(open('$D/data/credentials.json'))['domain_id'])")"
+PROJECT="$(python3 -c "import json;print(json.load(open('$D/data/credentials.json'))['project_id'])")"
+kill "$PID"; wait "$PID" || true
+mkdir -p "$D/certs"
+cat > "$D/openscm.toml" <<TOML
+[[push_targets]]
+name = "bench"
+kind = "nginx"
+account = "$DOMAIN"
+service = "ELB"
+region = "cn-north-4"
+cert_path = "$D/certs/site.crt"
+key_path = "$D/certs/site.key"
+reload_command = ["true"]
+TOML
+OPENSCM_LOG=warn start --config "$D/openscm.toml" ${OPENSCM_BENCH_SERVER_ARGS:-}
+C="$D/data/credentials.json"
+CERT="$("$SIGNED" "$C" send POST "/v2/$PROJECT/scm/cert/purchase" \
+  '{"cert_brand": "GLOBALSIGN", "cert_type": "OV_SSL_CERT", "domain_type": "SINGLE_DOMAIN", "effective_time": 1, "domain_numbers": 1, "order_number": 1, "agree_privacy_protection": true}' \
+  | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["cert"][0]["cert_id"])')"
+"$SIGNED" "$C" send POST "/v2/$PROJECT/scm/cert/$CERT/complete" \
+  '{"domain": "bench.test", "company_name": "OpenSCM", "company_province": "Sichuan", "company_city": "Chengdu", "country": "CN", "applicant_name": "Tom", "applicant_phone": "13212345678", "applicant_email": "tom@example.com", "agree_privacy_protection": true}' >/dev/null
+for _ in $(seq 10); do
+  "$SIGNED" "$C" send POST "/v2/$PROJECT/scm/cert/$CERT/push" '{"service_type": "ELB", "remote_project": "cn-north-4"}' >/dev/null
+done
+"$SIGNED" "$C" wrk GET "/v2/$PROJECT/scm/cert/$CERT/push-history" > "$D/history.lua"
+# The replayed request must really be authenticated and answered.
+curl -sf "http://127.0.0.1:$PORT/v2/$PROJECT/scm/cert/$CERT/push-history" \
+  $(sed -n 's/^wrk.headers\["\(.*\)"\] = "\(.*\)"$/-H\n\1: \2/p' "$D/history.lua" | tr '\n' '\0' | xargs -0 printf '%q ' | sed 's/\\n/ /g') >/dev/null 2>&1 || true
+
+run() { wrk -t2 -c32 -d"${SECONDS_PER_RUN}s" "$@" | awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "NON2XX " $0 > "/dev/stderr"}'; }
+echo "OpenSCM HTTP benchmark: $(nproc) cores, wrk -t2 -c32 -d${SECONDS_PER_RUN}s on loopback, server and wrk on the same machine"
+HEALTH="$(run "http://127.0.0.1:$PORT/health")"
+HISTORY="$(run -s "$D/history.lua" "http://127.0.0.1:$PORT")"
+awk -v h="$HEALTH" -v p="$HISTORY" 'BEGIN {
+  printf "  GET /health (unauthenticated)                      %10.0f req/s\n", h;
+  printf "  GET push-history (SDK-HMAC-SHA256, SQLite, 10 rows) %10.0f req/s   %5.1f%% of /health   target >= 50%%: %s\n", p, 100*p/h, (p >= h/2 ? "met" : "NOT MET") }'

@@ -1,0 +1,172 @@
+//! Read caches for the hot paths (credentials, accounts, certificates, push history), kept
+//! coherent with the store:
+//!
+//! - a write made by this process drops the entries it touches at once;
+//! - a write made by another process (the admin CLI, another server on the same PostgreSQL) moves
+//!   the store's revision counter in the same transaction; a background task polls the counter
+//!   every [`POLL`] and drops every cache when it moves. Such a change is therefore seen within
+//!   one poll interval.
+//!
+//! A reader records the cache generation before it reads the store and inserts what it read only if
+//! no drop happened meanwhile, so a value read just before a write can never be cached after it.
+//! Writes themselves never trust the cache: status changes are conditional updates in the store.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use scm_proto::{AccessKeyId, CertificateId, DomainId};
+use scm_store::{AccountRecord, CertificateRecord, PushRecord, Store};
+
+use crate::auth::CachedCredential;
+
+/// How often the store's revision is polled.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Entries per map before it is simply emptied (keeps memory bounded under odd loads).
+const MAX_ENTRIES: usize = 100_000;
+
+/// One map guarded by the shared generation.
+pub(crate) struct Map<K, V> {
+    inner: RwLock<HashMap<K, V>>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Map<K, V> {
+    fn new() -> Self {
+        Self {
+            inner: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, k: &K) -> Option<V> {
+        self.inner.read().ok()?.get(k).cloned()
+    }
+
+    fn put_if(&self, generation: &AtomicU64, seen: u64, k: K, v: V) {
+        if let Ok(mut m) = self.inner.write() {
+            // Checked under the lock: a drop that bumped the generation has emptied the map
+            // before or after us, never between this check and the insert.
+            if generation.load(Ordering::Acquire) != seen {
+                return;
+            }
+            if m.len() >= MAX_ENTRIES {
+                m.clear();
+            }
+            m.insert(k, v);
+        }
+    }
+
+    fn remove(&self, k: &K) {
+        if let Ok(mut m) = self.inner.write() {
+            m.remove(k);
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut m) = self.inner.write() {
+            m.clear();
+        }
+    }
+}
+
+/// The caches.
+pub(crate) struct ReadCache {
+    generation: AtomicU64,
+    pub credentials: Map<AccessKeyId, CachedCredential>,
+    pub accounts: Map<DomainId, Arc<AccountRecord>>,
+    pub certificates: Map<CertificateId, Arc<CertificateRecord>>,
+    pub history: Map<CertificateId, Arc<Vec<PushRecord>>>,
+}
+
+impl ReadCache {
+    pub fn new() -> Self {
+        Self {
+            generation: AtomicU64::new(0),
+            credentials: Map::new(),
+            accounts: Map::new(),
+            certificates: Map::new(),
+            history: Map::new(),
+        }
+    }
+
+    /// The generation to pass to the `put_*` calls after reading the store.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Drops everything.
+    pub fn clear(&self) {
+        self.bump();
+        self.credentials.clear();
+        self.accounts.clear();
+        self.certificates.clear();
+        self.history.clear();
+    }
+
+    /// Drops what a write to one certificate may have changed.
+    pub fn forget_certificate(&self, id: &CertificateId) {
+        self.bump();
+        self.certificates.remove(id);
+        self.history.remove(id);
+    }
+
+    /// Drops one credential.
+    pub fn forget_credential(&self, ak: &AccessKeyId) {
+        self.bump();
+        self.credentials.remove(ak);
+    }
+
+    /// Drops one account.
+    pub fn forget_account(&self, id: &DomainId) {
+        self.bump();
+        self.accounts.remove(id);
+    }
+
+    pub fn put_credential(&self, seen: u64, k: AccessKeyId, v: CachedCredential) {
+        self.credentials.put_if(&self.generation, seen, k, v);
+    }
+
+    pub fn put_account(&self, seen: u64, v: Arc<AccountRecord>) {
+        self.accounts
+            .put_if(&self.generation, seen, v.domain_id.clone(), v);
+    }
+
+    pub fn put_certificate(&self, seen: u64, v: Arc<CertificateRecord>) {
+        self.certificates
+            .put_if(&self.generation, seen, v.id.clone(), v);
+    }
+
+    pub fn put_history(&self, seen: u64, k: CertificateId, v: Arc<Vec<PushRecord>>) {
+        self.history.put_if(&self.generation, seen, k, v);
+    }
+}
+
+/// Polls the store's revision and drops the caches when it moves (or when it cannot be read).
+/// Ends when the cache is dropped.
+pub(crate) fn spawn_poller(cache: Weak<ReadCache>, store: Arc<dyn Store>, mut last: i64) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(cache) = cache.upgrade() else { return };
+            match store.revision().await {
+                Ok(r) if r == last => {}
+                Ok(r) => {
+                    last = r;
+                    cache.clear();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the store revision; dropping read caches");
+                    cache.clear();
+                }
+            }
+        }
+    });
+}

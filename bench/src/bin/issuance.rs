@@ -18,7 +18,7 @@ use scm_pki::MasterKey;
 use scm_proto::v3::{ApplicationBody, PurchaseBody};
 use scm_store::{SqlStore, Store};
 
-const TASKS: usize = 4;
+const TASKS: usize = 16;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();

@@ -31,6 +31,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A grouped write failed (the text is the database error).
+    #[error("grouped write: {0}")]
+    Batch(String),
     /// A migration failed or the schema is newer than this binary.
     #[error("migration: {0}")]
     Migration(String),

@@ -40,6 +40,8 @@ impl Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: the group-commit writer for issuance (see [`IssueWriter`]).
+    issue_writer: Option<IssueWriter>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -76,7 +78,15 @@ impl SqlStore {
         };
         let pool = options.connect(url).await?;
         migrate::run(&pool, backend).await?;
-        Ok(Self { pool, backend })
+        let issue_writer = match backend {
+            Backend::Sqlite => Some(IssueWriter::spawn(pool.clone())),
+            Backend::Postgres => None,
+        };
+        Ok(Self {
+            pool,
+            backend,
+            issue_writer,
+        })
     }
 
     /// Closes the pool (waits for connections to be returned).
@@ -712,31 +722,21 @@ impl Store for SqlStore {
         issued: &IssuedRecord,
         now_ms: i64,
     ) -> Result<bool> {
-        let q = sqlx::query(
-            "UPDATE certificates SET domain = $1, sans = $2, application = $3, csr_pem = $4, validation_method = $5, \
-             key_algorithm = $6, certificate_pem = $7, chain_pem = $8, private_key_sealed = $9, serial_hex = $10, \
-             fingerprint = $11, signature_algorithm = $12, issued_ms = $13, not_before_ms = $14, \
-             not_after_ms = $15, status = 'ISSUED', updated_ms = $16 WHERE id = $17 AND status = $18",
-        );
+        let job = IssueJob {
+            id: id.clone(),
+            expect,
+            app: app.clone(),
+            issued: issued.clone(),
+            now_ms,
+        };
+        if let Some(w) = &self.issue_writer {
+            return w.submit(job).await;
+        }
         let mut tx = self.pool.begin().await?;
-        let done = bind_application(q, app)
-            .bind(issued.certificate_pem.clone())
-            .bind(issued.chain_pem.clone())
-            .bind(issued.private_key_sealed.clone())
-            .bind(issued.serial_hex.clone())
-            .bind(issued.fingerprint.clone())
-            .bind(issued.signature_algorithm.clone())
-            .bind(issued.issued_ms)
-            .bind(issued.not_before_ms)
-            .bind(issued.not_after_ms)
-            .bind(now_ms)
-            .bind(id.as_str())
-            .bind(expect.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let done = job.execute(&mut tx).await?;
         sqlx::query(BUMP).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done)
     }
 
     async fn record_push(&self, rec: &PushRecord) -> Result<()> {
@@ -779,6 +779,110 @@ impl Store for SqlStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(push_from).collect()
+    }
+}
+
+/// One issuance to record: the conditional `PAID -> ISSUED` update.
+struct IssueJob {
+    id: CertificateId,
+    expect: CertificateStatus,
+    app: ApplicationRecord,
+    issued: IssuedRecord,
+    now_ms: i64,
+}
+
+impl IssueJob {
+    async fn execute(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Result<bool> {
+        let q = sqlx::query(
+            "UPDATE certificates SET domain = $1, sans = $2, application = $3, csr_pem = $4, validation_method = $5, \
+             key_algorithm = $6, certificate_pem = $7, chain_pem = $8, private_key_sealed = $9, serial_hex = $10, \
+             fingerprint = $11, signature_algorithm = $12, issued_ms = $13, not_before_ms = $14, \
+             not_after_ms = $15, status = 'ISSUED', updated_ms = $16 WHERE id = $17 AND status = $18",
+        );
+        let i = &self.issued;
+        let done = bind_application(q, &self.app)
+            .bind(i.certificate_pem.clone())
+            .bind(i.chain_pem.clone())
+            .bind(i.private_key_sealed.clone())
+            .bind(i.serial_hex.clone())
+            .bind(i.fingerprint.clone())
+            .bind(i.signature_algorithm.clone())
+            .bind(i.issued_ms)
+            .bind(i.not_before_ms)
+            .bind(i.not_after_ms)
+            .bind(self.now_ms)
+            .bind(self.id.as_str())
+            .bind(self.expect.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+type IssueReply = tokio::sync::oneshot::Sender<Result<bool>>;
+
+/// Group commit for SQLite, where every commit is an fsync and writers queue for one lock anyway:
+/// issuances that arrive while a commit is on disk are recorded together in the next transaction.
+/// Each is still its own conditional update with its own answer, and no caller hears "done" before
+/// the transaction holding its row is durable.
+#[derive(Clone)]
+struct IssueWriter {
+    queue: tokio::sync::mpsc::Sender<(IssueJob, IssueReply)>,
+}
+
+/// Most issuances per transaction.
+const MAX_BATCH: usize = 256;
+
+impl IssueWriter {
+    fn spawn(pool: AnyPool) -> Self {
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<(IssueJob, IssueReply)>(4 * MAX_BATCH);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                match Self::commit(&pool, &batch).await {
+                    Ok(results) => {
+                        for ((_, reply), done) in batch.into_iter().zip(results) {
+                            let _ = reply.send(Ok(done));
+                        }
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        for (_, reply) in batch {
+                            let _ = reply.send(Err(StoreError::Batch(msg.clone())));
+                        }
+                    }
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    async fn commit(pool: &AnyPool, batch: &[(IssueJob, IssueReply)]) -> Result<Vec<bool>> {
+        let mut tx = pool.begin().await?;
+        let mut results = Vec::with_capacity(batch.len());
+        for (job, _) in batch {
+            results.push(job.execute(&mut tx).await?);
+        }
+        sqlx::query(BUMP).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    async fn submit(&self, job: IssueJob) -> Result<bool> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((job, reply))
+            .await
+            .map_err(|_| StoreError::Batch("issue writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Batch("issue writer stopped".into()))?
     }
 }
 

@@ -114,6 +114,7 @@ suite!(
     push_history_is_newest_first,
     migrations_are_idempotent,
     revision_moves_with_every_cached_write,
+    concurrent_issuance_records_exactly_one,
 );
 
 fn ids(n: u8) -> (DomainId, ProjectId) {
@@ -648,4 +649,44 @@ async fn revision_moves_with_every_cached_write(store: Arc<SqlStore>) {
     moved(store.revision().await.unwrap(), "record_push");
     store.revoke_credential(&c.access_key, 4).await.unwrap();
     moved(store.revision().await.unwrap(), "revoke_credential");
+}
+
+async fn concurrent_issuance_records_exactly_one(store: Arc<SqlStore>) {
+    let (a, p) = account(1);
+    store.create_account(&a, &p).await.unwrap();
+    let ids = order(&store, &a, &p, 20, 1_700_000_000_000).await;
+    let mut tasks = Vec::new();
+    // Eight racing issuances per certificate, all in flight together (and, on SQLite, grouped
+    // into shared transactions): exactly one per certificate may win.
+    for id in &ids {
+        for attempt in 0..8 {
+            let (store, id) = (store.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                let ok = store
+                    .mark_issued(
+                        &id,
+                        CertificateStatus::Paid,
+                        &application("a.test"),
+                        &issued(1000 + attempt),
+                        5,
+                    )
+                    .await
+                    .unwrap();
+                (id, ok)
+            }));
+        }
+    }
+    let mut wins = std::collections::HashMap::new();
+    for t in tasks {
+        let (id, ok) = t.await.unwrap();
+        *wins.entry(id).or_insert(0) += i32::from(ok);
+    }
+    assert_eq!(wins.len(), 20);
+    assert!(wins.values().all(|w| *w == 1), "{wins:?}");
+    for id in &ids {
+        assert_eq!(
+            store.certificate(id).await.unwrap().unwrap().status,
+            CertificateStatus::Issued
+        );
+    }
 }

@@ -18,6 +18,11 @@ use scm_pki::MasterKey;
 use scm_proto::v3::{ApplicationBody, PurchaseBody};
 use scm_store::{SqlStore, Store};
 
+/// Same allocator as the server binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Concurrent applications (like concurrent API requests).
 const TASKS: usize = 16;
 
 fn arg(name: &str) -> Option<String> {

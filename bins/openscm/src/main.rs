@@ -6,6 +6,10 @@ mod server;
 
 use clap::{Parser, Subcommand};
 
+// See the workspace Cargo.toml for why.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// OpenSCM: a self-hostable SSL/TLS certificate manager that speaks the Huawei Cloud SCM API.
 ///
 /// `openscm server` runs the API (zero config: SQLite in ./openscm-data, admin credentials written

@@ -67,8 +67,11 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-pub(crate) async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+pub(crate) async fn health() -> (Extension<scm_proto::Operation>, Json<serde_json::Value>) {
+    (
+        Extension(scm_proto::Operation::Health),
+        Json(serde_json::json!({"status": "ok"})),
+    )
 }
 
 pub(crate) async fn not_found() -> ApiError {

@@ -190,6 +190,7 @@ class Server:
         self.starts = 0
         self._sdk_clients = {}
         self.session = requests.Session()
+        self.env = {}  # extra environment for the server process
         if config_text is not None:
             self.write_config(config_text)
 
@@ -232,7 +233,7 @@ class Server:
         try:
             self.proc = subprocess.Popen(
                 self.command(), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                env=dict(os.environ, NO_COLOR="1"),
+                env=dict(os.environ, NO_COLOR="1", **self.env),
             )
         finally:
             out.close()

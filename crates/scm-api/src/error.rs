@@ -143,3 +143,89 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use scm_core::AuthFailure;
+    use scm_proto::CertificateStatus;
+
+    use super::*;
+
+    fn mapped(e: ApiError) -> (u16, String, String) {
+        let (status, code, msg) = status_code_message(&e);
+        (status.as_u16(), code.to_owned(), msg)
+    }
+
+    /// Pins the public face of every error: status, code, and that internals stay inside.
+    #[test]
+    fn every_error_has_its_status_and_code() {
+        let cases = [
+            (
+                ApiError::from(DomainError::invalid("tags[1].key", "is required")),
+                400,
+                "SCM.0005",
+            ),
+            (DomainError::MalformedCertificateId.into(), 400, "SCM.0008"),
+            (DomainError::CertificateNotFound.into(), 404, "SCM.0020"),
+            (DomainError::OtherTenant.into(), 403, "SCM.0003"),
+            (
+                DomainError::WrongStatus(CertificateStatus::Paid).into(),
+                400,
+                "SCM.0010",
+            ),
+            (
+                DomainError::DomainMismatch("x".into()).into(),
+                400,
+                "SCM.0015",
+            ),
+            (
+                DomainError::NoPushTarget {
+                    service: "ELB".into(),
+                    region: "r".into(),
+                }
+                .into(),
+                400,
+                "SCM.0030",
+            ),
+            (
+                DomainError::PushFailed("target t: reload failed".into()).into(),
+                400,
+                "SCM.0028",
+            ),
+            (
+                DomainError::Unauthenticated(AuthFailure::Skew).into(),
+                401,
+                "APIGW.0301",
+            ),
+            (
+                DomainError::Internal("db password=hunter2".into()).into(),
+                500,
+                "SCM.0500",
+            ),
+            (
+                ApiError::BadJson {
+                    field: "order_number".into(),
+                    reason: "x".into(),
+                },
+                400,
+                "SCM.0005",
+            ),
+            (ApiError::RouteNotFound, 404, "APIGW.0101"),
+            (ApiError::MethodNotAllowed, 405, "APIGW.0105"),
+            (ApiError::BodyTooLarge, 413, "APIGW.0201"),
+        ];
+        for (e, status, code) in cases {
+            let (s, c, msg) = mapped(e);
+            assert_eq!((s, c.as_str()), (status, code), "{msg}");
+            assert!(scm_proto::codes::ALL.contains(&c.as_str()));
+            assert!(
+                !msg.contains("hunter2"),
+                "internal causes never reach the client"
+            );
+            assert!(msg.len() <= 1024);
+        }
+        let (_, _, msg) = mapped(DomainError::invalid("tags[1].key", "is required").into());
+        assert!(msg.contains("tags[1].key"), "the field is named: {msg}");
+    }
+}

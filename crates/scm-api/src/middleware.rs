@@ -44,10 +44,19 @@ pub(crate) async fn request_id_and_log(mut req: Request, next: Next) -> Response
             code,
             internal: Some(cause),
         }) if status >= 500 => {
-            tracing::error!(request_id = %id, %method, %path, operation = %op, %account, status, code, %cause, micros, "request failed");
+            tracing::error!(request_id = %id, %method, %path, operation = %op, %account, status, code = %code, %cause, micros, "request failed");
         }
-        Some(ErrorNote { code, internal }) => {
-            tracing::info!(request_id = %id, %method, %path, operation = %op, %account, status, code, cause = internal.as_deref().unwrap_or(""), micros, "request refused");
+        Some(ErrorNote {
+            code,
+            internal: Some(cause),
+        }) => {
+            tracing::info!(request_id = %id, %method, %path, operation = %op, %account, status, code = %code, %cause, micros, "request refused");
+        }
+        Some(ErrorNote {
+            code,
+            internal: None,
+        }) => {
+            tracing::info!(request_id = %id, %method, %path, operation = %op, %account, status, code = %code, micros, "request refused");
         }
         None => {
             tracing::info!(request_id = %id, %method, %path, operation = %op, %account, status, micros, "request")

@@ -100,12 +100,24 @@ pub struct RuntimeConfig {
     pub master_key_file: PathBuf,
     /// Endpoint for clients.
     pub public_endpoint: String,
+    /// Whether the endpoint was configured (else it follows the address actually bound).
+    pub public_endpoint_explicit: bool,
     /// JSON logs?
     pub json_logs: bool,
     /// Grace period on shutdown.
     pub shutdown_grace: std::time::Duration,
     /// Domain settings.
     pub core: CoreConfig,
+}
+
+/// `http://host:port` for a listen address (loopback when it listens on all addresses).
+pub fn endpoint_of(listen: SocketAddr) -> String {
+    let host = match listen.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}", listen.port())
 }
 
 /// Reads the config file, if any.
@@ -153,22 +165,12 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         .clone()
         .or(file.master_key_file.clone())
         .unwrap_or_else(|| data_dir.join("master.key"));
-    let public_endpoint = server
+    let explicit_endpoint = server
         .and_then(|s| s.public_endpoint.clone())
-        .or(file.public_endpoint.clone())
-        .unwrap_or_else(|| {
-            let host = if listen.ip().is_unspecified() {
-                "127.0.0.1".to_string()
-            } else {
-                listen.ip().to_string()
-            };
-            let host = if listen.is_ipv6() && !listen.ip().is_unspecified() {
-                format!("[{host}]")
-            } else {
-                host
-            };
-            format!("http://{host}:{}", listen.port())
-        });
+        .or(file.public_endpoint.clone());
+    let public_endpoint = explicit_endpoint
+        .clone()
+        .unwrap_or_else(|| endpoint_of(listen));
     let log_format = common
         .log_format
         .clone()
@@ -234,6 +236,7 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         database_url,
         master_key_file,
         public_endpoint,
+        public_endpoint_explicit: explicit_endpoint.is_some(),
         json_logs,
         shutdown_grace,
         core,

@@ -107,8 +107,16 @@ fn write_credentials(cfg: &RuntimeConfig, c: &Created) -> anyhow::Result<()> {
 
 /// Runs the server.
 pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
-    let cfg = config::resolve(common, Some(args))?;
+    let mut cfg = config::resolve(common, Some(args))?;
     init_logs(cfg.json_logs);
+    // Bind first: with port 0 the endpoint written to credentials.json must name the real port.
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    if !cfg.public_endpoint_explicit {
+        cfg.public_endpoint = config::endpoint_of(addr);
+    }
     let (scm, created) = open(&cfg).await?;
     if created.is_none() {
         println!(
@@ -116,10 +124,6 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
             cfg.data_dir.join("credentials.json").display()
         );
     }
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
     println!(
         "OpenSCM listening on http://{addr} (database: {})",
         scm.store().backend_name()

@@ -50,12 +50,17 @@ impl Default for CoreConfig {
 }
 
 /// A token just issued.
-#[derive(Debug)]
 pub struct IssuedToken {
     /// The bearer value (shown once).
     pub token: Zeroizing<String>,
     /// Its record.
     pub record: TokenRecord,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken").field("token", &"<redacted>").field("record", &self.record).finish()
+    }
 }
 
 /// What export returns.

@@ -59,7 +59,10 @@ pub struct IssuedToken {
 
 impl std::fmt::Debug for IssuedToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedToken").field("token", &"<redacted>").field("record", &self.record).finish()
+        f.debug_struct("IssuedToken")
+            .field("token", &"<redacted>")
+            .field("record", &self.record)
+            .finish()
     }
 }
 

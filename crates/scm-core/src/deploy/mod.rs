@@ -137,6 +137,12 @@ impl PushTarget {
                 if !cert_path.is_absolute() || !key_path.is_absolute() {
                     return Err(at("cert_path/key_path", "must be absolute paths"));
                 }
+                if cert_path == key_path {
+                    return Err(at(
+                        "key_path",
+                        "must differ from cert_path (nginx reads two files)",
+                    ));
+                }
                 let reload_command = c
                     .reload_command
                     .clone()

@@ -34,6 +34,12 @@ struct Backup {
 
 impl NginxTarget {
     pub(crate) async fn deliver(&self, name: &str, m: &Material) -> Result<(), String> {
+        // Several OpenSCM processes may deliver to one server: hold an exclusive lock on a file
+        // beside the certificate for the whole write-test-reload-restore sequence, so that a
+        // certificate of one push is never paired with the key of another.
+        let _lock = lock_beside(&self.cert_path)
+            .await
+            .map_err(|e| format!("target {name}: {e}"))?;
         let backups = [
             backup(&self.cert_path, 0o644).await?,
             backup(&self.key_path, 0o600).await?,
@@ -65,6 +71,34 @@ impl NginxTarget {
         }
         Ok(())
     }
+}
+
+/// Takes an exclusive advisory lock on `.<file>.openscm.lock` beside `path` (released on drop).
+async fn lock_beside(path: &Path) -> Result<std::fs::File, String> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| format!("{} has no parent directory", path.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let lock_path = dir.join(format!(".{name}.openscm.lock"));
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                format!(
+                    "cannot open lock file {}: {}",
+                    lock_path.display(),
+                    e.kind()
+                )
+            })?;
+        file.lock()
+            .map_err(|e| format!("cannot lock {}: {}", lock_path.display(), e.kind()))?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| format!("lock task: {e}"))?
 }
 
 async fn backup(path: &Path, default_mode: u32) -> Result<Backup, String> {
@@ -246,8 +280,8 @@ mod tests {
             0o600
         );
         assert!(marker.exists());
-        // No temporary files are left behind.
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 3);
+        // No temporary files are left behind (the lock file stays for the next push).
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 4);
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -285,7 +319,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.contains("could not start"), "{e}");
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 3);
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -296,7 +330,36 @@ mod tests {
             .deliver("t", &material("v1"))
             .await
             .unwrap_err();
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
+        assert!(!d.join("live.crt").exists() && !d.join("live.key").exists());
+        assert_eq!(
+            std::fs::read_dir(&d).unwrap().count(),
+            1,
+            "only the lock file"
+        );
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[tokio::test]
+    async fn concurrent_deliveries_never_mix_a_certificate_with_another_key() {
+        let d = tempdir();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            // Separate target values, as two processes would have: only the file lock orders them.
+            let t = target(&d, &["sh", "-c", "sleep 0.02"], None);
+            tasks.push(tokio::spawn(async move {
+                t.deliver("t", &material(&format!("v{i}"))).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let cert = std::fs::read_to_string(d.join("live.crt")).unwrap();
+        let key = std::fs::read_to_string(d.join("live.key")).unwrap();
+        assert_eq!(
+            cert.trim_start_matches("chain "),
+            key.trim_start_matches("key "),
+            "a matching pair"
+        );
         std::fs::remove_dir_all(d).unwrap();
     }
 

@@ -3,6 +3,7 @@
 //!
 //! Handlers are thin: parse the body into a `scm-proto` type, call one `scm-core` operation, map
 //! the result to the wire type.
+#![deny(missing_docs)]
 
 mod error;
 mod handlers;

@@ -4,6 +4,7 @@
 //! This crate knows nothing of HTTP or SQL: it takes parsed wire bodies from `scm-proto`, checks
 //! them (naming the offending field), and works through the [`scm_store::Store`] trait, an injected
 //! [`Clock`] and the `scm-pki` CA. The HTTP layer maps [`DomainError`] to status codes.
+#![deny(missing_docs)]
 
 pub mod application;
 pub mod auth;

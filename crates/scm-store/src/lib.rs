@@ -7,6 +7,7 @@
 //!
 //! Secrets never reach this crate in clear: credential secret keys and private keys arrive sealed
 //! by the caller (`*_sealed` fields) and are stored as opaque bytes.
+#![deny(missing_docs)]
 
 mod migrate;
 mod records;

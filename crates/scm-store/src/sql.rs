@@ -40,7 +40,7 @@ impl Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite only: the group-commit writer for issuance (see [`IssueWriter`]).
+    /// The group-commit writer for issuance (see [`IssueWriter`]).
     issue_writer: Option<IssueWriter>,
 }
 
@@ -78,10 +78,9 @@ impl SqlStore {
         };
         let pool = options.connect(url).await?;
         migrate::run(&pool, backend).await?;
-        let issue_writer = match backend {
-            Backend::Sqlite => Some(IssueWriter::spawn(pool.clone())),
-            Backend::Postgres => None,
-        };
+        // Both backends pay one durable flush per commit, and every issuance bumps the shared
+        // revision row, so concurrent issuances are grouped into shared transactions on both.
+        let issue_writer = Some(IssueWriter::spawn(pool.clone()));
         Ok(Self {
             pool,
             backend,
@@ -821,8 +820,9 @@ impl IssueJob {
 
 type IssueReply = tokio::sync::oneshot::Sender<Result<bool>>;
 
-/// Group commit for SQLite, where every commit is an fsync and writers queue for one lock anyway:
-/// issuances that arrive while a commit is on disk are recorded together in the next transaction.
+/// Group commit: every commit is a durable flush, and writers queue for one lock anyway (SQLite's
+/// write lock, PostgreSQL's revision row), so issuances that arrive while a commit is being flushed
+/// are recorded together in the next transaction.
 /// Each is still its own conditional update with its own answer, and no caller hears "done" before
 /// the transaction holding its row is durable.
 #[derive(Clone)]

@@ -104,3 +104,15 @@ def test_one_log_line_per_request_and_no_secrets(servers):
     key_body = exported.json["private_key"].split("-----")[2].strip().splitlines()[0]
     assert key_body not in log
     assert not re.search(r"panicked|RUST_BACKTRACE", log)
+
+
+def test_sigterm_right_after_start_is_a_clean_stop(servers):
+    """A SIGTERM that lands while the server is still starting (or has just started) stops it
+    cleanly, exit code 0, rather than killing it."""
+    for delay in (0.2, 0.4):
+        server = servers.new(f"early-term-{delay}")
+        proc = server.spawn()
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, server.logs()
+        server.proc = None

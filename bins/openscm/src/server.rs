@@ -109,6 +109,9 @@ fn write_credentials(cfg: &RuntimeConfig, c: &Created) -> anyhow::Result<()> {
 pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
     let mut cfg = config::resolve(common, Some(args))?;
     init_logs(cfg.json_logs);
+    // Register for SIGTERM/SIGINT before anything else: a signal that arrives while we start up is
+    // then a graceful stop once serving begins, never the default "terminate at once".
+    let signals = Signals::register()?;
     // Bind first: with port 0 the endpoint written to credentials.json must name the real port.
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -133,7 +136,7 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grace = cfg.shutdown_grace;
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
+        signals.recv().await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = stop_tx.send(true);
     });
@@ -150,17 +153,25 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGTERM and SIGINT, registered up front.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+        })
+    }
+
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = term => {},
     }
 }

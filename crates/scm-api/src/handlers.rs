@@ -7,7 +7,6 @@ use axum::{Extension, Json};
 use bytes::Bytes;
 use scm_core::application::FormKind;
 use scm_core::purchase::ApiVersion;
-use scm_core::service::parse_list_query;
 use scm_core::{DomainError, Principal, Scm};
 use scm_proto::v2::{MessageResponse, PushBody as V2PushBody, PushHistoryResponse};
 use scm_proto::v3::{
@@ -275,8 +274,7 @@ pub(crate) async fn list_certificates(
     Extension(p): Extension<Principal>,
     uri: axum::http::Uri,
 ) -> ApiResult<Json<ListCertificatesResponse>> {
-    let q = parse_list_query(&query_pairs(uri.query())?)?;
-    let (certs, total) = s.scm.list(&p, &q).await?;
+    let (certs, total) = s.scm.list_query(&p, &query_pairs(uri.query())?).await?;
     Ok(Json(ListCertificatesResponse {
         certificates: certs.iter().map(views::detail).collect(),
         total_count: total,

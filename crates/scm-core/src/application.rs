@@ -427,7 +427,11 @@ impl ApplicationForm {
                 .map_err(|e| DomainError::Internal(format!("application to JSON: {e}")))?,
             csr_pem: self.csr.as_ref().map(|(pem, _)| pem.clone()),
             validation_method: self.domain_method.clone(),
-            key_algorithm: Some(self.key_algorithm.as_str().to_owned()),
+            // The key certified: the CSR's when there is one, else the one to generate.
+            key_algorithm: match &self.csr {
+                Some((_, csr)) => csr.key_algorithm().map(|a| a.as_str().to_owned()),
+                None => Some(self.key_algorithm.as_str().to_owned()),
+            },
         })
     }
 }

@@ -462,6 +462,16 @@ impl Scm {
         Err(self.status_changed(&cert.id).await)
     }
 
+    /// `GET /v3/scm/certificates`: parses the query and lists a page of the caller's certificates.
+    pub async fn list_query(
+        &self,
+        p: &Principal,
+        pairs: &[(String, String)],
+    ) -> Result<(Vec<CertificateRecord>, u64), DomainError> {
+        let q = parse_list_query(pairs, self.clock.now_ms())?;
+        self.list(p, &q).await
+    }
+
     /// A page of the caller's certificates.
     pub async fn list(
         &self,
@@ -815,12 +825,19 @@ fn order_id(now: OffsetDateTime) -> Result<OrderId, DomainError> {
     OrderId::new(&stamp, random::bytes()?).ok_or_else(|| DomainError::Internal("order id".into()))
 }
 
-/// Parses the query of `GET /v3/scm/certificates`.
-pub fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, DomainError> {
+/// Parses the query of `GET /v3/scm/certificates` (`now_ms` anchors `expired_days_since`).
+///
+/// `expired_days_since=N` leaves out certificates that expired more than N days ago; without the
+/// parameter nothing is left out for having expired. `enterprise_project_id` filters unless `all`.
+/// `owned_by_self` is accepted: nothing is shared between accounts, so every certificate listed is
+/// the caller's own.
+pub fn parse_list_query(pairs: &[(String, String)], now_ms: i64) -> Result<ListQuery, DomainError> {
     let mut q = ListQuery {
         status: None,
         content: None,
         deploy_support: false,
+        enterprise_project_id: None,
+        expired_after_ms: None,
         sort_key: SortKey::UpdateTime,
         ascending: false,
         limit: 10,
@@ -885,10 +902,12 @@ pub fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, DomainE
                 boolean(k, v)?;
             }
             "expired_days_since" => {
-                int(k, v, 0, 1095)?;
+                let days = int(k, v, 0, 1095)?;
+                q.expired_after_ms = Some(now_ms - days * 86_400_000);
             }
             "enterprise_project_id" => {
-                crate::purchase::enterprise_project(v, k)?;
+                let e = crate::purchase::enterprise_project(v, k)?;
+                q.enterprise_project_id = Some(e).filter(|e| e != "all");
             }
             _ => {}
         }

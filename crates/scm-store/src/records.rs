@@ -302,6 +302,11 @@ pub struct ListQuery {
     pub content: Option<String>,
     /// Only issued/uploaded certificates.
     pub deploy_support: bool,
+    /// Only this enterprise project (`None`: all).
+    pub enterprise_project_id: Option<String>,
+    /// Leave out certificates that expired before this time (Unix ms); certificates not yet
+    /// issued are kept.
+    pub expired_after_ms: Option<i64>,
     /// Sort field.
     pub sort_key: SortKey,
     /// Ascending?

@@ -656,6 +656,8 @@ impl Store for SqlStore {
         filter.push_str(
             " AND ($3 IS NULL OR name LIKE $3 ESCAPE '\\' OR domain LIKE $3 ESCAPE '\\')",
         );
+        filter.push_str(" AND ($4 IS NULL OR enterprise_project_id = $4)");
+        filter.push_str(" AND ($5 IS NULL OR not_after_ms IS NULL OR not_after_ms >= $5)");
         if q.deploy_support {
             filter.push_str(" AND status IN ('ISSUED', 'UPLOAD')");
         }
@@ -670,15 +672,19 @@ impl Store for SqlStore {
             .bind(account.as_str())
             .bind(status)
             .bind(content.clone())
+            .bind(q.enterprise_project_id.clone())
+            .bind(q.expired_after_ms)
             .fetch_one(&self.pool)
             .await?;
         let page_sql = format!(
-            "SELECT {CERT_COLS} FROM certificates WHERE {filter} ORDER BY {order_col} {dir}, id {dir} LIMIT $4 OFFSET $5"
+            "SELECT {CERT_COLS} FROM certificates WHERE {filter} ORDER BY {order_col} {dir}, id {dir} LIMIT $6 OFFSET $7"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(page_sql))
             .bind(account.as_str())
             .bind(status)
             .bind(content)
+            .bind(q.enterprise_project_id.clone())
+            .bind(q.expired_after_ms)
             .bind(i64::from(q.limit))
             .bind(i64::from(q.offset))
             .fetch_all(&self.pool)

@@ -477,6 +477,8 @@ async fn listing_filters_sorts_and_pages(store: Arc<SqlStore>) {
         status: None,
         content: None,
         deploy_support: false,
+        enterprise_project_id: None,
+        expired_after_ms: None,
         sort_key: SortKey::UpdateTime,
         ascending: false,
         limit: 10,
@@ -558,6 +560,43 @@ async fn listing_filters_sorts_and_pages(store: Arc<SqlStore>) {
     assert_eq!(total, 5);
     let (_, total) = store.list_certificates(&b.domain_id, &base).await.unwrap();
     assert_eq!(total, 4);
+    let (_, total) = store
+        .list_certificates(
+            &a.domain_id,
+            &ListQuery {
+                expired_after_ms: Some(998),
+                ..base.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        total, 23,
+        "two expired before 998 are left out, unissued ones stay"
+    );
+    let (_, total) = store
+        .list_certificates(
+            &a.domain_id,
+            &ListQuery {
+                enterprise_project_id: Some("0".into()),
+                ..base.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 25);
+    let other_ep = "0123abcd-0000-0000-0000-000000000000".to_string();
+    let (_, total) = store
+        .list_certificates(
+            &a.domain_id,
+            &ListQuery {
+                enterprise_project_id: Some(other_ep),
+                ..base.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 0);
 }
 
 async fn push_history_is_newest_first(store: Arc<SqlStore>) {

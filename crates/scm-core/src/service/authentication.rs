@@ -1,0 +1,164 @@
+//! Authentication: AK/SK signatures, bearer tokens, and the caller's projects.
+
+use std::sync::Arc;
+
+use scm_proto::{AccessKeyId, DomainId, ProjectId};
+use scm_sign::Request;
+use scm_store::{AccountRecord, CredentialStatus, TokenRecord};
+use zeroize::Zeroizing;
+
+use crate::auth::{self, AuthFailure, AuthMethod, CachedCredential, Principal};
+use crate::bootstrap::open_secret;
+use crate::issuance::ms;
+use crate::{DomainError, random};
+
+use super::{IssuedToken, Scm};
+
+impl Scm {
+    /// Authenticates a request by signature or token, and checks that any `X-Domain-Id` /
+    /// `X-Project-Id` it carries belongs to the caller.
+    pub async fn authenticate(&self, req: &Request<'_>) -> Result<Principal, DomainError> {
+        let principal = match auth::signature_authorization(req)? {
+            Some(authz) => self.verify_signature(req, &authz).await?,
+            None => match auth::header(req, "x-auth-token")? {
+                Some(token) => self.verify_token(token).await?,
+                None => return Err(AuthFailure::Missing.into()),
+            },
+        };
+        if let Some(d) = auth::header(req, "x-domain-id")?
+            && d.trim() != principal.account.as_str()
+        {
+            return Err(DomainError::OtherTenant);
+        }
+        if let Some(p) = auth::header(req, "x-project-id")? {
+            self.project_scope(&principal, p.trim()).await?;
+        }
+        Ok(principal)
+    }
+
+    pub(super) async fn credential(
+        &self,
+        ak: &AccessKeyId,
+    ) -> Result<Option<CachedCredential>, DomainError> {
+        if let Some(c) = self.cache.credentials.get(ak) {
+            return Ok(Some(c));
+        }
+        let seen = self.cache.generation();
+        let Some(rec) = self.store.credential(ak).await? else {
+            return Ok(None);
+        };
+        let cached = CachedCredential {
+            secret: open_secret(&self.master, ak, &rec.secret_sealed)?,
+            account: rec.domain_id,
+            project: rec.project_id,
+            status: rec.status,
+        };
+        self.cache.put_credential(seen, ak.clone(), cached.clone());
+        Ok(Some(cached))
+    }
+
+    pub(super) async fn account(
+        &self,
+        id: &DomainId,
+    ) -> Result<Option<Arc<AccountRecord>>, DomainError> {
+        if let Some(a) = self.cache.accounts.get(id) {
+            return Ok(Some(a));
+        }
+        let seen = self.cache.generation();
+        let Some(rec) = self.store.account(id).await? else {
+            return Ok(None);
+        };
+        let rec = Arc::new(rec);
+        self.cache.put_account(seen, rec.clone());
+        Ok(Some(rec))
+    }
+
+    async fn verify_signature(
+        &self,
+        req: &Request<'_>,
+        authz: &scm_sign::Authorization<'_>,
+    ) -> Result<Principal, DomainError> {
+        let ak = AccessKeyId::try_from(authz.access_key).map_err(|_| AuthFailure::UnknownKey)?;
+        let cred = self.credential(&ak).await?.ok_or(AuthFailure::UnknownKey)?;
+        if cred.status != CredentialStatus::Active {
+            return Err(AuthFailure::Revoked.into());
+        }
+        // A JSON body must be covered by the signature.
+        if !req.body.is_empty()
+            && auth::header(req, "x-sdk-content-sha256")?
+                .is_some_and(|v| v.trim() == "UNSIGNED-PAYLOAD")
+        {
+            return Err(AuthFailure::Malformed.into());
+        }
+        scm_sign::verify(
+            req,
+            authz,
+            &cred.secret,
+            self.clock.now(),
+            self.config.max_skew,
+        )
+        .map_err(|e| DomainError::from(auth::sign_failure(&e)))?;
+        Ok(Principal {
+            account: cred.account,
+            project: cred.project,
+            access_key: ak,
+            method: AuthMethod::Signature,
+        })
+    }
+
+    async fn verify_token(&self, token: &str) -> Result<Principal, DomainError> {
+        let token = token.trim();
+        if !(32..=2_097_152).contains(&token.len()) {
+            return Err(AuthFailure::BadToken.into());
+        }
+        let (rec, status) = self
+            .store
+            .token(&auth::token_hash(token))
+            .await?
+            .ok_or(AuthFailure::BadToken)?;
+        if status != CredentialStatus::Active {
+            return Err(AuthFailure::Revoked.into());
+        }
+        if self.clock.now_ms() >= rec.expires_ms {
+            return Err(AuthFailure::ExpiredToken.into());
+        }
+        Ok(Principal {
+            account: rec.domain_id,
+            project: rec.project_id,
+            access_key: rec.access_key,
+            method: AuthMethod::Token,
+        })
+    }
+
+    /// Issues an `X-Auth-Token` to a caller authenticated by AK/SK.
+    pub async fn create_token(&self, p: &Principal) -> Result<IssuedToken, DomainError> {
+        if p.method != AuthMethod::Signature {
+            return Err(AuthFailure::Missing.into());
+        }
+        let token = Zeroizing::new(random::token()?);
+        let now = self.clock.now();
+        let record = TokenRecord {
+            token_hash: auth::token_hash(&token),
+            access_key: p.access_key.clone(),
+            domain_id: p.account.clone(),
+            project_id: p.project.clone(),
+            issued_ms: ms(now),
+            expires_ms: ms(now + self.config.token_ttl),
+        };
+        self.store.insert_token(&record).await?;
+        Ok(IssuedToken { token, record })
+    }
+
+    /// The caller's project named in a v2 path (or `X-Project-Id`); another account's project, or
+    /// one that does not exist, is refused alike.
+    pub async fn project_scope(&self, p: &Principal, raw: &str) -> Result<ProjectId, DomainError> {
+        let id = ProjectId::try_from(raw).map_err(|_| DomainError::OtherTenant)?;
+        if id == p.project {
+            return Ok(id);
+        }
+        match self.store.project(&id).await? {
+            Some(proj) if proj.domain_id == p.account => Ok(id),
+            _ => Err(DomainError::OtherTenant),
+        }
+    }
+}

@@ -352,3 +352,41 @@ def test_restart_keeps_everything(server, client, creds, issued, exported):
     assert key.private_numbers() == exported["key"].private_numbers()
     history = server.v2("GET", f"/scm/cert/{issued['cert_id']}/push-history")
     assert history.status == 200, history
+
+
+def test_sdk_v3_push_and_refusals(server, client, issued, nginx):
+    """The SDK's own push_certificate (v3): to the configured ELB target it succeeds and is in the
+    history; to services or regions without a target it is refused with SCM.0030."""
+    from huaweicloudsdkcore.exceptions import exceptions
+    from huaweicloudsdkscm.v3 import PushCertificateRequest, PushCertificateRequestBody
+
+    cert_id = issued["cert_id"]
+    before = server.v2("GET", f"/scm/cert/{cert_id}/push-history").json["push_history_list"]
+    client.push_certificate(PushCertificateRequest(
+        certificate_id=cert_id,
+        body=PushCertificateRequestBody(target_project="cn-north-4", target_service="ELB")))
+    after = server.v2("GET", f"/scm/cert/{cert_id}/push-history").json["push_history_list"]
+    assert len(after) == min(len(before) + 1, 10)
+    assert after[0]["push_service"] == "ELB" and after[0]["push_remote_project"] == "cn-north-4"
+    for body in (PushCertificateRequestBody(target_project="cn-north-4", target_service="waf"),
+                 PushCertificateRequestBody(target_project="cn-east-3", target_service="ELB"),
+                 PushCertificateRequestBody(target_service="CDN")):
+        with pytest.raises(exceptions.ClientRequestException) as e:
+            client.push_certificate(PushCertificateRequest(certificate_id=cert_id, body=body))
+        assert (e.value.status_code, e.value.error_code) == (400, "SCM.0030"), body
+
+
+def test_sdk_list_filters_and_pages(client, issued):
+    """ListCertificates with the SDK's parameters: status filter, sort, paging past the end."""
+    issued_only = client.list_certificates(ListCertificatesRequest(
+        limit=10, offset=0, status="ISSUED", sort_key="certExpiredTime", sort_dir="ASC",
+        deploy_support=True, enterprise_project_id="all", owned_by_self=True))
+    assert issued_only.total_count >= 1
+    assert all(c.status == "ISSUED" and c.deploy_support for c in issued_only.certificates)
+    assert issued["cert_id"] in [c.id for c in issued_only.certificates] or issued_only.total_count > 10
+    paid = client.list_certificates(ListCertificatesRequest(limit=50, status="PAID"))
+    assert issued["cert_id"] not in [c.id for c in paid.certificates]
+    past_end = client.list_certificates(ListCertificatesRequest(limit=10, offset=1000))
+    assert past_end.certificates == [] and past_end.total_count >= 1
+    by_name = client.list_certificates(ListCertificatesRequest(limit=10, content="www.e2e.test"))
+    assert issued["cert_id"] in [c.id for c in by_name.certificates]

@@ -133,22 +133,23 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
     );
     tracing::info!(%addr, targets = cfg.core.push_targets.len(), "listening");
     let app = scm_api::router(scm);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let grace = cfg.shutdown_grace;
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-        signals.recv().await;
-        tracing::info!("shutting down: no new connections, finishing requests in flight");
-        let _ = stop_tx.send(true);
-    });
-    let mut stop_rx2 = stop_rx.clone();
-    tokio::select! {
-        r = serve => r.context("server error")?,
-        () = async move {
-            let _ = stop_rx2.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        } => tracing::warn!("grace period over; dropping requests still running"),
+    let limits = scm_api::ServeLimits {
+        grace: cfg.shutdown_grace,
+        ..scm_api::ServeLimits::default()
+    };
+    let drained = scm_api::serve(
+        listener,
+        app,
+        async move {
+            signals.recv().await;
+            tracing::info!("shutting down: no new connections, finishing requests in flight");
+        },
+        limits,
+    )
+    .await;
+    if !drained {
+        tracing::warn!("grace period over; dropping requests still running");
     }
-    drop(stop_rx);
     tracing::info!("stopped");
     Ok(())
 }

@@ -8,6 +8,7 @@
 mod error;
 mod handlers;
 mod middleware;
+mod serve;
 mod views;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use axum::routing::{get, post};
 use scm_core::Scm;
 
 pub use error::ApiError;
+pub use serve::{ServeLimits, serve};
 
 /// Largest request body accepted (bytes). Certificates and CSRs are a few KiB.
 pub const MAX_BODY: usize = 1024 * 1024;

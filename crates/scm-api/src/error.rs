@@ -145,7 +145,6 @@ impl IntoResponse for ApiError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use scm_core::AuthFailure;
     use scm_proto::CertificateStatus;

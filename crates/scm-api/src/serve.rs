@@ -76,7 +76,6 @@ pub async fn serve(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::time::Instant;
 

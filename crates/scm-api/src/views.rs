@@ -120,7 +120,6 @@ pub(crate) fn push_item(r: &PushRecord) -> PushHistoryItem {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
     fn time_format() {

@@ -437,12 +437,7 @@ impl ApplicationForm {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::type_complexity
-)]
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
 

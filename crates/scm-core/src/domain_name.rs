@@ -84,7 +84,6 @@ impl fmt::Debug for DomainName {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

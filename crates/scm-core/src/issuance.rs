@@ -243,7 +243,6 @@ pub fn ms(t: OffsetDateTime) -> i64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -292,12 +292,7 @@ impl PurchaseSpec {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::type_complexity
-)]
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
 

@@ -1,10 +1,4 @@
 //! Domain flows over a real SQLite store with a fixed clock.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::sync::Arc;
 

@@ -469,12 +469,6 @@ fn add_years(t: OffsetDateTime, years: i32) -> Result<OffsetDateTime, PkiError> 
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use crate::cert::{parse_certificate_pem, pem_blocks};

@@ -197,12 +197,6 @@ pub fn pem_blocks(text: &str, tag: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use rcgen::{CertificateParams, KeyPair};

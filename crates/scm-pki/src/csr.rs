@@ -174,12 +174,6 @@ impl ParsedCsr {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 pub(crate) mod tests {
     use super::*;
     use crate::test_util::{TempDir, openssl, output_text};

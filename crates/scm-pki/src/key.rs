@@ -364,12 +364,6 @@ pub(crate) fn spki_kind(alg: &AlgorithmIdentifier<'_>) -> Result<KeyKind, PkiErr
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use crate::test_util::{TempDir, openssl};

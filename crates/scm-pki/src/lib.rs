@@ -17,12 +17,6 @@ mod error;
 pub mod key;
 pub mod seal;
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod test_util;
 mod util;
 

@@ -265,12 +265,6 @@ fn sync_parent_dir(path: &Path) {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use crate::test_util::TempDir;

@@ -190,7 +190,6 @@ impl AccessKeyId {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

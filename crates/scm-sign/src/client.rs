@@ -150,12 +150,6 @@ fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: &str) {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use time::macros::datetime;
 

@@ -164,12 +164,6 @@ fn sha256_hex(data: &[u8]) -> String {
 mod vector_tests;
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use time::macros::datetime;

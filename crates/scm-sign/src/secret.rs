@@ -39,12 +39,6 @@ impl PartialEq for SecretKey {
 impl Eq for SecretKey {}
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

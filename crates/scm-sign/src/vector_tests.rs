@@ -1,11 +1,5 @@
 //! The six Python SDK vectors of `tests/signing-vectors.json`, through both sides, plus
 //! verification failures built from them.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::collections::BTreeMap;
 

@@ -1,12 +1,6 @@
 //! The storage suite: every test runs against SQLite (a temp file) and PostgreSQL (a throwaway
 //! database on the server named by `OPENSCM_TEST_PG_URL`, default the local one on 127.0.0.1:5432).
 //! A PostgreSQL test fails, never skips, when the server is unreachable.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use std::collections::HashSet;
 use std::future::Future;

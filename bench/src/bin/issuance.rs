@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
@@ -196,5 +196,4 @@ async fn main() {
         "  RSA_2048 server-generated key, issued + stored ({n_rsa:>3})  {rsa:>10.1} /s   (key generation dominates)"
     );
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = Duration::ZERO;
 }

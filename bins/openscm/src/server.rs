@@ -44,7 +44,7 @@ pub async fn open(cfg: &RuntimeConfig) -> anyhow::Result<(Arc<Scm>, Option<Creat
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(c) = &created {
-        write_credentials(cfg, c)?;
+        write_credentials(cfg, c).await?;
     }
     let scm = Scm::open(store, clock, Arc::new(master), cfg.core.clone())
         .await
@@ -53,7 +53,8 @@ pub async fn open(cfg: &RuntimeConfig) -> anyhow::Result<(Arc<Scm>, Option<Creat
         &cfg.data_dir.join("ca-root.pem"),
         scm.ca_root_pem().as_bytes(),
         0o644,
-    )?;
+    )
+    .await?;
     Ok((Arc::new(scm), created))
 }
 
@@ -69,25 +70,14 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a file atomically with `mode`.
-fn write_file(path: &Path, content: &[u8], mode: u32) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp-openscm");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(content)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+/// Writes a file atomically with `mode` (temporary file, fsync, rename).
+async fn write_file(path: &Path, content: &[u8], mode: u32) -> anyhow::Result<()> {
+    scm_core::files::write_atomic(path, content, mode)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
-fn write_credentials(cfg: &RuntimeConfig, c: &Created) -> anyhow::Result<()> {
+async fn write_credentials(cfg: &RuntimeConfig, c: &Created) -> anyhow::Result<()> {
     let json = serde_json::json!({
         "access_key": c.access_key.as_str(),
         "secret_key": c.secret_key.expose(),
@@ -97,7 +87,7 @@ fn write_credentials(cfg: &RuntimeConfig, c: &Created) -> anyhow::Result<()> {
     });
     let path = cfg.data_dir.join("credentials.json");
     let text = serde_json::to_string_pretty(&json)?;
-    write_file(&path, format!("{text}\n").as_bytes(), 0o600)?;
+    write_file(&path, format!("{text}\n").as_bytes(), 0o600).await?;
     println!(
         "OpenSCM: bootstrapped a new store; admin credentials written to {}",
         path.display()

@@ -30,21 +30,28 @@ fn json<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
         });
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() || path == "." {
-            ApiError::BadJson {
-                field: "body".into(),
-                reason: format!("is not valid JSON of the expected shape ({inner})"),
-            }
-        } else {
-            ApiError::BadJson {
-                field: path,
-                reason: format!("has the wrong type ({inner})"),
-            }
+    serde_path_to_error::deserialize(de).map_err(bad_json)
+}
+
+/// Like [`json`], from an already parsed value.
+fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> ApiResult<T> {
+    serde_path_to_error::deserialize(value).map_err(bad_json)
+}
+
+fn bad_json(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() || path == "." {
+        ApiError::BadJson {
+            field: "body".into(),
+            reason: format!("is not valid JSON of the expected shape ({inner})"),
         }
-    })
+    } else {
+        ApiError::BadJson {
+            field: path,
+            reason: format!("has the wrong type ({inner})"),
+        }
+    }
 }
 
 /// Like [`json`], but an empty body is `None`.
@@ -182,10 +189,10 @@ pub(crate) async fn v2_complete(
 ) -> ApiResult<Json<RequestInfoResponse>> {
     s.scm.project_scope(&p, &project_id).await?;
     // An empty body (or `{}`) submits the saved application.
-    let body: Option<ApplicationBody> = optional_json::<serde_json::Value>(&body)?
-        .filter(|v| v.as_object().is_none_or(|o| !o.is_empty()))
-        .map(|_| json(&body))
-        .transpose()?;
+    let body: Option<ApplicationBody> = match optional_json::<serde_json::Value>(&body)? {
+        Some(v) if v.as_object().is_none_or(|o| !o.is_empty()) => Some(from_value(v)?),
+        _ => None,
+    };
     s.scm
         .apply(&p, &cert_id, body.as_ref(), FormKind::V2)
         .await?;
@@ -287,13 +294,8 @@ pub(crate) async fn export(
     Path(cert_id): Path<String>,
 ) -> ApiResult<Json<ExportCertificateResponse>> {
     let e = s.scm.export(&p, &cert_id).await?;
-    let leaf = if e.certificate.ends_with('\n') {
-        e.certificate.clone()
-    } else {
-        format!("{}\n", e.certificate)
-    };
     Ok(Json(ExportCertificateResponse {
-        entire_certificate: format!("{leaf}{}", e.chain),
+        entire_certificate: e.entire,
         certificate: e.certificate,
         certificate_chain: e.chain,
         private_key: e.private_key.map(|k| k.to_string()),

@@ -440,6 +440,7 @@ impl ApplicationForm {
 #[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
+    use crate::error::invalid_field;
 
     fn v2_seed() -> ApplicationBody {
         serde_json::from_str(
@@ -458,13 +459,6 @@ mod tests {
                 "applicant_email": "tom@example.com", "agree_privacy_protection": true, "domain_method": "DNS"}"#,
         )
         .unwrap()
-    }
-
-    fn field(r: Result<ApplicationForm, DomainError>) -> String {
-        match r {
-            Err(DomainError::InvalidParameter { field, .. }) => field,
-            other => panic!("expected InvalidParameter, got {other:?}"),
-        }
     }
 
     #[test]
@@ -548,7 +542,7 @@ mod tests {
             let mut b = v2_seed();
             mutate(&mut b);
             assert_eq!(
-                field(ApplicationForm::parse(&b, kind, true)),
+                invalid_field(ApplicationForm::parse(&b, kind, true)),
                 want,
                 "case {i}"
             );
@@ -572,14 +566,14 @@ mod tests {
             let mut b = v3_capture();
             mutate(&mut b);
             assert_eq!(
-                field(ApplicationForm::parse(&b, FormKind::V3, false)),
+                invalid_field(ApplicationForm::parse(&b, FormKind::V3, false)),
                 want,
                 "v3 case {i}"
             );
         }
         // OV/EV needs the company on v3 too.
         assert_eq!(
-            field(ApplicationForm::parse(&v3_capture(), FormKind::V3, true)),
+            invalid_field(ApplicationForm::parse(&v3_capture(), FormKind::V3, true)),
             "company_name"
         );
     }
@@ -599,7 +593,10 @@ mod tests {
         let pem = params.serialize_request(&kp).unwrap().pem().unwrap();
         let mut b = v2_seed();
         b.csr = Some(pem.clone());
-        assert_eq!(field(ApplicationForm::parse(&b, FormKind::V2, true)), "csr");
+        assert_eq!(
+            invalid_field(ApplicationForm::parse(&b, FormKind::V2, true)),
+            "csr"
+        );
         b.sans = Some("api.xzz.test".into());
         let f = ApplicationForm::parse(&b, FormKind::V2, true).unwrap();
         assert!(f.csr.is_some());

@@ -78,8 +78,7 @@ impl AuthFailure {
     }
 }
 
-/// A credential as the verifier needs it.
-#[derive(Clone)]
+/// A credential as the verifier needs it (shared, never copied, from the cache).
 pub(crate) struct CachedCredential {
     pub account: DomainId,
     pub project: ProjectId,
@@ -87,18 +86,9 @@ pub(crate) struct CachedCredential {
     pub status: CredentialStatus,
 }
 
-/// Header value by case-insensitive name; `Err` if it occurs more than once.
+/// Trimmed header value by case-insensitive name; `Err` if it occurs more than once.
 pub(crate) fn header<'a>(req: &Request<'a>, name: &str) -> Result<Option<&'a str>, AuthFailure> {
-    let mut found = None;
-    for (k, v) in req.headers {
-        if k.eq_ignore_ascii_case(name) {
-            if found.is_some() {
-                return Err(AuthFailure::Malformed);
-            }
-            found = Some(*v);
-        }
-    }
-    Ok(found)
+    scm_sign::single_header(req.headers, name).map_err(|_| AuthFailure::Malformed)
 }
 
 /// The parsed `Authorization` of a signed request, if it claims SDK-HMAC-SHA256.

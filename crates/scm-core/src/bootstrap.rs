@@ -8,7 +8,8 @@ use scm_store::{
     AccountRecord, Bootstrap, CaRecord, CredentialRecord, CredentialStatus, ProjectRecord, Store,
 };
 
-use crate::issuance::{DEFAULT_POLICY, ms};
+use crate::clock::unix_ms;
+use crate::issuance::DEFAULT_POLICY;
 use crate::{Clock, DomainError, random};
 
 /// What a bootstrap created, for the caller to hand to the operator once.
@@ -86,7 +87,7 @@ pub async fn run(
         return Ok(None);
     }
     let now = clock.now();
-    let now_ms = ms(now);
+    let now_ms = unix_ms(now);
     let ca = tokio::task::spawn_blocking(move || generate_ca("OpenSCM", now))
         .await?
         .map_err(|e| DomainError::Internal(format!("CA generation: {e}")))?;

@@ -74,7 +74,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Map<K, V> {
 /// The caches.
 pub(crate) struct ReadCache {
     generation: AtomicU64,
-    pub credentials: Map<AccessKeyId, CachedCredential>,
+    pub credentials: Map<AccessKeyId, Arc<CachedCredential>>,
     pub accounts: Map<DomainId, Arc<AccountRecord>>,
     pub certificates: Map<CertificateId, Arc<CertificateRecord>>,
     pub history: Map<CertificateId, Arc<Vec<PushRecord>>>,
@@ -128,7 +128,7 @@ impl ReadCache {
         self.accounts.remove(id);
     }
 
-    pub fn put_credential(&self, seen: u64, k: AccessKeyId, v: CachedCredential) {
+    pub fn put_credential(&self, seen: u64, k: AccessKeyId, v: Arc<CachedCredential>) {
         self.credentials.put_if(&self.generation, seen, k, v);
     }
 

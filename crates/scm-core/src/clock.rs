@@ -12,8 +12,13 @@ pub trait Clock: Send + Sync + 'static {
 
     /// Now as Unix milliseconds.
     fn now_ms(&self) -> i64 {
-        i64::try_from(self.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+        unix_ms(self.now())
     }
+}
+
+/// A time as Unix milliseconds, the unit the store keeps times in.
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// The system clock.

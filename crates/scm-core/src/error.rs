@@ -62,6 +62,15 @@ impl DomainError {
     }
 }
 
+/// The field an `InvalidParameter` refusal names (tests).
+#[cfg(test)]
+pub(crate) fn invalid_field<T: std::fmt::Debug>(r: Result<T, DomainError>) -> String {
+    match r {
+        Err(DomainError::InvalidParameter { field, .. }) => field,
+        other => panic!("expected InvalidParameter, got {other:?}"),
+    }
+}
+
 impl From<scm_store::StoreError> for DomainError {
     fn from(e: scm_store::StoreError) -> Self {
         Self::Internal(format!("store: {e}"))

@@ -9,6 +9,7 @@ use scm_store::{CaRecord, IssuedRecord, Product};
 use time::OffsetDateTime;
 
 use crate::application::ApplicationForm;
+use crate::clock::unix_ms;
 use crate::{DomainError, DomainName};
 
 /// Default issuance policy of a new account: names under the reserved TLDs, which no public CA
@@ -226,20 +227,21 @@ pub async fn issue(
         serial_hex: leaf.serial_hex,
         fingerprint: leaf.sha1_fingerprint_hex,
         signature_algorithm: leaf.signature_algorithm.to_owned(),
-        issued_ms: ms(now),
-        not_before_ms: ms(leaf.not_before),
-        not_after_ms: ms(leaf.not_after),
+        issued_ms: unix_ms(now),
+        not_before_ms: unix_ms(leaf.not_before),
+        not_after_ms: unix_ms(leaf.not_after),
     })
+}
+
+/// The full chain a server presents: the leaf, then the chain, one PEM block after another.
+pub fn full_chain(leaf_pem: &str, chain_pem: &str) -> String {
+    let sep = if leaf_pem.ends_with('\n') { "" } else { "\n" };
+    format!("{leaf_pem}{sep}{chain_pem}")
 }
 
 /// The associated data binding a sealed leaf key to its certificate row.
 pub fn key_aad(id: &CertificateId) -> String {
     format!("cert-key:{id}")
-}
-
-/// Unix milliseconds.
-pub fn ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod deploy;
 pub mod domain_name;
 pub mod error;
+pub mod files;
 pub mod issuance;
 pub mod purchase;
 pub mod random;

@@ -295,6 +295,7 @@ impl PurchaseSpec {
 #[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
+    use crate::error::invalid_field;
 
     fn seed() -> PurchaseBody {
         serde_json::from_str(
@@ -302,13 +303,6 @@ mod tests {
                 "effective_time": 1, "domain_numbers": 5, "order_number": 1, "agree_privacy_protection": true}"#,
         )
         .unwrap()
-    }
-
-    fn field_of(r: Result<PurchaseSpec, DomainError>) -> String {
-        match r {
-            Err(DomainError::InvalidParameter { field, .. }) => field,
-            other => panic!("expected InvalidParameter, got {other:?}"),
-        }
     }
 
     #[test]
@@ -483,7 +477,7 @@ mod tests {
         for (i, (mutate, v, field)) in cases.into_iter().enumerate() {
             let mut b = seed();
             mutate(&mut b);
-            assert_eq!(field_of(PurchaseSpec::parse(&b, v)), field, "case {i}");
+            assert_eq!(invalid_field(PurchaseSpec::parse(&b, v)), field, "case {i}");
         }
     }
 

@@ -106,7 +106,7 @@ async fn buy(w: &World, domain_type: &str, n: i64) -> String {
 }
 
 #[tokio::test]
-async fn buy_apply_export_push_history() {
+async fn buy_apply_export_and_refusals() {
     let w = world(vec![]).await;
     let id = buy(&w, "MULTI_DOMAIN", 3).await;
     let cert = w.scm.certificate(&w.admin, &id).await.unwrap();
@@ -125,7 +125,7 @@ async fn buy_apply_export_push_history() {
     let issued = cert.issued.clone().unwrap();
     assert_eq!(
         issued.issued_ms,
-        crate::issuance::ms(datetime!(2026-11-23 12:00 UTC))
+        crate::clock::unix_ms(datetime!(2026-11-23 12:00 UTC))
     );
     assert!(issued.not_after_ms > issued.issued_ms + 364 * 86_400_000);
     let export = w.scm.export(&w.admin, &id).await.unwrap();

@@ -92,7 +92,7 @@ pub(crate) fn payload_hash(content_sha256: Option<&str>, body: &[u8]) -> String 
 }
 
 /// The trimmed value of the only header called `name` (in any case), if there is one.
-pub(crate) fn single_header<'a>(
+pub fn single_header<'a>(
     headers: &[(&str, &'a str)],
     name: &str,
 ) -> Result<Option<&'a str>, SignError> {

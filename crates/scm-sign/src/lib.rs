@@ -25,7 +25,7 @@ use subtle::ConstantTimeEq;
 use time::{Date, Duration, Month, OffsetDateTime, Time, UtcOffset};
 
 pub use authorization::Authorization;
-pub use canonical::{Request, canonical_request};
+pub use canonical::{Request, canonical_request, single_header};
 pub use client::{Signed, sign};
 pub use error::SignError;
 pub use secret::SecretKey;

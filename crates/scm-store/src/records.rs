@@ -317,6 +317,23 @@ pub struct ListQuery {
     pub offset: u32,
 }
 
+impl Default for ListQuery {
+    /// The API's defaults: every status, newest change first, 10 items from the start.
+    fn default() -> Self {
+        Self {
+            status: None,
+            content: None,
+            deploy_support: false,
+            enterprise_project_id: None,
+            expired_after_ms: None,
+            sort_key: SortKey::UpdateTime,
+            ascending: false,
+            limit: 10,
+            offset: 0,
+        }
+    }
+}
+
 /// Outcome of one push attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushOutcome {

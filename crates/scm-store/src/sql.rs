@@ -41,7 +41,7 @@ pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
     /// The group-commit writer for issuance (see [`IssueWriter`]).
-    issue_writer: Option<IssueWriter>,
+    issue_writer: IssueWriter,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -80,7 +80,7 @@ impl SqlStore {
         migrate::run(&pool, backend).await?;
         // Both backends pay one durable flush per commit, and every issuance bumps the shared
         // revision row, so concurrent issuances are grouped into shared transactions on both.
-        let issue_writer = Some(IssueWriter::spawn(pool.clone()));
+        let issue_writer = IssueWriter::spawn(pool.clone());
         Ok(Self {
             pool,
             backend,
@@ -734,14 +734,7 @@ impl Store for SqlStore {
             issued: issued.clone(),
             now_ms,
         };
-        if let Some(w) = &self.issue_writer {
-            return w.submit(job).await;
-        }
-        let mut tx = self.pool.begin().await?;
-        let done = job.execute(&mut tx).await?;
-        sqlx::query(BUMP).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(done)
+        self.issue_writer.submit(job).await
     }
 
     async fn record_push(&self, rec: &PushRecord) -> Result<()> {

@@ -467,17 +467,7 @@ async fn listing_filters_sorts_and_pages(store: Arc<SqlStore>) {
             .await
             .unwrap();
     }
-    let base = ListQuery {
-        status: None,
-        content: None,
-        deploy_support: false,
-        enterprise_project_id: None,
-        expired_after_ms: None,
-        sort_key: SortKey::UpdateTime,
-        ascending: false,
-        limit: 10,
-        offset: 0,
-    };
+    let base = ListQuery::default();
     let (page, total) = store.list_certificates(&a.domain_id, &base).await.unwrap();
     assert_eq!((page.len(), total), (10, 25));
     assert!(page.iter().all(|c| c.domain_id == a.domain_id));

@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-
 use super::Material;
 
 /// Where and how to deliver to one nginx.
@@ -45,8 +43,8 @@ impl NginxTarget {
             backup(&self.key_path, 0o600).await?,
         ];
         let placed = async {
-            write_atomic(&self.cert_path, m.fullchain_pem.as_bytes(), 0o644).await?;
-            write_atomic(&self.key_path, m.key_pem.as_bytes(), 0o600).await
+            crate::files::write_atomic(&self.cert_path, m.fullchain_pem.as_bytes(), 0o644).await?;
+            crate::files::write_atomic(&self.key_path, m.key_pem.as_bytes(), 0o600).await
         }
         .await;
         if let Err(e) = placed {
@@ -127,7 +125,7 @@ async fn backup(path: &Path, default_mode: u32) -> Result<Backup, String> {
 async fn restore(backups: &[Backup]) {
     for b in backups {
         let outcome = match &b.content {
-            Some(c) => write_atomic(&b.path, c, b.mode).await,
+            Some(c) => crate::files::write_atomic(&b.path, c, b.mode).await,
             None => tokio::fs::remove_file(&b.path).await.or_else(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     Ok(())
@@ -140,50 +138,6 @@ async fn restore(backups: &[Backup]) {
             tracing::error!(path = %b.path.display(), error = %e, "could not restore previous file");
         }
     }
-}
-
-/// Writes `content` to a temporary file beside `path` with `mode`, syncs it, and renames it over
-/// `path`, so a reader sees either the old or the new file, never a partial one.
-async fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<(), String> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| format!("{} has no parent directory", path.display()))?;
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let suffix = crate::random::bytes::<6>()
-        .map(hex::encode)
-        .map_err(|e| e.to_string())?;
-    let tmp = dir.join(format!(".{file_name}.openscm-{suffix}"));
-    let result = async {
-        let mut f = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .await
-            .map_err(|e| format!("cannot create a file in {}: {}", dir.display(), e.kind()))?;
-        f.write_all(content)
-            .await
-            .map_err(|e| format!("cannot write {}: {}", tmp.display(), e.kind()))?;
-        f.sync_all()
-            .await
-            .map_err(|e| format!("cannot sync {}: {}", tmp.display(), e.kind()))?;
-        // The umask may have narrowed the mode at creation; set it exactly.
-        tokio::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))
-            .await
-            .map_err(|e| format!("cannot set mode on {}: {}", tmp.display(), e.kind()))?;
-        tokio::fs::rename(&tmp, path)
-            .await
-            .map_err(|e| format!("cannot move into place {}: {}", path.display(), e.kind()))?;
-        if let Ok(d) = tokio::fs::File::open(dir).await {
-            let _ = d.sync_all().await;
-        }
-        Ok(())
-    }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
-    }
-    result
 }
 
 /// Runs `argv` (no shell) with a time limit; the error says how it failed, without its output,

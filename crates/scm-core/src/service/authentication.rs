@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::{self, AuthFailure, AuthMethod, CachedCredential, Principal};
 use crate::bootstrap::open_secret;
-use crate::issuance::ms;
+use crate::clock::unix_ms;
 use crate::{DomainError, random};
 
 use super::{IssuedToken, Scm};
@@ -39,7 +39,7 @@ impl Scm {
     pub(super) async fn credential(
         &self,
         ak: &AccessKeyId,
-    ) -> Result<Option<CachedCredential>, DomainError> {
+    ) -> Result<Option<Arc<CachedCredential>>, DomainError> {
         if let Some(c) = self.cache.credentials.get(ak) {
             return Ok(Some(c));
         }
@@ -47,12 +47,12 @@ impl Scm {
         let Some(rec) = self.store.credential(ak).await? else {
             return Ok(None);
         };
-        let cached = CachedCredential {
+        let cached = Arc::new(CachedCredential {
             secret: open_secret(&self.master, ak, &rec.secret_sealed)?,
             account: rec.domain_id,
             project: rec.project_id,
             status: rec.status,
-        };
+        });
         self.cache.put_credential(seen, ak.clone(), cached.clone());
         Ok(Some(cached))
     }
@@ -99,8 +99,8 @@ impl Scm {
         )
         .map_err(|e| DomainError::from(auth::sign_failure(&e)))?;
         Ok(Principal {
-            account: cred.account,
-            project: cred.project,
+            account: cred.account.clone(),
+            project: cred.project.clone(),
             access_key: ak,
             method: AuthMethod::Signature,
         })
@@ -142,8 +142,8 @@ impl Scm {
             access_key: p.access_key.clone(),
             domain_id: p.account.clone(),
             project_id: p.project.clone(),
-            issued_ms: ms(now),
-            expires_ms: ms(now + self.config.token_ttl),
+            issued_ms: unix_ms(now),
+            expires_ms: unix_ms(now + self.config.token_ttl),
         };
         self.store.insert_token(&record).await?;
         Ok(IssuedToken { token, record })

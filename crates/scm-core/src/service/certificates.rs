@@ -11,7 +11,8 @@ use zeroize::Zeroizing;
 
 use crate::application::{ApplicationForm, FormKind};
 use crate::auth::Principal;
-use crate::issuance::{self, ms};
+use crate::clock::unix_ms;
+use crate::issuance;
 use crate::purchase::{ApiVersion, PurchaseSpec};
 use crate::{DomainError, random};
 
@@ -44,11 +45,11 @@ impl Scm {
                 product: spec.product.clone(),
                 order_number: i64::from(spec.order_number),
                 tags_json: tags_json.clone(),
-                created_ms: ms(now),
+                created_ms: unix_ms(now),
             };
             match self
                 .store
-                .create_order(&order, &template, spec.order_number, ms(now))
+                .create_order(&order, &template, spec.order_number, unix_ms(now))
                 .await
             {
                 Ok(ids) => return Ok((order.order_id, ids)),
@@ -171,7 +172,13 @@ impl Scm {
         // Conditional on PAID: of two concurrent applications only one certificate is recorded.
         if self
             .store
-            .mark_issued(&cert.id, CertificateStatus::Paid, &rec, &issued, ms(now))
+            .mark_issued(
+                &cert.id,
+                CertificateStatus::Paid,
+                &rec,
+                &issued,
+                unix_ms(now),
+            )
             .await
             .inspect(|_| self.cache.forget_certificate(&cert.id))?
         {
@@ -214,6 +221,7 @@ impl Scm {
         Ok(Export {
             certificate: issued.certificate_pem.clone(),
             chain: issued.chain_pem.clone(),
+            entire: issuance::full_chain(&issued.certificate_pem, &issued.chain_pem),
             private_key,
         })
     }

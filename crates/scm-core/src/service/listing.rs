@@ -11,17 +11,7 @@ use crate::DomainError;
 /// `owned_by_self` is accepted: nothing is shared between accounts, so every certificate listed is
 /// the caller's own.
 pub fn parse_list_query(pairs: &[(String, String)], now_ms: i64) -> Result<ListQuery, DomainError> {
-    let mut q = ListQuery {
-        status: None,
-        content: None,
-        deploy_support: false,
-        enterprise_project_id: None,
-        expired_after_ms: None,
-        sort_key: SortKey::UpdateTime,
-        ascending: false,
-        limit: 10,
-        offset: 0,
-    };
+    let mut q = ListQuery::default();
     let int = |k: &str, v: &str, lo: i64, hi: i64| -> Result<i64, DomainError> {
         v.parse::<i64>()
             .ok()

@@ -72,6 +72,8 @@ pub struct Export {
     pub certificate: String,
     /// Chain PEM.
     pub chain: String,
+    /// Leaf followed by the chain.
+    pub entire: String,
     /// Key PEM, when held.
     pub private_key: Option<Zeroizing<String>>,
 }
@@ -106,20 +108,20 @@ impl std::fmt::Debug for Scm {
     }
 }
 
-/// Keeps the text of a stored enum value when it is known.
+/// Whether a certificate type needs the organisation validated (the OV and EV products).
 fn is_organisation_validated(cert_type: &str) -> bool {
     cert_type.starts_with("OV_") || cert_type.starts_with("EV_")
 }
 
 impl Scm {
-    /// Builds the service over a bootstrapped store.
+    /// Builds the service over a store that [`crate::bootstrap::run`] has prepared (which also
+    /// checks the master key against it).
     pub async fn open(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         master: Arc<MasterKey>,
         config: CoreConfig,
     ) -> Result<Self, DomainError> {
-        crate::bootstrap::check_master_key(store.as_ref(), &master).await?;
         let rec = store
             .ca()
             .await?

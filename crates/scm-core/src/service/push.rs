@@ -7,9 +7,9 @@ use scm_proto::v2::PushBody as V2PushBody;
 use scm_proto::v3::PushBody as V3PushBody;
 use scm_store::{PushOutcome, PushRecord};
 
-use crate::DomainError;
 use crate::auth::Principal;
 use crate::deploy::{self, Material, PushService, PushTarget};
+use crate::{DomainError, issuance};
 
 use super::Scm;
 
@@ -77,11 +77,7 @@ impl Scm {
         let region = if service.is_global() { None } else { region };
         let material = match &issued.private_key_sealed {
             Some(sealed) => Some(Material {
-                fullchain_pem: format!(
-                    "{}{}",
-                    ensure_newline(&issued.certificate_pem),
-                    issued.chain_pem
-                ),
+                fullchain_pem: issuance::full_chain(&issued.certificate_pem, &issued.chain_pem),
                 key_pem: self.open_key(&cert.id, sealed)?,
             }),
             None => None,
@@ -154,14 +150,6 @@ impl Scm {
         let h = Arc::new(self.store.push_history(&cert.id, 10, true).await?);
         self.cache.put_history(seen, cert.id.clone(), h.clone());
         Ok(h)
-    }
-}
-
-fn ensure_newline(s: &str) -> String {
-    if s.ends_with('\n') {
-        s.to_owned()
-    } else {
-        format!("{s}\n")
     }
 }
 

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use scm_core::DomainError;
-use scm_proto::{ErrorBody, codes};
+use scm_proto::{ErrorBody, ErrorCode};
 
 /// An error answer.
 #[derive(Debug)]
@@ -36,88 +36,88 @@ impl From<DomainError> for ApiError {
 /// What the access log needs to know about an error answer; the internal cause stays here.
 #[derive(Debug, Clone)]
 pub(crate) struct ErrorNote {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub internal: Option<String>,
 }
 
-fn status_code_message(e: &ApiError) -> (StatusCode, &'static str, String) {
+fn status_code_message(e: &ApiError) -> (StatusCode, ErrorCode, String) {
     match e {
         ApiError::Domain(d) => match d {
             DomainError::InvalidParameter { field, reason } => (
                 StatusCode::BAD_REQUEST,
-                codes::INVALID_PARAMETER,
+                ErrorCode::InvalidParameter,
                 format!("Incorrect request parameter: {field} {reason}."),
             ),
             DomainError::MalformedCertificateId => (
                 StatusCode::BAD_REQUEST,
-                codes::ABNORMAL_CERTIFICATE_ID,
+                ErrorCode::AbnormalCertificateId,
                 "Abnormal certificate ID.".into(),
             ),
             DomainError::CertificateNotFound => (
                 StatusCode::NOT_FOUND,
-                codes::CERTIFICATE_NOT_FOUND,
+                ErrorCode::CertificateNotFound,
                 "Incorrect certificate ID.".into(),
             ),
             DomainError::OtherTenant => (
                 StatusCode::FORBIDDEN,
-                codes::TENANT_NO_PRIVILEGE,
+                ErrorCode::TenantNoPrivilege,
                 "Tenant has no privilege.".into(),
             ),
             DomainError::WrongStatus(s) => (
                 StatusCode::BAD_REQUEST,
-                codes::WRONG_STATUS,
+                ErrorCode::WrongStatus,
                 format!(
                     "This operation is not allowed by the current certificate type or status ({s})."
                 ),
             ),
             DomainError::DomainMismatch(m) => (
                 StatusCode::BAD_REQUEST,
-                codes::DOMAIN_MISMATCH,
+                ErrorCode::DomainMismatch,
                 format!(
                     "The number or format of domain names entered does not meet the requirements of your certificate: {m}."
                 ),
             ),
             DomainError::NoPushTarget { service, region } => (
                 StatusCode::BAD_REQUEST,
-                codes::PUSH_UNSUPPORTED,
+                ErrorCode::PushUnsupported,
                 format!(
                     "Certificates cannot be pushed to this service: no {service} target is configured for {region}."
                 ),
             ),
             DomainError::PushFailed(cause) => (
                 StatusCode::BAD_REQUEST,
-                codes::PUSH_FAILED,
+                ErrorCode::PushFailed,
                 format!("Push cert error: {cause}."),
             ),
             DomainError::Unauthenticated(f) => (
                 StatusCode::UNAUTHORIZED,
-                codes::AUTH_FAILED,
+                ErrorCode::AuthFailed,
                 f.message().into(),
             ),
             DomainError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                codes::INTERNAL,
+                ErrorCode::Internal,
                 "Internal server error.".into(),
             ),
         },
         ApiError::BadJson { field, reason } => (
             StatusCode::BAD_REQUEST,
-            codes::INVALID_PARAMETER,
+            ErrorCode::InvalidParameter,
             format!("Incorrect request parameter: {field} {reason}."),
         ),
         ApiError::RouteNotFound => (
             StatusCode::NOT_FOUND,
-            codes::ROUTE_NOT_FOUND,
+            ErrorCode::RouteNotFound,
             "The API does not exist or has not been published in the environment.".into(),
         ),
         ApiError::MethodNotAllowed => (
             StatusCode::METHOD_NOT_ALLOWED,
-            codes::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
             "The method is not allowed on this API.".into(),
         ),
         ApiError::BodyTooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
-            codes::BODY_TOO_LARGE,
+            ErrorCode::BodyTooLarge,
             "The request body is too large.".into(),
         ),
     }
@@ -134,7 +134,7 @@ impl IntoResponse for ApiError {
         let mut resp = (
             status,
             Json(ErrorBody {
-                error_code: code.to_owned(),
+                error_code: code.as_str().to_owned(),
                 error_msg: message.chars().take(1024).collect(),
             }),
         )
@@ -153,7 +153,7 @@ mod tests {
 
     fn mapped(e: ApiError) -> (u16, String, String) {
         let (status, code, msg) = status_code_message(&e);
-        (status.as_u16(), code.to_owned(), msg)
+        (status.as_u16(), code.as_str().to_owned(), msg)
     }
 
     /// Pins the public face of every error: status, code, and that internals stay inside.
@@ -217,7 +217,7 @@ mod tests {
         for (e, status, code) in cases {
             let (s, c, msg) = mapped(e);
             assert_eq!((s, c.as_str()), (status, code), "{msg}");
-            assert!(scm_proto::codes::ALL.contains(&c.as_str()));
+            assert!(ErrorCode::ALL.iter().any(|k| k.as_str() == c));
             assert!(
                 !msg.contains("hunter2"),
                 "internal causes never reach the client"

@@ -30,7 +30,8 @@ pub(crate) async fn request_id_and_log(mut req: Request, next: Next) -> Response
         .extensions()
         .get::<Operation>()
         .copied()
-        .unwrap_or(Operation::Unknown);
+        .map(Operation::name)
+        .unwrap_or("Unknown");
     let account = resp
         .extensions()
         .get::<Principal>()
@@ -66,23 +67,30 @@ pub(crate) async fn request_id_and_log(mut req: Request, next: Next) -> Response
 }
 
 /// The operation a matched route serves.
-fn operation(method: &Method, route: &str) -> Operation {
+fn operation(method: &Method, route: &str) -> Option<Operation> {
     match (method.as_str(), route) {
-        ("POST", "/v3/auth/tokens") => Operation::CreateToken,
-        ("POST", "/v2/{project_id}/scm/cert/purchase") => Operation::V2PurchaseCertificate,
-        ("POST", "/v2/{project_id}/scm/cert/{cert_id}/save") => Operation::V2SaveApplication,
+        ("POST", "/v3/auth/tokens") => Some(Operation::CreateToken),
+        ("POST", "/v2/{project_id}/scm/cert/purchase") => Some(Operation::V2PurchaseCertificate),
+        ("POST", "/v2/{project_id}/scm/cert/{cert_id}/save") => Some(Operation::V2SaveApplication),
         ("POST", "/v2/{project_id}/scm/cert/{cert_id}/complete") => {
-            Operation::V2CompleteApplication
+            Some(Operation::V2CompleteApplication)
         }
-        ("POST", "/v2/{project_id}/scm/cert/{cert_id}/push") => Operation::V2PushCertificate,
-        ("GET", "/v2/{project_id}/scm/cert/{cert_id}/push-history") => Operation::V2ListPushHistory,
-        ("GET", "/v3/scm/certificates") => Operation::ListCertificates,
-        ("POST", "/v3/scm/certificates/buy") => Operation::SubscribeCertificate,
-        ("GET", "/v3/scm/certificates/{certificate_id}") => Operation::ShowCertificate,
-        ("POST", "/v3/scm/certificates/{certificate_id}/apply") => Operation::ApplyCertificate,
-        ("POST", "/v3/scm/certificates/{certificate_id}/export") => Operation::ExportCertificate,
-        ("POST", "/v3/scm/certificates/{certificate_id}/push") => Operation::PushCertificate,
-        _ => Operation::Unknown,
+        ("POST", "/v2/{project_id}/scm/cert/{cert_id}/push") => Some(Operation::V2PushCertificate),
+        ("GET", "/v2/{project_id}/scm/cert/{cert_id}/push-history") => {
+            Some(Operation::V2ListPushHistory)
+        }
+        ("GET", "/v3/scm/certificates") => Some(Operation::ListCertificates),
+        ("POST", "/v3/scm/certificates/buy") => Some(Operation::SubscribeCertificate),
+        ("GET", "/v3/scm/certificates/{certificate_id}") => Some(Operation::ShowCertificate),
+        ("POST", "/v3/scm/certificates/{certificate_id}/apply") => {
+            Some(Operation::ApplyCertificate)
+        }
+        ("POST", "/v3/scm/certificates/{certificate_id}/export") => {
+            Some(Operation::ExportCertificate)
+        }
+        ("POST", "/v3/scm/certificates/{certificate_id}/push") => Some(Operation::PushCertificate),
+        ("GET", "/v3/auth/domains") => Some(Operation::KeystoneListAuthDomains),
+        _ => None,
     }
 }
 
@@ -96,8 +104,7 @@ pub(crate) async fn authenticate(
     let op = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|m| operation(req.method(), m.as_str()))
-        .unwrap_or(Operation::Unknown);
+        .and_then(|m| operation(req.method(), m.as_str()));
     let (mut parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -124,8 +131,10 @@ pub(crate) async fn authenticate(
     with_op(next.run(req).await, op, Some(principal))
 }
 
-fn with_op(mut resp: Response, op: Operation, p: Option<Principal>) -> Response {
-    resp.extensions_mut().insert(op);
+fn with_op(mut resp: Response, op: Option<Operation>, p: Option<Principal>) -> Response {
+    if let Some(op) = op {
+        resp.extensions_mut().insert(op);
+    }
     if let Some(p) = p {
         resp.extensions_mut().insert(p);
     }

@@ -1,5 +1,8 @@
-//! Error codes returned in `error_code`, pinned here so that every code the server can return is a
-//! constant and a compatibility test can check them all.
+//! Error codes returned in `error_code`. Every code the server can return is a variant of
+//! [`ErrorCode`]; [`ErrorCode::ALL`] is generated from the same list, so a code cannot be added
+//! without being seen by the compatibility tests.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,58 +15,76 @@ pub struct ErrorBody {
     pub error_msg: String,
 }
 
-/// Another tenant's resource.
-pub const TENANT_NO_PRIVILEGE: &str = "SCM.0003";
-/// Invalid request parameter (the message names the field).
-pub const INVALID_PARAMETER: &str = "SCM.0005";
-/// Certificate id is not of the `scs` + 13 digits form.
-pub const ABNORMAL_CERTIFICATE_ID: &str = "SCM.0008";
-/// Operation not allowed in the certificate's current status.
-pub const WRONG_STATUS: &str = "SCM.0010";
-/// Domain names do not fit the purchased product (count, type, or issuance policy).
-pub const DOMAIN_MISMATCH: &str = "SCM.0015";
-/// Unknown certificate id.
-pub const CERTIFICATE_NOT_FOUND: &str = "SCM.0020";
-/// Push to the target failed.
-pub const PUSH_FAILED: &str = "SCM.0028";
-/// No push target for this service and region.
-pub const PUSH_UNSUPPORTED: &str = "SCM.0030";
-/// Internal error. The real service's code for this is not known; OpenSCM uses `SCM.0500`.
-pub const INTERNAL: &str = "SCM.0500";
-/// Authentication failed (the code Huawei's API gateway uses).
-pub const AUTH_FAILED: &str = "APIGW.0301";
-/// Unknown API route (the code Huawei's API gateway uses).
-pub const ROUTE_NOT_FOUND: &str = "APIGW.0101";
-/// Method not allowed on an existing route.
-pub const METHOD_NOT_ALLOWED: &str = "APIGW.0105";
-/// Request body larger than the server accepts.
-pub const BODY_TOO_LARGE: &str = "APIGW.0201";
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $name:ident = $code:literal, )*) => {
+        /// A stable error code of the API.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $name, )*
+        }
 
-/// Every code above, for compatibility tests.
-pub const ALL: &[&str] = &[
-    TENANT_NO_PRIVILEGE,
-    INVALID_PARAMETER,
-    ABNORMAL_CERTIFICATE_ID,
-    WRONG_STATUS,
-    DOMAIN_MISMATCH,
-    CERTIFICATE_NOT_FOUND,
-    PUSH_FAILED,
-    PUSH_UNSUPPORTED,
-    INTERNAL,
-    AUTH_FAILED,
-    ROUTE_NOT_FOUND,
-    METHOD_NOT_ALLOWED,
-    BODY_TOO_LARGE,
-];
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[$(Self::$name),*];
+
+            /// The wire spelling, e.g. `SCM.0005`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$name => $code,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// Another tenant's resource.
+    TenantNoPrivilege = "SCM.0003",
+    /// Invalid request parameter (the message names the field).
+    InvalidParameter = "SCM.0005",
+    /// Certificate id is not of the `scs` + 13 digits form.
+    AbnormalCertificateId = "SCM.0008",
+    /// Operation not allowed in the certificate's current status.
+    WrongStatus = "SCM.0010",
+    /// Domain names do not fit the purchased product (count, type, or issuance policy).
+    DomainMismatch = "SCM.0015",
+    /// Unknown certificate id.
+    CertificateNotFound = "SCM.0020",
+    /// Push to the target failed.
+    PushFailed = "SCM.0028",
+    /// No push target for this service and region.
+    PushUnsupported = "SCM.0030",
+    /// Internal error. The real service's code for this is not known; OpenSCM uses `SCM.0500`.
+    Internal = "SCM.0500",
+    /// A dependency (the database) is unavailable for now; retrying later may succeed. The real
+    /// service's code is not known; OpenSCM uses `SCM.0503` beside HTTP 503.
+    Unavailable = "SCM.0503",
+    /// Authentication failed (the code Huawei's API gateway uses).
+    AuthFailed = "APIGW.0301",
+    /// Unknown API route (the code Huawei's API gateway uses).
+    RouteNotFound = "APIGW.0101",
+    /// Method not allowed on an existing route.
+    MethodNotAllowed = "APIGW.0105",
+    /// Request body larger than the server accepts.
+    BodyTooLarge = "APIGW.0201",
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn codes_fit_the_documented_length() {
-        for code in ALL {
-            assert!((3..=36).contains(&code.len()), "{code}");
+    fn codes_fit_the_documented_length_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!((3..=36).contains(&code.as_str().len()), "{code}");
+            assert!(seen.insert(code.as_str()), "{code} twice");
         }
     }
 }

@@ -10,11 +10,13 @@
 pub mod codes;
 pub mod ids;
 pub mod operation;
+pub mod product;
 pub mod status;
 pub mod v2;
 pub mod v3;
 
-pub use codes::ErrorBody;
+pub use codes::{ErrorBody, ErrorCode};
 pub use ids::{AccessKeyId, CertificateId, DomainId, IdError, OrderId, ProjectId, RequestId};
-pub use operation::Operation;
+pub use operation::{Method, Operation, Scope};
+pub use product::{Brand, CertType, DomainType, PrimaryDomainType};
 pub use status::CertificateStatus;

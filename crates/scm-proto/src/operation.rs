@@ -1,66 +1,185 @@
-//! The operations OpenSCM serves, named after the official SDK's v3 operations (and the v2 pages),
-//! used for logging, metrics and authorisation.
+//! The operation table: every route OpenSCM serves, with its method, path, name and the scope a
+//! caller needs. The HTTP router, the access log (and later metrics and authorisation) are all
+//! built from this one table, so a route cannot exist without a name and a scope, and a new
+//! operation does not compile until the router maps it to a handler.
+//!
+//! Names are the official SDK's operation names where the SDK has the operation (v3), and the
+//! v2 pages' names otherwise.
 
 use std::fmt;
 
-/// One API operation.
+/// HTTP method of an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Operation {
-    /// `GET /health` (unauthenticated).
-    Health,
-    /// `POST /v3/auth/tokens`.
-    CreateToken,
-    /// `POST /v2/{project_id}/scm/cert/purchase`.
-    V2PurchaseCertificate,
-    /// `POST /v2/{project_id}/scm/cert/{cert_id}/save`.
-    V2SaveApplication,
-    /// `POST /v2/{project_id}/scm/cert/{cert_id}/complete`.
-    V2CompleteApplication,
-    /// `POST /v2/{project_id}/scm/cert/{cert_id}/push`.
-    V2PushCertificate,
-    /// `GET /v2/{project_id}/scm/cert/{cert_id}/push-history`.
-    V2ListPushHistory,
-    /// `POST /v3/scm/certificates/buy`.
-    SubscribeCertificate,
-    /// `POST /v3/scm/certificates/{certificate_id}/apply`.
-    ApplyCertificate,
-    /// `GET /v3/scm/certificates/{certificate_id}`.
-    ShowCertificate,
-    /// `GET /v3/scm/certificates`.
-    ListCertificates,
-    /// `POST /v3/scm/certificates/{certificate_id}/export`.
-    ExportCertificate,
-    /// `POST /v3/scm/certificates/{certificate_id}/push`.
-    PushCertificate,
-    /// Any unrouted request.
-    Unknown,
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `DELETE`.
+    Delete,
+}
+
+impl Method {
+    /// The method as sent on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
+/// What a caller must prove before an operation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Nothing: anyone may call it (`/health`).
+    Public,
+    /// An authenticated caller; every resource it names must belong to the caller's account.
+    Account,
+    /// An authenticated caller, and the `{project_id}` of the path must be a project of the
+    /// caller's account (the v2 routes).
+    Project,
+}
+
+macro_rules! operations {
+    ($( $(#[$doc:meta])* $name:ident = ($method:ident, $path:literal, $scope:ident), )*) => {
+        /// One API operation.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Operation {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl Operation {
+            /// Every operation, in table order.
+            pub const ALL: &'static [Operation] = &[$(Self::$name),*];
+
+            /// The stable name, as written in logs and metrics.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Self::$name => stringify!($name),)*
+                }
+            }
+
+            /// The HTTP method.
+            pub const fn method(self) -> Method {
+                match self {
+                    $(Self::$name => Method::$method,)*
+                }
+            }
+
+            /// The route template, with `{param}` placeholders (the router's syntax).
+            pub const fn path(self) -> &'static str {
+                match self {
+                    $(Self::$name => $path,)*
+                }
+            }
+
+            /// What the caller must prove.
+            pub const fn scope(self) -> Scope {
+                match self {
+                    $(Self::$name => Scope::$scope,)*
+                }
+            }
+        }
+    };
+}
+
+operations! {
+    /// Liveness probe, unauthenticated.
+    Health = (Get, "/health", Public),
+    /// IAM: a bearer token for the AK/SK that signed the request.
+    CreateToken = (Post, "/v3/auth/tokens", Account),
+    /// IAM: the caller's domain, which the SDK asks to learn its domain id.
+    KeystoneListAuthDomains = (Get, "/v3/auth/domains", Account),
+    /// v2: buy certificates.
+    V2PurchaseCertificate = (Post, "/v2/{project_id}/scm/cert/purchase", Project),
+    /// v2: save a draft application.
+    V2SaveApplication = (Post, "/v2/{project_id}/scm/cert/{cert_id}/save", Project),
+    /// v2: submit the application (issue).
+    V2CompleteApplication = (Post, "/v2/{project_id}/scm/cert/{cert_id}/complete", Project),
+    /// v2: push to a service.
+    V2PushCertificate = (Post, "/v2/{project_id}/scm/cert/{cert_id}/push", Project),
+    /// v2: the last successful pushes.
+    V2ListPushHistory = (Get, "/v2/{project_id}/scm/cert/{cert_id}/push-history", Project),
+    /// v3: list certificates.
+    ListCertificates = (Get, "/v3/scm/certificates", Account),
+    /// v3: buy certificates.
+    SubscribeCertificate = (Post, "/v3/scm/certificates/buy", Account),
+    /// v3: one certificate.
+    ShowCertificate = (Get, "/v3/scm/certificates/{certificate_id}", Account),
+    /// v3: apply (issue).
+    ApplyCertificate = (Post, "/v3/scm/certificates/{certificate_id}/apply", Account),
+    /// v3: export certificate, chain and key.
+    ExportCertificate = (Post, "/v3/scm/certificates/{certificate_id}/export", Account),
+    /// v3: push to a service.
+    PushCertificate = (Post, "/v3/scm/certificates/{certificate_id}/push", Account),
 }
 
 impl Operation {
-    /// The operation's stable name, as written in logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Health => "Health",
-            Self::CreateToken => "CreateToken",
-            Self::V2PurchaseCertificate => "V2PurchaseCertificate",
-            Self::V2SaveApplication => "V2SaveApplication",
-            Self::V2CompleteApplication => "V2CompleteApplication",
-            Self::V2PushCertificate => "V2PushCertificate",
-            Self::V2ListPushHistory => "V2ListPushHistory",
-            Self::SubscribeCertificate => "SubscribeCertificate",
-            Self::ApplyCertificate => "ApplyCertificate",
-            Self::ShowCertificate => "ShowCertificate",
-            Self::ListCertificates => "ListCertificates",
-            Self::ExportCertificate => "ExportCertificate",
-            Self::PushCertificate => "PushCertificate",
-            Self::Unknown => "Unknown",
+    /// The path with its placeholders replaced by `params`, in order (unencoded: the signer
+    /// encodes each segment). Missing parameters leave their placeholder in place.
+    pub fn path_with(self, params: &[&str]) -> String {
+        let mut out = String::with_capacity(self.path().len() + 32);
+        let mut params = params.iter();
+        let mut rest = self.path();
+        while let Some(start) = rest.find('{') {
+            let Some(len) = rest.get(start..).and_then(|r| r.find('}')) else {
+                break;
+            };
+            out.push_str(rest.get(..start).unwrap_or_default());
+            match params.next() {
+                Some(p) => out.push_str(p),
+                None => out.push_str(rest.get(start..=start + len).unwrap_or_default()),
+            }
+            rest = rest.get(start + len + 1..).unwrap_or_default();
         }
+        out.push_str(rest);
+        out
     }
 }
 
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn routes_are_unique_and_scoped_consistently() {
+        let mut routes = HashSet::new();
+        let mut names = HashSet::new();
+        for op in Operation::ALL {
+            assert!(routes.insert((op.method(), op.path())), "{op} routed twice");
+            assert!(names.insert(op.name()), "{op} named twice");
+            // The v2 routes carry the project in the path, and only they need the project scope.
+            assert_eq!(
+                op.path().starts_with("/v2/{project_id}/"),
+                op.scope() == Scope::Project,
+                "{op}"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_are_filled_in_order() {
+        assert_eq!(
+            Operation::V2SaveApplication.path_with(&["p", "scs1"]),
+            "/v2/p/scm/cert/scs1/save"
+        );
+        assert_eq!(
+            Operation::ShowCertificate.path_with(&["scs1"]),
+            "/v3/scm/certificates/scs1"
+        );
+        assert_eq!(Operation::Health.path_with(&[]), "/health");
     }
 }

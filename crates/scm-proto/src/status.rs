@@ -81,6 +81,14 @@ impl CertificateStatus {
     }
 }
 
+impl CertificateStatus {
+    /// Whether a certificate in this status holds material that can be exported and pushed: an
+    /// issued certificate, or one the user imported. The one place this rule is written.
+    pub const fn is_deployable(self) -> bool {
+        matches!(self, Self::Issued | Self::Upload)
+    }
+}
+
 impl FromStr for CertificateStatus {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {

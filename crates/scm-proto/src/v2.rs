@@ -3,11 +3,13 @@
 use serde::{Deserialize, Serialize};
 
 /// `POST .../push` request: `service_type` (CDN, WAF, ELB, Enhance_ELB) and `remote_project` (region).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PushBody {
     /// Target service.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub service_type: Option<String>,
     /// Region of the target service.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_project: Option<String>,
 }
 

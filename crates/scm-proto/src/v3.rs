@@ -15,35 +15,49 @@ pub struct ResourceTag {
 ///
 /// Every field is optional here; the domain layer checks presence, ranges and enums and names the
 /// field that is wrong.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PurchaseBody {
     /// Certificate brand, e.g. `GLOBALSIGN`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cert_brand: Option<String>,
     /// Certificate type, e.g. `OV_SSL_CERT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cert_type: Option<String>,
     /// `SINGLE_DOMAIN`, `MULTI_DOMAIN` or `WILDCARD`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub domain_type: Option<String>,
     /// Validity in years.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub effective_time: Option<i64>,
     /// Number of domain names.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub domain_numbers: Option<i64>,
     /// Number of certificates to buy.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub order_number: Option<i64>,
     /// Must be `true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub agree_privacy_protection: Option<bool>,
     /// Multi-domain only: `SINGLE_DOMAIN` or `WILDCARD_DOMAIN`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub primary_domain_type: Option<String>,
     /// Additional single domains.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub single_domain_number: Option<i64>,
     /// Additional wildcard domains.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub wildcard_domain_number: Option<i64>,
     /// Pay automatically (OpenSCM always does).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub is_auto_pay: Option<bool>,
     /// Enterprise project: `0`, `all` or a UUID.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub enterprise_project_id: Option<String>,
     /// Combined-purchase order id.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
     /// Tags, 0..10.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<ResourceTag>>,
 }
 
@@ -64,45 +78,64 @@ pub struct PurchaseResponse {
 }
 
 /// Application form: v3 `ApplyCertificateRequestBody` and the v2 save/complete body (a subset).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ApplicationBody {
     /// Primary domain.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     /// Additional domains, `;`-separated.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sans: Option<String>,
     /// Own CSR (PEM), optional.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub csr: Option<String>,
     /// Company name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub company_name: Option<String>,
     /// Department.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub company_unit: Option<String>,
     /// State or province.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub company_province: Option<String>,
     /// City.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub company_city: Option<String>,
     /// Two-letter country code.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
     /// Applicant name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub applicant_name: Option<String>,
     /// Applicant phone.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub applicant_phone: Option<String>,
     /// Applicant email.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub applicant_email: Option<String>,
     /// Technical contact name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub contact_name: Option<String>,
     /// Technical contact phone.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub contact_phone: Option<String>,
     /// Technical contact email.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub contact_email: Option<String>,
     /// Push DNS validation records automatically (v3 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_dns_auth: Option<bool>,
     /// Must be `true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub agree_privacy_protection: Option<bool>,
     /// `DNS`, `FILE` or `EMAIL` (v3 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub domain_method: Option<String>,
     /// Server-generated key algorithm, default `RSA_2048` (v3 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_algorithm: Option<String>,
     /// `DEFAULT` or `SHA-256` (v3 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_hash_algorithm: Option<String>,
 }
 
@@ -114,11 +147,13 @@ pub struct RequestInfoResponse {
 }
 
 /// v3 push request.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PushBody {
     /// Target region.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_project: Option<String>,
     /// Target service: CDN, WAF, ELB (case-insensitive).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_service: Option<String>,
 }
 

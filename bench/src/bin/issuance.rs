@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
-use scm_core::application::FormKind;
 use scm_core::purchase::ApiVersion;
 use scm_core::{CoreConfig, Principal, Scm, SystemClock};
 use scm_pki::MasterKey;
+use scm_proto::CertificateId;
 use scm_proto::v3::{ApplicationBody, PurchaseBody};
-use scm_store::{SqlStore, Store};
+use scm_store::{DatabaseUrl, SqlStore, Store};
 
 /// Same allocator as the server binary.
 #[global_allocator]
@@ -65,7 +65,8 @@ struct Setup {
 }
 
 async fn setup(url: &str) -> Setup {
-    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(url).await.unwrap());
+    let url = DatabaseUrl::parse(url).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
     let master = Arc::new(MasterKey::generate().unwrap());
     let clock = Arc::new(SystemClock);
     let created = scm_core::bootstrap::run(store.as_ref(), clock.as_ref(), &master)
@@ -86,7 +87,7 @@ async fn setup(url: &str) -> Setup {
     Setup { scm, admin }
 }
 
-async fn buy(s: &Setup, n: usize) -> Vec<String> {
+async fn buy(s: &Setup, n: usize) -> Vec<CertificateId> {
     let body: PurchaseBody = serde_json::from_value(serde_json::json!({
         "cert_brand": "GLOBALSIGN", "cert_type": "DV_SSL_CERT", "domain_type": "SINGLE_DOMAIN",
         "effective_time": 1, "domain_numbers": 1, "order_number": 100, "agree_privacy_protection": true
@@ -99,7 +100,7 @@ async fn buy(s: &Setup, n: usize) -> Vec<String> {
             .purchase(&s.admin, &s.admin.project, &body, ApiVersion::V3)
             .await
             .unwrap();
-        ids.extend(got.into_iter().map(|i| i.to_string()));
+        ids.extend(got);
     }
     ids.truncate(n);
     ids
@@ -115,7 +116,7 @@ fn body(csr: Option<&str>, key_algorithm: &str) -> ApplicationBody {
 }
 
 /// Applies to `ids` with TASKS concurrent tasks; returns certificates per second.
-async fn issue_all(s: &Setup, ids: Vec<String>, body: ApplicationBody) -> f64 {
+async fn issue_all(s: &Setup, ids: Vec<CertificateId>, body: ApplicationBody) -> f64 {
     let ids = Arc::new(ids);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
@@ -132,7 +133,7 @@ async fn issue_all(s: &Setup, ids: Vec<String>, body: ApplicationBody) -> f64 {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(id) = ids.get(i) else { break };
-                scm.apply(&admin, id, Some(&body), FormKind::V3)
+                scm.apply(&admin, id, Some(&body), ApiVersion::V3)
                     .await
                     .unwrap();
             }

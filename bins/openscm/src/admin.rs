@@ -29,6 +29,38 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Queue a push of a certificate to its account's targets; the servers' job workers deliver
+    /// it (and retry it). Prints {"job_id"}; follow it with `admin job list`.
+    Push {
+        /// The certificate id (scs...).
+        #[arg(long)]
+        certificate: String,
+        /// CDN, WAF, ELB or Enhance_ELB.
+        #[arg(long)]
+        service: String,
+        /// The region the targets name (not for CDN).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Background jobs (pushes and their retries, notifications).
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
+}
+
+/// Job commands.
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// List jobs, newest first.
+    List {
+        /// Only jobs in this state: pending, running, done or failed.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 /// Account commands.
@@ -124,7 +156,13 @@ fn err(e: scm_core::DomainError) -> anyhow::Error {
 /// Runs an admin command.
 pub async fn run(common: &CommonArgs, command: AdminCommand) -> anyhow::Result<()> {
     let cfg = config::resolve(common, None)?;
-    let (scm, _) = crate::server::open(&cfg).await?;
+    let (scm, store) = crate::server::open_existing(&cfg).await?;
+    let outcome = command_on(&scm, command).await;
+    store.close().await;
+    outcome
+}
+
+async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::Account {
             command: AccountCommand::Create { name },
@@ -137,7 +175,7 @@ pub async fn run(common: &CommonArgs, command: AdminCommand) -> anyhow::Result<(
         AdminCommand::Account {
             command: AccountCommand::List,
         } => {
-            let accounts = scm.store().accounts().await?;
+            let accounts = scm.accounts().await.map_err(err)?;
             print(&serde_json::Value::Array(
                 accounts
                     .iter()
@@ -159,7 +197,7 @@ pub async fn run(common: &CommonArgs, command: AdminCommand) -> anyhow::Result<(
         AdminCommand::Project {
             command: ProjectCommand::List { account },
         } => {
-            let projects = scm.store().projects(&domain(&account)?).await?;
+            let projects = scm.projects(&domain(&account)?).await.map_err(err)?;
             print(&serde_json::Value::Array(
                 projects
                     .iter()
@@ -241,6 +279,50 @@ pub async fn run(common: &CommonArgs, command: AdminCommand) -> anyhow::Result<(
             } else {
                 anyhow::bail!("no account {account}")
             }
+        }
+        AdminCommand::Push {
+            certificate,
+            service,
+            region,
+        } => {
+            let id = scm_proto::CertificateId::try_from(certificate.as_str())
+                .map_err(|_| anyhow::anyhow!("{certificate:?} is not a certificate id"))?;
+            let service = scm_core::deploy::PushService::parse(&service).ok_or_else(|| {
+                anyhow::anyhow!("{service:?} is not one of CDN, WAF, ELB, Enhance_ELB")
+            })?;
+            let job = scm.queue_push(&id, service, region).await.map_err(err)?;
+            print(&serde_json::json!({"job_id": job.0}))
+        }
+        AdminCommand::Job {
+            command: JobCommand::List { state, limit },
+        } => {
+            let state = match state.as_deref() {
+                Some(s) => Some(scm_store::JobState::parse(s).ok_or_else(|| {
+                    anyhow::anyhow!("{s:?} is not a job state: pending, running, done or failed")
+                })?),
+                None => None,
+            };
+            let jobs = scm.jobs(state, limit).await.map_err(err)?;
+            print(&serde_json::Value::Array(
+                jobs.iter()
+                    .map(|j| {
+                        serde_json::json!({
+                            "id": j.id.0,
+                            "kind": j.kind,
+                            "state": j.state.as_str(),
+                            "attempts": j.attempts,
+                            "max_attempts": j.max_attempts,
+                            "due_ms": j.due_ms,
+                            "last_error": j.last_error,
+                            "lease_owner": j.lease_owner,
+                            "created_ms": j.created_ms,
+                            "finished_ms": j.finished_ms,
+                            "payload": serde_json::from_str::<serde_json::Value>(&j.payload)
+                                .unwrap_or(serde_json::Value::Null),
+                        })
+                    })
+                    .collect(),
+            ))
         }
     }
 }

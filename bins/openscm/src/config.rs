@@ -8,7 +8,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use scm_core::CoreConfig;
-use scm_core::deploy::{PushTarget, PushTargetConfig};
+use scm_core::deploy::PushTarget;
+use scm_core::jobs::JobSettings;
+use scm_core::notify::NotifierTarget;
+use scm_outbound::deploy::TargetConfig;
+use scm_outbound::http::{EgressPolicy, OutboundHttp};
+use scm_outbound::notify::NotifierConfig;
+use scm_store::DatabaseUrl;
 use serde::Deserialize;
 
 /// The config file.
@@ -21,6 +27,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// `sqlite://...` or `postgres://...`; default: SQLite in the data dir.
     pub database_url: Option<String>,
+    /// A file (mode 0600) holding the database URL, for URLs with a password.
+    pub database_url_file: Option<PathBuf>,
     /// Master key file; default `<data_dir>/master.key`.
     pub master_key_file: Option<PathBuf>,
     /// Endpoint written into credentials.json for clients; default `http://<listen>`.
@@ -35,9 +43,30 @@ pub struct FileConfig {
     pub leaf_validity_days: Option<u64>,
     /// Seconds to let requests in flight finish on SIGTERM (default 30).
     pub shutdown_grace_seconds: Option<u64>,
+    /// The job runner.
+    #[serde(default)]
+    pub jobs: JobsFile,
+    /// Where outbound connections (webhooks) may go.
+    #[serde(default)]
+    pub egress: EgressPolicy,
     /// Where pushes go.
     #[serde(default)]
-    pub push_targets: Vec<PushTargetConfig>,
+    pub push_targets: Vec<TargetConfig>,
+    /// Who hears about failures.
+    #[serde(default)]
+    pub notifiers: Vec<NotifierConfig>,
+}
+
+/// The `[jobs]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsFile {
+    /// Seconds a worker holds a job without renewing its lease (default 60).
+    pub lease_seconds: Option<u64>,
+    /// Milliseconds between looks for due jobs (default 1000).
+    pub poll_millis: Option<u64>,
+    /// Job attempts run at once by one server (default 8).
+    pub concurrency: Option<usize>,
 }
 
 /// Settings shared by `server` and `admin` (flags with env fallbacks).
@@ -49,9 +78,18 @@ pub struct CommonArgs {
     /// Data directory (SQLite database, master key, credentials.json) [default: ./openscm-data].
     #[arg(long, env = "OPENSCM_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DB [default: SQLite in the data dir].
-    #[arg(long, env = "OPENSCM_DATABASE_URL", global = true)]
+    /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DB [default: SQLite in the data
+    /// dir]. A URL with a password is better given with --database-url-file (flags show in `ps`).
+    #[arg(
+        long,
+        env = "OPENSCM_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
+    /// File (mode 0600) holding the database URL.
+    #[arg(long, env = "OPENSCM_DATABASE_URL_FILE", global = true)]
+    pub database_url_file: Option<PathBuf>,
     /// Master key file (32 random bytes, hex) [default: DATA_DIR/master.key].
     #[arg(long, env = "OPENSCM_MASTER_KEY_FILE", global = true)]
     pub master_key_file: Option<PathBuf>,
@@ -85,6 +123,15 @@ pub struct ServerArgs {
     /// '[{name="a", kind="nginx", ...}]'.
     #[arg(long, env = "OPENSCM_PUSH_TARGETS")]
     pub push_targets: Option<String>,
+    /// Seconds a job worker holds a job without renewing its lease [default: 60].
+    #[arg(long, env = "OPENSCM_JOB_LEASE_SECONDS")]
+    pub job_lease_seconds: Option<u64>,
+    /// Milliseconds between looks for due jobs [default: 1000].
+    #[arg(long, env = "OPENSCM_JOB_POLL_MILLIS")]
+    pub job_poll_millis: Option<u64>,
+    /// Job attempts run at once by this server [default: 8].
+    #[arg(long, env = "OPENSCM_JOB_CONCURRENCY")]
+    pub job_concurrency: Option<usize>,
 }
 
 /// Everything resolved.
@@ -94,8 +141,8 @@ pub struct RuntimeConfig {
     pub listen: SocketAddr,
     /// Data directory.
     pub data_dir: PathBuf,
-    /// Database URL.
-    pub database_url: String,
+    /// Database URL (a secret: redacted in `Debug`).
+    pub database_url: DatabaseUrl,
     /// Master key file.
     pub master_key_file: PathBuf,
     /// Endpoint for clients.
@@ -150,16 +197,7 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
     let listen: SocketAddr = listen_raw.parse().with_context(|| {
         format!("listen: {listen_raw:?} is not an address such as 127.0.0.1:8080")
     })?;
-    let database_url = match common.database_url.clone().or(file.database_url.clone()) {
-        Some(u) => u,
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            data_dir.join("openscm.db").display()
-        ),
-    };
-    if scm_store::Backend::of_url(&database_url).is_none() {
-        bail!("database_url must start with sqlite:// or postgres://");
-    }
+    let database_url = database_url(common, &file, &data_dir)?;
     let master_key_file = common
         .master_key_file
         .clone()
@@ -188,7 +226,7 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
             #[derive(Deserialize)]
             #[serde(deny_unknown_fields)]
             struct Wrapper {
-                push_targets: Vec<PushTargetConfig>,
+                push_targets: Vec<TargetConfig>,
             }
             let w: Wrapper = toml::from_str(&format!("push_targets = {inline}"))
                 .map_err(|e| anyhow::anyhow!("OPENSCM_PUSH_TARGETS: {}", e.message()))?;
@@ -196,14 +234,47 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         }
         None => file.push_targets,
     };
-    let mut push_targets = Vec::new();
+    let mut push_targets: Vec<PushTarget> = Vec::new();
     for c in &push_configs {
-        let t = PushTarget::from_config(c).map_err(|e| anyhow::anyhow!(e))?;
-        if push_targets.iter().any(|x: &PushTarget| x.name == t.name) {
-            bail!("push_targets: the name {:?} is used twice", t.name);
+        if push_targets.iter().any(|x| x.name == c.name()) {
+            bail!("push_targets: the name {:?} is used twice", c.name());
         }
-        push_targets.push(t);
+        push_targets.push(scm_outbound::deploy::push_target(c).map_err(|e| anyhow::anyhow!(e))?);
     }
+    // One outbound HTTP client for every adapter, bounded by the operator's egress policy.
+    let http =
+        OutboundHttp::new(file.egress.clone()).map_err(|e| anyhow::anyhow!("egress: {e}"))?;
+    let mut notifiers: Vec<NotifierTarget> = Vec::new();
+    for c in &file.notifiers {
+        if notifiers.iter().any(|x| x.name == c.name()) {
+            bail!("notifiers: the name {:?} is used twice", c.name());
+        }
+        notifiers.push(scm_outbound::notify::notifier(c, &http).map_err(|e| anyhow::anyhow!(e))?);
+    }
+    let defaults = JobSettings::default();
+    let jobs = JobSettings {
+        lease: std::time::Duration::from_secs(
+            pick(
+                server.and_then(|s| s.job_lease_seconds),
+                file.jobs.lease_seconds,
+                defaults.lease.as_secs(),
+            )
+            .max(1),
+        ),
+        poll: std::time::Duration::from_millis(
+            pick(
+                server.and_then(|s| s.job_poll_millis),
+                file.jobs.poll_millis,
+                u64::try_from(defaults.poll.as_millis()).unwrap_or(1000),
+            )
+            .max(10),
+        ),
+        concurrency: server
+            .and_then(|s| s.job_concurrency)
+            .or(file.jobs.concurrency)
+            .unwrap_or(defaults.concurrency)
+            .max(1),
+    };
     let core = CoreConfig {
         max_skew: secs(pick(
             server.and_then(|s| s.max_clock_skew_seconds),
@@ -224,6 +295,9 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
             .saturating_mul(86_400),
         ),
         push_targets,
+        notifiers,
+        jobs,
+        ..CoreConfig::default()
     };
     let shutdown_grace = std::time::Duration::from_secs(pick(
         server.and_then(|s| s.shutdown_grace_seconds),
@@ -243,6 +317,28 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
     })
 }
 
+/// The database URL: from the flag or environment, the config file, a file named by either, or
+/// SQLite in the data directory.
+fn database_url(
+    common: &CommonArgs,
+    file: &FileConfig,
+    data_dir: &Path,
+) -> anyhow::Result<DatabaseUrl> {
+    let inline = common.database_url.clone().or(file.database_url.clone());
+    let from_file = common
+        .database_url_file
+        .clone()
+        .or(file.database_url_file.clone());
+    let raw = match (inline, from_file) {
+        (Some(_), Some(_)) => bail!("give database_url or database_url_file, not both"),
+        (Some(u), None) => zeroize::Zeroizing::new(u),
+        (None, Some(path)) => scm_outbound::fsutil::read_secret_file(&path)
+            .map_err(|e| anyhow::anyhow!("database_url_file: {e}"))?,
+        (None, None) => return Ok(DatabaseUrl::sqlite_file(&data_dir.join("openscm.db"))),
+    };
+    DatabaseUrl::parse(&raw).map_err(|e| anyhow::anyhow!("database_url: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +351,40 @@ mod tests {
         let e = toml::from_str::<FileConfig>("[[push_targets]]\nname = \"a\"\nkind = \"nginx\"\naccount = \"x\"\nservice = \"ELB\"\nreload = []\n")
             .unwrap_err();
         assert!(e.message().contains("reload"), "{}", e.message());
+        let e = toml::from_str::<FileConfig>("[jobs]\nleases = 3\n").unwrap_err();
+        assert!(e.message().contains("leases"), "{}", e.message());
+        let e = toml::from_str::<FileConfig>("[egress]\nallow_lo = true\n").unwrap_err();
+        assert!(e.message().contains("allow_lo"), "{}", e.message());
+    }
+
+    #[test]
+    fn the_database_url_is_a_secret_and_can_come_from_a_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("db-url");
+        std::fs::write(&path, "postgres://scm:hunter2@db:5432/scm\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let common = CommonArgs {
+            config: None,
+            data_dir: Some(d.path().to_owned()),
+            database_url: None,
+            database_url_file: Some(path.clone()),
+            master_key_file: None,
+            log_format: None,
+        };
+        let cfg = resolve(&common, None).unwrap();
+        assert_eq!(
+            cfg.database_url.expose(),
+            "postgres://scm:hunter2@db:5432/scm"
+        );
+        assert!(!format!("{cfg:?}").contains("hunter2"), "redacted in Debug");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = resolve(&common, None).unwrap_err();
+        assert!(format!("{e:#}").contains("chmod 600"), "{e:#}");
+        let both = CommonArgs {
+            database_url: Some("sqlite://x".into()),
+            ..common
+        };
+        assert!(resolve(&both, None).is_err());
     }
 }

@@ -1,13 +1,25 @@
 //! `openscm server`: open (or bootstrap) the store, then serve the API until SIGTERM/SIGINT.
+//!
+//! What runs, and the order it stops in on SIGTERM:
+//! 1. the HTTP listener stops accepting; the supervised background tasks (job worker, cache
+//!    poller) are told to stop, so no new job is claimed;
+//! 2. requests in flight finish (a push request waits for its delivery attempt, which runs on);
+//! 3. job attempts still running get the rest of the grace period; those that do not finish are
+//!    stopped and their jobs given back to the queue at once (another server or the next start
+//!    runs them);
+//! 4. the group-commit writer flushes what it holds, and the database pool closes.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use scm_core::bootstrap::Created;
+use scm_core::tasks::Supervisor;
 use scm_core::{Scm, SystemClock};
+use scm_outbound::fsutil;
 use scm_pki::MasterKey;
-use scm_store::{SqlStore, Store};
+use scm_store::{Backend, Meta, SqlStore, Store};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{self, CommonArgs, RuntimeConfig, ServerArgs};
@@ -27,35 +39,82 @@ fn init_logs(json: bool) {
     };
 }
 
-/// Opens the store and the domain service, bootstrapping on first use. Shared with `admin`.
-pub async fn open(cfg: &RuntimeConfig) -> anyhow::Result<(Arc<Scm>, Option<Created>)> {
+/// Opens the store and the domain service, bootstrapping an empty store (the server's start).
+pub async fn open_or_bootstrap(
+    cfg: &RuntimeConfig,
+) -> anyhow::Result<(Arc<Scm>, Arc<SqlStore>, Option<Created>)> {
     create_private_dir(&cfg.data_dir)?;
     let (master, created_key) = MasterKey::load_or_create(&cfg.master_key_file)?;
     if created_key {
         tracing::info!(path = %cfg.master_key_file.display(), "created a new master key");
     }
-    let store: Arc<dyn Store> = Arc::new(
+    let store = Arc::new(
         SqlStore::connect(&cfg.database_url)
             .await
-            .context("cannot open the database")?,
+            .with_context(|| format!("cannot open the database {}", cfg.database_url))?,
     );
     let clock = Arc::new(SystemClock);
-    let created = scm_core::bootstrap::run(store.as_ref(), clock.as_ref(), &master)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let created = scm_core::bootstrap::run(store.as_ref(), clock.as_ref(), &master).await?;
     if let Some(c) = &created {
         write_credentials(cfg, c).await?;
     }
-    let scm = Scm::open(store, clock, Arc::new(master), cfg.core.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    write_file(
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let scm = Scm::open(dyn_store, clock, Arc::new(master), cfg.core.clone()).await?;
+    fsutil::write_atomic(
         &cfg.data_dir.join("ca-root.pem"),
         scm.ca_root_pem().as_bytes(),
         0o644,
     )
     .await?;
-    Ok((Arc::new(scm), created))
+    Ok((Arc::new(scm), store, created))
+}
+
+/// Opens an existing store for the admin CLI; refuses, rather than creating one, when there is
+/// none (no master key, no SQLite file, or a database never bootstrapped).
+pub async fn open_existing(cfg: &RuntimeConfig) -> anyhow::Result<(Arc<Scm>, Arc<SqlStore>)> {
+    let none_here = || {
+        anyhow::anyhow!(
+            "no store here ({}): start the server once, or pass --data-dir",
+            cfg.data_dir.display()
+        )
+    };
+    if !cfg.master_key_file.exists() {
+        return Err(none_here());
+    }
+    if cfg.database_url.backend() == Backend::Sqlite
+        && let Some(path) = sqlite_path(cfg.database_url.expose())
+        && !Path::new(path).exists()
+    {
+        return Err(none_here());
+    }
+    let (master, _) = MasterKey::load_or_create(&cfg.master_key_file)?;
+    let store = Arc::new(
+        SqlStore::connect(&cfg.database_url)
+            .await
+            .with_context(|| format!("cannot open the database {}", cfg.database_url))?,
+    );
+    if !store.is_bootstrapped().await? {
+        return Err(none_here());
+    }
+    scm_core::bootstrap::check_master_key(store.as_ref(), &master).await?;
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let scm = Scm::open(
+        dyn_store,
+        Arc::new(SystemClock),
+        Arc::new(master),
+        cfg.core.clone(),
+    )
+    .await?;
+    Ok((Arc::new(scm), store))
+}
+
+/// The file of a `sqlite://PATH[?...]` URL (`None` for in-memory databases).
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    Some(path).filter(|p| !p.is_empty() && !p.starts_with(":memory:"))
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
@@ -70,13 +129,6 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a file atomically with `mode` (temporary file, fsync, rename).
-async fn write_file(path: &Path, content: &[u8], mode: u32) -> anyhow::Result<()> {
-    scm_core::files::write_atomic(path, content, mode)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
-}
-
 async fn write_credentials(cfg: &RuntimeConfig, c: &Created) -> anyhow::Result<()> {
     let json = serde_json::json!({
         "access_key": c.access_key.as_str(),
@@ -87,7 +139,7 @@ async fn write_credentials(cfg: &RuntimeConfig, c: &Created) -> anyhow::Result<(
     });
     let path = cfg.data_dir.join("credentials.json");
     let text = serde_json::to_string_pretty(&json)?;
-    write_file(&path, format!("{text}\n").as_bytes(), 0o600).await?;
+    fsutil::write_atomic(&path, format!("{text}\n").as_bytes(), 0o600).await?;
     println!(
         "OpenSCM: bootstrapped a new store; admin credentials written to {}",
         path.display()
@@ -110,7 +162,7 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
     if !cfg.public_endpoint_explicit {
         cfg.public_endpoint = config::endpoint_of(addr);
     }
-    let (scm, created) = open(&cfg).await?;
+    let (scm, store, created) = open_or_bootstrap(&cfg).await?;
     if created.is_none() {
         println!(
             "OpenSCM: using the existing store; admin credentials are in {} (written on first start)",
@@ -119,20 +171,38 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
     }
     println!(
         "OpenSCM listening on http://{addr} (database: {})",
-        scm.store().backend_name()
+        scm.backend().name()
     );
-    tracing::info!(%addr, targets = cfg.core.push_targets.len(), "listening");
-    let app = scm_api::router(scm);
+    tracing::info!(
+        %addr,
+        targets = cfg.core.push_targets.len(),
+        notifiers = cfg.core.notifiers.len(),
+        database = %cfg.database_url,
+        worker = scm.job_runner().owner(),
+        "listening"
+    );
+    let background = Supervisor::new();
+    scm.start_background(&background).await?;
+    let app = scm_api::router(scm.clone());
     let limits = scm_api::ServeLimits {
         grace: cfg.shutdown_grace,
         ..scm_api::ServeLimits::default()
     };
+    let stop_claiming = background.token();
+    let signalled = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let mark = signalled.clone();
     let drained = scm_api::serve(
         listener,
         app,
         async move {
             signals.recv().await;
-            tracing::info!("shutting down: no new connections, finishing requests in flight");
+            if let Ok(mut at) = mark.lock() {
+                *at = Some(Instant::now());
+            }
+            stop_claiming.cancel();
+            tracing::info!(
+                "shutting down: no new connections or jobs, finishing what is in flight"
+            );
         },
         limits,
     )
@@ -140,6 +210,21 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
     if !drained {
         tracing::warn!("grace period over; dropping requests still running");
     }
+    let started = signalled
+        .lock()
+        .ok()
+        .and_then(|at| *at)
+        .unwrap_or_else(Instant::now);
+    let left = || cfg.shutdown_grace.saturating_sub(started.elapsed());
+    background.stop(left()).await;
+    let released = scm.job_runner().drain(left()).await;
+    if released > 0 {
+        tracing::warn!(
+            released,
+            "job attempts stopped at shutdown were given back to the queue"
+        );
+    }
+    store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

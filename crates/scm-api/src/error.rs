@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use scm_core::DomainError;
+use scm_core::{AuthFailure, DomainError, InternalKind};
 use scm_proto::{ErrorBody, ErrorCode};
 
 /// An error answer.
@@ -92,13 +92,20 @@ fn status_code_message(e: &ApiError) -> (StatusCode, ErrorCode, String) {
             DomainError::Unauthenticated(f) => (
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::AuthFailed,
-                f.message().into(),
+                auth_message(*f).into(),
             ),
-            DomainError::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::Internal,
-                "Internal server error.".into(),
-            ),
+            DomainError::Internal(i) => match i.kind {
+                InternalKind::Fault => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    "Internal server error.".into(),
+                ),
+                InternalKind::Unavailable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unavailable,
+                    "The service is temporarily unavailable; retry later.".into(),
+                ),
+            },
         },
         ApiError::BadJson { field, reason } => (
             StatusCode::BAD_REQUEST,
@@ -123,11 +130,33 @@ fn status_code_message(e: &ApiError) -> (StatusCode, ErrorCode, String) {
     }
 }
 
+/// The public message of an authentication failure: it says what to fix, never which part of a
+/// key or signature was wrong.
+fn auth_message(f: AuthFailure) -> &'static str {
+    match f {
+        AuthFailure::Missing => {
+            "Incorrect IAM authentication information: sign the request with AK/SK or send X-Auth-Token."
+        }
+        AuthFailure::Malformed => {
+            "Incorrect IAM authentication information: malformed Authorization or signed headers."
+        }
+        AuthFailure::UnknownKey | AuthFailure::Revoked | AuthFailure::BadSignature => {
+            "Incorrect IAM authentication information: verify AK/SK signature fail."
+        }
+        AuthFailure::Skew => {
+            "Incorrect IAM authentication information: X-Sdk-Date is expired or too far in the future."
+        }
+        AuthFailure::BadToken | AuthFailure::ExpiredToken => {
+            "Incorrect IAM authentication information: the token is invalid or expired."
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = status_code_message(&self);
         let internal = match &self {
-            ApiError::Domain(DomainError::Internal(cause)) => Some(cause.clone()),
+            ApiError::Domain(DomainError::Internal(cause)) => Some(error_chain(cause)),
             ApiError::Domain(DomainError::PushFailed(cause)) => Some(cause.clone()),
             _ => None,
         };
@@ -144,9 +173,24 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// An error and its sources, `: `-separated, for the log.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        // Errors that print their source themselves would repeat it.
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use scm_core::AuthFailure;
     use scm_proto::CertificateStatus;
 
     use super::*;
@@ -198,9 +242,14 @@ mod tests {
                 "APIGW.0301",
             ),
             (
-                DomainError::Internal("db password=hunter2".into()).into(),
+                DomainError::internal("db password=hunter2").into(),
                 500,
                 "SCM.0500",
+            ),
+            (
+                DomainError::from(scm_store::StoreError::Batch("database gone".into())).into(),
+                503,
+                "SCM.0503",
             ),
             (
                 ApiError::BadJson {
@@ -214,6 +263,10 @@ mod tests {
             (ApiError::MethodNotAllowed, 405, "APIGW.0105"),
             (ApiError::BodyTooLarge, 413, "APIGW.0201"),
         ];
+        let covered: std::collections::HashSet<&str> = cases.iter().map(|c| c.2).collect();
+        for code in ErrorCode::ALL {
+            assert!(covered.contains(code.as_str()), "{code} is not pinned here");
+        }
         for (e, status, code) in cases {
             let (s, c, msg) = mapped(e);
             assert_eq!((s, c.as_str()), (status, code), "{msg}");

@@ -2,9 +2,10 @@
 //! (list items, whose Go model marks every field required).
 
 use scm_core::application::Applicant;
-use scm_proto::CertificateStatus;
+use scm_core::issuance::wildcard_count;
 use scm_proto::v2::PushHistoryItem;
 use scm_proto::v3::{CertificateDetail, ShowCertificateResponse};
+use scm_proto::{DomainType, PrimaryDomainType};
 use scm_store::{CertificateRecord, PushRecord};
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -19,23 +20,14 @@ pub(crate) fn api_time(ms: i64) -> Option<String> {
     .ok()
 }
 
-fn wildcard_count(c: &CertificateRecord) -> i64 {
-    let p = &c.product;
-    match p.domain_type.as_str() {
-        "WILDCARD" => 1,
-        "MULTI_DOMAIN" => {
-            p.wildcard_domain_number.unwrap_or(0)
-                + i64::from(p.primary_domain_type.as_deref() == Some("WILDCARD_DOMAIN"))
-        }
-        _ => 0,
-    }
+/// `push_support` / `deploy_support`: whether the certificate can be pushed.
+fn deployable(c: &CertificateRecord) -> bool {
+    c.status.is_deployable()
 }
 
-fn deployable(c: &CertificateRecord) -> bool {
-    matches!(
-        c.status,
-        CertificateStatus::Issued | CertificateStatus::Upload
-    )
+/// Months of validity bought (`effective_time` is in years).
+fn validity_months(c: &CertificateRecord) -> i64 {
+    c.product.effective_time.saturating_mul(12)
 }
 
 pub(crate) fn show(c: &CertificateRecord) -> ShowCertificateResponse {
@@ -47,8 +39,8 @@ pub(crate) fn show(c: &CertificateRecord) -> ShowCertificateResponse {
         status: c.status.as_str().into(),
         order_id: Some(c.order_id.to_string()),
         name: c.name.clone(),
-        cert_type: Some(c.product.cert_type.clone()),
-        brand: Some(c.product.brand.clone()),
+        cert_type: Some(c.product.cert_type.as_str().into()),
+        brand: Some(c.product.brand.as_str().into()),
         push_support: if deployable(c) {
             "ON".into()
         } else {
@@ -59,21 +51,20 @@ pub(crate) fn show(c: &CertificateRecord) -> ShowCertificateResponse {
         issue_time: issued.and_then(|i| api_time(i.issued_ms)),
         not_before: issued.and_then(|i| api_time(i.not_before_ms)),
         not_after: issued.and_then(|i| api_time(i.not_after_ms)),
-        validity_period: 12,
+        validity_period: validity_months(c),
         validation_method: app.and_then(|a| a.validation_method.clone()),
-        domain_type: Some(c.product.domain_type.clone()),
-        multi_domain_type: match (
-            c.product.domain_type.as_str(),
-            c.product.primary_domain_type.as_deref(),
-        ) {
-            ("MULTI_DOMAIN", Some("WILDCARD_DOMAIN")) => Some("primary_wildcard".into()),
-            ("MULTI_DOMAIN", Some(_)) => Some("primary_single".into()),
+        domain_type: Some(c.product.domain_type.as_str().into()),
+        multi_domain_type: match (c.product.domain_type, c.product.primary_domain_type) {
+            (DomainType::Multi, Some(PrimaryDomainType::Wildcard)) => {
+                Some("primary_wildcard".into())
+            }
+            (DomainType::Multi, Some(PrimaryDomainType::Single)) => Some("primary_single".into()),
             _ => None,
         },
         domain: app.map(|a| a.domain.clone()),
         sans: app.map(|a| a.sans.clone()),
         domain_count: c.product.domain_numbers,
-        wildcard_count: wildcard_count(c),
+        wildcard_count: wildcard_count(&c.product),
         fingerprint: issued.map(|i| i.fingerprint.clone()),
         shared: false,
         application_info: applicant.map(|a| a.to_info()),
@@ -95,16 +86,16 @@ pub(crate) fn detail(c: &CertificateRecord) -> CertificateDetail {
             .map(|i| i.signature_algorithm.clone())
             .unwrap_or_default(),
         deploy_support: deployable(c),
-        cert_type: c.product.cert_type.clone(),
-        brand: c.product.brand.clone(),
+        cert_type: c.product.cert_type.as_str().into(),
+        brand: c.product.brand.as_str().into(),
         expire_time: issued
             .and_then(|i| api_time(i.not_after_ms))
             .unwrap_or_default(),
-        domain_type: c.product.domain_type.clone(),
-        validity_period: 12,
+        domain_type: c.product.domain_type.as_str().into(),
+        validity_period: validity_months(c),
         status: c.status.as_str().into(),
         domain_count: c.product.domain_numbers,
-        wildcard_count: wildcard_count(c),
+        wildcard_count: wildcard_count(&c.product),
         description: c.description.clone(),
         domain_id: c.domain_id.to_string(),
         enterprise_project_id: c.product.enterprise_project_id.clone(),

@@ -8,16 +8,10 @@ use scm_proto::v3::{ApplicationBody, ApplicationInfo};
 use scm_store::ApplicationRecord;
 use serde::{Deserialize, Serialize};
 
-use crate::{DomainError, DomainName};
+use scm_pki::DnsName;
 
-/// Which operation the form comes with; they differ in required fields and limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FormKind {
-    /// v2 `save` and `complete`: company, country and applicant fields required, names 0..63.
-    V2,
-    /// v3 `apply`: applicant fields and `domain_method` required, applicant name 4..100 bytes.
-    V3,
-}
+use crate::DomainError;
+use crate::purchase::ApiVersion;
 
 /// The applicant and company data, stored as JSON apart from the names (it is personal data).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,9 +69,9 @@ impl Applicant {
 #[derive(Debug, Clone)]
 pub struct ApplicationForm {
     /// Primary domain.
-    pub domain: DomainName,
+    pub domain: DnsName,
     /// Additional domains, in the order given, without duplicates.
-    pub sans: Vec<DomainName>,
+    pub sans: Vec<DnsName>,
     /// Own CSR, already verified and matching the names.
     pub csr: Option<(String, ParsedCsr)>,
     /// Applicant data.
@@ -144,7 +138,7 @@ fn check_email(s: &str, field: &str) -> Result<(), DomainError> {
                         | b']'
                 )
         });
-    if !local_ok || domain.contains('*') || DomainName::parse(domain).is_err() {
+    if !local_ok || domain.contains('*') || DnsName::parse(domain).is_err() {
         return Err(bad());
     }
     Ok(())
@@ -186,14 +180,15 @@ fn parse_names(
     domain: &str,
     sans: &str,
     max_sans: usize,
-) -> Result<(DomainName, Vec<DomainName>), DomainError> {
+) -> Result<(DnsName, Vec<DnsName>), DomainError> {
     if domain.len() > 255 {
         return Err(DomainError::invalid(
             "domain",
             "must be at most 255 characters",
         ));
     }
-    let domain = DomainName::parse(domain).map_err(|e| DomainError::invalid("domain", e))?;
+    let domain =
+        DnsName::parse(domain).map_err(|e| DomainError::invalid("domain", e.to_string()))?;
     if sans.len() > max_sans {
         return Err(DomainError::invalid(
             "sans",
@@ -203,7 +198,7 @@ fn parse_names(
     let mut seen = BTreeSet::from([domain.clone()]);
     let mut out = Vec::new();
     for part in sans.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let name = DomainName::parse(part).map_err(|e| DomainError::invalid("sans", e))?;
+        let name = DnsName::parse(part).map_err(|e| DomainError::invalid("sans", e.to_string()))?;
         if !seen.insert(name.clone()) {
             return Err(DomainError::invalid(
                 "sans",
@@ -217,8 +212,8 @@ fn parse_names(
 
 fn check_csr(
     pem: &str,
-    domain: &DomainName,
-    sans: &[DomainName],
+    domain: &DnsName,
+    sans: &[DnsName],
     max: usize,
 ) -> Result<ParsedCsr, DomainError> {
     if pem.len() > max {
@@ -254,7 +249,7 @@ impl ApplicationForm {
     /// Checks a form. `organisation_validated` is true for OV/EV products, which need the company.
     pub fn parse(
         body: &ApplicationBody,
-        kind: FormKind,
+        kind: ApiVersion,
         organisation_validated: bool,
     ) -> Result<Self, DomainError> {
         if body.agree_privacy_protection != Some(true) {
@@ -265,12 +260,12 @@ impl ApplicationForm {
         }
         let domain_raw = non_empty(&body.domain, "domain")?;
         let (max_sans, max_csr) = match kind {
-            FormKind::V2 => (4096, 8192),
-            FormKind::V3 => (4096, 5120),
+            ApiVersion::V2 => (4096, 8192),
+            ApiVersion::V3 => (4096, 5120),
         };
         let (domain, sans) = parse_names(&domain_raw, &text(&body.sans), max_sans)?;
 
-        let company_required = kind == FormKind::V2;
+        let company_required = kind == ApiVersion::V2;
         let company = |v: &Option<String>, field: &str| -> Result<String, DomainError> {
             let s = if company_required {
                 present(v, field)?
@@ -302,8 +297,8 @@ impl ApplicationForm {
 
         let applicant_name = non_empty(&body.applicant_name, "applicant_name")?;
         match kind {
-            FormKind::V2 => max_chars(&applicant_name, 63, "applicant_name")?,
-            FormKind::V3 => check_v3_applicant_name(&applicant_name)?,
+            ApiVersion::V2 => max_chars(&applicant_name, 63, "applicant_name")?,
+            ApiVersion::V3 => check_v3_applicant_name(&applicant_name)?,
         }
         let applicant_phone = non_empty(&body.applicant_phone, "applicant_phone")?;
         check_phone(&applicant_phone, "applicant_phone")?;
@@ -321,7 +316,7 @@ impl ApplicationForm {
         }
 
         let domain_method = match kind {
-            FormKind::V3 => {
+            ApiVersion::V3 => {
                 let m = non_empty(&body.domain_method, "domain_method")?;
                 if !["DNS", "FILE", "EMAIL"].contains(&m.as_str()) {
                     return Err(DomainError::invalid(
@@ -331,7 +326,7 @@ impl ApplicationForm {
                 }
                 Some(m)
             }
-            FormKind::V2 => None,
+            ApiVersion::V2 => None,
         };
         let key_algorithm = match text(&body.key_algorithm).as_str() {
             "" => KeyAlgorithm::Rsa2048,
@@ -382,11 +377,10 @@ impl ApplicationForm {
 
     /// Rebuilds a form from what was stored at `save`.
     pub fn from_record(rec: &ApplicationRecord) -> Result<Self, DomainError> {
-        let applicant: Applicant = serde_json::from_str(&rec.form_json).map_err(|e| {
-            DomainError::Internal(format!("stored application does not parse: {e}"))
-        })?;
+        let applicant: Applicant = serde_json::from_str(&rec.form_json)
+            .map_err(|e| DomainError::internal_from("stored application does not parse", e))?;
         let (domain, sans) = parse_names(&rec.domain, &rec.sans, usize::MAX)
-            .map_err(|e| DomainError::Internal(format!("stored application names: {e}")))?;
+            .map_err(|e| DomainError::internal_from("stored application names", e))?;
         let csr = match &rec.csr_pem {
             Some(pem) => Some((pem.clone(), check_csr(pem, &domain, &sans, usize::MAX)?)),
             None => None,
@@ -407,7 +401,7 @@ impl ApplicationForm {
     }
 
     /// All names: the domain first, then the SANs.
-    pub fn names(&self) -> Vec<DomainName> {
+    pub fn names(&self) -> Vec<DnsName> {
         std::iter::once(self.domain.clone())
             .chain(self.sans.iter().cloned())
             .collect()
@@ -420,11 +414,11 @@ impl ApplicationForm {
             sans: self
                 .sans
                 .iter()
-                .map(DomainName::as_str)
+                .map(DnsName::as_str)
                 .collect::<Vec<_>>()
                 .join(";"),
             form_json: serde_json::to_string(&self.applicant)
-                .map_err(|e| DomainError::Internal(format!("application to JSON: {e}")))?,
+                .map_err(|e| DomainError::internal_from("application to JSON", e))?,
             csr_pem: self.csr.as_ref().map(|(pem, _)| pem.clone()),
             validation_method: self.domain_method.clone(),
             // The key certified: the CSR's when there is one, else the one to generate.
@@ -463,11 +457,11 @@ mod tests {
 
     #[test]
     fn documented_examples_parse() {
-        let f = ApplicationForm::parse(&v2_seed(), FormKind::V2, true).unwrap();
+        let f = ApplicationForm::parse(&v2_seed(), ApiVersion::V2, true).unwrap();
         assert_eq!(f.domain.as_str(), "www.xzz.test");
         assert!(f.sans.is_empty() && f.csr.is_none());
         assert_eq!(f.applicant.country, "CN");
-        let f = ApplicationForm::parse(&v3_capture(), FormKind::V3, false).unwrap();
+        let f = ApplicationForm::parse(&v3_capture(), ApiVersion::V3, false).unwrap();
         assert_eq!(f.key_algorithm, KeyAlgorithm::Rsa2048);
         let rec = f.to_record().unwrap();
         let back = ApplicationForm::from_record(&rec).unwrap();
@@ -476,65 +470,69 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let cases: Vec<(fn(&mut ApplicationBody), FormKind, &str)> = vec![
+        let cases: Vec<(fn(&mut ApplicationBody), ApiVersion, &str)> = vec![
             (
                 |b| b.agree_privacy_protection = Some(false),
-                FormKind::V2,
+                ApiVersion::V2,
                 "agree_privacy_protection",
             ),
-            (|b| b.domain = None, FormKind::V2, "domain"),
+            (|b| b.domain = None, ApiVersion::V2, "domain"),
             (
                 |b| b.domain = Some("not a domain".into()),
-                FormKind::V2,
+                ApiVersion::V2,
                 "domain",
             ),
             (
                 |b| b.sans = Some("a.test;a.test".into()),
-                FormKind::V2,
+                ApiVersion::V2,
                 "sans",
             ),
             (
                 |b| b.sans = Some("www.xzz.test".into()),
-                FormKind::V2,
+                ApiVersion::V2,
                 "sans",
             ),
-            (|b| b.company_name = None, FormKind::V2, "company_name"),
+            (|b| b.company_name = None, ApiVersion::V2, "company_name"),
             (
                 |b| b.company_city = Some(String::new()),
-                FormKind::V2,
+                ApiVersion::V2,
                 "company_city",
             ),
             (
                 |b| b.company_unit = Some("x".repeat(64)),
-                FormKind::V2,
+                ApiVersion::V2,
                 "company_unit",
             ),
-            (|b| b.country = Some("CHN".into()), FormKind::V2, "country"),
+            (
+                |b| b.country = Some("CHN".into()),
+                ApiVersion::V2,
+                "country",
+            ),
             (
                 |b| b.applicant_email = Some("example.huawei.com".into()),
-                FormKind::V2,
+                ApiVersion::V2,
                 "applicant_email",
             ),
             (
                 |b| b.applicant_phone = Some("call me".into()),
-                FormKind::V2,
+                ApiVersion::V2,
                 "applicant_phone",
             ),
             (
                 |b| b.contact_email = Some("a@b".into()),
-                FormKind::V2,
+                ApiVersion::V2,
                 "contact_email",
             ),
             (
                 |b| b.applicant_name = Some("x".repeat(64)),
-                FormKind::V2,
+                ApiVersion::V2,
                 "applicant_name",
             ),
             (
                 |b| {
                     b.csr = Some("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----".into())
                 },
-                FormKind::V2,
+                ApiVersion::V2,
                 "csr",
             ),
         ];
@@ -566,14 +564,14 @@ mod tests {
             let mut b = v3_capture();
             mutate(&mut b);
             assert_eq!(
-                invalid_field(ApplicationForm::parse(&b, FormKind::V3, false)),
+                invalid_field(ApplicationForm::parse(&b, ApiVersion::V3, false)),
                 want,
                 "v3 case {i}"
             );
         }
         // OV/EV needs the company on v3 too.
         assert_eq!(
-            invalid_field(ApplicationForm::parse(&v3_capture(), FormKind::V3, true)),
+            invalid_field(ApplicationForm::parse(&v3_capture(), ApiVersion::V3, true)),
             "company_name"
         );
     }
@@ -594,11 +592,11 @@ mod tests {
         let mut b = v2_seed();
         b.csr = Some(pem.clone());
         assert_eq!(
-            invalid_field(ApplicationForm::parse(&b, FormKind::V2, true)),
+            invalid_field(ApplicationForm::parse(&b, ApiVersion::V2, true)),
             "csr"
         );
         b.sans = Some("api.xzz.test".into());
-        let f = ApplicationForm::parse(&b, FormKind::V2, true).unwrap();
+        let f = ApplicationForm::parse(&b, ApiVersion::V2, true).unwrap();
         assert!(f.csr.is_some());
     }
 

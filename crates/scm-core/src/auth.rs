@@ -34,7 +34,7 @@ pub struct Principal {
     pub method: AuthMethod,
 }
 
-/// Why authentication failed. All map to HTTP 401.
+/// Why authentication failed. All map to HTTP 401; the HTTP layer words the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
     /// Neither a signature nor a token.
@@ -53,29 +53,6 @@ pub enum AuthFailure {
     BadToken,
     /// The token expired.
     ExpiredToken,
-}
-
-impl AuthFailure {
-    /// The public message (no detail that helps guessing keys).
-    pub fn message(self) -> &'static str {
-        match self {
-            Self::Missing => {
-                "Incorrect IAM authentication information: sign the request with AK/SK or send X-Auth-Token."
-            }
-            Self::Malformed => {
-                "Incorrect IAM authentication information: malformed Authorization or signed headers."
-            }
-            Self::UnknownKey | Self::Revoked | Self::BadSignature => {
-                "Incorrect IAM authentication information: verify AK/SK signature fail."
-            }
-            Self::Skew => {
-                "Incorrect IAM authentication information: X-Sdk-Date is expired or too far in the future."
-            }
-            Self::BadToken | Self::ExpiredToken => {
-                "Incorrect IAM authentication information: the token is invalid or expired."
-            }
-        }
-    }
 }
 
 /// A credential as the verifier needs it (shared, never copied, from the cache).

@@ -33,15 +33,15 @@ const MASTER_CHECK_AAD: &[u8] = b"meta:master_key_check";
 pub async fn check_master_key(store: &dyn Store, master: &MasterKey) -> Result<(), DomainError> {
     let sealed = master
         .seal(b"openscm", MASTER_CHECK_AAD)
-        .map_err(|e| DomainError::Internal(format!("master key: {e}")))?;
+        .map_err(|e| DomainError::internal_from("master key", e))?;
     let stored = store
         .init_meta(MASTER_CHECK_KEY, &hex::encode(sealed))
         .await?;
     let bytes = hex::decode(stored)
-        .map_err(|_| DomainError::Internal("corrupt master key check value".into()))?;
+        .map_err(|e| DomainError::internal_from("corrupt master key check value", e))?;
     master.open(&bytes, MASTER_CHECK_AAD).map_err(|_| {
-        DomainError::Internal(
-            "the master key does not match this database (it was set up with another master key file)".into(),
+        DomainError::internal(
+            "the master key does not match this database (it was set up with another master key file)",
         )
     })?;
     Ok(())
@@ -58,7 +58,7 @@ pub(crate) fn seal_secret(
             sk.expose().as_bytes(),
             format!("credential:{ak}").as_bytes(),
         )
-        .map_err(|e| DomainError::Internal(format!("sealing secret: {e}")))
+        .map_err(|e| DomainError::internal_from("sealing secret", e))
 }
 
 /// Opens a sealed secret key.
@@ -69,9 +69,9 @@ pub(crate) fn open_secret(
 ) -> Result<SecretKey, DomainError> {
     let plain = master
         .open(sealed, format!("credential:{ak}").as_bytes())
-        .map_err(|e| DomainError::Internal(format!("opening secret of {ak}: {e}")))?;
+        .map_err(|e| DomainError::internal_from(format!("opening the secret of {ak}"), e))?;
     let s = String::from_utf8(plain.to_vec())
-        .map_err(|_| DomainError::Internal("secret is not UTF-8".into()))?;
+        .map_err(|e| DomainError::internal_from("secret is not UTF-8", e))?;
     Ok(SecretKey::new(s))
 }
 
@@ -90,11 +90,11 @@ pub async fn run(
     let now_ms = unix_ms(now);
     let ca = tokio::task::spawn_blocking(move || generate_ca("OpenSCM", now))
         .await?
-        .map_err(|e| DomainError::Internal(format!("CA generation: {e}")))?;
+        .map_err(|e| DomainError::internal_from("CA generation", e))?;
     let seal = |der: &[u8], aad: &[u8]| {
         master
             .seal(der, aad)
-            .map_err(|e| DomainError::Internal(format!("sealing CA key: {e}")))
+            .map_err(|e| DomainError::internal_from("sealing CA key", e))
     };
     let ca = CaRecord {
         root_cert_pem: ca.root_cert_pem.clone(),

@@ -3,8 +3,8 @@
 //!
 //! - a write made by this process drops the entries it touches at once;
 //! - a write made by another process (the admin CLI, another server on the same PostgreSQL) moves
-//!   the store's revision counter in the same transaction; a background task polls the counter
-//!   every [`POLL`] and drops every cache when it moves. Such a change is therefore seen within
+//!   the store's revision counter in the same transaction; a background task
+//!   ([`poll_revisions`]) polls the counter every [`POLL`] and drops every cache when it moves. Such a change is therefore seen within
 //!   one poll interval.
 //!
 //! A reader records the cache generation before it reads the store and inserts what it read only if
@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use scm_proto::{AccessKeyId, CertificateId, DomainId};
 use scm_store::{AccountRecord, CertificateRecord, PushRecord, Store};
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::CachedCredential;
 
@@ -147,26 +148,32 @@ impl ReadCache {
     }
 }
 
-/// Polls the store's revision and drops the caches when it moves (or when it cannot be read).
-/// Ends when the cache is dropped.
-pub(crate) fn spawn_poller(cache: Weak<ReadCache>, store: Arc<dyn Store>, mut last: i64) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Some(cache) = cache.upgrade() else { return };
-            match store.revision().await {
-                Ok(r) if r == last => {}
-                Ok(r) => {
-                    last = r;
-                    cache.clear();
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the store revision; dropping read caches");
-                    cache.clear();
-                }
+/// Polls the store's revision and drops the caches when it moves (or when it cannot be read),
+/// until `cancel` fires or the cache is dropped.
+pub(crate) async fn poll_revisions(
+    cache: Weak<ReadCache>,
+    store: Arc<dyn Store>,
+    mut last: i64,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(cache) = cache.upgrade() else { return };
+        match store.revision().await {
+            Ok(r) if r == last => {}
+            Ok(r) => {
+                last = r;
+                cache.clear();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the store revision; dropping read caches");
+                cache.clear();
             }
         }
-    });
+    }
 }

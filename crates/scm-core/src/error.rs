@@ -1,6 +1,10 @@
 //! Domain errors. Each variant is one public outcome; the HTTP layer maps every variant, with no
 //! catch-all, to a status and an `SCM.xxxx` code. Only [`DomainError::Internal`] carries a cause
-//! that must not reach the client.
+//! that must not reach the client: it keeps that cause (as an error source, for the log) and its
+//! [`InternalKind`], so an outage answers 503 and a fault 500.
+
+use std::borrow::Cow;
+use std::fmt;
 
 use scm_proto::CertificateStatus;
 
@@ -48,8 +52,43 @@ pub enum DomainError {
     #[error("authentication failed: {0:?}")]
     Unauthenticated(AuthFailure),
     /// Something broke inside; the cause is logged, never returned.
-    #[error("internal: {0}")]
-    Internal(String),
+    #[error(transparent)]
+    Internal(Internal),
+}
+
+/// What kind of internal failure: it decides between HTTP 500 and 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InternalKind {
+    /// A fault: a bug, corrupt data, a broken invariant. Retrying will not help.
+    Fault,
+    /// A dependency (the database) is unavailable for now; the same request may succeed later.
+    Unavailable,
+}
+
+/// An internal failure with its context and cause, for the log only.
+#[derive(Debug)]
+pub struct Internal {
+    /// Fault or outage.
+    pub kind: InternalKind,
+    context: Cow<'static, str>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl fmt::Display for Internal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(s) => write!(f, "{}: {s}", self.context),
+            None => f.write_str(&self.context),
+        }
+    }
+}
+
+impl std::error::Error for Internal {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl DomainError {
@@ -59,6 +98,27 @@ impl DomainError {
             field: field.into(),
             reason: reason.into(),
         }
+    }
+
+    /// An internal fault described by `context` alone.
+    pub fn internal(context: impl Into<Cow<'static, str>>) -> Self {
+        Self::Internal(Internal {
+            kind: InternalKind::Fault,
+            context: context.into(),
+            source: None,
+        })
+    }
+
+    /// An internal fault: `context` says what we were doing, `source` what went wrong.
+    pub fn internal_from(
+        context: impl Into<Cow<'static, str>>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Internal(Internal {
+            kind: InternalKind::Fault,
+            context: context.into(),
+            source: Some(Box::new(source)),
+        })
     }
 }
 
@@ -73,12 +133,21 @@ pub(crate) fn invalid_field<T: std::fmt::Debug>(r: Result<T, DomainError>) -> St
 
 impl From<scm_store::StoreError> for DomainError {
     fn from(e: scm_store::StoreError) -> Self {
-        Self::Internal(format!("store: {e}"))
+        let kind = if e.is_unavailable() {
+            InternalKind::Unavailable
+        } else {
+            InternalKind::Fault
+        };
+        Self::Internal(Internal {
+            kind,
+            context: Cow::Borrowed("store"),
+            source: Some(Box::new(e)),
+        })
     }
 }
 
 impl From<tokio::task::JoinError> for DomainError {
     fn from(e: tokio::task::JoinError) -> Self {
-        Self::Internal(format!("blocking task: {e}"))
+        Self::internal_from("blocking task", e)
     }
 }

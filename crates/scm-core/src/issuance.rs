@@ -1,16 +1,38 @@
-//! Issuance by the built-in CA: the product and the account's issuance policy decide which names
-//! may be issued; then the intermediate signs either the user's CSR or a key generated here.
+//! Issuance: the product and the account's issuance policy decide which names may be issued;
+//! then an [`Issuer`] signs. The built-in CA ([`BuiltinCa`]) signs either the user's CSR or a key
+//! generated here; ACME issuers plug in beside it through the same trait.
 
 use std::sync::Arc;
 
-use scm_pki::{Issuer, LeafKey, LeafRequest, MasterKey, PrivateKey, SubjectFields};
-use scm_proto::CertificateId;
+use async_trait::async_trait;
+use scm_pki::{DnsName, LeafKey, LeafRequest, MasterKey, PrivateKey, SubjectFields};
+use scm_proto::{CertificateId, DomainType, PrimaryDomainType};
 use scm_store::{CaRecord, IssuedRecord, Product};
 use time::OffsetDateTime;
 
+use crate::DomainError;
 use crate::application::ApplicationForm;
 use crate::clock::unix_ms;
-use crate::{DomainError, DomainName};
+
+/// What to issue: the checked application of one certificate.
+#[derive(Debug, Clone, Copy)]
+pub struct IssueRequest<'a> {
+    /// The certificate row (a generated key is sealed bound to it).
+    pub id: &'a CertificateId,
+    /// Names, subject and key choice.
+    pub form: &'a ApplicationForm,
+    /// The time of issuance.
+    pub now: OffsetDateTime,
+    /// How long the certificate is valid.
+    pub validity: time::Duration,
+}
+
+/// Something that signs certificates: the built-in CA, or (next) an ACME CA.
+#[async_trait]
+pub trait Issuer: Send + Sync + std::fmt::Debug {
+    /// Issues the certificate of `req`; a generated private key comes back sealed for storage.
+    async fn issue(&self, req: IssueRequest<'_>) -> Result<IssuedRecord, DomainError>;
+}
 
 /// Default issuance policy of a new account: names under the reserved TLDs, which no public CA
 /// issues for and which therefore need no domain validation to be safe.
@@ -18,7 +40,8 @@ pub const DEFAULT_POLICY: &str = ".test;.internal;.localhost;.example";
 
 /// The built-in CA, loaded once and shared.
 pub struct BuiltinCa {
-    issuer: Issuer,
+    issuer: scm_pki::Issuer,
+    master: Arc<MasterKey>,
     chain_pem: String,
     root_pem: String,
 }
@@ -31,20 +54,22 @@ impl std::fmt::Debug for BuiltinCa {
 
 impl BuiltinCa {
     /// Opens the stored CA with the master key.
-    pub fn load(rec: &CaRecord, master: &MasterKey) -> Result<Self, DomainError> {
+    pub fn load(rec: &CaRecord, master: Arc<MasterKey>) -> Result<Self, DomainError> {
         let key_der = master
             .open(&rec.intermediate_key_sealed, b"ca:intermediate")
             .map_err(|e| {
-                DomainError::Internal(format!(
-                    "cannot open the CA key ({e}); is this the right master key?"
-                ))
+                DomainError::internal_from(
+                    "cannot open the CA key; is this the right master key?",
+                    e,
+                )
             })?;
         let key = PrivateKey::from_pkcs8_der(&key_der)
-            .map_err(|e| DomainError::Internal(format!("CA key: {e}")))?;
-        let issuer = Issuer::from_pem(&rec.intermediate_cert_pem, &key)
-            .map_err(|e| DomainError::Internal(format!("CA: {e}")))?;
+            .map_err(|e| DomainError::internal_from("CA key", e))?;
+        let issuer = scm_pki::Issuer::from_pem(&rec.intermediate_cert_pem, &key)
+            .map_err(|e| DomainError::internal_from("CA", e))?;
         Ok(Self {
             issuer,
+            master,
             chain_pem: rec.intermediate_cert_pem.clone(),
             root_pem: rec.root_cert_pem.clone(),
         })
@@ -62,15 +87,15 @@ impl BuiltinCa {
 }
 
 /// Checks the names of an application against the product bought.
-pub fn check_product(product: &Product, names: &[DomainName]) -> Result<(), DomainError> {
+pub fn check_product(product: &Product, names: &[DnsName]) -> Result<(), DomainError> {
     let Some((primary, sans)) = names.split_first() else {
         return Err(DomainError::DomainMismatch(
             "at least one domain name is required".into(),
         ));
     };
     let mismatch = |m: String| Err(DomainError::DomainMismatch(m));
-    match product.domain_type.as_str() {
-        "SINGLE_DOMAIN" => {
+    match product.domain_type {
+        DomainType::Single => {
             if !sans.is_empty() {
                 return mismatch("a SINGLE_DOMAIN certificate carries exactly one domain name; sans must be empty".into());
             }
@@ -78,7 +103,7 @@ pub fn check_product(product: &Product, names: &[DomainName]) -> Result<(), Doma
                 return mismatch("a SINGLE_DOMAIN certificate cannot carry a wildcard name; buy a WILDCARD certificate".into());
             }
         }
-        "WILDCARD" => {
+        DomainType::Wildcard => {
             if !sans.is_empty() {
                 return mismatch(
                     "a WILDCARD certificate carries exactly one wildcard name; sans must be empty"
@@ -91,7 +116,7 @@ pub fn check_product(product: &Product, names: &[DomainName]) -> Result<(), Doma
                 );
             }
         }
-        _ => {
+        DomainType::Multi => {
             let total = i64::try_from(names.len()).unwrap_or(i64::MAX);
             if total > product.domain_numbers {
                 return mismatch(format!(
@@ -99,16 +124,14 @@ pub fn check_product(product: &Product, names: &[DomainName]) -> Result<(), Doma
                     product.domain_numbers
                 ));
             }
-            let wants_wildcard_primary =
-                product.primary_domain_type.as_deref() == Some("WILDCARD_DOMAIN");
-            if product.primary_domain_type.is_some()
-                && primary.is_wildcard() != wants_wildcard_primary
-            {
-                return mismatch(if wants_wildcard_primary {
-                    "the primary domain must be a wildcard name (primary_domain_type WILDCARD_DOMAIN)".into()
-                } else {
-                    "the primary domain must not be a wildcard name (primary_domain_type SINGLE_DOMAIN)".into()
-                });
+            match product.primary_domain_type {
+                Some(PrimaryDomainType::Wildcard) if !primary.is_wildcard() => {
+                    return mismatch("the primary domain must be a wildcard name (primary_domain_type WILDCARD_DOMAIN)".into());
+                }
+                Some(PrimaryDomainType::Single) if primary.is_wildcard() => {
+                    return mismatch("the primary domain must not be a wildcard name (primary_domain_type SINGLE_DOMAIN)".into());
+                }
+                _ => {}
             }
             // When the purchase split the extra domains into single and wildcard ones, hold to it.
             if product.single_domain_number.is_some() || product.wildcard_domain_number.is_some() {
@@ -133,8 +156,20 @@ pub fn check_product(product: &Product, names: &[DomainName]) -> Result<(), Doma
     Ok(())
 }
 
+/// How many wildcard names a product carries (the `wildcard_count` of show and list).
+pub fn wildcard_count(product: &Product) -> i64 {
+    match product.domain_type {
+        DomainType::Wildcard => 1,
+        DomainType::Multi => {
+            product.wildcard_domain_number.unwrap_or(0)
+                + i64::from(product.primary_domain_type == Some(PrimaryDomainType::Wildcard))
+        }
+        DomainType::Single => 0,
+    }
+}
+
 /// Checks every name against the account's issuance policy (`;`-separated suffixes).
-pub fn check_policy(policy: &str, names: &[DomainName]) -> Result<(), DomainError> {
+pub fn check_policy(policy: &str, names: &[DnsName]) -> Result<(), DomainError> {
     let suffixes: Vec<&str> = policy
         .split(';')
         .map(str::trim)
@@ -152,85 +187,72 @@ pub fn check_policy(policy: &str, names: &[DomainName]) -> Result<(), DomainErro
     Ok(())
 }
 
-/// Signs the certificate (generating its key on a blocking thread when there is no CSR) and seals
-/// the key for storage.
-pub async fn issue(
-    ca: Arc<BuiltinCa>,
-    master: Arc<MasterKey>,
-    id: &CertificateId,
-    form: &ApplicationForm,
-    now: OffsetDateTime,
-    validity: time::Duration,
-) -> Result<IssuedRecord, DomainError> {
-    let generated = match &form.csr {
-        Some(_) => None,
-        None => {
-            let alg = form.key_algorithm;
-            // RSA generation takes 70 ms to seconds: keep it off the async workers.
-            Some(
-                tokio::task::spawn_blocking(move || PrivateKey::generate(alg))
-                    .await?
-                    .map_err(|e| DomainError::Internal(format!("key generation: {e}")))?,
-            )
+#[async_trait]
+impl Issuer for BuiltinCa {
+    /// Signs the certificate (generating its key on a blocking thread when there is no CSR) and
+    /// seals the key for storage.
+    async fn issue(&self, req: IssueRequest<'_>) -> Result<IssuedRecord, DomainError> {
+        let form = req.form;
+        let generated = match &form.csr {
+            Some(_) => None,
+            None => {
+                let alg = form.key_algorithm;
+                // RSA generation takes 70 ms to seconds: keep it off the async workers.
+                Some(
+                    tokio::task::spawn_blocking(move || PrivateKey::generate(alg))
+                        .await?
+                        .map_err(|e| DomainError::internal_from("key generation", e))?,
+                )
+            }
+        };
+        let names = form.names();
+        let a = &form.applicant;
+        fn opt(s: &str) -> Option<&str> {
+            Some(s).filter(|s| !s.is_empty())
         }
-    };
-    let names: Vec<String> = form.names().iter().map(|n| n.as_str().to_owned()).collect();
-    let a = &form.applicant;
-    let opt = |s: &str| {
-        if s.is_empty() {
-            None
-        } else {
-            Some(s.to_owned())
-        }
-    };
-    let (country, province, city, org, unit) = (
-        opt(&a.country),
-        opt(&a.company_province),
-        opt(&a.company_city),
-        opt(&a.company_name),
-        opt(&a.company_unit),
-    );
-    let public_key = match (&form.csr, &generated) {
-        (Some((_, csr)), _) => LeafKey::Csr(csr),
-        (None, Some(key)) => LeafKey::Generated(key),
-        (None, None) => return Err(DomainError::Internal("no key to certify".into())),
-    };
-    let leaf = ca
-        .issuer
-        .issue(&LeafRequest {
-            dns_names: &names,
-            subject: SubjectFields {
-                country: country.as_deref(),
-                province: province.as_deref(),
-                city: city.as_deref(),
-                organization: org.as_deref(),
-                organizational_unit: unit.as_deref(),
-            },
-            // Backdated a little so clients with a slow clock accept it at once.
-            not_before: now - time::Duration::minutes(5),
-            not_after: now + validity,
-            public_key,
+        let public_key = match (&form.csr, &generated) {
+            (Some((_, csr)), _) => LeafKey::Csr(csr),
+            (None, Some(key)) => LeafKey::Generated(key),
+            (None, None) => return Err(DomainError::internal("no key to certify")),
+        };
+        let now = req.now;
+        let leaf = self
+            .issuer
+            .issue(&LeafRequest {
+                dns_names: &names,
+                subject: SubjectFields {
+                    country: opt(&a.country),
+                    province: opt(&a.company_province),
+                    city: opt(&a.company_city),
+                    organization: opt(&a.company_name),
+                    organizational_unit: opt(&a.company_unit),
+                },
+                // Backdated a little so clients with a slow clock accept it at once.
+                not_before: now - time::Duration::minutes(5),
+                not_after: now + req.validity,
+                public_key,
+            })
+            .map_err(|e| DomainError::internal_from("signing", e))?;
+        let private_key_sealed = match &generated {
+            Some(key) => Some(
+                self.master
+                    .seal(key.pkcs8_der(), key_aad(req.id).as_bytes())
+                    .map_err(|e| DomainError::internal_from("sealing key", e))?,
+            ),
+            None => None,
+        };
+        Ok(IssuedRecord {
+            certificate_pem: leaf.certificate_pem,
+            chain_pem: self.chain_pem.clone(),
+            private_key_sealed,
+            serial_hex: leaf.serial_hex,
+            fingerprint: leaf.sha1_fingerprint_hex,
+            signature_algorithm: leaf.signature_algorithm.to_owned(),
+            issued_ms: unix_ms(now),
+            not_before_ms: unix_ms(leaf.not_before),
+            not_after_ms: unix_ms(leaf.not_after),
         })
-        .map_err(|e| DomainError::Internal(format!("signing: {e}")))?;
-    let private_key_sealed = match &generated {
-        Some(key) => Some(
-            master
-                .seal(key.pkcs8_der(), key_aad(id).as_bytes())
-                .map_err(|e| DomainError::Internal(format!("sealing key: {e}")))?,
-        ),
-        None => None,
-    };
-    Ok(IssuedRecord {
-        certificate_pem: leaf.certificate_pem,
-        chain_pem: ca.chain_pem.clone(),
-        private_key_sealed,
-        serial_hex: leaf.serial_hex,
-        fingerprint: leaf.sha1_fingerprint_hex,
-        signature_algorithm: leaf.signature_algorithm.to_owned(),
-        issued_ms: unix_ms(now),
-        not_before_ms: unix_ms(leaf.not_before),
-        not_after_ms: unix_ms(leaf.not_after),
-    })
+    }
 }
 
 /// The full chain a server presents: the leaf, then the chain, one PEM block after another.
@@ -248,15 +270,17 @@ pub fn key_aad(id: &CertificateId) -> String {
 mod tests {
     use super::*;
 
-    fn names(list: &[&str]) -> Vec<DomainName> {
-        list.iter().map(|n| DomainName::parse(n).unwrap()).collect()
+    use scm_proto::{Brand, CertType};
+
+    fn names(list: &[&str]) -> Vec<DnsName> {
+        list.iter().map(|n| DnsName::parse(n).unwrap()).collect()
     }
 
     fn product(domain_type: &str, n: i64) -> Product {
         Product {
-            brand: "GLOBALSIGN".into(),
-            cert_type: "DV_SSL_CERT".into(),
-            domain_type: domain_type.into(),
+            brand: Brand::GlobalSign,
+            cert_type: CertType::DvSsl,
+            domain_type: DomainType::parse(domain_type).unwrap(),
             effective_time: 1,
             domain_numbers: n,
             primary_domain_type: None,
@@ -290,7 +314,7 @@ mod tests {
             .is_err()
         );
         let mut p = product("MULTI_DOMAIN", 4);
-        p.primary_domain_type = Some("SINGLE_DOMAIN".into());
+        p.primary_domain_type = Some(PrimaryDomainType::Single);
         p.single_domain_number = Some(1);
         p.wildcard_domain_number = Some(2);
         assert!(check_product(&p, &names(&["a.test", "b.test", "*.c.test", "*.d.test"])).is_ok());

@@ -1,9 +1,13 @@
-//! The OpenSCM domain: accounts and credentials, orders, applications, issuance by the built-in
-//! CA, export, pushes to the user's servers, and their history.
+//! The OpenSCM domain: accounts and credentials, orders, applications, issuance, export, pushes
+//! to the user's servers and their history, notifications, and the durable jobs that carry the
+//! work that must happen outside a request.
 //!
-//! This crate knows nothing of HTTP or SQL: it takes parsed wire bodies from `scm-proto`, checks
-//! them (naming the offending field), and works through the [`scm_store::Store`] trait, an injected
-//! [`Clock`] and the `scm-pki` CA. The HTTP layer maps [`DomainError`] to status codes.
+//! This crate knows nothing of HTTP, SQL or the network: it takes parsed wire bodies from
+//! `scm-proto`, checks them (naming the offending field), and works through ports: the
+//! [`scm_store::Store`] traits, an injected [`Clock`], an [`issuance::Issuer`], the
+//! [`deploy::Deployer`]s of push targets, [`notify::Notifier`]s and a [`resolve::DnsResolver`].
+//! Their network and process implementations live in `scm-outbound`. The HTTP layer maps
+//! [`DomainError`] to status codes.
 #![deny(missing_docs)]
 
 pub mod application;
@@ -12,19 +16,21 @@ pub mod bootstrap;
 mod cache;
 pub mod clock;
 pub mod deploy;
-pub mod domain_name;
 pub mod error;
-pub mod files;
 pub mod issuance;
+pub mod jobs;
+pub mod notify;
 pub mod purchase;
 pub mod random;
+pub mod resolve;
 pub mod service;
+pub mod tasks;
 
 pub use auth::{AuthFailure, AuthMethod, Principal};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use domain_name::DomainName;
-pub use error::DomainError;
-pub use service::{CoreConfig, Scm};
+pub use error::{DomainError, InternalKind};
+pub use scm_pki::DnsName;
+pub use service::{CoreConfig, ListRequest, Scm};
 
 #[cfg(test)]
 mod tests;

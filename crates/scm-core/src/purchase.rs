@@ -6,6 +6,7 @@
 //! whitespace (the v2 page's own example sends `"OV_SSL_CERT "`).
 
 use scm_proto::v3::{PurchaseBody, ResourceTag};
+use scm_proto::{Brand, CertType, DomainType, PrimaryDomainType};
 use scm_store::Product;
 use serde::Serialize;
 
@@ -19,31 +20,6 @@ pub enum ApiVersion {
     /// `/v3/scm/...`.
     V3,
 }
-
-/// Brands accepted on purchase.
-pub const BRANDS: &[&str] = &[
-    "GEOTRUST",
-    "GLOBALSIGN",
-    "SYMANTEC",
-    "CFCA",
-    "TRUSTASIA",
-    "VTRUS",
-];
-/// Certificate types accepted on v3 purchase.
-pub const V3_TYPES: &[&str] = &[
-    "DV_SSL_CERT",
-    "DV_SSL_CERT_BASIC",
-    "EV_SSL_CERT",
-    "EV_SSL_CERT_PRO",
-    "OV_SSL_CERT",
-    "OV_SSL_CERT_PRO",
-];
-/// Certificate types accepted on v2 purchase.
-pub const V2_TYPES: &[&str] = &["OV_SSL_CERT", "EV_SSL_CERT"];
-/// Domain types.
-pub const DOMAIN_TYPES: &[&str] = &["SINGLE_DOMAIN", "MULTI_DOMAIN", "WILDCARD"];
-/// Primary domain types of a multi-domain certificate.
-pub const PRIMARY_DOMAIN_TYPES: &[&str] = &["SINGLE_DOMAIN", "WILDCARD_DOMAIN"];
 
 /// A validated purchase.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,16 +46,18 @@ fn required<T: Clone>(v: &Option<T>, field: &str) -> Result<T, DomainError> {
         .ok_or_else(|| DomainError::invalid(field, "is required"))
 }
 
-fn one_of(v: &str, allowed: &[&str], field: &str) -> Result<String, DomainError> {
-    let t = v.trim();
-    if allowed.contains(&t) {
-        Ok(t.to_owned())
-    } else {
-        Err(DomainError::invalid(
-            field,
-            format!("must be one of {}", allowed.join(", ")),
-        ))
-    }
+/// Parses one of the `allowed` values of a wire enum, naming them all when `v` is not one.
+fn one_of<T: Copy + PartialEq>(
+    v: &str,
+    allowed: &[T],
+    parse: fn(&str) -> Option<T>,
+    spell: fn(T) -> &'static str,
+    field: &str,
+) -> Result<T, DomainError> {
+    parse(v).filter(|t| allowed.contains(t)).ok_or_else(|| {
+        let names: Vec<&str> = allowed.iter().map(|t| spell(*t)).collect();
+        DomainError::invalid(field, format!("must be one of {}", names.join(", ")))
+    })
 }
 
 fn in_range(v: i64, lo: i64, hi: i64, field: &str) -> Result<i64, DomainError> {
@@ -168,17 +146,27 @@ impl PurchaseSpec {
     pub fn parse(body: &PurchaseBody, version: ApiVersion) -> Result<Self, DomainError> {
         let brand = one_of(
             &required(&body.cert_brand, "cert_brand")?,
-            BRANDS,
+            Brand::ALL,
+            Brand::parse,
+            Brand::as_str,
             "cert_brand",
         )?;
         let types = match version {
-            ApiVersion::V2 => V2_TYPES,
-            ApiVersion::V3 => V3_TYPES,
+            ApiVersion::V2 => CertType::V2,
+            ApiVersion::V3 => CertType::ALL,
         };
-        let cert_type = one_of(&required(&body.cert_type, "cert_type")?, types, "cert_type")?;
+        let cert_type = one_of(
+            &required(&body.cert_type, "cert_type")?,
+            types,
+            CertType::parse,
+            CertType::as_str,
+            "cert_type",
+        )?;
         let domain_type = one_of(
             &required(&body.domain_type, "domain_type")?,
-            DOMAIN_TYPES,
+            DomainType::ALL,
+            DomainType::parse,
+            DomainType::as_str,
             "domain_type",
         )?;
         let max_years = match version {
@@ -192,7 +180,7 @@ impl PurchaseSpec {
             "effective_time",
         )?;
         let domain_numbers = required(&body.domain_numbers, "domain_numbers")?;
-        if domain_type == "MULTI_DOMAIN" {
+        if domain_type == DomainType::Multi {
             in_range(domain_numbers, 2, 100, "domain_numbers")?;
         } else if domain_numbers != 1 {
             return Err(DomainError::invalid(
@@ -220,7 +208,7 @@ impl PurchaseSpec {
         let mut product = Product {
             brand,
             cert_type,
-            domain_type: domain_type.clone(),
+            domain_type,
             effective_time,
             domain_numbers,
             primary_domain_type: None,
@@ -243,7 +231,7 @@ impl PurchaseSpec {
     }
 
     fn parse_v3_extras(body: &PurchaseBody, product: &mut Product) -> Result<(), DomainError> {
-        let multi = product.domain_type == "MULTI_DOMAIN";
+        let multi = product.domain_type == DomainType::Multi;
         let multi_only = |present: bool, field: &str| {
             if present && !multi {
                 Err(DomainError::invalid(
@@ -262,8 +250,13 @@ impl PurchaseSpec {
         )?;
         if let Some(p) = &body.primary_domain_type {
             max_len(p, 63, "primary_domain_type")?;
-            product.primary_domain_type =
-                Some(one_of(p, PRIMARY_DOMAIN_TYPES, "primary_domain_type")?);
+            product.primary_domain_type = Some(one_of(
+                p,
+                PrimaryDomainType::ALL,
+                PrimaryDomainType::parse,
+                PrimaryDomainType::as_str,
+                "primary_domain_type",
+            )?);
         }
         if let Some(n) = body.single_domain_number {
             product.single_domain_number = Some(in_range(n, 1, 100, "single_domain_number")?);
@@ -319,7 +312,7 @@ mod tests {
                 .unwrap()
                 .product
                 .cert_type,
-            "OV_SSL_CERT"
+            CertType::OvSsl
         );
     }
 

@@ -1,7 +1,7 @@
 //! Random identifiers and secrets from the system CSPRNG (aws-lc-rs).
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use scm_proto::{AccessKeyId, DomainId, ProjectId, RequestId};
+use scm_proto::{AccessKeyId, DomainId, ProjectId};
 
 use crate::DomainError;
 
@@ -10,20 +10,8 @@ pub fn bytes<const N: usize>() -> Result<[u8; N], DomainError> {
     let mut out = [0u8; N];
     SystemRandom::new()
         .fill(&mut out)
-        .map_err(|_| DomainError::Internal("system random generator failed".into()))?;
+        .map_err(|_| DomainError::internal("system random generator failed"))?;
     Ok(out)
-}
-
-/// A new request id. Falls back to a time-based id if the generator fails, since a response
-/// must always carry one.
-pub fn request_id() -> RequestId {
-    match bytes::<16>() {
-        Ok(b) => RequestId::from_random(b),
-        Err(_) => {
-            let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-            RequestId::from_random(nanos.to_be_bytes())
-        }
-    }
 }
 
 /// A new account id.

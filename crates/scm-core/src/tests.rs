@@ -1,35 +1,96 @@
 //! Domain flows over a real SQLite store with a fixed clock.
+//!
+//! Push targets and notifiers here are test doubles of the domain's ports (they record what they
+//! get and fail as scripted), so that retries, backoff and give-up are tested on the fixed clock;
+//! the real nginx and webhook adapters are tested in `scm-outbound` and end to end.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use scm_pki::MasterKey;
 use scm_proto::v3::{ApplicationBody, PurchaseBody};
-use scm_proto::{CertificateStatus, DomainId};
+use scm_proto::{CertificateId, CertificateStatus, DomainId};
 use scm_sign::SecretKey;
-use scm_store::{SqlStore, Store};
+use scm_store::{DatabaseUrl, JobState, SqlStore, Store};
 use time::macros::datetime;
 
-use crate::application::FormKind;
-use crate::deploy::{PushService, PushTarget, PushTargetConfig};
+use crate::deploy::{DeliveryError, Deployer, Material, PushService, PushTarget};
+use crate::jobs::{AttemptReport, JobHandler, JobSettings};
+use crate::notify::{Event, Notification, Notifier, NotifierTarget};
 use crate::purchase::ApiVersion;
 use crate::{AuthFailure, CoreConfig, DomainError, FixedClock, Principal, Scm, bootstrap};
 
+/// A push target that records what it is given and answers as scripted (then `Ok`).
+#[derive(Debug, Default)]
+struct ScriptedDeployer {
+    script: Mutex<VecDeque<Result<(), DeliveryError>>>,
+    delivered: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Deployer for ScriptedDeployer {
+    async fn deliver(&self, m: &Material) -> Result<(), DeliveryError> {
+        assert!(m.key_pem.contains("PRIVATE KEY") && m.fullchain_pem.contains("CERTIFICATE"));
+        self.delivered.lock().unwrap().push(m.fullchain_pem.clone());
+        self.script.lock().unwrap().pop_front().unwrap_or(Ok(()))
+    }
+}
+
+impl ScriptedDeployer {
+    fn failing(outcomes: Vec<Result<(), DeliveryError>>) -> Arc<Self> {
+        Arc::new(Self {
+            script: Mutex::new(outcomes.into()),
+            delivered: Mutex::default(),
+        })
+    }
+
+    fn deliveries(&self) -> usize {
+        self.delivered.lock().unwrap().len()
+    }
+}
+
+/// A notifier that records what it is told.
+#[derive(Debug, Default)]
+struct RecordingNotifier {
+    got: Mutex<Vec<Notification>>,
+}
+
+#[async_trait]
+impl Notifier for RecordingNotifier {
+    async fn notify(&self, n: &Notification) -> Result<(), DeliveryError> {
+        self.got.lock().unwrap().push(n.clone());
+        Ok(())
+    }
+}
+
 struct World {
-    scm: Scm,
+    scm: Arc<Scm>,
+    store: Arc<dyn Store>,
     clock: Arc<FixedClock>,
     admin: Principal,
     admin_secret: SecretKey,
-    dir: std::path::PathBuf,
+    dir: tempfile::TempDir,
 }
 
-async fn world(targets: Vec<PushTargetConfig>) -> World {
-    let dir = std::env::temp_dir().join(format!(
-        "openscm-core-{}",
-        hex::encode(crate::random::bytes::<8>().unwrap())
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+impl World {
+    fn handler(&self) -> Arc<dyn JobHandler> {
+        self.scm.clone()
+    }
+}
+
+/// A push target for the admin account: name, service, region, deployer.
+type TargetSpec<'a> = (&'a str, PushService, Option<&'a str>, Arc<dyn Deployer>);
+
+/// A world whose push targets (for the admin account) and notifiers are given as
+/// `(name, service, region, deployer)` and `(name, notifier)`.
+async fn world_with(
+    targets: Vec<TargetSpec<'_>>,
+    notifiers: Vec<(&str, Arc<dyn Notifier>)>,
+) -> World {
+    let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(
-        SqlStore::connect(&format!("sqlite://{}?mode=rwc", dir.join("t.db").display()))
+        SqlStore::connect(&DatabaseUrl::sqlite_file(&dir.path().join("t.db")))
             .await
             .unwrap(),
     );
@@ -46,19 +107,34 @@ async fn world(targets: Vec<PushTargetConfig>) -> World {
             .is_none(),
         "second start reuses"
     );
-    let mut config = CoreConfig::default();
-    for t in &mut targets.into_iter() {
-        let mut t = t;
-        if t.account == "ADMIN" {
-            t.account = created.domain_id.to_string();
-        }
-        config
-            .push_targets
-            .push(PushTarget::from_config(&t).unwrap());
+    let mut config = CoreConfig {
+        jobs: JobSettings {
+            lease: std::time::Duration::from_secs(60),
+            ..JobSettings::default()
+        },
+        ..CoreConfig::default()
+    };
+    for (name, service, region, deployer) in targets {
+        config.push_targets.push(PushTarget {
+            name: name.into(),
+            account: created.domain_id.clone(),
+            service,
+            region: region.map(Into::into),
+            deployer,
+        });
     }
-    let scm = Scm::open(store, clock.clone(), master, config)
-        .await
-        .unwrap();
+    for (name, notifier) in notifiers {
+        config.notifiers.push(NotifierTarget {
+            name: name.into(),
+            account: created.domain_id.clone(),
+            notifier,
+        });
+    }
+    let scm = Arc::new(
+        Scm::open(store.clone(), clock.clone(), master, config)
+            .await
+            .unwrap(),
+    );
     let admin = Principal {
         account: created.domain_id,
         project: created.project_id,
@@ -67,11 +143,16 @@ async fn world(targets: Vec<PushTargetConfig>) -> World {
     };
     World {
         scm,
+        store,
         clock,
         admin,
         admin_secret: created.secret_key,
         dir,
     }
+}
+
+async fn world() -> World {
+    world_with(Vec::new(), Vec::new()).await
 }
 
 fn buy_body(domain_type: &str, n: i64) -> PurchaseBody {
@@ -91,7 +172,7 @@ fn apply_body(domain: &str, sans: &str) -> ApplicationBody {
     .unwrap()
 }
 
-async fn buy(w: &World, domain_type: &str, n: i64) -> String {
+async fn buy(w: &World, domain_type: &str, n: i64) -> CertificateId {
     let (_, ids) = w
         .scm
         .purchase(
@@ -102,12 +183,21 @@ async fn buy(w: &World, domain_type: &str, n: i64) -> String {
         )
         .await
         .unwrap();
-    ids[0].to_string()
+    ids[0].clone()
+}
+
+async fn issued(w: &World, domain: &str) -> CertificateId {
+    let id = buy(w, "SINGLE_DOMAIN", 1).await;
+    w.scm
+        .apply(&w.admin, &id, Some(&apply_body(domain, "")), ApiVersion::V3)
+        .await
+        .unwrap();
+    id
 }
 
 #[tokio::test]
 async fn buy_apply_export_and_refusals() {
-    let w = world(vec![]).await;
+    let w = world().await;
     let id = buy(&w, "MULTI_DOMAIN", 3).await;
     let cert = w.scm.certificate(&w.admin, &id).await.unwrap();
     assert_eq!(cert.status, CertificateStatus::Paid);
@@ -116,7 +206,7 @@ async fn buy_apply_export_and_refusals() {
             &w.admin,
             &id,
             Some(&apply_body("www.a.test", "api.a.test")),
-            FormKind::V3,
+            ApiVersion::V3,
         )
         .await
         .unwrap();
@@ -145,7 +235,7 @@ async fn buy_apply_export_and_refusals() {
             &w.admin,
             &id,
             Some(&apply_body("www.a.test", "")),
-            FormKind::V3,
+            ApiVersion::V3,
         )
         .await;
     assert!(matches!(
@@ -158,33 +248,26 @@ async fn buy_apply_export_and_refusals() {
         .push(&w.admin, &id, PushService::Elb, Some("cn-north-4".into()))
         .await;
     assert!(matches!(push, Err(DomainError::NoPushTarget { .. })));
-    std::fs::remove_dir_all(&w.dir).ok();
 }
 
 #[tokio::test]
 async fn pushes_are_recorded_and_listed_newest_first() {
-    let dir = std::env::temp_dir().join(format!(
-        "openscm-core-push-{}",
-        hex::encode(crate::random::bytes::<8>().unwrap())
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let target = |reload: &str| PushTargetConfig {
-        name: format!("t-{reload}"),
-        kind: "nginx".into(),
-        account: "ADMIN".into(),
-        service: "ELB".into(),
-        region: Some(if reload == "true" {
-            "cn-north-4".into()
-        } else {
-            "cn-east-3".into()
-        }),
-        cert_path: Some(dir.join(format!("{reload}.crt"))),
-        key_path: Some(dir.join(format!("{reload}.key"))),
-        test_command: None,
-        reload_command: Some(vec![reload.into()]),
-        timeout_seconds: None,
-    };
-    let w = world(vec![target("true"), target("false")]).await;
+    let ok = ScriptedDeployer::failing(Vec::new());
+    let refusing =
+        ScriptedDeployer::failing(vec![Err(DeliveryError::permanent("test command failed"))]);
+    let w = world_with(
+        vec![
+            ("t-ok", PushService::Elb, Some("cn-north-4"), ok.clone()),
+            (
+                "t-refusing",
+                PushService::Elb,
+                Some("cn-east-3"),
+                refusing.clone(),
+            ),
+        ],
+        Vec::new(),
+    )
+    .await;
     let id = buy(&w, "SINGLE_DOMAIN", 1).await;
     let pending = w
         .scm
@@ -199,7 +282,7 @@ async fn pushes_are_recorded_and_listed_newest_first() {
             &w.admin,
             &id,
             Some(&apply_body("one.test", "")),
-            FormKind::V3,
+            ApiVersion::V3,
         )
         .await
         .unwrap();
@@ -210,38 +293,209 @@ async fn pushes_are_recorded_and_listed_newest_first() {
             .await
             .unwrap();
     }
+    assert_eq!(ok.deliveries(), 12);
     let failed = w
         .scm
         .push(&w.admin, &id, PushService::Elb, Some("cn-east-3".into()))
         .await;
     assert!(
-        matches!(failed, Err(DomainError::PushFailed(ref m)) if m.contains("t-false")),
+        matches!(failed, Err(DomainError::PushFailed(ref m)) if m.contains("t-refusing") && m.contains("test command failed")),
         "{failed:?}"
     );
-    assert!(
-        !dir.join("false.crt").exists(),
-        "a failed first delivery leaves nothing behind"
-    );
-    let key = std::fs::read_to_string(dir.join("true.key")).unwrap();
-    assert!(key.contains("PRIVATE KEY"));
     let history = w.scm.push_history(&w.admin, &id).await.unwrap();
     assert_eq!(history.len(), 10);
     assert!(history.windows(2).all(|p| p[0].pushed_ms > p[1].pushed_ms));
     assert_eq!(history[0].region.as_deref(), Some("cn-north-4"));
-    let all = w
+    let all = w.store.push_history(&id, 100, false).await.unwrap();
+    assert_eq!(all.len(), 13, "every attempt is kept");
+    // A permanent refusal is not retried: its job failed at once.
+    let failed_jobs = w.scm.jobs(Some(JobState::Failed), 10).await.unwrap();
+    assert_eq!(failed_jobs.len(), 1);
+    assert_eq!(failed_jobs[0].attempts, 1);
+    w.clock.advance(time::Duration::hours(2));
+    assert!(
+        w.scm
+            .job_runner()
+            .run_due(&w.handler())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(refusing.deliveries(), 1);
+}
+
+/// A delivery that fails for a reason that may pass is retried in the background, with
+/// exponential backoff and jitter on the injected clock, until it works.
+#[tokio::test]
+async fn transient_failures_are_retried_with_backoff_on_the_fixed_clock() {
+    let flaky = ScriptedDeployer::failing(vec![
+        Err(DeliveryError::transient("reload timed out")),
+        Err(DeliveryError::transient("reload timed out")),
+    ]);
+    let w = world_with(
+        vec![("flaky", PushService::Waf, Some("cn-north-4"), flaky.clone())],
+        Vec::new(),
+    )
+    .await;
+    let id = issued(&w, "flaky.test").await;
+    let first = w
         .scm
-        .store()
-        .push_history(&history[0].cert_id, 100, false)
+        .push(&w.admin, &id, PushService::Waf, Some("cn-north-4".into()))
+        .await;
+    assert!(
+        matches!(first, Err(DomainError::PushFailed(ref m)) if m.contains("reload timed out")),
+        "{first:?}"
+    );
+    let runner = w.scm.job_runner().clone();
+    let t0 = crate::Clock::now_ms(w.clock.as_ref());
+    let job = &w.scm.jobs(None, 10).await.unwrap()[0];
+    assert_eq!((job.state, job.attempts), (JobState::Pending, 1));
+    // Deliver's backoff starts at 30 s: the retry is due 15..30 s later (equal jitter).
+    assert!(
+        (t0 + 15_000..=t0 + 30_000).contains(&job.due_ms),
+        "{}",
+        job.due_ms - t0
+    );
+    assert!(
+        runner.run_due(&w.handler()).await.unwrap().is_empty(),
+        "not due yet"
+    );
+    w.clock.advance(time::Duration::seconds(30));
+    let second = runner.run_due(&w.handler()).await.unwrap();
+    assert!(
+        matches!(
+            second.as_slice(),
+            [AttemptReport::Failed {
+                retry_at_ms: Some(_),
+                ..
+            }]
+        ),
+        "{second:?}"
+    );
+    let t1 = crate::Clock::now_ms(w.clock.as_ref());
+    let job = &w.scm.jobs(None, 10).await.unwrap()[0];
+    assert!(
+        (t1 + 30_000..=t1 + 60_000).contains(&job.due_ms),
+        "doubled: {}",
+        job.due_ms - t1
+    );
+    w.clock.advance(time::Duration::seconds(60));
+    assert_eq!(
+        runner.run_due(&w.handler()).await.unwrap(),
+        vec![AttemptReport::Done]
+    );
+    let job = &w.scm.jobs(None, 10).await.unwrap()[0];
+    assert_eq!((job.state, job.attempts), (JobState::Done, 3));
+    assert_eq!(flaky.deliveries(), 3);
+    let history = w.scm.push_history(&w.admin, &id).await.unwrap();
+    assert_eq!(history.len(), 1, "one successful push");
+    assert_eq!(
+        w.store.push_history(&id, 10, false).await.unwrap().len(),
+        3,
+        "three attempts"
+    );
+    w.clock.advance(time::Duration::hours(5));
+    assert!(
+        runner.run_due(&w.handler()).await.unwrap().is_empty(),
+        "done exactly once"
+    );
+}
+
+/// A worker that dies holding a job (here: one that claimed it and never came back) loses it
+/// when its lease expires, and another worker does it.
+#[tokio::test]
+async fn a_job_of_a_dead_worker_is_done_by_another_after_its_lease() {
+    let target = ScriptedDeployer::failing(Vec::new());
+    let w = world_with(
+        vec![("t", PushService::Elb, Some("r1"), target.clone())],
+        Vec::new(),
+    )
+    .await;
+    let id = issued(&w, "lease.test").await;
+    // Queue a push without running it: the API's run-now path is the one that died.
+    let job = scm_store::NewJob {
+        kind: "deliver".into(),
+        payload: serde_json::json!({"certificate_id": id.to_string(), "account": w.admin.account.to_string(),
+            "service": "ELB", "region": "r1", "targets": ["t"]}).to_string(),
+        dedupe_key: None,
+        due_ms: crate::Clock::now_ms(w.clock.as_ref()),
+        max_attempts: 5,
+        created_ms: 0,
+    };
+    let job_id = w.store.enqueue(&job).await.unwrap();
+    let dead = w
+        .store
+        .claim(
+            "dead-worker",
+            crate::Clock::now_ms(w.clock.as_ref()),
+            60_000,
+            10,
+        )
         .await
         .unwrap();
-    assert_eq!(all.len(), 13, "every attempt is kept");
-    std::fs::remove_dir_all(&w.dir).ok();
-    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(dead.len(), 1);
+    let runner = w.scm.job_runner().clone();
+    assert!(
+        runner.run_due(&w.handler()).await.unwrap().is_empty(),
+        "leased by the dead worker"
+    );
+    w.clock.advance(time::Duration::seconds(61));
+    assert_eq!(
+        runner.run_due(&w.handler()).await.unwrap(),
+        vec![AttemptReport::Done]
+    );
+    let done = w.store.job(job_id).await.unwrap().unwrap();
+    assert_eq!((done.state, done.attempts), (JobState::Done, 2));
+    assert_eq!(target.deliveries(), 1);
+    assert_eq!(w.scm.push_history(&w.admin, &id).await.unwrap().len(), 1);
+}
+
+/// A push given up tells the account: a notify job is queued with the failure, and sent.
+#[tokio::test]
+async fn a_push_given_up_is_notified() {
+    let notifier = Arc::new(RecordingNotifier::default());
+    let refusing = ScriptedDeployer::failing(vec![Err(DeliveryError::misconfigured(
+        "\"/usr/sbin/nginx\" could not start (not found)",
+    ))]);
+    let w = world_with(
+        vec![("web", PushService::Elb, Some("r1"), refusing)],
+        vec![("ops-hook", notifier.clone())],
+    )
+    .await;
+    let id = issued(&w, "notify.test").await;
+    let failed = w
+        .scm
+        .push(&w.admin, &id, PushService::Elb, Some("r1".into()))
+        .await;
+    assert!(matches!(failed, Err(DomainError::PushFailed(_))));
+    let reports = w.scm.job_runner().run_due(&w.handler()).await.unwrap();
+    assert_eq!(
+        reports,
+        vec![AttemptReport::Done],
+        "the notification went out"
+    );
+    let got = notifier.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].account, w.admin.account.to_string());
+    match &got[0].event {
+        Event::PushFailed {
+            certificate_id,
+            targets,
+            error,
+            attempts,
+            ..
+        } => {
+            assert_eq!(certificate_id, id.as_str());
+            assert_eq!(targets, &vec!["web".to_string()]);
+            assert!(error.contains("could not start"), "{error}");
+            assert_eq!(*attempts, 1);
+        }
+    }
 }
 
 #[tokio::test]
 async fn accounts_are_isolated_and_policy_is_enforced() {
-    let w = world(vec![]).await;
+    let w = world().await;
     let id = buy(&w, "SINGLE_DOMAIN", 1).await;
     let (other, _) = w.scm.create_account("other").await.unwrap();
     let cred = w
@@ -265,7 +519,7 @@ async fn accounts_are_isolated_and_policy_is_enforced() {
                 &intruder,
                 &id,
                 Some(&apply_body("a.test", "")),
-                FormKind::V3
+                ApiVersion::V3
             )
             .await,
         Err(DomainError::OtherTenant)
@@ -277,12 +531,13 @@ async fn accounts_are_isolated_and_policy_is_enforced() {
         Err(DomainError::OtherTenant)
     ));
     assert!(matches!(
-        w.scm.certificate(&w.admin, "scs0000000000000").await,
+        w.scm
+            .certificate(
+                &w.admin,
+                &CertificateId::try_from("scs0000000000000").unwrap()
+            )
+            .await,
         Err(DomainError::CertificateNotFound)
-    ));
-    assert!(matches!(
-        w.scm.certificate(&w.admin, "scs123").await,
-        Err(DomainError::MalformedCertificateId)
     ));
     let outside = w
         .scm
@@ -290,7 +545,7 @@ async fn accounts_are_isolated_and_policy_is_enforced() {
             &w.admin,
             &id,
             Some(&apply_body("www.example.com", "")),
-            FormKind::V3,
+            ApiVersion::V3,
         )
         .await;
     assert!(
@@ -313,7 +568,7 @@ async fn accounts_are_isolated_and_policy_is_enforced() {
             &w.admin,
             &id,
             Some(&apply_body("www.example.com", "")),
-            FormKind::V3,
+            ApiVersion::V3,
         )
         .await
         .unwrap();
@@ -324,7 +579,6 @@ async fn accounts_are_isolated_and_policy_is_enforced() {
             .map(|b| !b)
             .unwrap()
     );
-    std::fs::remove_dir_all(&w.dir).ok();
 }
 
 fn signed(
@@ -372,7 +626,7 @@ async fn auth_with(
 
 #[tokio::test]
 async fn signatures_skew_tokens_and_revocation_on_a_fixed_clock() {
-    let w = world(vec![]).await;
+    let w = world().await;
     let ak = w.admin.access_key.to_string();
     let body = br#"{"a": 1}"#;
     let now = crate::Clock::now(w.clock.as_ref());
@@ -442,12 +696,11 @@ async fn signatures_skew_tokens_and_revocation_on_a_fixed_clock() {
         auth_with(&w, &bearer, b"").await,
         Err(DomainError::Unauthenticated(AuthFailure::Revoked))
     ));
-    std::fs::remove_dir_all(&w.dir).ok();
 }
 
 #[tokio::test]
 async fn raw_database_holds_no_private_key_text() {
-    let w = world(vec![]).await;
+    let w = world().await;
     for alg in ["EC_P256", "RSA_2048"] {
         let id = buy(&w, "SINGLE_DOMAIN", 1).await;
         let mut body = apply_body(
@@ -456,7 +709,7 @@ async fn raw_database_holds_no_private_key_text() {
         );
         body.key_algorithm = Some(alg.into());
         w.scm
-            .apply(&w.admin, &id, Some(&body), FormKind::V3)
+            .apply(&w.admin, &id, Some(&body), ApiVersion::V3)
             .await
             .unwrap();
         assert!(
@@ -470,7 +723,7 @@ async fn raw_database_holds_no_private_key_text() {
         );
     }
     let mut raw = Vec::new();
-    for entry in std::fs::read_dir(&w.dir).unwrap() {
+    for entry in std::fs::read_dir(w.dir.path()).unwrap() {
         raw.extend(std::fs::read(entry.unwrap().path()).unwrap());
     }
     let text = String::from_utf8_lossy(&raw);
@@ -483,14 +736,15 @@ async fn raw_database_holds_no_private_key_text() {
         !text.contains(w.admin_secret.expose()),
         "no secret key in clear"
     );
-    std::fs::remove_dir_all(&w.dir).ok();
 }
 
 #[tokio::test]
 async fn a_second_process_sees_revocations_and_new_pushes_within_a_poll() {
-    let w = world(vec![]).await;
+    let w = world().await;
     // A second service over the same database plays the admin CLI (or another server).
-    let url = format!("sqlite://{}?mode=rwc", w.dir.join("t.db").display());
+    let sup = crate::tasks::Supervisor::new();
+    w.scm.start_background(&sup).await.unwrap();
+    let url = DatabaseUrl::sqlite_file(&w.dir.path().join("t.db"));
     let other_store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
     let id = buy(&w, "SINGLE_DOMAIN", 1).await;
     let body = br#"{"a": 1}"#;
@@ -512,7 +766,7 @@ async fn a_second_process_sees_revocations_and_new_pushes_within_a_poll() {
             .await
             .unwrap()
     );
-    let cert_id = scm_proto::CertificateId::try_from(id.as_str()).unwrap();
+    let cert_id = id.clone();
     let app = scm_store::ApplicationRecord {
         domain: "x.test".into(),
         sans: String::new(),
@@ -549,5 +803,5 @@ async fn a_second_process_sees_revocations_and_new_pushes_within_a_poll() {
         );
         tokio::time::sleep(crate::cache::POLL / 4).await;
     }
-    std::fs::remove_dir_all(&w.dir).ok();
+    assert!(sup.stop(std::time::Duration::from_secs(2)).await);
 }

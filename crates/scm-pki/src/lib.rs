@@ -4,7 +4,8 @@
 //! - [`key`]: key algorithms, key generation and PEM/PKCS#8 import/export;
 //! - [`csr`]: parsing and verifying certificate signing requests;
 //! - [`ca`]: the built-in two-level ECDSA P-256 CA and leaf issuance;
-//! - [`cert`]: reading certificates and splitting PEM chains.
+//! - [`cert`]: reading certificates and splitting PEM chains;
+//! - [`name`]: the rules for DNS names in certificates ([`DnsName`]).
 //!
 //! All cryptography is done by aws-lc-rs (directly or through rcgen). Private key material
 //! is wiped on drop where this crate holds it and never appears in `Debug` output or errors.
@@ -15,6 +16,7 @@ pub mod cert;
 pub mod csr;
 mod error;
 pub mod key;
+pub mod name;
 pub mod seal;
 #[cfg(test)]
 mod test_util;
@@ -27,4 +29,5 @@ pub use cert::{CertificateInfo, parse_certificate_der, parse_certificate_pem, pe
 pub use csr::ParsedCsr;
 pub use error::PkiError;
 pub use key::{KeyAlgorithm, PrivateKey};
+pub use name::{DnsName, NameError};
 pub use seal::MasterKey;

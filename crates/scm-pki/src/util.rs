@@ -83,35 +83,6 @@ pub(crate) fn key_type_name(oid: &str) -> String {
     }
 }
 
-/// Checks a name destined for a certificate: an IP address, or a DNS name made of
-/// letters, digits, `-` and `_`, at most 253 characters, labels of 1–63 characters, with an
-/// optional leading `*.` wildcard label. Returns the lower-cased name.
-///
-/// The caller validates domains against its own policy first; this only guards the CA
-/// against encoding nonsense.
-pub(crate) fn normalize_cert_name(name: &str) -> Result<String, crate::PkiError> {
-    let invalid = || {
-        let shown: String = name.chars().take(80).collect();
-        crate::PkiError::InvalidName(shown)
-    };
-    if name.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(name.to_owned());
-    }
-    let lower = name.to_ascii_lowercase();
-    let host = lower.strip_prefix("*.").unwrap_or(&lower);
-    if host.is_empty() || lower.len() > 253 {
-        return Err(invalid());
-    }
-    let labels_ok = host.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
-    if labels_ok { Ok(lower) } else { Err(invalid()) }
-}
-
 /// Number of significant bits in a big-endian unsigned integer.
 pub(crate) fn bit_len(be: &[u8]) -> usize {
     match be.iter().position(|&b| b != 0) {
@@ -126,32 +97,6 @@ pub(crate) fn bit_len(be: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names() {
-        assert_eq!(normalize_cert_name("A.Test").unwrap(), "a.test");
-        assert_eq!(normalize_cert_name("*.a.test").unwrap(), "*.a.test");
-        assert_eq!(normalize_cert_name("10.0.0.1").unwrap(), "10.0.0.1");
-        assert_eq!(normalize_cert_name("::1").unwrap(), "::1");
-        assert_eq!(
-            normalize_cert_name("_svc.a-b.test").unwrap(),
-            "_svc.a-b.test"
-        );
-        for bad in [
-            "",
-            "*.",
-            "a..b",
-            "a.*.b",
-            "*",
-            "a b",
-            "é.test",
-            ".a",
-            "a.",
-            &"a".repeat(64),
-        ] {
-            assert!(normalize_cert_name(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn secret_pem_matches_pem_crate() {

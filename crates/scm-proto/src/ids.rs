@@ -52,6 +52,18 @@ macro_rules! string_id {
             }
         }
 
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                let check: fn(&str) -> bool = $check;
+                if check(&s) {
+                    Ok(Self(s))
+                } else {
+                    Err(IdError { kind: $kind })
+                }
+            }
+        }
+
         impl FromStr for $name {
             type Err = IdError;
             fn from_str(s: &str) -> Result<Self, IdError> {

@@ -1,25 +1,47 @@
-//! Persistence for OpenSCM: the [`Store`] trait, its record types, and one implementation over
-//! SQLite and PostgreSQL ([`SqlStore`]) with a migration set for each.
+//! Persistence for OpenSCM: the [`Store`] traits, their record types, and [`SqlStore`], which
+//! implements them on typed sqlx pools for SQLite and PostgreSQL, each with its own migration set.
+//!
+//! The store is split by aggregate, one trait and one file each: [`Meta`] (bootstrap, settings,
+//! the built-in CA, the change counter), [`Accounts`] (accounts, projects, credentials, tokens),
+//! [`Certificates`] (orders, certificates, applications, issuance), [`Pushes`] (push history) and
+//! [`Jobs`] (the durable job queue). SQL that is the same on both backends is written once and run
+//! on either pool ([`pool`]); what differs (id allocation, job claiming) lives in [`dialect`].
 //!
 //! The store holds no business rules. It does offer the few atomic operations the domain needs to
 //! stay correct with several server processes on one database: conditional status transitions
-//! (`... WHERE status = expected`), a shared id allocator, and a one-shot bootstrap.
+//! (`... WHERE status = expected`), a shared id allocator, a one-shot bootstrap, and job leases.
 //!
 //! Secrets never reach this crate in clear: credential secret keys and private keys arrive sealed
-//! by the caller (`*_sealed` fields) and are stored as opaque bytes.
+//! by the caller (`*_sealed` fields) and are stored as opaque bytes. The database URL, which may
+//! carry a password, is a [`DatabaseUrl`] whose `Debug` and `Display` hide it.
 #![deny(missing_docs)]
 
+mod accounts;
+mod certificates;
+mod dialect;
+mod jobs;
+mod meta;
 mod migrate;
+mod pool;
+mod pushes;
 mod records;
-mod sql;
+mod url;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, ProjectId};
 
+pub use pool::Backend;
 pub use records::*;
-pub use sql::{Backend, SqlStore};
+pub use url::DatabaseUrl;
 
-/// Storage failure. The domain maps every variant to an internal error except [`StoreError::Conflict`].
+use crate::certificates::IssueWriter;
+use crate::pool::Pool;
+
+/// Storage failure. The domain maps [`StoreError::Conflict`] to a business outcome, and every other
+/// variant to an internal error; [`StoreError::is_unavailable`] tells a passing outage (retry
+/// later: HTTP 503) from a fault.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -32,35 +54,60 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    /// A grouped write failed (the text is the database error).
+    /// The group-commit writer could not take or finish the write.
     #[error("grouped write: {0}")]
     Batch(String),
-    /// A migration failed or the schema is newer than this binary.
+    /// A migration failed, the schema is newer than this binary, or an applied migration changed.
     #[error("migration: {0}")]
     Migration(String),
+    /// The database URL or its options are unusable.
+    #[error("database URL: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// Whether the failure is an outage of the database (connection refused or lost, pool
+    /// exhausted, the database shutting down or busy) rather than a fault: the same request may
+    /// succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(e) => sql_error_is_unavailable(e),
+            Self::Batch(_) => true,
+            Self::Conflict(_) | Self::Corrupt(_) | Self::Migration(_) | Self::Config(_) => false,
+        }
+    }
+}
+
+fn sql_error_is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or("");
+            // PostgreSQL: class 08 (connection exception), 57P01..57P03 (shutting down, cannot
+            // connect now), 53300 (too many connections). SQLite: 5 (SQLITE_BUSY), 6 (LOCKED).
+            code.starts_with("08")
+                || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "5" | "6")
+        }
+        _ => false,
+    }
 }
 
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Everything OpenSCM persists. Implementations must be safe to share between tasks and, for
-/// PostgreSQL, between server processes.
+/// Bootstrap, settings, the built-in CA and the change counter.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Which database this is.
-    fn backend(&self) -> Backend;
-
-    /// `sqlite` or `postgres`, for messages.
-    fn backend_name(&self) -> &'static str {
-        match self.backend() {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        }
-    }
-
+pub trait Meta: Send + Sync {
     /// Creates the first account, its project, its credential and the built-in CA in one
     /// transaction, unless the store was bootstrapped already (then returns `false`, writes nothing).
     async fn bootstrap(&self, b: &Bootstrap) -> Result<bool>;
+    /// Whether [`Meta::bootstrap`] has run on this store.
+    async fn is_bootstrapped(&self) -> Result<bool>;
     /// The change counter: it moves (in the same transaction) with every write that alters a
     /// credential, a policy, a certificate or its pushes. Read caches are dropped when it moves.
     async fn revision(&self) -> Result<i64>;
@@ -68,7 +115,13 @@ pub trait Store: Send + Sync + 'static {
     async fn meta(&self, key: &str) -> Result<Option<String>>;
     /// Sets a meta value unless present; returns the value now stored.
     async fn init_meta(&self, key: &str, value: &str) -> Result<String>;
+    /// The built-in CA.
+    async fn ca(&self) -> Result<Option<CaRecord>>;
+}
 
+/// Accounts, their projects, credentials and tokens.
+#[async_trait]
+pub trait Accounts: Send + Sync {
     /// Creates an account and its first project.
     async fn create_account(&self, account: &AccountRecord, project: &ProjectRecord) -> Result<()>;
     /// Creates another project of an existing account.
@@ -83,7 +136,6 @@ pub trait Store: Send + Sync + 'static {
     async fn projects(&self, account: &DomainId) -> Result<Vec<ProjectRecord>>;
     /// Replaces an account's issuance policy; `false` if there is no such account.
     async fn set_policy(&self, account: &DomainId, policy: &str) -> Result<bool>;
-
     /// Stores a new credential.
     async fn insert_credential(&self, c: &CredentialRecord) -> Result<()>;
     /// One credential by access key.
@@ -92,15 +144,15 @@ pub trait Store: Send + Sync + 'static {
     async fn credentials(&self, account: Option<&DomainId>) -> Result<Vec<CredentialRecord>>;
     /// Revokes a credential (and so its tokens); `false` if unknown or already revoked.
     async fn revoke_credential(&self, ak: &AccessKeyId, now_ms: i64) -> Result<bool>;
-
     /// Stores an issued token (by hash).
     async fn insert_token(&self, t: &TokenRecord) -> Result<()>;
     /// A token by the hex SHA-256 of its value, with its credential's status.
     async fn token(&self, token_hash: &str) -> Result<Option<(TokenRecord, CredentialStatus)>>;
+}
 
-    /// The built-in CA.
-    async fn ca(&self) -> Result<Option<CaRecord>>;
-
+/// Orders, certificates, applications and issuance.
+#[async_trait]
+pub trait Certificates: Send + Sync {
     /// Creates an order and `count` certificates from `template` in one transaction. Certificate
     /// ids are allocated here, strictly increasing across all processes and never below `now_ms`.
     async fn create_order(
@@ -127,6 +179,8 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<bool>;
     /// Moves a certificate from `expect` to `ISSUED` with its material, if still in `expect`.
+    /// Concurrent calls are grouped into shared transactions (group commit); each is still its
+    /// own conditional update with its own answer.
     async fn mark_issued(
         &self,
         id: &CertificateId,
@@ -135,7 +189,11 @@ pub trait Store: Send + Sync + 'static {
         issued: &IssuedRecord,
         now_ms: i64,
     ) -> Result<bool>;
+}
 
+/// The history of pushes.
+#[async_trait]
+pub trait Pushes: Send + Sync {
     /// Records one push attempt.
     async fn record_push(&self, rec: &PushRecord) -> Result<()>;
     /// The newest push records of a certificate, newest first.
@@ -145,6 +203,102 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         successful_only: bool,
     ) -> Result<Vec<PushRecord>>;
+}
+
+/// The durable job queue: work that must happen outside a request. A job is claimed with a lease
+/// by one worker at a time; a job whose lease expired (its worker died) is claimed again. Every
+/// transition is conditional on the caller still holding the lease, and takes the job's effects
+/// on the store ([`JobEffect`]) into the same transaction.
+#[async_trait]
+pub trait Jobs: Send + Sync {
+    /// Adds a job. With a `dedupe_key`, a second job with the same key is not added while the
+    /// first is pending or running: the first one's id is returned instead.
+    async fn enqueue(&self, job: &NewJob) -> Result<JobId>;
+    /// Claims up to `limit` jobs that are due (`due_ms <= now_ms`) and not leased (or whose lease
+    /// expired), for `owner` until `now_ms + lease_ms`; counts an attempt for each.
+    async fn claim(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<JobRecord>>;
+    /// Claims one job by id if it is claimable now (see [`Jobs::claim`]).
+    async fn claim_one(
+        &self,
+        id: JobId,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<JobRecord>>;
+    /// Extends `owner`'s lease to `now_ms + lease_ms`; `false` if the lease was lost.
+    async fn renew_lease(&self, id: JobId, owner: &str, now_ms: i64, lease_ms: i64)
+    -> Result<bool>;
+    /// Ends a job held by `owner` (done, retry later, or failed) and applies `effects` in the
+    /// same transaction; `false` (and nothing written) if the lease was lost.
+    async fn finish(
+        &self,
+        id: JobId,
+        owner: &str,
+        outcome: &JobOutcome,
+        effects: &[JobEffect],
+        now_ms: i64,
+    ) -> Result<bool>;
+    /// Gives up `owner`'s lease without counting the attempt (shutdown): the job is due again at once.
+    async fn release(&self, id: JobId, owner: &str, now_ms: i64) -> Result<bool>;
+    /// One job.
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>>;
+    /// Jobs, newest first, optionally only those in `state`.
+    async fn jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<JobRecord>>;
+}
+
+/// Everything OpenSCM persists. Implementations must be safe to share between tasks and, for
+/// PostgreSQL, between server processes.
+pub trait Store: Meta + Accounts + Certificates + Pushes + Jobs + Send + Sync + 'static {
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+}
+
+/// The SQL implementation of [`Store`], on SQLite or PostgreSQL.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: Pool,
+    /// The group-commit writer for issuance (see [`certificates`]).
+    issue_writer: IssueWriter,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.pool.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`, TLS per its `sslmode`)
+    /// and applies pending migrations.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self> {
+        let pool = Pool::connect(url, Duration::from_secs(30)).await?;
+        migrate::run(&pool).await?;
+        // Both backends pay one durable flush per commit, and every issuance bumps the shared
+        // revision row, so concurrent issuances are grouped into shared transactions on both.
+        let issue_writer = IssueWriter::spawn(pool.clone());
+        Ok(Self { pool, issue_writer })
+    }
+
+    /// Stops taking grouped writes, finishes those queued, and closes the pool (waits for
+    /// connections to be returned).
+    pub async fn close(&self) {
+        self.issue_writer.close().await;
+        self.pool.close().await;
+    }
+}
+
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.pool.backend()
+    }
 }
 
 #[cfg(test)]

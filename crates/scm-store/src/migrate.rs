@@ -1,82 +1,83 @@
-//! A small migration runner: numbered SQL files per backend, applied in order inside a transaction,
-//! recorded in `openscm_migrations`. (sqlx's `migrate!` needs the macros feature, which we keep off.)
+//! Migrations: sqlx's [`Migrator`] over numbered SQL files per backend, compiled in. sqlx keeps a
+//! checksum of every applied migration (`_sqlx_migrations`), so a migration edited after it was
+//! applied, or a database migrated by a newer binary, stops the start with a clear error; on
+//! PostgreSQL it takes an advisory lock so two starting servers never migrate at once.
 
-use sqlx::{AnyPool, Executor};
+use std::borrow::Cow;
 
-use crate::sql::Backend;
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use crate::dialect;
+use crate::pool::{Pool, db_run};
 use crate::{Result, StoreError};
 
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sqlite: &'static str,
-    postgres: &'static str,
-}
-
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "initial",
-        sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
-        postgres: include_str!("../migrations/postgres/0001_initial.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "revision",
-        sqlite: include_str!("../migrations/sqlite/0002_revision.sql"),
-        postgres: include_str!("../migrations/postgres/0002_revision.sql"),
-    },
+/// `(version, description, SQLite, PostgreSQL)`.
+pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+        include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "revision",
+        include_str!("../migrations/sqlite/0002_revision.sql"),
+        include_str!("../migrations/postgres/0002_revision.sql"),
+    ),
+    (
+        3,
+        "jobs",
+        include_str!("../migrations/sqlite/0003_jobs.sql"),
+        include_str!("../migrations/postgres/0003_jobs.sql"),
+    ),
 ];
 
-/// Applies pending migrations. On PostgreSQL an advisory lock keeps two starting servers from
-/// migrating at once; on SQLite the write lock of the transaction does the same.
-pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
-    let mut conn = pool.acquire().await?;
-    if backend == Backend::Postgres {
-        conn.execute("SELECT pg_advisory_lock(7151254931)").await?;
-    }
-    let outcome = apply_pending(&mut conn, backend).await;
-    if backend == Backend::Postgres {
-        conn.execute("SELECT pg_advisory_unlock(7151254931)")
-            .await?;
-    }
-    outcome
+fn migrator(postgres: bool) -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|(version, description, sqlite, pg)| {
+                let sql = if postgres { *pg } else { *sqlite };
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
-async fn apply_pending(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<()> {
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS openscm_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)",
-    )
-    .await?;
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM openscm_migrations ORDER BY version")
-            .fetch_all(&mut *conn)
+fn failed(e: sqlx::migrate::MigrateError) -> StoreError {
+    StoreError::Migration(e.to_string())
+}
+
+/// Applies pending migrations.
+///
+/// OpenSCM 0.1 recorded its migrations in `openscm_migrations` (no checksums). A database it
+/// created has exactly the schema of our first migrations: those are marked applied in sqlx's
+/// table without being run, and the old table is dropped.
+pub(crate) async fn run(pool: &Pool) -> Result<()> {
+    let migrator = migrator(matches!(pool, Pool::Postgres(_)));
+    db_run!(pool, |p| {
+        let (legacy,): (i64,) = sqlx::query_as(dialect::of(p).legacy_migrations_exist)
+            .fetch_one(p)
             .await?;
-    let newest_known = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
-    if let Some(newest) = applied.iter().max()
-        && *newest > newest_known
-    {
-        return Err(StoreError::Migration(format!(
-            "database schema version {newest} is newer than this binary supports ({newest_known})"
-        )));
-    }
-    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-        let sql = match backend {
-            Backend::Sqlite => m.sqlite,
-            Backend::Postgres => m.postgres,
-        };
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::Migration(format!("{} ({}): {e}", m.version, m.name)))?;
-        sqlx::query("INSERT INTO openscm_migrations (version, name) VALUES ($1, $2)")
-            .bind(m.version)
-            .bind(m.name)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        tracing::info!(version = m.version, name = m.name, "applied migration");
-    }
-    Ok(())
+        if legacy > 0 {
+            let (newest,): (i64,) =
+                sqlx::query_as("SELECT COALESCE(MAX(version), 0) FROM openscm_migrations")
+                    .fetch_one(p)
+                    .await?;
+            migrator.skip(p, Some(newest)).await.map_err(failed)?;
+            sqlx::raw_sql("DROP TABLE IF EXISTS openscm_migrations")
+                .execute(p)
+                .await?;
+            tracing::info!(version = newest, "adopted the migrations of OpenSCM 0.1");
+        }
+        migrator.run(p).await.map_err(failed)
+    })
 }

@@ -1,6 +1,9 @@
 //! Plain records as stored. The domain layer builds and interprets them.
 
-use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, OrderId, ProjectId};
+use scm_proto::{
+    AccessKeyId, Brand, CertType, CertificateId, CertificateStatus, DomainId, DomainType, OrderId,
+    PrimaryDomainType, ProjectId,
+};
 
 /// An account (Huawei "domain").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +49,8 @@ impl CredentialStatus {
         }
     }
 
-    pub(crate) fn parse(s: &str) -> Option<Self> {
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "active" => Some(Self::Active),
             "revoked" => Some(Self::Revoked),
@@ -143,17 +147,17 @@ pub struct Bootstrap {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
     /// Brand.
-    pub brand: String,
+    pub brand: Brand,
     /// Certificate type.
-    pub cert_type: String,
-    /// `SINGLE_DOMAIN`, `MULTI_DOMAIN`, `WILDCARD`.
-    pub domain_type: String,
-    /// Years.
+    pub cert_type: CertType,
+    /// Single, multi-domain or wildcard.
+    pub domain_type: DomainType,
+    /// Years of validity bought.
     pub effective_time: i64,
     /// Domain names allowed.
     pub domain_numbers: i64,
     /// Multi-domain primary type.
-    pub primary_domain_type: Option<String>,
+    pub primary_domain_type: Option<PrimaryDomainType>,
     /// Additional single domains.
     pub single_domain_number: Option<i64>,
     /// Additional wildcard domains.
@@ -352,7 +356,8 @@ impl PushOutcome {
         }
     }
 
-    pub(crate) fn parse(s: &str) -> Option<Self> {
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "success" => Some(Self::Success),
             "failure" => Some(Self::Failure),
@@ -380,4 +385,125 @@ pub struct PushRecord {
     pub detail: String,
     /// Names of the targets, `;`-separated.
     pub targets: String,
+}
+
+/// Id of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub i64);
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Waiting until it is due.
+    Pending,
+    /// Leased by a worker (or by a worker that died, until its lease expires).
+    Running,
+    /// Finished successfully.
+    Done,
+    /// Gave up: permanent failure or attempts exhausted; `last_error` says why.
+    Failed,
+}
+
+impl JobState {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Running, Self::Done, Self::Failed]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// A job to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    /// What to do (the runner's handler name), e.g. `deliver`.
+    pub kind: String,
+    /// Its input, JSON; the store does not look inside.
+    pub payload: String,
+    /// At most one pending or running job per key.
+    pub dedupe_key: Option<String>,
+    /// When it may run first.
+    pub due_ms: i64,
+    /// Claims allowed before it fails.
+    pub max_attempts: u32,
+    /// When it was added.
+    pub created_ms: i64,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    /// Id.
+    pub id: JobId,
+    /// Handler name.
+    pub kind: String,
+    /// Input, JSON.
+    pub payload: String,
+    /// Idempotency key.
+    pub dedupe_key: Option<String>,
+    /// State.
+    pub state: JobState,
+    /// When it may run next.
+    pub due_ms: i64,
+    /// Claims so far (including the current one when running).
+    pub attempts: u32,
+    /// Claims allowed.
+    pub max_attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Worker holding the lease.
+    pub lease_owner: Option<String>,
+    /// When the lease ends unless renewed.
+    pub lease_expires_ms: Option<i64>,
+    /// When it was added.
+    pub created_ms: i64,
+    /// Last change.
+    pub updated_ms: i64,
+    /// When it ended (done or failed).
+    pub finished_ms: Option<i64>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Finished: the job will not run again.
+    Done,
+    /// Failed for now: run again at `due_ms`.
+    Retry {
+        /// Next attempt.
+        due_ms: i64,
+        /// Why this attempt failed.
+        error: String,
+    },
+    /// Failed for good.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// A change to the store that is part of a job's attempt, written in the same transaction as the
+/// job's new state (so an effect is never recorded twice, nor a job marked done without it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEffect {
+    /// Record a push attempt in the certificate's history.
+    RecordPush(PushRecord),
+    /// Queue another job (e.g. a notification of this job's failure).
+    Enqueue(NewJob),
 }

@@ -1,19 +1,20 @@
-//! Pushing certificates to the user's own servers.
+//! Pushing certificates to the user's own servers: the port the domain delivers through.
 //!
 //! The operator declares push targets in the config file; a v2/v3 push for service S in region R
 //! delivers the certificate to every target of the caller's account with that service and region
 //! (region is ignored for the global service CDN). Outbound actions go only to these targets.
 //!
-//! Target kinds: `nginx` (write files atomically, test, reload, roll back on failure). Later kinds
-//! (HAProxy runtime API, webhooks, programs) plug in beside it.
+//! The domain knows a target by its name, account, service and region, and delivers through the
+//! [`Deployer`] trait. How a kind of target is reached (nginx files and reloads today; HAProxy,
+//! webhooks and programs next) is implemented in `scm-outbound`, which also owns each kind's
+//! configuration. A delivery fails with a typed [`DeliveryError`], so the job runner can tell a
+//! failure worth retrying from one that is not.
 
-pub mod nginx;
+use std::fmt;
+use std::sync::Arc;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
+use async_trait::async_trait;
 use scm_proto::DomainId;
-use serde::Deserialize;
 use zeroize::Zeroizing;
 
 /// Target service of a push, as named by the API.
@@ -30,6 +31,9 @@ pub enum PushService {
 }
 
 impl PushService {
+    /// Every service.
+    pub const ALL: [Self; 4] = [Self::Cdn, Self::Waf, Self::Elb, Self::EnhanceElb];
+
     /// The API spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -42,7 +46,7 @@ impl PushService {
 
     /// Parses a service name, ignoring case (the v3 doc example sends `"waf"`).
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Cdn, Self::Waf, Self::Elb, Self::EnhanceElb]
+        Self::ALL
             .into_iter()
             .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
     }
@@ -53,42 +57,95 @@ impl PushService {
     }
 }
 
-/// A push target as written in the config file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PushTargetConfig {
-    /// Unique name, shown in errors and logs.
-    pub name: String,
-    /// `nginx`.
-    pub kind: String,
-    /// Account (32-hex domain id) whose certificates may be pushed here.
-    pub account: String,
-    /// `CDN`, `WAF`, `ELB` or `Enhance_ELB`.
-    pub service: String,
-    /// Region name the push must name (ignored for CDN).
-    #[serde(default)]
-    pub region: Option<String>,
-    /// nginx: where the full chain (leaf + intermediates) is written.
-    #[serde(default)]
-    pub cert_path: Option<PathBuf>,
-    /// nginx: where the private key is written (mode 0600).
-    #[serde(default)]
-    pub key_path: Option<PathBuf>,
-    /// nginx: optional command run after writing the files and before reloading (e.g. `nginx -t`).
-    #[serde(default)]
-    pub test_command: Option<Vec<String>>,
-    /// nginx: command that makes the server load the new files (e.g. `nginx -s reload`).
-    #[serde(default)]
-    pub reload_command: Option<Vec<String>>,
-    /// Seconds each command may run (default 30).
-    #[serde(default)]
-    pub timeout_seconds: Option<u64>,
+/// What gets delivered: the full chain and the private key, and which delivery this is.
+pub struct Material {
+    /// Leaf followed by the intermediates.
+    pub fullchain_pem: String,
+    /// PKCS#8 private key.
+    pub key_pem: Zeroizing<String>,
+    /// The certificate delivered (for adapters that tell the target, e.g. in a command's
+    /// environment).
+    pub certificate_id: String,
+    /// The job of this delivery and its attempt number (1-based).
+    pub job: (i64, u32),
 }
 
-/// A checked push target.
+impl fmt::Debug for Material {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Material").finish_non_exhaustive()
+    }
+}
+
+/// How a delivery failed, which decides what the job runner does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryErrorKind {
+    /// Might work later (a timeout, a lock held, a server restarting): retry with backoff.
+    Transient,
+    /// The target refused this material (its test command failed, it rejected the key):
+    /// retrying the same material will not help.
+    Permanent,
+    /// The target itself is misconfigured (a program that cannot start, a path that cannot be
+    /// written): an operator must act; retrying will not help until then.
+    Misconfigured,
+}
+
+impl DeliveryErrorKind {
+    /// Whether a retry may succeed.
+    pub fn is_transient(self) -> bool {
+        self == Self::Transient
+    }
+}
+
+/// A failed delivery. `message` is safe to show to the account (no command output, no
+/// response bodies; those are logged by the adapter).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DeliveryError {
+    /// What kind of failure.
+    pub kind: DeliveryErrorKind,
+    /// What happened, for the account and the operator.
+    pub message: String,
+}
+
+impl DeliveryError {
+    /// A failure that may pass.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            kind: DeliveryErrorKind::Transient,
+            message: message.into(),
+        }
+    }
+
+    /// A refusal of this material.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            kind: DeliveryErrorKind::Permanent,
+            message: message.into(),
+        }
+    }
+
+    /// A target an operator must fix.
+    pub fn misconfigured(message: impl Into<String>) -> Self {
+        Self {
+            kind: DeliveryErrorKind::Misconfigured,
+            message: message.into(),
+        }
+    }
+}
+
+/// A kind of push target: it installs certificates on one server or service.
+#[async_trait]
+pub trait Deployer: Send + Sync + fmt::Debug {
+    /// Installs `material` so that the target serves it. It must be safe to call again with the
+    /// same material (a retry after a crash re-delivers), and it must leave the target serving
+    /// what it served before when it fails.
+    async fn deliver(&self, material: &Material) -> Result<(), DeliveryError>;
+}
+
+/// A configured push target: where a push for an account, service and region goes.
 #[derive(Debug, Clone)]
 pub struct PushTarget {
-    /// Unique name.
+    /// Unique name (shown in errors, logs and the history).
     pub name: String,
     /// Account allowed to push here.
     pub account: DomainId,
@@ -97,107 +154,14 @@ pub struct PushTarget {
     /// Region, `None` for CDN.
     pub region: Option<String>,
     /// How to deliver.
-    pub kind: TargetKind,
-}
-
-/// Delivery mechanisms.
-#[derive(Debug, Clone)]
-pub enum TargetKind {
-    /// Files + reload command.
-    Nginx(nginx::NginxTarget),
+    pub deployer: Arc<dyn Deployer>,
 }
 
 impl PushTarget {
-    /// Checks a configured target; the error names the target and the key.
-    pub fn from_config(c: &PushTargetConfig) -> Result<Self, String> {
-        let at = |key: &str, what: &str| format!("push_targets \"{}\": {key} {what}", c.name);
-        if c.name.trim().is_empty() {
-            return Err("push_targets: name must not be empty".into());
-        }
-        let account = DomainId::try_from(c.account.as_str())
-            .map_err(|_| at("account", "must be a 32-hex account (domain) id"))?;
-        let service = PushService::parse(&c.service)
-            .ok_or_else(|| at("service", "must be one of CDN, WAF, ELB, Enhance_ELB"))?;
-        let region = match (&c.region, service.is_global()) {
-            (Some(r), _) if !r.trim().is_empty() => Some(r.trim().to_owned()),
-            (_, true) => None,
-            _ => return Err(at("region", "is required for this service")),
-        };
-        let timeout = Duration::from_secs(c.timeout_seconds.unwrap_or(30).clamp(1, 3600));
-        let kind = match c.kind.as_str() {
-            "nginx" => {
-                let cert_path = c
-                    .cert_path
-                    .clone()
-                    .ok_or_else(|| at("cert_path", "is required for nginx"))?;
-                let key_path = c
-                    .key_path
-                    .clone()
-                    .ok_or_else(|| at("key_path", "is required for nginx"))?;
-                if !cert_path.is_absolute() || !key_path.is_absolute() {
-                    return Err(at("cert_path/key_path", "must be absolute paths"));
-                }
-                if cert_path == key_path {
-                    return Err(at(
-                        "key_path",
-                        "must differ from cert_path (nginx reads two files)",
-                    ));
-                }
-                let reload_command = c
-                    .reload_command
-                    .clone()
-                    .filter(|v| !v.is_empty())
-                    .ok_or_else(|| at("reload_command", "is required for nginx"))?;
-                let test_command = c.test_command.clone().filter(|v| !v.is_empty());
-                TargetKind::Nginx(nginx::NginxTarget {
-                    cert_path,
-                    key_path,
-                    test_command,
-                    reload_command,
-                    timeout,
-                })
-            }
-            other => {
-                return Err(at(
-                    "kind",
-                    &format!("{other:?} is not a known kind (nginx)"),
-                ));
-            }
-        };
-        Ok(Self {
-            name: c.name.clone(),
-            account,
-            service,
-            region,
-            kind,
-        })
-    }
-
     /// Whether a push of `account`'s certificate to `service` in `region` goes to this target.
     pub fn matches(&self, account: &DomainId, service: PushService, region: Option<&str>) -> bool {
         &self.account == account
             && self.service == service
             && (service.is_global() || self.region.as_deref() == region)
-    }
-}
-
-/// What gets delivered.
-pub struct Material {
-    /// Leaf followed by the intermediates.
-    pub fullchain_pem: String,
-    /// PKCS#8 private key.
-    pub key_pem: Zeroizing<String>,
-}
-
-impl std::fmt::Debug for Material {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Material").finish_non_exhaustive()
-    }
-}
-
-/// Delivers `m` to `target`. The error is safe to show to the account (no command output).
-pub async fn deliver(target: &PushTarget, m: &Material) -> Result<(), String> {
-    match &target.kind {
-        TargetKind::Nginx(n) => n.deliver(&target.name, m).await,
     }
 }

@@ -1,8 +1,11 @@
-//! Administration (the CLI): accounts, projects, credentials and issuance policies.
+//! Administration (the CLI): accounts, projects, credentials, issuance policies and jobs.
 
 use scm_proto::{AccessKeyId, DomainId, ProjectId};
 use scm_sign::SecretKey;
-use scm_store::{AccountRecord, CredentialRecord, CredentialStatus, ProjectRecord, StoreError};
+use scm_store::{
+    AccountRecord, CredentialRecord, CredentialStatus, JobRecord, JobState, ProjectRecord,
+    StoreError,
+};
 
 use crate::bootstrap::seal_secret;
 use crate::issuance::DEFAULT_POLICY;
@@ -41,6 +44,25 @@ impl Scm {
             )),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// All accounts, oldest first.
+    pub async fn accounts(&self) -> Result<Vec<AccountRecord>, DomainError> {
+        Ok(self.store.accounts().await?)
+    }
+
+    /// The projects of an account, oldest first.
+    pub async fn projects(&self, account: &DomainId) -> Result<Vec<ProjectRecord>, DomainError> {
+        Ok(self.store.projects(account).await?)
+    }
+
+    /// Jobs, newest first, optionally only those in `state`.
+    pub async fn jobs(
+        &self,
+        state: Option<JobState>,
+        limit: u32,
+    ) -> Result<Vec<JobRecord>, DomainError> {
+        Ok(self.store.jobs(state, limit).await?)
     }
 
     /// Creates another project in an account.

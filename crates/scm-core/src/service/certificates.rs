@@ -9,14 +9,24 @@ use scm_store::{CertificateRecord, ListQuery, NewCertificate, OrderRecord, Store
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::application::{ApplicationForm, FormKind};
+use crate::application::ApplicationForm;
 use crate::auth::Principal;
 use crate::clock::unix_ms;
-use crate::issuance;
+use crate::issuance::{self, IssueRequest};
 use crate::purchase::{ApiVersion, PurchaseSpec};
 use crate::{DomainError, random};
 
-use super::{Export, Scm, is_organisation_validated, parse_list_query};
+use super::{Export, Scm};
+
+/// A certificate list request, as parsed from the query string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListRequest {
+    /// Filters, sort and page. `expired_after_ms` is left unset: it follows from
+    /// `expired_days_since` and the clock.
+    pub query: ListQuery,
+    /// Leave out certificates that expired more than this many days ago (only when given).
+    pub expired_days_since: Option<i64>,
+}
 
 impl Scm {
     /// Buys `order_number` certificates in one transaction; they start in `PAID`.
@@ -28,8 +38,8 @@ impl Scm {
         version: ApiVersion,
     ) -> Result<(OrderId, Vec<CertificateId>), DomainError> {
         let spec = PurchaseSpec::parse(body, version)?;
-        let tags_json =
-            serde_json::to_string(&spec.tags).map_err(|e| DomainError::Internal(e.to_string()))?;
+        let tags_json = serde_json::to_string(&spec.tags)
+            .map_err(|e| DomainError::internal_from("tags to JSON", e))?;
         let template = NewCertificate {
             name: "scm".into(),
             status: CertificateStatus::Paid,
@@ -57,8 +67,8 @@ impl Scm {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(DomainError::Internal(
-            "could not allocate a unique order id".into(),
+        Err(DomainError::internal(
+            "could not allocate a unique order id",
         ))
     }
 
@@ -66,17 +76,15 @@ impl Scm {
     pub async fn certificate(
         &self,
         p: &Principal,
-        raw_id: &str,
+        id: &CertificateId,
     ) -> Result<Arc<CertificateRecord>, DomainError> {
-        let id =
-            CertificateId::try_from(raw_id).map_err(|_| DomainError::MalformedCertificateId)?;
-        let cert = match self.cache.certificates.get(&id) {
+        let cert = match self.cache.certificates.get(id) {
             Some(c) => c,
             None => {
                 let seen = self.cache.generation();
                 let c = Arc::new(
                     self.store
-                        .certificate(&id)
+                        .certificate(id)
                         .await?
                         .ok_or(DomainError::CertificateNotFound)?,
                 );
@@ -94,17 +102,17 @@ impl Scm {
     pub async fn save_application(
         &self,
         p: &Principal,
-        raw_id: &str,
+        id: &CertificateId,
         body: &ApplicationBody,
     ) -> Result<(), DomainError> {
-        let cert = self.certificate(p, raw_id).await?;
+        let cert = self.certificate(p, id).await?;
         if cert.status != CertificateStatus::Paid {
             return Err(DomainError::WrongStatus(cert.status));
         }
         let form = ApplicationForm::parse(
             body,
-            FormKind::V2,
-            is_organisation_validated(&cert.product.cert_type),
+            ApiVersion::V2,
+            cert.product.cert_type.is_organisation_validated(),
         )?;
         let rec = form.to_record()?;
         if self
@@ -132,17 +140,17 @@ impl Scm {
     pub async fn apply(
         &self,
         p: &Principal,
-        raw_id: &str,
+        id: &CertificateId,
         body: Option<&ApplicationBody>,
-        kind: FormKind,
+        version: ApiVersion,
     ) -> Result<(), DomainError> {
-        let cert = self.certificate(p, raw_id).await?;
+        let cert = self.certificate(p, id).await?;
         if cert.status != CertificateStatus::Paid {
             return Err(DomainError::WrongStatus(cert.status));
         }
-        let ov = is_organisation_validated(&cert.product.cert_type);
+        let ov = cert.product.cert_type.is_organisation_validated();
         let form = match (body, &cert.application) {
-            (Some(b), _) => ApplicationForm::parse(b, kind, ov)?,
+            (Some(b), _) => ApplicationForm::parse(b, version, ov)?,
             (None, Some(saved)) => ApplicationForm::from_record(saved)?,
             (None, None) => {
                 return Err(DomainError::invalid(
@@ -159,15 +167,15 @@ impl Scm {
             .ok_or(DomainError::OtherTenant)?;
         issuance::check_policy(&account.policy, &names)?;
         let now = self.clock.now();
-        let issued = issuance::issue(
-            self.ca.clone(),
-            self.master.clone(),
-            &cert.id,
-            &form,
-            now,
-            self.config.leaf_validity,
-        )
-        .await?;
+        let issued = self
+            .issuer
+            .issue(IssueRequest {
+                id: &cert.id,
+                form: &form,
+                now,
+                validity: self.config.leaf_validity,
+            })
+            .await?;
         let rec = form.to_record()?;
         // Conditional on PAID: of two concurrent applications only one certificate is recorded.
         if self
@@ -188,30 +196,27 @@ impl Scm {
         Err(self.status_changed(&cert.id).await)
     }
 
-    /// `GET /v3/scm/certificates`: parses the query and lists a page of the caller's certificates.
-    pub async fn list_query(
-        &self,
-        p: &Principal,
-        pairs: &[(String, String)],
-    ) -> Result<(Vec<CertificateRecord>, u64), DomainError> {
-        let q = parse_list_query(pairs, self.clock.now_ms())?;
-        self.list(p, &q).await
-    }
-
-    /// A page of the caller's certificates.
+    /// A page of the caller's certificates and how many match in all.
+    ///
+    /// `expired_days_since=N` leaves out certificates that expired more than N days ago; without
+    /// it nothing is left out for having expired.
     pub async fn list(
         &self,
         p: &Principal,
-        q: &ListQuery,
+        req: &ListRequest,
     ) -> Result<(Vec<CertificateRecord>, u64), DomainError> {
-        Ok(self.store.list_certificates(&p.account, q).await?)
+        let mut q = req.query.clone();
+        q.expired_after_ms = req
+            .expired_days_since
+            .map(|days| self.clock.now_ms() - days.saturating_mul(86_400_000));
+        Ok(self.store.list_certificates(&p.account, &q).await?)
     }
 
     /// Certificate, chain and (when held) key of an issued certificate.
-    pub async fn export(&self, p: &Principal, raw_id: &str) -> Result<Export, DomainError> {
-        let cert = self.certificate(p, raw_id).await?;
-        let issued = match (&cert.status, &cert.issued) {
-            (CertificateStatus::Issued | CertificateStatus::Upload, Some(i)) => i,
+    pub async fn export(&self, p: &Principal, id: &CertificateId) -> Result<Export, DomainError> {
+        let cert = self.certificate(p, id).await?;
+        let issued = match &cert.issued {
+            Some(i) if cert.status.is_deployable() => i,
             _ => return Err(DomainError::WrongStatus(cert.status)),
         };
         let private_key = match &issued.private_key_sealed {
@@ -234,9 +239,9 @@ impl Scm {
         let der = self
             .master
             .open(sealed, issuance::key_aad(id).as_bytes())
-            .map_err(|e| DomainError::Internal(format!("opening key of {id}: {e}")))?;
+            .map_err(|e| DomainError::internal_from(format!("opening the key of {id}"), e))?;
         let key = PrivateKey::from_pkcs8_der(&der)
-            .map_err(|e| DomainError::Internal(format!("key of {id}: {e}")))?;
+            .map_err(|e| DomainError::internal_from(format!("the key of {id}"), e))?;
         Ok(key.to_pem())
     }
 }
@@ -252,5 +257,5 @@ fn order_id(now: OffsetDateTime) -> Result<OrderId, DomainError> {
         china.hour(),
         china.minute()
     );
-    OrderId::new(&stamp, random::bytes()?).ok_or_else(|| DomainError::Internal("order id".into()))
+    OrderId::new(&stamp, random::bytes()?).ok_or_else(|| DomainError::internal("order id"))
 }

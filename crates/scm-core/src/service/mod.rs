@@ -1,15 +1,16 @@
 //! [`Scm`]: the domain operations the API calls, one method per operation, grouped by concern:
 //! [`authentication`] (signatures, tokens, scopes), [`certificates`] (purchase, application,
-//! issuance, listing, export), [`push`] (delivery to targets and history) and [`admin`] (accounts,
-//! projects, credentials, policies for the CLI).
+//! issuance, listing, export), [`push`] (delivery to targets through jobs, and history),
+//! [`notifications`] (telling accounts what failed), [`jobs`] (running the job kinds) and
+//! [`admin`] (accounts, projects, credentials, policies, jobs for the CLI).
 
 mod admin;
 mod authentication;
 mod certificates;
-mod listing;
+mod jobs;
+mod notifications;
 mod push;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use scm_pki::MasterKey;
@@ -20,10 +21,13 @@ use zeroize::Zeroizing;
 
 use crate::cache::{self, ReadCache};
 use crate::deploy::PushTarget;
-use crate::issuance::BuiltinCa;
+use crate::issuance::{BuiltinCa, Issuer};
+use crate::jobs::{JobHandler, JobRunner, JobSettings};
+use crate::notify::NotifierTarget;
+use crate::tasks::Supervisor;
 use crate::{Clock, DomainError};
 
-pub use listing::parse_list_query;
+pub use certificates::ListRequest;
 
 /// Settings of the domain layer.
 #[derive(Debug, Clone)]
@@ -36,6 +40,13 @@ pub struct CoreConfig {
     pub leaf_validity: time::Duration,
     /// Where pushes go.
     pub push_targets: Vec<PushTarget>,
+    /// Who hears about failures.
+    pub notifiers: Vec<NotifierTarget>,
+    /// How the job runner works.
+    pub jobs: JobSettings,
+    /// How long a push request waits for its first delivery attempt when another process
+    /// runs it (a local attempt is always awaited: it is bounded by the targets' timeouts).
+    pub push_wait: std::time::Duration,
 }
 
 impl Default for CoreConfig {
@@ -45,6 +56,9 @@ impl Default for CoreConfig {
             token_ttl: time::Duration::hours(24),
             leaf_validity: time::Duration::days(365),
             push_targets: Vec::new(),
+            notifiers: Vec::new(),
+            jobs: JobSettings::default(),
+            push_wait: std::time::Duration::from_secs(120),
         }
     }
 }
@@ -96,10 +110,11 @@ pub struct Scm {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     master: Arc<MasterKey>,
-    ca: Arc<BuiltinCa>,
+    issuer: Arc<dyn Issuer>,
+    ca_root_pem: String,
     config: CoreConfig,
     cache: Arc<ReadCache>,
-    target_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    jobs: Arc<JobRunner>,
 }
 
 impl std::fmt::Debug for Scm {
@@ -108,14 +123,10 @@ impl std::fmt::Debug for Scm {
     }
 }
 
-/// Whether a certificate type needs the organisation validated (the OV and EV products).
-fn is_organisation_validated(cert_type: &str) -> bool {
-    cert_type.starts_with("OV_") || cert_type.starts_with("EV_")
-}
-
 impl Scm {
     /// Builds the service over a store that [`crate::bootstrap::run`] has prepared (which also
-    /// checks the master key against it).
+    /// checks the master key against it). Nothing runs in the background until
+    /// [`Scm::start_background`].
     pub async fn open(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -125,34 +136,53 @@ impl Scm {
         let rec = store
             .ca()
             .await?
-            .ok_or_else(|| DomainError::Internal("the store has no CA: bootstrap first".into()))?;
-        let ca = Arc::new(BuiltinCa::load(&rec, &master)?);
-        let cache = Arc::new(ReadCache::new());
-        let revision = store.revision().await?;
-        cache::spawn_poller(Arc::downgrade(&cache), store.clone(), revision);
-        let target_locks = config
-            .push_targets
-            .iter()
-            .map(|t| (t.name.clone(), Arc::new(tokio::sync::Mutex::new(()))))
-            .collect();
+            .ok_or_else(|| DomainError::internal("the store has no CA: bootstrap first"))?;
+        let ca = BuiltinCa::load(&rec, master.clone())?;
+        let jobs = JobRunner::new(store.clone(), clock.clone(), config.jobs);
         Ok(Self {
+            ca_root_pem: ca.root_pem().to_owned(),
+            issuer: Arc::new(ca),
             store,
             clock,
             master,
-            ca,
             config,
-            cache,
-            target_locks,
+            cache: Arc::new(ReadCache::new()),
+            jobs,
         })
+    }
+
+    /// Starts the background work of a server under `supervisor`: the cache poller (changes made
+    /// by other processes reach this one's caches) and the job worker (due jobs: retries, and
+    /// jobs other processes left behind).
+    pub async fn start_background(
+        self: &Arc<Self>,
+        supervisor: &Supervisor,
+    ) -> Result<(), DomainError> {
+        let revision = self.store.revision().await?;
+        let (cache, store) = (Arc::downgrade(&self.cache), self.store.clone());
+        supervisor.spawn("cache-poller", move |cancel| {
+            cache::poll_revisions(cache.clone(), store.clone(), revision, cancel)
+        });
+        let scm = self.clone();
+        supervisor.spawn("job-worker", move |cancel| {
+            let handler: Arc<dyn JobHandler> = scm.clone();
+            scm.jobs.clone().run(handler, cancel)
+        });
+        Ok(())
+    }
+
+    /// The job runner (for draining at shutdown, and for tests that drive it by hand).
+    pub fn job_runner(&self) -> &Arc<JobRunner> {
+        &self.jobs
     }
 
     /// The root certificate of the built-in CA.
     pub fn ca_root_pem(&self) -> &str {
-        self.ca.root_pem()
+        &self.ca_root_pem
     }
 
-    /// The store (for the admin CLI).
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// Which database the store runs on.
+    pub fn backend(&self) -> scm_store::Backend {
+        self.store.backend()
     }
 }

@@ -1,72 +1,96 @@
-//! Pushes: delivering issued certificates to the configured targets, and their history.
+//! Pushes: a push request becomes a durable `deliver` job; the request waits for its first
+//! attempt and answers with its outcome, while retries (and a delivery interrupted by a crash)
+//! go on in the background, in whichever process claims the job.
 
 use std::sync::Arc;
 
-use scm_proto::CertificateStatus;
-use scm_proto::v2::PushBody as V2PushBody;
-use scm_proto::v3::PushBody as V3PushBody;
-use scm_store::{PushOutcome, PushRecord};
+use scm_proto::CertificateId;
+use scm_store::{CertificateRecord, JobId, JobRecord, JobState, NewJob, PushRecord};
+use serde::{Deserialize, Serialize};
 
+use crate::DomainError;
 use crate::auth::Principal;
-use crate::deploy::{self, Material, PushService, PushTarget};
-use crate::{DomainError, issuance};
+use crate::deploy::{PushService, PushTarget};
+use crate::jobs::{AttemptReport, JobHandler, JobKind};
 
 use super::Scm;
 
+/// The input of a `deliver` job: one push request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DeliverJob {
+    /// The certificate.
+    pub certificate_id: String,
+    /// The account that asked.
+    pub account: String,
+    /// Service, API spelling.
+    pub service: String,
+    /// Region, `None` for CDN.
+    pub region: Option<String>,
+    /// Names of the targets matched when the push was asked for.
+    pub targets: Vec<String>,
+}
+
 impl Scm {
-    /// v2 push body → service and region.
-    pub fn parse_v2_push(body: &V2PushBody) -> Result<(PushService, Option<String>), DomainError> {
-        let raw = body
-            .service_type
-            .as_deref()
-            .ok_or_else(|| DomainError::invalid("service_type", "is required"))?;
-        let service = PushService::parse(raw)
-            .filter(|s| s.as_str() == raw.trim())
-            .ok_or_else(|| {
-                DomainError::invalid("service_type", "must be one of CDN, WAF, ELB, Enhance_ELB")
-            })?;
-        let region = check_region(body.remote_project.as_deref(), "remote_project", service)?;
-        Ok((service, region))
-    }
-
-    /// v3 push body → service and region.
-    pub fn parse_v3_push(body: &V3PushBody) -> Result<(PushService, Option<String>), DomainError> {
-        let raw = body
-            .target_service
-            .as_deref()
-            .ok_or_else(|| DomainError::invalid("target_service", "is required"))?;
-        if raw.is_empty() || raw.len() > 64 {
-            return Err(DomainError::invalid(
-                "target_service",
-                "must be 1 to 64 characters",
-            ));
-        }
-        let service = PushService::parse(raw).ok_or_else(|| {
-            DomainError::invalid("target_service", "must be one of CDN, WAF, ELB")
-        })?;
-        let region = check_region(body.target_project.as_deref(), "target_project", service)?;
-        Ok((service, region))
-    }
-
     /// Pushes an issued certificate to every configured target of the caller's account for this
-    /// service and region. Every attempt is recorded, successful or not.
+    /// service and region: records a `deliver` job, runs its first attempt and answers with it.
+    /// Every attempt is recorded in the history, successful or not; a failed attempt that may pass
+    /// is retried in the background.
     pub async fn push(
-        &self,
+        self: &Arc<Self>,
         p: &Principal,
-        raw_id: &str,
+        id: &CertificateId,
         service: PushService,
         region: Option<String>,
     ) -> Result<(), DomainError> {
-        let cert = self.certificate(p, raw_id).await?;
-        let issued = match (&cert.status, &cert.issued) {
-            (CertificateStatus::Issued | CertificateStatus::Upload, Some(i)) => i,
-            _ => return Err(DomainError::WrongStatus(cert.status)),
+        let cert = self.certificate(p, id).await?;
+        let job_id = self.enqueue_push(&cert, service, region).await?;
+        let handler: Arc<dyn JobHandler> = self.clone();
+        let report = match self.jobs.run_now(handler, job_id).await? {
+            // The attempt runs in the job runner, not in this request: if the client goes away,
+            // the delivery still completes (or is retried).
+            Some(attempt) => attempt.await.unwrap_or(AttemptReport::Lost {
+                reason: "the server is shutting down; the push will be retried".into(),
+            }),
+            None => self.first_attempt_elsewhere(job_id).await?,
         };
+        match report {
+            AttemptReport::Done => Ok(()),
+            AttemptReport::Failed { message, .. } => Err(DomainError::PushFailed(message)),
+            AttemptReport::Lost { reason } => Err(DomainError::PushFailed(reason)),
+        }
+    }
+
+    /// Queues a push of a certificate (of any account) for the job workers, without waiting for
+    /// it: the admin CLI's `push`, for operators who re-deliver from a script.
+    pub async fn queue_push(
+        &self,
+        id: &CertificateId,
+        service: PushService,
+        region: Option<String>,
+    ) -> Result<JobId, DomainError> {
+        let cert = self
+            .store
+            .certificate(id)
+            .await?
+            .ok_or(DomainError::CertificateNotFound)?;
+        self.enqueue_push(&cert, service, region).await
+    }
+
+    /// Checks that `cert` can be pushed to `service` in `region` and records the `deliver` job.
+    async fn enqueue_push(
+        &self,
+        cert: &CertificateRecord,
+        service: PushService,
+        region: Option<String>,
+    ) -> Result<JobId, DomainError> {
+        if !(cert.status.is_deployable() && cert.issued.is_some()) {
+            return Err(DomainError::WrongStatus(cert.status));
+        }
         let targets: Vec<&PushTarget> = self
             .config
             .push_targets
             .iter()
-            .filter(|t| t.matches(&p.account, service, region.as_deref()))
+            .filter(|t| t.matches(&cert.domain_id, service, region.as_deref()))
             .collect();
         if targets.is_empty() {
             return Err(DomainError::NoPushTarget {
@@ -74,65 +98,51 @@ impl Scm {
                 region: region.clone().unwrap_or_else(|| "global".into()),
             });
         }
-        let region = if service.is_global() { None } else { region };
-        let material = match &issued.private_key_sealed {
-            Some(sealed) => Some(Material {
-                fullchain_pem: issuance::full_chain(&issued.certificate_pem, &issued.chain_pem),
-                key_pem: self.open_key(&cert.id, sealed)?,
-            }),
-            None => None,
-        };
-        let mut failures = Vec::new();
-        let mut details = Vec::new();
-        for t in &targets {
-            let outcome = match &material {
-                Some(m) => {
-                    let lock = self.target_locks.get(&t.name).cloned();
-                    let _guard = match &lock {
-                        Some(l) => Some(l.lock().await),
-                        None => None,
-                    };
-                    deploy::deliver(t, m).await
-                }
-                None => Err(format!(
-                    "target {}: OpenSCM does not hold the private key of this certificate (it was issued from your CSR)",
-                    t.name
-                )),
-            };
-            match outcome {
-                Ok(()) => details.push(format!("{}: ok", t.name)),
-                Err(e) => {
-                    details.push(e.clone());
-                    failures.push(e);
-                }
-            }
-        }
-        let rec = PushRecord {
-            cert_id: cert.id.clone(),
-            domain_id: p.account.clone(),
-            pushed_ms: self.clock.now_ms(),
+        let job = DeliverJob {
+            certificate_id: cert.id.to_string(),
+            account: cert.domain_id.to_string(),
             service: service.as_str().into(),
-            region,
-            outcome: if failures.is_empty() {
-                PushOutcome::Success
-            } else {
-                PushOutcome::Failure
-            },
-            detail: details.join("; "),
-            targets: targets
-                .iter()
-                .map(|t| t.name.as_str())
-                .collect::<Vec<_>>()
-                .join(";"),
+            region: if service.is_global() { None } else { region },
+            targets: targets.iter().map(|t| t.name.clone()).collect(),
         };
-        let recorded = self.store.record_push(&rec).await;
-        self.cache.forget_certificate(&cert.id);
-        recorded?;
-        if failures.is_empty() {
-            tracing::info!(cert = %cert.id, service = service.as_str(), targets = %rec.targets, "certificate pushed");
-            Ok(())
-        } else {
-            Err(DomainError::PushFailed(failures.join("; ")))
+        let kind = JobKind::Deliver;
+        let now = self.clock.now_ms();
+        let job_id = self
+            .store
+            .enqueue(&NewJob {
+                kind: kind.as_str().into(),
+                payload: serde_json::to_string(&job)
+                    .map_err(|e| DomainError::internal_from("job payload", e))?,
+                dedupe_key: None,
+                due_ms: now,
+                max_attempts: kind.retry_policy().max_attempts,
+                created_ms: now,
+            })
+            .await?;
+        tracing::debug!(job = %job_id, cert = %cert.id, "push queued");
+        Ok(job_id)
+    }
+
+    /// Waits for the first attempt of a job another process claimed first.
+    async fn first_attempt_elsewhere(&self, id: JobId) -> Result<AttemptReport, DomainError> {
+        let deadline = tokio::time::Instant::now() + self.config.push_wait;
+        loop {
+            let job = self
+                .store
+                .job(id)
+                .await?
+                .ok_or_else(|| DomainError::internal("a queued push job vanished"))?;
+            if let Some(report) = first_attempt_report(&job) {
+                return Ok(report);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(AttemptReport::Lost {
+                    reason:
+                        "the push is still being delivered; its outcome will be in the push history"
+                            .into(),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 
@@ -140,9 +150,9 @@ impl Scm {
     pub async fn push_history(
         &self,
         p: &Principal,
-        raw_id: &str,
+        id: &CertificateId,
     ) -> Result<Arc<Vec<PushRecord>>, DomainError> {
-        let cert = self.certificate(p, raw_id).await?;
+        let cert = self.certificate(p, id).await?;
         if let Some(h) = self.cache.history.get(&cert.id) {
             return Ok(h);
         }
@@ -153,27 +163,19 @@ impl Scm {
     }
 }
 
-fn check_region(
-    raw: Option<&str>,
-    field: &str,
-    service: PushService,
-) -> Result<Option<String>, DomainError> {
-    let region = raw.map(str::trim).filter(|r| !r.is_empty());
-    match region {
-        None if service.is_global() => Ok(None),
-        None => Err(DomainError::invalid(field, "is required")),
-        Some(r) => {
-            if r.len() > 255
-                || !r
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(DomainError::invalid(
-                    field,
-                    "must be a region name such as cn-north-4",
-                ));
-            }
-            Ok(Some(r.to_owned()))
-        }
+/// How the first attempt of `job` ended, once it has.
+fn first_attempt_report(job: &JobRecord) -> Option<AttemptReport> {
+    let message = || job.last_error.clone().unwrap_or_default();
+    match job.state {
+        JobState::Done => Some(AttemptReport::Done),
+        JobState::Failed => Some(AttemptReport::Failed {
+            message: message(),
+            retry_at_ms: None,
+        }),
+        JobState::Pending if job.attempts >= 1 => Some(AttemptReport::Failed {
+            message: message(),
+            retry_at_ms: Some(job.due_ms),
+        }),
+        JobState::Pending | JobState::Running => None,
     }
 }

@@ -1,0 +1,163 @@
+//! An in-process OpenSCM server on a temporary SQLite store, listening on a free loopback port,
+//! and `scm-client` clients for its accounts.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use scm_client::{Client, Credentials};
+use scm_core::deploy::PushTarget;
+use scm_core::tasks::Supervisor;
+use scm_core::{CoreConfig, Scm, SystemClock};
+use scm_outbound::deploy::{TargetConfig, nginx::NginxConfig};
+use scm_pki::MasterKey;
+use scm_proto::DomainId;
+use scm_store::{DatabaseUrl, SqlStore, Store};
+
+/// A running server.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The bootstrap admin, signing with AK/SK.
+    pub admin: Client,
+    /// The admin account.
+    pub domain_id: String,
+    /// The admin's project.
+    pub project_id: String,
+    /// The domain service behind the router.
+    pub scm: Arc<Scm>,
+    /// Where push targets write.
+    pub out: PathBuf,
+    background: Supervisor,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<bool>>,
+    _dir: tempfile::TempDir,
+}
+
+/// An nginx-kind push target for `account` writing into `dir/<name>.{crt,key}`.
+pub fn file_target(
+    name: &str,
+    account: &DomainId,
+    service: &str,
+    region: &str,
+    dir: &std::path::Path,
+    reload: &[&str],
+) -> PushTarget {
+    scm_outbound::deploy::push_target(&TargetConfig::Nginx(NginxConfig {
+        name: name.into(),
+        account: account.to_string(),
+        service: service.into(),
+        region: Some(region.into()),
+        cert_path: dir.join(format!("{name}.crt")),
+        key_path: dir.join(format!("{name}.key")),
+        test_command: None,
+        reload_command: reload.iter().map(|s| s.to_string()).collect(),
+        timeout_seconds: Some(5),
+    }))
+    .unwrap()
+}
+
+impl TestServer {
+    /// A server with no push target.
+    pub async fn start() -> Self {
+        Self::start_with(|_, _| Vec::new()).await
+    }
+
+    /// A server whose push targets `targets(admin account, output dir)` returns.
+    pub async fn start_with(
+        targets: impl FnOnce(&DomainId, &std::path::Path) -> Vec<PushTarget>,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let store = Arc::new(
+            SqlStore::connect(&DatabaseUrl::sqlite_file(&dir.path().join("t.db")))
+                .await
+                .unwrap(),
+        );
+        let master = MasterKey::generate().unwrap();
+        let created = scm_core::bootstrap::run(store.as_ref(), &SystemClock, &master)
+            .await
+            .unwrap()
+            .unwrap();
+        let config = CoreConfig {
+            push_targets: targets(&created.domain_id, &out),
+            ..CoreConfig::default()
+        };
+        let dyn_store: Arc<dyn Store> = store;
+        let scm = Arc::new(
+            Scm::open(dyn_store, Arc::new(SystemClock), Arc::new(master), config)
+                .await
+                .unwrap(),
+        );
+        let background = Supervisor::new();
+        scm.start_background(&background).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(scm_api::serve(
+            listener,
+            scm_api::router(scm.clone()),
+            async move {
+                let _ = stopped.await;
+            },
+            scm_api::ServeLimits::default(),
+        ));
+        let admin = Client::new(
+            &url,
+            Credentials::new(
+                created.access_key.as_str(),
+                created.secret_key.expose().to_owned(),
+            )
+            .with_domain_id(created.domain_id.as_str())
+            .with_project_id(created.project_id.as_str()),
+        )
+        .unwrap();
+        Self {
+            url,
+            admin,
+            domain_id: created.domain_id.to_string(),
+            project_id: created.project_id.to_string(),
+            scm,
+            out,
+            background,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// A new account with a credential, and a client signing with it.
+    pub async fn other_account(&self, name: &str) -> Client {
+        let (account, project) = self.scm.create_account(name).await.unwrap();
+        let cred = self
+            .scm
+            .create_credential(&account.domain_id, None, "it")
+            .await
+            .unwrap();
+        Client::new(
+            &self.url,
+            Credentials::new(
+                cred.access_key.as_str(),
+                cred.secret_key.expose().to_owned(),
+            )
+            .with_domain_id(account.domain_id.as_str())
+            .with_project_id(project.project_id.as_str()),
+        )
+        .unwrap()
+    }
+
+    /// Stops serving and the background tasks.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            assert!(task.await.unwrap(), "drained");
+        }
+        self.background
+            .stop(std::time::Duration::from_secs(5))
+            .await;
+    }
+}

@@ -1,0 +1,131 @@
+//! Extractors: what a handler may take from a request, already parsed and checked.
+//!
+//! - [`Caller`]: the authenticated principal (set by the guard; a handler of a public route
+//!   cannot ask for it without failing closed);
+//! - [`V2Project`]: the project of a v2 path, checked by the guard to be the caller's;
+//! - [`CertId`]: the certificate id of the path (`SCM.0008` when malformed);
+//! - [`JsonBody`] / [`OptionalJsonBody`]: the body, with errors naming the JSON path;
+//! - [`ListParams`]: the query of the certificate list.
+
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::request::Parts;
+use bytes::Bytes;
+use scm_core::{DomainError, ListRequest, Principal};
+use scm_proto::{CertificateId, ProjectId};
+use serde::de::DeserializeOwned;
+
+use crate::auth::ProjectScope;
+use crate::error::ApiError;
+use crate::parse;
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Caller)
+            // Only the guard puts it there; a route without authentication must not get one.
+            .ok_or(ApiError::Domain(DomainError::Unauthenticated(
+                scm_core::AuthFailure::Missing,
+            )))
+    }
+}
+
+/// The project of a v2 path, checked against the caller's account by the guard.
+#[derive(Debug, Clone)]
+pub(crate) struct V2Project(pub ProjectId);
+
+impl<S: Send + Sync> FromRequestParts<S> for V2Project {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<ProjectScope>()
+            .map(|p| V2Project(p.0.clone()))
+            // Only project-scoped routes are checked by the guard; any other route is refused.
+            .ok_or(ApiError::Domain(DomainError::OtherTenant))
+    }
+}
+
+/// The certificate id of the path (`{cert_id}` on v2, `{certificate_id}` on v3).
+#[derive(Debug, Clone)]
+pub(crate) struct CertId(pub CertificateId);
+
+impl<S: Send + Sync> FromRequestParts<S> for CertId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::Domain(DomainError::MalformedCertificateId))?;
+        params
+            .iter()
+            .find(|(k, _)| matches!(*k, "cert_id" | "certificate_id"))
+            .and_then(|(_, v)| CertificateId::try_from(v).ok())
+            .map(CertId)
+            .ok_or(ApiError::Domain(DomainError::MalformedCertificateId))
+    }
+}
+
+/// A JSON body of type `T`: a missing body or a syntax error names `body`, a type error its JSON
+/// path (`SCM.0005`).
+#[derive(Debug)]
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(req, state).await?;
+        parse::json(&bytes).map(JsonBody)
+    }
+}
+
+/// Like [`JsonBody`], but an empty body, or `{}`, is `None` (v2 `complete` without a body
+/// submits the saved application).
+#[derive(Debug)]
+pub(crate) struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        let value: serde_json::Value = parse::json(&bytes)?;
+        if value.as_object().is_some_and(serde_json::Map::is_empty) {
+            return Ok(Self(None));
+        }
+        parse::from_value(value).map(|v| Self(Some(v)))
+    }
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    // The guard has read (and size-checked) the body already; this only takes it over.
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|_| ApiError::BodyTooLarge)
+}
+
+/// The query of `GET /v3/scm/certificates`.
+#[derive(Debug, Clone)]
+pub(crate) struct ListParams(pub ListRequest);
+
+impl<S: Send + Sync> FromRequestParts<S> for ListParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let pairs = parse::query_pairs(parts.uri.query())?;
+        Ok(Self(parse::list_request(&pairs)?))
+    }
+}

@@ -1,0 +1,57 @@
+//! The router, built from the operation table of `scm-proto`: every [`Operation`] is mounted at its
+//! path with its method, tagged with itself (for the access log and the guard), and guarded by
+//! [`crate::auth::guard`], which enforces the operation's [`scm_proto::Scope`]. The match below has
+//! no catch-all arm: a new operation does not compile until it has a handler.
+
+use axum::Router;
+use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::{Extension, middleware};
+use scm_proto::{Method, Operation};
+
+use crate::{AppState, auth, handlers, request_log};
+
+fn filter(m: Method) -> MethodFilter {
+    match m {
+        Method::Get => MethodFilter::GET,
+        Method::Post => MethodFilter::POST,
+        Method::Put => MethodFilter::PUT,
+        Method::Delete => MethodFilter::DELETE,
+    }
+}
+
+/// The handler of each operation.
+fn handler(op: Operation) -> MethodRouter<AppState> {
+    let m = filter(op.method());
+    match op {
+        Operation::Health => on(m, handlers::health),
+        Operation::CreateToken => on(m, handlers::create_token),
+        Operation::KeystoneListAuthDomains => on(m, handlers::list_domains),
+        Operation::V2PurchaseCertificate => on(m, handlers::v2_purchase),
+        Operation::V2SaveApplication => on(m, handlers::v2_save),
+        Operation::V2CompleteApplication => on(m, handlers::v2_complete),
+        Operation::V2PushCertificate => on(m, handlers::v2_push),
+        Operation::V2ListPushHistory => on(m, handlers::v2_push_history),
+        Operation::ListCertificates => on(m, handlers::list_certificates),
+        Operation::SubscribeCertificate => on(m, handlers::subscribe),
+        Operation::ShowCertificate => on(m, handlers::show_certificate),
+        Operation::ApplyCertificate => on(m, handlers::apply),
+        Operation::ExportCertificate => on(m, handlers::export),
+        Operation::PushCertificate => on(m, handlers::push),
+    }
+}
+
+/// The full router: every operation of the table, and 404/405 for everything else.
+pub(crate) fn router(state: AppState) -> Router {
+    let mut app = Router::new();
+    for &op in Operation::ALL {
+        // Layers run outside-in: the operation tag first, then the guard, then the handler.
+        let route = handler(op)
+            .route_layer(middleware::from_fn_with_state(state.clone(), auth::guard))
+            .layer(Extension(op));
+        app = app.route(op.path(), route);
+    }
+    app.method_not_allowed_fallback(handlers::method_not_allowed)
+        .fallback(handlers::not_found)
+        .with_state(state)
+        .layer(middleware::from_fn(request_log::request_id_and_log))
+}

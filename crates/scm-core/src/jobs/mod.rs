@@ -1,0 +1,147 @@
+//! Durable jobs: work that must happen outside a request, and must happen even if the process
+//! that asked for it dies (pushes and their retries today; validation checks, renewals, expiry
+//! sweeps and notifications next). A job is a row in the store ([`scm_store::Jobs`]); a
+//! [`JobRunner`] claims due jobs with a lease, runs them through a [`JobHandler`], and records
+//! each attempt's outcome together with its effects on the store, in one transaction.
+//!
+//! Retries back off exponentially with jitter, up to an attempt limit per [`JobKind`]; then the
+//! job is `failed` with the reason. Time comes from the [`crate::Clock`], so tests drive backoff
+//! with a fixed clock and [`JobRunner::tick`] instead of sleeping.
+
+mod runner;
+
+use std::time::Duration;
+
+use scm_store::JobEffect;
+
+pub use runner::{AttemptReport, JobHandler, JobRunner, JobSettings};
+
+/// What a job does. The stored `kind` is [`JobKind::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// Deliver a certificate to the push targets of one push request.
+    Deliver,
+    /// Send one notification through one notifier.
+    Notify,
+}
+
+impl JobKind {
+    /// Every kind.
+    pub const ALL: [Self; 2] = [Self::Deliver, Self::Notify];
+
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deliver => "deliver",
+            Self::Notify => "notify",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// How often and how patiently a job of this kind is retried.
+    pub fn retry_policy(self) -> RetryPolicy {
+        match self {
+            // A target that is down for a while (a reload failing, a server restarting) is
+            // retried for about a day: 30 s, 1 min, 2 min, ... capped at 1 h between attempts.
+            Self::Deliver => RetryPolicy {
+                max_attempts: 30,
+                base: Duration::from_secs(30),
+                cap: Duration::from_secs(3600),
+            },
+            // A receiver that is down is retried for a few hours: 10 s, 20 s, ... capped at 30 min.
+            Self::Notify => RetryPolicy {
+                max_attempts: 12,
+                base: Duration::from_secs(10),
+                cap: Duration::from_secs(1800),
+            },
+        }
+    }
+}
+
+/// Whether an attempt of `job` that failed (`transient` or not) is its last: the one rule the
+/// runner retries by, and handlers use to act when a job is given up.
+pub fn is_last_attempt(job: &scm_store::JobRecord, transient: bool) -> bool {
+    !transient || job.attempts >= job.max_attempts
+}
+
+/// Exponential backoff with jitter and an attempt limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts (claims) before the job fails for good.
+    pub max_attempts: u32,
+    /// Delay after the first failed attempt.
+    pub base: Duration,
+    /// Longest delay between attempts.
+    pub cap: Duration,
+}
+
+impl RetryPolicy {
+    /// The delay before the attempt after attempt number `attempt` (1-based) failed:
+    /// `min(cap, base * 2^(attempt-1))`, of which the upper half is jittered by `jitter` (0..1),
+    /// so that many jobs failing together do not retry together ("equal jitter").
+    pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
+        let exp = attempt.saturating_sub(1).min(30);
+        let full = self
+            .base
+            .saturating_mul(1u32 << exp)
+            .min(self.cap)
+            .max(Duration::from_millis(1));
+        let half = full / 2;
+        half + half.mul_f64(jitter.clamp(0.0, 1.0))
+    }
+}
+
+/// How one attempt of a job ended, as its handler decides.
+#[derive(Debug)]
+pub enum Attempt {
+    /// It worked; the job is done.
+    Done {
+        /// Changes to the store that are part of the work, recorded with the job's end.
+        effects: Vec<JobEffect>,
+    },
+    /// It did not work.
+    Failed {
+        /// Why, safe to show to the account.
+        message: String,
+        /// Whether a later attempt may succeed (then the job is retried, within its policy).
+        transient: bool,
+        /// Changes to the store that are part of this attempt (e.g. the failed push record).
+        effects: Vec<JobEffect>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base: Duration::from_secs(30),
+            cap: Duration::from_secs(3600),
+        };
+        assert_eq!(p.delay(1, 1.0), Duration::from_secs(30));
+        assert_eq!(p.delay(1, 0.0), Duration::from_secs(15));
+        assert_eq!(p.delay(2, 1.0), Duration::from_secs(60));
+        assert_eq!(p.delay(3, 0.5), Duration::from_secs(90));
+        assert_eq!(p.delay(8, 1.0), Duration::from_secs(3600), "capped");
+        assert_eq!(p.delay(60, 1.0), Duration::from_secs(3600), "no overflow");
+        for attempt in 1..20 {
+            let d = p.delay(attempt, 0.37);
+            assert!(d >= p.delay(attempt, 0.0) && d <= p.delay(attempt, 1.0));
+        }
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in JobKind::ALL {
+            assert_eq!(JobKind::parse(k.as_str()), Some(k));
+            assert!(k.retry_policy().max_attempts >= 1);
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Telling people when something fails: the port notifications go through.
+//!
+//! The domain decides what is worth telling (today: a push that failed for good) and hands a
+//! [`Notification`] to every [`Notifier`] configured for the account; how it travels (a webhook
+//! today; mail next) is implemented in `scm-outbound`. Notifications are jobs too, so a webhook
+//! that is down is retried like a push.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use scm_proto::DomainId;
+use serde::{Deserialize, Serialize};
+
+use crate::deploy::DeliveryError;
+
+/// Something that happened to an account's certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A push was given up: every retry failed, or the failure could not pass.
+    PushFailed {
+        /// The certificate.
+        certificate_id: String,
+        /// Service pushed to.
+        service: String,
+        /// Region, if any.
+        region: Option<String>,
+        /// The targets of the push.
+        targets: Vec<String>,
+        /// Why the last attempt failed.
+        error: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+impl Event {
+    /// A short name of the event, for logs and headers.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::PushFailed { .. } => "push_failed",
+        }
+    }
+}
+
+/// An event for one account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// The account the event concerns.
+    pub account: String,
+    /// When it happened (Unix ms).
+    pub at_ms: i64,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// A way of telling an account's people.
+#[async_trait]
+pub trait Notifier: Send + Sync + fmt::Debug {
+    /// Sends one notification. May be called again for the same one after a failure.
+    async fn notify(&self, n: &Notification) -> Result<(), DeliveryError>;
+}
+
+/// A configured notifier: who it serves and how it sends.
+#[derive(Debug, Clone)]
+pub struct NotifierTarget {
+    /// Unique name.
+    pub name: String,
+    /// The account whose events it receives.
+    pub account: DomainId,
+    /// How it sends.
+    pub notifier: Arc<dyn Notifier>,
+}

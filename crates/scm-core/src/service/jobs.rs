@@ -1,0 +1,187 @@
+//! The job kinds' work: [`Scm`] is the [`JobHandler`] of every [`JobKind`].
+
+use async_trait::async_trait;
+use scm_proto::{CertificateId, DomainId};
+use scm_store::{JobEffect, JobRecord, PushOutcome, PushRecord};
+
+use crate::deploy::{DeliveryErrorKind, Material, PushTarget};
+use crate::issuance;
+use crate::jobs::{Attempt, JobHandler, JobKind};
+use crate::notify::Notification;
+
+use super::Scm;
+use super::notifications::NotifyJob;
+use super::push::DeliverJob;
+
+#[async_trait]
+impl JobHandler for Scm {
+    async fn attempt(&self, job: &JobRecord) -> Attempt {
+        match JobKind::parse(&job.kind) {
+            Some(JobKind::Deliver) => match serde_json::from_str::<DeliverJob>(&job.payload) {
+                Ok(d) => self.attempt_delivery(job, &d).await,
+                Err(e) => permanent(format!("unreadable deliver job: {e}")),
+            },
+            Some(JobKind::Notify) => match serde_json::from_str::<NotifyJob>(&job.payload) {
+                Ok(n) => self.attempt_notification(&n).await,
+                Err(e) => permanent(format!("unreadable notify job: {e}")),
+            },
+            None => permanent(format!("unknown job kind {:?}", job.kind)),
+        }
+    }
+}
+
+fn permanent(message: String) -> Attempt {
+    Attempt::Failed {
+        message,
+        transient: false,
+        effects: Vec::new(),
+    }
+}
+
+impl Scm {
+    /// One attempt of a push: deliver to every target of the request, record the attempt in the
+    /// history (with the job's new state, in one transaction), and, when the push is given up,
+    /// queue a notification in the same transaction.
+    async fn attempt_delivery(&self, job: &JobRecord, d: &DeliverJob) -> Attempt {
+        let (Ok(cert_id), Ok(account)) = (
+            CertificateId::try_from(d.certificate_id.as_str()),
+            DomainId::try_from(d.account.as_str()),
+        ) else {
+            return permanent("deliver job names a malformed certificate or account".into());
+        };
+        // The certificate as it is now (it may have changed since the push was asked for).
+        let cert = match self.store.certificate(&cert_id).await {
+            Ok(Some(c)) if c.domain_id == account => c,
+            Ok(_) => return permanent(format!("certificate {cert_id} no longer exists")),
+            Err(e) => {
+                return Attempt::Failed {
+                    message: "the store is unavailable".into(),
+                    transient: true,
+                    effects: Vec::new(),
+                }
+                .logged(&e);
+            }
+        };
+        let material = match &cert.issued {
+            Some(issued) if cert.status.is_deployable() => match &issued.private_key_sealed {
+                Some(sealed) => match self.open_key(&cert.id, sealed) {
+                    Ok(key_pem) => Ok(Material {
+                        fullchain_pem: issuance::full_chain(
+                            &issued.certificate_pem,
+                            &issued.chain_pem,
+                        ),
+                        key_pem,
+                        certificate_id: cert.id.to_string(),
+                        job: (job.id.0, job.attempts),
+                    }),
+                    Err(e) => {
+                        tracing::error!(cert = %cert.id, error = %e, "cannot open a certificate key for a push");
+                        Err("the certificate's private key cannot be opened".to_owned())
+                    }
+                },
+                None => Err("OpenSCM does not hold the private key of this certificate (it was issued from your CSR)".to_owned()),
+            },
+            _ => Err(format!("the certificate is {} and cannot be pushed", cert.status)),
+        };
+        let mut failures: Vec<(String, DeliveryErrorKind)> = Vec::new();
+        let mut details = Vec::new();
+        for name in &d.targets {
+            let target: Option<&PushTarget> =
+                self.config.push_targets.iter().find(|t| &t.name == name);
+            let outcome = match (&material, target) {
+                (_, None) => Err((
+                    format!("target {name}: no longer configured"),
+                    DeliveryErrorKind::Misconfigured,
+                )),
+                (Err(why), Some(_)) => Err((
+                    format!("target {name}: {why}"),
+                    DeliveryErrorKind::Permanent,
+                )),
+                (Ok(m), Some(t)) => t
+                    .deployer
+                    .deliver(m)
+                    .await
+                    .map_err(|e| (format!("target {name}: {}", e.message), e.kind)),
+            };
+            match outcome {
+                Ok(()) => details.push(format!("{name}: ok")),
+                Err((message, kind)) => {
+                    details.push(message.clone());
+                    failures.push((message, kind));
+                }
+            }
+        }
+        let record = PushRecord {
+            cert_id: cert.id.clone(),
+            domain_id: account.clone(),
+            pushed_ms: self.clock.now_ms(),
+            service: d.service.clone(),
+            region: d.region.clone(),
+            outcome: if failures.is_empty() {
+                PushOutcome::Success
+            } else {
+                PushOutcome::Failure
+            },
+            detail: details.join("; "),
+            targets: d.targets.join(";"),
+        };
+        self.cache.forget_certificate(&cert.id);
+        if failures.is_empty() {
+            tracing::info!(cert = %cert.id, service = %d.service, targets = %record.targets, "certificate pushed");
+            return Attempt::Done {
+                effects: vec![JobEffect::RecordPush(record)],
+            };
+        }
+        // Worth another attempt only if every failure may pass.
+        let transient = failures.iter().all(|(_, k)| k.is_transient());
+        let message = failures
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut effects = vec![JobEffect::RecordPush(record)];
+        if crate::jobs::is_last_attempt(job, transient) {
+            effects.extend(self.push_failed_notifications(
+                &account,
+                &cert.id,
+                d,
+                &message,
+                job.attempts,
+            ));
+        }
+        Attempt::Failed {
+            message,
+            transient,
+            effects,
+        }
+    }
+
+    /// Sends one notification through every notifier of its account.
+    async fn attempt_notification(&self, n: &NotifyJob) -> Attempt {
+        let Some(target) = self.config.notifiers.iter().find(|t| t.name == n.notifier) else {
+            return permanent(format!("notifier {}: no longer configured", n.notifier));
+        };
+        let note: &Notification = &n.notification;
+        match target.notifier.notify(note).await {
+            Ok(()) => {
+                tracing::info!(notifier = %target.name, event = note.event.name(), "notification sent");
+                Attempt::Done {
+                    effects: Vec::new(),
+                }
+            }
+            Err(e) => Attempt::Failed {
+                message: format!("notifier {}: {}", target.name, e.message),
+                transient: e.kind.is_transient(),
+                effects: Vec::new(),
+            },
+        }
+    }
+}
+
+impl Attempt {
+    /// Logs the internal cause of a failure whose message hides it.
+    fn logged(self, cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "job attempt failed");
+        self
+    }
+}

@@ -1,0 +1,77 @@
+//! Notifications: an event worth telling becomes one `notify` job per notifier of the account,
+//! queued in the same transaction as the outcome that caused it.
+
+use scm_proto::{CertificateId, DomainId};
+use scm_store::{JobEffect, NewJob};
+use serde::{Deserialize, Serialize};
+
+use crate::jobs::JobKind;
+use crate::notify::{Event, Notification};
+
+use super::Scm;
+use super::push::DeliverJob;
+
+/// The input of a `notify` job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NotifyJob {
+    /// Name of the notifier to send through.
+    pub notifier: String,
+    /// What to send.
+    pub notification: Notification,
+}
+
+impl Scm {
+    /// The jobs that tell `account` that a push was given up.
+    pub(super) fn push_failed_notifications(
+        &self,
+        account: &DomainId,
+        cert: &CertificateId,
+        d: &DeliverJob,
+        error: &str,
+        attempts: u32,
+    ) -> Vec<JobEffect> {
+        let now = self.clock.now_ms();
+        let notification = Notification {
+            account: account.to_string(),
+            at_ms: now,
+            event: Event::PushFailed {
+                certificate_id: cert.to_string(),
+                service: d.service.clone(),
+                region: d.region.clone(),
+                targets: d.targets.clone(),
+                error: error.to_owned(),
+                attempts,
+            },
+        };
+        self.notify_jobs(account, &notification, now)
+    }
+
+    fn notify_jobs(&self, account: &DomainId, n: &Notification, now: i64) -> Vec<JobEffect> {
+        let kind = JobKind::Notify;
+        self.config
+            .notifiers
+            .iter()
+            .filter(|t| &t.account == account)
+            .filter_map(|t| {
+                let payload = NotifyJob {
+                    notifier: t.name.clone(),
+                    notification: n.clone(),
+                };
+                match serde_json::to_string(&payload) {
+                    Ok(payload) => Some(JobEffect::Enqueue(NewJob {
+                        kind: kind.as_str().into(),
+                        payload,
+                        dedupe_key: None,
+                        due_ms: now,
+                        max_attempts: kind.retry_policy().max_attempts,
+                        created_ms: now,
+                    })),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot encode a notification");
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,482 @@
+//! The `nginx` target: write the chain and key next to their final paths, rename them into place
+//! (atomic on one filesystem), optionally test, then reload. If anything fails the previous files
+//! are put back, so the server keeps what it was serving.
+//!
+//! The commands run without a shell, with `OPENSCM_CERTIFICATE_ID`, `OPENSCM_JOB_ID`,
+//! `OPENSCM_ATTEMPT` and `OPENSCM_TARGET` in their environment (for scripts that log or notify).
+//!
+//! How failures are classified for the job runner:
+//! - the files cannot be written, or a command cannot start: **misconfigured** (an operator must
+//!   fix a path, a permission or a program name);
+//! - the test command (`nginx -t`) refuses: **permanent** (this material is refused as it is);
+//! - the reload command fails or a command times out, or another delivery holds the target:
+//!   **transient** (a server that is restarting, busy or slow): retried with backoff.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use scm_core::deploy::{DeliveryError, Deployer, Material};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::fsutil::{self, FileError, LockError};
+
+/// An nginx target as written in the config file (`kind = "nginx"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NginxConfig {
+    /// Unique name, shown in errors, logs and the push history.
+    pub name: String,
+    /// Account (32-hex domain id) whose certificates may be pushed here.
+    pub account: String,
+    /// `CDN`, `WAF`, `ELB` or `Enhance_ELB`.
+    pub service: String,
+    /// Region name a push must name (ignored for CDN).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Where the full chain (leaf + intermediates) is written.
+    pub cert_path: PathBuf,
+    /// Where the private key is written (mode 0600).
+    pub key_path: PathBuf,
+    /// Run after writing the files and before reloading (e.g. `nginx -t`).
+    #[serde(default)]
+    pub test_command: Option<Vec<String>>,
+    /// Makes the server load the new files (e.g. `nginx -s reload`).
+    pub reload_command: Vec<String>,
+    /// Seconds each command may run, and a delivery may wait for another to finish (default 30).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+/// Delivers to one nginx.
+#[derive(Debug)]
+pub struct NginxDeployer {
+    name: String,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    test_command: Option<Vec<String>>,
+    reload_command: Vec<String>,
+    timeout: Duration,
+    /// Deliveries of this process to this target, one at a time (the lock file orders them
+    /// across processes).
+    local: tokio::sync::Mutex<()>,
+}
+
+impl NginxDeployer {
+    /// Checks a configured target; the error names the key at fault.
+    pub fn new(c: &NginxConfig) -> Result<Self, String> {
+        if !c.cert_path.is_absolute() || !c.key_path.is_absolute() {
+            return Err("cert_path and key_path must be absolute paths".into());
+        }
+        if c.cert_path == c.key_path {
+            return Err("key_path must differ from cert_path (nginx reads two files)".into());
+        }
+        if c.reload_command.is_empty() {
+            return Err("reload_command must name a program".into());
+        }
+        Ok(Self {
+            name: c.name.clone(),
+            cert_path: c.cert_path.clone(),
+            key_path: c.key_path.clone(),
+            test_command: c.test_command.clone().filter(|v| !v.is_empty()),
+            reload_command: c.reload_command.clone(),
+            timeout: Duration::from_secs(c.timeout_seconds.unwrap_or(30).clamp(1, 3600)),
+            local: tokio::sync::Mutex::new(()),
+        })
+    }
+}
+
+/// A file's previous content, to restore on failure (key material: wiped on drop).
+struct Backup {
+    path: PathBuf,
+    content: Option<Zeroizing<Vec<u8>>>,
+    mode: u32,
+}
+
+fn file_failure(e: &FileError) -> DeliveryError {
+    if e.is_misconfiguration() {
+        DeliveryError::misconfigured(e.to_string())
+    } else {
+        DeliveryError::transient(e.to_string())
+    }
+}
+
+#[async_trait]
+impl Deployer for NginxDeployer {
+    async fn deliver(&self, m: &Material) -> Result<(), DeliveryError> {
+        let _local = self.local.lock().await;
+        // Several OpenSCM processes may deliver to one server: hold an exclusive lock on a file
+        // beside the certificate for the whole write-test-reload-restore sequence, so that a
+        // certificate of one push is never paired with the key of another.
+        let _lock = fsutil::lock_beside(&self.cert_path, self.timeout)
+            .await
+            .map_err(|e| match e {
+                LockError::File(f) => file_failure(&f),
+                LockError::Busy(_) => {
+                    DeliveryError::transient("another delivery to this target is in progress")
+                }
+            })?;
+        let backups = [
+            backup(&self.cert_path, 0o644).await?,
+            backup(&self.key_path, 0o600).await?,
+        ];
+        let placed = async {
+            fsutil::write_atomic(&self.cert_path, m.fullchain_pem.as_bytes(), 0o644).await?;
+            fsutil::write_atomic(&self.key_path, m.key_pem.as_bytes(), 0o600).await
+        }
+        .await;
+        if let Err(e) = placed {
+            restore(&backups).await;
+            return Err(file_failure(&e));
+        }
+        let env = [
+            ("OPENSCM_CERTIFICATE_ID", m.certificate_id.clone()),
+            ("OPENSCM_JOB_ID", m.job.0.to_string()),
+            ("OPENSCM_ATTEMPT", m.job.1.to_string()),
+            ("OPENSCM_TARGET", self.name.clone()),
+        ];
+        if let Some(test) = &self.test_command
+            && let Err(failure) = run(test, &env, self.timeout).await
+        {
+            restore(&backups).await;
+            return Err(failure.into_error("test command", true));
+        }
+        if let Err(failure) = run(&self.reload_command, &env, self.timeout).await {
+            restore(&backups).await;
+            // Reload again so a server that did pick up the new files goes back to the old ones.
+            let _ = run(&self.reload_command, &env, self.timeout).await;
+            return Err(failure.into_error("reload command", false));
+        }
+        tracing::debug!(target = %self.name, "delivered to nginx");
+        Ok(())
+    }
+}
+
+async fn backup(path: &Path, default_mode: u32) -> Result<Backup, DeliveryError> {
+    use std::os::unix::fs::PermissionsExt;
+    match tokio::fs::read(path).await {
+        Ok(content) => {
+            let mode = tokio::fs::metadata(path)
+                .await
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(default_mode);
+            Ok(Backup {
+                path: path.to_owned(),
+                content: Some(Zeroizing::new(content)),
+                mode,
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Backup {
+            path: path.to_owned(),
+            content: None,
+            mode: default_mode,
+        }),
+        Err(e) => Err(file_failure(&FileError {
+            action: "cannot read",
+            path: path.to_owned(),
+            source: e,
+        })),
+    }
+}
+
+async fn restore(backups: &[Backup]) {
+    for b in backups {
+        let outcome = match &b.content {
+            Some(c) => fsutil::write_atomic(&b.path, c, b.mode)
+                .await
+                .map_err(|e| e.to_string()),
+            None => tokio::fs::remove_file(&b.path).await.or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e.to_string())
+                }
+            }),
+        };
+        if let Err(e) = outcome {
+            tracing::error!(path = %b.path.display(), error = %e, "could not restore previous file");
+        }
+    }
+}
+
+/// How a command failed.
+enum CommandFailure {
+    /// It could not be started.
+    Start(String),
+    /// It ran past its time limit.
+    Timeout(String),
+    /// It ended unsuccessfully.
+    Exit(String),
+}
+
+impl CommandFailure {
+    /// The delivery error; a failing test command refuses the material (`refuses`), a failing
+    /// reload may pass.
+    fn into_error(self, what: &str, refuses: bool) -> DeliveryError {
+        match self {
+            Self::Start(m) => {
+                DeliveryError::misconfigured(format!("{what} {m}; previous certificate kept"))
+            }
+            Self::Timeout(m) => {
+                DeliveryError::transient(format!("{what} {m}; previous certificate kept"))
+            }
+            Self::Exit(m) if refuses => {
+                DeliveryError::permanent(format!("{what} {m}; previous certificate kept"))
+            }
+            Self::Exit(m) => {
+                DeliveryError::transient(format!("{what} {m}; previous certificate kept"))
+            }
+        }
+    }
+}
+
+/// Runs `argv` (no shell) with a time limit; the error says how it failed, without its output,
+/// which is logged instead.
+async fn run(
+    argv: &[String],
+    env: &[(&str, String)],
+    limit: Duration,
+) -> Result<(), CommandFailure> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(CommandFailure::Start("is empty".into()));
+    };
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            CommandFailure::Start(format!("{program:?} could not start ({})", e.kind()))
+        })?;
+    let out = match tokio::time::timeout(limit, child.wait_with_output()).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => {
+            return Err(CommandFailure::Exit(format!(
+                "{program:?} failed ({})",
+                e.kind()
+            )));
+        }
+        Err(_) => {
+            return Err(CommandFailure::Timeout(format!(
+                "{program:?} timed out after {} s",
+                limit.as_secs()
+            )));
+        }
+    };
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: String = stderr
+        .chars()
+        .rev()
+        .take(2000)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    tracing::warn!(program = %program, status = %out.status, stderr = %tail, "push command failed");
+    Err(CommandFailure::Exit(match out.status.code() {
+        Some(code) => format!("{program:?} exited with status {code}"),
+        None => format!("{program:?} was killed by a signal"),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use scm_core::deploy::DeliveryErrorKind;
+
+    use super::*;
+
+    fn target(d: &Path, reload: &[&str], test: Option<&[&str]>) -> NginxDeployer {
+        NginxDeployer::new(&NginxConfig {
+            name: "t".into(),
+            account: String::new(),
+            service: "ELB".into(),
+            region: None,
+            cert_path: d.join("live.crt"),
+            key_path: d.join("live.key"),
+            test_command: test.map(|t| t.iter().map(|s| s.to_string()).collect()),
+            reload_command: reload.iter().map(|s| s.to_string()).collect(),
+            timeout_seconds: Some(5),
+        })
+        .unwrap()
+    }
+
+    fn material(tag: &str) -> Material {
+        Material {
+            fullchain_pem: format!("chain {tag}"),
+            key_pem: Zeroizing::new(format!("key {tag}")),
+            certificate_id: "scs1700000000000".into(),
+            job: (7, 2),
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_files_with_modes_and_reloads() {
+        let d = tempfile::tempdir().unwrap();
+        let d = d.path();
+        let marker = d.join("reloaded");
+        let script = format!(
+            "echo $OPENSCM_CERTIFICATE_ID $OPENSCM_JOB_ID $OPENSCM_ATTEMPT $OPENSCM_TARGET > {}",
+            marker.display()
+        );
+        let t = target(d, &["sh", "-c", &script], Some(&["true"]));
+        t.deliver(&material("v1")).await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&marker).unwrap(),
+            "scs1700000000000 7 2 t\n",
+            "the commands are told which delivery this is"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("live.crt")).unwrap(),
+            "chain v1"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("live.key")).unwrap(),
+            "key v1"
+        );
+        assert_eq!(
+            std::fs::metadata(d.join("live.key"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        assert!(marker.exists());
+        // No temporary files are left behind (the lock file stays for the next push).
+        assert_eq!(std::fs::read_dir(d).unwrap().count(), 4);
+    }
+
+    #[tokio::test]
+    async fn failures_keep_the_old_files_and_say_whether_to_retry() {
+        let d = tempfile::tempdir().unwrap();
+        let d = d.path();
+        target(d, &["true"], None)
+            .deliver(&material("v1"))
+            .await
+            .unwrap();
+        let e = target(d, &["false"], None)
+            .deliver(&material("v2"))
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("exited with status 1"), "{e}");
+        assert_eq!(
+            e.kind,
+            DeliveryErrorKind::Transient,
+            "a reload may work later"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("live.crt")).unwrap(),
+            "chain v1"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("live.key")).unwrap(),
+            "key v1"
+        );
+        let e = target(d, &["true"], Some(&["false"]))
+            .deliver(&material("v3"))
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("test command"), "{e}");
+        assert_eq!(e.kind, DeliveryErrorKind::Permanent, "the test refused it");
+        assert_eq!(
+            std::fs::read_to_string(d.join("live.key")).unwrap(),
+            "key v1"
+        );
+        let e = target(d, &["/nonexistent/reload"], None)
+            .deliver(&material("v4"))
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("could not start"), "{e}");
+        assert_eq!(e.kind, DeliveryErrorKind::Misconfigured);
+        assert_eq!(std::fs::read_dir(d).unwrap().count(), 3);
+        let mut unwritable = target(d, &["true"], None);
+        unwritable.cert_path = d.join("no-such-dir/live.crt");
+        let e = unwritable.deliver(&material("v5")).await.unwrap_err();
+        assert_eq!(e.kind, DeliveryErrorKind::Misconfigured, "{e}");
+    }
+
+    #[tokio::test]
+    async fn first_delivery_failure_leaves_no_files() {
+        let d = tempfile::tempdir().unwrap();
+        let d = d.path();
+        target(d, &["false"], None)
+            .deliver(&material("v1"))
+            .await
+            .unwrap_err();
+        assert!(!d.join("live.crt").exists() && !d.join("live.key").exists());
+        assert_eq!(
+            std::fs::read_dir(d).unwrap().count(),
+            1,
+            "only the lock file"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_deliveries_never_mix_a_certificate_with_another_key() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().to_owned();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            // Separate deployers, as two processes would have: only the file lock orders them.
+            let t = target(&path, &["sh", "-c", "sleep 0.02"], None);
+            tasks.push(tokio::spawn(async move {
+                t.deliver(&material(&format!("v{i}"))).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let cert = std::fs::read_to_string(path.join("live.crt")).unwrap();
+        let key = std::fs::read_to_string(path.join("live.key")).unwrap();
+        assert_eq!(
+            cert.trim_start_matches("chain "),
+            key.trim_start_matches("key "),
+            "a matching pair"
+        );
+    }
+
+    #[tokio::test]
+    async fn slow_commands_time_out_as_transient() {
+        let d = tempfile::tempdir().unwrap();
+        let mut t = target(d.path(), &["sleep", "5"], None);
+        t.timeout = Duration::from_millis(200);
+        let e = t.deliver(&material("v1")).await.unwrap_err();
+        assert!(e.message.contains("timed out"), "{e}");
+        assert_eq!(e.kind, DeliveryErrorKind::Transient);
+    }
+
+    #[test]
+    fn bad_configs_are_named() {
+        let mut c = NginxConfig {
+            name: "t".into(),
+            account: String::new(),
+            service: "ELB".into(),
+            region: None,
+            cert_path: "/etc/nginx/a.crt".into(),
+            key_path: "/etc/nginx/a.crt".into(),
+            test_command: None,
+            reload_command: vec!["nginx".into()],
+            timeout_seconds: None,
+        };
+        assert!(NginxDeployer::new(&c).unwrap_err().contains("key_path"));
+        c.key_path = "relative.key".into();
+        assert!(NginxDeployer::new(&c).unwrap_err().contains("absolute"));
+        c.key_path = "/etc/nginx/a.key".into();
+        c.reload_command.clear();
+        assert!(
+            NginxDeployer::new(&c)
+                .unwrap_err()
+                .contains("reload_command")
+        );
+    }
+}

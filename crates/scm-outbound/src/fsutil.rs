@@ -1,0 +1,227 @@
+//! Files other programs read (certificates for web servers, credentials for operators) are
+//! replaced atomically; deliveries to one file are serialised across processes by a lock file;
+//! secrets given as files are refused when others may read them.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use zeroize::Zeroizing;
+
+/// A file operation that failed, with the path and the OS error kind (no contents).
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {}: {}", path.display(), source.kind())]
+pub struct FileError {
+    /// What was being done (`cannot write`, ...).
+    pub action: &'static str,
+    /// The file.
+    pub path: PathBuf,
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl FileError {
+    fn new(action: &'static str, path: &Path, source: io::Error) -> Self {
+        Self {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// Whether an operator must act (permissions, a missing directory, a read-only or wrong
+    /// file), as opposed to a passing condition (a full disk, an interrupted call).
+    pub fn is_misconfiguration(&self) -> bool {
+        matches!(
+            self.source.kind(),
+            io::ErrorKind::PermissionDenied
+                | io::ErrorKind::NotFound
+                | io::ErrorKind::ReadOnlyFilesystem
+                | io::ErrorKind::IsADirectory
+                | io::ErrorKind::NotADirectory
+                | io::ErrorKind::InvalidInput
+        )
+    }
+}
+
+/// A random suffix for temporary names.
+fn suffix() -> String {
+    let mut b = [0u8; 6];
+    // A failing system generator only makes a name collision (refused by create_new) likelier.
+    let _ = aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Writes `content` to a temporary file beside `path` with `mode`, syncs it, and renames it over
+/// `path`, so a reader sees either the old or the new file, never a partial one.
+pub async fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<(), FileError> {
+    let dir = path.parent().ok_or_else(|| {
+        FileError::new(
+            "no parent directory for",
+            path,
+            io::Error::from(io::ErrorKind::InvalidInput),
+        )
+    })?;
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{file_name}.openscm-{}", suffix()));
+    let result = async {
+        let mut f = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .await
+            .map_err(|e| FileError::new("cannot create a file in", dir, e))?;
+        f.write_all(content)
+            .await
+            .map_err(|e| FileError::new("cannot write", &tmp, e))?;
+        f.sync_all()
+            .await
+            .map_err(|e| FileError::new("cannot sync", &tmp, e))?;
+        // The umask may have narrowed the mode at creation; set it exactly.
+        tokio::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .await
+            .map_err(|e| FileError::new("cannot set the mode of", &tmp, e))?;
+        tokio::fs::rename(&tmp, path)
+            .await
+            .map_err(|e| FileError::new("cannot move into place", path, e))?;
+        if let Ok(d) = tokio::fs::File::open(dir).await {
+            let _ = d.sync_all().await;
+        }
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
+
+/// An exclusive advisory lock on `.<file>.openscm.lock` beside a file, released on drop.
+#[derive(Debug)]
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+/// Why a lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// The lock file cannot be opened.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// Another holder kept it for longer than we could wait.
+    #[error("{} is held by another delivery", .0.display())]
+    Busy(PathBuf),
+}
+
+/// Takes the lock beside `path`, waiting up to `wait` for another holder (another OpenSCM
+/// process delivering to the same server) to let go. Polls instead of blocking a thread, so a
+/// slow peer cannot starve the blocking pool that key generation also uses.
+pub async fn lock_beside(path: &Path, wait: Duration) -> Result<FileLock, LockError> {
+    let dir = path.parent().ok_or_else(|| {
+        FileError::new(
+            "no parent directory for",
+            path,
+            io::Error::from(io::ErrorKind::InvalidInput),
+        )
+    })?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let lock_path = dir.join(format!(".{name}.openscm.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| FileError::new("cannot open the lock file", &lock_path, e))?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(FileLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(LockError::Busy(lock_path));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(FileError::new("cannot lock", &lock_path, e).into());
+            }
+        }
+    }
+}
+
+/// Reads a secret from a file, refusing one that group or others may read (the error says to
+/// `chmod 600` it). Surrounding whitespace (a trailing newline) is dropped.
+pub fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, FileError> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let mut file = std::fs::File::open(path).map_err(|e| FileError::new("cannot open", path, e))?;
+    // The mode of the handle we read, not of whatever the path names a moment later.
+    let mode = file
+        .metadata()
+        .map_err(|e| FileError::new("cannot stat", path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(FileError::new(
+            "group or others may read (run `chmod 600` on it)",
+            path,
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        ));
+    }
+    let mut text = Zeroizing::new(String::with_capacity(256));
+    file.read_to_string(&mut text)
+        .map_err(|e| FileError::new("cannot read", path, e))?;
+    let trimmed = Zeroizing::new(text.trim().to_owned());
+    Ok(trimmed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn atomic_writes_set_the_mode_and_leave_nothing_behind() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("site.key");
+        write_atomic(&p, b"one", 0o600).await.unwrap();
+        write_atomic(&p, b"two", 0o600).await.unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+        let e = write_atomic(&d.path().join("missing/x"), b"x", 0o600)
+            .await
+            .unwrap_err();
+        assert!(e.is_misconfiguration(), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_held_lock_makes_others_wait_then_give_up() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("site.crt");
+        let held = lock_beside(&p, Duration::from_secs(1)).await.unwrap();
+        let busy = lock_beside(&p, Duration::from_millis(100)).await;
+        assert!(matches!(busy, Err(LockError::Busy(_))), "{busy:?}");
+        drop(held);
+        lock_beside(&p, Duration::from_millis(100)).await.unwrap();
+    }
+
+    #[test]
+    fn secret_files_must_be_private() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s");
+        std::fs::write(&p, "hunter2\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_secret_file(&p).unwrap_err();
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_secret_file(&p).unwrap().as_str(), "hunter2");
+    }
+}

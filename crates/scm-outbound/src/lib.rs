@@ -1,0 +1,23 @@
+//! Every connection OpenSCM opens: outbound HTTP now; push targets, notifiers, ACME and DNS
+//! adapters live here too.
+//!
+//! A certificate manager is handed URLs by its users (webhook targets, notification endpoints,
+//! ACME directories). Each of them is a way to make the server reach somewhere the operator never
+//! meant it to reach: the cloud metadata service, a database on the loopback interface, an admin
+//! panel on the private network. Keeping every outbound connection in this one crate means there
+//! is one place that decides where OpenSCM may go, and one place to audit.
+//!
+//! - [`http`]: the one outbound HTTP client ([`http::OutboundHttp`]), guarded by the operator's
+//!   [`http::EgressPolicy`];
+//! - [`deploy`]: push targets (nginx), the domain's `Deployer`s, with their configuration;
+//! - [`notify`]: notifiers (webhooks), the domain's `Notifier`s, with their configuration;
+//! - [`fsutil`]: atomic file replacement, lock files, secret files.
+//!
+//! Each adapter implements a port of `scm-core` and owns the serde struct of its configuration;
+//! the binary's config aggregates them.
+#![deny(missing_docs)]
+
+pub mod deploy;
+pub mod fsutil;
+pub mod http;
+pub mod notify;

@@ -1,0 +1,577 @@
+//! [`Certificates`]: orders, certificates, applications, and issuance with group commit.
+
+use async_trait::async_trait;
+use scm_proto::{
+    Brand, CertType, CertificateId, CertificateStatus, DomainId, DomainType, OrderId,
+    PrimaryDomainType, ProjectId,
+};
+
+use crate::pool::{BUMP, Pool, conflict_or, corrupt, db_run};
+use crate::records::{
+    ApplicationRecord, CertificateRecord, IssuedRecord, ListQuery, NewCertificate, OrderRecord,
+    Product, SortKey,
+};
+use crate::{Certificates, Result, SqlStore, StoreError, dialect};
+
+macro_rules! select_certificates {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, domain_id, project_id, order_id, name, status, brand, cert_type, domain_type, \
+             effective_time, domain_numbers, primary_domain_type, single_domain_number, \
+             wildcard_domain_number, enterprise_project_id, description, tags, domain, sans, \
+             application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, \
+             private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, \
+             not_before_ms, not_after_ms, created_ms, updated_ms FROM certificates ",
+            $tail
+        )
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct CertificateRow {
+    #[sqlx(try_from = "String")]
+    id: CertificateId,
+    #[sqlx(try_from = "String")]
+    domain_id: DomainId,
+    #[sqlx(try_from = "String")]
+    project_id: ProjectId,
+    #[sqlx(try_from = "String")]
+    order_id: OrderId,
+    name: String,
+    status: String,
+    brand: String,
+    cert_type: String,
+    domain_type: String,
+    effective_time: i64,
+    domain_numbers: i64,
+    primary_domain_type: Option<String>,
+    single_domain_number: Option<i64>,
+    wildcard_domain_number: Option<i64>,
+    enterprise_project_id: String,
+    description: String,
+    tags: String,
+    domain: Option<String>,
+    sans: Option<String>,
+    application: Option<String>,
+    csr_pem: Option<String>,
+    validation_method: Option<String>,
+    key_algorithm: Option<String>,
+    certificate_pem: Option<String>,
+    chain_pem: Option<String>,
+    private_key_sealed: Option<Vec<u8>>,
+    serial_hex: Option<String>,
+    fingerprint: Option<String>,
+    signature_algorithm: Option<String>,
+    issued_ms: Option<i64>,
+    not_before_ms: Option<i64>,
+    not_after_ms: Option<i64>,
+    created_ms: i64,
+    updated_ms: i64,
+}
+
+fn parsed<T>(v: Option<T>, what: &str) -> Result<T> {
+    v.ok_or_else(|| corrupt(what))
+}
+
+impl TryFrom<CertificateRow> for CertificateRecord {
+    type Error = StoreError;
+
+    fn try_from(r: CertificateRow) -> Result<Self> {
+        let application = match r.domain {
+            Some(domain) => Some(ApplicationRecord {
+                domain,
+                sans: r.sans.unwrap_or_default(),
+                form_json: r.application.unwrap_or_default(),
+                csr_pem: r.csr_pem,
+                validation_method: r.validation_method,
+                key_algorithm: r.key_algorithm,
+            }),
+            None => None,
+        };
+        // An issued row has every issued column; a missing one is corruption, not a default.
+        let issued = match r.certificate_pem {
+            Some(certificate_pem) => Some(IssuedRecord {
+                certificate_pem,
+                chain_pem: parsed(r.chain_pem, "certificates.chain_pem")?,
+                private_key_sealed: r.private_key_sealed,
+                serial_hex: parsed(r.serial_hex, "certificates.serial_hex")?,
+                fingerprint: parsed(r.fingerprint, "certificates.fingerprint")?,
+                signature_algorithm: parsed(
+                    r.signature_algorithm,
+                    "certificates.signature_algorithm",
+                )?,
+                issued_ms: parsed(r.issued_ms, "certificates.issued_ms")?,
+                not_before_ms: parsed(r.not_before_ms, "certificates.not_before_ms")?,
+                not_after_ms: parsed(r.not_after_ms, "certificates.not_after_ms")?,
+            }),
+            None => None,
+        };
+        let primary_domain_type = match r.primary_domain_type.as_deref() {
+            Some(t) => Some(parsed(
+                PrimaryDomainType::parse(t),
+                "certificates.primary_domain_type",
+            )?),
+            None => None,
+        };
+        Ok(Self {
+            id: r.id,
+            domain_id: r.domain_id,
+            project_id: r.project_id,
+            order_id: r.order_id,
+            name: r.name,
+            status: r
+                .status
+                .parse::<CertificateStatus>()
+                .map_err(|()| corrupt("certificates.status"))?,
+            product: Product {
+                brand: parsed(Brand::parse(&r.brand), "certificates.brand")?,
+                cert_type: parsed(CertType::parse(&r.cert_type), "certificates.cert_type")?,
+                domain_type: parsed(
+                    DomainType::parse(&r.domain_type),
+                    "certificates.domain_type",
+                )?,
+                effective_time: r.effective_time,
+                domain_numbers: r.domain_numbers,
+                primary_domain_type,
+                single_domain_number: r.single_domain_number,
+                wildcard_domain_number: r.wildcard_domain_number,
+                enterprise_project_id: r.enterprise_project_id,
+            },
+            description: r.description,
+            tags_json: r.tags,
+            application,
+            issued,
+            created_ms: r.created_ms,
+            updated_ms: r.updated_ms,
+        })
+    }
+}
+
+/// Escapes `LIKE` wildcards so the keyword matches literally (with `ESCAPE '\'`).
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Statuses whose certificates can be exported and pushed: the SQL form of
+/// [`CertificateStatus::is_deployable`] (a test pins the two together).
+macro_rules! deployable_sql {
+    () => {
+        "status IN ('ISSUED', 'UPLOAD')"
+    };
+}
+#[cfg(test)]
+pub(crate) const DEPLOYABLE_SQL: &str = deployable_sql!();
+
+/// The list filter; `$1` account, `$2` status, `$3` lower-cased `%keyword%`, `$4` enterprise
+/// project, `$5` expired-after, `$6` deployable only. The keyword is matched case-insensitively on both backends:
+/// `lower()` of the column against a keyword lower-cased here (SQLite's `lower` folds ASCII only,
+/// which covers DNS names and the names OpenSCM gives certificates).
+macro_rules! list_filter {
+    () => {
+        concat!(
+            "domain_id = $1 AND ($2 IS NULL OR status = $2) \
+             AND ($3 IS NULL OR lower(name) LIKE $3 ESCAPE '\\' OR lower(domain) LIKE $3 ESCAPE '\\') \
+             AND ($4 IS NULL OR enterprise_project_id = $4) \
+             AND ($5 IS NULL OR not_after_ms IS NULL OR not_after_ms >= $5) \
+             AND ($6 = 0 OR ",
+            deployable_sql!(),
+            ")"
+        )
+    };
+}
+
+/// One page query per sort key and direction: only fixed text is spliced into SQL.
+macro_rules! list_page {
+    ($($key:ident, $dir:literal => $order:literal;)*) => {
+        fn page_sql(key: SortKey, ascending: bool) -> &'static str {
+            match (key, ascending) {
+                $((SortKey::$key, $dir) => concat!(
+                    select_certificates!("WHERE "), list_filter!(), " ORDER BY ", $order,
+                    " LIMIT $7 OFFSET $8"
+                ),)*
+            }
+        }
+    };
+}
+
+list_page! {
+    ExpiredTime, true => "not_after_ms ASC, id ASC";
+    ExpiredTime, false => "not_after_ms DESC, id DESC";
+    Status, true => "status ASC, id ASC";
+    Status, false => "status DESC, id DESC";
+    UpdateTime, true => "updated_ms ASC, id ASC";
+    UpdateTime, false => "updated_ms DESC, id DESC";
+}
+
+#[async_trait]
+impl Certificates for SqlStore {
+    async fn create_order(
+        &self,
+        order: &OrderRecord,
+        template: &NewCertificate,
+        count: u32,
+        now_ms: i64,
+    ) -> Result<Vec<CertificateId>> {
+        let n = i64::from(count);
+        let p = &order.product;
+        db_run!(&self.pool, |pool| {
+            let mut tx = pool.begin().await?;
+            // Write first, so that SQLite takes its write lock at once (a read-then-write
+            // transaction can fail to upgrade under contention). The allocator hands out `n`
+            // consecutive milliseconds above both the last id and now, so ids stay unique across
+            // processes even when 100 certificates are bought in one millisecond.
+            let last: i64 = sqlx::query_scalar(dialect::of(pool).alloc_certificate_ids)
+                .bind(n)
+                .bind(now_ms + n - 1)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO orders (order_id, domain_id, project_id, brand, cert_type, domain_type, \
+                 effective_time, domain_numbers, order_number, primary_domain_type, single_domain_number, \
+                 wildcard_domain_number, enterprise_project_id, tags, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(order.order_id.as_str())
+            .bind(order.domain_id.as_str())
+            .bind(order.project_id.as_str())
+            .bind(p.brand.as_str())
+            .bind(p.cert_type.as_str())
+            .bind(p.domain_type.as_str())
+            .bind(p.effective_time)
+            .bind(p.domain_numbers)
+            .bind(order.order_number)
+            .bind(p.primary_domain_type.map(PrimaryDomainType::as_str))
+            .bind(p.single_domain_number)
+            .bind(p.wildcard_domain_number)
+            .bind(p.enterprise_project_id.as_str())
+            .bind(order.tags_json.as_str())
+            .bind(order.created_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_or)?;
+            let mut ids = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+            for ms in (last - n + 1)..=last {
+                let id = u64::try_from(ms)
+                    .ok()
+                    .and_then(CertificateId::from_millis)
+                    .ok_or_else(|| corrupt("id_alloc.last_ms"))?;
+                sqlx::query(
+                    "INSERT INTO certificates (id, domain_id, project_id, order_id, name, status, brand, \
+                     cert_type, domain_type, effective_time, domain_numbers, primary_domain_type, \
+                     single_domain_number, wildcard_domain_number, enterprise_project_id, description, \
+                     tags, created_ms, updated_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                     $18, $18)",
+                )
+                .bind(id.as_str())
+                .bind(order.domain_id.as_str())
+                .bind(order.project_id.as_str())
+                .bind(order.order_id.as_str())
+                .bind(format!("{}-{}", template.name, id.as_str()))
+                .bind(template.status.as_str())
+                .bind(p.brand.as_str())
+                .bind(p.cert_type.as_str())
+                .bind(p.domain_type.as_str())
+                .bind(p.effective_time)
+                .bind(p.domain_numbers)
+                .bind(p.primary_domain_type.map(PrimaryDomainType::as_str))
+                .bind(p.single_domain_number)
+                .bind(p.wildcard_domain_number)
+                .bind(p.enterprise_project_id.as_str())
+                .bind(template.description.as_str())
+                .bind(order.tags_json.as_str())
+                .bind(order.created_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict_or)?;
+                ids.push(id);
+            }
+            tx.commit().await?;
+            Ok(ids)
+        })
+    }
+
+    async fn certificate(&self, id: &CertificateId) -> Result<Option<CertificateRecord>> {
+        let row: Option<CertificateRow> = db_run!(&self.pool, |p| {
+            sqlx::query_as(select_certificates!("WHERE id = $1"))
+                .bind(id.as_str())
+                .fetch_optional(p)
+                .await?
+        });
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn list_certificates(
+        &self,
+        account: &DomainId,
+        q: &ListQuery,
+    ) -> Result<(Vec<CertificateRecord>, u64)> {
+        let status = q.status.map(CertificateStatus::as_str);
+        let content = q
+            .content
+            .as_ref()
+            .map(|c| format!("%{}%", escape_like(&c.to_lowercase())));
+        let deployable = i64::from(q.deploy_support);
+        let (total, rows): (i64, Vec<CertificateRow>) = db_run!(&self.pool, |p| {
+            let total: i64 = sqlx::query_scalar(concat!(
+                "SELECT COUNT(*) FROM certificates WHERE ",
+                list_filter!()
+            ))
+            .bind(account.as_str())
+            .bind(status)
+            .bind(content.as_deref())
+            .bind(q.enterprise_project_id.as_deref())
+            .bind(q.expired_after_ms)
+            .bind(deployable)
+            .fetch_one(p)
+            .await?;
+            let rows = sqlx::query_as(page_sql(q.sort_key, q.ascending))
+                .bind(account.as_str())
+                .bind(status)
+                .bind(content.as_deref())
+                .bind(q.enterprise_project_id.as_deref())
+                .bind(q.expired_after_ms)
+                .bind(deployable)
+                .bind(i64::from(q.limit))
+                .bind(i64::from(q.offset))
+                .fetch_all(p)
+                .await?;
+            (total, rows)
+        });
+        let certs = rows
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((certs, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn save_application(
+        &self,
+        id: &CertificateId,
+        expect: CertificateStatus,
+        app: &ApplicationRecord,
+        now_ms: i64,
+    ) -> Result<bool> {
+        db_run!(&self.pool, |p| {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query(
+                "UPDATE certificates SET domain = $1, sans = $2, application = $3, csr_pem = $4, \
+                 validation_method = $5, key_algorithm = $6, updated_ms = $7 WHERE id = $8 AND status = $9",
+            )
+            .bind(app.domain.as_str())
+            .bind(app.sans.as_str())
+            .bind(app.form_json.as_str())
+            .bind(app.csr_pem.as_deref())
+            .bind(app.validation_method.as_deref())
+            .bind(app.key_algorithm.as_deref())
+            .bind(now_ms)
+            .bind(id.as_str())
+            .bind(expect.as_str())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(BUMP).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    async fn mark_issued(
+        &self,
+        id: &CertificateId,
+        expect: CertificateStatus,
+        app: &ApplicationRecord,
+        issued: &IssuedRecord,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let job = IssueJob {
+            id: id.clone(),
+            expect,
+            app: app.clone(),
+            issued: issued.clone(),
+            now_ms,
+        };
+        self.issue_writer.submit(job).await
+    }
+}
+
+/// One issuance to record: the conditional `expect -> ISSUED` update.
+struct IssueJob {
+    id: CertificateId,
+    expect: CertificateStatus,
+    app: ApplicationRecord,
+    issued: IssuedRecord,
+    now_ms: i64,
+}
+
+/// Runs the conditional update of `$job` in transaction `$tx`; evaluates to `Result<bool>`.
+macro_rules! execute_issue {
+    ($tx:expr, $job:expr) => {{
+        let job: &IssueJob = $job;
+        let i = &job.issued;
+        sqlx::query(
+            "UPDATE certificates SET domain = $1, sans = $2, application = $3, csr_pem = $4, \
+             validation_method = $5, key_algorithm = $6, certificate_pem = $7, chain_pem = $8, \
+             private_key_sealed = $9, serial_hex = $10, fingerprint = $11, signature_algorithm = $12, \
+             issued_ms = $13, not_before_ms = $14, not_after_ms = $15, status = 'ISSUED', \
+             updated_ms = $16 WHERE id = $17 AND status = $18",
+        )
+        .bind(job.app.domain.as_str())
+        .bind(job.app.sans.as_str())
+        .bind(job.app.form_json.as_str())
+        .bind(job.app.csr_pem.as_deref())
+        .bind(job.app.validation_method.as_deref())
+        .bind(job.app.key_algorithm.as_deref())
+        .bind(i.certificate_pem.as_str())
+        .bind(i.chain_pem.as_str())
+        .bind(i.private_key_sealed.as_deref())
+        .bind(i.serial_hex.as_str())
+        .bind(i.fingerprint.as_str())
+        .bind(i.signature_algorithm.as_str())
+        .bind(i.issued_ms)
+        .bind(i.not_before_ms)
+        .bind(i.not_after_ms)
+        .bind(job.now_ms)
+        .bind(job.id.as_str())
+        .bind(job.expect.as_str())
+        .execute($tx)
+        .await
+        .map(|done| done.rows_affected() == 1)
+    }};
+}
+
+type IssueReply = tokio::sync::oneshot::Sender<Result<bool>>;
+
+enum Message {
+    Issue(Box<IssueJob>, IssueReply),
+    /// Finish what was queued before, then stop.
+    Close(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Group commit: every commit is a durable flush, and writers queue for one lock anyway (SQLite's
+/// write lock, PostgreSQL's revision row), so issuances that arrive while a commit is being
+/// flushed are recorded together in the next transaction. Each is still its own conditional
+/// update with its own answer, and no caller hears "done" before the transaction holding its row
+/// is durable.
+///
+/// The writer cannot be killed by one bad batch: each batch is committed in its own task, so a
+/// panic fails that batch only; and a batch whose transaction fails is retried one issuance per
+/// transaction, so one failing issuance never fails the others.
+#[derive(Clone)]
+pub(crate) struct IssueWriter {
+    queue: tokio::sync::mpsc::Sender<Message>,
+}
+
+/// Most issuances per transaction.
+const MAX_BATCH: usize = 256;
+
+fn stopped() -> StoreError {
+    StoreError::Batch("the issuance writer has stopped (the store is closing)".into())
+}
+
+impl IssueWriter {
+    pub(crate) fn spawn(pool: Pool) -> Self {
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<Message>(4 * MAX_BATCH);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = Vec::new();
+                let mut close = None;
+                let mut next = Some(first);
+                while let Some(message) = next.take() {
+                    match message {
+                        Message::Issue(job, reply) => batch.push((*job, reply)),
+                        Message::Close(ack) => {
+                            close = Some(ack);
+                            break;
+                        }
+                    }
+                    if batch.len() < MAX_BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if !batch.is_empty() {
+                    let pool = pool.clone();
+                    let (jobs, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                    let committed = tokio::spawn(async move { commit_all(&pool, jobs).await });
+                    match committed.await {
+                        Ok(results) => {
+                            for (reply, result) in replies.into_iter().zip(results) {
+                                let _ = reply.send(result);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "issuance batch task failed; the writer goes on");
+                            for reply in replies {
+                                let _ = reply.send(Err(StoreError::Batch(
+                                    "the issuance batch failed".into(),
+                                )));
+                            }
+                        }
+                    }
+                }
+                if let Some(ack) = close {
+                    let _ = ack.send(());
+                    return;
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    async fn submit(&self, job: IssueJob) -> Result<bool> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue
+            .send(Message::Issue(Box::new(job), reply))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Waits until everything submitted before is committed, then stops the writer.
+    pub(crate) async fn close(&self) {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        if self.queue.send(Message::Close(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// Commits `jobs` in one transaction; if that fails, each in its own, so that one failing
+/// issuance fails only itself.
+async fn commit_all(pool: &Pool, jobs: Vec<IssueJob>) -> Vec<Result<bool>> {
+    match commit_batch(pool, &jobs).await {
+        Ok(results) => results.into_iter().map(Ok).collect(),
+        Err(e) if jobs.len() == 1 => vec![Err(e)],
+        Err(e) => {
+            tracing::warn!(error = %e, n = jobs.len(), "grouped issuance failed; retrying one by one");
+            let mut out = Vec::with_capacity(jobs.len());
+            for job in &jobs {
+                out.push(
+                    commit_batch(pool, std::slice::from_ref(job))
+                        .await
+                        .map(|r| r.first().copied().unwrap_or(false)),
+                );
+            }
+            out
+        }
+    }
+}
+
+async fn commit_batch(pool: &Pool, jobs: &[IssueJob]) -> Result<Vec<bool>> {
+    db_run!(pool, |p| {
+        let mut tx = p.begin().await?;
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            results.push(execute_issue!(&mut *tx, job)?);
+        }
+        sqlx::query(BUMP).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(results)
+    })
+}

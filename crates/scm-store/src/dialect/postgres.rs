@@ -1,0 +1,20 @@
+//! PostgreSQL statements. Several servers share one database: job claims lock the rows they take
+//! and skip rows another worker has locked (`FOR UPDATE SKIP LOCKED`), so two workers never lease
+//! the same job and never wait on each other.
+
+use super::Statements;
+
+pub(super) const SQL: Statements = Statements {
+    alloc_certificate_ids: "UPDATE id_alloc SET last_ms = GREATEST(last_ms + $1, $2) \
+        WHERE name = 'certificate' RETURNING last_ms",
+    claim_jobs: concat!(
+        "UPDATE jobs SET ",
+        lease!(),
+        " WHERE id IN (SELECT id FROM jobs WHERE ",
+        claimable!(),
+        " ORDER BY due_ms, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING ",
+        job_cols!()
+    ),
+    legacy_migrations_exist: "SELECT COUNT(*) FROM pg_catalog.pg_tables \
+        WHERE schemaname = current_schema() AND tablename = 'openscm_migrations'",
+};

@@ -1,0 +1,105 @@
+//! [`Meta`]: the one-shot bootstrap, settings, the built-in CA and the change counter.
+
+use async_trait::async_trait;
+
+use crate::accounts::{insert_account, insert_credential, insert_project};
+use crate::pool::{corrupt, db_run};
+use crate::records::{Bootstrap, CaRecord};
+use crate::{Meta, Result, SqlStore};
+
+#[derive(sqlx::FromRow)]
+struct CaRow {
+    root_cert_pem: String,
+    root_key_sealed: Vec<u8>,
+    intermediate_cert_pem: String,
+    intermediate_key_sealed: Vec<u8>,
+    created_ms: i64,
+}
+
+#[async_trait]
+impl Meta for SqlStore {
+    async fn bootstrap(&self, b: &Bootstrap) -> Result<bool> {
+        db_run!(&self.pool, |p| {
+            let mut tx = p.begin().await?;
+            // The marker row is the lock: a second process racing us fails on the primary key and
+            // leaves everything to the first.
+            let claimed = sqlx::query("INSERT INTO meta (key, value) VALUES ('bootstrapped', $1)")
+                .bind(b.account.domain_id.as_str())
+                .execute(&mut *tx)
+                .await;
+            match claimed {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+            insert_account!(&mut *tx, &b.account)?;
+            insert_project!(&mut *tx, &b.project)?;
+            insert_credential!(&mut *tx, &b.credential)?;
+            sqlx::query(
+                "INSERT INTO ca (id, root_cert_pem, root_key_sealed, intermediate_cert_pem, \
+                 intermediate_key_sealed, created_ms) VALUES ('builtin', $1, $2, $3, $4, $5)",
+            )
+            .bind(b.ca.root_cert_pem.as_str())
+            .bind(b.ca.root_key_sealed.as_slice())
+            .bind(b.ca.intermediate_cert_pem.as_str())
+            .bind(b.ca.intermediate_key_sealed.as_slice())
+            .bind(b.ca.created_ms)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    async fn is_bootstrapped(&self) -> Result<bool> {
+        Ok(self.meta("bootstrapped").await?.is_some())
+    }
+
+    async fn revision(&self) -> Result<i64> {
+        db_run!(&self.pool, |p| {
+            Ok(sqlx::query_scalar("SELECT n FROM revision WHERE id = 1")
+                .fetch_one(p)
+                .await?)
+        })
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>> {
+        db_run!(&self.pool, |p| {
+            Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+                .bind(key)
+                .fetch_optional(p)
+                .await?)
+        })
+    }
+
+    async fn init_meta(&self, key: &str, value: &str) -> Result<String> {
+        db_run!(&self.pool, |p| {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(p)
+            .await?;
+        });
+        self.meta(key).await?.ok_or_else(|| corrupt("meta"))
+    }
+
+    async fn ca(&self) -> Result<Option<CaRecord>> {
+        let row: Option<CaRow> = db_run!(&self.pool, |p| {
+            sqlx::query_as(
+                "SELECT root_cert_pem, root_key_sealed, intermediate_cert_pem, intermediate_key_sealed, \
+                 created_ms FROM ca WHERE id = 'builtin'",
+            )
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row.map(|r| CaRecord {
+            root_cert_pem: r.root_cert_pem,
+            root_key_sealed: r.root_key_sealed,
+            intermediate_cert_pem: r.intermediate_cert_pem,
+            intermediate_key_sealed: r.intermediate_key_sealed,
+            created_ms: r.created_ms,
+        }))
+    }
+}

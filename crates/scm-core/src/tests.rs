@@ -805,3 +805,58 @@ async fn a_second_process_sees_revocations_and_new_pushes_within_a_poll() {
     }
     assert!(sup.stop(std::time::Duration::from_secs(2)).await);
 }
+
+/// A push target that takes its time.
+#[derive(Debug)]
+struct SlowDeployer(std::time::Duration);
+
+#[async_trait]
+impl Deployer for SlowDeployer {
+    async fn deliver(&self, _: &Material) -> Result<(), DeliveryError> {
+        tokio::time::sleep(self.0).await;
+        Ok(())
+    }
+}
+
+/// Shutdown: an attempt that outlives the grace period is stopped and its job given back at
+/// once, its attempt not counted, for another worker or the next start; the runner then takes
+/// no new job.
+#[tokio::test]
+async fn drain_gives_back_jobs_that_outlive_the_grace_period() {
+    let slow = Arc::new(SlowDeployer(std::time::Duration::from_secs(30)));
+    let w = world_with(
+        vec![("slow", PushService::Elb, Some("r1"), slow)],
+        Vec::new(),
+    )
+    .await;
+    let id = issued(&w, "drain.test").await;
+    let scm = w.scm.clone();
+    let admin = w.admin.clone();
+    let push = tokio::spawn(async move {
+        scm.push(&admin, &id, PushService::Elb, Some("r1".into()))
+            .await
+    });
+    let runner = w.scm.job_runner().clone();
+    for _ in 0..100 {
+        if w.scm.jobs(Some(JobState::Running), 10).await.unwrap().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let released = runner.drain(std::time::Duration::from_millis(100)).await;
+    assert_eq!(released, 1);
+    let job = &w.scm.jobs(None, 10).await.unwrap()[0];
+    assert_eq!(
+        (job.state, job.attempts, job.lease_owner.as_deref()),
+        (JobState::Pending, 0, None)
+    );
+    let answer = push.await.unwrap();
+    assert!(
+        matches!(answer, Err(DomainError::PushFailed(ref m)) if m.contains("retried")),
+        "{answer:?}"
+    );
+    assert!(
+        runner.run_due(&w.handler()).await.unwrap().is_empty(),
+        "a drained runner claims nothing"
+    );
+}

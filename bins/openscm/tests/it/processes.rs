@@ -413,3 +413,29 @@ async fn two_servers_on_one_postgres_never_run_one_job_at_once() {
     }
     drop((a, b));
 }
+
+/// `openscm admin` on a data directory without a store refuses, and creates nothing (no master
+/// key, no database, no CA).
+#[test]
+fn admin_refuses_a_data_dir_without_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nothing-here");
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["admin", "account", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no store here") && stderr.contains("start the server once"),
+        "{stderr}"
+    );
+    assert!(!data.exists(), "nothing was created");
+    // After a first start, the same command works.
+    let mut server = Server::start(&data, None, None);
+    server.sigterm();
+    let accounts = admin(&data, None, None, &["account", "list"]);
+    assert_eq!(accounts.as_array().map(Vec::len), Some(1));
+}

@@ -46,6 +46,17 @@ impl FileError {
     }
 }
 
+/// The directory holding `path`.
+fn parent_of(path: &Path) -> Result<&Path, FileError> {
+    path.parent().ok_or_else(|| {
+        FileError::new(
+            "no parent directory for",
+            path,
+            io::Error::from(io::ErrorKind::InvalidInput),
+        )
+    })
+}
+
 /// A random suffix for temporary names.
 fn suffix() -> String {
     let mut b = [0u8; 6];
@@ -57,13 +68,7 @@ fn suffix() -> String {
 /// Writes `content` to a temporary file beside `path` with `mode`, syncs it, and renames it over
 /// `path`, so a reader sees either the old or the new file, never a partial one.
 pub async fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<(), FileError> {
-    let dir = path.parent().ok_or_else(|| {
-        FileError::new(
-            "no parent directory for",
-            path,
-            io::Error::from(io::ErrorKind::InvalidInput),
-        )
-    })?;
+    let dir = parent_of(path)?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{file_name}.openscm-{}", suffix()));
     let result = async {
@@ -120,13 +125,7 @@ pub enum LockError {
 /// process delivering to the same server) to let go. Polls instead of blocking a thread, so a
 /// slow peer cannot starve the blocking pool that key generation also uses.
 pub async fn lock_beside(path: &Path, wait: Duration) -> Result<FileLock, LockError> {
-    let dir = path.parent().ok_or_else(|| {
-        FileError::new(
-            "no parent directory for",
-            path,
-            io::Error::from(io::ErrorKind::InvalidInput),
-        )
-    })?;
+    let dir = parent_of(path)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let lock_path = dir.join(format!(".{name}.openscm.lock"));
     let file = std::fs::OpenOptions::new()

@@ -210,6 +210,22 @@ list_page! {
     UpdateTime, false => "updated_ms DESC, id DESC";
 }
 
+/// Binds the nine product columns (brand .. enterprise_project_id, in table order) of `$p`.
+macro_rules! bind_product {
+    ($q:expr, $p:expr) => {{
+        let p: &Product = $p;
+        $q.bind(p.brand.as_str())
+            .bind(p.cert_type.as_str())
+            .bind(p.domain_type.as_str())
+            .bind(p.effective_time)
+            .bind(p.domain_numbers)
+            .bind(p.primary_domain_type.map(PrimaryDomainType::as_str))
+            .bind(p.single_domain_number)
+            .bind(p.wildcard_domain_number)
+            .bind(p.enterprise_project_id.as_str())
+    }};
+}
+
 #[async_trait]
 impl Certificates for SqlStore {
     async fn create_order(
@@ -232,37 +248,29 @@ impl Certificates for SqlStore {
                 .bind(now_ms + n - 1)
                 .fetch_one(&mut *tx)
                 .await?;
-            sqlx::query(
+            let insert_order = sqlx::query(
                 "INSERT INTO orders (order_id, domain_id, project_id, brand, cert_type, domain_type, \
-                 effective_time, domain_numbers, order_number, primary_domain_type, single_domain_number, \
-                 wildcard_domain_number, enterprise_project_id, tags, created_ms) \
+                 effective_time, domain_numbers, primary_domain_type, single_domain_number, \
+                 wildcard_domain_number, enterprise_project_id, order_number, tags, created_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
             .bind(order.order_id.as_str())
             .bind(order.domain_id.as_str())
-            .bind(order.project_id.as_str())
-            .bind(p.brand.as_str())
-            .bind(p.cert_type.as_str())
-            .bind(p.domain_type.as_str())
-            .bind(p.effective_time)
-            .bind(p.domain_numbers)
-            .bind(order.order_number)
-            .bind(p.primary_domain_type.map(PrimaryDomainType::as_str))
-            .bind(p.single_domain_number)
-            .bind(p.wildcard_domain_number)
-            .bind(p.enterprise_project_id.as_str())
-            .bind(order.tags_json.as_str())
-            .bind(order.created_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(conflict_or)?;
+            .bind(order.project_id.as_str());
+            bind_product!(insert_order, p)
+                .bind(order.order_number)
+                .bind(order.tags_json.as_str())
+                .bind(order.created_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict_or)?;
             let mut ids = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
             for ms in (last - n + 1)..=last {
                 let id = u64::try_from(ms)
                     .ok()
                     .and_then(CertificateId::from_millis)
                     .ok_or_else(|| corrupt("id_alloc.last_ms"))?;
-                sqlx::query(
+                let insert_certificate = sqlx::query(
                     "INSERT INTO certificates (id, domain_id, project_id, order_id, name, status, brand, \
                      cert_type, domain_type, effective_time, domain_numbers, primary_domain_type, \
                      single_domain_number, wildcard_domain_number, enterprise_project_id, description, \
@@ -275,22 +283,14 @@ impl Certificates for SqlStore {
                 .bind(order.project_id.as_str())
                 .bind(order.order_id.as_str())
                 .bind(format!("{}-{}", template.name, id.as_str()))
-                .bind(template.status.as_str())
-                .bind(p.brand.as_str())
-                .bind(p.cert_type.as_str())
-                .bind(p.domain_type.as_str())
-                .bind(p.effective_time)
-                .bind(p.domain_numbers)
-                .bind(p.primary_domain_type.map(PrimaryDomainType::as_str))
-                .bind(p.single_domain_number)
-                .bind(p.wildcard_domain_number)
-                .bind(p.enterprise_project_id.as_str())
-                .bind(template.description.as_str())
-                .bind(order.tags_json.as_str())
-                .bind(order.created_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(conflict_or)?;
+                .bind(template.status.as_str());
+                bind_product!(insert_certificate, p)
+                    .bind(template.description.as_str())
+                    .bind(order.tags_json.as_str())
+                    .bind(order.created_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(conflict_or)?;
                 ids.push(id);
             }
             tx.commit().await?;

@@ -308,34 +308,19 @@ impl JobRunner {
         job: JobRecord,
     ) -> AttemptReport {
         let id = job.id;
-        let kind = JobKind::parse(&job.kind);
-        let Some(kind) = kind else {
-            let message = format!("unknown job kind {:?}", job.kind);
+        let Some(kind) = JobKind::parse(&job.kind) else {
+            let error = format!("unknown job kind {:?}", job.kind);
             return self
-                .record(
-                    id,
-                    JobOutcome::Failed {
-                        error: message.clone(),
-                    },
-                    Vec::new(),
-                    message,
-                )
+                .record(id, JobOutcome::Failed { error }, Vec::new())
                 .await;
         };
         if job.attempts > job.max_attempts {
-            let message = format!(
+            let error = format!(
                 "gave up after {} attempts (the last ones did not finish: their worker stopped)",
                 job.max_attempts
             );
             return self
-                .record(
-                    id,
-                    JobOutcome::Failed {
-                        error: message.clone(),
-                    },
-                    Vec::new(),
-                    message,
-                )
+                .record(id, JobOutcome::Failed { error }, Vec::new())
                 .await;
         }
         let renewer = AbortOnDrop(tokio::spawn(renew_lease(
@@ -363,45 +348,33 @@ impl JobRunner {
             }
         };
         drop(renewer);
-        match attempt {
+        let (outcome, effects) = match attempt {
             Attempt::Done { effects } => {
                 tracing::info!(job = %id, kind = kind.as_str(), attempts, "job done");
-                self.record(id, JobOutcome::Done, effects, String::new())
-                    .await
+                (JobOutcome::Done, effects)
             }
             Attempt::Failed {
                 message,
                 transient,
                 effects,
-            } => {
-                if !super::is_last_attempt(&shared, transient) {
-                    let delay = kind.retry_policy().delay(attempts, jitter());
-                    let due_ms = self.clock.now_ms().saturating_add(millis(delay));
-                    tracing::warn!(job = %id, kind = kind.as_str(), attempts, error = %message, retry_in_ms = millis(delay), "job attempt failed; will retry");
-                    self.record(
-                        id,
-                        JobOutcome::Retry {
-                            due_ms,
-                            error: message.clone(),
-                        },
-                        effects,
-                        message,
-                    )
-                    .await
-                } else {
-                    tracing::warn!(job = %id, kind = kind.as_str(), attempts, error = %message, "job failed");
-                    self.record(
-                        id,
-                        JobOutcome::Failed {
-                            error: message.clone(),
-                        },
-                        effects,
-                        message,
-                    )
-                    .await
-                }
+            } if !super::is_last_attempt(&shared, transient) => {
+                let delay = kind.retry_policy().delay(attempts, jitter());
+                let due_ms = self.clock.now_ms().saturating_add(millis(delay));
+                tracing::warn!(job = %id, kind = kind.as_str(), attempts, error = %message, retry_in_ms = millis(delay), "job attempt failed; will retry");
+                let outcome = JobOutcome::Retry {
+                    due_ms,
+                    error: message,
+                };
+                (outcome, effects)
             }
-        }
+            Attempt::Failed {
+                message, effects, ..
+            } => {
+                tracing::warn!(job = %id, kind = kind.as_str(), attempts, error = %message, "job failed");
+                (JobOutcome::Failed { error: message }, effects)
+            }
+        };
+        self.record(id, outcome, effects).await
     }
 
     /// Ends the attempt in the store (with its effects) and says how it ended.
@@ -410,7 +383,6 @@ impl JobRunner {
         id: JobId,
         outcome: JobOutcome,
         effects: Vec<scm_store::JobEffect>,
-        message: String,
     ) -> AttemptReport {
         let now = self.clock.now_ms();
         match self
@@ -420,12 +392,12 @@ impl JobRunner {
         {
             Ok(true) => match outcome {
                 JobOutcome::Done => AttemptReport::Done,
-                JobOutcome::Retry { due_ms, .. } => AttemptReport::Failed {
-                    message,
+                JobOutcome::Retry { due_ms, error } => AttemptReport::Failed {
+                    message: error,
                     retry_at_ms: Some(due_ms),
                 },
-                JobOutcome::Failed { .. } => AttemptReport::Failed {
-                    message,
+                JobOutcome::Failed { error } => AttemptReport::Failed {
+                    message: error,
                     retry_at_ms: None,
                 },
             },

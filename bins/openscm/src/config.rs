@@ -67,6 +67,8 @@ pub struct JobsFile {
     pub poll_millis: Option<u64>,
     /// Job attempts run at once by one server (default 8).
     pub concurrency: Option<usize>,
+    /// Days ended jobs are kept (default 30).
+    pub retention_days: Option<u64>,
 }
 
 /// Settings shared by `server` and `admin` (flags with env fallbacks).
@@ -274,6 +276,9 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
             .or(file.jobs.concurrency)
             .unwrap_or(defaults.concurrency)
             .max(1),
+        retention: file.jobs.retention_days.map_or(defaults.retention, |d| {
+            std::time::Duration::from_secs(d.saturating_mul(86_400))
+        }),
     };
     let core = CoreConfig {
         max_skew: secs(pick(

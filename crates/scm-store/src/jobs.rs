@@ -270,4 +270,16 @@ impl Jobs for SqlStore {
         });
         records(rows)
     }
+
+    async fn purge_finished(&self, before_ms: i64) -> Result<u64> {
+        db_run!(&self.pool, |p| {
+            let done = sqlx::query(
+                "DELETE FROM jobs WHERE state IN ('done', 'failed') AND finished_ms < $1",
+            )
+            .bind(before_ms)
+            .execute(p)
+            .await?;
+            Ok(done.rows_affected())
+        })
+    }
 }

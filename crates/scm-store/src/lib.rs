@@ -250,6 +250,8 @@ pub trait Jobs: Send + Sync {
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>>;
     /// Jobs, newest first, optionally only those in `state`.
     async fn jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<JobRecord>>;
+    /// Deletes the jobs that ended (done or failed) before `before_ms`; returns how many.
+    async fn purge_finished(&self, before_ms: i64) -> Result<u64>;
 }
 
 /// Everything OpenSCM persists. Implementations must be safe to share between tasks and, for

@@ -1054,6 +1054,23 @@ async fn jobs_lease_retry_and_finish(db: TestDb) {
     let listed = store.jobs(Some(JobState::Failed), 10).await.unwrap();
     assert_eq!(listed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![b]);
     assert_eq!(store.jobs(None, 10).await.unwrap().len(), 3);
+    // Retention: ended jobs go once old enough; live ones stay.
+    assert_eq!(store.purge_finished(now + 20).await.unwrap(), 0);
+    assert_eq!(
+        store.purge_finished(t).await.unwrap(),
+        2,
+        "a (done) and b (failed)"
+    );
+    assert_eq!(
+        store
+            .jobs(None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect::<Vec<_>>(),
+        vec![later]
+    );
 }
 
 async fn job_effects_commit_with_the_job(db: TestDb) {

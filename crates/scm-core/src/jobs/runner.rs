@@ -25,6 +25,8 @@ pub struct JobSettings {
     pub poll: Duration,
     /// Attempts run at once by one process.
     pub concurrency: usize,
+    /// How long ended jobs (done or failed) are kept, for `openscm admin job list`.
+    pub retention: Duration,
 }
 
 impl Default for JobSettings {
@@ -33,6 +35,7 @@ impl Default for JobSettings {
             lease: Duration::from_secs(60),
             poll: Duration::from_secs(1),
             concurrency: 8,
+            retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -136,6 +139,11 @@ impl JobRunner {
         self.settings
     }
 
+    /// Whether [`JobRunner::drain`] has begun: no attempt starts any more.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
     /// Makes [`JobRunner::run`] look for due jobs now rather than at its next poll.
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -223,10 +231,24 @@ impl JobRunner {
     }
 
     /// Polls for due jobs until `cancel` fires (then claims no more; see [`JobRunner::drain`]).
+    /// Once an hour it also deletes the jobs that ended longer ago than the retention.
     pub async fn run(self: Arc<Self>, handler: Arc<dyn JobHandler>, cancel: CancellationToken) {
+        let mut purged: Option<tokio::time::Instant> = None;
         loop {
             if let Err(e) = self.tick(&handler).await {
                 tracing::warn!(error = %e, "cannot claim jobs");
+            }
+            if purged.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
+                purged = Some(tokio::time::Instant::now());
+                let before = self
+                    .clock
+                    .now_ms()
+                    .saturating_sub(millis(self.settings.retention));
+                match self.store.purge_finished(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(jobs = n, "deleted ended jobs past their retention"),
+                    Err(e) => tracing::warn!(error = %e, "cannot delete old jobs"),
+                }
             }
             tokio::select! {
                 () = cancel.cancelled() => return,

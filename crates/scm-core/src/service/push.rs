@@ -51,6 +51,10 @@ impl Scm {
             Some(attempt) => attempt.await.unwrap_or(AttemptReport::Lost {
                 reason: "the server is shutting down; the push will be retried".into(),
             }),
+            // Shutting down: the job stays queued for another server or the next start.
+            None if self.jobs.is_stopping() => AttemptReport::Lost {
+                reason: "the server is shutting down; the push will be retried".into(),
+            },
             None => self.first_attempt_elsewhere(job_id).await?,
         };
         match report {

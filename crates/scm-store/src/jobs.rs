@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 
-use crate::dialect::{self, CLAIM_ONE, job_cols};
-use crate::pool::{BUMP, corrupt, db_run};
+use crate::dialect::{self, CLAIM_ONE, JOBS_CHANNEL, job_cols};
+use crate::pool::{BUMP, Pool, corrupt, db_run};
 use crate::pushes::insert_push;
 use crate::records::{JobEffect, JobId, JobOutcome, JobRecord, JobState, NewJob};
 use crate::{Jobs, Result, SqlStore, StoreError};
@@ -89,6 +89,9 @@ impl Jobs for SqlStore {
             for _ in 0..3 {
                 let inserted: Option<i64> = insert_job!(p, job)?;
                 if let Some(id) = inserted {
+                    if let Some(notify) = dialect::of(p).notify_enqueued {
+                        sqlx::query(notify).execute(p).await?;
+                    }
                     return Ok(JobId(id));
                 }
                 let live: Option<i64> = sqlx::query_scalar(
@@ -219,6 +222,9 @@ impl Jobs for SqlStore {
                     }
                     JobEffect::Enqueue(job) => {
                         let _: Option<i64> = insert_job!(&mut *tx, job)?;
+                        if let Some(notify) = dialect::of(p).notify_enqueued {
+                            sqlx::query(notify).execute(&mut *tx).await?;
+                        }
                     }
                 }
             }
@@ -281,5 +287,19 @@ impl Jobs for SqlStore {
             .await?;
             Ok(done.rows_affected())
         })
+    }
+
+    async fn watch_enqueued(&self, wake: &(dyn Fn() + Send + Sync)) -> Result<()> {
+        match &self.pool {
+            Pool::Sqlite(_) => std::future::pending().await,
+            Pool::Postgres(pool) => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+                listener.listen(JOBS_CHANNEL).await?;
+                loop {
+                    listener.recv().await?;
+                    wake();
+                }
+            }
+        }
     }
 }

@@ -252,6 +252,11 @@ pub trait Jobs: Send + Sync {
     async fn jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<JobRecord>>;
     /// Deletes the jobs that ended (done or failed) before `before_ms`; returns how many.
     async fn purge_finished(&self, before_ms: i64) -> Result<u64>;
+    /// Calls `wake` whenever a job is queued, by any process, for as long as it runs. On
+    /// PostgreSQL this is `LISTEN`/`NOTIFY` (a queued job wakes every server at once); SQLite has
+    /// no notifications across processes, so there it never calls `wake` and never returns:
+    /// workers find jobs by polling. It returns only on a lost connection (an error).
+    async fn watch_enqueued(&self, wake: &(dyn Fn() + Send + Sync)) -> Result<()>;
 }
 
 /// Everything OpenSCM persists. Implementations must be safe to share between tasks and, for

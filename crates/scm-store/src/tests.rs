@@ -144,6 +144,7 @@ suite!(
     job_effects_commit_with_the_job,
     job_dedupe_keys,
     two_stores_never_claim_the_same_job,
+    queued_jobs_wake_other_processes_where_the_backend_can,
     one_failing_issuance_does_not_fail_its_batch,
 );
 
@@ -1313,4 +1314,44 @@ fn the_deployable_filter_matches_the_rule() {
         .map(|s| s.as_str())
         .collect();
     assert_eq!(in_sql, by_rule);
+}
+
+/// A job queued through one store wakes a watcher on another store (another process) at once on
+/// PostgreSQL (LISTEN/NOTIFY); on SQLite the watcher is never woken (workers poll there).
+async fn queued_jobs_wake_other_processes_where_the_backend_can(db: TestDb) {
+    let store = db.store().await;
+    let other = db.store().await;
+    let woken = Arc::new(tokio::sync::Notify::new());
+    let signal = woken.clone();
+    let watcher = tokio::spawn(async move {
+        let wake = move || signal.notify_one();
+        other.watch_enqueued(&wake).await
+    });
+    // Queue until a wake-up arrives (the LISTEN may take a moment to be in place), for 5 s at most.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut got = false;
+    while tokio::time::Instant::now() < deadline {
+        store.enqueue(&new_job("k", None, 0)).await.unwrap();
+        if tokio::time::timeout(std::time::Duration::from_millis(100), woken.notified())
+            .await
+            .is_ok()
+        {
+            got = true;
+            break;
+        }
+        if store.backend() == Backend::Sqlite && store.jobs(None, 100).await.unwrap().len() >= 3 {
+            break;
+        }
+    }
+    match store.backend() {
+        Backend::Postgres => assert!(got, "no notification"),
+        Backend::Sqlite => {
+            assert!(!got, "SQLite has no cross-process notifications");
+            assert!(
+                !watcher.is_finished(),
+                "the watcher waits forever on SQLite"
+            );
+        }
+    }
+    watcher.abort();
 }

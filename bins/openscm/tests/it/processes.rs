@@ -155,10 +155,18 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 }
 
 /// Config with file targets `t0..` (service ELB, region `r<i>`) whose reload command logs each
-/// delivery's start and end and sleeps `seconds` between.
-fn config(dir: &Path, account: &str, targets: usize, seconds: f64, lease: u64) -> PathBuf {
+/// delivery's start and end and sleeps `seconds` between; job workers poll every `poll` ms.
+fn config(
+    dir: &Path,
+    account: &str,
+    targets: usize,
+    seconds: f64,
+    lease: u64,
+    poll: u64,
+) -> PathBuf {
     let log = dir.join("deliveries.log");
-    let mut toml = format!("[jobs]\nlease_seconds = {lease}\npoll_millis = 50\nconcurrency = 4\n");
+    let mut toml =
+        format!("[jobs]\nlease_seconds = {lease}\npoll_millis = {poll}\nconcurrency = 4\n");
     for i in 0..targets {
         toml.push_str(&format!(
             "\n[[push_targets]]\nname = \"t{i}\"\nkind = \"nginx\"\naccount = \"{account}\"\n\
@@ -219,7 +227,8 @@ async fn a_job_survives_sigkill_of_its_worker_and_is_done_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (_, account) = bootstrap(&data, None);
-    let config = config(dir.path(), &account, 1, 3.0, 2);
+    // Short polls: nothing announces that a lease expired, a worker finds it by polling.
+    let config = config(dir.path(), &account, 1, 3.0, 2, 50);
     let mut a = Server::start(&data, None, Some(&config));
     let cert = issued_certificate(&a, &data).await;
     let queued = admin(
@@ -354,7 +363,8 @@ impl Drop for PgDb {
 }
 
 /// Two servers on one PostgreSQL, 36 queued pushes to 6 targets: every job is delivered exactly
-/// once (one start and one end in the log), both servers did some of the work, and all are done.
+/// once (one start and one end in the log), both servers did some of the work, and all are done,
+/// within seconds although the workers poll only once a minute (LISTEN/NOTIFY).
 #[tokio::test]
 async fn two_servers_on_one_postgres_never_run_one_job_at_once() {
     let Some(base) = pg_base_url() else { return };
@@ -366,7 +376,9 @@ async fn two_servers_on_one_postgres_never_run_one_job_at_once() {
     std::fs::create_dir_all(&data_b).unwrap();
     std::fs::copy(data_a.join("master.key"), data_b.join("master.key")).unwrap();
     let targets = 6;
-    let config = config(dir.path(), &account, targets, 0.3, 10);
+    // Polls a minute apart: the queued jobs reach the workers by NOTIFY, and a worker with a
+    // free slot looks again at once.
+    let config = config(dir.path(), &account, targets, 0.3, 10, 60_000);
     let a = Server::start(&data_a, Some(&db.url), Some(&config));
     let b = Server::start(&data_b, Some(&db.url), Some(&config));
     let cert = issued_certificate(&a, &data_a).await;

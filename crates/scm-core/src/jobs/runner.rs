@@ -313,6 +313,8 @@ impl JobRunner {
             if let Ok(mut running) = this.running.lock() {
                 running.remove(&id);
             }
+            // A slot is free: look for more due work now rather than at the next poll.
+            this.wake.notify_one();
             let _ = tx.send(report);
         });
         if let Ok(mut running) = self.running.lock() {

@@ -168,6 +168,24 @@ impl Scm {
             let handler: Arc<dyn JobHandler> = scm.clone();
             scm.jobs.clone().run(handler, cancel)
         });
+        // Jobs queued by other processes wake this worker at once where the store can tell.
+        let (store, jobs) = (self.store.clone(), self.jobs.clone());
+        supervisor.spawn("job-listener", move |cancel| {
+            let (store, jobs) = (store.clone(), jobs.clone());
+            async move {
+                let wake = move || jobs.wake();
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    watched = store.watch_enqueued(&wake) => {
+                        if let Err(e) = watched {
+                            tracing::warn!(error = %e, "job notifications lost; polling until they are back");
+                            // Pause before the supervisor reconnects.
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            }
+        });
         Ok(())
     }
 

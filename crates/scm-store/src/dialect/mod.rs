@@ -39,7 +39,13 @@ pub(crate) struct Statements {
     pub claim_jobs: &'static str,
     /// Whether the legacy migration table of OpenSCM 0.1 exists.
     pub legacy_migrations_exist: &'static str,
+    /// Tells the other processes that a job was queued (run in the queuing transaction, so the
+    /// signal goes out when it commits); `None` where the backend has no notifications.
+    pub notify_enqueued: Option<&'static str>,
 }
+
+/// The PostgreSQL notification channel for queued jobs.
+pub(crate) const JOBS_CHANNEL: &str = "openscm_jobs";
 
 /// The statements of a backend, named by its sqlx database type.
 pub(crate) trait Dialect: sqlx::Database {

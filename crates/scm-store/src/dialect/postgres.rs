@@ -1,6 +1,7 @@
 //! PostgreSQL statements. Several servers share one database: job claims lock the rows they take
 //! and skip rows another worker has locked (`FOR UPDATE SKIP LOCKED`), so two workers never lease
-//! the same job and never wait on each other.
+//! the same job and never wait on each other; a queued job is announced with `NOTIFY`, so the
+//! other servers' workers claim it at once instead of at their next poll.
 
 use super::Statements;
 
@@ -17,4 +18,5 @@ pub(super) const SQL: Statements = Statements {
     ),
     legacy_migrations_exist: "SELECT COUNT(*) FROM pg_catalog.pg_tables \
         WHERE schemaname = current_schema() AND tablename = 'openscm_migrations'",
+    notify_enqueued: Some("SELECT pg_notify('openscm_jobs', '')"),
 };

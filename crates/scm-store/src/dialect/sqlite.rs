@@ -16,4 +16,5 @@ pub(super) const SQL: Statements = Statements {
     ),
     legacy_migrations_exist: "SELECT COUNT(*) FROM sqlite_master \
         WHERE type = 'table' AND name = 'openscm_migrations'",
+    notify_enqueued: None,
 };

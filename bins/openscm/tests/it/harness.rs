@@ -9,7 +9,7 @@ use std::sync::Arc;
 use scm_client::{Client, Credentials};
 use scm_core::deploy::PushTarget;
 use scm_core::tasks::Supervisor;
-use scm_core::{CoreConfig, Scm, SystemClock};
+use scm_core::{Clock, CoreConfig, Scm, SystemClock};
 use scm_outbound::deploy::{TargetConfig, nginx::NginxConfig};
 use scm_pki::MasterKey;
 use scm_proto::DomainId;
@@ -68,6 +68,18 @@ impl TestServer {
     pub async fn start_with(
         targets: impl FnOnce(&DomainId, &std::path::Path) -> Vec<PushTarget>,
     ) -> Self {
+        Self::start_custom(Arc::new(SystemClock), |account, out, config| {
+            config.push_targets = targets(account, out);
+        })
+        .await
+    }
+
+    /// A server on `clock` (bootstrap included) whose settings `configure(admin account, output
+    /// dir, settings)` may change from the defaults (push targets, token lifetime, …).
+    pub async fn start_custom(
+        clock: Arc<dyn Clock>,
+        configure: impl FnOnce(&DomainId, &std::path::Path, &mut CoreConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         std::fs::create_dir_all(&out).unwrap();
@@ -77,17 +89,15 @@ impl TestServer {
                 .unwrap(),
         );
         let master = MasterKey::generate().unwrap();
-        let created = scm_core::bootstrap::run(store.as_ref(), &SystemClock, &master)
+        let created = scm_core::bootstrap::run(store.as_ref(), clock.as_ref(), &master)
             .await
             .unwrap()
             .unwrap();
-        let config = CoreConfig {
-            push_targets: targets(&created.domain_id, &out),
-            ..CoreConfig::default()
-        };
+        let mut config = CoreConfig::default();
+        configure(&created.domain_id, &out, &mut config);
         let dyn_store: Arc<dyn Store> = store;
         let scm = Arc::new(
-            Scm::open(dyn_store, Arc::new(SystemClock), Arc::new(master), config)
+            Scm::open(dyn_store, clock, Arc::new(master), config)
                 .await
                 .unwrap(),
         );

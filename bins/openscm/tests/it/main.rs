@@ -2,7 +2,9 @@
 //! modules, so the suite links once).
 //!
 //! - [`routes`]: every route of the operation table over HTTP, happy path and refusals, against
-//!   an in-process server on SQLite driven by `scm-client`;
+//!   an in-process server on SQLite driven by `scm-client` (with [`routes_auth`]: health, tokens,
+//!   authentication; [`routes_v2`]: the v2 routes; [`routes_v3`]: the v3 certificate routes;
+//!   [`routes_http`]: unknown routes, methods, body limits, request ids);
 //! - [`processes`]: the job runner across real `openscm` processes: a job survives SIGKILL of its
 //!   worker and is done exactly once; two servers on one PostgreSQL never run one job at once.
 
@@ -17,3 +19,7 @@
 mod harness;
 mod processes;
 mod routes;
+mod routes_auth;
+mod routes_http;
+mod routes_v2;
+mod routes_v3;

@@ -11,16 +11,24 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// Parses a JSON body; a type error names its JSON path, a syntax error names `body`.
+/// Parses a JSON body, which must be one JSON object and nothing after it; a type error names its
+/// JSON path, anything else names `body`.
 pub(crate) fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadJson {
-            field: "body".into(),
-            reason: "is required".into(),
-        });
+    let bad_body = |reason: String| ApiError::BadJson {
+        field: "body".into(),
+        reason,
+    };
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(bad_body("is required".into())),
+        // serde would map an array onto a struct's fields by position.
+        Some(b'{') => {}
+        Some(_) => return Err(bad_body("must be a JSON object".into())),
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(bad_json)
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(bad_json)?;
+    de.end()
+        .map_err(|e| bad_body(format!("has data after the JSON object ({e})")))?;
+    Ok(value)
 }
 
 /// Like [`json`], from an already parsed value.

@@ -22,7 +22,7 @@ pub(crate) fn api_time(ms: i64) -> Option<String> {
 
 /// `push_support` / `deploy_support`: whether the certificate can be pushed.
 fn deployable(c: &CertificateRecord) -> bool {
-    c.status.is_deployable()
+    c.is_pushable()
 }
 
 /// Months of validity bought (`effective_time` is in years).

@@ -159,11 +159,11 @@ fn escape_like(s: &str) -> String {
     out
 }
 
-/// Statuses whose certificates can be exported and pushed: the SQL form of
-/// [`CertificateStatus::is_deployable`] (a test pins the two together).
+/// Certificates that can be pushed: the SQL form of [`CertificateRecord::is_pushable`]
+/// (deployable statuses of [`CertificateStatus::is_deployable`], key held; a test pins the two).
 macro_rules! deployable_sql {
     () => {
-        "status IN ('ISSUED', 'UPLOAD')"
+        "status IN ('ISSUED', 'UPLOAD') AND private_key_sealed IS NOT NULL"
     };
 }
 #[cfg(test)]

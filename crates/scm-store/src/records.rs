@@ -227,6 +227,19 @@ pub struct CertificateRecord {
     pub updated_ms: i64,
 }
 
+impl CertificateRecord {
+    /// Whether the certificate can be pushed (and exported with its key): deployable by its
+    /// status, and its private key held by OpenSCM (not so for one issued from the user's CSR).
+    /// The list's `deploy_support` filter is the SQL form of this rule (a test pins the two).
+    pub fn is_pushable(&self) -> bool {
+        self.status.is_deployable()
+            && self
+                .issued
+                .as_ref()
+                .is_some_and(|i| i.private_key_sealed.is_some())
+    }
+}
+
 impl std::fmt::Debug for CertificateRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CertificateRecord")

@@ -1205,9 +1205,6 @@ async fn routes_a_certificate_issued_from_a_csr_is_not_pushed() {
 /// `push_support` (show) and `deploy_support` (list) say whether the certificate can be
 /// pushed; one issued from a CSR cannot (OpenSCM holds no key for it).
 #[tokio::test]
-#[ignore = "bug: push_support/deploy_support look at the status only, so a certificate \
-            issued from a CSR shows push_support ON and deploy_support true, yet every push \
-            of it is refused"]
 async fn routes_a_certificate_issued_from_a_csr_does_not_claim_push_support() {
     let s = TestServer::start().await;
     let id = paid(&s.admin).await;

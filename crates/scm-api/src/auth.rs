@@ -17,22 +17,27 @@ use crate::{AppState, MAX_BODY};
 #[derive(Debug, Clone)]
 pub(crate) struct ProjectScope(pub ProjectId);
 
-/// Route layer of every operation: enforces its scope, then hands the request on with the
-/// [`Principal`] (and, for project-scoped routes, the [`ProjectScope`]) in its extensions. The
-/// operation and the principal also go on the response, for the access log.
-pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(op) = req.extensions().get::<Operation>().copied() else {
-        // Only routes built from the operation table carry this layer, and each is tagged.
-        return ApiError::RouteNotFound.into_response();
-    };
-    let (resp, principal) = match op.scope() {
+/// The guard's state: the app and the operation of the route it guards.
+#[derive(Clone)]
+pub(crate) struct Guarded {
+    pub app: AppState,
+    pub op: Operation,
+}
+
+/// Route layer of every operation that is not public: authenticates, checks the scope, then
+/// hands the request on with the [`Principal`] (and, for project-scoped routes, the
+/// [`ProjectScope`]) in its extensions. The operation and the principal also go on the response,
+/// for the access log.
+pub(crate) async fn guard(State(g): State<Guarded>, req: Request, next: Next) -> Response {
+    let (resp, principal) = match g.op.scope() {
+        // Public routes are mounted without this guard; should one get here, it is let through.
         Scope::Public => (next.run(req).await, None),
-        Scope::Account | Scope::Project => match authorise(&state, op, req).await {
+        Scope::Account | Scope::Project => match authorise(&g.app, g.op, req).await {
             Ok((req, principal)) => (next.run(req).await, Some(principal)),
             Err(e) => (e.into_response(), None),
         },
     };
-    tag(resp, op, principal)
+    tag(resp, g.op, principal)
 }
 
 async fn authorise(
@@ -73,7 +78,8 @@ async fn authorise(
     Ok((Request::from_parts(parts, Body::from(bytes)), principal))
 }
 
-fn tag(mut resp: Response, op: Operation, p: Option<Principal>) -> Response {
+/// Puts the operation (and the caller) on a response, for the access log.
+pub(crate) fn tag(mut resp: Response, op: Operation, p: Option<Principal>) -> Response {
     resp.extensions_mut().insert(op);
     if let Some(p) = p {
         resp.extensions_mut().insert(p);

@@ -1,14 +1,18 @@
 //! The router, built from the operation table of `scm-proto`: every [`Operation`] is mounted at its
-//! path with its method, tagged with itself (for the access log and the guard), and guarded by
-//! [`crate::auth::guard`], which enforces the operation's [`scm_proto::Scope`]. The match below has
+//! path with its method and, unless it is public, behind [`crate::auth::guard`], which knows the
+//! operation and enforces its [`Scope`]; every answer is tagged with its operation (for the
+//! access log). The match below has
 //! no catch-all arm: a new operation does not compile until it has a handler.
 
 use axum::Router;
+use axum::middleware;
+use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, on};
-use axum::{Extension, middleware};
-use scm_proto::{Method, Operation};
+use scm_proto::{Method, Operation, Scope};
+use tower::util::MapResponseLayer;
 
-use crate::{AppState, auth, handlers, request_log};
+use crate::auth::{self, Guarded};
+use crate::{AppState, handlers, request_log};
 
 fn filter(m: Method) -> MethodFilter {
     match m {
@@ -44,10 +48,19 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
 pub(crate) fn router(state: AppState) -> Router {
     let mut app = Router::new();
     for &op in Operation::ALL {
-        // Layers run outside-in: the operation tag first, then the guard, then the handler.
-        let route = handler(op)
-            .route_layer(middleware::from_fn_with_state(state.clone(), auth::guard))
-            .layer(Extension(op));
+        let route = match op.scope() {
+            // Nothing to check: only tag the answer with its operation, for the access log.
+            Scope::Public => handler(op).route_layer(MapResponseLayer::new(move |resp: Response| {
+                auth::tag(resp, op, None)
+            })),
+            Scope::Account | Scope::Project => {
+                let guarded = Guarded {
+                    app: state.clone(),
+                    op,
+                };
+                handler(op).route_layer(middleware::from_fn_with_state(guarded, auth::guard))
+            }
+        };
         app = app.route(op.path(), route);
     }
     app.method_not_allowed_fallback(handlers::method_not_allowed)

@@ -476,48 +476,20 @@ fn stopped() -> StoreError {
 }
 
 impl IssueWriter {
+    /// Starts the writer, supervised: should its loop ever die (a panic), it is logged and
+    /// started again on the same queue, so issuance never stops working until the store closes.
     pub(crate) fn spawn(pool: Pool) -> Self {
-        let (queue, mut rx) = tokio::sync::mpsc::channel::<Message>(4 * MAX_BATCH);
+        let (queue, rx) = tokio::sync::mpsc::channel::<Message>(4 * MAX_BATCH);
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = Vec::new();
-                let mut close = None;
-                let mut next = Some(first);
-                while let Some(message) = next.take() {
-                    match message {
-                        Message::Issue(job, reply) => batch.push((*job, reply)),
-                        Message::Close(ack) => {
-                            close = Some(ack);
-                            break;
-                        }
+            loop {
+                let run = tokio::spawn(write_batches(pool.clone(), rx.clone()));
+                match run.await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the issuance writer died; restarting it");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     }
-                    if batch.len() < MAX_BATCH {
-                        next = rx.try_recv().ok();
-                    }
-                }
-                if !batch.is_empty() {
-                    let pool = pool.clone();
-                    let (jobs, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                    let committed = tokio::spawn(async move { commit_all(&pool, jobs).await });
-                    match committed.await {
-                        Ok(results) => {
-                            for (reply, result) in replies.into_iter().zip(results) {
-                                let _ = reply.send(result);
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "issuance batch task failed; the writer goes on");
-                            for reply in replies {
-                                let _ = reply.send(Err(StoreError::Batch(
-                                    "the issuance batch failed".into(),
-                                )));
-                            }
-                        }
-                    }
-                }
-                if let Some(ack) = close {
-                    let _ = ack.send(());
-                    return;
                 }
             }
         });
@@ -538,6 +510,57 @@ impl IssueWriter {
         let (ack, done) = tokio::sync::oneshot::channel();
         if self.queue.send(Message::Close(ack)).await.is_ok() {
             let _ = done.await;
+        }
+    }
+}
+
+/// The writer's loop: takes what is queued (up to [`MAX_BATCH`]) and commits it together, until
+/// the queue closes or a `Close` message has been answered.
+async fn write_batches(
+    pool: Pool,
+    rx: std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Message>>>,
+) {
+    let mut rx = rx.lock().await;
+    while let Some(first) = rx.recv().await {
+        let mut batch = Vec::new();
+        let mut close = None;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Issue(job, reply) => batch.push((*job, reply)),
+                Message::Close(ack) => {
+                    close = Some(ack);
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            let pool = pool.clone();
+            let (jobs, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            // Its own task: a panic while committing fails this batch only.
+            let committed = tokio::spawn(async move { commit_all(&pool, jobs).await });
+            match committed.await {
+                Ok(results) => {
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "issuance batch task failed; the writer goes on");
+                    for reply in replies {
+                        let _ = reply.send(Err(StoreError::Batch(
+                            "the issuance batch failed".into(),
+                        )));
+                    }
+                }
+            }
+        }
+        if let Some(ack) = close {
+            let _ = ack.send(());
+            return;
         }
     }
 }

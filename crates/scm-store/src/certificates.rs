@@ -201,9 +201,11 @@ macro_rules! list_page {
     };
 }
 
+// Certificates not issued yet have no expiry: they come last either way, on both backends (which
+// would otherwise disagree: SQLite sorts NULL first, PostgreSQL last).
 list_page! {
-    ExpiredTime, true => "not_after_ms ASC, id ASC";
-    ExpiredTime, false => "not_after_ms DESC, id DESC";
+    ExpiredTime, true => "not_after_ms ASC NULLS LAST, id ASC";
+    ExpiredTime, false => "not_after_ms DESC NULLS LAST, id DESC";
     Status, true => "status ASC, id ASC";
     Status, false => "status DESC, id DESC";
     UpdateTime, true => "updated_ms ASC, id ASC";

@@ -553,6 +553,24 @@ async fn listing_filters_sorts_and_pages(db: TestDb) {
         .map(|c| c.issued.as_ref().unwrap().not_after_ms)
         .collect();
     assert_eq!(expiries, vec![996, 997, 998, 999, 1000]);
+    // Without the status filter, the unissued ones come after the issued ones in both directions.
+    for ascending in [true, false] {
+        let (page, _) = store
+            .list_certificates(
+                &a.domain_id,
+                &ListQuery {
+                    sort_key: SortKey::ExpiredTime,
+                    ascending,
+                    limit: 50,
+                    ..base.clone()
+                },
+            )
+            .await
+            .unwrap();
+        let issued: Vec<bool> = page.iter().map(|c| c.issued.is_some()).collect();
+        assert_eq!(issued[..5], [true; 5], "ascending={ascending}");
+        assert!(issued[5..].iter().all(|i| !i), "ascending={ascending}");
+    }
     let (page, total) = store
         .list_certificates(
             &a.domain_id,

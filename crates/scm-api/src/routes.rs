@@ -50,9 +50,11 @@ pub(crate) fn router(state: AppState) -> Router {
     for &op in Operation::ALL {
         let route = match op.scope() {
             // Nothing to check: only tag the answer with its operation, for the access log.
-            Scope::Public => handler(op).route_layer(MapResponseLayer::new(move |resp: Response| {
-                auth::tag(resp, op, None)
-            })),
+            Scope::Public => {
+                handler(op).route_layer(MapResponseLayer::new(move |resp: Response| {
+                    auth::tag(resp, op, None)
+                }))
+            }
             Scope::Account | Scope::Project => {
                 let guarded = Guarded {
                     app: state.clone(),

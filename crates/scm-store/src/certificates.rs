@@ -553,9 +553,8 @@ async fn write_batches(
                 Err(e) => {
                     tracing::error!(error = %e, "issuance batch task failed; the writer goes on");
                     for reply in replies {
-                        let _ = reply.send(Err(StoreError::Batch(
-                            "the issuance batch failed".into(),
-                        )));
+                        let _ =
+                            reply.send(Err(StoreError::Batch("the issuance batch failed".into())));
                     }
                 }
             }

@@ -33,6 +33,11 @@ region = "cn-north-4"
 cert_path = "$D/certs/site.crt"
 key_path = "$D/certs/site.key"
 reload_command = ["true"]
+
+# The rate limiter runs (its cost is measured) but above the load.
+[limits]
+rate_limit_per_second = 1000000
+rate_limit_burst = 1000000
 TOML
 OPENSCM_LOG=warn start --config "$D/openscm.toml" ${OPENSCM_BENCH_SERVER_ARGS:-}
 C="$D/data/credentials.json"

@@ -55,6 +55,45 @@ pub struct FileConfig {
     /// Who hears about failures.
     #[serde(default)]
     pub notifiers: Vec<NotifierConfig>,
+    /// Connection and request limits.
+    #[serde(default)]
+    pub limits: LimitsFile,
+    /// What each account may buy.
+    #[serde(default)]
+    pub quotas: QuotasFile,
+}
+
+/// The `[limits]` table: how much of the server one client or account may take.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Seconds a client has to send a request head; also how long an idle keep-alive connection
+    /// is kept (default 30, 1..=300).
+    pub header_timeout_seconds: Option<u64>,
+    /// Seconds the body of an authenticated request has to arrive (default 10, 1..=300).
+    pub body_timeout_seconds: Option<u64>,
+    /// Seconds a whole request may take (default 120, 5..=3600).
+    pub request_timeout_seconds: Option<u64>,
+    /// Connections open at once (default 1024, 16..=1000000; never above the open-file limit).
+    pub max_connections: Option<u64>,
+    /// Requests per second per account, sustained (default 100, 0..=1000000; 0: no limit).
+    pub rate_limit_per_second: Option<u64>,
+    /// Requests at once per account after a quiet spell (default 200, 1..=1000000).
+    pub rate_limit_burst: Option<u64>,
+    /// Live tokens per credential (default 20, 1..=1000).
+    pub max_tokens_per_credential: Option<u64>,
+    /// RSA key generations one account may run at once (default 1, 1..=64).
+    pub keygen_per_account: Option<u64>,
+}
+
+/// The `[quotas]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotasFile {
+    /// Certificates an account may hold (default 10000, 1..=100000000).
+    pub certificates_per_account: Option<u64>,
+    /// Orders an account may place per UTC day (default 1000, 1..=10000000).
+    pub orders_per_day: Option<u64>,
 }
 
 /// The `[jobs]` table.
@@ -155,6 +194,10 @@ pub struct RuntimeConfig {
     pub json_logs: bool,
     /// Grace period on shutdown.
     pub shutdown_grace: std::time::Duration,
+    /// Connection limits (the grace period included).
+    pub serve: scm_api::ServeLimits,
+    /// Request limits.
+    pub api: scm_api::ApiLimits,
     /// Domain settings.
     pub core: CoreConfig,
 }
@@ -182,6 +225,20 @@ pub fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
 
 fn secs(v: u64) -> time::Duration {
     time::Duration::seconds(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+/// `value` if it lies in `range`; else the error names the setting and the range. A setting out of
+/// range stops the start rather than working strangely (a huge skew would turn the date check off).
+fn ranged(name: &str, value: u64, range: std::ops::RangeInclusive<u64>) -> anyhow::Result<u64> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        bail!(
+            "{name}: {value} is out of range ({}..={})",
+            range.start(),
+            range.end()
+        )
+    }
 }
 
 /// Merges flags/env, file and defaults.
@@ -221,8 +278,14 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         "json" => true,
         other => bail!("log_format: {other:?} is not text or json"),
     };
-    let pick =
-        |flag: Option<u64>, file: Option<u64>, default: u64| flag.or(file).unwrap_or(default);
+    // A setting from the flag/environment, else the file, else its default, checked in range.
+    let pick = |name: &str,
+                flag: Option<u64>,
+                file: Option<u64>,
+                default: u64,
+                range: std::ops::RangeInclusive<u64>| {
+        ranged(name, flag.or(file).unwrap_or(default), range)
+    };
     let push_configs = match server.and_then(|s| s.push_targets.clone()) {
         Some(inline) => {
             #[derive(Deserialize)]
@@ -237,15 +300,48 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         None => file.push_targets,
     };
     let mut push_targets: Vec<PushTarget> = Vec::new();
+    let mut written: Vec<(PathBuf, String)> = Vec::new();
     for c in &push_configs {
         if push_targets.iter().any(|x| x.name == c.name()) {
             bail!("push_targets: the name {:?} is used twice", c.name());
         }
+        // Two targets writing one file would let one account's push replace another's key.
+        for path in c.files() {
+            let path = normalise(path);
+            if let Some((_, other)) = written.iter().find(|(p, _)| *p == path) {
+                bail!(
+                    "push_targets {:?}: {} is also written by push target {other:?}",
+                    c.name(),
+                    path.display()
+                );
+            }
+            written.push((path, c.name().to_owned()));
+        }
         push_targets.push(scm_outbound::deploy::push_target(c).map_err(|e| anyhow::anyhow!(e))?);
     }
     // One outbound HTTP client for every adapter, bounded by the operator's egress policy.
-    let http =
-        OutboundHttp::new(file.egress.clone()).map_err(|e| anyhow::anyhow!("egress: {e}"))?;
+    let egress = &file.egress;
+    ranged(
+        "egress.connect_timeout_seconds",
+        egress.connect_timeout_seconds,
+        1..=300,
+    )?;
+    ranged(
+        "egress.request_timeout_seconds",
+        egress.request_timeout_seconds,
+        1..=3600,
+    )?;
+    ranged(
+        "egress.max_response_bytes",
+        egress.max_response_bytes,
+        1..=64 << 20,
+    )?;
+    ranged(
+        "egress.max_redirects",
+        u64::from(egress.max_redirects),
+        0..=20,
+    )?;
+    let http = OutboundHttp::new(egress.clone()).map_err(|e| anyhow::anyhow!("egress: {e}"))?;
     let mut notifiers: Vec<NotifierTarget> = Vec::new();
     for c in &file.notifiers {
         if notifiers.iter().any(|x| x.name == c.name()) {
@@ -253,62 +349,157 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         }
         notifiers.push(scm_outbound::notify::notifier(c, &http).map_err(|e| anyhow::anyhow!(e))?);
     }
-    let defaults = JobSettings::default();
     let jobs = JobSettings {
-        lease: std::time::Duration::from_secs(
+        lease: std::time::Duration::from_secs(pick(
+            "jobs.lease_seconds",
+            server.and_then(|s| s.job_lease_seconds),
+            file.jobs.lease_seconds,
+            60,
+            1..=3600,
+        )?),
+        poll: std::time::Duration::from_millis(pick(
+            "jobs.poll_millis",
+            server.and_then(|s| s.job_poll_millis),
+            file.jobs.poll_millis,
+            1000,
+            10..=60_000,
+        )?),
+        concurrency: usize::try_from(pick(
+            "jobs.concurrency",
+            server.and_then(|s| s.job_concurrency).map(|c| c as u64),
+            file.jobs.concurrency.map(|c| c as u64),
+            8,
+            1..=256,
+        )?)?,
+        retention: std::time::Duration::from_secs(
             pick(
-                server.and_then(|s| s.job_lease_seconds),
-                file.jobs.lease_seconds,
-                defaults.lease.as_secs(),
-            )
-            .max(1),
+                "jobs.retention_days",
+                None,
+                file.jobs.retention_days,
+                30,
+                1..=3650,
+            )? * 86_400,
         ),
-        poll: std::time::Duration::from_millis(
-            pick(
-                server.and_then(|s| s.job_poll_millis),
-                file.jobs.poll_millis,
-                u64::try_from(defaults.poll.as_millis()).unwrap_or(1000),
-            )
-            .max(10),
-        ),
-        concurrency: server
-            .and_then(|s| s.job_concurrency)
-            .or(file.jobs.concurrency)
-            .unwrap_or(defaults.concurrency)
-            .max(1),
-        retention: file.jobs.retention_days.map_or(defaults.retention, |d| {
-            std::time::Duration::from_secs(d.saturating_mul(86_400))
-        }),
     };
+    let limits = &file.limits;
+    let quotas = &file.quotas;
     let core = CoreConfig {
         max_skew: secs(pick(
+            "max_clock_skew_seconds",
             server.and_then(|s| s.max_clock_skew_seconds),
             file.max_clock_skew_seconds,
             900,
-        )),
+            60..=900,
+        )?),
         token_ttl: secs(pick(
+            "token_ttl_seconds",
             server.and_then(|s| s.token_ttl_seconds),
             file.token_ttl_seconds,
             86_400,
-        )),
+            300..=604_800,
+        )?),
         leaf_validity: secs(
             pick(
+                "leaf_validity_days",
                 server.and_then(|s| s.leaf_validity_days),
                 file.leaf_validity_days,
                 365,
-            )
-            .saturating_mul(86_400),
+                1..=3650,
+            )? * 86_400,
         ),
         push_targets,
         notifiers,
         jobs,
+        max_tokens_per_credential: u32::try_from(pick(
+            "limits.max_tokens_per_credential",
+            None,
+            limits.max_tokens_per_credential,
+            20,
+            1..=1000,
+        )?)?,
+        quotas: scm_store::Quotas {
+            certificates_per_account: pick(
+                "quotas.certificates_per_account",
+                None,
+                quotas.certificates_per_account,
+                10_000,
+                1..=100_000_000,
+            )?,
+            orders_per_day: pick(
+                "quotas.orders_per_day",
+                None,
+                quotas.orders_per_day,
+                1_000,
+                1..=10_000_000,
+            )?,
+        },
+        keygen_per_account: u32::try_from(pick(
+            "limits.keygen_per_account",
+            None,
+            limits.keygen_per_account,
+            1,
+            1..=64,
+        )?)?,
         ..CoreConfig::default()
     };
     let shutdown_grace = std::time::Duration::from_secs(pick(
+        "shutdown_grace_seconds",
         server.and_then(|s| s.shutdown_grace_seconds),
         file.shutdown_grace_seconds,
         30,
-    ));
+        1..=600,
+    )?);
+    let serve = scm_api::ServeLimits {
+        header_read_timeout: std::time::Duration::from_secs(pick(
+            "limits.header_timeout_seconds",
+            None,
+            limits.header_timeout_seconds,
+            30,
+            1..=300,
+        )?),
+        grace: shutdown_grace,
+        max_connections: usize::try_from(pick(
+            "limits.max_connections",
+            None,
+            limits.max_connections,
+            1024,
+            16..=1_000_000,
+        )?)?,
+    };
+    let per_second = pick(
+        "limits.rate_limit_per_second",
+        None,
+        limits.rate_limit_per_second,
+        100,
+        0..=1_000_000,
+    )?;
+    let burst = pick(
+        "limits.rate_limit_burst",
+        None,
+        limits.rate_limit_burst,
+        200,
+        1..=1_000_000,
+    )?;
+    let api = scm_api::ApiLimits {
+        body_timeout: std::time::Duration::from_secs(pick(
+            "limits.body_timeout_seconds",
+            None,
+            limits.body_timeout_seconds,
+            10,
+            1..=300,
+        )?),
+        request_timeout: std::time::Duration::from_secs(pick(
+            "limits.request_timeout_seconds",
+            None,
+            limits.request_timeout_seconds,
+            120,
+            5..=3600,
+        )?),
+        rate: (per_second > 0).then_some(scm_api::RateLimit {
+            per_second: per_second as f64,
+            burst: burst as f64,
+        }),
+    };
     Ok(RuntimeConfig {
         listen,
         data_dir,
@@ -318,8 +509,33 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         public_endpoint_explicit: explicit_endpoint.is_some(),
         json_logs,
         shutdown_grace,
+        serve,
+        api,
         core,
     })
+}
+
+/// `path` without `.` segments and with `..` applied to what precedes it (paths are absolute),
+/// its directory resolved through symbolic links when it exists: two spellings of one file
+/// compare equal.
+fn normalise(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    match (out.parent(), out.file_name()) {
+        (Some(dir), Some(name)) => match std::fs::canonicalize(dir) {
+            Ok(dir) => dir.join(name),
+            Err(_) => out,
+        },
+        _ => out,
+    }
 }
 
 /// The database URL: from the flag or environment, the config file, a file named by either, or

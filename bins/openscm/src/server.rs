@@ -44,6 +44,7 @@ pub async fn open_or_bootstrap(
     cfg: &RuntimeConfig,
 ) -> anyhow::Result<(Arc<Scm>, Arc<SqlStore>, Option<Created>)> {
     create_private_dir(&cfg.data_dir)?;
+    create_private_database(cfg)?;
     let (master, created_key) = MasterKey::load_or_create(&cfg.master_key_file)?;
     if created_key {
         tracing::info!(path = %cfg.master_key_file.display(), "created a new master key");
@@ -118,15 +119,45 @@ fn sqlite_path(url: &str) -> Option<&str> {
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        // The umask may have narrowed the mode at creation; set it exactly.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// Creates the SQLite database file with mode 0600 before SQLite does (SQLite would create it,
+/// and its journals, readable by all under the usual umask).
+fn create_private_database(cfg: &RuntimeConfig) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if cfg.database_url.backend() != Backend::Sqlite {
+        return Ok(());
+    }
+    let Some(path) = sqlite_path(cfg.database_url.expose()) else {
+        return Ok(());
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot set the mode of {path}"))?;
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot create the database file {path}")),
+    }
 }
 
 async fn write_credentials(cfg: &RuntimeConfig, c: &Created) -> anyhow::Result<()> {
@@ -183,11 +214,8 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
     );
     let background = Supervisor::new();
     scm.start_background(&background).await?;
-    let app = scm_api::router(scm.clone());
-    let limits = scm_api::ServeLimits {
-        grace: cfg.shutdown_grace,
-        ..scm_api::ServeLimits::default()
-    };
+    let app = scm_api::router(scm.clone(), cfg.api);
+    let limits = connection_limits(cfg.serve);
     let stop_claiming = background.token();
     let signalled = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let mark = signalled.clone();
@@ -227,6 +255,27 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The connection cap, within the process's open-file limit: the soft limit is raised to the hard
+/// one first, and the cap kept 256 below it (for the database, the listener and files), so the
+/// server never runs out of descriptors and refuses extra connections at once instead.
+fn connection_limits(mut limits: scm_api::ServeLimits) -> scm_api::ServeLimits {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(open_files) => {
+            let room = usize::try_from(open_files.saturating_sub(256)).unwrap_or(usize::MAX);
+            if limits.max_connections > room {
+                tracing::warn!(
+                    configured = limits.max_connections,
+                    open_files,
+                    "max_connections lowered to fit the open-file limit"
+                );
+                limits.max_connections = room.max(16);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+    limits
 }
 
 /// SIGTERM and SIGINT, registered up front.

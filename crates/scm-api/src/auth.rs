@@ -1,5 +1,8 @@
 //! The guard of every route: authenticates the caller and checks the scope the operation table
-//! gives the route, before any handler runs. A handler gets what the guard established through the
+//! gives the route, before any handler runs. It authenticates from the request head first (token,
+//! or the signature's key, status and date), so an unauthenticated request is answered without its
+//! body being read; the body then has a deadline, and the signature is checked over it; last, the
+//! account's request rate. A handler gets what the guard established through the
 //! extractors of [`crate::extract`] ([`crate::extract::Caller`], [`crate::extract::V2Project`]),
 //! which cannot be built any other way.
 
@@ -46,23 +49,51 @@ async fn authorise(
     req: Request,
 ) -> Result<(Request, Principal), ApiError> {
     let (mut parts, body) = req.into_parts();
-    // The signature covers the body, so it is read before the signature is checked.
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ApiError::BodyTooLarge)?;
-    let headers: Vec<(&str, &str)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
-        .collect();
-    let sign_req = scm_sign::Request {
-        method: parts.method.as_str(),
-        raw_path: parts.uri.path(),
-        raw_query: parts.uri.query(),
-        headers: &headers,
-        body: &bytes,
+    let head = {
+        let headers = header_pairs(&parts.headers);
+        let head = scm_sign::Request {
+            method: parts.method.as_str(),
+            raw_path: parts.uri.path(),
+            raw_query: parts.uri.query(),
+            headers: &headers,
+            body: &[],
+        };
+        // Nothing of the body is read (nor `100 Continue` sent) for a request that fails here.
+        state.scm.authenticate_head(&head).await?
     };
-    let principal = state.scm.authenticate(&sign_req).await?;
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(ApiError::BodyTooLarge);
+    }
+    let bytes = tokio::time::timeout(
+        state.limits.body_timeout,
+        axum::body::to_bytes(body, MAX_BODY),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout)?
+    .map_err(|_| ApiError::BodyTooLarge)?;
+    let principal = {
+        let headers = header_pairs(&parts.headers);
+        let full = scm_sign::Request {
+            method: parts.method.as_str(),
+            raw_path: parts.uri.path(),
+            raw_query: parts.uri.query(),
+            headers: &headers,
+            body: &bytes,
+        };
+        state.scm.authenticate_body(head, &full)?
+    };
+    if let Some(throttle) = &state.throttle
+        && let Err(wait) = throttle.admit(&principal.account, std::time::Instant::now())
+    {
+        return Err(ApiError::Throttled {
+            retry_after: wait.as_secs().saturating_add(1),
+        });
+    }
     if op.scope() == Scope::Project {
         let params = RawPathParams::from_request_parts(&mut parts, &())
             .await
@@ -76,6 +107,15 @@ async fn authorise(
     }
     parts.extensions.insert(principal.clone());
     Ok((Request::from_parts(parts, Body::from(bytes)), principal))
+}
+
+/// The headers as text pairs (a header whose value is not text is left out, so a signature
+/// naming it fails).
+fn header_pairs(headers: &axum::http::HeaderMap) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+        .collect()
 }
 
 /// Puts the operation (and the caller) on a response, for the access log.

@@ -25,6 +25,17 @@ pub enum ApiError {
     MethodNotAllowed,
     /// Body larger than [`crate::MAX_BODY`].
     BodyTooLarge,
+    /// The body did not arrive within the body deadline.
+    BodyTimeout,
+    /// The request took longer than the request deadline.
+    RequestTimeout,
+    /// The account sent more requests than its rate allows; retry after this many seconds.
+    Throttled {
+        /// Seconds until a request is allowed again (at least 1).
+        retry_after: u64,
+    },
+    /// The server has as many connections open as it allows.
+    TooManyConnections,
 }
 
 impl From<DomainError> for ApiError {
@@ -84,6 +95,11 @@ fn status_code_message(e: &ApiError) -> (StatusCode, ErrorCode, String) {
                     "Certificates cannot be pushed to this service: no {service} target is configured for {region}."
                 ),
             ),
+            DomainError::QuotaExceeded(what) => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::QuotaExceeded,
+                format!("The quota of this account is reached: {what}."),
+            ),
             DomainError::PushFailed(cause) => (
                 StatusCode::BAD_REQUEST,
                 ErrorCode::PushFailed,
@@ -127,6 +143,27 @@ fn status_code_message(e: &ApiError) -> (StatusCode, ErrorCode, String) {
             ErrorCode::BodyTooLarge,
             "The request body is too large.".into(),
         ),
+        ApiError::BodyTimeout => (
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::BodyTimeout,
+            "The request body was not received in time.".into(),
+        ),
+        ApiError::RequestTimeout => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::RequestTimeout,
+            "The request took too long; retry later.".into(),
+        ),
+        ApiError::Throttled { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Throttled,
+            "The throttling threshold has been reached: too many requests from this account."
+                .into(),
+        ),
+        ApiError::TooManyConnections => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::TooManyConnections,
+            "Too many connections to the server; retry later.".into(),
+        ),
     }
 }
 
@@ -168,9 +205,30 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let ApiError::Throttled { retry_after } = &self
+            && let Ok(v) = axum::http::HeaderValue::from_str(&retry_after.to_string())
+        {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
         resp.extensions_mut().insert(ErrorNote { code, internal });
         resp
     }
+}
+
+/// The whole answer to a connection past the cap, written before it is closed (no request is
+/// read from it, so the response is raw HTTP/1.1).
+pub(crate) fn over_capacity_response() -> Vec<u8> {
+    let (status, code, message) = status_code_message(&ApiError::TooManyConnections);
+    let body = serde_json::json!({"error_code": code.as_str(), "error_msg": message}).to_string();
+    format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nConnection: close\r\n\
+         Retry-After: 1\r\nContent-Length: {}\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// An error and its sources, `: `-separated, for the log.
@@ -262,6 +320,15 @@ mod tests {
             (ApiError::RouteNotFound, 404, "APIGW.0101"),
             (ApiError::MethodNotAllowed, 405, "APIGW.0105"),
             (ApiError::BodyTooLarge, 413, "APIGW.0201"),
+            (ApiError::BodyTimeout, 408, "APIGW.0202"),
+            (ApiError::RequestTimeout, 503, "APIGW.0203"),
+            (ApiError::Throttled { retry_after: 2 }, 429, "APIGW.0308"),
+            (ApiError::TooManyConnections, 503, "APIGW.0309"),
+            (
+                DomainError::QuotaExceeded("10000 certificates".into()).into(),
+                400,
+                "SCM.0011",
+            ),
         ];
         let covered: std::collections::HashSet<&str> = cases.iter().map(|c| c.2).collect();
         for code in ErrorCode::ALL {

@@ -16,28 +16,62 @@ mod parse;
 mod request_log;
 mod routes;
 mod serve;
+mod throttle;
 mod views;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use scm_core::Scm;
 
 pub use error::ApiError;
 pub use serve::{ServeLimits, serve};
+pub use throttle::RateLimit;
 
 /// Largest request body accepted (bytes). Certificates and CSRs are a few KiB.
 pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Limits of request handling (those of connections are [`ServeLimits`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ApiLimits {
+    /// Time the body of an authenticated request has to arrive.
+    pub body_timeout: Duration,
+    /// Time a whole request may take, from its head to its answer.
+    pub request_timeout: Duration,
+    /// Requests per account; `None`: unlimited.
+    pub rate: Option<RateLimit>,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            body_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+            rate: Some(RateLimit {
+                per_second: 100.0,
+                burst: 200.0,
+            }),
+        }
+    }
+}
 
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct AppState {
     /// The domain service.
     pub scm: Arc<Scm>,
+    limits: ApiLimits,
+    throttle: Option<Arc<throttle::Throttle>>,
 }
 
 /// The full router: every operation of the table behind its guard, and 404/405 for everything
 /// else.
-pub fn router(scm: Arc<Scm>) -> Router {
-    routes::router(AppState { scm })
+pub fn router(scm: Arc<Scm>, limits: ApiLimits) -> Router {
+    let throttle = limits.rate.map(|r| Arc::new(throttle::Throttle::new(r)));
+    routes::router(AppState {
+        scm,
+        limits,
+        throttle,
+    })
 }

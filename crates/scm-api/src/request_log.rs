@@ -2,14 +2,16 @@
 
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use scm_core::Principal;
 use scm_proto::{Operation, RequestId};
 
-use crate::error::ErrorNote;
+use axum::response::IntoResponse;
+
+use crate::error::{ApiError, ErrorNote};
 
 /// A new request id. Falls back to a time-based id if the system generator fails, since a
 /// response must always carry one.
@@ -26,16 +28,24 @@ fn request_id() -> RequestId {
     }
 }
 
-/// Outermost layer: gives every request a 32-hex id (echoed in `X-Request-Id`) and writes one log
-/// line per request with its operation, account and outcome. Internal error causes are logged
-/// here, with the request id, and never sent.
-pub(crate) async fn request_id_and_log(mut req: Request, next: Next) -> Response {
+/// Outermost layer: gives every request a 32-hex id (echoed in `X-Request-Id`), bounds the whole
+/// request by `deadline` (503 `APIGW.0203` past it; work it started, such as a delivery job, goes
+/// on), and writes one log line per request with its operation, account and outcome. Internal
+/// error causes are logged here, with the request id, and never sent.
+pub(crate) async fn request_id_and_log(
+    State(deadline): State<std::time::Duration>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = request_id();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     req.extensions_mut().insert(id.clone());
-    let mut resp = next.run(req).await;
+    let mut resp = match tokio::time::timeout(deadline, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::RequestTimeout.into_response(),
+    };
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         resp.headers_mut().insert("x-request-id", v);
     }

@@ -65,8 +65,12 @@ pub(crate) fn router(state: AppState) -> Router {
         };
         app = app.route(op.path(), route);
     }
+    let deadline = state.limits.request_timeout;
     app.method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::not_found)
         .with_state(state)
-        .layer(middleware::from_fn(request_log::request_id_and_log))
+        .layer(middleware::from_fn_with_state(
+            deadline,
+            request_log::request_id_and_log,
+        ))
 }

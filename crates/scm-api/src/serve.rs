@@ -1,9 +1,12 @@
 //! The accept loop: HTTP/1.1 connections with a header read timeout (a client that opens a
-//! connection and sends nothing, or sends headers byte by byte, is dropped), and a graceful stop:
+//! connection and sends nothing, sends headers byte by byte, or keeps an idle keep-alive
+//! connection open, is dropped), a cap on open connections (past it a new connection is answered
+//! 503 and closed at once, so a flood of idle sockets cannot stall everyone), and a graceful stop:
 //! on the shutdown signal the listener closes, requests in flight finish (up to a grace period),
 //! idle keep-alive connections close.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,14 +15,18 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeLimits {
-    /// Time a client has to send the request line and headers.
+    /// Time a client has to send a request's line and headers, and the longest an idle
+    /// keep-alive connection is kept waiting for its next request.
     pub header_read_timeout: Duration,
     /// Time requests in flight get to finish after the shutdown signal.
     pub grace: Duration,
+    /// Connections open at once; past it new ones are refused (503) at once.
+    pub max_connections: usize,
 }
 
 impl Default for ServeLimits {
@@ -27,9 +34,14 @@ impl Default for ServeLimits {
         Self {
             header_read_timeout: Duration::from_secs(30),
             grace: Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }
+
+/// What a connection past the cap is told before it is closed (no request is read).
+static OVER_CAPACITY: std::sync::LazyLock<Vec<u8>> =
+    std::sync::LazyLock::new(crate::error::over_capacity_response);
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains. Returns `true` when every
 /// connection finished within the grace period.
@@ -40,6 +52,7 @@ pub async fn serve(
     limits: ServeLimits,
 ) -> bool {
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -53,6 +66,10 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    refuse(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -63,6 +80,7 @@ pub async fn serve(
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
+                    drop(slot);
                 });
             }
             () = &mut shutdown => break,
@@ -73,6 +91,14 @@ pub async fn serve(
         () = graceful.shutdown() => true,
         () = tokio::time::sleep(limits.grace) => false,
     }
+}
+
+/// Answers a connection past the cap with a 503 (if its socket takes it without waiting) and
+/// closes it, without reading anything.
+fn refuse(stream: tokio::net::TcpStream) {
+    let _ = stream.try_write(&OVER_CAPACITY);
+    tracing::debug!("connection refused: too many open connections");
+    drop(stream);
 }
 
 #[cfg(test)]
@@ -116,6 +142,7 @@ mod tests {
         let limits = ServeLimits {
             header_read_timeout: Duration::from_millis(200),
             grace: Duration::from_secs(5),
+            ..ServeLimits::default()
         };
         let (addr, stop, task) = start(limits).await;
         let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -29,6 +29,10 @@ pub const POLL: Duration = Duration::from_millis(100);
 /// Entries per map before it is simply emptied (keeps memory bounded under odd loads).
 const MAX_ENTRIES: usize = 100_000;
 
+/// How long an access key the store does not know is remembered as unknown (a credential created
+/// meanwhile moves the revision and clears this at once in every process).
+pub const UNKNOWN_KEY_TTL_MS: i64 = 10_000;
+
 /// One map guarded by the shared generation.
 pub(crate) struct Map<K, V> {
     inner: RwLock<HashMap<K, V>>,
@@ -76,6 +80,8 @@ impl<K: Eq + Hash + Clone, V: Clone> Map<K, V> {
 pub(crate) struct ReadCache {
     generation: AtomicU64,
     pub credentials: Map<AccessKeyId, Arc<CachedCredential>>,
+    /// Access keys the store does not know, until when (Unix ms).
+    pub unknown_keys: Map<AccessKeyId, i64>,
     pub accounts: Map<DomainId, Arc<AccountRecord>>,
     pub certificates: Map<CertificateId, Arc<CertificateRecord>>,
     pub history: Map<CertificateId, Arc<Vec<PushRecord>>>,
@@ -86,6 +92,7 @@ impl ReadCache {
         Self {
             generation: AtomicU64::new(0),
             credentials: Map::new(),
+            unknown_keys: Map::new(),
             accounts: Map::new(),
             certificates: Map::new(),
             history: Map::new(),
@@ -105,6 +112,7 @@ impl ReadCache {
     pub fn clear(&self) {
         self.bump();
         self.credentials.clear();
+        self.unknown_keys.clear();
         self.accounts.clear();
         self.certificates.clear();
         self.history.clear();
@@ -117,10 +125,11 @@ impl ReadCache {
         self.history.remove(id);
     }
 
-    /// Drops one credential.
+    /// Drops one credential (and any memory of it being unknown).
     pub fn forget_credential(&self, ak: &AccessKeyId) {
         self.bump();
         self.credentials.remove(ak);
+        self.unknown_keys.remove(ak);
     }
 
     /// Drops one account.
@@ -131,6 +140,11 @@ impl ReadCache {
 
     pub fn put_credential(&self, seen: u64, k: AccessKeyId, v: Arc<CachedCredential>) {
         self.credentials.put_if(&self.generation, seen, k, v);
+    }
+
+    pub fn put_unknown_key(&self, seen: u64, k: AccessKeyId, until_ms: i64) {
+        self.unknown_keys
+            .put_if(&self.generation, seen, k, until_ms);
     }
 
     pub fn put_account(&self, seen: u64, v: Arc<AccountRecord>) {

@@ -45,6 +45,9 @@ pub enum DomainError {
         /// Region asked for.
         region: String,
     },
+    /// The account's quota (of certificates, of orders a day) would be exceeded.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
     /// Delivering the certificate to a target failed; the text is safe to show.
     #[error("{0}")]
     PushFailed(String),
@@ -133,6 +136,9 @@ pub(crate) fn invalid_field<T: std::fmt::Debug>(r: Result<T, DomainError>) -> St
 
 impl From<scm_store::StoreError> for DomainError {
     fn from(e: scm_store::StoreError) -> Self {
+        if let scm_store::StoreError::QuotaExceeded(what) = e {
+            return Self::QuotaExceeded(what);
+        }
         let kind = if e.is_unavailable() {
             InternalKind::Unavailable
         } else {

@@ -2,11 +2,12 @@
 //! then an [`Issuer`] signs. The built-in CA ([`BuiltinCa`]) signs either the user's CSR or a key
 //! generated here; ACME issuers plug in beside it through the same trait.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use scm_pki::{DnsName, LeafKey, LeafRequest, MasterKey, PrivateKey, SubjectFields};
-use scm_proto::{CertificateId, DomainType, PrimaryDomainType};
+use scm_pki::{DnsName, KeyAlgorithm, LeafKey, LeafRequest, MasterKey, PrivateKey, SubjectFields};
+use scm_proto::{CertificateId, DomainId, DomainType, PrimaryDomainType};
 use scm_store::{CaRecord, IssuedRecord, Product};
 use time::OffsetDateTime;
 
@@ -21,10 +22,81 @@ pub struct IssueRequest<'a> {
     pub id: &'a CertificateId,
     /// Names, subject and key choice.
     pub form: &'a ApplicationForm,
+    /// The key generated for the certificate when the application has no CSR
+    /// (see [`KeyGenerator`]).
+    pub key: Option<&'a PrivateKey>,
     /// The time of issuance.
     pub now: OffsetDateTime,
     /// How long the certificate is valid.
     pub validity: time::Duration,
+}
+
+/// Generates the private keys of certificates, fairly: RSA generation (tens of milliseconds to
+/// seconds of a core per key) runs off the async workers, at most `per_account` at once for one
+/// account and at most one per core in all, waiting in turn; so one account's burst of RSA_4096
+/// keys takes its own share, and another account's application does not wait behind it. EC keys
+/// take microseconds and are made at once.
+pub struct KeyGenerator {
+    cores: Arc<tokio::sync::Semaphore>,
+    per_account: u32,
+    accounts: std::sync::Mutex<HashMap<DomainId, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl std::fmt::Debug for KeyGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyGenerator")
+            .field("per_account", &self.per_account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyGenerator {
+    /// A generator letting each account run `per_account` RSA generations at once.
+    pub fn new(per_account: u32) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            cores: Arc::new(tokio::sync::Semaphore::new(cores)),
+            per_account: per_account.max(1),
+            accounts: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A new key of `algorithm` for `account`.
+    pub async fn generate(
+        &self,
+        account: &DomainId,
+        algorithm: KeyAlgorithm,
+    ) -> Result<PrivateKey, DomainError> {
+        if !algorithm.is_rsa() {
+            return PrivateKey::generate(algorithm)
+                .map_err(|e| DomainError::internal_from("key generation", e));
+        }
+        let mine = match self.accounts.lock() {
+            Ok(mut accounts) => accounts
+                .entry(account.clone())
+                .or_insert_with(|| {
+                    Arc::new(tokio::sync::Semaphore::new(
+                        usize::try_from(self.per_account).unwrap_or(1),
+                    ))
+                })
+                .clone(),
+            Err(_) => return Err(DomainError::internal("key generator lock poisoned")),
+        };
+        // The account's own turn first, then a core: a burst queues behind itself.
+        let _turn = mine
+            .acquire_owned()
+            .await
+            .map_err(|e| DomainError::internal_from("key generator", e))?;
+        let _core = self
+            .cores
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| DomainError::internal_from("key generator", e))?;
+        tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm))
+            .await?
+            .map_err(|e| DomainError::internal_from("key generation", e))
+    }
 }
 
 /// Something that signs certificates: the built-in CA, or (next) an ACME CA.
@@ -168,6 +240,43 @@ pub fn wildcard_count(product: &Product) -> i64 {
     }
 }
 
+/// Checks an issuance policy: `;`-separated domain suffixes, each a DNS name (`example.com`) or a
+/// top-level suffix with a leading dot (`.test`); no wildcards, no empty entries but a wholly
+/// empty policy (nothing is issued without validation). Returns it normalised (lower case, no
+/// spaces).
+pub fn normalise_policy(policy: &str) -> Result<String, DomainError> {
+    let mut out = Vec::new();
+    for entry in policy.split(';').map(str::trim) {
+        if entry.is_empty() {
+            if policy.trim().is_empty() {
+                continue;
+            }
+            return Err(DomainError::invalid("allow", "has an empty entry"));
+        }
+        let bare = entry.strip_prefix('.').unwrap_or(entry);
+        // A one-label suffix (`test`) is valid as a top-level domain: check it as a name under it.
+        let check = if bare.contains('.') {
+            bare.to_owned()
+        } else {
+            format!("x.{bare}")
+        };
+        match DnsName::parse(&check) {
+            Ok(n) if !n.is_wildcard() => out.push(if entry.starts_with('.') {
+                format!(".{}", bare.to_ascii_lowercase())
+            } else {
+                bare.to_ascii_lowercase()
+            }),
+            _ => {
+                return Err(DomainError::invalid(
+                    "allow",
+                    format!("{entry:?} is not a domain suffix such as .test or example.com"),
+                ));
+            }
+        }
+    }
+    Ok(out.join(";"))
+}
+
 /// Checks every name against the account's issuance policy (`;`-separated suffixes).
 pub fn check_policy(policy: &str, names: &[DnsName]) -> Result<(), DomainError> {
     let suffixes: Vec<&str> = policy
@@ -195,22 +304,16 @@ impl Issuer for BuiltinCa {
         let form = req.form;
         let generated = match &form.csr {
             Some(_) => None,
-            None => {
-                let alg = form.key_algorithm;
-                // RSA generation takes 70 ms to seconds: keep it off the async workers.
-                Some(
-                    tokio::task::spawn_blocking(move || PrivateKey::generate(alg))
-                        .await?
-                        .map_err(|e| DomainError::internal_from("key generation", e))?,
-                )
-            }
+            None => Some(req.key.ok_or_else(|| {
+                DomainError::internal("no key given for an application without a CSR")
+            })?),
         };
         let names = form.names();
         let a = &form.applicant;
         fn opt(s: &str) -> Option<&str> {
             Some(s).filter(|s| !s.is_empty())
         }
-        let public_key = match (&form.csr, &generated) {
+        let public_key = match (&form.csr, generated) {
             (Some((_, csr)), _) => LeafKey::Csr(csr),
             (None, Some(key)) => LeafKey::Generated(key),
             (None, None) => return Err(DomainError::internal("no key to certify")),
@@ -233,7 +336,7 @@ impl Issuer for BuiltinCa {
                 public_key,
             })
             .map_err(|e| DomainError::internal_from("signing", e))?;
-        let private_key_sealed = match &generated {
+        let private_key_sealed = match generated {
             Some(key) => Some(
                 self.master
                     .seal(key.pkcs8_der(), key_aad(req.id).as_bytes())
@@ -320,6 +423,27 @@ mod tests {
         assert!(check_product(&p, &names(&["a.test", "b.test", "*.c.test", "*.d.test"])).is_ok());
         assert!(check_product(&p, &names(&["a.test", "b.test", "c.test"])).is_err());
         assert!(check_product(&p, &names(&["*.a.test", "b.test"])).is_err());
+    }
+
+    #[test]
+    fn policies_are_domain_suffixes() {
+        assert_eq!(
+            normalise_policy(" .Test ; example.COM;.internal").unwrap(),
+            ".test;example.com;.internal"
+        );
+        assert_eq!(normalise_policy("").unwrap(), "");
+        for bad in [
+            "*",
+            "*.test",
+            ".",
+            "a..b",
+            "exa mple.com",
+            ".test;;.x",
+            "1.2.3.4",
+            "-a.test",
+        ] {
+            assert!(normalise_policy(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

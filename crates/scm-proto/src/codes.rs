@@ -67,6 +67,18 @@ error_codes! {
     MethodNotAllowed = "APIGW.0105",
     /// Request body larger than the server accepts.
     BodyTooLarge = "APIGW.0201",
+    /// The request body did not arrive within the body deadline (HTTP 408).
+    BodyTimeout = "APIGW.0202",
+    /// The request took longer than the request deadline (HTTP 503).
+    RequestTimeout = "APIGW.0203",
+    /// Too many requests from this account: throttled (HTTP 429 with `Retry-After`), the code
+    /// Huawei's API gateway uses for throttling.
+    Throttled = "APIGW.0308",
+    /// Too many connections open to the server (HTTP 503, sent before closing a connection).
+    TooManyConnections = "APIGW.0309",
+    /// The account's quota of certificates or orders is reached (the documented code for the
+    /// certificate count limit).
+    QuotaExceeded = "SCM.0011",
 }
 
 impl fmt::Display for ErrorCode {

@@ -62,24 +62,35 @@ pub fn verify(
     now: OffsetDateTime,
     max_skew: Duration,
 ) -> Result<(), SignError> {
-    let sdk_date =
-        canonical::single_header(req.headers, DATE_HEADER)?.ok_or(SignError::MissingDate)?;
-    // An unsigned date could be replaced freely, making the skew check worthless.
-    if !auth.signed_headers.contains(&DATE_HEADER) {
-        return Err(SignError::UnsignedDate);
-    }
-
-    let date = parse_sdk_date(sdk_date)?;
-    if (now - date).abs() > max_skew {
-        return Err(SignError::Skew);
-    }
-
+    let sdk_date = check_date(req, auth, now, max_skew)?;
     let canonical = canonical_request(req, &auth.signed_headers)?;
     let expected = signature(secret, &string_to_sign(sdk_date, &canonical));
     match bool::from(expected.ct_eq(&auth.signature)) {
         true => Ok(()),
         false => Err(SignError::BadSignature),
     }
+}
+
+/// The part of [`verify`] that needs no body: `X-Sdk-Date` is present once, signed, well formed
+/// and within `max_skew` of `now`. Returns the date header's value. A server checks this before it
+/// reads a body, so a stale or unsigned request is refused without reading what it sends.
+pub fn check_date<'a>(
+    req: &Request<'a>,
+    auth: &Authorization<'_>,
+    now: OffsetDateTime,
+    max_skew: Duration,
+) -> Result<&'a str, SignError> {
+    let sdk_date =
+        canonical::single_header(req.headers, DATE_HEADER)?.ok_or(SignError::MissingDate)?;
+    // An unsigned date could be replaced freely, making the skew check worthless.
+    if !auth.signed_headers.contains(&DATE_HEADER) {
+        return Err(SignError::UnsignedDate);
+    }
+    let date = parse_sdk_date(sdk_date)?;
+    if (now - date).abs() > max_skew {
+        return Err(SignError::Skew);
+    }
+    Ok(sdk_date)
 }
 
 /// Builds the string to sign: the algorithm, the `X-Sdk-Date` value and the hex SHA-256 of the

@@ -246,7 +246,14 @@ impl Accounts for SqlStore {
     }
 
     async fn insert_credential(&self, c: &CredentialRecord) -> Result<()> {
-        db_run!(&self.pool, |p| insert_credential!(p, c))
+        // The revision moves too: other processes may remember this access key as unknown.
+        db_run!(&self.pool, |p| {
+            let mut tx = p.begin().await?;
+            insert_credential!(&mut *tx, c)?;
+            sqlx::query(BUMP).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     async fn credential(&self, ak: &AccessKeyId) -> Result<Option<CredentialRecord>> {
@@ -288,8 +295,9 @@ impl Accounts for SqlStore {
         })
     }
 
-    async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
+    async fn insert_token(&self, t: &TokenRecord, max_live: u32) -> Result<()> {
         db_run!(&self.pool, |p| {
+            let mut tx = p.begin().await?;
             sqlx::query(
                 "INSERT INTO tokens (token_hash, access_key, domain_id, project_id, issued_ms, expires_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -300,11 +308,37 @@ impl Accounts for SqlStore {
             .bind(t.project_id.as_str())
             .bind(t.issued_ms)
             .bind(t.expires_ms)
-            .execute(p)
+            .execute(&mut *tx)
             .await
             .map_err(conflict_or)?;
+            sqlx::query("DELETE FROM tokens WHERE access_key = $1 AND expires_ms <= $2")
+                .bind(t.access_key.as_str())
+                .bind(t.issued_ms)
+                .execute(&mut *tx)
+                .await?;
+            // Past the limit, the oldest go: a captured token request replayed a thousand times
+            // leaves `max_live` tokens, not a thousand.
+            sqlx::query(
+                "DELETE FROM tokens WHERE access_key = $1 AND seq NOT IN \
+                 (SELECT seq FROM tokens WHERE access_key = $1 ORDER BY seq DESC LIMIT $2)",
+            )
+            .bind(t.access_key.as_str())
+            .bind(i64::from(max_live.max(1)))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
         });
         Ok(())
+    }
+
+    async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64> {
+        db_run!(&self.pool, |p| {
+            let done = sqlx::query("DELETE FROM tokens WHERE expires_ms <= $1")
+                .bind(now_ms)
+                .execute(p)
+                .await?;
+            Ok(done.rows_affected())
+        })
     }
 
     async fn token(&self, token_hash: &str) -> Result<Option<(TokenRecord, CredentialStatus)>> {

@@ -9,7 +9,7 @@ use scm_proto::{
 use crate::pool::{BUMP, Pool, conflict_or, corrupt, db_run};
 use crate::records::{
     ApplicationRecord, CertificateRecord, IssuedRecord, ListQuery, NewCertificate, OrderRecord,
-    Product, SortKey,
+    Product, Quotas, SortKey,
 };
 use crate::{Certificates, Result, SqlStore, StoreError, dialect};
 
@@ -236,11 +236,53 @@ impl Certificates for SqlStore {
         template: &NewCertificate,
         count: u32,
         now_ms: i64,
+        quotas: &Quotas,
     ) -> Result<Vec<CertificateId>> {
         let n = i64::from(count);
         let p = &order.product;
+        let day = now_ms.div_euclid(86_400_000);
+        let max_certs = i64::try_from(quotas.certificates_per_account).unwrap_or(i64::MAX);
+        let max_orders = i64::try_from(quotas.orders_per_day).unwrap_or(i64::MAX);
         db_run!(&self.pool, |pool| {
             let mut tx = pool.begin().await?;
+            // The quotas are checked and counted by one conditional update of the account row:
+            // it is also this transaction's first write (SQLite takes its write lock at once) and,
+            // on PostgreSQL, locks the row, so concurrent orders of one account cannot both pass.
+            let counted = sqlx::query(
+                "UPDATE accounts SET certificate_count = certificate_count + $2, \
+                 orders_today = CASE WHEN order_day = $3 THEN orders_today + 1 ELSE 1 END, \
+                 order_day = $3 \
+                 WHERE domain_id = $1 AND certificate_count + $2 <= $4 \
+                 AND (order_day <> $3 OR orders_today + 1 <= $5)",
+            )
+            .bind(order.domain_id.as_str())
+            .bind(n)
+            .bind(day)
+            .bind(max_certs)
+            .bind(max_orders)
+            .execute(&mut *tx)
+            .await?;
+            if counted.rows_affected() != 1 {
+                let row: Option<(i64, i64, i64)> = sqlx::query_as(
+                    "SELECT certificate_count, order_day, orders_today FROM accounts WHERE domain_id = $1",
+                )
+                .bind(order.domain_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.rollback().await?;
+                let Some((held, last_day, orders)) = row else {
+                    return Err(corrupt("accounts: no account for the order"));
+                };
+                return Err(StoreError::QuotaExceeded(if held + n > max_certs {
+                    format!(
+                        "{n} more certificates would make {} of the {max_certs} an account may hold",
+                        held + n
+                    )
+                } else {
+                    let placed = if last_day == day { orders } else { 0 };
+                    format!("{placed} orders today of the {max_orders} an account may place a day")
+                }));
+            }
             // Write first, so that SQLite takes its write lock at once (a read-then-write
             // transaction can fail to upgrade under contention). The allocator hands out `n`
             // consecutive milliseconds above both the last id and now, so ids stay unique across

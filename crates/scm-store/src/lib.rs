@@ -63,6 +63,9 @@ pub enum StoreError {
     /// The database URL or its options are unusable.
     #[error("database URL: {0}")]
     Config(String),
+    /// A quota of the account would be exceeded; nothing was written. The text says which.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
 }
 
 impl StoreError {
@@ -73,7 +76,11 @@ impl StoreError {
         match self {
             Self::Database(e) => sql_error_is_unavailable(e),
             Self::Batch(_) => true,
-            Self::Conflict(_) | Self::Corrupt(_) | Self::Migration(_) | Self::Config(_) => false,
+            Self::Conflict(_)
+            | Self::Corrupt(_)
+            | Self::Migration(_)
+            | Self::Config(_)
+            | Self::QuotaExceeded(_) => false,
         }
     }
 }
@@ -144,8 +151,12 @@ pub trait Accounts: Send + Sync {
     async fn credentials(&self, account: Option<&DomainId>) -> Result<Vec<CredentialRecord>>;
     /// Revokes a credential (and so its tokens); `false` if unknown or already revoked.
     async fn revoke_credential(&self, ak: &AccessKeyId, now_ms: i64) -> Result<bool>;
-    /// Stores an issued token (by hash).
-    async fn insert_token(&self, t: &TokenRecord) -> Result<()>;
+    /// Stores an issued token (by hash), and in the same transaction deletes the credential's
+    /// expired tokens and, past `max_live` live ones, its oldest: a credential never has more
+    /// than `max_live` tokens.
+    async fn insert_token(&self, t: &TokenRecord, max_live: u32) -> Result<()>;
+    /// Deletes every token expired at `now_ms`; returns how many.
+    async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64>;
     /// A token by the hex SHA-256 of its value, with its credential's status.
     async fn token(&self, token_hash: &str) -> Result<Option<(TokenRecord, CredentialStatus)>>;
 }
@@ -153,14 +164,17 @@ pub trait Accounts: Send + Sync {
 /// Orders, certificates, applications and issuance.
 #[async_trait]
 pub trait Certificates: Send + Sync {
-    /// Creates an order and `count` certificates from `template` in one transaction. Certificate
-    /// ids are allocated here, strictly increasing across all processes and never below `now_ms`.
+    /// Creates an order and `count` certificates from `template` in one transaction, within the
+    /// account's `quotas` (checked and counted in the same transaction: an order past them writes
+    /// nothing and is [`StoreError::QuotaExceeded`]). Certificate ids are allocated here, strictly
+    /// increasing across all processes and never below `now_ms`.
     async fn create_order(
         &self,
         order: &OrderRecord,
         template: &NewCertificate,
         count: u32,
         now_ms: i64,
+        quotas: &Quotas,
     ) -> Result<Vec<CertificateId>>;
     /// One certificate.
     async fn certificate(&self, id: &CertificateId) -> Result<Option<CertificateRecord>>;

@@ -32,6 +32,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_jobs.sql"),
         include_str!("../migrations/postgres/0003_jobs.sql"),
     ),
+    (
+        4,
+        "limits",
+        include_str!("../migrations/sqlite/0004_limits.sql"),
+        include_str!("../migrations/postgres/0004_limits.sql"),
+    ),
 ];
 
 fn migrator(postgres: bool) -> Migrator {

@@ -59,7 +59,9 @@ impl Pool {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(30))
-                    .foreign_keys(true);
+                    .foreign_keys(true)
+                    // `sqlite://PATH` creates a new database, as `?mode=rwc` does.
+                    .create_if_missing(true);
                 // One writer at a time is SQLite's model; a few connections let reads run beside it.
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)

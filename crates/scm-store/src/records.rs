@@ -185,6 +185,23 @@ pub struct OrderRecord {
     pub created_ms: i64,
 }
 
+/// Limits of one account, enforced when it buys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Certificates the account may hold.
+    pub certificates_per_account: u64,
+    /// Orders the account may place per UTC day.
+    pub orders_per_day: u64,
+}
+
+impl Quotas {
+    /// No limit (tests and tools).
+    pub const UNLIMITED: Self = Self {
+        certificates_per_account: i64::MAX as u64,
+        orders_per_day: i64::MAX as u64,
+    };
+}
+
 /// Fields of the certificates an order creates (the id is allocated by the store).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCertificate {

@@ -141,6 +141,8 @@ suite!(
     revision_moves_with_every_cached_write,
     concurrent_issuance_records_exactly_one,
     jobs_lease_retry_and_finish,
+    quotas_are_checked_and_counted_with_the_order,
+    tokens_per_credential_are_capped_and_expired_ones_purged,
     job_effects_commit_with_the_job,
     job_dedupe_keys,
     two_stores_never_claim_the_same_job,
@@ -249,7 +251,10 @@ async fn order(
         status: CertificateStatus::Paid,
         description: String::new(),
     };
-    match store.create_order(&rec, &template, n, now_ms).await {
+    match store
+        .create_order(&rec, &template, n, now_ms, &Quotas::UNLIMITED)
+        .await
+    {
         Ok(ids) => ids,
         // The random part above is weak; retry like the domain does on an order id collision.
         Err(StoreError::Conflict(_)) => Box::pin(order(store, a, p, n, now_ms)).await,
@@ -341,7 +346,7 @@ async fn tokens_follow_credential_status(db: TestDb) {
         issued_ms: 10,
         expires_ms: 20,
     };
-    store.insert_token(&t).await.unwrap();
+    store.insert_token(&t, 20).await.unwrap();
     assert_eq!(
         store.token(&t.token_hash).await.unwrap().unwrap(),
         (t.clone(), CredentialStatus::Active)
@@ -841,7 +846,7 @@ async fn legacy_migrations_are_adopted(db: TestDb) {
         .await
         .expect("migration 3 ran");
     let mut conn = raw_connection(&db.url).await;
-    assert_eq!(conn.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 3);
+    assert_eq!(conn.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 4);
     let legacy_left = match db.url.backend() {
         Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE name = 'openscm_migrations'",
         Backend::Postgres => {
@@ -1372,4 +1377,144 @@ async fn queued_jobs_wake_other_processes_where_the_backend_can(db: TestDb) {
         }
     }
     watcher.abort();
+}
+
+fn order_record(a: &AccountRecord, p: &ProjectRecord, n: u32, tag: u8) -> OrderRecord {
+    OrderRecord {
+        order_id: OrderId::new("2612021530", [tag, tag, tag, 1, 2]).unwrap(),
+        domain_id: a.domain_id.clone(),
+        project_id: p.project_id.clone(),
+        product: product(),
+        order_number: i64::from(n),
+        tags_json: "[]".into(),
+        created_ms: 1,
+    }
+}
+
+async fn quotas_are_checked_and_counted_with_the_order(db: TestDb) {
+    let store = db.store().await;
+    let (a, p) = account(1);
+    store.create_account(&a, &p).await.unwrap();
+    let template = NewCertificate {
+        name: "scm".into(),
+        status: CertificateStatus::Paid,
+        description: String::new(),
+    };
+    let quotas = Quotas {
+        certificates_per_account: 10,
+        orders_per_day: 3,
+    };
+    let day = 20_000 * 86_400_000_i64;
+    store
+        .create_order(&order_record(&a, &p, 6, 1), &template, 6, day + 1, &quotas)
+        .await
+        .unwrap();
+    let over = store
+        .create_order(&order_record(&a, &p, 5, 2), &template, 5, day + 2, &quotas)
+        .await;
+    assert!(
+        matches!(&over, Err(StoreError::QuotaExceeded(m)) if m.contains("11") && m.contains("10")),
+        "{over:?}"
+    );
+    let (_, total) = store
+        .list_certificates(&a.domain_id, &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(total, 6, "a refused order writes nothing");
+    store
+        .create_order(&order_record(&a, &p, 4, 3), &template, 4, day + 3, &quotas)
+        .await
+        .unwrap();
+    // Orders per day: the third of the day is allowed, the fourth not; the next day it is.
+    let big = Quotas {
+        certificates_per_account: 1000,
+        ..quotas
+    };
+    store
+        .create_order(&order_record(&a, &p, 1, 4), &template, 1, day + 4, &big)
+        .await
+        .unwrap();
+    let fourth = store
+        .create_order(&order_record(&a, &p, 1, 5), &template, 1, day + 5, &big)
+        .await;
+    assert!(
+        matches!(&fourth, Err(StoreError::QuotaExceeded(m)) if m.contains("orders")),
+        "{fourth:?}"
+    );
+    store
+        .create_order(
+            &order_record(&a, &p, 1, 6),
+            &template,
+            1,
+            day + 86_400_000,
+            &big,
+        )
+        .await
+        .unwrap();
+    // Concurrent orders of one account never pass the quota together.
+    let (b, q) = account(2);
+    store.create_account(&b, &q).await.unwrap();
+    let tight = Quotas {
+        certificates_per_account: 5,
+        orders_per_day: 1000,
+    };
+    let mut tasks = Vec::new();
+    for i in 0..10u8 {
+        let (store, b, q, template) = (store.clone(), b.clone(), q.clone(), template.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .create_order(&order_record(&b, &q, 1, 10 + i), &template, 1, day, &tight)
+                .await
+                .is_ok()
+        }));
+    }
+    let mut passed = 0;
+    for t in tasks {
+        passed += i32::from(t.await.unwrap());
+    }
+    assert_eq!(passed, 5);
+    let (_, total) = store
+        .list_certificates(&b.domain_id, &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(total, 5);
+}
+
+async fn tokens_per_credential_are_capped_and_expired_ones_purged(db: TestDb) {
+    let store = db.store().await;
+    let (a, p) = account(1);
+    store.create_account(&a, &p).await.unwrap();
+    let c = credential(1, &a, &p);
+    store.insert_credential(&c).await.unwrap();
+    let token = |i: u32, issued_ms: i64, expires_ms: i64| TokenRecord {
+        token_hash: format!("{i:064x}"),
+        access_key: c.access_key.clone(),
+        domain_id: a.domain_id.clone(),
+        project_id: p.project_id.clone(),
+        issued_ms,
+        expires_ms,
+    };
+    // Five issued in the same millisecond, limit 3: the two oldest go.
+    for i in 0..5 {
+        store.insert_token(&token(i, 100, 10_000), 3).await.unwrap();
+    }
+    for i in 0..5 {
+        let live = store.token(&format!("{i:064x}")).await.unwrap().is_some();
+        assert_eq!(live, i >= 2, "token {i}");
+    }
+    // An expired token goes when the next is issued, and by the purge.
+    store
+        .insert_token(&token(9, 20_000, 30_000), 3)
+        .await
+        .unwrap();
+    assert!(
+        store.token(&format!("{:064x}", 2)).await.unwrap().is_none(),
+        "expired at 10 000"
+    );
+    store
+        .insert_token(&token(10, 20_001, 20_002), 30)
+        .await
+        .unwrap();
+    assert_eq!(store.purge_expired_tokens(20_002).await.unwrap(), 1);
+    assert!(store.token(&format!("{:064x}", 9)).await.unwrap().is_some());
 }

@@ -80,6 +80,21 @@ impl TestServer {
         clock: Arc<dyn Clock>,
         configure: impl FnOnce(&DomainId, &std::path::Path, &mut CoreConfig),
     ) -> Self {
+        // Tests make requests in quick succession: no rate limit unless a test asks for one.
+        let limits = scm_api::ApiLimits {
+            rate: None,
+            ..scm_api::ApiLimits::default()
+        };
+        Self::start_full(clock, configure, limits, scm_api::ServeLimits::default()).await
+    }
+
+    /// A server with every knob: the domain's config, request limits and connection limits.
+    pub async fn start_full(
+        clock: Arc<dyn Clock>,
+        configure: impl FnOnce(&DomainId, &std::path::Path, &mut CoreConfig),
+        api: scm_api::ApiLimits,
+        serve: scm_api::ServeLimits,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         std::fs::create_dir_all(&out).unwrap();
@@ -108,11 +123,11 @@ impl TestServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(scm_api::serve(
             listener,
-            scm_api::router(scm.clone()),
+            scm_api::router(scm.clone(), api),
             async move {
                 let _ = stopped.await;
             },
-            scm_api::ServeLimits::default(),
+            serve,
         ));
         let admin = Client::new(
             &url,

@@ -16,6 +16,7 @@
     clippy::indexing_slicing
 )]
 
+mod hardening;
 mod harness;
 mod processes;
 mod routes;

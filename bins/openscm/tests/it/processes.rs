@@ -12,16 +12,16 @@ use serde_json::Value;
 
 use crate::routes::{apply_body, buy_body};
 
-const BIN: &str = env!("CARGO_BIN_EXE_openscm");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_openscm");
 
 /// One `openscm server` process.
-struct Server {
-    child: Option<Child>,
-    url: String,
-    log: PathBuf,
+pub(crate) struct Server {
+    pub(crate) child: Option<Child>,
+    pub(crate) url: String,
+    pub(crate) log: PathBuf,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -30,7 +30,7 @@ fn free_port() -> u16 {
 }
 
 impl Server {
-    fn start(data: &Path, db: Option<&str>, config: Option<&Path>) -> Self {
+    pub(crate) fn start(data: &Path, db: Option<&str>, config: Option<&Path>) -> Self {
         let port = free_port();
         // Beside the data directory, which the server creates (0700) on first start.
         let log = data
@@ -71,18 +71,18 @@ impl Server {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
     }
 
-    fn sigkill(&mut self) {
+    pub(crate) fn sigkill(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();
             c.wait().unwrap();
         }
     }
 
-    fn sigterm(&mut self) {
+    pub(crate) fn sigterm(&mut self) {
         if let Some(mut c) = self.child.take() {
             Command::new("kill")
                 .arg("-TERM")
@@ -105,7 +105,7 @@ impl Drop for Server {
     }
 }
 
-fn admin(data: &Path, db: Option<&str>, config: Option<&Path>, args: &[&str]) -> Value {
+pub(crate) fn admin(data: &Path, db: Option<&str>, config: Option<&Path>, args: &[&str]) -> Value {
     let mut cmd = Command::new(BIN);
     cmd.arg("--data-dir").arg(data);
     if let Some(db) = db {
@@ -146,7 +146,7 @@ fn deliveries(log: &Path) -> Vec<(String, i64, u32)> {
         .collect()
 }
 
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -184,7 +184,7 @@ fn config(
 }
 
 /// Bootstraps a store (a first server start), then returns the admin's client and account.
-fn bootstrap(data: &Path, db: Option<&str>) -> (Value, String) {
+pub(crate) fn bootstrap(data: &Path, db: Option<&str>) -> (Value, String) {
     let mut first = Server::start(data, db, None);
     first.sigterm();
     let creds: Value =
@@ -208,7 +208,7 @@ async fn issued_certificate(server: &Server, data: &Path) -> String {
     id
 }
 
-trait EndpointForTests {
+pub(crate) trait EndpointForTests {
     fn with_endpoint_for_tests(self, url: &str) -> Client;
 }
 
@@ -298,7 +298,7 @@ async fn a_job_survives_sigkill_of_its_worker_and_is_done_once() {
 
 /// The PostgreSQL server of the suite, or `None` (with the reason printed) on a developer
 /// machine that did not opt in; under `CI=true` a missing URL fails.
-fn pg_base_url() -> Option<String> {
+pub(crate) fn pg_base_url() -> Option<String> {
     match std::env::var("OPENSCM_TEST_PG_URL") {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
@@ -315,14 +315,14 @@ fn pg_base_url() -> Option<String> {
 }
 
 /// A throwaway database beside `base`, dropped with the guard.
-struct PgDb {
+pub(crate) struct PgDb {
     admin_url: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl PgDb {
-    fn create(base: &str) -> Self {
+    pub(crate) fn create(base: &str) -> Self {
         let (head, tail) = base.split_once("://").unwrap();
         let host = tail.split_once('/').map_or(tail, |(h, _)| h);
         let name = format!(

@@ -231,24 +231,10 @@ impl JobRunner {
     }
 
     /// Polls for due jobs until `cancel` fires (then claims no more; see [`JobRunner::drain`]).
-    /// Once an hour it also deletes the jobs that ended longer ago than the retention.
     pub async fn run(self: Arc<Self>, handler: Arc<dyn JobHandler>, cancel: CancellationToken) {
-        let mut purged: Option<tokio::time::Instant> = None;
         loop {
             if let Err(e) = self.tick(&handler).await {
                 tracing::warn!(error = %e, "cannot claim jobs");
-            }
-            if purged.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
-                purged = Some(tokio::time::Instant::now());
-                let before = self
-                    .clock
-                    .now_ms()
-                    .saturating_sub(millis(self.settings.retention));
-                match self.store.purge_finished(before).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(jobs = n, "deleted ended jobs past their retention"),
-                    Err(e) => tracing::warn!(error = %e, "cannot delete old jobs"),
-                }
             }
             tokio::select! {
                 () = cancel.cancelled() => return,

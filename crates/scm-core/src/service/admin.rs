@@ -120,6 +120,7 @@ impl Scm {
             revoked_ms: None,
         };
         self.store.insert_credential(&rec).await?;
+        self.cache.forget_credential(&access_key);
         Ok(NewCredential {
             access_key,
             secret_key,
@@ -146,9 +147,11 @@ impl Scm {
         Ok(done)
     }
 
-    /// Replaces an account's issuance policy (`;`-separated suffixes).
+    /// Replaces an account's issuance policy (`;`-separated domain suffixes such as `.test` or
+    /// `example.com`; anything else is refused, naming the entry).
     pub async fn set_policy(&self, account: &DomainId, policy: &str) -> Result<bool, DomainError> {
-        let done = self.store.set_policy(account, policy).await?;
+        let policy = crate::issuance::normalise_policy(policy)?;
+        let done = self.store.set_policy(account, &policy).await?;
         self.cache.forget_account(account);
         Ok(done)
     }

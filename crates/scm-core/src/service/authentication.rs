@@ -14,26 +14,104 @@ use crate::{DomainError, random};
 
 use super::{IssuedToken, Scm};
 
+/// A caller authenticated from the request head (method, path, query, headers). A token needs
+/// nothing more; a signature still has to be checked over the body, with
+/// [`Scm::authenticate_body`].
+pub struct HeadCheck {
+    principal: Principal,
+    /// The credential whose signature remains to be checked over the body.
+    signed_with: Option<Arc<CachedCredential>>,
+}
+
+impl std::fmt::Debug for HeadCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeadCheck")
+            .field("principal", &self.principal)
+            .field("signature_pending", &self.signed_with.is_some())
+            .finish()
+    }
+}
+
 impl Scm {
     /// Authenticates a request by signature or token, and checks that any `X-Domain-Id` /
-    /// `X-Project-Id` it carries belongs to the caller.
+    /// `X-Project-Id` it carries belongs to the caller: [`Scm::authenticate_head`] then
+    /// [`Scm::authenticate_body`].
     pub async fn authenticate(&self, req: &Request<'_>) -> Result<Principal, DomainError> {
-        let principal = match auth::signature_authorization(req)? {
-            Some(authz) => self.verify_signature(req, &authz).await?,
+        let head = self.authenticate_head(req).await?;
+        self.authenticate_body(head, req)
+    }
+
+    /// Everything that can be checked without the body (`req.body` is not looked at): the token,
+    /// or the signature's access key, credential status and date (present, signed, within the
+    /// allowed skew); and the `X-Domain-Id` / `X-Project-Id` scope. A request that fails here is
+    /// refused before its body is read.
+    pub async fn authenticate_head(&self, req: &Request<'_>) -> Result<HeadCheck, DomainError> {
+        let check = match auth::signature_authorization(req)? {
+            Some(authz) => {
+                let ak =
+                    AccessKeyId::try_from(authz.access_key).map_err(|_| AuthFailure::UnknownKey)?;
+                let cred = self.credential(&ak).await?.ok_or(AuthFailure::UnknownKey)?;
+                if cred.status != CredentialStatus::Active {
+                    return Err(AuthFailure::Revoked.into());
+                }
+                scm_sign::check_date(req, &authz, self.clock.now(), self.config.max_skew)
+                    .map_err(|e| DomainError::from(auth::sign_failure(&e)))?;
+                HeadCheck {
+                    principal: Principal {
+                        account: cred.account.clone(),
+                        project: cred.project.clone(),
+                        access_key: ak,
+                        method: AuthMethod::Signature,
+                    },
+                    signed_with: Some(cred),
+                }
+            }
             None => match auth::header(req, "x-auth-token")? {
-                Some(token) => self.verify_token(token).await?,
+                Some(token) => HeadCheck {
+                    principal: self.verify_token(token).await?,
+                    signed_with: None,
+                },
                 None => return Err(AuthFailure::Missing.into()),
             },
         };
+        let principal = &check.principal;
         if let Some(d) = auth::header(req, "x-domain-id")?
             && d.trim() != principal.account.as_str()
         {
             return Err(DomainError::OtherTenant);
         }
         if let Some(p) = auth::header(req, "x-project-id")? {
-            self.project_scope(&principal, p.trim()).await?;
+            self.project_scope(principal, p.trim()).await?;
         }
-        Ok(principal)
+        Ok(check)
+    }
+
+    /// Finishes [`Scm::authenticate_head`] once the body is in `req`: checks the signature over
+    /// the whole request (a JSON body must be covered by it: `UNSIGNED-PAYLOAD` is refused).
+    pub fn authenticate_body(
+        &self,
+        head: HeadCheck,
+        req: &Request<'_>,
+    ) -> Result<Principal, DomainError> {
+        let Some(cred) = head.signed_with else {
+            return Ok(head.principal);
+        };
+        let authz = auth::signature_authorization(req)?.ok_or(AuthFailure::Malformed)?;
+        if !req.body.is_empty()
+            && auth::header(req, "x-sdk-content-sha256")?
+                .is_some_and(|v| v.trim() == "UNSIGNED-PAYLOAD")
+        {
+            return Err(AuthFailure::Malformed.into());
+        }
+        scm_sign::verify(
+            req,
+            &authz,
+            &cred.secret,
+            self.clock.now(),
+            self.config.max_skew,
+        )
+        .map_err(|e| DomainError::from(auth::sign_failure(&e)))?;
+        Ok(head.principal)
     }
 
     pub(super) async fn credential(
@@ -43,8 +121,20 @@ impl Scm {
         if let Some(c) = self.cache.credentials.get(ak) {
             return Ok(Some(c));
         }
+        // A flood of made-up access keys costs one database query per key per few seconds.
+        let now = self.clock.now_ms();
+        if self
+            .cache
+            .unknown_keys
+            .get(ak)
+            .is_some_and(|until| until > now)
+        {
+            return Ok(None);
+        }
         let seen = self.cache.generation();
         let Some(rec) = self.store.credential(ak).await? else {
+            self.cache
+                .put_unknown_key(seen, ak.clone(), now + crate::cache::UNKNOWN_KEY_TTL_MS);
             return Ok(None);
         };
         let cached = Arc::new(CachedCredential {
@@ -71,39 +161,6 @@ impl Scm {
         let rec = Arc::new(rec);
         self.cache.put_account(seen, rec.clone());
         Ok(Some(rec))
-    }
-
-    async fn verify_signature(
-        &self,
-        req: &Request<'_>,
-        authz: &scm_sign::Authorization<'_>,
-    ) -> Result<Principal, DomainError> {
-        let ak = AccessKeyId::try_from(authz.access_key).map_err(|_| AuthFailure::UnknownKey)?;
-        let cred = self.credential(&ak).await?.ok_or(AuthFailure::UnknownKey)?;
-        if cred.status != CredentialStatus::Active {
-            return Err(AuthFailure::Revoked.into());
-        }
-        // A JSON body must be covered by the signature.
-        if !req.body.is_empty()
-            && auth::header(req, "x-sdk-content-sha256")?
-                .is_some_and(|v| v.trim() == "UNSIGNED-PAYLOAD")
-        {
-            return Err(AuthFailure::Malformed.into());
-        }
-        scm_sign::verify(
-            req,
-            authz,
-            &cred.secret,
-            self.clock.now(),
-            self.config.max_skew,
-        )
-        .map_err(|e| DomainError::from(auth::sign_failure(&e)))?;
-        Ok(Principal {
-            account: cred.account.clone(),
-            project: cred.project.clone(),
-            access_key: ak,
-            method: AuthMethod::Signature,
-        })
     }
 
     async fn verify_token(&self, token: &str) -> Result<Principal, DomainError> {
@@ -145,7 +202,9 @@ impl Scm {
             issued_ms: unix_ms(now),
             expires_ms: unix_ms(now + self.config.token_ttl),
         };
-        self.store.insert_token(&record).await?;
+        self.store
+            .insert_token(&record, self.config.max_tokens_per_credential)
+            .await?;
         Ok(IssuedToken { token, record })
     }
 

@@ -59,7 +59,13 @@ impl Scm {
             };
             match self
                 .store
-                .create_order(&order, &template, spec.order_number, unix_ms(now))
+                .create_order(
+                    &order,
+                    &template,
+                    spec.order_number,
+                    unix_ms(now),
+                    &self.config.quotas,
+                )
                 .await
             {
                 Ok(ids) => return Ok((order.order_id, ids)),
@@ -166,12 +172,17 @@ impl Scm {
             .await?
             .ok_or(DomainError::OtherTenant)?;
         issuance::check_policy(&account.policy, &names)?;
+        let key = match &form.csr {
+            Some(_) => None,
+            None => Some(self.keygen.generate(&p.account, form.key_algorithm).await?),
+        };
         let now = self.clock.now();
         let issued = self
             .issuer
             .issue(IssueRequest {
                 id: &cert.id,
                 form: &form,
+                key: key.as_ref(),
                 now,
                 validity: self.config.leaf_validity,
             })

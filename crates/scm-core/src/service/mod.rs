@@ -21,12 +21,13 @@ use zeroize::Zeroizing;
 
 use crate::cache::{self, ReadCache};
 use crate::deploy::PushTarget;
-use crate::issuance::{BuiltinCa, Issuer};
+use crate::issuance::{BuiltinCa, Issuer, KeyGenerator};
 use crate::jobs::{JobHandler, JobRunner, JobSettings};
 use crate::notify::NotifierTarget;
 use crate::tasks::Supervisor;
 use crate::{Clock, DomainError};
 
+pub use authentication::HeadCheck;
 pub use certificates::ListRequest;
 
 /// Settings of the domain layer.
@@ -47,6 +48,13 @@ pub struct CoreConfig {
     /// How long a push request waits for its first delivery attempt when another process
     /// runs it (a local attempt is always awaited: it is bounded by the targets' timeouts).
     pub push_wait: std::time::Duration,
+    /// Live `X-Auth-Token`s a credential may have; a new one past it ends the oldest.
+    pub max_tokens_per_credential: u32,
+    /// What each account may buy.
+    pub quotas: scm_store::Quotas,
+    /// Server-side key generations an account may run at once (RSA keys take up to seconds of
+    /// a core each): one account's burst waits for itself, not for others.
+    pub keygen_per_account: u32,
 }
 
 impl Default for CoreConfig {
@@ -59,6 +67,12 @@ impl Default for CoreConfig {
             notifiers: Vec::new(),
             jobs: JobSettings::default(),
             push_wait: std::time::Duration::from_secs(120),
+            max_tokens_per_credential: 20,
+            quotas: scm_store::Quotas {
+                certificates_per_account: 10_000,
+                orders_per_day: 1_000,
+            },
+            keygen_per_account: 1,
         }
     }
 }
@@ -115,6 +129,7 @@ pub struct Scm {
     config: CoreConfig,
     cache: Arc<ReadCache>,
     jobs: Arc<JobRunner>,
+    keygen: KeyGenerator,
 }
 
 impl std::fmt::Debug for Scm {
@@ -145,9 +160,10 @@ impl Scm {
             store,
             clock,
             master,
-            config,
             cache: Arc::new(ReadCache::new()),
+            keygen: KeyGenerator::new(config.keygen_per_account),
             jobs,
+            config,
         })
     }
 
@@ -168,6 +184,20 @@ impl Scm {
             let handler: Arc<dyn JobHandler> = scm.clone();
             scm.jobs.clone().run(handler, cancel)
         });
+        // Housekeeping: expired tokens and ended jobs past their retention go, once an hour.
+        let scm = self.clone();
+        supervisor.spawn("housekeeping", move |cancel| {
+            let scm = scm.clone();
+            async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+                loop {
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        _ = tick.tick() => scm.housekeeping().await,
+                    }
+                }
+            }
+        });
         // Jobs queued by other processes wake this worker at once where the store can tell.
         let (store, jobs) = (self.store.clone(), self.jobs.clone());
         supervisor.spawn("job-listener", move |cancel| {
@@ -187,6 +217,26 @@ impl Scm {
             }
         });
         Ok(())
+    }
+
+    /// Deletes expired tokens, and ended jobs older than the retention.
+    pub async fn housekeeping(&self) {
+        let now = self.clock.now_ms();
+        match self.store.purge_expired_tokens(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tokens = n, "deleted expired tokens"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete expired tokens"),
+        }
+        let retention = i64::try_from(self.config.jobs.retention.as_millis()).unwrap_or(i64::MAX);
+        match self
+            .store
+            .purge_finished(now.saturating_sub(retention))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "deleted ended jobs past their retention"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete old jobs"),
+        }
     }
 
     /// The job runner (for draining at shutdown, and for tests that drive it by hand).

@@ -26,6 +26,13 @@ impl TargetConfig {
             Self::Nginx(c) => &c.name,
         }
     }
+
+    /// The files a delivery to this target writes.
+    pub fn files(&self) -> Vec<&std::path::Path> {
+        match self {
+            Self::Nginx(c) => vec![c.cert_path.as_path(), c.key_path.as_path()],
+        }
+    }
 }
 
 /// Checks a configured target and builds it; the error names the target and the key at fault.

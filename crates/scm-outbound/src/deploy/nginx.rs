@@ -76,13 +76,19 @@ impl NginxDeployer {
         if c.reload_command.is_empty() {
             return Err("reload_command must name a program".into());
         }
+        let timeout = c.timeout_seconds.unwrap_or(30);
+        if !(1..=3600).contains(&timeout) {
+            return Err(format!(
+                "timeout_seconds: {timeout} is out of range (1..=3600)"
+            ));
+        }
         Ok(Self {
             name: c.name.clone(),
             cert_path: c.cert_path.clone(),
             key_path: c.key_path.clone(),
             test_command: c.test_command.clone().filter(|v| !v.is_empty()),
             reload_command: c.reload_command.clone(),
-            timeout: Duration::from_secs(c.timeout_seconds.unwrap_or(30).clamp(1, 3600)),
+            timeout: Duration::from_secs(timeout),
             local: tokio::sync::Mutex::new(()),
         })
     }

@@ -1,0 +1,319 @@
+//! Hardening benchmark, against the release server binary on loopback:
+//!
+//! 1. resident memory of the server with 1,000 slow unauthenticated connections open (each
+//!    sending its request head one byte at a time), beside its idle memory;
+//! 2. `/health` p99 latency on an open connection while the connection cap is full (and how fast
+//!    a new connection is refused then), beside idle;
+//! 3. authenticated buys per second with rate limiting and quotas on (limits set above the load,
+//!    so only their cost shows) beside the same with them off; SQLite, or `--database-url`.
+//!
+//! `cargo run --release -p openscm-bench --bin hardening -- [--seconds N] [--database-url URL]
+//!  [--server target/release/openscm]`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use scm_client::Client;
+use scm_proto::v3::PurchaseBody;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    data: PathBuf,
+}
+
+impl Server {
+    fn start(bin: &Path, data: &Path, db: Option<&str>, toml: &str) -> Self {
+        std::fs::create_dir_all(data.parent().unwrap()).unwrap();
+        let config = data.parent().unwrap().join("bench.toml");
+        std::fs::write(&config, toml).unwrap();
+        let port = free_port();
+        let mut cmd = Command::new(bin);
+        cmd.args(["server", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--config")
+            .arg(&config)
+            .env("OPENSCM_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(db) = db {
+            cmd.arg("--database-url").arg(db);
+        }
+        let child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() || !data.join("ca-root.pem").exists()
+        {
+            assert!(Instant::now() < deadline, "the server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            data: data.to_owned(),
+        }
+    }
+
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib / 1024.0
+    }
+
+    fn client(&self) -> Client {
+        Client::new(
+            &format!("http://127.0.0.1:{}", self.port),
+            scm_client::CredentialsFile::load(self.data.join("credentials.json"))
+                .unwrap()
+                .credentials,
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// `n` connections that send a request head one byte at a time (one byte each `every`).
+fn slow_heads(port: u16, n: usize, every: Duration) -> Vec<std::thread::JoinHandle<()>> {
+    let stop = Instant::now() + every * 40;
+    (0..n)
+        .map(|i| {
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+                        return;
+                    };
+                    let head = format!(
+                        "POST /v3/scm/certificates/buy HTTP/1.1\r\nHost: x{i}\r\nContent-Length: 1048576\r\n"
+                    );
+                    for b in head.bytes().cycle() {
+                        if Instant::now() > stop || s.write_all(&[b]).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(every);
+                    }
+                })
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Latencies of `n` sequential `GET /health` on one open connection.
+fn health_latencies(s: &mut TcpStream, n: usize) -> Vec<Duration> {
+    let mut out = Vec::with_capacity(n);
+    let mut buf = [0u8; 1024];
+    for _ in 0..n {
+        let started = Instant::now();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let n = s.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        out.push(started.elapsed());
+    }
+    out.sort();
+    out
+}
+
+fn p99(sorted: &[Duration]) -> Duration {
+    sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)]
+}
+
+/// Buys per second by `tasks` concurrent clients for `seconds`.
+async fn buy_rate(server: &Server, seconds: f64, tasks: usize) -> f64 {
+    let client = server.client();
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let body = PurchaseBody {
+        cert_brand: Some("GLOBALSIGN".into()),
+        cert_type: Some("DV_SSL_CERT".into()),
+        domain_type: Some("SINGLE_DOMAIN".into()),
+        effective_time: Some(1),
+        domain_numbers: Some(1),
+        order_number: Some(1),
+        agree_privacy_protection: Some(true),
+        ..PurchaseBody::default()
+    };
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let (client, done, body) = (client.clone(), done.clone(), body.clone());
+        handles.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                client.subscribe(&body).await.unwrap();
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let seconds: f64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let bin = PathBuf::from(arg("--server").unwrap_or_else(|| "target/release/openscm".into()));
+    let db = arg("--database-url");
+    let root = std::env::temp_dir().join(format!("openscm-hardening-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    println!(
+        "OpenSCM hardening benchmark: {} cores, server and load on loopback",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    // 1. Memory with 1,000 slow unauthenticated connections.
+    let server = Server::start(
+        &bin,
+        &root.join("mem/data"),
+        None,
+        "[limits]\nmax_connections = 1100\n",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = server.rss_mib();
+    let slow = slow_heads(server.port, 1000, Duration::from_millis(500));
+    std::thread::sleep(Duration::from_secs(5));
+    let loaded = server.rss_mib();
+    println!(
+        "  resident memory, idle                                   {idle:>8.1} MiB\n  \
+         resident memory, 1000 slow unauthenticated connections  {loaded:>8.1} MiB   (+{:.1} MiB, {:.1} KiB each)",
+        loaded - idle,
+        (loaded - idle) * 1024.0 / 1000.0
+    );
+    drop(server);
+    for t in slow {
+        let _ = t.join();
+    }
+
+    // 2. /health with the connection cap full.
+    let cap = 200;
+    let server = Server::start(
+        &bin,
+        &root.join("cap/data"),
+        None,
+        &format!("[limits]\nmax_connections = {cap}\n"),
+    );
+    let mut checker = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    checker.set_nodelay(true).unwrap();
+    let quiet = health_latencies(&mut checker, 2000);
+    let slow = slow_heads(server.port, cap + 100, Duration::from_millis(500));
+    std::thread::sleep(Duration::from_secs(2));
+    let full = health_latencies(&mut checker, 2000);
+    let mut refusals = Vec::new();
+    for _ in 0..200 {
+        let started = Instant::now();
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 503"),
+            "a connection past the cap was not refused"
+        );
+        refusals.push(started.elapsed());
+    }
+    refusals.sort();
+    println!(
+        "  /health p99 on an open connection, idle                 {:>8.3} ms\n  \
+         /health p99 on an open connection, cap ({cap}) full       {:>8.3} ms\n  \
+         refusal of a new connection past the cap, p99           {:>8.3} ms",
+        p99(&quiet).as_secs_f64() * 1e3,
+        p99(&full).as_secs_f64() * 1e3,
+        p99(&refusals).as_secs_f64() * 1e3
+    );
+    drop(server);
+    for t in slow {
+        let _ = t.join();
+    }
+
+    // 3. Buys with limits on (above the load) and off.
+    let backend = if db.is_some() { "PostgreSQL" } else { "SQLite" };
+    let mut rates = Vec::new();
+    for (name, toml) in [
+        (
+            "on ",
+            "[limits]\nrate_limit_per_second = 1000000\nrate_limit_burst = 1000000\n\
+             [quotas]\ncertificates_per_account = 100000000\norders_per_day = 10000000\n",
+        ),
+        (
+            "off",
+            "[limits]\nrate_limit_per_second = 0\n[quotas]\ncertificates_per_account = 100000000\norders_per_day = 10000000\n",
+        ),
+    ] {
+        let data = root.join(format!("buy-{}/data", name.trim()));
+        let url = db.as_ref().map(|base| {
+            let dbname = format!("scm_hb_{}_{}", name.trim(), std::process::id());
+            let (head, rest) = base.split_once("://").unwrap();
+            let host = rest.split('/').next().unwrap();
+            let admin_url = format!("{head}://{host}/postgres");
+            Command::new("psql")
+                .arg(&admin_url)
+                .arg("-qc")
+                .arg(format!("CREATE DATABASE {dbname}"))
+                .status()
+                .unwrap();
+            (
+                admin_url,
+                dbname.clone(),
+                format!("{head}://{host}/{dbname}"),
+            )
+        });
+        let server = Server::start(&bin, &data, url.as_ref().map(|u| u.2.as_str()), toml);
+        let rate = buy_rate(&server, seconds, 16).await;
+        drop(server);
+        if let Some((admin_url, dbname, _)) = url {
+            Command::new("psql")
+                .arg(&admin_url)
+                .arg("-qc")
+                .arg(format!("DROP DATABASE {dbname} WITH (FORCE)"))
+                .status()
+                .unwrap();
+        }
+        rates.push(rate);
+        println!(
+            "  authenticated buys/s, {backend}, rate limit and quotas {name}    {rate:>8.0} /s"
+        );
+    }
+    println!(
+        "  with limits on: {:.1}% of the rate without   target >= 90%: {}",
+        100.0 * rates[0] / rates[1],
+        if rates[0] >= 0.9 * rates[1] {
+            "met"
+        } else {
+            "NOT MET"
+        }
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

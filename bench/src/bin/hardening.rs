@@ -258,23 +258,30 @@ async fn main() {
         let _ = t.join();
     }
 
-    // 3. Buys with limits on (above the load) and off.
+    // 3. Buys with limits on (above the load) and off, alternately, twice each: the buys are
+    // bound by durable commits, whose cost drifts on a shared machine, so the mean of each mode
+    // is compared.
     let backend = if db.is_some() { "PostgreSQL" } else { "SQLite" };
-    let mut rates = Vec::new();
-    for (name, toml) in [
+    let quotas = "[quotas]\ncertificates_per_account = 100000000\norders_per_day = 10000000\n";
+    let modes = [
         (
-            "on ",
-            "[limits]\nrate_limit_per_second = 1000000\nrate_limit_burst = 1000000\n\
-             [quotas]\ncertificates_per_account = 100000000\norders_per_day = 10000000\n",
+            "on",
+            format!(
+                "[limits]\nrate_limit_per_second = 1000000\nrate_limit_burst = 1000000\n{quotas}"
+            ),
         ),
         (
             "off",
-            "[limits]\nrate_limit_per_second = 0\n[quotas]\ncertificates_per_account = 100000000\norders_per_day = 10000000\n",
+            format!("[limits]\nrate_limit_per_second = 0\n{quotas}"),
         ),
-    ] {
-        let data = root.join(format!("buy-{}/data", name.trim()));
+    ];
+    let mut sums = [0.0f64; 2];
+    for round in 0..4 {
+        let m = round % 2;
+        let (name, toml) = &modes[m];
+        let data = root.join(format!("buy-{round}/data"));
         let url = db.as_ref().map(|base| {
-            let dbname = format!("scm_hb_{}_{}", name.trim(), std::process::id());
+            let dbname = format!("scm_hb_{round}_{}", std::process::id());
             let (head, rest) = base.split_once("://").unwrap();
             let host = rest.split('/').next().unwrap();
             let admin_url = format!("{head}://{host}/postgres");
@@ -301,19 +308,16 @@ async fn main() {
                 .status()
                 .unwrap();
         }
-        rates.push(rate);
+        sums[m] += rate;
         println!(
-            "  authenticated buys/s, {backend}, rate limit and quotas {name}    {rate:>8.0} /s"
+            "  authenticated buys/s, {backend}, rate limit and quotas {name:<3} {rate:>8.0} /s"
         );
     }
+    let (on, off) = (sums[0] / 2.0, sums[1] / 2.0);
     println!(
-        "  with limits on: {:.1}% of the rate without   target >= 90%: {}",
-        100.0 * rates[0] / rates[1],
-        if rates[0] >= 0.9 * rates[1] {
-            "met"
-        } else {
-            "NOT MET"
-        }
+        "  with limits on: {on:.0}/s = {:.1}% of {off:.0}/s without   target >= 90%: {}",
+        100.0 * on / off,
+        if on >= 0.9 * off { "met" } else { "NOT MET" }
     );
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -1,8 +1,8 @@
 //! The guard of every route: authenticates the caller and checks the scope the operation table
 //! gives the route, before any handler runs. It authenticates from the request head first (token,
 //! or the signature's key, status and date), so an unauthenticated request is answered without its
-//! body being read; the body then has a deadline, and the signature is checked over it; last, the
-//! account's request rate. A handler gets what the guard established through the
+//! body being read; then the body, within its deadline, and the signature over it; last the
+//! account's request rate (only a proven request spends it). A handler gets what the guard established through the
 //! extractors of [`crate::extract`] ([`crate::extract::Caller`], [`crate::extract::V2Project`]),
 //! which cannot be built any other way.
 
@@ -87,6 +87,8 @@ async fn authorise(
         };
         state.scm.authenticate_body(head, &full)?
     };
+    // Only a request proven to be the account's spends its budget (one that merely names its
+    // access key must not be able to throttle it).
     if let Some(throttle) = &state.throttle
         && let Err(wait) = throttle.admit(&principal.account, std::time::Instant::now())
     {

@@ -23,6 +23,13 @@ pub struct HeadCheck {
     signed_with: Option<Arc<CachedCredential>>,
 }
 
+impl HeadCheck {
+    /// The caller, as far as the head shows it (the signature over the body is still to check).
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
 impl std::fmt::Debug for HeadCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HeadCheck")

@@ -80,6 +80,16 @@ impl TestServer {
         clock: Arc<dyn Clock>,
         configure: impl FnOnce(&DomainId, &std::path::Path, &mut CoreConfig),
     ) -> Self {
+        Self::start_on(clock, |store| store, configure).await
+    }
+
+    /// A server whose store is `wrap(the SQLite store)` once bootstrapped (e.g. a
+    /// [`crate::remote_store::RemoteStore`]).
+    pub async fn start_on(
+        clock: Arc<dyn Clock>,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+        configure: impl FnOnce(&DomainId, &std::path::Path, &mut CoreConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         std::fs::create_dir_all(&out).unwrap();
@@ -95,7 +105,7 @@ impl TestServer {
             .unwrap();
         let mut config = CoreConfig::default();
         configure(&created.domain_id, &out, &mut config);
-        let dyn_store: Arc<dyn Store> = store;
+        let dyn_store: Arc<dyn Store> = wrap(store);
         let scm = Arc::new(
             Scm::open(dyn_store, clock, Arc::new(master), config)
                 .await

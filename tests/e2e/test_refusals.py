@@ -1,8 +1,9 @@
 """What the server must refuse, once per storage backend: bad input (SCM.0005 naming the
-field, nothing written), policy (SCM.0015), wrong status (SCM.0010), other tenants (their
-certificates answer exactly as unknown ids, 404 SCM.0020; their projects 403 SCM.0003),
-authentication (401 APIGW.03xx), unknown ids/routes, push failures (SCM.0030 / SCM.0028 with
-the deployed files left alone), X-Request-Id everywhere, and unknown config keys at start."""
+field, nothing written; control and bidirectional characters in any text field), policy
+(SCM.0015), wrong status (SCM.0010), other tenants (their certificates answer exactly as unknown
+ids, 404 SCM.0020; their projects 403 SCM.0003), authentication (401 APIGW.03xx), unknown
+ids/routes, push failures (SCM.0030 / SCM.0028 with the deployed files left alone), X-Request-Id
+everywhere, and unknown config keys at start."""
 
 import datetime as dt
 import json
@@ -433,6 +434,43 @@ def test_v2_path_with_other_project(server, creds, other, issued_single):
                      sign_project_id=creds["project_id"])
     assert_forbidden_leaks_nothing(resp)
     assert (cert_count(server), cert_count(server, other)) == (before_mine, before_other)
+
+
+# --------------------------------------------------------------------------- text
+
+
+CONTROL_AND_BIDI = ["\x00", "\t", "\n", "\x1b", "\x7f", "\x85", "\u061c", "\u200e", "\u202e", "\u2066"]
+
+
+@pytest.mark.parametrize("char", CONTROL_AND_BIDI, ids=lambda c: f"U+{ord(c):04X}")
+def test_control_and_bidi_characters_refused_naming_the_field(server, paid_single, char):
+    before, count = status_of(server, paid_single), cert_count(server)
+    resp = server.v3("POST", f"/v3/scm/certificates/{paid_single}/apply",
+                     apply_body("text.e2e.test", company_name=f"Evil{char}Corp"))
+    assert_error(resp, 400, "SCM.0005", "company_name")
+    resp = server.v2("POST", f"/scm/cert/{paid_single}/save",
+                     application("text.e2e.test", applicant_name=f"Tom{char}Smith"))
+    assert_error(resp, 400, "SCM.0005", "applicant_name")
+    tags = [{"key": "a", "value": "b"}, {"key": "c", "value": f"x{char}"}]
+    resp = server.v3("POST", "/v3/scm/certificates/buy", merged(BUY, {"tags": tags}))
+    assert_error(resp, 400, "SCM.0005", "tags[1].value")
+    resp = server.v3("GET", "/v3/scm/certificates", query=[("content", f"a{char}b")])
+    assert_error(resp, 400, "SCM.0005", "content")
+    assert (status_of(server, paid_single), cert_count(server)) == (before, count), "nothing written"
+
+
+def test_unicode_names_and_pem_line_breaks_pass(server, client):
+    """A Chinese company and applicant, through the official SDK; a CSR with CRLF line ends."""
+    (cert_id,) = buy(server, cert_type="DV_SSL_CERT", domain_type="SINGLE_DOMAIN", domain_numbers=1)
+    client.apply_certificate(ApplyCertificateRequest(certificate_id=cert_id, body=ApplyCertificateRequestBody(
+        domain="unicode.e2e.test", applicant_name="张伟明", applicant_phone="13212345678",
+        applicant_email="applicant@e2e.test", agree_privacy_protection=True, domain_method="DNS",
+        key_algorithm="EC_P256", company_name="华为技术有限公司", company_city="成都")))
+    assert status_of(server, cert_id)["status"] == "ISSUED"
+    (cert_id,) = buy(server, cert_type="DV_SSL_CERT", domain_type="SINGLE_DOMAIN", domain_numbers=1)
+    crlf = make_csr(["crlf.e2e.test"])[0].replace("\n", "\r\n")
+    resp = server.v3("POST", f"/v3/scm/certificates/{cert_id}/apply", apply_body("crlf.e2e.test", csr=crlf))
+    assert (resp.status, resp.json) == (200, {"request_info": "success"}), resp
 
 
 # --------------------------------------------------------------------------- authentication

@@ -1,8 +1,9 @@
 """What the server must refuse, once per storage backend: bad input (SCM.0005 naming the
-field, nothing written), policy (SCM.0015), wrong status (SCM.0010), other tenants
-(403 SCM.0003), authentication (401 APIGW.03xx), unknown ids/routes, push failures
-(SCM.0030 / SCM.0028 with the deployed files left alone), X-Request-Id everywhere, and
-unknown config keys at start."""
+field, nothing written; control and bidirectional characters in any text field), policy
+(SCM.0015), wrong status (SCM.0010), other tenants (their certificates answer exactly as unknown
+ids, 404 SCM.0020; their projects 403 SCM.0003), authentication (401 APIGW.03xx), unknown
+ids/routes, push failures (SCM.0030 / SCM.0028 with the deployed files left alone), X-Request-Id
+everywhere, and unknown config keys at start."""
 
 import datetime as dt
 import json
@@ -344,6 +345,9 @@ def test_complete_on_issued(server, issued_single):
 # --------------------------------------------------------------------------- other tenants
 
 
+NEVER_ISSUED = "scs9999999999999"
+
+
 def assert_forbidden_leaks_nothing(resp, *secrets):
     assert_error(resp, 403, "SCM.0003")
     for s in secrets:
@@ -351,38 +355,63 @@ def assert_forbidden_leaks_nothing(resp, *secrets):
     assert "PRIVATE KEY" not in resp.text and "BEGIN CERTIFICATE" not in resp.text
 
 
+def assert_answers_as_unknown(call, cert_id, *secrets):
+    """`call(id)` with another account's certificate answers exactly what it answers with an id
+    never issued: 404 SCM.0020 "Incorrect certificate ID.", the same bytes, nothing about it."""
+    theirs, unknown = call(cert_id), call(NEVER_ISSUED)
+    assert_error(theirs, 404, "SCM.0020")
+    assert theirs.json == {"error_code": "SCM.0020", "error_msg": "Incorrect certificate ID."}, theirs
+    assert (theirs.status, theirs.text, theirs.headers.get("Content-Type")) == (
+        unknown.status, unknown.text, unknown.headers.get("Content-Type")), (theirs, unknown)
+    for s in secrets:
+        assert s not in theirs.text, f"404 body leaks {s!r}: {theirs.text}"
+
+
 def test_other_account_sees_nothing(server, other):
     assert cert_count(server, other) == 0
 
 
 def test_other_account_cannot_show_or_export(server, other, issued_single):
-    resp = server.v3("GET", f"/v3/scm/certificates/{issued_single}", creds=other)
-    assert_forbidden_leaks_nothing(resp, "issued.e2e.test")
-    resp = server.v3("POST", f"/v3/scm/certificates/{issued_single}/export", creds=other)
-    assert_forbidden_leaks_nothing(resp, "issued.e2e.test")
+    assert_answers_as_unknown(
+        lambda i: server.v3("GET", f"/v3/scm/certificates/{i}", creds=other), issued_single, "issued.e2e.test")
+    assert_answers_as_unknown(
+        lambda i: server.v3("POST", f"/v3/scm/certificates/{i}/export", creds=other), issued_single,
+        "issued.e2e.test", "PRIVATE KEY", "BEGIN CERTIFICATE")
 
-    with pytest.raises(ClientRequestException) as info:
-        server.sdk_client(other).show_certificate(ShowCertificateRequest(certificate_id=issued_single))
-    assert (info.value.status_code, info.value.error_code) == (403, "SCM.0003")
-    assert "issued.e2e.test" not in (info.value.error_msg or "")
+    errors = []
+    for cert_id in (issued_single, NEVER_ISSUED):
+        with pytest.raises(ClientRequestException) as info:
+            server.sdk_client(other).show_certificate(ShowCertificateRequest(certificate_id=cert_id))
+        errors.append((info.value.status_code, info.value.error_code, info.value.error_msg))
+    assert errors[0] == errors[1] == (404, "SCM.0020", "Incorrect certificate ID."), errors
 
 
 def test_other_account_cannot_push_or_read_history(server, other, issued_single):
-    resp = server.v2("POST", f"/scm/cert/{issued_single}/push",
-                     {"service_type": "ELB", "remote_project": "cn-north-4"}, creds=other)
-    assert_forbidden_leaks_nothing(resp, "issued.e2e.test")
-    resp = server.v2("GET", f"/scm/cert/{issued_single}/push-history", creds=other)
-    assert_forbidden_leaks_nothing(resp, "issued.e2e.test")
+    assert_answers_as_unknown(
+        lambda i: server.v2("POST", f"/scm/cert/{i}/push",
+                            {"service_type": "ELB", "remote_project": "cn-north-4"}, creds=other),
+        issued_single, "issued.e2e.test")
+    assert_answers_as_unknown(
+        lambda i: server.v2("GET", f"/scm/cert/{i}/push-history", creds=other),
+        issued_single, "issued.e2e.test")
+    assert_answers_as_unknown(
+        lambda i: server.v3("POST", f"/v3/scm/certificates/{i}/push",
+                            {"target_service": "ELB", "target_project": "cn-north-4"}, creds=other),
+        issued_single, "issued.e2e.test")
 
 
 def test_other_account_cannot_apply_or_save(server, other, paid_single):
-    resp = server.v3("POST", f"/v3/scm/certificates/{paid_single}/apply",
-                     apply_body("hijack.e2e.test"), creds=other)
-    assert_forbidden_leaks_nothing(resp)
-    resp = server.v2("POST", f"/scm/cert/{paid_single}/save", application("hijack.e2e.test"), creds=other)
-    assert_forbidden_leaks_nothing(resp)
-    resp = server.v2("POST", f"/scm/cert/{paid_single}/complete", application("hijack.e2e.test"), creds=other)
-    assert_forbidden_leaks_nothing(resp)
+    assert_answers_as_unknown(
+        lambda i: server.v3("POST", f"/v3/scm/certificates/{i}/apply",
+                            apply_body("hijack.e2e.test"), creds=other), paid_single)
+    assert_answers_as_unknown(
+        lambda i: server.v2("POST", f"/scm/cert/{i}/save", application("hijack.e2e.test"), creds=other),
+        paid_single)
+    assert_answers_as_unknown(
+        lambda i: server.v2("POST", f"/scm/cert/{i}/complete", application("hijack.e2e.test"),
+                            creds=other), paid_single)
+    assert_answers_as_unknown(
+        lambda i: server.v2("POST", f"/scm/cert/{i}/complete", creds=other), paid_single)
     shown = status_of(server, paid_single)
     assert shown["status"] == "PAID"
     assert "hijack" not in f"{shown.get('domain')} {shown.get('sans')}"
@@ -396,11 +425,52 @@ def test_v2_path_with_other_project(server, creds, other, issued_single):
     resp = server.v2("GET", f"/scm/cert/{issued_single}/push-history", creds=creds,
                      project_id=other["project_id"])
     assert_forbidden_leaks_nothing(resp)
+    # exactly the answer for a project that does not exist
+    unknown = server.v2("GET", f"/scm/cert/{issued_single}/push-history", creds=creds,
+                        project_id="0123456789abcdef0123456789abcdef")
+    assert (unknown.status, unknown.text) == (resp.status, resp.text), (unknown, resp)
     # same, with X-Project-Id naming the own project while the path names the other one
     resp = server.v2("POST", "/scm/cert/purchase", BUY, creds=creds, project_id=other["project_id"],
                      sign_project_id=creds["project_id"])
     assert_forbidden_leaks_nothing(resp)
     assert (cert_count(server), cert_count(server, other)) == (before_mine, before_other)
+
+
+# --------------------------------------------------------------------------- text
+
+
+CONTROL_AND_BIDI = ["\x00", "\t", "\n", "\x1b", "\x7f", "\x85", "\u061c", "\u200e", "\u202e", "\u2066"]
+
+
+@pytest.mark.parametrize("char", CONTROL_AND_BIDI, ids=lambda c: f"U+{ord(c):04X}")
+def test_control_and_bidi_characters_refused_naming_the_field(server, paid_single, char):
+    before, count = status_of(server, paid_single), cert_count(server)
+    resp = server.v3("POST", f"/v3/scm/certificates/{paid_single}/apply",
+                     apply_body("text.e2e.test", company_name=f"Evil{char}Corp"))
+    assert_error(resp, 400, "SCM.0005", "company_name")
+    resp = server.v2("POST", f"/scm/cert/{paid_single}/save",
+                     application("text.e2e.test", applicant_name=f"Tom{char}Smith"))
+    assert_error(resp, 400, "SCM.0005", "applicant_name")
+    tags = [{"key": "a", "value": "b"}, {"key": "c", "value": f"x{char}"}]
+    resp = server.v3("POST", "/v3/scm/certificates/buy", merged(BUY, {"tags": tags}))
+    assert_error(resp, 400, "SCM.0005", "tags[1].value")
+    resp = server.v3("GET", "/v3/scm/certificates", query=[("content", f"a{char}b")])
+    assert_error(resp, 400, "SCM.0005", "content")
+    assert (status_of(server, paid_single), cert_count(server)) == (before, count), "nothing written"
+
+
+def test_unicode_names_and_pem_line_breaks_pass(server, client):
+    """A Chinese company and applicant, through the official SDK; a CSR with CRLF line ends."""
+    (cert_id,) = buy(server, cert_type="DV_SSL_CERT", domain_type="SINGLE_DOMAIN", domain_numbers=1)
+    client.apply_certificate(ApplyCertificateRequest(certificate_id=cert_id, body=ApplyCertificateRequestBody(
+        domain="unicode.e2e.test", applicant_name="张伟明", applicant_phone="13212345678",
+        applicant_email="applicant@e2e.test", agree_privacy_protection=True, domain_method="DNS",
+        key_algorithm="EC_P256", company_name="华为技术有限公司", company_city="成都")))
+    assert status_of(server, cert_id)["status"] == "ISSUED"
+    (cert_id,) = buy(server, cert_type="DV_SSL_CERT", domain_type="SINGLE_DOMAIN", domain_numbers=1)
+    crlf = make_csr(["crlf.e2e.test"])[0].replace("\n", "\r\n")
+    resp = server.v3("POST", f"/v3/scm/certificates/{cert_id}/apply", apply_body("crlf.e2e.test", csr=crlf))
+    assert (resp.status, resp.json) == (200, {"request_info": "success"}), resp
 
 
 # --------------------------------------------------------------------------- authentication

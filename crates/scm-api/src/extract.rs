@@ -102,7 +102,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
-        let value: serde_json::Value = parse::json(&bytes)?;
+        let value = parse::json_value(&bytes)?;
         if value.as_object().is_some_and(serde_json::Map::is_empty) {
             return Ok(Self(None));
         }

@@ -11,9 +11,27 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// Parses a JSON body, which must be one JSON object and nothing after it; a type error names its
-/// JSON path, anything else names `body`.
+/// Parses a JSON body, which must be one JSON object and nothing after it, whose text is clean
+/// (see [`check_text`]); a type error names its JSON path, anything else names `body`.
+///
+/// The body is parsed twice: once into a [`serde_json::Value`], whose every string (and member
+/// name) is checked before anything is deserialized, then into `T` from the bytes, so that `T`
+/// gets serde's own checks of the bytes (a field given twice is refused, not overwritten).
 pub(crate) fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    json_value(body)?;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(bad_json)?;
+    de.end().map_err(|e| ApiError::BadJson {
+        field: "body".into(),
+        reason: format!("has data after the JSON object ({e})"),
+    })?;
+    Ok(value)
+}
+
+/// The body as one JSON object, its text checked: what [`json`] checks before it deserializes.
+/// Bytes that are not UTF-8 (anywhere), a syntax error, a body that is not an object or has
+/// data after it: `SCM.0005` naming `body`.
+pub(crate) fn json_value(body: &Bytes) -> Result<serde_json::Value, ApiError> {
     let bad_body = |reason: String| ApiError::BadJson {
         field: "body".into(),
         reason,
@@ -25,10 +43,92 @@ pub(crate) fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
         Some(_) => return Err(bad_body("must be a JSON object".into())),
     }
     let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(bad_json)?;
+    let value: serde_json::Value = serde::Deserialize::deserialize(&mut de)
+        .map_err(|e| bad_body(format!("is not valid JSON ({e})")))?;
     de.end()
         .map_err(|e| bad_body(format!("has data after the JSON object ({e})")))?;
+    let mut path = String::new();
+    check_value(&value, &mut path, false)?;
     Ok(value)
+}
+
+/// Fields that carry PEM: they may contain line breaks (`\n`, `\r`), and nothing else that
+/// [`is_forbidden`] refuses.
+const PEM_FIELDS: &[&str] = &[
+    "csr",
+    "certificate",
+    "certificate_chain",
+    "private_key",
+    "enc_certificate",
+    "enc_private_key",
+];
+
+/// Characters no request text may contain: the C0 controls (U+0000–U+001F), DEL (U+007F), the
+/// C1 controls (U+0080–U+009F), and the bidirectional formatting characters: ARABIC LETTER MARK
+/// (U+061C), LEFT-TO-RIGHT and RIGHT-TO-LEFT MARK (U+200E, U+200F), the embeddings and
+/// overrides (U+202A–U+202E) and the isolates (U+2066–U+2069). They would be signed into a
+/// certificate's subject, written to logs, or shown reordered to whoever reads them.
+pub(crate) fn is_forbidden(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0}'..='\u{1f}'
+            | '\u{7f}'..='\u{9f}'
+            | '\u{61c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Refuses `text` if it contains a character of [`is_forbidden`] (line breaks allowed in `pem`
+/// text), naming `field` and the code point (never the text itself).
+pub(crate) fn check_text(text: &str, field: &str, pem: bool) -> Result<(), ApiError> {
+    let allowed = |c: char| pem && matches!(c, '\n' | '\r');
+    match text.chars().find(|&c| is_forbidden(c) && !allowed(c)) {
+        None => Ok(()),
+        Some(c) => Err(ApiError::BadJson {
+            field: if field.is_empty() { "body" } else { field }.into(),
+            reason: format!(
+                "must not contain control or bidirectional formatting characters (U+{:04X})",
+                u32::from(c)
+            ),
+        }),
+    }
+}
+
+/// Checks every string of `value` and every member name, `path` being the JSON path of `value`
+/// (`tags[2].value`; empty at the root). A bad member name is refused naming the object that
+/// holds it (`body` at the root), so that the name is never echoed.
+fn check_value(value: &serde_json::Value, path: &mut String, pem: bool) -> Result<(), ApiError> {
+    match value {
+        serde_json::Value::String(s) => check_text(s, path, pem),
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                check_value(item, path, false)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        serde_json::Value::Object(members) => {
+            for (name, item) in members {
+                check_text(name, path, false)?;
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(name);
+                check_value(item, path, PEM_FIELDS.contains(&name.as_str()))?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {
+            Ok(())
+        }
+    }
 }
 
 /// Like [`json`], from an already parsed value.
@@ -52,7 +152,10 @@ fn bad_json(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     }
 }
 
-/// The decoded `key=value` pairs of a query string.
+/// The decoded `key=value` pairs of a query string. A query that is not UTF-8 once decoded is
+/// `SCM.0005` naming `query`; a value with a character of [`is_forbidden`] names its parameter
+/// (a name with one names `query`). Checked for every parameter, known or not, in this one place
+/// for every route.
 pub(crate) fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
     let mut out = Vec::new();
     for part in raw.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
@@ -66,7 +169,10 @@ pub(crate) fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, Ap
                     reason: "is not valid UTF-8".into(),
                 })
         };
-        out.push((decode(k)?, decode(v)?));
+        let (k, v) = (decode(k)?, decode(v)?);
+        check_text(&k, "query", false)?;
+        check_text(&v, if k.is_empty() { "query" } else { &k }, false)?;
+        out.push((k, v));
     }
     Ok(out)
 }
@@ -171,7 +277,7 @@ pub(crate) fn v3_push(body: &V3PushBody) -> Result<(PushService, Option<String>)
         .target_service
         .as_deref()
         .ok_or_else(|| DomainError::invalid("target_service", "is required"))?;
-    if raw.is_empty() || raw.len() > 64 {
+    if raw.is_empty() || raw.chars().count() > 64 {
         return Err(DomainError::invalid(
             "target_service",
             "must be 1 to 64 characters",
@@ -193,7 +299,7 @@ fn region(
         None if service.is_global() => Ok(None),
         None => Err(DomainError::invalid(field, "is required")),
         Some(r) => {
-            if r.len() > 255
+            if r.chars().count() > 255
                 || !r
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -247,6 +353,97 @@ mod tests {
             }
         }
         assert!(query_pairs(Some("content=%ff")).is_err());
+    }
+
+    /// The field a refusal names.
+    fn named(r: Result<impl std::fmt::Debug, ApiError>) -> String {
+        match r {
+            Err(ApiError::BadJson { field, .. }) => field,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn forbidden_characters_are_exactly_the_listed_ranges() {
+        let listed = |c: u32| matches!(c, 0..=0x1f | 0x7f..=0x9f | 0x61c | 0x200e | 0x200f | 0x202a..=0x202e | 0x2066..=0x2069);
+        for c in (0..=0x3000).filter_map(char::from_u32) {
+            assert_eq!(
+                is_forbidden(c),
+                listed(u32::from(c)),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+        // Neighbours and everyday text pass.
+        for ok in [
+            ' ', '~', '\u{a0}', '\u{61b}', '\u{61d}', '\u{200d}', '\u{2010}', '\u{2029}',
+            '\u{202f}', '\u{2065}', '\u{206a}', '华', 'é', '😀',
+        ] {
+            assert!(!is_forbidden(ok), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn body_text_is_checked_by_json_path_with_line_breaks_only_in_pem() {
+        let v = |s: &[u8]| json_value(&Bytes::copy_from_slice(s));
+        let cases: [(&[u8], &str); 16] = [
+            (br#"{"company_name": "a\u0000b"}"#, "company_name"),
+            (br#"{"company_name": "a\nb"}"#, "company_name"),
+            (br#"{"company_name": "\u001b[31m"}"#, "company_name"),
+            (br#"{"company_name": "\u202e"}"#, "company_name"),
+            (
+                br#"{"tags": [{"key": "a"}, {"key": "b"}, {"key": "c", "value": "\u2066"}]}"#,
+                "tags[2].value",
+            ),
+            (br#"{"tags": [{"key": "\u0085"}]}"#, "tags[0].key"),
+            (br#"{"a": {"b": ["x", "\u007f"]}}"#, "a.b[1]"),
+            (br#"{"csr": "-----BEGIN\r\n\t"}"#, "csr"),
+            (br#"{"private_key": "\u200f"}"#, "private_key"),
+            // Only a PEM field's own string may break lines.
+            (br#"{"tags": [{"key": "a\nb"}]}"#, "tags[0].key"),
+            // A bad member name is not echoed: the object holding it is named.
+            (br#"{"a\u0000": "x"}"#, "body"),
+            (br#"{"tags": [{"k\u001b": 1}]}"#, "tags[0]"),
+            // Not UTF-8, inside a string or out; a lone surrogate; not an object.
+            (b"{\"company_name\": \"\xff\"}", "body"),
+            (b"{\"company_name\": \"a\"}\xff", "body"),
+            (br#"{"company_name": "\ud800"}"#, "body"),
+            (b"[1]", "body"),
+        ];
+        for (text, field) in cases {
+            assert_eq!(named(v(text)), field, "{}", String::from_utf8_lossy(text));
+        }
+        // A field given twice is refused by the typed parse, not overwritten.
+        let twice =
+            Bytes::from_static(br#"{"target_service": "ELB", "target_service": "W\u0000"}"#);
+        assert_eq!(named(json::<V3PushBody>(&twice)), "target_service");
+        let twice = Bytes::from_static(br#"{"target_service": "ELB", "target_service": "WAF"}"#);
+        assert!(json::<V3PushBody>(&twice).is_err());
+        for ok in [
+            r#"{"csr": "-----BEGIN CERTIFICATE REQUEST-----\r\nMII\n-----END-----\n"}"#,
+            r#"{"company_name": "华为技术有限公司", "tags": [{"key": "环境", "value": "生产"}]}"#,
+            r#"{"company_name": "O'Brien & Söhne", "n": 1, "b": true, "z": null}"#,
+        ] {
+            assert!(v(ok.as_bytes()).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn query_text_is_checked_by_parameter() {
+        for (q, field) in [
+            ("content=a%00b", "content"),
+            ("content=%0A", "content"),
+            ("status=%1B", "status"),
+            ("content=%E2%80%AE", "content"),
+            ("unknown=%C2%85", "unknown"),
+            ("a%00=1", "query"),
+            ("=%07", "query"),
+            ("content=%ff", "query"),
+            ("content=%C0%80", "query"),
+        ] {
+            assert_eq!(named(query_pairs(Some(q))), field, "{q}");
+        }
+        assert_eq!(pairs("content=%E5%8D%8E")[0].1, "华");
     }
 
     #[test]

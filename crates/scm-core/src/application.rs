@@ -101,6 +101,8 @@ fn non_empty(v: &Option<String>, field: &str) -> Result<String, DomainError> {
     }
 }
 
+/// The documented limits count characters (Unicode scalar values), except where the reference says
+/// bytes (`applicant_name` on v3: [`check_v3_applicant_name`]).
 fn max_chars(s: &str, max: usize, field: &str) -> Result<(), DomainError> {
     if s.chars().count() > max {
         Err(DomainError::invalid(
@@ -159,6 +161,8 @@ fn check_phone(s: &str, field: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
+/// v3 `applicant_name`: "4..100 bytes" in the reference, so UTF-8 bytes are counted (a Chinese
+/// character is three), unlike the other limits.
 fn check_v3_applicant_name(s: &str) -> Result<(), DomainError> {
     let field = "applicant_name";
     if !(4..=100).contains(&s.len()) {
@@ -181,20 +185,10 @@ fn parse_names(
     sans: &str,
     max_sans: usize,
 ) -> Result<(DnsName, Vec<DnsName>), DomainError> {
-    if domain.len() > 255 {
-        return Err(DomainError::invalid(
-            "domain",
-            "must be at most 255 characters",
-        ));
-    }
+    max_chars(domain, 255, "domain")?;
     let domain =
         DnsName::parse(domain).map_err(|e| DomainError::invalid("domain", e.to_string()))?;
-    if sans.len() > max_sans {
-        return Err(DomainError::invalid(
-            "sans",
-            format!("must be at most {max_sans} characters"),
-        ));
-    }
+    max_chars(sans, max_sans, "sans")?;
     let mut seen = BTreeSet::from([domain.clone()]);
     let mut out = Vec::new();
     for part in sans.split(';').map(str::trim).filter(|p| !p.is_empty()) {
@@ -216,12 +210,7 @@ fn check_csr(
     sans: &[DnsName],
     max: usize,
 ) -> Result<ParsedCsr, DomainError> {
-    if pem.len() > max {
-        return Err(DomainError::invalid(
-            "csr",
-            format!("must be at most {max} characters"),
-        ));
-    }
+    max_chars(pem, max, "csr")?;
     let csr = ParsedCsr::from_pem(pem).map_err(|e| DomainError::invalid("csr", e.to_string()))?;
     let in_csr: BTreeSet<String> = csr
         .dns_names()

@@ -10,6 +10,11 @@
 //! A reader records the cache generation before it reads the store and inserts what it read only if
 //! no drop happened meanwhile, so a value read just before a write can never be cached after it.
 //! Writes themselves never trust the cache: status changes are conditional updates in the store.
+//!
+//! Certificates are cached under their account and id, and only what a lookup by both found is
+//! put there: a certificate is in the cache only for its own account, so another account asking
+//! for it misses, goes to the store like anyone asking for an id that was never issued, and gets
+//! the same answer after the same work.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -83,7 +88,8 @@ pub(crate) struct ReadCache {
     /// Access keys the store does not know, until when (Unix ms).
     pub unknown_keys: Map<AccessKeyId, i64>,
     pub accounts: Map<DomainId, Arc<AccountRecord>>,
-    pub certificates: Map<CertificateId, Arc<CertificateRecord>>,
+    /// Under (owning account, id): see the module documentation.
+    pub certificates: Map<(DomainId, CertificateId), Arc<CertificateRecord>>,
     pub history: Map<CertificateId, Arc<Vec<PushRecord>>>,
 }
 
@@ -118,10 +124,10 @@ impl ReadCache {
         self.history.clear();
     }
 
-    /// Drops what a write to one certificate may have changed.
-    pub fn forget_certificate(&self, id: &CertificateId) {
+    /// Drops what a write to one certificate (of `account`) may have changed.
+    pub fn forget_certificate(&self, account: &DomainId, id: &CertificateId) {
         self.bump();
-        self.certificates.remove(id);
+        self.certificates.remove(&(account.clone(), id.clone()));
         self.history.remove(id);
     }
 
@@ -152,9 +158,14 @@ impl ReadCache {
             .put_if(&self.generation, seen, v.domain_id.clone(), v);
     }
 
+    /// Caches a certificate under its own account (the one that owns it, never the one asking).
     pub fn put_certificate(&self, seen: u64, v: Arc<CertificateRecord>) {
-        self.certificates
-            .put_if(&self.generation, seen, v.id.clone(), v);
+        self.certificates.put_if(
+            &self.generation,
+            seen,
+            (v.domain_id.clone(), v.id.clone()),
+            v,
+        );
     }
 
     pub fn put_history(&self, seen: u64, k: CertificateId, v: Arc<Vec<PushRecord>>) {

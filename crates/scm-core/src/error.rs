@@ -25,11 +25,15 @@ pub enum DomainError {
     /// A certificate id that is not `scs` + 13 digits.
     #[error("malformed certificate id")]
     MalformedCertificateId,
-    /// No certificate with that id.
+    /// No certificate with that id in the caller's account: never issued, or another account's
+    /// (the two are one answer, so that ids cannot be probed across tenants).
     #[error("certificate not found")]
     CertificateNotFound,
-    /// The resource belongs to another account (or the project is not the caller's).
-    #[error("resource of another tenant")]
+    /// A tenancy refusal that reveals nothing: the project of a v2 path or an `X-Project-Id`, or
+    /// the account of an `X-Domain-Id`, is not the caller's (another account's, one that does not
+    /// exist and a malformed one alike). Never used for a certificate: see
+    /// [`DomainError::CertificateNotFound`].
+    #[error("project or account of another tenant")]
     OtherTenant,
     /// The certificate's status does not allow the operation.
     #[error("not allowed in status {0}")]

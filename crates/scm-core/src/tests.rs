@@ -509,9 +509,12 @@ async fn accounts_are_isolated_and_policy_is_enforced() {
         access_key: cred.access_key.clone(),
         method: crate::AuthMethod::Signature,
     };
+    // Another account's certificate is not found, exactly as an id never issued: also while
+    // it is in the owner's cache.
+    w.scm.certificate(&w.admin, &id).await.unwrap();
     assert!(matches!(
         w.scm.certificate(&intruder, &id).await,
-        Err(DomainError::OtherTenant)
+        Err(DomainError::CertificateNotFound)
     ));
     assert!(matches!(
         w.scm
@@ -522,7 +525,15 @@ async fn accounts_are_isolated_and_policy_is_enforced() {
                 ApiVersion::V3
             )
             .await,
-        Err(DomainError::OtherTenant)
+        Err(DomainError::CertificateNotFound)
+    ));
+    assert!(matches!(
+        w.scm.export(&intruder, &id).await,
+        Err(DomainError::CertificateNotFound)
+    ));
+    assert!(matches!(
+        w.scm.push_history(&intruder, &id).await,
+        Err(DomainError::CertificateNotFound)
     ));
     assert!(matches!(
         w.scm

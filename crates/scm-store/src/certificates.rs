@@ -352,6 +352,21 @@ impl Certificates for SqlStore {
         row.map(TryInto::try_into).transpose()
     }
 
+    async fn certificate_of(
+        &self,
+        account: &DomainId,
+        id: &CertificateId,
+    ) -> Result<Option<CertificateRecord>> {
+        let row: Option<CertificateRow> = db_run!(&self.pool, |p| {
+            sqlx::query_as(select_certificates!("WHERE id = $1 AND domain_id = $2"))
+                .bind(id.as_str())
+                .bind(account.as_str())
+                .fetch_optional(p)
+                .await?
+        });
+        row.map(TryInto::try_into).transpose()
+    }
+
     async fn list_certificates(
         &self,
         account: &DomainId,

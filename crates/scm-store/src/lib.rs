@@ -176,8 +176,16 @@ pub trait Certificates: Send + Sync {
         now_ms: i64,
         quotas: &Quotas,
     ) -> Result<Vec<CertificateId>>;
-    /// One certificate.
+    /// One certificate, whichever account owns it (operators and job workers only).
     async fn certificate(&self, id: &CertificateId) -> Result<Option<CertificateRecord>>;
+    /// One certificate of `account`: `None` both when there is no such certificate and when
+    /// another account owns it, from one query by id and account, so that the two cases cannot be
+    /// told apart (not even by how long the answer takes).
+    async fn certificate_of(
+        &self,
+        account: &DomainId,
+        id: &CertificateId,
+    ) -> Result<Option<CertificateRecord>>;
     /// A page of an account's certificates and the total number matching.
     async fn list_certificates(
         &self,

@@ -130,6 +130,7 @@ suite!(
     accounts_projects_credentials,
     tokens_follow_credential_status,
     order_ids_are_unique_in_one_millisecond,
+    certificates_of_an_account_are_found_by_id_and_account,
     concurrent_orders_never_share_ids,
     application_and_issuance_are_conditional,
     listing_filters_sorts_and_pages,
@@ -379,6 +380,47 @@ async fn order_ids_are_unique_in_one_millisecond(db: TestDb) {
     assert_eq!(c.product, product());
     assert_eq!(c.domain_id, a.domain_id);
     assert!(c.application.is_none() && c.issued.is_none());
+}
+
+/// `certificate_of` finds a certificate only with its own account: another account's and an id
+/// never issued both answer `None`.
+async fn certificates_of_an_account_are_found_by_id_and_account(db: TestDb) {
+    let store = db.store().await;
+    let (a, pa) = account(1);
+    let (b, pb) = account(2);
+    store.create_account(&a, &pa).await.unwrap();
+    store.create_account(&b, &pb).await.unwrap();
+    let mine = order(&store, &a, &pa, 1, 1_700_000_000_000).await.remove(0);
+    let theirs = order(&store, &b, &pb, 1, 1_700_000_000_000).await.remove(0);
+    let found = store
+        .certificate_of(&a.domain_id, &mine)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, store.certificate(&mine).await.unwrap().unwrap());
+    assert!(
+        store
+            .certificate_of(&a.domain_id, &theirs)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .certificate_of(&b.domain_id, &mine)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let never = scm_proto::CertificateId::try_from("scs9999999999999").unwrap();
+    assert!(
+        store
+            .certificate_of(&a.domain_id, &never)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.certificate(&never).await.unwrap().is_none());
 }
 
 async fn concurrent_orders_never_share_ids(db: TestDb) {

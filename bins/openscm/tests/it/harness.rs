@@ -80,17 +80,35 @@ impl TestServer {
         clock: Arc<dyn Clock>,
         configure: impl FnOnce(&DomainId, &std::path::Path, &mut CoreConfig),
     ) -> Self {
+        Self::start_on(clock, |store| store, configure).await
+    }
+
+    /// A server whose store is `wrap(the SQLite store)` once bootstrapped (e.g. a
+    /// [`crate::remote_store::RemoteStore`]).
+    pub async fn start_on(
+        clock: Arc<dyn Clock>,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+        configure: impl FnOnce(&DomainId, &std::path::Path, &mut CoreConfig),
+    ) -> Self {
         // Tests make requests in quick succession: no rate limit unless a test asks for one.
         let limits = scm_api::ApiLimits {
             rate: None,
             ..scm_api::ApiLimits::default()
         };
-        Self::start_full(clock, configure, limits, scm_api::ServeLimits::default()).await
+        Self::start_full(
+            clock,
+            wrap,
+            configure,
+            limits,
+            scm_api::ServeLimits::default(),
+        )
+        .await
     }
 
-    /// A server with every knob: the domain's config, request limits and connection limits.
+    /// A server with every knob: the store, the domain's config, request and connection limits.
     pub async fn start_full(
         clock: Arc<dyn Clock>,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
         configure: impl FnOnce(&DomainId, &std::path::Path, &mut CoreConfig),
         api: scm_api::ApiLimits,
         serve: scm_api::ServeLimits,
@@ -110,7 +128,7 @@ impl TestServer {
             .unwrap();
         let mut config = CoreConfig::default();
         configure(&created.domain_id, &out, &mut config);
-        let dyn_store: Arc<dyn Store> = store;
+        let dyn_store: Arc<dyn Store> = wrap(store);
         let scm = Arc::new(
             Scm::open(dyn_store, clock, Arc::new(master), config)
                 .await

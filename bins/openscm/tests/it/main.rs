@@ -4,7 +4,9 @@
 //! - [`routes`]: every route of the operation table over HTTP, happy path and refusals, against
 //!   an in-process server on SQLite driven by `scm-client` (with [`routes_auth`]: health, tokens,
 //!   authentication; [`routes_v2`]: the v2 routes; [`routes_v3`]: the v3 certificate routes;
-//!   [`routes_http`]: unknown routes, methods, body limits, request ids);
+//!   [`routes_http`]: unknown routes, methods, body limits, request ids; [`routes_tenancy`]:
+//!   another account's resources answer as nonexistent ones, in content and in time;
+//!   [`routes_text`]: control and bidirectional characters are refused in every text field);
 //! - [`processes`]: the job runner across real `openscm` processes: a job survives SIGKILL of its
 //!   worker and is done exactly once; two servers on one PostgreSQL never run one job at once.
 
@@ -19,8 +21,11 @@
 mod hardening;
 mod harness;
 mod processes;
+mod remote_store;
 mod routes;
 mod routes_auth;
 mod routes_http;
+mod routes_tenancy;
+mod routes_text;
 mod routes_v2;
 mod routes_v3;

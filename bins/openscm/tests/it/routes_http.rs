@@ -337,8 +337,21 @@ async fn routes_every_response_carries_a_request_id() {
         .await
         .unwrap(),
     );
+    // Another account's project in a v2 path (its certificates are 404, as unknown ones).
+    let other_project = other.credentials().project_id.clone().unwrap();
     add(
         403,
+        a.call(
+            Operation::V2ListPushHistory,
+            &[&other_project, &id],
+            &[],
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    add(
+        404,
         other
             .call(Operation::ShowCertificate, &[&id], &[], None)
             .await

@@ -165,7 +165,9 @@ async fn routes_v2_purchase_refusals_name_the_field_and_buy_nothing() {
 type ScopedCall<'a> = (Operation, Vec<&'a str>, Option<&'a [u8]>);
 
 /// Every v2 route with another account's project, an unknown or a malformed one in its path
-/// is 403 `SCM.0003`, and says nothing about the certificate.
+/// is 403 `SCM.0003`, and says nothing about the certificate; the other account's credential,
+/// through its own project, does not find this account's certificate (404 `SCM.0020`, as an id
+/// never issued).
 #[tokio::test]
 async fn routes_v2_routes_refuse_projects_that_are_not_the_callers() {
     let s = TestServer::start().await;
@@ -208,7 +210,7 @@ async fn routes_v2_routes_refuse_projects_that_are_not_the_callers() {
             );
         }
         // The other account's own credential is not let into this account's certificate
-        // through its own project either.
+        // through its own project either: to it, the certificate does not exist.
         let resp = other
             .call(
                 Operation::V2ListPushHistory,
@@ -218,7 +220,7 @@ async fn routes_v2_routes_refuse_projects_that_are_not_the_callers() {
             )
             .await
             .unwrap();
-        let msg = refused(&resp, 403, "SCM.0003");
+        let msg = refused(&resp, 404, "SCM.0020");
         assert!(!msg.contains("v2-scope"), "{msg}");
     }
     // X-Project-Id naming the other project while the path names the caller's.
@@ -496,8 +498,8 @@ async fn routes_v2_save_refusals_name_the_field_and_keep_the_saved_application()
     s.stop().await;
 }
 
-/// Malformed ids are 400 `SCM.0008`, unknown ones 404 `SCM.0020`, another account's
-/// certificate 403 `SCM.0003` (and left alone), on every v2 route that names one.
+/// Malformed ids are 400 `SCM.0008`; unknown ones and another account's certificates 404
+/// `SCM.0020` alike (and the latter left alone), on every v2 route that names one.
 #[tokio::test]
 async fn routes_v2_certificate_ids_are_checked() {
     let s = TestServer::start().await;
@@ -525,8 +527,8 @@ async fn routes_v2_certificate_ids_are_checked() {
             ("scs123", 400, "SCM.0008"),
             ("SCS0000000000001", 400, "SCM.0008"),
             ("scs0000000000001", 404, "SCM.0020"),
-            (theirs.as_str(), 403, "SCM.0003"),
-            (theirs_issued.as_str(), 403, "SCM.0003"),
+            (theirs.as_str(), 404, "SCM.0020"),
+            (theirs_issued.as_str(), 404, "SCM.0020"),
         ] {
             let resp = s.admin.call(op, &[p, id], &[], body).await.unwrap();
             let msg = refused(&resp, status, code);

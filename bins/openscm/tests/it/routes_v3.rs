@@ -313,12 +313,12 @@ async fn routes_show_describes_paid_and_issued_certificates() {
     assert!((issue_time - not_before - Duration::minutes(5)).abs() <= Duration::seconds(1));
     assert!((not_after - issue_time - Duration::days(365)).abs() <= Duration::seconds(1));
 
-    // Ids: malformed, unknown, another account's.
+    // Ids: malformed, unknown, another account's (answered as unknown).
     let other = s.other_account("other").await;
     for (who, id, status, code) in [
         (&s.admin, "not-a-cert", 400, "SCM.0008"),
         (&s.admin, "scs0000000000001", 404, "SCM.0020"),
-        (&other, id.as_str(), 403, "SCM.0003"),
+        (&other, id.as_str(), 404, "SCM.0020"),
     ] {
         let resp = who
             .call(Operation::ShowCertificate, &[id], &[], None)
@@ -674,14 +674,15 @@ async fn routes_export_answers_the_chain_and_the_key() {
     assert_eq!(again.certificate, e.certificate);
     assert_eq!(again.private_key.as_deref(), Some(pem.as_str()));
 
-    // PAID: nothing to export. Malformed, unknown, another account's: refused, nothing leaks.
+    // PAID: nothing to export. Malformed, unknown, another account's (answered as unknown):
+    // refused, nothing leaks.
     let unissued = paid(&s.admin).await;
     let other = s.other_account("other").await;
     for (who, id, status, code) in [
         (&s.admin, unissued.as_str(), 400, "SCM.0010"),
         (&s.admin, "not-a-cert", 400, "SCM.0008"),
         (&s.admin, "scs0000000000001", 404, "SCM.0020"),
-        (&other, id.as_str(), 403, "SCM.0003"),
+        (&other, id.as_str(), 404, "SCM.0020"),
     ] {
         let resp = who
             .call(Operation::ExportCertificate, &[id], &[], None)
@@ -787,7 +788,7 @@ async fn routes_v3_push_answers_204_and_refusals_name_the_field() {
         .call(Operation::PushCertificate, &[&id], &[], Some(&good))
         .await
         .unwrap();
-    refused(&resp, 403, "SCM.0003");
+    refused(&resp, 404, "SCM.0020");
     assert_eq!(
         history(&s, &id).await,
         2,

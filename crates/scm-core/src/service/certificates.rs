@@ -79,29 +79,32 @@ impl Scm {
     }
 
     /// Loads a certificate of the caller's account.
+    ///
+    /// Another account's certificate is [`DomainError::CertificateNotFound`], exactly as an id that
+    /// was never issued, and after the same work: the cache holds a certificate only under its own
+    /// account, so for anyone else it misses, and the store is asked by id and account at once.
+    /// Whether an id belongs to someone else is therefore not observable, neither in the answer
+    /// nor in its timing.
     pub async fn certificate(
         &self,
         p: &Principal,
         id: &CertificateId,
     ) -> Result<Arc<CertificateRecord>, DomainError> {
-        let cert = match self.cache.certificates.get(id) {
-            Some(c) => c,
-            None => {
-                let seen = self.cache.generation();
-                let c = Arc::new(
-                    self.store
-                        .certificate(id)
-                        .await?
-                        .ok_or(DomainError::CertificateNotFound)?,
-                );
-                self.cache.put_certificate(seen, c.clone());
-                c
-            }
-        };
-        if cert.domain_id != p.account {
-            return Err(DomainError::OtherTenant);
+        let mine = |c: &CertificateRecord| c.domain_id == p.account;
+        let key = (p.account.clone(), id.clone());
+        if let Some(c) = self.cache.certificates.get(&key).filter(|c| mine(c)) {
+            return Ok(c);
         }
-        Ok(cert)
+        let seen = self.cache.generation();
+        let c = Arc::new(
+            self.store
+                .certificate_of(&p.account, id)
+                .await?
+                .filter(mine)
+                .ok_or(DomainError::CertificateNotFound)?,
+        );
+        self.cache.put_certificate(seen, c.clone());
+        Ok(c)
     }
 
     /// v2 `save`: stores the application of a `PAID` certificate (again: overwrites).
@@ -125,15 +128,16 @@ impl Scm {
             .store
             .save_application(&cert.id, CertificateStatus::Paid, &rec, self.clock.now_ms())
             .await
-            .inspect(|_| self.cache.forget_certificate(&cert.id))?
+            .inspect(|_| self.cache.forget_certificate(&cert.domain_id, &cert.id))?
         {
             return Ok(());
         }
-        Err(self.status_changed(&cert.id).await)
+        Err(self.status_changed(p, &cert.id).await)
     }
 
-    pub(super) async fn status_changed(&self, id: &CertificateId) -> DomainError {
-        match self.store.certificate(id).await {
+    /// Why a conditional update of the caller's certificate did not happen.
+    pub(super) async fn status_changed(&self, p: &Principal, id: &CertificateId) -> DomainError {
+        match self.store.certificate_of(&p.account, id).await {
             Ok(Some(c)) => DomainError::WrongStatus(c.status),
             Ok(None) => DomainError::CertificateNotFound,
             Err(e) => e.into(),
@@ -199,12 +203,12 @@ impl Scm {
                 unix_ms(now),
             )
             .await
-            .inspect(|_| self.cache.forget_certificate(&cert.id))?
+            .inspect(|_| self.cache.forget_certificate(&cert.domain_id, &cert.id))?
         {
             tracing::info!(cert = %cert.id, serial = %issued.serial_hex, "certificate issued");
             return Ok(());
         }
-        Err(self.status_changed(&cert.id).await)
+        Err(self.status_changed(p, &cert.id).await)
     }
 
     /// A page of the caller's certificates and how many match in all.

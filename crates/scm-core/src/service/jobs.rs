@@ -125,7 +125,7 @@ impl Scm {
             detail: details.join("; "),
             targets: d.targets.join(";"),
         };
-        self.cache.forget_certificate(&cert.id);
+        self.cache.forget_certificate(&cert.domain_id, &cert.id);
         if failures.is_empty() {
             tracing::info!(cert = %cert.id, service = %d.service, targets = %record.targets, "certificate pushed");
             return Attempt::Done {

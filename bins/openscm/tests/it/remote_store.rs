@@ -1,0 +1,271 @@
+//! A store that answers like a database across a network: every call waits `latency` before it
+//! goes to the real one. It makes a database round trip stand out of the noise of a loaded
+//! machine, so that a test can tell by the clock whether a request went to the database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, ProjectId};
+use scm_store::{
+    AccountRecord, Accounts, ApplicationRecord, Backend, Bootstrap, CaRecord, CertificateRecord,
+    Certificates, CredentialRecord, CredentialStatus, IssuedRecord, JobEffect, JobId, JobOutcome,
+    JobRecord, JobState, Jobs, ListQuery, Meta, NewCertificate, NewJob, OrderRecord, ProjectRecord,
+    PushRecord, Pushes, Quotas, Result, Store, TokenRecord,
+};
+
+/// `inner`, `latency` further away.
+pub struct RemoteStore {
+    inner: Arc<dyn Store>,
+    latency: Duration,
+}
+
+impl RemoteStore {
+    pub fn new(inner: Arc<dyn Store>, latency: Duration) -> Self {
+        Self { inner, latency }
+    }
+
+    async fn wire(&self) {
+        tokio::time::sleep(self.latency).await;
+    }
+}
+
+#[async_trait]
+impl Meta for RemoteStore {
+    async fn bootstrap(&self, b: &Bootstrap) -> Result<bool> {
+        self.wire().await;
+        self.inner.bootstrap(b).await
+    }
+    async fn is_bootstrapped(&self) -> Result<bool> {
+        self.wire().await;
+        self.inner.is_bootstrapped().await
+    }
+    async fn revision(&self) -> Result<i64> {
+        self.wire().await;
+        self.inner.revision().await
+    }
+    async fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.wire().await;
+        self.inner.meta(key).await
+    }
+    async fn init_meta(&self, key: &str, value: &str) -> Result<String> {
+        self.wire().await;
+        self.inner.init_meta(key, value).await
+    }
+    async fn ca(&self) -> Result<Option<CaRecord>> {
+        self.wire().await;
+        self.inner.ca().await
+    }
+}
+
+#[async_trait]
+impl Accounts for RemoteStore {
+    async fn create_account(&self, account: &AccountRecord, project: &ProjectRecord) -> Result<()> {
+        self.wire().await;
+        self.inner.create_account(account, project).await
+    }
+    async fn create_project(&self, project: &ProjectRecord) -> Result<()> {
+        self.wire().await;
+        self.inner.create_project(project).await
+    }
+    async fn account(&self, id: &DomainId) -> Result<Option<AccountRecord>> {
+        self.wire().await;
+        self.inner.account(id).await
+    }
+    async fn accounts(&self) -> Result<Vec<AccountRecord>> {
+        self.wire().await;
+        self.inner.accounts().await
+    }
+    async fn project(&self, id: &ProjectId) -> Result<Option<ProjectRecord>> {
+        self.wire().await;
+        self.inner.project(id).await
+    }
+    async fn projects(&self, account: &DomainId) -> Result<Vec<ProjectRecord>> {
+        self.wire().await;
+        self.inner.projects(account).await
+    }
+    async fn set_policy(&self, account: &DomainId, policy: &str) -> Result<bool> {
+        self.wire().await;
+        self.inner.set_policy(account, policy).await
+    }
+    async fn insert_credential(&self, c: &CredentialRecord) -> Result<()> {
+        self.wire().await;
+        self.inner.insert_credential(c).await
+    }
+    async fn credential(&self, ak: &AccessKeyId) -> Result<Option<CredentialRecord>> {
+        self.wire().await;
+        self.inner.credential(ak).await
+    }
+    async fn credentials(&self, account: Option<&DomainId>) -> Result<Vec<CredentialRecord>> {
+        self.wire().await;
+        self.inner.credentials(account).await
+    }
+    async fn revoke_credential(&self, ak: &AccessKeyId, now_ms: i64) -> Result<bool> {
+        self.wire().await;
+        self.inner.revoke_credential(ak, now_ms).await
+    }
+    async fn insert_token(&self, t: &TokenRecord, max_live: u32) -> Result<()> {
+        self.wire().await;
+        self.inner.insert_token(t, max_live).await
+    }
+    async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64> {
+        self.wire().await;
+        self.inner.purge_expired_tokens(now_ms).await
+    }
+    async fn token(&self, token_hash: &str) -> Result<Option<(TokenRecord, CredentialStatus)>> {
+        self.wire().await;
+        self.inner.token(token_hash).await
+    }
+}
+
+#[async_trait]
+impl Certificates for RemoteStore {
+    async fn create_order(
+        &self,
+        order: &OrderRecord,
+        template: &NewCertificate,
+        count: u32,
+        now_ms: i64,
+        quotas: &Quotas,
+    ) -> Result<Vec<CertificateId>> {
+        self.wire().await;
+        self.inner
+            .create_order(order, template, count, now_ms, quotas)
+            .await
+    }
+    async fn certificate(&self, id: &CertificateId) -> Result<Option<CertificateRecord>> {
+        self.wire().await;
+        self.inner.certificate(id).await
+    }
+    async fn certificate_of(
+        &self,
+        account: &DomainId,
+        id: &CertificateId,
+    ) -> Result<Option<CertificateRecord>> {
+        self.wire().await;
+        self.inner.certificate_of(account, id).await
+    }
+    async fn list_certificates(
+        &self,
+        account: &DomainId,
+        q: &ListQuery,
+    ) -> Result<(Vec<CertificateRecord>, u64)> {
+        self.wire().await;
+        self.inner.list_certificates(account, q).await
+    }
+    async fn save_application(
+        &self,
+        id: &CertificateId,
+        expect: CertificateStatus,
+        app: &ApplicationRecord,
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.wire().await;
+        self.inner.save_application(id, expect, app, now_ms).await
+    }
+    async fn mark_issued(
+        &self,
+        id: &CertificateId,
+        expect: CertificateStatus,
+        app: &ApplicationRecord,
+        issued: &IssuedRecord,
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.wire().await;
+        self.inner
+            .mark_issued(id, expect, app, issued, now_ms)
+            .await
+    }
+}
+
+#[async_trait]
+impl Pushes for RemoteStore {
+    async fn record_push(&self, rec: &PushRecord) -> Result<()> {
+        self.wire().await;
+        self.inner.record_push(rec).await
+    }
+    async fn push_history(
+        &self,
+        cert: &CertificateId,
+        limit: u32,
+        successful_only: bool,
+    ) -> Result<Vec<PushRecord>> {
+        self.wire().await;
+        self.inner.push_history(cert, limit, successful_only).await
+    }
+}
+
+#[async_trait]
+impl Jobs for RemoteStore {
+    async fn enqueue(&self, job: &NewJob) -> Result<JobId> {
+        self.wire().await;
+        self.inner.enqueue(job).await
+    }
+    async fn claim(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<JobRecord>> {
+        self.wire().await;
+        self.inner.claim(owner, now_ms, lease_ms, limit).await
+    }
+    async fn claim_one(
+        &self,
+        id: JobId,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<JobRecord>> {
+        self.wire().await;
+        self.inner.claim_one(id, owner, now_ms, lease_ms).await
+    }
+    async fn renew_lease(
+        &self,
+        id: JobId,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool> {
+        self.wire().await;
+        self.inner.renew_lease(id, owner, now_ms, lease_ms).await
+    }
+    async fn finish(
+        &self,
+        id: JobId,
+        owner: &str,
+        outcome: &JobOutcome,
+        effects: &[JobEffect],
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.wire().await;
+        self.inner.finish(id, owner, outcome, effects, now_ms).await
+    }
+    async fn release(&self, id: JobId, owner: &str, now_ms: i64) -> Result<bool> {
+        self.wire().await;
+        self.inner.release(id, owner, now_ms).await
+    }
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
+        self.wire().await;
+        self.inner.job(id).await
+    }
+    async fn jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<JobRecord>> {
+        self.wire().await;
+        self.inner.jobs(state, limit).await
+    }
+    async fn purge_finished(&self, before_ms: i64) -> Result<u64> {
+        self.wire().await;
+        self.inner.purge_finished(before_ms).await
+    }
+    async fn watch_enqueued(&self, wake: &(dyn Fn() + Send + Sync)) -> Result<()> {
+        // A subscription, not a round trip.
+        self.inner.watch_enqueued(wake).await
+    }
+}
+
+impl Store for RemoteStore {
+    fn backend(&self) -> Backend {
+        self.inner.backend()
+    }
+}

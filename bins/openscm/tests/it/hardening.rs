@@ -339,7 +339,7 @@ async fn one_accounts_key_burst_does_not_stall_another() {
     )
     .unwrap();
     let many = PurchaseBody {
-        order_number: Some(8),
+        order_number: Some(12),
         ..buy_body()
     };
     let burst_ids: Vec<String> = greedy
@@ -352,7 +352,7 @@ async fn one_accounts_key_burst_does_not_stall_another() {
         .collect();
     let calm_ids: Vec<String> = calm
         .subscribe(&PurchaseBody {
-            order_number: Some(10),
+            order_number: Some(20),
             ..buy_body()
         })
         .await
@@ -361,6 +361,16 @@ async fn one_accounts_key_burst_does_not_stall_another() {
         .into_iter()
         .map(|c| c.cert_id)
         .collect();
+    // The calm account's EC applications on a quiet server, for comparison.
+    let mut quiet = Vec::new();
+    for (i, id) in calm_ids[10..].iter().enumerate() {
+        let started = Instant::now();
+        calm.apply(id, &apply_body(&format!("q{i}.calm.test")))
+            .await
+            .unwrap();
+        quiet.push(started.elapsed());
+    }
+    quiet.sort();
     let mut burst = Vec::new();
     for (i, id) in burst_ids.into_iter().enumerate() {
         let greedy = greedy.clone();
@@ -373,21 +383,37 @@ async fn one_accounts_key_burst_does_not_stall_another() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut latencies = Vec::new();
-    for (i, id) in calm_ids.iter().enumerate() {
+    // Five EC keys, then five RSA_2048 ones (which need a core of their own), made by the server.
+    let mut ec = Vec::new();
+    let mut rsa = Vec::new();
+    for (i, id) in calm_ids[..10].iter().enumerate() {
+        let body = ApplicationBody {
+            key_algorithm: Some(if i < 5 { "EC_P256" } else { "RSA_2048" }.into()),
+            ..apply_body(&format!("k{i}.calm.test"))
+        };
         let started = Instant::now();
-        calm.apply(id, &apply_body(&format!("ec{i}.calm.test")))
-            .await
-            .unwrap();
-        latencies.push(started.elapsed());
+        calm.apply(id, &body).await.unwrap();
+        if i < 5 {
+            ec.push(started.elapsed());
+        } else {
+            rsa.push(started.elapsed());
+        }
     }
     let still_running = burst.iter().filter(|t| !t.is_finished()).count();
-    latencies.sort();
-    let median = latencies[latencies.len() / 2];
+    ec.sort();
+    rsa.sort();
     assert!(still_running > 0, "the burst was over before the measure");
+    // Unfair (every key of the burst generated at once), the calm account's EC applications wait
+    // for CPU behind it: about 10x their quiet time on 2 cores. Fair, they barely notice.
+    let bound = quiet[2] * 3 + Duration::from_millis(5);
     assert!(
-        median < Duration::from_millis(250),
-        "EC applications took {latencies:?} beside another account's RSA_4096 burst"
+        ec[2] < bound,
+        "EC applications took {ec:?} beside another account's RSA_4096 burst, {quiet:?} on a \
+         quiet server"
+    );
+    assert!(
+        rsa[2] < Duration::from_millis(500),
+        "RSA_2048 applications took {rsa:?} beside another account's RSA_4096 burst"
     );
     for t in burst {
         t.await.unwrap().unwrap();

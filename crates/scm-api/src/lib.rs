@@ -11,6 +11,7 @@
 mod auth;
 mod error;
 mod extract;
+pub mod fuzzing;
 mod handlers;
 mod parse;
 mod request_log;

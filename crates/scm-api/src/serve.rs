@@ -96,9 +96,13 @@ pub async fn serve(
 /// Answers a connection past the cap with a 503 (if its socket takes it without waiting) and
 /// closes it, without reading anything.
 fn refuse(stream: tokio::net::TcpStream) {
-    let _ = stream.try_write(&OVER_CAPACITY);
+    // Not `try_write`: a socket just registered with the reactor has no readiness yet, so that
+    // answers WouldBlock until the reactor turns (seen under load: the 503 was never sent). A
+    // plain write on the non-blocking socket goes into its empty send buffer at once.
+    if let Ok(mut stream) = stream.into_std() {
+        let _ = std::io::Write::write(&mut stream, &OVER_CAPACITY);
+    }
     tracing::debug!("connection refused: too many open connections");
-    drop(stream);
 }
 
 #[cfg(test)]

@@ -10,10 +10,12 @@
 # - runs pytest -q -ra with HOME pointing at a temp dir (the Huawei SDK writes
 #   ~/.huaweicloud/application_id), then drops the database(s).
 # The binary under test is $OPENSCM_BIN (default <repo>/target/release/openscm).
+# OPENSCM_SUITE_DIR runs another suite that shares this one's fixtures (tests/conformance/run.sh).
 # Exit code = pytest's.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SUITE="${OPENSCM_SUITE_DIR:-$HERE}"
 REPO="$(cd "$HERE/../.." && pwd)"
 VENV="$REPO/.venv-e2e"
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -77,7 +79,7 @@ log "OPENSCM_TEST_PG_URL=$OPENSCM_TEST_PG_URL"
 E2E_HOME="$(mktemp -d -t openscm-e2e-home.XXXXXX)"
 export OPENSCM_E2E_HOME="$E2E_HOME"
 
-# pytest runs from tests/e2e (its pytest.ini); turn path arguments given relative to the
+# pytest runs from the suite's folder (its pytest.ini); turn path arguments given relative to the
 # caller's directory into absolute ones.
 args=()
 for a in "$@"; do
@@ -90,7 +92,7 @@ for a in "$@"; do
 done
 
 set +e
-(cd "$HERE" && HOME="$E2E_HOME" "$VENV/bin/python" -m pytest -q -ra ${args[@]+"${args[@]}"})
+(cd "$SUITE" && HOME="$E2E_HOME" "$VENV/bin/python" -m pytest -q -ra ${args[@]+"${args[@]}"})
 rc=$?
 set -e
 exit "$rc"

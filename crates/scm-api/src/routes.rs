@@ -46,7 +46,10 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
 
 /// The full router: every operation of the table, and 404/405 for everything else.
 pub(crate) fn router(state: AppState) -> Router {
-    let mut app = Router::new();
+    // Operations that share a path (show and delete of one resource) share one method router:
+    // axum refuses the same path twice.
+    let mut by_path: std::collections::BTreeMap<&'static str, MethodRouter<AppState>> =
+        std::collections::BTreeMap::new();
     for &op in Operation::ALL {
         let route = match op.scope() {
             // Nothing to check: only tag the answer with its operation, for the access log.
@@ -63,7 +66,15 @@ pub(crate) fn router(state: AppState) -> Router {
                 handler(op).route_layer(middleware::from_fn_with_state(guarded, auth::guard))
             }
         };
-        app = app.route(op.path(), route);
+        let merged = match by_path.remove(op.path()) {
+            Some(earlier) => earlier.merge(route),
+            None => route,
+        };
+        by_path.insert(op.path(), merged);
+    }
+    let mut app = Router::new();
+    for (path, route) in by_path {
+        app = app.route(path, route);
     }
     let deadline = state.limits.request_timeout;
     app.method_not_allowed_fallback(handlers::method_not_allowed)

@@ -89,6 +89,19 @@ impl CertificateStatus {
     }
 }
 
+impl CertificateStatus {
+    /// The status a certificate shows at `now_ms`: an issued or imported certificate whose
+    /// `not_after` has passed is `EXPIRED` from that moment, whether or not background work has
+    /// stored it yet. Every read (show, list, export, push) goes through this; the list filter's
+    /// SQL says the same (a test pins the two).
+    pub const fn at(self, not_after_ms: Option<i64>, now_ms: i64) -> Self {
+        match (self, not_after_ms) {
+            (Self::Issued | Self::Upload, Some(end)) if end <= now_ms => Self::Expired,
+            (other, _) => other,
+        }
+    }
+}
+
 impl FromStr for CertificateStatus {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
@@ -99,5 +112,20 @@ impl FromStr for CertificateStatus {
 impl fmt::Display for CertificateStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CertificateStatus as S;
+
+    #[test]
+    fn issued_and_uploaded_certificates_expire_at_not_after() {
+        assert_eq!(S::Issued.at(Some(1000), 999), S::Issued);
+        assert_eq!(S::Issued.at(Some(1000), 1000), S::Expired);
+        assert_eq!(S::Upload.at(Some(1000), 5000), S::Expired);
+        assert_eq!(S::Paid.at(None, 5000), S::Paid);
+        assert_eq!(S::Revoked.at(Some(1000), 5000), S::Revoked);
+        assert_eq!(S::Expired.at(Some(1000), 5), S::Expired);
     }
 }

@@ -99,8 +99,13 @@ fn refuse(stream: tokio::net::TcpStream) {
     // Not `try_write`: a socket just registered with the reactor has no readiness yet, so that
     // answers WouldBlock until the reactor turns (seen under load: the 503 was never sent). A
     // plain write on the non-blocking socket goes into its empty send buffer at once.
-    if let Ok(mut stream) = stream.into_std() {
-        let _ = std::io::Write::write(&mut stream, &OVER_CAPACITY);
+    match stream.into_std() {
+        Ok(mut stream) => {
+            if let Err(e) = std::io::Write::write(&mut stream, &OVER_CAPACITY) {
+                tracing::debug!(error = %e, "the over-capacity answer was not sent");
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "a refused connection could not be answered"),
     }
     tracing::debug!("connection refused: too many open connections");
 }

@@ -29,6 +29,22 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// One `GET /health` with `Connection: close`, read until the server closes.
+fn health_answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).is_ok() && answer.starts_with(b"HTTP/1.1 200")
+}
+
 impl Server {
     pub(crate) fn start(data: &Path, db: Option<&str>, config: Option<&Path>) -> Self {
         let port = free_port();
@@ -56,7 +72,10 @@ impl Server {
         let child = cmd.spawn().unwrap();
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        // Ready once `/health` answers; the probe asks the server to close the connection and
+        // reads to the end, so the server has let go of it (and of its connection slot, which
+        // the connection-cap test counts) before the test starts.
+        while !health_answers(port) {
             assert!(
                 Instant::now() < deadline,
                 "server did not start: {}",
@@ -69,6 +88,11 @@ impl Server {
             url,
             log,
         }
+    }
+
+    /// What the server has logged so far (for failure messages).
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub(crate) fn pid(&self) -> u32 {

@@ -13,97 +13,14 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use scm_client::Client;
+use openscm_bench::{Server, arg, health_latencies, p99};
 use scm_proto::v3::PurchaseBody;
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-    data: PathBuf,
-}
-
-impl Server {
-    fn start(bin: &Path, data: &Path, db: Option<&str>, toml: &str) -> Self {
-        std::fs::create_dir_all(data.parent().unwrap()).unwrap();
-        let config = data.parent().unwrap().join("bench.toml");
-        std::fs::write(&config, toml).unwrap();
-        let port = free_port();
-        let mut cmd = Command::new(bin);
-        cmd.args(["server", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--config")
-            .arg(&config)
-            .env("OPENSCM_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(db) = db {
-            cmd.arg("--database-url").arg(db);
-        }
-        let child = cmd.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() || !data.join("ca-root.pem").exists()
-        {
-            assert!(Instant::now() < deadline, "the server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child,
-            port,
-            data: data.to_owned(),
-        }
-    }
-
-    fn rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        kib / 1024.0
-    }
-
-    fn client(&self) -> Client {
-        Client::new(
-            &format!("http://127.0.0.1:{}", self.port),
-            scm_client::CredentialsFile::load(self.data.join("credentials.json"))
-                .unwrap()
-                .credentials,
-        )
-        .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
 
 /// `n` connections that send a request head one byte at a time (one byte each `every`).
 fn slow_heads(port: u16, n: usize, every: Duration) -> Vec<std::thread::JoinHandle<()>> {
@@ -129,26 +46,6 @@ fn slow_heads(port: u16, n: usize, every: Duration) -> Vec<std::thread::JoinHand
                 .unwrap()
         })
         .collect()
-}
-
-/// Latencies of `n` sequential `GET /health` on one open connection.
-fn health_latencies(s: &mut TcpStream, n: usize) -> Vec<Duration> {
-    let mut out = Vec::with_capacity(n);
-    let mut buf = [0u8; 1024];
-    for _ in 0..n {
-        let started = Instant::now();
-        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let n = s.read(&mut buf).unwrap();
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-        out.push(started.elapsed());
-    }
-    out.sort();
-    out
-}
-
-fn p99(sorted: &[Duration]) -> Duration {
-    sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)]
 }
 
 /// Buys per second by `tasks` concurrent clients for `seconds`.

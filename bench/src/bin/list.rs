@@ -1,0 +1,214 @@
+//! List benchmark: `ListCertificates` latency with 100,000 certificates in one account, through
+//! the release server on loopback (signed requests, one at a time), for the queries users make:
+//! the first page, a deep page, a status filter, a sort, and a search by name or domain. Each
+//! p99 is printed beside the 20 ms ceiling and beside `/health` on the same connection pool (the
+//! floor of a round trip in this run).
+//!
+//! `cargo run --release -p openscm-bench --bin list -- [--certificates N] [--issued N]
+//!  [--requests N] [--database-url URL] [--server target/release/openscm]`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use openscm_bench::{Server, arg, health_latencies, p99};
+use scm_client::{Client, ListQuery};
+use scm_proto::v3::{ApplicationBody, PurchaseBody};
+
+/// The ceiling the issue sets for a list request at 100k certificates.
+const CEILING: Duration = Duration::from_millis(20);
+
+fn purchase(n: i64) -> PurchaseBody {
+    PurchaseBody {
+        cert_brand: Some("GLOBALSIGN".into()),
+        cert_type: Some("DV_SSL_CERT".into()),
+        domain_type: Some("SINGLE_DOMAIN".into()),
+        effective_time: Some(1),
+        domain_numbers: Some(1),
+        order_number: Some(n),
+        agree_privacy_protection: Some(true),
+        ..PurchaseBody::default()
+    }
+}
+
+/// A P-256 CSR for `domain` (the names of a CSR must be the application's).
+fn csr_pem(domain: &str) -> String {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![domain.to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, domain);
+    params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+/// Buys `n` certificates (100 an order, 8 clients at once); returns their ids.
+async fn seed(client: &Client, n: usize) -> Vec<String> {
+    let ids = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
+    let orders = n.div_ceil(100);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, ids, next) = (client.clone(), ids.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < orders {
+                let got = client.subscribe(&purchase(100)).await.unwrap();
+                let mut ids = ids.lock().unwrap();
+                ids.extend(got.cert.into_iter().map(|c| c.cert_id));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut ids = Arc::try_unwrap(ids).unwrap().into_inner().unwrap();
+    ids.truncate(n);
+    ids
+}
+
+/// Issues the given certificates for `host-<i>.list.test` (8 clients at once).
+async fn issue(client: &Client, ids: &[String]) {
+    let ids = Arc::new(ids.to_vec());
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, ids, next) = (client.clone(), ids.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(id) = ids.get(i) else { break };
+                let domain = format!("host-{i}.list.test");
+                let csr = csr_pem(&domain);
+                let body: ApplicationBody = serde_json::from_value(serde_json::json!({
+                    "domain": domain, "applicant_name": "Bench Mark",
+                    "applicant_phone": "13212345678", "applicant_email": "bench@example.com",
+                    "agree_privacy_protection": true, "domain_method": "DNS",
+                    "key_algorithm": "EC_P256", "csr": csr
+                }))
+                .unwrap();
+                client.apply(id, &body).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Sorted latencies of `n` sequential list requests.
+async fn latencies(client: &Client, query: &ListQuery, n: usize) -> (Vec<Duration>, u64) {
+    let mut out = Vec::with_capacity(n);
+    let mut total = 0;
+    for _ in 0..n {
+        let started = Instant::now();
+        let page = client.list_certificates(query).await.unwrap();
+        out.push(started.elapsed());
+        total = page.total_count;
+    }
+    out.sort();
+    (out, total)
+}
+
+#[tokio::main]
+async fn main() {
+    let certificates: usize = arg("--certificates")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let issued: usize = arg("--issued")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000)
+        .min(certificates);
+    let requests: usize = arg("--requests")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let bin = PathBuf::from(arg("--server").unwrap_or_else(|| "target/release/openscm".into()));
+    let db = arg("--database-url");
+    let root = std::env::temp_dir().join(format!("openscm-list-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let toml = format!(
+        "[limits]\nrate_limit_per_second = 0\n[quotas]\ncertificates_per_account = {}\n\
+         orders_per_day = 10000000\n",
+        certificates + 1000
+    );
+    let server = Server::start(&bin, &root.join("data"), db.as_deref(), &toml);
+    let client = server.client();
+    println!(
+        "OpenSCM list benchmark: {} cores, {certificates} certificates ({issued} issued) in one \
+         account, store {}, {requests} sequential signed requests per query",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if db.is_some() { "PostgreSQL" } else { "SQLite" },
+    );
+
+    let started = Instant::now();
+    let ids = seed(&client, certificates).await;
+    issue(&client, &ids[..issued]).await;
+    println!("  seeded in {:.1} s", started.elapsed().as_secs_f64());
+
+    // The floor: an unauthenticated round trip to the same server.
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let http = health_latencies(&mut conn, requests);
+    println!(
+        "  floor: GET /health p99                                      {:>8.3} ms",
+        p99(&http).as_secs_f64() * 1e3
+    );
+
+    let q = |f: &dyn Fn(&mut ListQuery)| {
+        let mut q = ListQuery {
+            limit: Some(10),
+            ..ListQuery::default()
+        };
+        f(&mut q);
+        q
+    };
+    let cases: Vec<(&str, ListQuery)> = vec![
+        ("first page (limit 10)", q(&|_| {})),
+        (
+            "page 50 (limit 50, offset 2450)",
+            q(&|q| {
+                q.limit = Some(50);
+                q.offset = Some(2450);
+            }),
+        ),
+        ("deep page (offset 90000)", q(&|q| q.offset = Some(90_000))),
+        ("status=ISSUED", q(&|q| q.status = Some("ISSUED".into()))),
+        (
+            "sort by expiry, ASC",
+            q(&|q| {
+                q.sort_key = Some("certExpiredTime".into());
+                q.sort_dir = Some("ASC".into());
+            }),
+        ),
+        (
+            "search content=host-1999",
+            q(&|q| q.content = Some("host-1999".into())),
+        ),
+        (
+            "search content=HOST-1 (case)",
+            q(&|q| q.content = Some("HOST-1".into())),
+        ),
+        (
+            "search content=nothing-matches",
+            q(&|q| q.content = Some("nothing-matches".into())),
+        ),
+    ];
+    let mut met = true;
+    for (name, query) in &cases {
+        let (lat, total) = latencies(&client, query, requests).await;
+        let p = p99(&lat);
+        met &= p <= CEILING;
+        println!(
+            "  {name:<34} total {total:>7}   p50 {:>7.3} ms   p99 {:>7.3} ms   ceiling {} ms: {}",
+            lat[lat.len() / 2].as_secs_f64() * 1e3,
+            p.as_secs_f64() * 1e3,
+            CEILING.as_millis(),
+            if p <= CEILING { "met" } else { "NOT MET" }
+        );
+    }
+    println!(
+        "  all queries within the ceiling: {}",
+        if met { "yes" } else { "NO" }
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -55,7 +55,8 @@ impl<S: Send + Sync> FromRequestParts<S> for V2Project {
     }
 }
 
-/// The certificate id of the path (`{cert_id}` on v2, `{certificate_id}` on v3).
+/// The certificate id of the path (`{cert_id}` on v2, `{certificate_id}` on v3, `{resource_id}`
+/// on the tag routes).
 #[derive(Debug, Clone)]
 pub(crate) struct CertId(pub CertificateId);
 
@@ -68,7 +69,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CertId {
             .map_err(|_| ApiError::Domain(DomainError::MalformedCertificateId))?;
         params
             .iter()
-            .find(|(k, _)| matches!(*k, "cert_id" | "certificate_id"))
+            .find(|(k, _)| matches!(*k, "cert_id" | "certificate_id" | "resource_id"))
             .and_then(|(_, v)| CertificateId::try_from(v).ok())
             .map(CertId)
             .ok_or(ApiError::Domain(DomainError::MalformedCertificateId))

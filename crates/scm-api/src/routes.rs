@@ -41,6 +41,11 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         Operation::ApplyCertificate => on(m, handlers::apply),
         Operation::ExportCertificate => on(m, handlers::export),
         Operation::PushCertificate => on(m, handlers::push),
+        // --- tags ---
+        Operation::CreateCertificateTag => on(m, handlers::tags::create_certificate_tag),
+        Operation::ListTagsByCertificate => on(m, handlers::tags::list_tags_by_certificate),
+        Operation::BatchCreateOrDeleteTags => on(m, handlers::tags::batch_create_or_delete_tags),
+        Operation::ListAllTags => on(m, handlers::tags::list_all_tags),
     }
 }
 

@@ -673,6 +673,52 @@ impl Client {
             .check()?;
         Ok(())
     }
+
+    /// `POST /v3/scm/{resource_id}/tags`: adds one tag.
+    pub async fn create_tag(
+        &self,
+        cert_id: &str,
+        body: &scm_proto::tags::CreateTagBody,
+    ) -> Result<scm_proto::tags::DescResponse, ClientError> {
+        let body = to_json(body)?;
+        self.typed(
+            Operation::CreateCertificateTag,
+            &[cert_id],
+            &[],
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `GET /v3/scm/{resource_id}/tags`.
+    pub async fn certificate_tags(
+        &self,
+        cert_id: &str,
+    ) -> Result<scm_proto::tags::ResourceTagsResponse, ClientError> {
+        self.typed(Operation::ListTagsByCertificate, &[cert_id], &[], None)
+            .await
+    }
+
+    /// `POST /v3/scm/{resource_id}/tags/action`: adds or deletes tags.
+    pub async fn batch_tags(
+        &self,
+        cert_id: &str,
+        body: &scm_proto::tags::BatchTagsBody,
+    ) -> Result<scm_proto::tags::DescResponse, ClientError> {
+        let body = to_json(body)?;
+        self.typed(
+            Operation::BatchCreateOrDeleteTags,
+            &[cert_id],
+            &[],
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `GET /v3/scm/tags`: every key of the account's tags with its values.
+    pub async fn all_tags(&self) -> Result<scm_proto::tags::AllTagsResponse, ClientError> {
+        self.typed(Operation::ListAllTags, &[], &[], None).await
+    }
 }
 
 fn to_json<T: Serialize>(body: &T) -> Result<Vec<u8>, ClientError> {
@@ -753,6 +799,10 @@ mod tests {
             Operation::ApplyCertificate => "apply",
             Operation::ExportCertificate => "export",
             Operation::PushCertificate => "push",
+            Operation::CreateCertificateTag => "create_tag",
+            Operation::ListTagsByCertificate => "certificate_tags",
+            Operation::BatchCreateOrDeleteTags => "batch_tags",
+            Operation::ListAllTags => "all_tags",
         }
     }
 

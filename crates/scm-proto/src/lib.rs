@@ -12,6 +12,7 @@ pub mod ids;
 pub mod operation;
 pub mod product;
 pub mod status;
+pub mod tags;
 pub mod v2;
 pub mod v3;
 

@@ -117,6 +117,15 @@ operations! {
     ExportCertificate = (Post, "/v3/scm/certificates/{certificate_id}/export", Account),
     /// v3: push to a service.
     PushCertificate = (Post, "/v3/scm/certificates/{certificate_id}/push", Account),
+    // --- tags ---
+    /// v3: add one tag to a certificate.
+    CreateCertificateTag = (Post, "/v3/scm/{resource_id}/tags", Account),
+    /// v3: the tags of a certificate.
+    ListTagsByCertificate = (Get, "/v3/scm/{resource_id}/tags", Account),
+    /// v3: add or delete tags of a certificate in one call.
+    BatchCreateOrDeleteTags = (Post, "/v3/scm/{resource_id}/tags/action", Account),
+    /// v3: every tag key of the account's certificates, with its values.
+    ListAllTags = (Get, "/v3/scm/tags", Account),
 }
 
 impl Operation {

@@ -3,8 +3,8 @@
 //!
 //! The store is split by aggregate, one trait and one file each: [`Meta`] (bootstrap, settings,
 //! the built-in CA, the change counter), [`Accounts`] (accounts, projects, credentials, tokens),
-//! [`Certificates`] (orders, certificates, applications, issuance), [`Pushes`] (push history) and
-//! [`Jobs`] (the durable job queue). SQL that is the same on both backends is written once and run
+//! [`Certificates`] (orders, certificates, applications, issuance), [`Pushes`] (push history),
+//! [`Tags`] (certificate tags) and [`Jobs`] (the durable job queue). SQL that is the same on both backends is written once and run
 //! on either pool ([`pool`]); what differs (id allocation, job claiming) lives in [`dialect`].
 //!
 //! The store holds no business rules. It does offer the few atomic operations the domain needs to
@@ -25,6 +25,7 @@ mod migrate;
 mod pool;
 mod pushes;
 mod records;
+mod tags;
 mod url;
 
 use std::time::Duration;
@@ -34,6 +35,7 @@ use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, Project
 
 pub use pool::Backend;
 pub use records::*;
+pub use tags::{CertificateTag, TagRecord, Tags};
 pub use url::DatabaseUrl;
 
 use crate::certificates::IssueWriter;
@@ -283,7 +285,9 @@ pub trait Jobs: Send + Sync {
 
 /// Everything OpenSCM persists. Implementations must be safe to share between tasks and, for
 /// PostgreSQL, between server processes.
-pub trait Store: Meta + Accounts + Certificates + Pushes + Jobs + Send + Sync + 'static {
+pub trait Store:
+    Meta + Accounts + Certificates + Pushes + Jobs + Tags + Send + Sync + 'static
+{
     /// Which database this is.
     fn backend(&self) -> Backend;
 }

@@ -38,6 +38,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0004_limits.sql"),
         include_str!("../migrations/postgres/0004_limits.sql"),
     ),
+    (
+        7,
+        "tags",
+        include_str!("../migrations/sqlite/0007_tags.sql"),
+        include_str!("../migrations/postgres/0007_tags.sql"),
+    ),
 ];
 
 fn migrator(postgres: bool) -> Migrator {

@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, ProjectId};
 use scm_store::{
     AccountRecord, Accounts, ApplicationRecord, Backend, Bootstrap, CaRecord, CertificateRecord,
-    Certificates, CredentialRecord, CredentialStatus, IssuedRecord, JobEffect, JobId, JobOutcome,
-    JobRecord, JobState, Jobs, ListQuery, Meta, NewCertificate, NewJob, OrderRecord, ProjectRecord,
-    PushRecord, Pushes, Quotas, Result, Store, TokenRecord,
+    CertificateTag, Certificates, CredentialRecord, CredentialStatus, IssuedRecord, JobEffect,
+    JobId, JobOutcome, JobRecord, JobState, Jobs, ListQuery, Meta, NewCertificate, NewJob,
+    OrderRecord, ProjectRecord, PushRecord, Pushes, Quotas, Result, Store, TagRecord, Tags,
+    TokenRecord,
 };
 
 /// `inner`, `latency` further away.
@@ -192,6 +193,33 @@ impl Pushes for RemoteStore {
     ) -> Result<Vec<PushRecord>> {
         self.wire().await;
         self.inner.push_history(cert, limit, successful_only).await
+    }
+}
+
+#[async_trait]
+impl Tags for RemoteStore {
+    async fn tags_of(&self, cert: &CertificateId) -> Result<Vec<TagRecord>> {
+        self.wire().await;
+        self.inner.tags_of(cert).await
+    }
+    async fn put_tags(
+        &self,
+        account: &DomainId,
+        cert: &CertificateId,
+        tags: &[TagRecord],
+        max: u32,
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.wire().await;
+        self.inner.put_tags(account, cert, tags, max, now_ms).await
+    }
+    async fn delete_tags(&self, cert: &CertificateId, keys: &[String]) -> Result<()> {
+        self.wire().await;
+        self.inner.delete_tags(cert, keys).await
+    }
+    async fn account_tags(&self, account: &DomainId) -> Result<Vec<CertificateTag>> {
+        self.wire().await;
+        self.inner.account_tags(account).await
     }
 }
 

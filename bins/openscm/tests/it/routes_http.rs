@@ -64,7 +64,17 @@ async fn routes_a_wrong_method_is_405() {
             Method::Get => "POST",
             _ => "GET",
         };
+        // A path served with several methods (the tags of a certificate: GET and POST) is
+        // tried only with those it does not have.
+        let served: Vec<&str> = Operation::ALL
+            .iter()
+            .filter(|o| o.path() == op.path())
+            .map(|o| o.method().as_str())
+            .collect();
         for method in [other, "PUT", "DELETE", "PATCH"] {
+            if served.contains(&method) {
+                continue;
+            }
             for auth in [RequestAuth::None, RequestAuth::Signature] {
                 let req = RawRequest::new(method, target.as_str())
                     .header("Content-Type", "application/json")

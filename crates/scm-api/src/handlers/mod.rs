@@ -19,6 +19,8 @@ use crate::error::ApiError;
 use crate::extract::{Caller, CertId, JsonBody, ListParams, OptionalJsonBody, V2Project};
 use crate::{AppState, parse, views};
 
+pub(crate) mod tags;
+
 type ApiResult<T> = Result<T, ApiError>;
 
 fn rfc3339(ms: i64) -> String {

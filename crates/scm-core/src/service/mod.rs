@@ -10,6 +10,7 @@ mod certificates;
 mod jobs;
 mod notifications;
 mod push;
+pub mod tags;
 
 use std::sync::Arc;
 

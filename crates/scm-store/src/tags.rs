@@ -1,0 +1,163 @@
+//! [`Tags`]: the key/value tags of certificates. A certificate has at most one value per key;
+//! tags are deleted with their certificate (`ON DELETE CASCADE`).
+
+use async_trait::async_trait;
+use scm_proto::{CertificateId, DomainId};
+
+use crate::pool::{BUMP, db_run};
+use crate::{Result, SqlStore};
+
+/// One tag of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagRecord {
+    /// Key, unique per certificate.
+    pub key: String,
+    /// Value (may be empty).
+    pub value: String,
+}
+
+/// A tag and the certificate it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateTag {
+    /// The certificate.
+    pub cert_id: CertificateId,
+    /// The tag.
+    pub tag: TagRecord,
+}
+
+/// The tags of certificates.
+#[async_trait]
+pub trait Tags: Send + Sync {
+    /// The tags of one certificate, by key.
+    async fn tags_of(&self, cert: &CertificateId) -> Result<Vec<TagRecord>>;
+    /// Adds `tags` to a certificate of `account` (a key it has already gets the new value), in
+    /// one transaction, unless the certificate would then have more than `max` tags: then
+    /// nothing is written and the answer is `false`.
+    async fn put_tags(
+        &self,
+        account: &DomainId,
+        cert: &CertificateId,
+        tags: &[TagRecord],
+        max: u32,
+        now_ms: i64,
+    ) -> Result<bool>;
+    /// Deletes the tags of a certificate whose key is one of `keys` (unknown keys are ignored).
+    async fn delete_tags(&self, cert: &CertificateId, keys: &[String]) -> Result<()>;
+    /// Every tag on the certificates of `account`, by key, value and certificate.
+    async fn account_tags(&self, account: &DomainId) -> Result<Vec<CertificateTag>>;
+}
+
+#[derive(sqlx::FromRow)]
+struct TagRow {
+    tag_key: String,
+    tag_value: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct CertTagRow {
+    #[sqlx(try_from = "String")]
+    cert_id: CertificateId,
+    tag_key: String,
+    tag_value: String,
+}
+
+#[async_trait]
+impl Tags for SqlStore {
+    async fn tags_of(&self, cert: &CertificateId) -> Result<Vec<TagRecord>> {
+        let rows: Vec<TagRow> = db_run!(&self.pool, |p| {
+            sqlx::query_as(
+                "SELECT tag_key, tag_value FROM certificate_tags WHERE cert_id = $1 \
+                 ORDER BY tag_key",
+            )
+            .bind(cert.as_str())
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|r| TagRecord {
+                key: r.tag_key,
+                value: r.tag_value,
+            })
+            .collect())
+    }
+
+    async fn put_tags(
+        &self,
+        account: &DomainId,
+        cert: &CertificateId,
+        tags: &[TagRecord],
+        max: u32,
+        now_ms: i64,
+    ) -> Result<bool> {
+        db_run!(&self.pool, |p| {
+            let mut tx = p.begin().await?;
+            for t in tags {
+                sqlx::query(
+                    "INSERT INTO certificate_tags (cert_id, domain_id, tag_key, tag_value, \
+                     created_ms) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (cert_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
+                )
+                .bind(cert.as_str())
+                .bind(account.as_str())
+                .bind(t.key.as_str())
+                .bind(t.value.as_str())
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            // Counted inside the transaction, so concurrent additions cannot pass the limit
+            // together (the second one's count sees the first one's rows, or waits for them).
+            let (n,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM certificate_tags WHERE cert_id = $1")
+                    .bind(cert.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if n > i64::from(max) {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query(BUMP).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    async fn delete_tags(&self, cert: &CertificateId, keys: &[String]) -> Result<()> {
+        db_run!(&self.pool, |p| {
+            let mut tx = p.begin().await?;
+            for k in keys {
+                sqlx::query("DELETE FROM certificate_tags WHERE cert_id = $1 AND tag_key = $2")
+                    .bind(cert.as_str())
+                    .bind(k.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(BUMP).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn account_tags(&self, account: &DomainId) -> Result<Vec<CertificateTag>> {
+        let rows: Vec<CertTagRow> = db_run!(&self.pool, |p| {
+            sqlx::query_as(
+                "SELECT cert_id, tag_key, tag_value FROM certificate_tags WHERE domain_id = $1 \
+                 ORDER BY tag_key, tag_value, cert_id",
+            )
+            .bind(account.as_str())
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|r| CertificateTag {
+                cert_id: r.cert_id,
+                tag: TagRecord {
+                    key: r.tag_key,
+                    value: r.tag_value,
+                },
+            })
+            .collect())
+    }
+}

@@ -41,6 +41,10 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         Operation::ApplyCertificate => on(m, handlers::apply),
         Operation::ExportCertificate => on(m, handlers::export),
         Operation::PushCertificate => on(m, handlers::push),
+        // --- lifecycle ---
+        Operation::DeleteCertificate => on(m, handlers::delete_certificate),
+        Operation::UnsubscribeCertificate => on(m, handlers::unsubscribe_certificate),
+        Operation::CancelCertificateRequest => on(m, handlers::cancel_certificate_request),
     }
 }
 

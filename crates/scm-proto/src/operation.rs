@@ -117,6 +117,13 @@ operations! {
     ExportCertificate = (Post, "/v3/scm/certificates/{certificate_id}/export", Account),
     /// v3: push to a service.
     PushCertificate = (Post, "/v3/scm/certificates/{certificate_id}/push", Account),
+    // --- lifecycle ---
+    /// v3: delete a certificate (204).
+    DeleteCertificate = (Delete, "/v3/scm/certificates/{certificate_id}", Account),
+    /// v3: unsubscribe (refund) a purchased certificate; it is gone afterwards.
+    UnsubscribeCertificate = (Delete, "/v3/scm/certificates/{cert_id}/unsubscribe", Account),
+    /// v3: withdraw a submitted application.
+    CancelCertificateRequest = (Post, "/v3/scm/certificates/{certificate_id}/cancel-cert", Account),
 }
 
 impl Operation {

@@ -170,3 +170,20 @@ async fn routes_cancel_cert_refuses_certificates_not_under_review() {
     }
     refuses_foreign_ids(&s, Operation::CancelCertificateRequest).await;
 }
+
+/// The typed client methods of scm-client speak the same routes.
+#[tokio::test]
+async fn routes_lifecycle_through_the_typed_client() {
+    let s = TestServer::start().await;
+    let a = issued(&s.admin, "www.typed.test").await;
+    s.admin.delete_certificate(&a).await.unwrap();
+    gone(&s.admin, &a).await;
+    let b = paid(&s.admin).await;
+    let e = s.admin.cancel_certificate_request(&b).await.unwrap_err();
+    assert!(e.to_string().contains("SCM.0010"), "{e}");
+    assert_eq!(
+        s.admin.unsubscribe(&b).await.unwrap().unsubscribe_results,
+        "SUCCESS"
+    );
+    gone(&s.admin, &b).await;
+}

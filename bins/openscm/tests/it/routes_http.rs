@@ -65,6 +65,13 @@ async fn routes_a_wrong_method_is_405() {
             _ => "GET",
         };
         for method in [other, "PUT", "DELETE", "PATCH"] {
+            // Operations that share a path (show and delete) each have the other's method.
+            if Operation::ALL
+                .iter()
+                .any(|o| o.path() == op.path() && o.method().as_str() == method)
+            {
+                continue;
+            }
             for auth in [RequestAuth::None, RequestAuth::Signature] {
                 let req = RawRequest::new(method, target.as_str())
                     .header("Content-Type", "application/json")

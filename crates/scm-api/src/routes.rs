@@ -46,6 +46,10 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         Operation::ListTagsByCertificate => on(m, handlers::tags::list_tags_by_certificate),
         Operation::BatchCreateOrDeleteTags => on(m, handlers::tags::batch_create_or_delete_tags),
         Operation::ListAllTags => on(m, handlers::tags::list_all_tags),
+        // --- lifecycle ---
+        Operation::DeleteCertificate => on(m, handlers::delete_certificate),
+        Operation::UnsubscribeCertificate => on(m, handlers::unsubscribe_certificate),
+        Operation::CancelCertificateRequest => on(m, handlers::cancel_certificate_request),
     }
 }
 

@@ -719,6 +719,34 @@ impl Client {
     pub async fn all_tags(&self) -> Result<scm_proto::tags::AllTagsResponse, ClientError> {
         self.typed(Operation::ListAllTags, &[], &[], None).await
     }
+
+    // --- lifecycle ---
+
+    /// `DELETE /v3/scm/certificates/{certificate_id}` (answers 204, no body).
+    pub async fn delete_certificate(&self, cert_id: &str) -> Result<(), ClientError> {
+        self.call(Operation::DeleteCertificate, &[cert_id], &[], None)
+            .await?
+            .check()?;
+        Ok(())
+    }
+
+    /// `DELETE /v3/scm/certificates/{cert_id}/unsubscribe`.
+    pub async fn unsubscribe(
+        &self,
+        cert_id: &str,
+    ) -> Result<scm_proto::lifecycle::UnsubscribeResponse, ClientError> {
+        self.typed(Operation::UnsubscribeCertificate, &[cert_id], &[], None)
+            .await
+    }
+
+    /// `POST /v3/scm/certificates/{certificate_id}/cancel-cert`.
+    pub async fn cancel_certificate_request(
+        &self,
+        cert_id: &str,
+    ) -> Result<scm_proto::lifecycle::CancelCertResponse, ClientError> {
+        self.typed(Operation::CancelCertificateRequest, &[cert_id], &[], None)
+            .await
+    }
 }
 
 fn to_json<T: Serialize>(body: &T) -> Result<Vec<u8>, ClientError> {
@@ -803,6 +831,10 @@ mod tests {
             Operation::ListTagsByCertificate => "certificate_tags",
             Operation::BatchCreateOrDeleteTags => "batch_tags",
             Operation::ListAllTags => "all_tags",
+            // --- lifecycle ---
+            Operation::DeleteCertificate => "delete_certificate",
+            Operation::UnsubscribeCertificate => "unsubscribe",
+            Operation::CancelCertificateRequest => "cancel_certificate_request",
         }
     }
 

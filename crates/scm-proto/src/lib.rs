@@ -9,6 +9,7 @@
 
 pub mod codes;
 pub mod ids;
+pub mod lifecycle;
 pub mod operation;
 pub mod product;
 pub mod status;

@@ -126,6 +126,13 @@ operations! {
     BatchCreateOrDeleteTags = (Post, "/v3/scm/{resource_id}/tags/action", Account),
     /// v3: every tag key of the account's certificates, with its values.
     ListAllTags = (Get, "/v3/scm/tags", Account),
+    // --- lifecycle ---
+    /// v3: delete a certificate (204).
+    DeleteCertificate = (Delete, "/v3/scm/certificates/{certificate_id}", Account),
+    /// v3: unsubscribe (refund) a purchased certificate; it is gone afterwards.
+    UnsubscribeCertificate = (Delete, "/v3/scm/certificates/{cert_id}/unsubscribe", Account),
+    /// v3: withdraw a submitted application.
+    CancelCertificateRequest = (Post, "/v3/scm/certificates/{certificate_id}/cancel-cert", Account),
 }
 
 impl Operation {

@@ -20,6 +20,7 @@ mod accounts;
 mod certificates;
 mod dialect;
 mod jobs;
+mod lifecycle;
 mod meta;
 mod migrate;
 mod pool;
@@ -283,10 +284,33 @@ pub trait Jobs: Send + Sync {
     async fn watch_enqueued(&self, wake: &(dyn Fn() + Send + Sync)) -> Result<()>;
 }
 
+/// Removing certificates and withdrawing applications.
+#[async_trait]
+pub trait Lifecycle: Send + Sync {
+    /// Deletes a certificate of `account` if its stored status is still `expect`, with its push
+    /// records, and gives its place in the account's certificate quota back, in one transaction.
+    /// `false` (nothing changed) when there is no such certificate of `account` in `expect`.
+    /// Jobs naming it stay: a delivery job finds it gone and fails for good.
+    async fn delete_certificate(
+        &self,
+        account: &DomainId,
+        id: &CertificateId,
+        expect: CertificateStatus,
+    ) -> Result<bool>;
+    /// Moves a certificate from `expect` to `to` (keeping its application), if still in `expect`.
+    async fn move_status(
+        &self,
+        id: &CertificateId,
+        expect: CertificateStatus,
+        to: CertificateStatus,
+        now_ms: i64,
+    ) -> Result<bool>;
+}
+
 /// Everything OpenSCM persists. Implementations must be safe to share between tasks and, for
 /// PostgreSQL, between server processes.
 pub trait Store:
-    Meta + Accounts + Certificates + Pushes + Jobs + Tags + Send + Sync + 'static
+    Meta + Accounts + Certificates + Pushes + Jobs + Tags + Lifecycle + Send + Sync + 'static
 {
     /// Which database this is.
     fn backend(&self) -> Backend;

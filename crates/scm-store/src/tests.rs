@@ -57,7 +57,7 @@ impl TestDb {
     }
 }
 
-async fn with_sqlite<F, Fut>(test: F)
+pub(crate) async fn with_sqlite<F, Fut>(test: F)
 where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()>,
@@ -87,7 +87,7 @@ pub(crate) fn pg_base_url() -> Option<String> {
     }
 }
 
-async fn with_postgres<F, Fut>(test: F)
+pub(crate) async fn with_postgres<F, Fut>(test: F)
 where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()>,
@@ -158,7 +158,7 @@ fn ids(n: u8) -> (DomainId, ProjectId) {
     )
 }
 
-fn account(n: u8) -> (AccountRecord, ProjectRecord) {
+pub(crate) fn account(n: u8) -> (AccountRecord, ProjectRecord) {
     let (d, p) = ids(n);
     (
         AccountRecord {
@@ -220,7 +220,7 @@ fn product() -> Product {
     }
 }
 
-async fn order(
+pub(crate) async fn order(
     store: &SqlStore,
     a: &AccountRecord,
     p: &ProjectRecord,
@@ -940,12 +940,12 @@ async fn newer_schemas_stop_the_start(db: TestDb) {
 }
 
 /// A plain connection beside the store, to set up or inspect the raw database.
-enum RawConn {
+pub(crate) enum RawConn {
     Sqlite(sqlx::SqliteConnection),
     Postgres(sqlx::PgConnection),
 }
 
-async fn raw_connection(url: &DatabaseUrl) -> RawConn {
+pub(crate) async fn raw_connection(url: &DatabaseUrl) -> RawConn {
     match url.backend() {
         Backend::Sqlite => RawConn::Sqlite(
             sqlx::SqliteConnection::connect_with(
@@ -963,7 +963,7 @@ async fn raw_connection(url: &DatabaseUrl) -> RawConn {
 }
 
 impl RawConn {
-    async fn execute_raw(&mut self, sql: &str) {
+    pub(crate) async fn execute_raw(&mut self, sql: &str) {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         match self {
             Self::Sqlite(c) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
@@ -972,7 +972,7 @@ impl RawConn {
         .unwrap();
     }
 
-    async fn count(&mut self, sql: &str) -> i64 {
+    pub(crate) async fn count(&mut self, sql: &str) -> i64 {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         match self {
             Self::Sqlite(c) => sqlx::query_scalar(sql).fetch_one(c).await,

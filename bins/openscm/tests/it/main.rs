@@ -26,6 +26,7 @@ mod remote_store;
 mod routes;
 mod routes_auth;
 mod routes_http;
+mod routes_lifecycle;
 mod routes_tags;
 mod routes_tenancy;
 mod routes_text;

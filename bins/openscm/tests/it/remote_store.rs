@@ -297,3 +297,26 @@ impl Store for RemoteStore {
         self.inner.backend()
     }
 }
+
+#[async_trait]
+impl scm_store::Lifecycle for RemoteStore {
+    async fn delete_certificate(
+        &self,
+        account: &DomainId,
+        id: &CertificateId,
+        expect: CertificateStatus,
+    ) -> Result<bool> {
+        self.wire().await;
+        self.inner.delete_certificate(account, id, expect).await
+    }
+    async fn move_status(
+        &self,
+        id: &CertificateId,
+        expect: CertificateStatus,
+        to: CertificateStatus,
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.wire().await;
+        self.inner.move_status(id, expect, to, now_ms).await
+    }
+}

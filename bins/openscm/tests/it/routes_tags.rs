@@ -247,3 +247,37 @@ async fn routes_tags_refusals() {
     }
     s.stop().await;
 }
+
+/// Tags go with their certificate: after unsubscribe, the account's tags no longer list them.
+#[tokio::test]
+async fn routes_tags_go_with_their_certificate() {
+    let s = TestServer::start().await;
+    let a = paid(&s.admin).await;
+    let resp = s
+        .admin
+        .call(
+            Operation::CreateCertificateTag,
+            &[a.as_str()],
+            &[],
+            Some(&body(&json!({"tag": {"key": "gone", "value": "soon"}}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let all: AllTagsResponse = s
+        .admin
+        .call(Operation::ListAllTags, &[], &[], None)
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(all.tags.len(), 1, "{:?}", all.tags);
+    s.admin.unsubscribe(&a).await.unwrap();
+    let resp = s
+        .admin
+        .call(Operation::ListAllTags, &[], &[], None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.text(), r#"{"tags":[]}"#);
+}

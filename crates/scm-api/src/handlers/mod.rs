@@ -1,6 +1,12 @@
 //! One function per operation: take the parsed request from the extractors, call one domain
 //! operation, map the answer to its wire type.
 
+mod lifecycle;
+
+pub(crate) use lifecycle::{
+    cancel_certificate_request, delete_certificate, unsubscribe_certificate,
+};
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};

@@ -2,12 +2,14 @@
 //! [`authentication`] (signatures, tokens, scopes), [`certificates`] (purchase, application,
 //! issuance, listing, export), [`push`] (delivery to targets through jobs, and history),
 //! [`notifications`] (telling accounts what failed), [`jobs`] (running the job kinds) and
-//! [`admin`] (accounts, projects, credentials, policies, jobs for the CLI).
+//! [`admin`] (accounts, projects, credentials, policies, jobs for the CLI); [`lifecycle`]
+//! (delete, unsubscribe, cancel-cert).
 
 mod admin;
 mod authentication;
 mod certificates;
 mod jobs;
+mod lifecycle;
 mod notifications;
 mod push;
 pub mod tags;

@@ -1,0 +1,123 @@
+//! Lifecycle: deleting and unsubscribing certificates, and withdrawing applications.
+//!
+//! Which statuses allow what (reference §4.8.3, which leaves most of it open; the choices are
+//! written in README.md under the API section):
+//! - delete: certificates nothing is pending on: `ISSUED`, `EXPIRED` and `UPLOAD` (what the
+//!   Huawei console lets one delete), and the end states `REVOKED` and `UNPASSED`;
+//! - unsubscribe: every purchased certificate, i.e. any status but `UPLOAD` (an imported
+//!   certificate has no order to refund);
+//! - cancel-cert: an application under review (`CHECKING`, `CHECKING_DOMAIN`, `CHECKING_ORG`).
+//!
+//! Anything else is [`DomainError::WrongStatus`] (`SCM.0010`); another account's certificate is
+//! [`DomainError::CertificateNotFound`], as an unknown id.
+
+use scm_proto::{CertificateId, CertificateStatus};
+
+use crate::DomainError;
+use crate::auth::Principal;
+
+use super::Scm;
+
+/// Statuses a certificate may be deleted in.
+const fn deletable(s: CertificateStatus) -> bool {
+    matches!(
+        s,
+        CertificateStatus::Issued
+            | CertificateStatus::Expired
+            | CertificateStatus::Upload
+            | CertificateStatus::Revoked
+            | CertificateStatus::Unpassed
+    )
+}
+
+/// Statuses a certificate may be unsubscribed in: every purchased one.
+const fn unsubscribable(s: CertificateStatus) -> bool {
+    !matches!(s, CertificateStatus::Upload)
+}
+
+/// Statuses whose application may be withdrawn: under review.
+const fn cancellable(s: CertificateStatus) -> bool {
+    matches!(
+        s,
+        CertificateStatus::Checking
+            | CertificateStatus::CheckingDomain
+            | CertificateStatus::CheckingOrg
+    )
+}
+
+impl Scm {
+    /// `DeleteCertificate`: the certificate, its key and its push records are gone, and the
+    /// account may hold one more certificate. Pending delivery jobs find it gone and fail.
+    pub async fn delete_certificate(
+        &self,
+        p: &Principal,
+        id: &CertificateId,
+    ) -> Result<(), DomainError> {
+        self.remove(p, id, deletable).await
+    }
+
+    /// `UnsubscribeCertificate`: the order of a purchased certificate is refunded (OpenSCM has no
+    /// billing: nothing to refund) and the certificate is gone, as after a delete.
+    pub async fn unsubscribe_certificate(
+        &self,
+        p: &Principal,
+        id: &CertificateId,
+    ) -> Result<(), DomainError> {
+        self.remove(p, id, unsubscribable).await
+    }
+
+    /// `CancelCertificateRequest`: withdraws an application under review. The certificate moves
+    /// back to `PAID` (the API's `CANCELCHECKING` is the review of the withdrawal, which OpenSCM
+    /// decides at once), keeping the application as a saved draft, so it can be applied again.
+    pub async fn cancel_application(
+        &self,
+        p: &Principal,
+        id: &CertificateId,
+    ) -> Result<(), DomainError> {
+        let cert = self.certificate(p, id).await?;
+        if !cancellable(cert.status) {
+            return Err(DomainError::WrongStatus(cert.status));
+        }
+        if self
+            .store
+            .move_status(
+                &cert.id,
+                cert.status,
+                CertificateStatus::Paid,
+                self.clock.now_ms(),
+            )
+            .await
+            .inspect(|_| self.cache.forget_certificate(&cert.domain_id, &cert.id))?
+        {
+            tracing::info!(cert = %cert.id, "application withdrawn");
+            return Ok(());
+        }
+        Err(self.status_changed(p, &cert.id).await)
+    }
+
+    /// Deletes the caller's certificate if `allowed` its status as shown now (so an issued
+    /// certificate past `not_after` counts as `EXPIRED`), conditional on the stored status.
+    async fn remove(
+        &self,
+        p: &Principal,
+        id: &CertificateId,
+        allowed: fn(CertificateStatus) -> bool,
+    ) -> Result<(), DomainError> {
+        let cert = self.certificate(p, id).await?;
+        let not_after = cert.issued.as_ref().map(|i| i.not_after_ms);
+        let shown = cert.status.at(not_after, self.clock.now_ms());
+        if !allowed(shown) {
+            return Err(DomainError::WrongStatus(shown));
+        }
+        if self
+            .store
+            .delete_certificate(&p.account, &cert.id, cert.status)
+            .await
+            .inspect(|_| self.cache.forget_certificate(&cert.domain_id, &cert.id))?
+        {
+            tracing::info!(cert = %cert.id, "certificate deleted");
+            return Ok(());
+        }
+        Err(self.status_changed(p, &cert.id).await)
+    }
+}

@@ -11,12 +11,11 @@ that skipped the check would fail here.
 import json
 from urllib.parse import quote
 
-from huaweicloudsdkcore.auth.credentials import GlobalCredentials
-from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 from huaweicloudsdkscm.v3 import ExportCertificateRequest, ListCertificatesRequest, \
     ShowCertificateRequest
 
+from e2e_helpers import sign_sdk_request
 from sdk_helpers import CERT_ID, HEX32, issued_id, sdk_error
 
 USER_AGENT = "huaweicloud-usdk-python/3.0"
@@ -41,14 +40,13 @@ def signed(server, method, path, *, query=None, body=None, content_type="applica
     """A request signed by `signer` with the server's bootstrap credentials, as ScmClient
     builds it (X-Domain-Id, User-Agent, X-Sdk-Date). Returns the signed SdkRequest."""
     creds = server.credentials
-    headers = {"User-Agent": USER_AGENT, "X-Domain-Id": creds["domain_id"]}
+    headers = {"User-Agent": USER_AGENT}
     if content_type is not None:
         headers["Content-Type"] = content_type
     raw = json.dumps(body).encode() if isinstance(body, dict) else body
-    request = SdkRequest(method=method, schema="http", host=server.host, resource_path=path,
-                         query_params=list(query or []), header_params=headers, body=raw)
-    credentials = GlobalCredentials(creds["access_key"], creds["secret_key"], creds["domain_id"])
-    signed_request = signer(credentials).sign(request)
+    signed_request = sign_sdk_request(method, server.host, path, ak=creds["access_key"],
+                                      sk=creds["secret_key"], domain_id=creds["domain_id"],
+                                      query=query, headers=headers, body=raw, signer=signer)
     if signer is GoStyleSigner:
         # Go sends no Host header of its own; the HTTP client adds one, unsigned.
         signed_request.header_params.pop("Host", None)

@@ -90,7 +90,7 @@ def now_ms() -> int:
 
 
 def sign_sdk_request(method, host, path, *, ak, sk, query=None, headers=None, body=None,
-                     project_id=None, domain_id=None, schema="http"):
+                     project_id=None, domain_id=None, schema="http", signer=None):
     """Sign a request exactly as the official Python SDK does.
 
     Uses huaweicloudsdkcore's own code path: an `SdkRequest` signed by
@@ -100,6 +100,9 @@ def sign_sdk_request(method, host, path, *, ak, sk, query=None, headers=None, bo
     domain id is set; what ScmClient uses). Returns the signed SdkRequest: its
     `header_params` are the headers to send, `uri` the path + canonical query, and
     `body` the exact bytes to send (or None).
+
+    `signer`: a huaweicloudsdkcore `Signer` class to sign with instead of the credentials'
+    own (a subclass that selects other signed headers, as the Go SDK does).
     """
     if isinstance(body, str):
         body = body.encode("utf-8")
@@ -116,6 +119,10 @@ def sign_sdk_request(method, host, path, *, ak, sk, query=None, headers=None, bo
         credentials = BasicCredentials(ak, sk, project_id)
     else:
         credentials = GlobalCredentials(ak, sk, domain_id)
+    if signer is not None:
+        # The credentials' own path (it adds X-Domain-Id / X-Project-Id), with `signer` as
+        # the class for the request's algorithm.
+        credentials._SIGNER_CASE = {**credentials._SIGNER_CASE, request.signing_algorithm: signer}
     return credentials.sign_request(request)
 
 

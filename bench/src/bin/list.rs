@@ -43,57 +43,72 @@ fn csr_pem(domain: &str) -> String {
     params.serialize_request(&key).unwrap().pem().unwrap()
 }
 
-/// Buys `n` certificates (100 an order, 8 clients at once); returns their ids.
-async fn seed(client: &Client, n: usize) -> Vec<String> {
-    let ids = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
-    let orders = n.div_ceil(100);
+/// Runs `job(i)` for every `i` in `0..n`, 8 at a time (like 8 concurrent clients); returns
+/// the results in index order.
+async fn in_parallel<T, F, Fut>(n: usize, job: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let (client, ids, next) = (client.clone(), ids.clone(), next.clone());
+        let (job, next) = (job.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < orders {
-                let got = client.subscribe(&purchase(100)).await.unwrap();
-                let mut ids = ids.lock().unwrap();
-                ids.extend(got.cert.into_iter().map(|c| c.cert_id));
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break done;
+                }
+                done.push((i, job(i).await));
             }
         }));
     }
+    let mut all = Vec::with_capacity(n);
     for t in tasks {
-        t.await.unwrap();
+        all.extend(t.await.unwrap());
     }
-    let mut ids = Arc::try_unwrap(ids).unwrap().into_inner().unwrap();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, t)| t).collect()
+}
+
+/// Buys `n` certificates, 100 an order; returns their ids.
+async fn seed(client: &Client, n: usize) -> Vec<String> {
+    let client = client.clone();
+    let orders = in_parallel(n.div_ceil(100), move |_| {
+        let client = client.clone();
+        async move { client.subscribe(&purchase(100)).await.unwrap() }
+    })
+    .await;
+    let mut ids: Vec<String> = orders
+        .into_iter()
+        .flat_map(|o| o.cert.into_iter().map(|c| c.cert_id))
+        .collect();
     ids.truncate(n);
     ids
 }
 
-/// Issues the given certificates for `host-<i>.list.test` (8 clients at once).
+/// Issues the given certificates, the `i`-th for `host-<i>.list.test`.
 async fn issue(client: &Client, ids: &[String]) {
-    let ids = Arc::new(ids.to_vec());
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let (client, ids, next) = (client.clone(), ids.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(id) = ids.get(i) else { break };
-                let domain = format!("host-{i}.list.test");
-                let csr = csr_pem(&domain);
-                let body: ApplicationBody = serde_json::from_value(serde_json::json!({
-                    "domain": domain, "applicant_name": "Bench Mark",
-                    "applicant_phone": "13212345678", "applicant_email": "bench@example.com",
-                    "agree_privacy_protection": true, "domain_method": "DNS",
-                    "key_algorithm": "EC_P256", "csr": csr
-                }))
-                .unwrap();
-                client.apply(id, &body).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    let (client, ids) = (client.clone(), Arc::new(ids.to_vec()));
+    in_parallel(ids.len(), move |i| {
+        let (client, ids) = (client.clone(), ids.clone());
+        async move {
+            let domain = format!("host-{i}.list.test");
+            let csr = csr_pem(&domain);
+            let body: ApplicationBody = serde_json::from_value(serde_json::json!({
+                "domain": domain, "applicant_name": "Bench Mark",
+                "applicant_phone": "13212345678", "applicant_email": "bench@example.com",
+                "agree_privacy_protection": true, "domain_method": "DNS",
+                "key_algorithm": "EC_P256", "csr": csr
+            }))
+            .unwrap();
+            client.apply(&ids[i], &body).await.unwrap();
+        }
+    })
+    .await;
 }
 
 /// Sorted latencies of `n` sequential list requests.

@@ -8,11 +8,13 @@ use crate::pool::{BUMP, db_run};
 use crate::{Result, SqlStore};
 
 /// One tag of a certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TagRecord {
     /// Key, unique per certificate.
+    #[sqlx(rename = "tag_key")]
     pub key: String,
     /// Value (may be empty).
+    #[sqlx(rename = "tag_value")]
     pub value: String,
 }
 
@@ -48,23 +50,17 @@ pub trait Tags: Send + Sync {
 }
 
 #[derive(sqlx::FromRow)]
-struct TagRow {
-    tag_key: String,
-    tag_value: String,
-}
-
-#[derive(sqlx::FromRow)]
 struct CertTagRow {
     #[sqlx(try_from = "String")]
     cert_id: CertificateId,
-    tag_key: String,
-    tag_value: String,
+    #[sqlx(flatten)]
+    tag: TagRecord,
 }
 
 #[async_trait]
 impl Tags for SqlStore {
     async fn tags_of(&self, cert: &CertificateId) -> Result<Vec<TagRecord>> {
-        let rows: Vec<TagRow> = db_run!(&self.pool, |p| {
+        Ok(db_run!(&self.pool, |p| {
             sqlx::query_as(
                 "SELECT tag_key, tag_value FROM certificate_tags WHERE cert_id = $1 \
                  ORDER BY tag_key",
@@ -72,14 +68,7 @@ impl Tags for SqlStore {
             .bind(cert.as_str())
             .fetch_all(p)
             .await?
-        });
-        Ok(rows
-            .into_iter()
-            .map(|r| TagRecord {
-                key: r.tag_key,
-                value: r.tag_value,
-            })
-            .collect())
+        }))
     }
 
     async fn put_tags(
@@ -153,10 +142,7 @@ impl Tags for SqlStore {
             .into_iter()
             .map(|r| CertificateTag {
                 cert_id: r.cert_id,
-                tag: TagRecord {
-                    key: r.tag_key,
-                    value: r.tag_value,
-                },
+                tag: r.tag,
             })
             .collect())
     }

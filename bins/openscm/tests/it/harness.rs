@@ -64,6 +64,22 @@ impl TestServer {
         Self::start_with(|_, _| Vec::new()).await
     }
 
+    /// A server with one push target of the admin account: `web`, service `ELB` in
+    /// `cn-north-4`, writing into the output dir, reloaded by `true`.
+    pub async fn with_web_target() -> Self {
+        Self::start_with(|account, out| {
+            vec![file_target(
+                "web",
+                account,
+                "ELB",
+                "cn-north-4",
+                out,
+                &["true"],
+            )]
+        })
+        .await
+    }
+
     /// A server whose push targets `targets(admin account, output dir)` returns.
     pub async fn start_with(
         targets: impl FnOnce(&DomainId, &std::path::Path) -> Vec<PushTarget>,

@@ -5,7 +5,7 @@ use scm_proto::v3::{ApplicationBody, PurchaseBody, PushBody};
 use scm_proto::{Operation, Scope};
 use serde_json::Value;
 
-use crate::harness::{TestServer, file_target};
+use crate::harness::TestServer;
 
 pub(crate) fn buy_body() -> PurchaseBody {
     PurchaseBody {
@@ -236,17 +236,7 @@ async fn every_route_is_guarded_by_its_scope() {
 
 #[tokio::test]
 async fn buy_apply_show_export_push_and_history() {
-    let s = TestServer::start_with(|account, out| {
-        vec![file_target(
-            "web",
-            account,
-            "ELB",
-            "cn-north-4",
-            out,
-            &["true"],
-        )]
-    })
-    .await;
+    let s = TestServer::with_web_target().await;
     let order = s.admin.subscribe(&buy_body()).await.unwrap();
     let id = order.cert[0].cert_id.clone();
     assert_eq!(s.admin.show(&id).await.unwrap().status, "PAID");

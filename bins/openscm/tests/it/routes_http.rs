@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use scm_client::{RawRequest, RawResponse, RequestAuth};
 use scm_proto::{Method, Operation};
 
-use crate::harness::{TestServer, file_target};
+use crate::harness::TestServer;
 use crate::routes::{
     apply_body, buy_body, count, issued, listed, paid, refused, request_id, shown, v2_application,
     v2_buy_body, v2_push, v3_push,
@@ -147,17 +147,7 @@ async fn routes_a_body_over_1_mib_is_413() {
 /// nothing changes.
 #[tokio::test]
 async fn routes_malformed_json_is_400_naming_body() {
-    let s = TestServer::start_with(|account, out| {
-        vec![file_target(
-            "web",
-            account,
-            "ELB",
-            "cn-north-4",
-            out,
-            &["true"],
-        )]
-    })
-    .await;
+    let s = TestServer::with_web_target().await;
     let pending = paid(&s.admin).await;
     let done = issued(&s.admin, "www.json.test").await;
     let before = listed(&s.admin).await;
@@ -198,17 +188,7 @@ async fn routes_malformed_json_is_400_naming_body() {
 /// Every answer, whatever its status, carries its own 32-hex `X-Request-Id`.
 #[tokio::test]
 async fn routes_every_response_carries_a_request_id() {
-    let s = TestServer::start_with(|account, out| {
-        vec![file_target(
-            "web",
-            account,
-            "ELB",
-            "cn-north-4",
-            out,
-            &["true"],
-        )]
-    })
-    .await;
+    let s = TestServer::with_web_target().await;
     let p = s.project_id.clone();
     let id = issued(&s.admin, "www.ids.test").await;
     let unissued = paid(&s.admin).await;

@@ -7,7 +7,7 @@ use scm_client::Client;
 use scm_core::SystemClock;
 use scm_proto::Operation;
 
-use crate::harness::{TestServer, file_target};
+use crate::harness::TestServer;
 use crate::routes::{buy_body, count, issued, paid, refused, request_id, shown, v3_push};
 
 async fn call(c: &Client, op: Operation, id: &str) -> scm_client::RawResponse {
@@ -46,17 +46,7 @@ async fn refuses_foreign_ids(s: &TestServer, op: Operation) {
 
 #[tokio::test]
 async fn routes_delete_removes_an_issued_certificate_and_refuses_other_statuses() {
-    let s = TestServer::start_with(|account, out| {
-        vec![file_target(
-            "web",
-            account,
-            "ELB",
-            "cn-north-4",
-            out,
-            &["true"],
-        )]
-    })
-    .await;
+    let s = TestServer::with_web_target().await;
     let id = issued(&s.admin, "www.delete.test").await;
     // A push record refers to it: it goes with the certificate.
     s.admin

@@ -11,7 +11,7 @@ use scm_proto::v3::{ApplicationBody, PurchaseBody, ResourceTag};
 use serde::de::{DeserializeOwned, Visitor};
 use serde_json::Value;
 
-use crate::harness::{TestServer, file_target};
+use crate::harness::TestServer;
 use crate::routes::{
     buy_body, count, csr, invalid, issued, listed, refused, shown, v2_buy_body, v2_push, v3_push,
 };
@@ -340,17 +340,7 @@ async fn routes_application_bodies_refuse_control_and_bidi_characters_in_every_f
 /// push.
 #[tokio::test]
 async fn routes_push_bodies_refuse_control_and_bidi_characters_in_every_field() {
-    let s = TestServer::start_with(|account, out| {
-        vec![file_target(
-            "web",
-            account,
-            "ELB",
-            "cn-north-4",
-            out,
-            &["true"],
-        )]
-    })
-    .await;
+    let s = TestServer::with_web_target().await;
     let id = issued(&s.admin, "www.text-push.test").await;
     let p = s.project_id.clone();
     let v2 = serde_json::to_value(v2_push("ELB", Some("cn-north-4"))).unwrap();

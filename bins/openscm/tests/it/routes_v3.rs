@@ -12,7 +12,7 @@ use scm_proto::{DomainId, Operation};
 use time::macros::format_description;
 use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
-use crate::harness::{TestServer, file_target};
+use crate::harness::TestServer;
 use crate::routes::{
     apply_body, buy_body, count, csr, invalid, issued, listed, paid, refused, request_id, shown,
     v3_push,
@@ -703,17 +703,7 @@ async fn routes_export_answers_the_chain_and_the_key() {
 /// the field or say why it cannot go; only successes reach the history.
 #[tokio::test]
 async fn routes_v3_push_answers_204_and_refusals_name_the_field() {
-    let s = TestServer::start_with(|account, out| {
-        vec![file_target(
-            "web",
-            account,
-            "ELB",
-            "cn-north-4",
-            out,
-            &["true"],
-        )]
-    })
-    .await;
+    let s = TestServer::with_web_target().await;
     let id = issued(&s.admin, "www.v3push.test").await;
     let push = |id: &str, body: Vec<u8>| {
         let (admin, id) = (s.admin.clone(), id.to_owned());
@@ -1159,17 +1149,7 @@ async fn routes_list_expired_days_since_leaves_out_long_expired_certificates() {
 /// nothing reaches the history.
 #[tokio::test]
 async fn routes_a_certificate_issued_from_a_csr_is_not_pushed() {
-    let s = TestServer::start_with(|account, out| {
-        vec![file_target(
-            "web",
-            account,
-            "ELB",
-            "cn-north-4",
-            out,
-            &["true"],
-        )]
-    })
-    .await;
+    let s = TestServer::with_web_target().await;
     let id = paid(&s.admin).await;
     let (pem, _) = csr(&["www.csr-push.test"]);
     let body = ApplicationBody {

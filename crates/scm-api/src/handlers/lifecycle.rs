@@ -5,11 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use scm_proto::lifecycle::{CancelCertResponse, UnsubscribeResponse};
 
+use super::ApiResult;
 use crate::AppState;
-use crate::error::ApiError;
 use crate::extract::{Caller, CertId};
-
-type ApiResult<T> = Result<T, ApiError>;
 
 /// `DELETE /v3/scm/certificates/{certificate_id}`: 204, no body.
 pub(crate) async fn delete_certificate(

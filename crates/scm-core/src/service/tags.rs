@@ -132,12 +132,23 @@ impl Scm {
             .ok_or_else(|| DomainError::invalid("tag", "is required"))?;
         let rec = check_tag(tag, "tag")?;
         let cert = self.certificate(p, id).await?;
+        self.put_tags(p, &cert.id, std::slice::from_ref(&rec)).await
+    }
+
+    /// Adds `tags` to the caller's certificate `cert`, all or none, within the per-certificate
+    /// limit.
+    async fn put_tags(
+        &self,
+        p: &Principal,
+        cert: &CertificateId,
+        tags: &[TagRecord],
+    ) -> Result<(), DomainError> {
         let put = self
             .store
             .put_tags(
                 &p.account,
-                &cert.id,
-                std::slice::from_ref(&rec),
+                cert,
+                tags,
                 MAX_TAGS_PER_CERTIFICATE,
                 self.clock.now_ms(),
             )
@@ -155,21 +166,7 @@ impl Scm {
         let (action, tags) = check_batch(body)?;
         let cert = self.certificate(p, id).await?;
         match action {
-            TagAction::Create => {
-                let put = self
-                    .store
-                    .put_tags(
-                        &p.account,
-                        &cert.id,
-                        &tags,
-                        MAX_TAGS_PER_CERTIFICATE,
-                        self.clock.now_ms(),
-                    )
-                    .await?;
-                if !put {
-                    return Err(too_many());
-                }
-            }
+            TagAction::Create => self.put_tags(p, &cert.id, &tags).await?,
             TagAction::Delete => {
                 let keys: Vec<String> = tags.into_iter().map(|t| t.key).collect();
                 self.store.delete_tags(&cert.id, &keys).await?;

@@ -111,6 +111,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
     }
 }
 
+/// A body that is a JSON array of `T` (the notification operations'); an empty body is `None`.
+#[derive(Debug)]
+pub(crate) struct JsonList<T>(pub Option<Vec<T>>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonList<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        let value = parse::json_array_value(&bytes)?;
+        parse::from_value(value).map(|v| Self(Some(v)))
+    }
+}
+
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     // The guard has read (and size-checked) the body already; this only takes it over.
     Bytes::from_request(req, state)

@@ -32,14 +32,25 @@ pub(crate) fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 /// Bytes that are not UTF-8 (anywhere), a syntax error, a body that is not an object or has
 /// data after it: `SCM.0005` naming `body`.
 pub(crate) fn json_value(body: &Bytes) -> Result<serde_json::Value, ApiError> {
+    json_value_of(body, b'{')
+}
+
+/// [`json_value`] of a body that must be a JSON array (the notification operations').
+pub(crate) fn json_array_value(body: &Bytes) -> Result<serde_json::Value, ApiError> {
+    json_value_of(body, b'[')
+}
+
+fn json_value_of(body: &Bytes, open: u8) -> Result<serde_json::Value, ApiError> {
     let bad_body = |reason: String| ApiError::BadJson {
         field: "body".into(),
         reason,
     };
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         None => return Err(bad_body("is required".into())),
-        // serde would map an array onto a struct's fields by position.
-        Some(b'{') => {}
+        // serde would map an array onto a struct's fields by position (and an object must not
+        // pass for a list).
+        Some(b) if *b == open => {}
+        Some(_) if open == b'[' => return Err(bad_body("must be a JSON array".into())),
         Some(_) => return Err(bad_body("must be a JSON object".into())),
     }
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -200,6 +211,15 @@ pub(crate) fn list_request(pairs: &[(String, String)]) -> Result<ListRequest, Do
         }
     };
     for (k, v) in pairs {
+        // Documented with a length from 0: the empty value is the absent one.
+        if v.is_empty()
+            && matches!(
+                k.as_str(),
+                "sort_dir" | "sort_key" | "enterprise_project_id"
+            )
+        {
+            continue;
+        }
         match k.as_str() {
             "limit" => q.limit = u32::try_from(int(k, v, 10, 50)?).unwrap_or(10),
             // Documented max is 100; we accept any item offset (older pages set no max).
@@ -256,22 +276,30 @@ pub(crate) fn list_request(pairs: &[(String, String)]) -> Result<ListRequest, Do
     })
 }
 
-/// v2 push body → service and region (services matched exactly, as the v2 page spells them).
+/// v2 push body → service and region. The one rule of both versions: services are matched
+/// without regard to case, and the region is required, except that v3 accepts none for the
+/// global CDN (Terraform sends none); the v2 page marks `remote_project` mandatory for every
+/// service, so v2 requires it for CDN too.
 pub(crate) fn v2_push(body: &V2PushBody) -> Result<(PushService, Option<String>), DomainError> {
     let raw = body
         .service_type
         .as_deref()
         .ok_or_else(|| DomainError::invalid("service_type", "is required"))?;
-    let service = PushService::parse(raw)
-        .filter(|s| s.as_str() == raw.trim())
-        .ok_or_else(|| {
-            DomainError::invalid("service_type", "must be one of CDN, WAF, ELB, Enhance_ELB")
-        })?;
+    let service = PushService::parse(raw).ok_or_else(|| {
+        DomainError::invalid("service_type", "must be one of CDN, WAF, ELB, Enhance_ELB")
+    })?;
+    if body
+        .remote_project
+        .as_deref()
+        .is_none_or(|r| r.trim().is_empty())
+    {
+        return Err(DomainError::invalid("remote_project", "is required"));
+    }
     let region = region(body.remote_project.as_deref(), "remote_project", service)?;
     Ok((service, region))
 }
 
-/// v3 push body → service and region (services matched without regard to case).
+/// v3 push body → service and region (the rule of [`v2_push`]).
 pub(crate) fn v3_push(body: &V3PushBody) -> Result<(PushService, Option<String>), DomainError> {
     let raw = body
         .target_service
@@ -353,6 +381,9 @@ mod tests {
             }
         }
         assert!(query_pairs(Some("content=%ff")).is_err());
+        // Empty values of the fields documented from length 0 are the defaults.
+        let r = list_request(&pairs("sort_dir=&sort_key=&enterprise_project_id=")).unwrap();
+        assert_eq!(r, list_request(&[]).unwrap());
     }
 
     /// The field a refusal names.
@@ -454,8 +485,15 @@ mod tests {
                 remote_project: r.map(Into::into),
             })
         };
-        assert_eq!(v2(Some("CDN"), None).unwrap(), (PushService::Cdn, None));
-        assert!(v2(Some("waf"), Some("r")).is_err(), "v2 matches exactly");
+        assert!(
+            v2(Some("CDN"), None).is_err(),
+            "the v2 page requires remote_project"
+        );
+        assert_eq!(
+            v2(Some("waf"), Some("r")).unwrap(),
+            (PushService::Waf, Some("r".into())),
+            "services are matched without regard to case, as on v3"
+        );
         assert!(v2(Some("ELB"), None).is_err(), "region required");
         let v3 = v3_push(&V3PushBody {
             target_service: Some("waf".into()),

@@ -50,6 +50,11 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         Operation::DeleteCertificate => on(m, handlers::delete_certificate),
         Operation::UnsubscribeCertificate => on(m, handlers::unsubscribe_certificate),
         Operation::CancelCertificateRequest => on(m, handlers::cancel_certificate_request),
+        // --- by tag ---
+        Operation::ListCertificatesByTag => on(m, handlers::tags::list_certificates_by_tag),
+        // --- notices ---
+        Operation::EnableNotification => on(m, handlers::notices::enable_notification),
+        Operation::DisableNotification => on(m, handlers::notices::disable_notification),
     }
 }
 

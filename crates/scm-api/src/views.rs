@@ -1,12 +1,16 @@
-//! Records → wire types. Every documented key is emitted; unset values are `null` (show) or empty
-//! (list items, whose Go model marks every field required).
+//! Records → wire types. Every documented key is emitted; one rule for unset values in every
+//! answer: a value not known yet (the domain before the application, the expiry before issuance)
+//! is `null`, an empty list `[]`.
 
 use scm_core::application::Applicant;
 use scm_core::issuance::wildcard_count;
+use scm_core::service::lifecycle::unsubscribable;
+use scm_core::service::tag_query::TaggedCertificate;
+use scm_proto::tags::{ResourceTag, TagResource, TagResourceDetail};
 use scm_proto::v2::PushHistoryItem;
 use scm_proto::v3::{CertificateDetail, ShowCertificateResponse};
 use scm_proto::{DomainType, PrimaryDomainType};
-use scm_store::{CertificateRecord, PushRecord};
+use scm_store::{CertificateRecord, PushRecord, TagRecord};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -80,17 +84,13 @@ pub(crate) fn detail(c: &CertificateRecord) -> CertificateDetail {
     CertificateDetail {
         id: c.id.to_string(),
         name: c.name.clone(),
-        domain: app.map(|a| a.domain.clone()).unwrap_or_default(),
-        sans: app.map(|a| a.sans.clone()).unwrap_or_default(),
-        signature_algorithm: issued
-            .map(|i| i.signature_algorithm.clone())
-            .unwrap_or_default(),
+        domain: app.map(|a| a.domain.clone()),
+        sans: app.map(|a| a.sans.clone()),
+        signature_algorithm: issued.map(|i| i.signature_algorithm.clone()),
         deploy_support: deployable(c),
         cert_type: c.product.cert_type.as_str().into(),
         brand: c.product.brand.as_str().into(),
-        expire_time: issued
-            .and_then(|i| api_time(i.not_after_ms))
-            .unwrap_or_default(),
+        expire_time: issued.and_then(|i| api_time(i.not_after_ms)),
         domain_type: c.product.domain_type.as_str().into(),
         validity_period: validity_months(c),
         status: c.status.as_str().into(),
@@ -99,6 +99,57 @@ pub(crate) fn detail(c: &CertificateRecord) -> CertificateDetail {
         description: c.description.clone(),
         domain_id: c.domain_id.to_string(),
         enterprise_project_id: c.product.enterprise_project_id.clone(),
+    }
+}
+
+pub(crate) fn resource_tag(t: TagRecord) -> ResourceTag {
+    ResourceTag {
+        key: Some(t.key),
+        value: Some(t.value),
+    }
+}
+
+/// A certificate found by its tags; times are millisecond epochs as strings (`""` when unset),
+/// as the reference documents for this object.
+pub(crate) fn tag_resource(t: &TaggedCertificate) -> TagResource {
+    let c = &t.certificate;
+    let app = c.application.as_ref();
+    let issued = c.issued.as_ref();
+    let ms = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    TagResource {
+        resource_id: c.id.to_string(),
+        tags: t.tags.iter().cloned().map(resource_tag).collect(),
+        resource_name: c.name.clone(),
+        resource_detail: TagResourceDetail {
+            cert_id: c.id.to_string(),
+            cert_name: c.name.clone(),
+            domain: app.map(|a| a.domain.clone()).unwrap_or_default(),
+            cert_type: c.product.cert_type.as_str().into(),
+            cert_brand: c.product.brand.as_str().into(),
+            domain_type: c.product.domain_type.as_str().into(),
+            purchase_period: c.product.effective_time,
+            expired_time: ms(issued.map(|i| i.not_after_ms)),
+            order_status: c.status.as_str().into(),
+            domain_num: c.product.domain_numbers,
+            wildcard_number: wildcard_count(&c.product),
+            sans: app.map(|a| a.sans.clone()).unwrap_or_default(),
+            cert_des: c.description.clone(),
+            signature_algorithm: issued
+                .map(|i| i.signature_algorithm.clone())
+                .unwrap_or_default(),
+            fail_reason: String::new(),
+            partner_order_id: c.order_id.to_string(),
+            push_support: deployable(c),
+            cert_issued_time: ms(issued.map(|i| i.issued_ms)),
+            resource_id: c.id.to_string(),
+            unsubscribe_support: unsubscribable(c.status),
+            enterprise_project_id: c.product.enterprise_project_id.clone(),
+            origin_cert_id: String::new(),
+            renewal_cert_id: String::new(),
+            auto_renew_status: 0,
+            remain_cert_number: 0,
+            auto_deploy_support: false,
+        },
     }
 }
 

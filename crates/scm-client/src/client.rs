@@ -747,6 +747,35 @@ impl Client {
         self.typed(Operation::CancelCertificateRequest, &[cert_id], &[], None)
             .await
     }
+
+    // --- by tag ---
+
+    /// `POST /v3/scm/resource_instances/action`: certificates filtered (or counted) by tags.
+    pub async fn certificates_by_tag(
+        &self,
+        body: &scm_proto::tags::ListByTagBody,
+    ) -> Result<scm_proto::tags::ListByTagResponse, ClientError> {
+        let body = to_json(body)?;
+        self.typed(Operation::ListCertificatesByTag, &[], &[], Some(&body))
+            .await
+    }
+
+    // --- notices ---
+
+    /// `POST /v3/scm/notification/enable` (`enabled`) or `.../disable`: expiry reminders.
+    pub async fn set_notification(
+        &self,
+        enabled: bool,
+        items: &[scm_proto::notices::NoticeBody],
+    ) -> Result<scm_proto::notices::NoticeResponse, ClientError> {
+        let body = to_json(&items)?;
+        let op = if enabled {
+            Operation::EnableNotification
+        } else {
+            Operation::DisableNotification
+        };
+        self.typed(op, &[], &[], Some(&body)).await
+    }
 }
 
 fn to_json<T: Serialize>(body: &T) -> Result<Vec<u8>, ClientError> {
@@ -835,6 +864,11 @@ mod tests {
             Operation::DeleteCertificate => "delete_certificate",
             Operation::UnsubscribeCertificate => "unsubscribe",
             Operation::CancelCertificateRequest => "cancel_certificate_request",
+            // --- by tag ---
+            Operation::ListCertificatesByTag => "certificates_by_tag",
+            // --- notices --- (one method for both)
+            Operation::EnableNotification => "set_notification(true)",
+            Operation::DisableNotification => "set_notification(false)",
         }
     }
 

@@ -33,6 +33,28 @@ pub enum Event {
         /// Attempts made.
         attempts: u32,
     },
+    /// A certificate comes within the reminder window of its expiry (`CERT_EXPIRING`).
+    CertificateExpiring {
+        /// The certificate.
+        certificate_id: String,
+        /// Its name.
+        name: String,
+        /// Its domain.
+        domain: Option<String>,
+        /// Its expiry (Unix ms).
+        not_after_ms: i64,
+    },
+    /// A certificate has expired (`CERT_EXPIRED`).
+    CertificateExpired {
+        /// The certificate.
+        certificate_id: String,
+        /// Its name.
+        name: String,
+        /// Its domain.
+        domain: Option<String>,
+        /// Its expiry (Unix ms).
+        not_after_ms: i64,
+    },
 }
 
 impl Event {
@@ -40,6 +62,8 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Self::PushFailed { .. } => "push_failed",
+            Self::CertificateExpiring { .. } => "certificate_expiring",
+            Self::CertificateExpired { .. } => "certificate_expired",
         }
     }
 }

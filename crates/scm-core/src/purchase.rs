@@ -273,7 +273,12 @@ impl PurchaseSpec {
                 "must be at least 1 + single_domain_number + wildcard_domain_number",
             ));
         }
-        if let Some(e) = &body.enterprise_project_id {
+        // Documented as 0..36 characters: the empty value is the absent one (the default).
+        if let Some(e) = body
+            .enterprise_project_id
+            .as_ref()
+            .filter(|e| !e.is_empty())
+        {
             max_len(e, 36, "enterprise_project_id")?;
             product.enterprise_project_id = enterprise_project(e, "enterprise_project_id")?;
         }
@@ -472,6 +477,14 @@ mod tests {
             mutate(&mut b);
             assert_eq!(invalid_field(PurchaseSpec::parse(&b, v)), field, "case {i}");
         }
+    }
+
+    #[test]
+    fn an_empty_enterprise_project_is_the_default() {
+        let mut b = seed();
+        b.enterprise_project_id = Some(String::new());
+        let s = PurchaseSpec::parse(&b, ApiVersion::V3).unwrap();
+        assert_eq!(s.product.enterprise_project_id, "0");
     }
 
     #[test]

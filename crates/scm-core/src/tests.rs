@@ -13,13 +13,16 @@ use scm_proto::v3::{ApplicationBody, PurchaseBody};
 use scm_proto::{CertificateId, CertificateStatus, DomainId};
 use scm_sign::SecretKey;
 use scm_store::{DatabaseUrl, JobState, SqlStore, Store};
+use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::deploy::{DeliveryError, Deployer, Material, PushService, PushTarget};
 use crate::jobs::{AttemptReport, JobHandler, JobSettings};
 use crate::notify::{Event, Notification, Notifier, NotifierTarget};
 use crate::purchase::ApiVersion;
-use crate::{AuthFailure, CoreConfig, DomainError, FixedClock, Principal, Scm, bootstrap};
+use crate::{
+    AuthFailure, CoreConfig, DomainError, FixedClock, ListRequest, Principal, Scm, bootstrap,
+};
 
 /// A push target that records what it is given and answers as scripted (then `Ok`).
 #[derive(Debug, Default)]
@@ -490,6 +493,7 @@ async fn a_push_given_up_is_notified() {
             assert!(error.contains("could not start"), "{error}");
             assert_eq!(*attempts, 1);
         }
+        other => panic!("not a push failure: {other:?}"),
     }
 }
 
@@ -870,4 +874,127 @@ async fn drain_gives_back_jobs_that_outlive_the_grace_period() {
         runner.run_due(&w.handler()).await.unwrap().is_empty(),
         "a drained runner claims nothing"
     );
+}
+
+/// Expiry: a certificate reads `EXPIRED` from `not_after` on (show, export, push refuse it as
+/// current), before any background work; the reminder sweep sends `CERT_EXPIRING` once inside
+/// the window and `CERT_EXPIRED` once after, only for the kinds not turned off, and stores the
+/// status.
+#[tokio::test]
+async fn expiry_is_read_at_once_and_reminded_once_per_kind() {
+    use scm_proto::notices::NoticeBody;
+
+    let notifier = Arc::new(RecordingNotifier::default());
+    let w = world_with(Vec::new(), vec![("ops-hook", notifier.clone())]).await;
+    let a = issued(&w, "remind-a.test").await;
+    let b = issued(&w, "remind-b.test").await;
+    // b wants no CERT_EXPIRING; another account's certificate cannot be named.
+    w.scm
+        .set_notices(
+            &w.admin,
+            Some(&[NoticeBody {
+                resource_id: Some(b.to_string()),
+                notice_type: Some(vec!["CERT_EXPIRING".into()]),
+            }]),
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        w.scm.disabled_notices(&w.admin, &b).await.unwrap(),
+        vec!["CERT_EXPIRING".to_string()]
+    );
+    let (other, _) = w.scm.create_account("other").await.unwrap();
+    let other = Principal {
+        account: other.domain_id.clone(),
+        ..w.admin.clone()
+    };
+    let refused = w
+        .scm
+        .set_notices(
+            &other,
+            Some(&[NoticeBody {
+                resource_id: Some(a.to_string()),
+                notice_type: None,
+            }]),
+            true,
+        )
+        .await;
+    assert!(matches!(refused, Err(DomainError::CertificateNotFound)));
+
+    let not_after = w
+        .scm
+        .certificate(&w.admin, &a)
+        .await
+        .unwrap()
+        .issued
+        .as_ref()
+        .unwrap()
+        .not_after_ms;
+    // A sweep two hours on (the next run of the recurring job is due an hour after the last).
+    let sweep = || async {
+        w.clock.advance(time::Duration::hours(2));
+        w.scm.schedule_reminders().await.unwrap();
+        w.scm.job_runner().run_due(&w.handler()).await.unwrap();
+        // The notify jobs the sweep queued.
+        w.scm.job_runner().run_due(&w.handler()).await.unwrap();
+    };
+    sweep().await;
+    assert!(
+        notifier.got.lock().unwrap().is_empty(),
+        "nothing is due a year ahead"
+    );
+
+    // 10 days before the end: CERT_EXPIRING for a only, once.
+    w.clock
+        .set(OffsetDateTime::from_unix_timestamp(not_after / 1000 - 10 * 86_400).unwrap());
+    sweep().await;
+    sweep().await;
+    let names: Vec<&str> = notifier
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| n.event.name())
+        .collect();
+    assert_eq!(names, vec!["certificate_expiring"]);
+
+    // Past the end: both read EXPIRED at once (no sweep yet), and are not exported or pushed.
+    w.clock
+        .set(OffsetDateTime::from_unix_timestamp(not_after / 1000 + 1).unwrap());
+    let shown = w.scm.certificate(&w.admin, &a).await.unwrap();
+    assert_eq!(shown.status, CertificateStatus::Expired);
+    assert!(matches!(
+        w.scm.export(&w.admin, &a).await,
+        Err(DomainError::WrongStatus(CertificateStatus::Expired))
+    ));
+    let (page, total) = w
+        .scm
+        .list(
+            &w.admin,
+            &ListRequest {
+                query: scm_store::ListQuery {
+                    status: Some(CertificateStatus::Expired),
+                    ..Default::default()
+                },
+                expired_days_since: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    assert!(page.iter().all(|c| c.status == CertificateStatus::Expired));
+    // The sweep: CERT_EXPIRED for both, once; the status is stored.
+    sweep().await;
+    sweep().await;
+    let got = notifier.got.lock().unwrap().clone();
+    let expired: Vec<&Notification> = got
+        .iter()
+        .filter(|n| n.event.name() == "certificate_expired")
+        .collect();
+    assert_eq!(expired.len(), 2, "{got:?}");
+    for id in [&a, &b] {
+        let stored = w.store.certificate(id).await.unwrap().unwrap();
+        assert_eq!(stored.status, CertificateStatus::Expired);
+    }
 }

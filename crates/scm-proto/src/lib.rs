@@ -10,6 +10,7 @@
 pub mod codes;
 pub mod ids;
 pub mod lifecycle;
+pub mod notices;
 pub mod operation;
 pub mod product;
 pub mod status;

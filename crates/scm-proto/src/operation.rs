@@ -133,6 +133,15 @@ operations! {
     UnsubscribeCertificate = (Delete, "/v3/scm/certificates/{cert_id}/unsubscribe", Account),
     /// v3: withdraw a submitted application.
     CancelCertificateRequest = (Post, "/v3/scm/certificates/{certificate_id}/cancel-cert", Account),
+    // --- by tag ---
+    /// v3: filter or count certificates by their tags (the path segment is the literal
+    /// `resource_instances`).
+    ListCertificatesByTag = (Post, "/v3/scm/resource_instances/action", Account),
+    // --- notices ---
+    /// v3: turn expiry reminders of certificates on (the body is a JSON array).
+    EnableNotification = (Post, "/v3/scm/notification/enable", Account),
+    /// v3: turn expiry reminders of certificates off.
+    DisableNotification = (Post, "/v3/scm/notification/disable", Account),
 }
 
 impl Operation {

@@ -260,12 +260,12 @@ pub struct CertificateDetail {
     pub id: String,
     /// Name.
     pub name: String,
-    /// Primary domain (`""` until applied).
-    pub domain: String,
-    /// Additional domains.
-    pub sans: String,
-    /// Signature algorithm.
-    pub signature_algorithm: String,
+    /// Primary domain (`null` until applied: unset values are `null` in every answer).
+    pub domain: Option<String>,
+    /// Additional domains (`null` until applied).
+    pub sans: Option<String>,
+    /// Signature algorithm (`null` until issued).
+    pub signature_algorithm: Option<String>,
     /// Whether it can be deployed (issued or uploaded).
     pub deploy_support: bool,
     /// Certificate type.
@@ -273,8 +273,8 @@ pub struct CertificateDetail {
     pub cert_type: String,
     /// Brand.
     pub brand: String,
-    /// Expiry, `YYYY-MM-DD HH:MM:SS.0` UTC, `""` until issued.
-    pub expire_time: String,
+    /// Expiry, `YYYY-MM-DD HH:MM:SS.0` UTC, `null` until issued.
+    pub expire_time: Option<String>,
     /// Domain type.
     pub domain_type: String,
     /// Months.

@@ -163,21 +163,35 @@ fn escape_like(s: &str) -> String {
 /// (deployable statuses of [`CertificateStatus::is_deployable`], key held; a test pins the two).
 macro_rules! deployable_sql {
     () => {
-        "status IN ('ISSUED', 'UPLOAD') AND private_key_sealed IS NOT NULL"
+        "status IN ('ISSUED', 'UPLOAD') AND private_key_sealed IS NOT NULL \
+         AND (not_after_ms IS NULL OR not_after_ms > $7)"
+    };
+}
+
+/// The status a row shows at `$7` (now): the SQL form of [`CertificateStatus::at`] (a test pins
+/// the two).
+macro_rules! shown_status_sql {
+    () => {
+        "(CASE WHEN status IN ('ISSUED', 'UPLOAD') AND not_after_ms <= $7 THEN 'EXPIRED' \
+         ELSE status END)"
     };
 }
 #[cfg(test)]
 pub(crate) const DEPLOYABLE_SQL: &str = deployable_sql!();
 
-/// The list filter; `$1` account, `$2` status, `$3` lower-cased `%keyword%`, `$4` enterprise
-/// project, `$5` expired-after, `$6` deployable only. The keyword is matched case-insensitively on both backends:
+/// The list filter; `$1` account, `$2` status (as shown at `$7`), `$3` lower-cased `%keyword%` (of the name, the domain or
+/// one of the SANs),
+/// `$4` enterprise project, `$5` expired-after, `$6` deployable only, `$7` now. The keyword is matched case-insensitively on both backends:
 /// `lower()` of the column against a keyword lower-cased here (SQLite's `lower` folds ASCII only,
 /// which covers DNS names and the names OpenSCM gives certificates).
 macro_rules! list_filter {
     () => {
         concat!(
-            "domain_id = $1 AND ($2 IS NULL OR status = $2) \
-             AND ($3 IS NULL OR lower(name) LIKE $3 ESCAPE '\\' OR lower(domain) LIKE $3 ESCAPE '\\') \
+            "domain_id = $1 AND ($2 IS NULL OR ",
+            shown_status_sql!(),
+            " = $2) \
+             AND ($3 IS NULL OR lower(name) LIKE $3 ESCAPE '\\' OR lower(domain) LIKE $3 ESCAPE '\\' \
+             OR lower(sans) LIKE $3 ESCAPE '\\') \
              AND ($4 IS NULL OR enterprise_project_id = $4) \
              AND ($5 IS NULL OR not_after_ms IS NULL OR not_after_ms >= $5) \
              AND ($6 = 0 OR ",
@@ -194,7 +208,7 @@ macro_rules! list_page {
             match (key, ascending) {
                 $((SortKey::$key, $dir) => concat!(
                     select_certificates!("WHERE "), list_filter!(), " ORDER BY ", $order,
-                    " LIMIT $7 OFFSET $8"
+                    " LIMIT $8 OFFSET $9"
                 ),)*
             }
         }
@@ -389,6 +403,7 @@ impl Certificates for SqlStore {
             .bind(q.enterprise_project_id.as_deref())
             .bind(q.expired_after_ms)
             .bind(deployable)
+            .bind(q.now_ms)
             .fetch_one(p)
             .await?;
             let rows = sqlx::query_as(page_sql(q.sort_key, q.ascending))
@@ -398,6 +413,7 @@ impl Certificates for SqlStore {
                 .bind(q.enterprise_project_id.as_deref())
                 .bind(q.expired_after_ms)
                 .bind(deployable)
+                .bind(q.now_ms)
                 .bind(i64::from(q.limit))
                 .bind(i64::from(q.offset))
                 .fetch_all(p)

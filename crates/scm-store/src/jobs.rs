@@ -226,6 +226,38 @@ impl Jobs for SqlStore {
                             sqlx::query(notify).execute(&mut *tx).await?;
                         }
                     }
+                    JobEffect::RecordReminder {
+                        cert_id,
+                        notice_type,
+                        not_after_ms,
+                        sent_ms,
+                    } => {
+                        sqlx::query(
+                            "INSERT INTO certificate_reminders (cert_id, notice_type, \
+                             not_after_ms, sent_ms) SELECT id, $2, $3, $4 FROM certificates \
+                             WHERE id = $1 ON CONFLICT DO NOTHING",
+                        )
+                        .bind(cert_id.as_str())
+                        .bind(notice_type.as_str())
+                        .bind(*not_after_ms)
+                        .bind(*sent_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                        if notice_type == "CERT_EXPIRED" {
+                            // Conditional: only what still reads as expired at this expiry.
+                            let done = sqlx::query(
+                                "UPDATE certificates SET status = 'EXPIRED', updated_ms = $1 \
+                                 WHERE id = $2 AND status IN ('ISSUED', 'UPLOAD') \
+                                 AND not_after_ms = $3 AND not_after_ms <= $1",
+                            )
+                            .bind(*sent_ms)
+                            .bind(cert_id.as_str())
+                            .bind(*not_after_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                            bump |= done.rows_affected() > 0;
+                        }
+                    }
                 }
             }
             if bump {

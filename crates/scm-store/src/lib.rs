@@ -23,6 +23,7 @@ mod jobs;
 mod lifecycle;
 mod meta;
 mod migrate;
+mod notices;
 mod pool;
 mod pushes;
 mod records;
@@ -34,6 +35,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, ProjectId};
 
+pub use notices::{DueReminder, Notices};
 pub use pool::Backend;
 pub use records::*;
 pub use tags::{CertificateTag, TagRecord, Tags};
@@ -310,7 +312,7 @@ pub trait Lifecycle: Send + Sync {
 /// Everything OpenSCM persists. Implementations must be safe to share between tasks and, for
 /// PostgreSQL, between server processes.
 pub trait Store:
-    Meta + Accounts + Certificates + Pushes + Jobs + Tags + Lifecycle + Send + Sync + 'static
+    Meta + Accounts + Certificates + Pushes + Jobs + Tags + Lifecycle + Notices + Send + Sync + 'static
 {
     /// Which database this is.
     fn backend(&self) -> Backend;

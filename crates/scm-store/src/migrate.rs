@@ -44,6 +44,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0007_tags.sql"),
         include_str!("../migrations/postgres/0007_tags.sql"),
     ),
+    (
+        8,
+        "notices",
+        include_str!("../migrations/sqlite/0008_notices.sql"),
+        include_str!("../migrations/postgres/0008_notices.sql"),
+    ),
 ];
 
 fn migrator(postgres: bool) -> Migrator {

@@ -245,6 +245,20 @@ pub struct CertificateRecord {
 }
 
 impl CertificateRecord {
+    /// The status it shows at `now_ms` ([`CertificateStatus::at`]: `EXPIRED` once `not_after`
+    /// has passed, stored or not).
+    pub fn status_at(&self, now_ms: i64) -> CertificateStatus {
+        self.status
+            .at(self.issued.as_ref().map(|i| i.not_after_ms), now_ms)
+    }
+
+    /// The record as it reads at `now_ms`: its status is [`Self::status_at`].
+    #[must_use]
+    pub fn as_of(mut self, now_ms: i64) -> Self {
+        self.status = self.status_at(now_ms);
+        self
+    }
+
     /// Whether the certificate can be pushed (and exported with its key): deployable by its
     /// status, and its private key held by OpenSCM (not so for one issued from the user's CSR).
     /// The list's `deploy_support` filter is the SQL form of this rule (a test pins the two).
@@ -349,6 +363,9 @@ pub struct ListQuery {
     pub limit: u32,
     /// Items to skip.
     pub offset: u32,
+    /// The time the statuses are read at (Unix ms): an issued or imported certificate past its
+    /// `not_after` is `EXPIRED` for the status filter and `deploy_support` from then on.
+    pub now_ms: i64,
 }
 
 impl Default for ListQuery {
@@ -364,6 +381,7 @@ impl Default for ListQuery {
             ascending: false,
             limit: 10,
             offset: 0,
+            now_ms: 0,
         }
     }
 }
@@ -536,4 +554,17 @@ pub enum JobEffect {
     RecordPush(PushRecord),
     /// Queue another job (e.g. a notification of this job's failure).
     Enqueue(NewJob),
+    /// Record that the reminder of `notice_type` for the certificate's expiry `not_after_ms`
+    /// was dealt with (sent, or not wanted); for `CERT_EXPIRED`, also store the certificate's
+    /// status as `EXPIRED` (it reads so from `not_after` on anyway).
+    RecordReminder {
+        /// The certificate.
+        cert_id: CertificateId,
+        /// `CERT_EXPIRING` or `CERT_EXPIRED`.
+        notice_type: String,
+        /// The expiry the reminder is about.
+        not_after_ms: i64,
+        /// When.
+        sent_ms: i64,
+    },
 }

@@ -47,6 +47,16 @@ pub trait Tags: Send + Sync {
     async fn delete_tags(&self, cert: &CertificateId, keys: &[String]) -> Result<()>;
     /// Every tag on the certificates of `account`, by key, value and certificate.
     async fn account_tags(&self, account: &DomainId) -> Result<Vec<CertificateTag>>;
+    /// Every certificate of `account`, id and name, newest first: the candidates of a query by
+    /// tags.
+    async fn certificate_names(&self, account: &DomainId) -> Result<Vec<(CertificateId, String)>>;
+}
+
+#[derive(sqlx::FromRow)]
+struct NameRow {
+    #[sqlx(try_from = "String")]
+    id: CertificateId,
+    name: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -145,5 +155,18 @@ impl Tags for SqlStore {
                 tag: r.tag,
             })
             .collect())
+    }
+
+    async fn certificate_names(&self, account: &DomainId) -> Result<Vec<(CertificateId, String)>> {
+        let rows: Vec<NameRow> = db_run!(&self.pool, |p| {
+            sqlx::query_as(
+                "SELECT id, name FROM certificates WHERE domain_id = $1 \
+                 ORDER BY created_ms DESC, id DESC",
+            )
+            .bind(account.as_str())
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows.into_iter().map(|r| (r.id, r.name)).collect())
     }
 }

@@ -149,6 +149,7 @@ suite!(
     two_stores_never_claim_the_same_job,
     queued_jobs_wake_other_processes_where_the_backend_can,
     one_failing_issuance_does_not_fail_its_batch,
+    reminders_are_due_once_per_kind_and_expiry,
 );
 
 fn ids(n: u8) -> (DomainId, ProjectId) {
@@ -716,6 +717,54 @@ async fn listing_filters_sorts_and_pages(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(total, 0);
+    // A SAN matches the keyword too (all five issued ones have `b.test`).
+    let (_, total) = store
+        .list_certificates(
+            &a.domain_id,
+            &ListQuery {
+                content: Some("B.TEST".into()),
+                ..base.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 5);
+    // At 998 (the time the statuses are read at), the three that end by then show EXPIRED: the
+    // status filter and deploy_support follow what is shown, not what is stored.
+    let at = |q: ListQuery| ListQuery { now_ms: 998, ..q };
+    for (status, want) in [
+        (CertificateStatus::Issued, 2),
+        (CertificateStatus::Expired, 3),
+        (CertificateStatus::Paid, 20),
+    ] {
+        let (page, total) = store
+            .list_certificates(
+                &a.domain_id,
+                &at(ListQuery {
+                    status: Some(status),
+                    limit: 50,
+                    ..base.clone()
+                }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(total, want, "{status:?}");
+        assert!(
+            page.iter().all(|c| c.status_at(998) == status),
+            "the SQL agrees with CertificateStatus::at for {status:?}"
+        );
+    }
+    let (_, total) = store
+        .list_certificates(
+            &a.domain_id,
+            &at(ListQuery {
+                deploy_support: true,
+                ..base.clone()
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
 }
 
 async fn push_history_is_newest_first(db: TestDb) {
@@ -1563,4 +1612,115 @@ async fn tokens_per_credential_are_capped_and_expired_ones_purged(db: TestDb) {
         .unwrap();
     assert_eq!(store.purge_expired_tokens(20_002).await.unwrap(), 1);
     assert!(store.token(&format!("{:064x}", 9)).await.unwrap().is_some());
+}
+
+async fn reminders_are_due_once_per_kind_and_expiry(db: TestDb) {
+    use crate::Notices;
+
+    let store = db.store().await;
+    let (a, p) = account(1);
+    let (b, q) = account(2);
+    store.create_account(&a, &p).await.unwrap();
+    store.create_account(&b, &q).await.unwrap();
+    let ids = order(&store, &a, &p, 3, 1_700_000_000_000).await;
+    let theirs = order(&store, &b, &q, 1, 1_700_000_000_000).await.remove(0);
+    for (id, end) in [(&ids[0], 10_000), (&ids[1], 20_000)] {
+        store
+            .mark_issued(
+                id,
+                CertificateStatus::Paid,
+                &application("r.test"),
+                &issued(end),
+                50,
+            )
+            .await
+            .unwrap();
+    }
+    // Turning a kind off: only the account's own certificates, all or nothing.
+    let off = |id: &CertificateId| (id.clone(), "CERT_EXPIRING".to_string());
+    assert!(
+        !store
+            .set_notices(&a.domain_id, &[off(&ids[1]), off(&theirs)], false, 60)
+            .await
+            .unwrap()
+    );
+    assert!(store.disabled_notices(&ids[1]).await.unwrap().is_empty());
+    assert!(
+        store
+            .set_notices(&a.domain_id, &[off(&ids[1])], false, 60)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.disabled_notices(&ids[1]).await.unwrap(),
+        vec!["CERT_EXPIRING".to_string()]
+    );
+
+    let due = |now| {
+        let store = store.clone();
+        async move {
+            store
+                .due_reminders(now, 10_000, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.cert_id, d.notice_type, d.enabled))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        due(5_000).await,
+        vec![(ids[0].clone(), "CERT_EXPIRING".to_string(), true)]
+    );
+    assert_eq!(
+        due(15_000).await,
+        vec![
+            (ids[0].clone(), "CERT_EXPIRED".to_string(), true),
+            (ids[1].clone(), "CERT_EXPIRING".to_string(), false),
+        ],
+        "past its end, only CERT_EXPIRED is due; the unissued one never is"
+    );
+    // Recorded with the end of a job: not due again, and an expired one is stored EXPIRED.
+    let job = store.enqueue(&new_job("reminders", None, 0)).await.unwrap();
+    store.claim("w1", 15_000, LEASE, 1).await.unwrap();
+    let record = |id: &CertificateId, kind: &str, end| JobEffect::RecordReminder {
+        cert_id: id.clone(),
+        notice_type: kind.into(),
+        not_after_ms: end,
+        sent_ms: 15_000,
+    };
+    assert!(
+        store
+            .finish(
+                job,
+                "w1",
+                &JobOutcome::Done,
+                &[
+                    record(&ids[0], "CERT_EXPIRED", 10_000),
+                    record(&ids[0], "CERT_EXPIRING", 10_000),
+                    record(&ids[1], "CERT_EXPIRING", 20_000),
+                ],
+                15_000
+            )
+            .await
+            .unwrap()
+    );
+    assert!(due(15_000).await.is_empty());
+    let stored = |id: &CertificateId| {
+        let store = store.clone();
+        let id = id.clone();
+        async move { store.certificate(&id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(stored(&ids[0]).await, CertificateStatus::Expired);
+    assert_eq!(stored(&ids[1]).await, CertificateStatus::Issued);
+    assert_eq!(
+        due(25_000).await,
+        vec![(ids[1].clone(), "CERT_EXPIRED".to_string(), true)]
+    );
+    // They go with their certificate.
+    store
+        .delete_certificate(&a.domain_id, &ids[1], CertificateStatus::Issued)
+        .await
+        .unwrap();
+    assert!(due(25_000).await.is_empty());
 }

@@ -187,6 +187,18 @@ impl TestServer {
         }
     }
 
+    /// The admin as the domain sees it (for reading state no route shows).
+    pub fn principal(&self) -> scm_core::Principal {
+        use scm_proto::{AccessKeyId, DomainId, ProjectId};
+        scm_core::Principal {
+            account: DomainId::try_from(self.domain_id.as_str()).unwrap(),
+            project: ProjectId::try_from(self.project_id.as_str()).unwrap(),
+            access_key: AccessKeyId::try_from(self.admin.credentials().access_key.as_str())
+                .unwrap(),
+            method: scm_core::AuthMethod::Signature,
+        }
+    }
+
     /// A new account with a credential, and a client signing with it.
     pub async fn other_account(&self, name: &str) -> Client {
         let (account, project) = self.scm.create_account(name).await.unwrap();

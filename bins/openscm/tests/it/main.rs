@@ -27,6 +27,7 @@ mod routes;
 mod routes_auth;
 mod routes_http;
 mod routes_lifecycle;
+mod routes_notices;
 mod routes_tags;
 mod routes_tenancy;
 mod routes_text;

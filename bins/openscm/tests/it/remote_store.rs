@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, ProjectId};
 use scm_store::{
     AccountRecord, Accounts, ApplicationRecord, Backend, Bootstrap, CaRecord, CertificateRecord,
-    CertificateTag, Certificates, CredentialRecord, CredentialStatus, IssuedRecord, JobEffect,
-    JobId, JobOutcome, JobRecord, JobState, Jobs, ListQuery, Meta, NewCertificate, NewJob,
-    OrderRecord, ProjectRecord, PushRecord, Pushes, Quotas, Result, Store, TagRecord, Tags,
-    TokenRecord,
+    CertificateTag, Certificates, CredentialRecord, CredentialStatus, DueReminder, IssuedRecord,
+    JobEffect, JobId, JobOutcome, JobRecord, JobState, Jobs, ListQuery, Meta, NewCertificate,
+    NewJob, Notices, OrderRecord, ProjectRecord, PushRecord, Pushes, Quotas, Result, Store,
+    TagRecord, Tags, TokenRecord,
 };
 
 /// `inner`, `latency` further away.
@@ -220,6 +220,39 @@ impl Tags for RemoteStore {
     async fn account_tags(&self, account: &DomainId) -> Result<Vec<CertificateTag>> {
         self.wire().await;
         self.inner.account_tags(account).await
+    }
+    async fn certificate_names(&self, account: &DomainId) -> Result<Vec<(CertificateId, String)>> {
+        self.wire().await;
+        self.inner.certificate_names(account).await
+    }
+}
+
+#[async_trait]
+impl Notices for RemoteStore {
+    async fn set_notices(
+        &self,
+        account: &DomainId,
+        entries: &[(CertificateId, String)],
+        enabled: bool,
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.wire().await;
+        self.inner
+            .set_notices(account, entries, enabled, now_ms)
+            .await
+    }
+    async fn disabled_notices(&self, cert: &CertificateId) -> Result<Vec<String>> {
+        self.wire().await;
+        self.inner.disabled_notices(cert).await
+    }
+    async fn due_reminders(
+        &self,
+        now_ms: i64,
+        window_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DueReminder>> {
+        self.wire().await;
+        self.inner.due_reminders(now_ms, window_ms, limit).await
     }
 }
 

@@ -281,3 +281,168 @@ async fn routes_tags_go_with_their_certificate() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.text(), r#"{"tags":[]}"#);
 }
+
+/// `ListCertificatesByTag`: the match rules over the route, `count`, paging, the literal path
+/// segment, tenancy and the refusals.
+#[tokio::test]
+async fn routes_certificates_by_tag() {
+    use scm_proto::tags::ListByTagResponse;
+
+    let s = TestServer::start().await;
+    let prod = paid(&s.admin).await;
+    let staging = paid(&s.admin).await;
+    let bare = paid(&s.admin).await;
+    for (id, tags) in [
+        (
+            &prod,
+            json!([{"key": "env", "value": "prod"}, {"key": "team", "value": "web"}]),
+        ),
+        (&staging, json!([{"key": "env", "value": "staging"}])),
+    ] {
+        let resp = s
+            .admin
+            .call(
+                Operation::BatchCreateOrDeleteTags,
+                &[id.as_str()],
+                &[],
+                Some(&body(&json!({"action": "create", "tags": tags}))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    }
+    let other = s.other_account("other").await;
+    paid(&other).await;
+    let query = |who: &scm_client::Client, v: serde_json::Value| {
+        let who = who.clone();
+        async move {
+            who.call(Operation::ListCertificatesByTag, &[], &[], Some(&body(&v)))
+                .await
+                .unwrap()
+        }
+    };
+    let ids = |resp: &scm_client::RawResponse| {
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let r: ListByTagResponse = resp.json().unwrap();
+        let mut ids: Vec<_> = r.resources.iter().map(|t| t.resource_id.clone()).collect();
+        ids.sort();
+        (r.total_count, ids)
+    };
+    let sorted = |v: &[&String]| {
+        let mut v: Vec<String> = v.iter().map(|s| (*s).clone()).collect();
+        v.sort();
+        v
+    };
+
+    // No filter: every certificate of the account (not the other account's).
+    assert_eq!(
+        ids(&query(&s.admin, json!({})).await),
+        (3, sorted(&[&prod, &staging, &bare]))
+    );
+    for (q, want) in [
+        (
+            json!({"tags": [{"key": "env", "values": []}]}),
+            vec![&prod, &staging],
+        ),
+        (
+            json!({"tags": [{"key": "env", "values": ["prod", "x"]}, {"key": "team", "values": []}]}),
+            vec![&prod],
+        ),
+        (
+            json!({"tags_any": [{"key": "team", "values": []}, {"key": "env", "values": ["staging"]}]}),
+            vec![&prod, &staging],
+        ),
+        (
+            json!({"not_tags": [{"key": "env", "values": ["prod"]}]}),
+            vec![&staging, &bare],
+        ),
+        (
+            json!({"not_tags_any": [{"key": "env", "values": []}]}),
+            vec![&bare],
+        ),
+        (
+            json!({"without_any_tag": true, "tags": [{"key": "env", "values": []}]}),
+            vec![&bare],
+        ),
+    ] {
+        assert_eq!(
+            ids(&query(&s.admin, q.clone()).await),
+            (u64::try_from(want.len()).unwrap(), sorted(&want)),
+            "{q}"
+        );
+    }
+
+    // One item in full: every documented key, times as ms strings, its tags.
+    let resp = query(
+        &s.admin,
+        json!({"tags": [{"key": "team", "values": ["web"]}], "action": "filter"}),
+    )
+    .await;
+    let v: serde_json::Value = resp.json().unwrap();
+    let item = &v["resources"][0];
+    assert_eq!(item["resource_id"], prod.as_str());
+    assert_eq!(
+        item["tags"],
+        json!([{"key": "env", "value": "prod"}, {"key": "team", "value": "web"}])
+    );
+    let detail = &item["resource_detail"];
+    assert_eq!(detail["cert_id"], prod.as_str());
+    assert_eq!(detail["order_status"], "PAID");
+    assert_eq!(detail["expired_time"], "");
+    assert_eq!(detail["push_support"], false);
+    assert_eq!(detail["unsubscribe_support"], true);
+    assert_eq!(detail["purchase_period"], 1);
+    assert_eq!(detail.as_object().unwrap().len(), 26, "{detail}");
+
+    // count: only the total.
+    let resp = query(&s.admin, json!({"action": "count"})).await;
+    assert_eq!(resp.text(), r#"{"total_count":3,"resources":[]}"#);
+    // An empty body is no filter.
+    let resp = s
+        .admin
+        .call(Operation::ListCertificatesByTag, &[], &[], None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&resp).0, 3);
+    // Paging: newest first, offset skips.
+    let resp = query(&s.admin, json!({"limit": 10, "offset": 2})).await;
+    assert_eq!(ids(&resp), (3, vec![prod.clone()]));
+    // Name match, case-insensitive, on the certificate's name.
+    let name = s.admin.show(&bare).await.unwrap().name;
+    let resp = query(
+        &s.admin,
+        json!({"matches": [{"key": "resource_name", "value": name.to_uppercase()}]}),
+    )
+    .await;
+    assert_eq!(ids(&resp), (1, vec![bare.clone()]));
+
+    // The other account sees only its own.
+    assert_eq!(ids(&query(&other, json!({})).await).0, 1);
+
+    // Refusals name the field and change nothing.
+    for (q, field) in [
+        (json!({"limit": 5}), "limit"),
+        (json!({"limit": "10"}), "limit"),
+        (json!({"offset": -1}), "offset"),
+        (json!({"action": "delete"}), "action"),
+        (json!({"without_any_tag": "yes"}), "without_any_tag"),
+        (json!({"tags": [{"key": "k"}]}), "tags[0].values"),
+        (json!({"tags": [{"values": []}]}), "tags[0].key"),
+        (
+            json!({"tags_any": [{"key": "k", "values": ["v", "v"]}]}),
+            "tags_any[0].values[1]",
+        ),
+        (
+            json!({"not_tags": [{"key": "k", "values": []}, {"key": "k", "values": []}]}),
+            "not_tags[1].key",
+        ),
+        (
+            json!({"matches": [{"key": "domain", "value": "x"}]}),
+            "matches[0].key",
+        ),
+    ] {
+        invalid(&query(&s.admin, q).await, field);
+    }
+    // (Unauthenticated requests: the sweep of every route in routes.rs.)
+    s.stop().await;
+}

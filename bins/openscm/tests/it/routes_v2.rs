@@ -768,14 +768,18 @@ async fn routes_v2_push_refusals() {
         ("ELB", Some("ap-southeast-1")),
         ("WAF", Some("cn-north-4")),
         ("Enhance_ELB", Some("cn-north-4")),
-        ("CDN", None),
+        ("CDN", Some("cn-north-4")),
+        // Services are matched without regard to case, as on v3.
+        ("elb", Some("ap-southeast-1")),
     ] {
         let resp = push(&id, json(&v2_push(service, region))).await;
         refused(&resp, 400, "SCM.0030");
     }
     for (body, field) in [
-        (json(&v2_push("elb", Some("cn-north-4"))), "service_type"),
         (json(&v2_push("FTP", Some("cn-north-4"))), "service_type"),
+        // The v2 page marks remote_project mandatory, for the global CDN too.
+        (json(&v2_push("CDN", None)), "remote_project"),
+        (json(&v2_push("CDN", Some(""))), "remote_project"),
         (
             br#"{"remote_project": "cn-north-4"}"#.to_vec(),
             "service_type",
@@ -863,10 +867,10 @@ async fn routes_v2_push_goes_only_to_the_accounts_targets_and_cdn_ignores_the_re
     .await;
     let id = issued(&s.admin, "www.cdn.test").await;
     let p = s.project_id.clone();
-    for region in [None, Some("ap-southeast-1")] {
+    for (service, region) in [("CDN", "cn-north-4"), ("cdn", "ap-southeast-1")] {
         let pushed = s
             .admin
-            .v2_push(&p, &id, &v2_push("CDN", region))
+            .v2_push(&p, &id, &v2_push(service, Some(region)))
             .await
             .unwrap();
         assert_eq!(pushed.message, "success");
@@ -888,7 +892,7 @@ async fn routes_v2_push_goes_only_to_the_accounts_targets_and_cdn_ignores_the_re
     let other = s.other_account("other").await;
     let other_project = other.credentials().project_id.clone().unwrap();
     let theirs = issued(&other, "www.theirs-cdn.test").await;
-    for (service, region) in [("ELB", Some("cn-north-4")), ("CDN", None)] {
+    for (service, region) in [("ELB", Some("cn-north-4")), ("CDN", Some("cn-north-4"))] {
         let resp = other
             .call(
                 Operation::V2PushCertificate,

@@ -25,6 +25,7 @@ use crate::error::ApiError;
 use crate::extract::{Caller, CertId, JsonBody, ListParams, OptionalJsonBody, V2Project};
 use crate::{AppState, parse, views};
 
+pub(crate) mod notices;
 pub(crate) mod tags;
 
 type ApiResult<T> = Result<T, ApiError>;

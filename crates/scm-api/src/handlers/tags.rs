@@ -2,14 +2,17 @@
 
 use axum::Json;
 use axum::extract::State;
+use scm_core::service::tag_query::TagQuery;
 use scm_core::service::tags::TagAction;
 use scm_proto::tags::{
-    AllTagsResponse, BatchTagsBody, CreateTagBody, DescResponse, ResourceTag, ResourceTagsResponse,
+    AllTagsResponse, BatchTagsBody, CreateTagBody, DescResponse, ListByTagBody, ListByTagResponse,
+    ResourceTagsResponse,
 };
 
 use super::ApiResult;
 use crate::AppState;
-use crate::extract::{Caller, CertId, JsonBody};
+use crate::extract::{Caller, CertId, JsonBody, OptionalJsonBody};
+use crate::views;
 
 pub(crate) async fn create_certificate_tag(
     State(s): State<AppState>,
@@ -30,13 +33,7 @@ pub(crate) async fn list_tags_by_certificate(
 ) -> ApiResult<Json<ResourceTagsResponse>> {
     let tags = s.scm.certificate_tags(&p, &id).await?;
     Ok(Json(ResourceTagsResponse {
-        tags: tags
-            .into_iter()
-            .map(|t| ResourceTag {
-                key: Some(t.key),
-                value: Some(t.value),
-            })
-            .collect(),
+        tags: tags.into_iter().map(views::resource_tag).collect(),
     }))
 }
 
@@ -60,5 +57,18 @@ pub(crate) async fn list_all_tags(
 ) -> ApiResult<Json<AllTagsResponse>> {
     Ok(Json(AllTagsResponse {
         tags: s.scm.all_tags(&p).await?,
+    }))
+}
+
+pub(crate) async fn list_certificates_by_tag(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    OptionalJsonBody(body): OptionalJsonBody<ListByTagBody>,
+) -> ApiResult<Json<ListByTagResponse>> {
+    let query = TagQuery::parse(&body.unwrap_or_default())?;
+    let page = s.scm.certificates_by_tag(&p, &query).await?;
+    Ok(Json(ListByTagResponse {
+        total_count: page.total,
+        resources: page.items.iter().map(views::tag_resource).collect(),
     }))
 }

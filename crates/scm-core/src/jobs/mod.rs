@@ -23,17 +23,20 @@ pub enum JobKind {
     Deliver,
     /// Send one notification through one notifier.
     Notify,
+    /// The recurring sweep that queues expiry reminders (one live job per store).
+    Reminders,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [Self; 2] = [Self::Deliver, Self::Notify];
+    pub const ALL: [Self; 3] = [Self::Deliver, Self::Notify, Self::Reminders];
 
     /// Stored spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Deliver => "deliver",
             Self::Notify => "notify",
+            Self::Reminders => "reminders",
         }
     }
 
@@ -57,6 +60,14 @@ impl JobKind {
                 max_attempts: 12,
                 base: Duration::from_secs(10),
                 cap: Duration::from_secs(1800),
+            },
+            // The sweep queues its own next run when it ends; a store outage is waited out
+            // (1 min, 2 min, ... capped at 1 h, for about a week) before the sweep is given up
+            // (and queued again by the next server start).
+            Self::Reminders => RetryPolicy {
+                max_attempts: 200,
+                base: Duration::from_secs(60),
+                cap: Duration::from_secs(3600),
             },
         }
     }

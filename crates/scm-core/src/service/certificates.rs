@@ -85,7 +85,19 @@ impl Scm {
     /// account, so for anyone else it misses, and the store is asked by id and account at once.
     /// Whether an id belongs to someone else is therefore not observable, neither in the answer
     /// nor in its timing.
+    ///
+    /// Its status is the one it shows now ([`CertificateRecord::as_of`]: `EXPIRED` from its
+    /// `not_after` on); [`Self::stored_certificate`] is the record as stored.
     pub async fn certificate(
+        &self,
+        p: &Principal,
+        id: &CertificateId,
+    ) -> Result<Arc<CertificateRecord>, DomainError> {
+        Ok(self.as_of_now(self.stored_certificate(p, id).await?))
+    }
+
+    /// [`Self::certificate`] as stored (for writes conditional on the stored status).
+    pub(super) async fn stored_certificate(
         &self,
         p: &Principal,
         id: &CertificateId,
@@ -105,6 +117,17 @@ impl Scm {
         );
         self.cache.put_certificate(seen, c.clone());
         Ok(c)
+    }
+
+    /// `c` as it reads now: `EXPIRED` from its `not_after` on (the stored record is kept as
+    /// it is, in the cache too; only a certificate whose status changes is copied).
+    pub(super) fn as_of_now(&self, c: Arc<CertificateRecord>) -> Arc<CertificateRecord> {
+        let now = self.clock.now_ms();
+        if c.status_at(now) == c.status {
+            c
+        } else {
+            Arc::new(CertificateRecord::clone(&c).as_of(now))
+        }
     }
 
     /// v2 `save`: stores the application of a `PAID` certificate (again: overwrites).
@@ -224,7 +247,12 @@ impl Scm {
         q.expired_after_ms = req
             .expired_days_since
             .map(|days| self.clock.now_ms() - days.saturating_mul(86_400_000));
-        Ok(self.store.list_certificates(&p.account, &q).await?)
+        q.now_ms = self.clock.now_ms();
+        let (certs, total) = self.store.list_certificates(&p.account, &q).await?;
+        Ok((
+            certs.into_iter().map(|c| c.as_of(q.now_ms)).collect(),
+            total,
+        ))
     }
 
     /// Certificate, chain and (when held) key of an issued certificate.

@@ -25,6 +25,7 @@ impl JobHandler for Scm {
                 Ok(n) => self.attempt_notification(&n).await,
                 Err(e) => permanent(format!("unreadable notify job: {e}")),
             },
+            Some(JobKind::Reminders) => self.attempt_reminders().await,
             None => permanent(format!("unknown job kind {:?}", job.kind)),
         }
     }
@@ -51,7 +52,7 @@ impl Scm {
         };
         // The certificate as it is now (it may have changed since the push was asked for).
         let cert = match self.store.certificate(&cert_id).await {
-            Ok(Some(c)) if c.domain_id == account => c,
+            Ok(Some(c)) if c.domain_id == account => c.as_of(self.clock.now_ms()),
             Ok(_) => return permanent(format!("certificate {cert_id} no longer exists")),
             Err(e) => {
                 return Attempt::Failed {

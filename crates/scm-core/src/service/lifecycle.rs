@@ -31,7 +31,7 @@ const fn deletable(s: CertificateStatus) -> bool {
 }
 
 /// Statuses a certificate may be unsubscribed in: every purchased one.
-const fn unsubscribable(s: CertificateStatus) -> bool {
+pub const fn unsubscribable(s: CertificateStatus) -> bool {
     !matches!(s, CertificateStatus::Upload)
 }
 
@@ -103,9 +103,8 @@ impl Scm {
         id: &CertificateId,
         allowed: fn(CertificateStatus) -> bool,
     ) -> Result<(), DomainError> {
-        let cert = self.certificate(p, id).await?;
-        let not_after = cert.issued.as_ref().map(|i| i.not_after_ms);
-        let shown = cert.status.at(not_after, self.clock.now_ms());
+        let cert = self.stored_certificate(p, id).await?;
+        let shown = cert.status_at(self.clock.now_ms());
         if !allowed(shown) {
             return Err(DomainError::WrongStatus(shown));
         }

@@ -3,15 +3,18 @@
 //! issuance, listing, export), [`push`] (delivery to targets through jobs, and history),
 //! [`notifications`] (telling accounts what failed), [`jobs`] (running the job kinds) and
 //! [`admin`] (accounts, projects, credentials, policies, jobs for the CLI); [`lifecycle`]
-//! (delete, unsubscribe, cancel-cert).
+//! (delete, unsubscribe, cancel-cert); [`tags`] and [`tag_query`] (tags, and certificates found
+//! by them).
 
 mod admin;
 mod authentication;
 mod certificates;
 mod jobs;
-mod lifecycle;
+pub mod lifecycle;
+mod notices;
 mod notifications;
 mod push;
+pub mod tag_query;
 pub mod tags;
 
 use std::sync::Arc;
@@ -177,6 +180,7 @@ impl Scm {
         self: &Arc<Self>,
         supervisor: &Supervisor,
     ) -> Result<(), DomainError> {
+        self.schedule_reminders().await?;
         let revision = self.store.revision().await?;
         let (cache, store) = (Arc::downgrade(&self.cache), self.store.clone());
         supervisor.spawn("cache-poller", move |cancel| {

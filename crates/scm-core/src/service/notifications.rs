@@ -46,7 +46,12 @@ impl Scm {
         self.notify_jobs(account, &notification, now)
     }
 
-    fn notify_jobs(&self, account: &DomainId, n: &Notification, now: i64) -> Vec<JobEffect> {
+    pub(super) fn notify_jobs(
+        &self,
+        account: &DomainId,
+        n: &Notification,
+        now: i64,
+    ) -> Vec<JobEffect> {
         let kind = JobKind::Notify;
         self.config
             .notifiers

@@ -40,11 +40,20 @@ fn allowed(c: char, value: bool) -> bool {
 
 /// Checks one tag; `field` is its JSON path (`tag`, `tags[3]`).
 pub(crate) fn check_tag(t: &ResourceTag, field: &str) -> Result<TagRecord, DomainError> {
-    let key_field = format!("{field}.key");
     let key = t
         .key
         .as_deref()
-        .ok_or_else(|| DomainError::invalid(&key_field, "is required"))?;
+        .ok_or_else(|| DomainError::invalid(format!("{field}.key"), "is required"))?;
+    check_tag_parts(key, t.value.as_deref().unwrap_or_default(), field)
+}
+
+/// Checks a key and a value by the tag rules; errors name `{field}.key` or `{field}.value`.
+pub(crate) fn check_tag_parts(
+    key: &str,
+    value: &str,
+    field: &str,
+) -> Result<TagRecord, DomainError> {
+    let key_field = format!("{field}.key");
     let n = key.chars().count();
     if n == 0 || n > MAX_KEY {
         return Err(DomainError::invalid(
@@ -59,7 +68,6 @@ pub(crate) fn check_tag(t: &ResourceTag, field: &str) -> Result<TagRecord, Domai
         ));
     }
     let value_field = format!("{field}.value");
-    let value = t.value.as_deref().unwrap_or_default();
     if value.chars().count() > MAX_VALUE {
         return Err(DomainError::invalid(
             value_field,

@@ -1,0 +1,156 @@
+//! [`Notices`]: which expiry reminders a certificate gets, and which were sent. A certificate's
+//! reminders are on unless a row of `certificate_notices` turns one kind off; a reminder is sent
+//! once per kind and expiry (`certificate_reminders`, written with the end of the sweep job that
+//! queued it, see [`crate::JobEffect::RecordReminder`]).
+
+use async_trait::async_trait;
+use scm_proto::{CertificateId, DomainId};
+
+use crate::pool::db_run;
+use crate::{Result, SqlStore};
+
+/// A reminder the sweep owes: a certificate in its reminder window whose reminder of this kind
+/// for this expiry was not sent yet.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DueReminder {
+    /// The certificate.
+    #[sqlx(try_from = "String")]
+    pub cert_id: CertificateId,
+    /// Its account.
+    #[sqlx(try_from = "String")]
+    pub account: DomainId,
+    /// Its name.
+    pub name: String,
+    /// Its domain.
+    pub domain: Option<String>,
+    /// Its expiry.
+    pub not_after_ms: i64,
+    /// `CERT_EXPIRING` (within the window) or `CERT_EXPIRED` (past `not_after`).
+    pub notice_type: String,
+    /// Whether the account wants this kind for this certificate (a reminder it does not want is
+    /// still recorded, so that it is not looked at again).
+    pub enabled: bool,
+}
+
+/// Expiry reminder settings and the reminders sent.
+#[async_trait]
+pub trait Notices: Send + Sync {
+    /// Turns each (certificate, reminder kind) of `entries` on or off, in one transaction. The certificates must be `account`'s: if one is not, nothing is written and
+    /// the answer is `false`.
+    async fn set_notices(
+        &self,
+        account: &DomainId,
+        entries: &[(CertificateId, String)],
+        enabled: bool,
+        now_ms: i64,
+    ) -> Result<bool>;
+    /// The kinds a certificate has turned off.
+    async fn disabled_notices(&self, cert: &CertificateId) -> Result<Vec<String>>;
+    /// Up to `limit` reminders owed at `now_ms`: `CERT_EXPIRING` for certificates (issued,
+    /// imported or expired) whose `not_after` is within `window_ms` after now, `CERT_EXPIRED`
+    /// for those past it; soonest expiry first.
+    async fn due_reminders(
+        &self,
+        now_ms: i64,
+        window_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DueReminder>>;
+}
+
+/// One branch of the due query; `$1` now, `$2` window, the kind spliced in as fixed text.
+macro_rules! due_branch {
+    ($kind:literal, $window:literal) => {
+        concat!(
+            "SELECT c.id AS cert_id, c.domain_id AS account, c.name, c.domain, c.not_after_ms, '",
+            $kind,
+            "' AS notice_type, NOT EXISTS (SELECT 1 FROM certificate_notices n WHERE \
+             n.cert_id = c.id AND n.notice_type = '",
+            $kind,
+            "' AND NOT n.enabled) AS enabled FROM certificates c WHERE \
+             c.status IN ('ISSUED', 'UPLOAD', 'EXPIRED') AND c.not_after_ms IS NOT NULL AND ",
+            $window,
+            " AND NOT EXISTS (SELECT 1 FROM certificate_reminders r WHERE r.cert_id = c.id \
+             AND r.notice_type = '",
+            $kind,
+            "' AND r.not_after_ms = c.not_after_ms)"
+        )
+    };
+}
+
+#[async_trait]
+impl Notices for SqlStore {
+    async fn set_notices(
+        &self,
+        account: &DomainId,
+        entries: &[(CertificateId, String)],
+        enabled: bool,
+        now_ms: i64,
+    ) -> Result<bool> {
+        db_run!(&self.pool, |p| {
+            let mut tx = p.begin().await?;
+            for (cert, kind) in entries {
+                let mine: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM certificates WHERE id = $1 AND domain_id = $2",
+                )
+                .bind(cert.as_str())
+                .bind(account.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if mine.is_none() {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO certificate_notices (cert_id, notice_type, enabled, updated_ms) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (cert_id, notice_type) \
+                     DO UPDATE SET enabled = excluded.enabled, updated_ms = excluded.updated_ms",
+                )
+                .bind(cert.as_str())
+                .bind(kind.as_str())
+                .bind(enabled)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    async fn disabled_notices(&self, cert: &CertificateId) -> Result<Vec<String>> {
+        Ok(db_run!(&self.pool, |p| {
+            sqlx::query_scalar(
+                "SELECT notice_type FROM certificate_notices WHERE cert_id = $1 AND NOT enabled \
+                 ORDER BY notice_type",
+            )
+            .bind(cert.as_str())
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    async fn due_reminders(
+        &self,
+        now_ms: i64,
+        window_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DueReminder>> {
+        Ok(db_run!(&self.pool, |p| {
+            sqlx::query_as(concat!(
+                "SELECT * FROM (",
+                due_branch!(
+                    "CERT_EXPIRING",
+                    "c.not_after_ms > $1 AND c.not_after_ms <= $1 + $2"
+                ),
+                " UNION ALL ",
+                due_branch!("CERT_EXPIRED", "c.not_after_ms <= $1"),
+                ") due ORDER BY not_after_ms, cert_id, notice_type LIMIT $3"
+            ))
+            .bind(now_ms)
+            .bind(window_ms)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?
+        }))
+    }
+}

@@ -50,6 +50,14 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         Operation::DeleteCertificate => on(m, handlers::delete_certificate),
         Operation::UnsubscribeCertificate => on(m, handlers::unsubscribe_certificate),
         Operation::CancelCertificateRequest => on(m, handlers::cancel_certificate_request),
+        // --- csr ---
+        Operation::CreateCsr => on(m, handlers::csr::create_csr),
+        Operation::ListCsr => on(m, handlers::csr::list_csr),
+        Operation::ShowCsr => on(m, handlers::csr::show_csr),
+        Operation::UpdateCsr => on(m, handlers::csr::update_csr),
+        Operation::DeleteCsr => on(m, handlers::csr::delete_csr),
+        Operation::ShowCsrPrivateKey => on(m, handlers::csr::show_csr_private_key),
+        Operation::UploadCsr => on(m, handlers::csr::upload_csr),
     }
 }
 

@@ -26,6 +26,8 @@ use crate::extract::{Caller, CertId, JsonBody, ListParams, OptionalJsonBody, V2P
 use crate::{AppState, parse, views};
 
 pub(crate) mod tags;
+// --- csr ---
+pub(crate) mod csr;
 
 type ApiResult<T> = Result<T, ApiError>;
 

@@ -3,7 +3,7 @@
 //! issuance, listing, export), [`push`] (delivery to targets through jobs, and history),
 //! [`notifications`] (telling accounts what failed), [`jobs`] (running the job kinds) and
 //! [`admin`] (accounts, projects, credentials, policies, jobs for the CLI); [`lifecycle`]
-//! (delete, unsubscribe, cancel-cert).
+//! (delete, unsubscribe, cancel-cert); [`csr`] (certificate signing requests and their keys).
 
 mod admin;
 mod authentication;
@@ -13,6 +13,8 @@ mod lifecycle;
 mod notifications;
 mod push;
 pub mod tags;
+// --- csr ---
+pub mod csr;
 
 use std::sync::Arc;
 

@@ -110,6 +110,28 @@ fn status_code_message(e: &ApiError) -> (StatusCode, ErrorCode, String) {
                 ErrorCode::AuthFailed,
                 auth_message(*f).into(),
             ),
+            // --- csr ---
+            DomainError::MalformedCsrId => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::AbnormalCertificateId,
+                "Abnormal CSR ID.".into(),
+            ),
+            DomainError::CsrNotFound => (
+                StatusCode::NOT_FOUND,
+                ErrorCode::CertificateNotFound,
+                "Incorrect CSR ID.".into(),
+            ),
+            DomainError::KeyMismatch => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::KeyMismatch,
+                "The uploaded CSR does not match the private key.".into(),
+            ),
+            DomainError::CsrWithoutKey => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::WrongStatus,
+                "This operation is not allowed for this CSR: it was uploaded without its private key."
+                    .into(),
+            ),
             DomainError::Internal(i) => match i.kind {
                 InternalKind::Fault => (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -329,6 +351,11 @@ mod tests {
                 400,
                 "SCM.0011",
             ),
+            // --- csr ---
+            (DomainError::MalformedCsrId.into(), 400, "SCM.0008"),
+            (DomainError::CsrNotFound.into(), 404, "SCM.0020"),
+            (DomainError::KeyMismatch.into(), 400, "SCM.0014"),
+            (DomainError::CsrWithoutKey.into(), 400, "SCM.0010"),
         ];
         let covered: std::collections::HashSet<&str> = cases.iter().map(|c| c.2).collect();
         for code in ErrorCode::ALL {

@@ -5,7 +5,9 @@
 //! - [`V2Project`]: the project of a v2 path, checked by the guard to be the caller's;
 //! - [`CertId`]: the certificate id of the path (`SCM.0008` when malformed);
 //! - [`JsonBody`] / [`OptionalJsonBody`]: the body, with errors naming the JSON path;
-//! - [`ListParams`]: the query of the certificate list.
+//! - [`ListParams`]: the query of the certificate list;
+//! - [`CsrIdPath`]: the CSR id of the path (`SCM.0008` when malformed), [`CsrListParams`]: the
+//!   query of the CSR list.
 
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
@@ -145,5 +147,40 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let pairs = parse::query_pairs(parts.uri.query())?;
         Ok(Self(parse::list_request(&pairs)?))
+    }
+}
+
+// --- csr ---
+
+/// The CSR id of the path (`{id}` on the CSR routes): `SCM.0008` when it is not one.
+#[derive(Debug, Clone)]
+pub(crate) struct CsrIdPath(pub scm_proto::CsrId);
+
+impl<S: Send + Sync> FromRequestParts<S> for CsrIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::Domain(DomainError::MalformedCsrId))?;
+        params
+            .iter()
+            .find(|(k, _)| *k == "id")
+            .and_then(|(_, v)| scm_proto::CsrId::try_from(v).ok())
+            .map(CsrIdPath)
+            .ok_or(ApiError::Domain(DomainError::MalformedCsrId))
+    }
+}
+
+/// The query of `GET /v3/scm/csr`.
+#[derive(Debug, Clone)]
+pub(crate) struct CsrListParams(pub scm_store::CsrQuery);
+
+impl<S: Send + Sync> FromRequestParts<S> for CsrListParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let pairs = parse::query_pairs(parts.uri.query())?;
+        Ok(Self(scm_core::service::csr::list_query(&pairs)?))
     }
 }

@@ -55,6 +55,14 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         // --- notices ---
         Operation::EnableNotification => on(m, handlers::notices::enable_notification),
         Operation::DisableNotification => on(m, handlers::notices::disable_notification),
+        // --- csr ---
+        Operation::CreateCsr => on(m, handlers::csr::create_csr),
+        Operation::ListCsr => on(m, handlers::csr::list_csr),
+        Operation::ShowCsr => on(m, handlers::csr::show_csr),
+        Operation::UpdateCsr => on(m, handlers::csr::update_csr),
+        Operation::DeleteCsr => on(m, handlers::csr::delete_csr),
+        Operation::ShowCsrPrivateKey => on(m, handlers::csr::show_csr_private_key),
+        Operation::UploadCsr => on(m, handlers::csr::upload_csr),
     }
 }
 

@@ -776,6 +776,70 @@ impl Client {
         };
         self.typed(op, &[], &[], Some(&body)).await
     }
+
+    // --- csr ---
+
+    /// `POST /v3/scm/csr`: the server generates the key and the CSR (answers 201).
+    pub async fn create_csr(
+        &self,
+        body: &scm_proto::csr::CreateCsrBody,
+    ) -> Result<scm_proto::csr::CreateCsrResponse, ClientError> {
+        let body = to_json(body)?;
+        self.typed(Operation::CreateCsr, &[], &[], Some(&body))
+            .await
+    }
+
+    /// `GET /v3/scm/csr` with the given query pairs (`limit`, `offset`, `name`,
+    /// `private_key_algo`).
+    pub async fn list_csr(
+        &self,
+        query: &[(&str, &str)],
+    ) -> Result<scm_proto::csr::ListCsrResponse, ClientError> {
+        self.typed(Operation::ListCsr, &[], query, None).await
+    }
+
+    /// `GET /v3/scm/csr/{id}`.
+    pub async fn show_csr(&self, id: &str) -> Result<scm_proto::csr::CsrResponse, ClientError> {
+        self.typed(Operation::ShowCsr, &[id], &[], None).await
+    }
+
+    /// `PUT /v3/scm/csr/{id}`: renames.
+    pub async fn update_csr(
+        &self,
+        id: &str,
+        body: &scm_proto::csr::UpdateCsrBody,
+    ) -> Result<scm_proto::csr::CsrResponse, ClientError> {
+        let body = to_json(body)?;
+        self.typed(Operation::UpdateCsr, &[id], &[], Some(&body))
+            .await
+    }
+
+    /// `DELETE /v3/scm/csr/{id}` (answers 204, no body).
+    pub async fn delete_csr(&self, id: &str) -> Result<(), ClientError> {
+        self.call(Operation::DeleteCsr, &[id], &[], None)
+            .await?
+            .check()?;
+        Ok(())
+    }
+
+    /// `GET /v3/scm/csr/{id}/private-key`.
+    pub async fn show_csr_private_key(
+        &self,
+        id: &str,
+    ) -> Result<scm_proto::csr::CsrPrivateKeyResponse, ClientError> {
+        self.typed(Operation::ShowCsrPrivateKey, &[id], &[], None)
+            .await
+    }
+
+    /// `POST /v3/scm/csr/upload`.
+    pub async fn upload_csr(
+        &self,
+        body: &scm_proto::csr::UploadCsrBody,
+    ) -> Result<scm_proto::csr::UploadCsrResponse, ClientError> {
+        let body = to_json(body)?;
+        self.typed(Operation::UploadCsr, &[], &[], Some(&body))
+            .await
+    }
 }
 
 fn to_json<T: Serialize>(body: &T) -> Result<Vec<u8>, ClientError> {
@@ -869,6 +933,14 @@ mod tests {
             // --- notices --- (one method for both)
             Operation::EnableNotification => "set_notification(true)",
             Operation::DisableNotification => "set_notification(false)",
+            // --- csr ---
+            Operation::CreateCsr => "create_csr",
+            Operation::ListCsr => "list_csr",
+            Operation::ShowCsr => "show_csr",
+            Operation::UpdateCsr => "update_csr",
+            Operation::DeleteCsr => "delete_csr",
+            Operation::ShowCsrPrivateKey => "show_csr_private_key",
+            Operation::UploadCsr => "upload_csr",
         }
     }
 

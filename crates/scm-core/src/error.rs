@@ -61,6 +61,20 @@ pub enum DomainError {
     /// Something broke inside; the cause is logged, never returned.
     #[error(transparent)]
     Internal(Internal),
+    // --- csr ---
+    /// A CSR id that is not 32 lower-case hex characters.
+    #[error("malformed CSR id")]
+    MalformedCsrId,
+    /// No CSR with that id in the caller's account (never made, deleted, or another account's:
+    /// one answer).
+    #[error("CSR not found")]
+    CsrNotFound,
+    /// The private key given does not belong to the CSR's public key.
+    #[error("the private key does not match the CSR")]
+    KeyMismatch,
+    /// The CSR was uploaded without its private key, so there is none to show.
+    #[error("the CSR has no private key")]
+    CsrWithoutKey,
 }
 
 /// What kind of internal failure: it decides between HTTP 500 and 503.

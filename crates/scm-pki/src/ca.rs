@@ -307,13 +307,13 @@ impl Issuer {
     }
 }
 
-fn san_for(name: String) -> Result<SanType, PkiError> {
+pub(crate) fn san_for(name: String) -> Result<SanType, PkiError> {
     rcgen::string::Ia5String::try_from(name.as_str())
         .map(SanType::DnsName)
         .map_err(|_| PkiError::InvalidName(name))
 }
 
-fn leaf_name(subject: &SubjectFields<'_>, common_name: String) -> DistinguishedName {
+pub(crate) fn leaf_name(subject: &SubjectFields<'_>, common_name: String) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     let present = |v: Option<&str>| {
         v.map(str::trim)
@@ -344,7 +344,7 @@ fn leaf_name(subject: &SubjectFields<'_>, common_name: String) -> DistinguishedN
 }
 
 /// A CA signing key for rcgen, backed directly by aws-lc (no extra copies of the secret).
-struct CaSigner {
+pub(crate) struct CaSigner {
     key: SignerKey,
     rng: SystemRandom,
 }
@@ -355,7 +355,7 @@ enum SignerKey {
 }
 
 impl CaSigner {
-    fn new(key: &PrivateKey) -> Result<Self, PkiError> {
+    pub(crate) fn new(key: &PrivateKey) -> Result<Self, PkiError> {
         let der = key.pkcs8_der();
         let key = match key.algorithm() {
             KeyAlgorithm::EcP256 => SignerKey::Ec(

@@ -6,7 +6,9 @@ use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
 use crate::PkiError;
-use crate::key::{KeyAlgorithm, KeyKind, PublicKeyRef, spki_kind};
+use crate::ca::{CaSigner, SubjectFields, leaf_name, san_for};
+use crate::key::{KeyAlgorithm, KeyKind, PrivateKey, PublicKeyRef, spki_kind};
+use crate::name::DnsName;
 use crate::util::bit_len;
 
 /// Largest RSA modulus accepted: aws-lc verifies RSA signatures up to 8192 bits, and larger
@@ -171,6 +173,48 @@ impl ParsedCsr {
             kind: self.kind,
         }
     }
+
+    /// Whether `key` is the private half of the request's public key (same type, same public
+    /// key bits).
+    pub fn matches_key(&self, key: &PrivateKey) -> bool {
+        self.kind == key.algorithm().kind() && self.public_key == key.public_key_raw()
+    }
+}
+
+/// Makes a PKCS#10 request for `dns_names` signed with `key` (blocking, but cheap next to
+/// generating an RSA key): subject C/ST/L/O/OU from `subject` (empty ones left out) and CN the
+/// first name; every name (duplicates dropped) in a requested subjectAltName extension.
+/// Signature: ECDSA with SHA-256/384 for EC keys, RSA PKCS#1 v1.5 with SHA-256 for RSA keys.
+/// Returns the PEM (`CERTIFICATE REQUEST`).
+///
+/// Errors: [`PkiError::InvalidRequest`] without names, [`PkiError::InvalidName`] for a name the
+/// encoder refuses, [`PkiError::Crypto`] if signing fails.
+pub fn generate_csr(
+    key: &PrivateKey,
+    dns_names: &[DnsName],
+    subject: &SubjectFields<'_>,
+) -> Result<String, PkiError> {
+    let mut names: Vec<String> = Vec::with_capacity(dns_names.len());
+    for n in dns_names {
+        if !names.iter().any(|m| m == n.as_str()) {
+            names.push(n.as_str().to_owned());
+        }
+    }
+    let common_name = names
+        .first()
+        .cloned()
+        .ok_or(PkiError::InvalidRequest("at least one name is required"))?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = leaf_name(subject, common_name);
+    params.subject_alt_names = names
+        .into_iter()
+        .map(san_for)
+        .collect::<Result<Vec<_>, _>>()?;
+    let signer = CaSigner::new(key)?;
+    let csr = params
+        .serialize_request(&signer)
+        .map_err(|_| PkiError::Crypto("CSR signing"))?;
+    csr.pem().map_err(|_| PkiError::Crypto("CSR encoding"))
 }
 
 #[cfg(test)]
@@ -191,6 +235,62 @@ pub(crate) mod tests {
             .distinguished_name
             .push(DnType::OrganizationName, "Evil Corp");
         params.serialize_request(key).unwrap().pem().unwrap()
+    }
+
+    #[test]
+    fn generated_csrs_parse_verify_and_match_their_key() {
+        let names: Vec<DnsName> = ["www.a.test", "a.test", "www.a.test", "*.b.test"]
+            .iter()
+            .map(|n| DnsName::parse(n).unwrap())
+            .collect();
+        let subject = SubjectFields {
+            country: Some("CN"),
+            province: Some("Sichuan"),
+            city: Some("Chengdu"),
+            organization: Some("OpenSCM"),
+            organizational_unit: None,
+        };
+        for alg in [
+            KeyAlgorithm::EcP256,
+            KeyAlgorithm::EcP384,
+            KeyAlgorithm::Rsa2048,
+        ] {
+            let key = PrivateKey::generate(alg).unwrap();
+            let pem = generate_csr(&key, &names, &subject).unwrap();
+            assert!(
+                pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----"),
+                "{pem}"
+            );
+            let csr = ParsedCsr::from_pem(&pem).unwrap();
+            assert_eq!(csr.dns_names(), vec!["www.a.test", "a.test", "*.b.test"]);
+            assert_eq!(csr.key_algorithm(), Some(alg));
+            assert!(csr.matches_key(&key));
+            let other = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+            assert!(!csr.matches_key(&other));
+            // OpenSSL agrees: the signature verifies and the subject is what was asked.
+            let dir = TempDir::new("gen-csr");
+            let path = dir.write("r.csr", pem.as_bytes());
+            let out = openssl(&[
+                "req",
+                "-in",
+                path.to_str().unwrap(),
+                "-noout",
+                "-verify",
+                "-subject",
+            ]);
+            let text = output_text(&out);
+            assert!(out.status.success(), "{text}");
+            assert!(text.contains("O = OpenSCM"), "{text}");
+            assert!(text.contains("CN = www.a.test"), "{text}");
+        }
+        assert!(
+            generate_csr(
+                &PrivateKey::generate(KeyAlgorithm::EcP256).unwrap(),
+                &[],
+                &subject
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub use ca::{
     GeneratedCa, IssuedCertificate, Issuer, LeafKey, LeafRequest, SubjectFields, generate_ca,
 };
 pub use cert::{CertificateInfo, parse_certificate_der, parse_certificate_pem, pem_blocks};
-pub use csr::ParsedCsr;
+pub use csr::{ParsedCsr, generate_csr};
 pub use error::PkiError;
 pub use key::{KeyAlgorithm, PrivateKey};
 pub use name::{DnsName, NameError};

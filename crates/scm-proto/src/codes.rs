@@ -79,6 +79,10 @@ error_codes! {
     /// The account's quota of certificates or orders is reached (the documented code for the
     /// certificate count limit).
     QuotaExceeded = "SCM.0011",
+    // --- csr ---
+    /// A private key does not belong to the CSR (or certificate) it came with (the documented
+    /// "does not match the private key" code).
+    KeyMismatch = "SCM.0014",
 }
 
 impl fmt::Display for ErrorCode {

@@ -201,6 +201,22 @@ impl AccessKeyId {
     }
 }
 
+// --- csr ---
+string_id!(
+    /// CSR id (CreateCsr, UploadCsr, the `{id}` of the CSR routes): 32 lower-case hex characters,
+    /// random (the reference documents UploadCsr's `id` as exactly 32 characters).
+    CsrId,
+    "CSR id",
+    |s| s.len() == 32 && is_lower_hex(s)
+);
+
+impl CsrId {
+    /// A new id from 16 random bytes.
+    pub fn from_random(bytes: [u8; 16]) -> Self {
+        Self(hex32(bytes))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +250,15 @@ mod tests {
         assert!(ProjectId::try_from("0123456789abcdef0123456789abcdef").is_ok());
         let ak = AccessKeyId::from_random([7; 20]);
         assert!(AccessKeyId::try_from(ak.as_str()).is_ok());
+    }
+
+    #[test]
+    fn csr_ids() {
+        let id = CsrId::from_random([0x0f; 16]);
+        assert_eq!(id.as_str(), "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f");
+        assert!(CsrId::try_from("0123456789abcdef0123456789abcdef").is_ok());
+        assert!(CsrId::try_from("0123456789ABCDEF0123456789ABCDEF").is_err());
+        assert!(CsrId::try_from("0123456789abcdef").is_err());
+        assert!(CsrId::try_from("scs1700000000000").is_err());
     }
 }

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod codes;
+pub mod csr;
 pub mod ids;
 pub mod lifecycle;
 pub mod notices;
@@ -19,7 +20,9 @@ pub mod v2;
 pub mod v3;
 
 pub use codes::{ErrorBody, ErrorCode};
-pub use ids::{AccessKeyId, CertificateId, DomainId, IdError, OrderId, ProjectId, RequestId};
+pub use ids::{
+    AccessKeyId, CertificateId, CsrId, DomainId, IdError, OrderId, ProjectId, RequestId,
+};
 pub use operation::{Method, Operation, Scope};
 pub use product::{Brand, CertType, DomainType, PrimaryDomainType};
 pub use status::CertificateStatus;

@@ -142,6 +142,21 @@ operations! {
     EnableNotification = (Post, "/v3/scm/notification/enable", Account),
     /// v3: turn expiry reminders of certificates off.
     DisableNotification = (Post, "/v3/scm/notification/disable", Account),
+    // --- csr ---
+    /// v3: generate a key and a CSR for it on the server (201).
+    CreateCsr = (Post, "/v3/scm/csr", Account),
+    /// v3: the account's CSRs, a page of them.
+    ListCsr = (Get, "/v3/scm/csr", Account),
+    /// v3: one CSR, with its PEM.
+    ShowCsr = (Get, "/v3/scm/csr/{id}", Account),
+    /// v3: rename a CSR.
+    UpdateCsr = (Put, "/v3/scm/csr/{id}", Account),
+    /// v3: delete a CSR and its key (204).
+    DeleteCsr = (Delete, "/v3/scm/csr/{id}", Account),
+    /// v3: the private key of a CSR, PEM.
+    ShowCsrPrivateKey = (Get, "/v3/scm/csr/{id}/private-key", Account),
+    /// v3: store a CSR made elsewhere, with its key or without.
+    UploadCsr = (Post, "/v3/scm/csr/upload", Account),
 }
 
 impl Operation {

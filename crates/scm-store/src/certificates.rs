@@ -148,7 +148,7 @@ impl TryFrom<CertificateRow> for CertificateRecord {
 }
 
 /// Escapes `LIKE` wildcards so the keyword matches literally (with `ESCAPE '\'`).
-fn escape_like(s: &str) -> String {
+pub(crate) fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '%' | '_' | '\\') {

@@ -4,7 +4,8 @@
 //! The store is split by aggregate, one trait and one file each: [`Meta`] (bootstrap, settings,
 //! the built-in CA, the change counter), [`Accounts`] (accounts, projects, credentials, tokens),
 //! [`Certificates`] (orders, certificates, applications, issuance), [`Pushes`] (push history),
-//! [`Tags`] (certificate tags) and [`Jobs`] (the durable job queue). SQL that is the same on both backends is written once and run
+//! [`Tags`] (certificate tags), [`Csrs`] (certificate signing requests and their keys) and
+//! [`Jobs`] (the durable job queue). SQL that is the same on both backends is written once and run
 //! on either pool ([`pool`]); what differs (id allocation, job claiming) lives in [`dialect`].
 //!
 //! The store holds no business rules. It does offer the few atomic operations the domain needs to
@@ -18,6 +19,7 @@
 
 mod accounts;
 mod certificates;
+mod csrs;
 mod dialect;
 mod jobs;
 mod lifecycle;
@@ -39,6 +41,8 @@ pub use notices::{DueReminder, Notices};
 pub use pool::Backend;
 pub use records::*;
 pub use tags::{CertificateTag, TagRecord, Tags};
+// --- csr ---
+pub use csrs::{CsrQuery, CsrRecord, Csrs};
 pub use url::DatabaseUrl;
 
 use crate::certificates::IssueWriter;
@@ -312,7 +316,19 @@ pub trait Lifecycle: Send + Sync {
 /// Everything OpenSCM persists. Implementations must be safe to share between tasks and, for
 /// PostgreSQL, between server processes.
 pub trait Store:
-    Meta + Accounts + Certificates + Pushes + Jobs + Tags + Lifecycle + Notices + Send + Sync + 'static
+    Meta
+    + Accounts
+    + Certificates
+    + Pushes
+    + Jobs
+    + Tags
+    + Lifecycle
+    + Notices
+    // --- csr ---
+    + Csrs
+    + Send
+    + Sync
+    + 'static
 {
     /// Which database this is.
     fn backend(&self) -> Backend;

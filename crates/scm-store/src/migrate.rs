@@ -50,12 +50,22 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_notices.sql"),
         include_str!("../migrations/postgres/0008_notices.sql"),
     ),
+    // --- csr ---
+    (
+        6,
+        "csrs",
+        include_str!("../migrations/sqlite/0006_csrs.sql"),
+        include_str!("../migrations/postgres/0006_csrs.sql"),
+    ),
 ];
 
 fn migrator(postgres: bool) -> Migrator {
+    // Applied in version order, whatever the order of the list.
+    let mut ordered: Vec<_> = MIGRATIONS.iter().collect();
+    ordered.sort_by_key(|m| m.0);
     Migrator::with_migrations(
-        MIGRATIONS
-            .iter()
+        ordered
+            .into_iter()
             .map(|(version, description, sqlite, pg)| {
                 let sql = if postgres { *pg } else { *sqlite };
                 Migration::new(

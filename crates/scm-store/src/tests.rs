@@ -150,6 +150,9 @@ suite!(
     queued_jobs_wake_other_processes_where_the_backend_can,
     one_failing_issuance_does_not_fail_its_batch,
     reminders_are_due_once_per_kind_and_expiry,
+    // --- csr ---
+    csrs_belong_to_their_account,
+    csrs_are_listed_filtered_and_paged,
 );
 
 fn ids(n: u8) -> (DomainId, ProjectId) {
@@ -1723,4 +1726,183 @@ async fn reminders_are_due_once_per_kind_and_expiry(db: TestDb) {
         .await
         .unwrap();
     assert!(due(25_000).await.is_empty());
+}
+
+// --- csr ---
+
+fn csr_record(a: &AccountRecord, n: u8, name: &str, algo: &str, created_ms: i64) -> CsrRecord {
+    CsrRecord {
+        id: scm_proto::CsrId::from_random([n; 16]),
+        domain_id: a.domain_id.clone(),
+        name: name.into(),
+        csr_pem: format!(
+            "-----BEGIN CERTIFICATE REQUEST-----\n{n}\n-----END CERTIFICATE REQUEST-----"
+        ),
+        domain_name: "www.a.test".into(),
+        sans: "a.test;b.test".into(),
+        private_key_algo: Some(algo.into()),
+        usage: Some("ENTERPRISE".into()),
+        company_country: Some("CN".into()),
+        company_province: Some("Sichuan".into()),
+        company_city: Some("Chengdu".into()),
+        company_name: Some("OpenSCM".into()),
+        private_key_sealed: Some(vec![7, 7, n]),
+        created_ms,
+        updated_ms: created_ms,
+    }
+}
+
+/// A CSR is stored whole, and found, renamed and deleted only through its own account.
+async fn csrs_belong_to_their_account(db: TestDb) {
+    let store = db.store().await;
+    let (a, pa) = account(1);
+    let (b, pb) = account(2);
+    store.create_account(&a, &pa).await.unwrap();
+    store.create_account(&b, &pb).await.unwrap();
+    let rec = csr_record(&a, 1, "csr-1", "EC_P256", 100);
+    store.insert_csr(&rec).await.unwrap();
+    assert!(matches!(
+        store.insert_csr(&rec).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut bare = csr_record(&a, 2, "uploaded", "RSA_2048", 101);
+    bare.private_key_algo = None;
+    bare.usage = None;
+    bare.company_country = None;
+    bare.company_province = None;
+    bare.company_city = None;
+    bare.company_name = None;
+    bare.private_key_sealed = None;
+    store.insert_csr(&bare).await.unwrap();
+
+    assert_eq!(
+        store.csr_of(&a.domain_id, &rec.id).await.unwrap(),
+        Some(rec.clone())
+    );
+    assert_eq!(
+        store.csr_of(&a.domain_id, &bare.id).await.unwrap(),
+        Some(bare.clone())
+    );
+    assert_eq!(store.csr_of(&b.domain_id, &rec.id).await.unwrap(), None);
+    let unknown = scm_proto::CsrId::from_random([9; 16]);
+    assert_eq!(store.csr_of(&a.domain_id, &unknown).await.unwrap(), None);
+
+    assert!(
+        !store
+            .rename_csr(&b.domain_id, &rec.id, "stolen", 200)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .rename_csr(&a.domain_id, &rec.id, "renamed", 200)
+            .await
+            .unwrap()
+    );
+    let renamed = store.csr_of(&a.domain_id, &rec.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            renamed.name.as_str(),
+            renamed.created_ms,
+            renamed.updated_ms
+        ),
+        ("renamed", 100, 200)
+    );
+    assert_eq!(renamed.private_key_sealed, rec.private_key_sealed);
+
+    assert!(!store.delete_csr(&b.domain_id, &rec.id).await.unwrap());
+    assert!(store.delete_csr(&a.domain_id, &rec.id).await.unwrap());
+    assert!(!store.delete_csr(&a.domain_id, &rec.id).await.unwrap());
+    assert_eq!(store.csr_of(&a.domain_id, &rec.id).await.unwrap(), None);
+    let (left, total) = store
+        .list_csrs(&a.domain_id, &CsrQuery::default())
+        .await
+        .unwrap();
+    assert_eq!((left, total), (vec![bare], 1));
+}
+
+/// Newest first; the name matches as a substring without regard to case (and `%`/`_` match
+/// literally); the algorithm exactly; `total` counts all matches, not the page.
+async fn csrs_are_listed_filtered_and_paged(db: TestDb) {
+    let store = db.store().await;
+    let (a, pa) = account(1);
+    let (b, pb) = account(2);
+    store.create_account(&a, &pa).await.unwrap();
+    store.create_account(&b, &pb).await.unwrap();
+    for (n, name, algo) in [
+        (1, "Web-Prod", "EC_P256"),
+        (2, "web_stage", "RSA_2048"),
+        (3, "api", "EC_P256"),
+        (4, "WEBX", "EC_P384"),
+        (5, "100%", "EC_P256"),
+    ] {
+        store
+            .insert_csr(&csr_record(&a, n, name, algo, 1000 + i64::from(n)))
+            .await
+            .unwrap();
+    }
+    store
+        .insert_csr(&csr_record(&b, 50, "web-other", "EC_P256", 5000))
+        .await
+        .unwrap();
+    let names = |rows: &[CsrRecord]| rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    let list = |q: CsrQuery| {
+        let store = store.clone();
+        let d = a.domain_id.clone();
+        async move { store.list_csrs(&d, &q).await.unwrap() }
+    };
+    let (rows, total) = list(CsrQuery::default()).await;
+    assert_eq!(
+        names(&rows),
+        ["100%", "WEBX", "api", "web_stage", "Web-Prod"]
+    );
+    assert_eq!(total, 5);
+    let (rows, total) = list(CsrQuery {
+        name: Some("wEb".into()),
+        ..CsrQuery::default()
+    })
+    .await;
+    assert_eq!(
+        (names(&rows), total),
+        (
+            vec!["WEBX".to_owned(), "web_stage".into(), "Web-Prod".into()],
+            3
+        )
+    );
+    let (rows, _) = list(CsrQuery {
+        name: Some("b_".into()),
+        ..CsrQuery::default()
+    })
+    .await;
+    assert_eq!(names(&rows), ["web_stage"]);
+    let (rows, _) = list(CsrQuery {
+        name: Some("%".into()),
+        ..CsrQuery::default()
+    })
+    .await;
+    assert_eq!(names(&rows), ["100%"]);
+    let (rows, total) = list(CsrQuery {
+        name: Some("web".into()),
+        private_key_algo: Some("EC_P256".into()),
+        ..CsrQuery::default()
+    })
+    .await;
+    assert_eq!((names(&rows), total), (vec!["Web-Prod".to_owned()], 1));
+    let (rows, total) = list(CsrQuery {
+        limit: 2,
+        offset: 1,
+        ..CsrQuery::default()
+    })
+    .await;
+    assert_eq!(
+        (names(&rows), total),
+        (vec!["WEBX".to_owned(), "api".into()], 5)
+    );
+    let (rows, total) = list(CsrQuery {
+        limit: 10,
+        offset: 10,
+        ..CsrQuery::default()
+    })
+    .await;
+    assert_eq!((rows.len(), total), (0, 5));
 }

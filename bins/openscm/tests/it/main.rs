@@ -6,7 +6,7 @@
 //!   authentication; [`routes_v2`]: the v2 routes; [`routes_v3`]: the v3 certificate routes;
 //!   [`routes_http`]: unknown routes, methods, body limits, request ids; [`routes_tenancy`]:
 //!   another account's resources answer as nonexistent ones, in content and in time;
-//!   [`routes_tags`]: the tag routes;
+//!   [`routes_tags`]: the tag routes; [`routes_csr`]: the CSR routes;
 //!   [`routes_text`]: control and bidirectional characters are refused in every text field);
 //! - [`processes`]: the job runner across real `openscm` processes: a job survives SIGKILL of its
 //!   worker and is done exactly once; two servers on one PostgreSQL never run one job at once.
@@ -33,3 +33,5 @@ mod routes_tenancy;
 mod routes_text;
 mod routes_v2;
 mod routes_v3;
+// --- csr ---
+mod routes_csr;

@@ -14,6 +14,9 @@ use scm_store::{
     NewJob, Notices, OrderRecord, ProjectRecord, PushRecord, Pushes, Quotas, Result, Store,
     TagRecord, Tags, TokenRecord,
 };
+// --- csr ---
+use scm_proto::CsrId;
+use scm_store::{CsrQuery, CsrRecord, Csrs};
 
 /// `inner`, `latency` further away.
 pub struct RemoteStore {
@@ -351,5 +354,36 @@ impl scm_store::Lifecycle for RemoteStore {
     ) -> Result<bool> {
         self.wire().await;
         self.inner.move_status(id, expect, to, now_ms).await
+    }
+}
+
+// --- csr ---
+#[async_trait]
+impl Csrs for RemoteStore {
+    async fn insert_csr(&self, rec: &CsrRecord) -> Result<()> {
+        self.wire().await;
+        self.inner.insert_csr(rec).await
+    }
+    async fn csr_of(&self, account: &DomainId, id: &CsrId) -> Result<Option<CsrRecord>> {
+        self.wire().await;
+        self.inner.csr_of(account, id).await
+    }
+    async fn list_csrs(&self, account: &DomainId, q: &CsrQuery) -> Result<(Vec<CsrRecord>, u64)> {
+        self.wire().await;
+        self.inner.list_csrs(account, q).await
+    }
+    async fn rename_csr(
+        &self,
+        account: &DomainId,
+        id: &CsrId,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.wire().await;
+        self.inner.rename_csr(account, id, name, now_ms).await
+    }
+    async fn delete_csr(&self, account: &DomainId, id: &CsrId) -> Result<bool> {
+        self.wire().await;
+        self.inner.delete_csr(account, id).await
     }
 }

@@ -27,6 +27,8 @@ use crate::{AppState, parse, views};
 
 pub(crate) mod notices;
 pub(crate) mod tags;
+// --- csr ---
+pub(crate) mod csr;
 
 type ApiResult<T> = Result<T, ApiError>;
 

@@ -4,7 +4,7 @@
 //! [`notifications`] (telling accounts what failed), [`jobs`] (running the job kinds) and
 //! [`admin`] (accounts, projects, credentials, policies, jobs for the CLI); [`lifecycle`]
 //! (delete, unsubscribe, cancel-cert); [`tags`] and [`tag_query`] (tags, and certificates found
-//! by them).
+//! by them); [`csr`] (certificate signing requests and their keys).
 
 mod admin;
 mod authentication;
@@ -16,6 +16,8 @@ mod notifications;
 mod push;
 pub mod tag_query;
 pub mod tags;
+// --- csr ---
+pub mod csr;
 
 use std::sync::Arc;
 

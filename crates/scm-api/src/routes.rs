@@ -50,6 +50,8 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         Operation::DeleteCertificate => on(m, handlers::delete_certificate),
         Operation::UnsubscribeCertificate => on(m, handlers::unsubscribe_certificate),
         Operation::CancelCertificateRequest => on(m, handlers::cancel_certificate_request),
+        // --- openapi ---
+        Operation::OpenApiDescription => on(m, handlers::openapi::openapi_description),
     }
 }
 

@@ -747,6 +747,14 @@ impl Client {
         self.typed(Operation::CancelCertificateRequest, &[cert_id], &[], None)
             .await
     }
+
+    // --- openapi ---
+
+    /// `GET /openapi.json` (unauthenticated): the server's OpenAPI 3.1 description, as JSON.
+    pub async fn openapi_description(&self) -> Result<serde_json::Value, ClientError> {
+        self.typed(Operation::OpenApiDescription, &[], &[], None)
+            .await
+    }
 }
 
 fn to_json<T: Serialize>(body: &T) -> Result<Vec<u8>, ClientError> {
@@ -835,6 +843,8 @@ mod tests {
             Operation::DeleteCertificate => "delete_certificate",
             Operation::UnsubscribeCertificate => "unsubscribe",
             Operation::CancelCertificateRequest => "cancel_certificate_request",
+            // --- openapi ---
+            Operation::OpenApiDescription => "openapi_description",
         }
     }
 

@@ -133,6 +133,9 @@ operations! {
     UnsubscribeCertificate = (Delete, "/v3/scm/certificates/{cert_id}/unsubscribe", Account),
     /// v3: withdraw a submitted application.
     CancelCertificateRequest = (Post, "/v3/scm/certificates/{certificate_id}/cancel-cert", Account),
+    // --- openapi ---
+    /// The OpenAPI 3.1 description of every route (this one included), unauthenticated.
+    OpenApiDescription = (Get, "/openapi.json", Public),
 }
 
 impl Operation {

@@ -89,7 +89,6 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(openapi_s
         "--max-examples", str(MAX_EXAMPLES),
         "--seed", str(SEED),
         "--generation-deterministic",
-        "--generation-database", "none",
         "--phases", "examples,coverage,fuzzing",
         "--workers", "2",
         "--request-timeout", "30",

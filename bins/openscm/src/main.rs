@@ -33,6 +33,9 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Print the OpenAPI 3.1 description of the API (what GET /openapi.json answers; committed
+    /// as docs/openapi.json: `openscm openapi > docs/openapi.json`).
+    Openapi,
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +54,12 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Server(args) => server::run(&cli.common, &args).await,
             Command::Admin { command } => admin::run(&cli.common, command).await,
+            Command::Openapi => {
+                use std::io::Write;
+                std::io::stdout()
+                    .write_all(scm_api::openapi::render().as_bytes())
+                    .map_err(anyhow::Error::from)
+            }
         }
     });
     match outcome {

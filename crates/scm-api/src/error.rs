@@ -189,6 +189,33 @@ fn status_code_message(e: &ApiError) -> (StatusCode, ErrorCode, String) {
     }
 }
 
+/// The HTTP status every answer with `code` has: what [`status_code_message`] pairs with it (the
+/// test below pins the two together). The OpenAPI description groups the codes of an operation
+/// by it.
+pub(crate) const fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidParameter
+        | ErrorCode::AbnormalCertificateId
+        | ErrorCode::WrongStatus
+        | ErrorCode::DomainMismatch
+        | ErrorCode::PushFailed
+        | ErrorCode::PushUnsupported
+        | ErrorCode::QuotaExceeded
+        | ErrorCode::KeyMismatch => StatusCode::BAD_REQUEST,
+        ErrorCode::AuthFailed => StatusCode::UNAUTHORIZED,
+        ErrorCode::TenantNoPrivilege => StatusCode::FORBIDDEN,
+        ErrorCode::CertificateNotFound | ErrorCode::RouteNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unavailable | ErrorCode::RequestTimeout | ErrorCode::TooManyConnections => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
 /// The public message of an authentication failure: it says what to fix, never which part of a
 /// key or signature was wrong.
 fn auth_message(f: AuthFailure) -> &'static str {
@@ -364,6 +391,8 @@ mod tests {
         for (e, status, code) in cases {
             let (s, c, msg) = mapped(e);
             assert_eq!((s, c.as_str()), (status, code), "{msg}");
+            let kind = ErrorCode::ALL.iter().find(|k| k.as_str() == c).unwrap();
+            assert_eq!(status_of(*kind).as_u16(), status, "status_of({c})");
             assert!(ErrorCode::ALL.iter().any(|k| k.as_str() == c));
             assert!(
                 !msg.contains("hunter2"),

@@ -13,6 +13,7 @@ mod error;
 mod extract;
 pub mod fuzzing;
 mod handlers;
+pub mod openapi;
 mod parse;
 mod request_log;
 mod routes;

@@ -386,6 +386,23 @@ mod tests {
         assert_eq!(r, list_request(&[]).unwrap());
     }
 
+    /// Every parameter the OpenAPI description gives the list (the properties of
+    /// `ListCertificatesQuery`) is one this parser reads: a bad value is refused naming it.
+    #[test]
+    fn the_described_list_parameters_are_the_parsed_ones() {
+        let schema = schemars::schema_for!(scm_proto::v3::ListCertificatesQuery);
+        let props = schema.as_value()["properties"].as_object().unwrap();
+        assert_eq!(props.len(), 10);
+        // Too long for `content`, and no integer, boolean, sort, status or project.
+        let bad = "a".repeat(256);
+        for name in props.keys() {
+            match list_request(&[(name.clone(), bad.clone())]) {
+                Err(DomainError::InvalidParameter { field, .. }) => assert_eq!(&field, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
     /// The field a refusal names.
     fn named(r: Result<impl std::fmt::Debug, ApiError>) -> String {
         match r {

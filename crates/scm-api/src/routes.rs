@@ -63,6 +63,8 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         Operation::DeleteCsr => on(m, handlers::csr::delete_csr),
         Operation::ShowCsrPrivateKey => on(m, handlers::csr::show_csr_private_key),
         Operation::UploadCsr => on(m, handlers::csr::upload_csr),
+        // --- openapi ---
+        Operation::OpenApiDescription => on(m, handlers::openapi::openapi_description),
     }
 }
 

@@ -840,6 +840,14 @@ impl Client {
         self.typed(Operation::UploadCsr, &[], &[], Some(&body))
             .await
     }
+
+    // --- openapi ---
+
+    /// `GET /openapi.json` (unauthenticated): the server's OpenAPI 3.1 description, as JSON.
+    pub async fn openapi_description(&self) -> Result<serde_json::Value, ClientError> {
+        self.typed(Operation::OpenApiDescription, &[], &[], None)
+            .await
+    }
 }
 
 fn to_json<T: Serialize>(body: &T) -> Result<Vec<u8>, ClientError> {
@@ -941,6 +949,8 @@ mod tests {
             Operation::DeleteCsr => "delete_csr",
             Operation::ShowCsrPrivateKey => "show_csr_private_key",
             Operation::UploadCsr => "upload_csr",
+            // --- openapi ---
+            Operation::OpenApiDescription => "openapi_description",
         }
     }
 

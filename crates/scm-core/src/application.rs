@@ -425,6 +425,22 @@ mod tests {
     use super::*;
     use crate::error::invalid_field;
 
+    /// The `key_algorithm` values the OpenAPI schema lists are the algorithms the parser knows
+    /// (plus empty and absent: the default).
+    #[test]
+    fn the_described_key_algorithms_are_the_known_ones() {
+        let described: Vec<&str> = scm_proto::v3::KEY_ALGORITHMS
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|s| !s.is_empty())
+            .collect();
+        let known: Vec<&str> = KeyAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(described, known);
+        assert!(scm_proto::v3::KEY_ALGORITHMS.contains(&None));
+        assert!(scm_proto::v3::KEY_ALGORITHMS.contains(&Some("")));
+    }
+
     fn v2_seed() -> ApplicationBody {
         serde_json::from_str(
             r#"{"domain": "www.xzz.test", "company_name": "Huawei Chengdu branch", "company_province": "Sichuan",

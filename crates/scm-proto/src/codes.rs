@@ -4,14 +4,17 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The JSON error body of every non-2xx response: `{"error_code": "...", "error_msg": "..."}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code, e.g. `SCM.0005`.
+    #[schemars(extend("enum" = ErrorCode::wire_names()))]
     pub error_code: String,
     /// Human-readable message; never contains internal causes.
+    #[schemars(length(max = 1024))]
     pub error_msg: String,
 }
 
@@ -26,6 +29,11 @@ macro_rules! error_codes {
         impl ErrorCode {
             /// Every code, in declaration order.
             pub const ALL: &'static [ErrorCode] = &[$(Self::$name),*];
+
+            /// Every spelling, in declaration order (the `enum` of the OpenAPI error schema).
+            pub fn wire_names() -> Vec<&'static str> {
+                Self::ALL.iter().map(|c| c.as_str()).collect()
+            }
 
             /// The wire spelling, e.g. `SCM.0005`.
             pub const fn as_str(self) -> &'static str {

@@ -1,10 +1,11 @@
 //! Wire types of the CSR operations (reference §4.4, §4.7.12).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `POST /v3/scm/csr` body (`CreateCsrRequestBody`). Every field is optional here so that the
 /// domain can name the missing one.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct CreateCsrBody {
     /// Name, 1..63 characters.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,7 +37,7 @@ pub struct CreateCsrBody {
 }
 
 /// `POST /v3/scm/csr/upload` body (`UploadCsrRequestBody`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct UploadCsrBody {
     /// Name, 1..63 characters.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,7 +51,7 @@ pub struct UploadCsrBody {
 }
 
 /// `PUT /v3/scm/csr/{id}` body (`UpdateCSRRequestBody`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct UpdateCsrBody {
     /// The new name.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,7 +60,7 @@ pub struct UpdateCsrBody {
 
 /// `CSRResponseBody`: an item of ListCsr and the answer of ShowCsr and UpdateCsr. Every key is
 /// present; fields an uploaded CSR does not have are `null`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CsrResponse {
     /// CSR id, 32 lower-case hex characters.
     pub id: String,
@@ -90,7 +91,7 @@ pub struct CsrResponse {
 }
 
 /// The answer of CreateCsr (201): [`CsrResponse`] without the PEM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateCsrResponse {
     /// CSR id.
     pub id: String,
@@ -119,7 +120,7 @@ pub struct CreateCsrResponse {
 }
 
 /// `GET /v3/scm/csr`: a page of CSRs and the number matching.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ListCsrResponse {
     /// The page (always present, `[]` past the end).
     pub csr_list: Vec<CsrResponse>,
@@ -128,7 +129,7 @@ pub struct ListCsrResponse {
 }
 
 /// The answer of UploadCsr.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UploadCsrResponse {
     /// CSR id.
     pub id: String,
@@ -139,7 +140,7 @@ pub struct UploadCsrResponse {
 }
 
 /// `GET /v3/scm/csr/{id}/private-key`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CsrPrivateKeyResponse {
     /// The key, PKCS#8 PEM.
     pub private_key: String,
@@ -151,4 +152,22 @@ impl std::fmt::Debug for CsrPrivateKeyResponse {
             .field("private_key", &"<redacted>")
             .finish()
     }
+}
+
+/// The query of `GET /v3/scm/csr` (described for the OpenAPI document; the handler reads the
+/// pairs).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ListCsrQuery {
+    /// Page size, 10..50 (default 10).
+    #[schemars(range(min = 10, max = 50))]
+    pub limit: Option<u32>,
+    /// Items to skip, 0..1000000.
+    #[schemars(range(min = 0, max = 1_000_000))]
+    pub offset: Option<u32>,
+    /// Case-insensitive substring of the name.
+    #[schemars(length(max = 63))]
+    pub name: Option<String>,
+    /// Key algorithm filter.
+    #[schemars(extend("enum" = ["RSA_2048", "RSA_3072", "RSA_4096", "EC_P256", "EC_P384", "SM2"]))]
+    pub private_key_algo: Option<String>,
 }

@@ -157,6 +157,9 @@ operations! {
     ShowCsrPrivateKey = (Get, "/v3/scm/csr/{id}/private-key", Account),
     /// v3: store a CSR made elsewhere, with its key or without.
     UploadCsr = (Post, "/v3/scm/csr/upload", Account),
+    // --- openapi ---
+    /// The OpenAPI 3.1 description of every route (this one included), unauthenticated.
+    OpenApiDescription = (Get, "/openapi.json", Public),
 }
 
 impl Operation {

@@ -29,6 +29,11 @@ macro_rules! wire_enum {
                 Self::ALL.iter().copied().find(|v| v.as_str() == s)
             }
 
+            /// Every spelling, in declaration order (the `enum` of the OpenAPI schemas).
+            pub fn wire_names() -> Vec<&'static str> {
+                Self::ALL.iter().map(|v| v.as_str()).collect()
+            }
+
             /// The spellings, comma-separated, for error messages.
             pub fn listed(values: &[Self]) -> String {
                 values.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")

@@ -59,6 +59,11 @@ impl CertificateStatus {
         Self::CancelSupplementing,
     ];
 
+    /// Every spelling, in declaration order (the `enum` of the OpenAPI schemas).
+    pub fn wire_names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|v| v.as_str()).collect()
+    }
+
     /// The wire spelling.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,19 +1,22 @@
 //! Wire types of the tag operations (reference §4.5, §4.7.5, §4.7.6).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A key and one value (ScsResourceTag). In requests both are optional so that the domain can
 /// name the missing one.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ResourceTag {
     /// Key, 1..128 characters.
+    #[schemars(required, length(min = 1, max = 128))]
     pub key: Option<String>,
     /// Value, 0..255 characters.
+    #[schemars(length(max = 255))]
     pub value: Option<String>,
 }
 
 /// A key and its values (ScsTag).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct KeyValues {
     /// Key.
     pub key: Option<String>,
@@ -22,37 +25,40 @@ pub struct KeyValues {
 }
 
 /// `POST /v3/scm/{resource_id}/tags` body.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct CreateTagBody {
     /// The tag to add.
+    #[schemars(required)]
     pub tag: Option<ResourceTag>,
 }
 
 /// `POST /v3/scm/{resource_id}/tags/action` body.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct BatchTagsBody {
     /// `create` or `delete`.
+    #[schemars(required, extend("enum" = ["create", "delete"]))]
     pub action: Option<String>,
     /// 1..20 tags.
+    #[schemars(required, length(min = 1, max = 20))]
     pub tags: Option<Vec<ResourceTag>>,
 }
 
 /// `{"desc": "..."}`: the answer of the tag writes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct DescResponse {
     /// What was done.
     pub desc: String,
 }
 
 /// `{"tags": [ScsResourceTag]}`: the tags of one certificate.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ResourceTagsResponse {
     /// The tags, by key.
     pub tags: Vec<ResourceTag>,
 }
 
 /// `{"tags": [ScsTag]}`: every key of the account's tags, with its values.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct AllTagsResponse {
     /// The keys, sorted, each with its sorted values.
     pub tags: Vec<KeyValues>,
@@ -60,7 +66,7 @@ pub struct AllTagsResponse {
 
 /// A field match of `ListCertificatesByTag` (ScsMatch): `key` from a fixed dictionary
 /// (`resource_name`), `value` to look for.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TagMatch {
     /// The field: `resource_name`.
     pub key: Option<String>,
@@ -69,7 +75,7 @@ pub struct TagMatch {
 }
 
 /// `POST /v3/scm/resource_instances/action` body (every field optional).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ListByTagBody {
     /// Only certificates without any tag; the four tag filters are then ignored.
     pub without_any_tag: Option<bool>,
@@ -92,7 +98,7 @@ pub struct ListByTagBody {
 }
 
 /// `ListCertificatesByTag` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ListByTagResponse {
     /// Number of matching certificates (all pages).
     pub total_count: u64,
@@ -101,7 +107,7 @@ pub struct ListByTagResponse {
 }
 
 /// A certificate found by its tags (TagResource).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TagResource {
     /// Certificate id.
     pub resource_id: String,
@@ -115,7 +121,7 @@ pub struct TagResource {
 
 /// The certificate of a [`TagResource`] (TagResourceResourceDetail). Every key is present;
 /// unset strings are `""` and times are millisecond epochs as strings, as documented.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TagResourceDetail {
     /// Certificate id.
     pub cert_id: String,

@@ -1,13 +1,55 @@
 //! Bodies shared by the v3 endpoints (and by the v2 purchase/save pages, whose fields are a subset).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::{Brand, CertType, CertificateStatus, DomainType, PrimaryDomainType};
+
+// Patterns and value lists of the JSON Schemas (OpenAPI description) of the fields below: they
+// say what the parsers accept. The parsers trim surrounding spaces where noted; the patterns allow
+// plain spaces there. Character classes are ASCII so that every JSON Schema regex dialect (and the
+// test generators) reads them alike.
+
+/// A certificate id: `scs` + 13 digits.
+pub const CERTIFICATE_ID_PATTERN: &str = "^scs[0-9]{13}$";
+/// `enterprise_project_id`: `0`, `all` or a lower-case UUID.
+pub const ENTERPRISE_PROJECT_PATTERN: &str =
+    "^(0|all|[0-9a-z]{8}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{12})$";
+/// A two-letter country code, or nothing (trimmed).
+pub const COUNTRY_PATTERN: &str = "^ *([A-Za-z]{2} *)?$";
+/// A phone number: an optional leading `+`, at least 5 digits, spaces, `-`, `(` and `)` (trimmed).
+pub const PHONE_PATTERN: &str = "^ *[+]?([ ()-]*[0-9]){5}[0-9 ()-]* *$";
+/// A phone number, or nothing (trimmed).
+pub const OPTIONAL_PHONE_PATTERN: &str = "^ *([+]?([ ()-]*[0-9]){5}[0-9 ()-]*)? *$";
+/// A region such as `cn-north-4`, or nothing (trimmed; required unless the service is CDN).
+pub const REGION_PATTERN: &str = "^ *[A-Za-z0-9_-]* *$";
+/// v3 push service: CDN, WAF, ELB or Enhance_ELB, in any case (trimmed).
+pub const V3_SERVICE_PATTERN: &str =
+    "^ *([Cc][Dd][Nn]|[Ww][Aa][Ff]|[Ee][Ll][Bb]|[Ee][Nn][Hh][Aa][Nn][Cc][Ee]_[Ee][Ll][Bb]) *$";
+/// `key_algorithm`: the server-generated key's algorithm; empty or absent is `RSA_2048`.
+pub const KEY_ALGORITHMS: &[Option<&str>] = &[
+    Some("RSA_2048"),
+    Some("RSA_3072"),
+    Some("RSA_4096"),
+    Some("EC_P256"),
+    Some("EC_P384"),
+    Some(""),
+    None,
+];
+
+/// The values of an optional enum field: `names`, or `null`.
+fn or_null(names: Vec<&'static str>) -> Vec<Option<&'static str>> {
+    names.into_iter().map(Some).chain([None]).collect()
+}
+
 /// A `{key, value}` resource tag (ScsResourceTag).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ResourceTag {
     /// Tag key, 1..128 characters.
+    #[schemars(required, length(min = 1, max = 128))]
     pub key: Option<String>,
     /// Tag value, 0..255 characters.
+    #[schemars(length(max = 255))]
     pub value: Option<String>,
 }
 
@@ -15,61 +57,76 @@ pub struct ResourceTag {
 ///
 /// Every field is optional here; the domain layer checks presence, ranges and enums and names the
 /// field that is wrong.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[schemars(description = "Purchase request (PurchaseCertificateRequestBody).")]
 pub struct PurchaseBody {
     /// Certificate brand, e.g. `GLOBALSIGN`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, extend("enum" = Brand::wire_names()))]
     pub cert_brand: Option<String>,
     /// Certificate type, e.g. `OV_SSL_CERT`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, extend("enum" = CertType::wire_names()))]
     pub cert_type: Option<String>,
     /// `SINGLE_DOMAIN`, `MULTI_DOMAIN` or `WILDCARD`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, extend("enum" = DomainType::wire_names()))]
     pub domain_type: Option<String>,
     /// Validity in years.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, range(min = 1, max = 3))]
     pub effective_time: Option<i64>,
     /// Number of domain names.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, range(min = 1, max = 100))]
     pub domain_numbers: Option<i64>,
     /// Number of certificates to buy.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, range(min = 1, max = 100))]
     pub order_number: Option<i64>,
     /// Must be `true`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, extend("const" = true))]
     pub agree_privacy_protection: Option<bool>,
     /// Multi-domain only: `SINGLE_DOMAIN` or `WILDCARD_DOMAIN`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = or_null(PrimaryDomainType::wire_names())))]
     pub primary_domain_type: Option<String>,
     /// Additional single domains.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
     pub single_domain_number: Option<i64>,
     /// Additional wildcard domains.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
     pub wildcard_domain_number: Option<i64>,
     /// Pay automatically (OpenSCM always does).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_auto_pay: Option<bool>,
     /// Enterprise project: `0`, `all` or a UUID.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 36), pattern(ENTERPRISE_PROJECT_PATTERN))]
     pub enterprise_project_id: Option<String>,
     /// Combined-purchase order id.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub order_id: Option<String>,
     /// Tags, 0..10.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 10))]
     pub tags: Option<Vec<ResourceTag>>,
 }
 
 /// `{"cert_id": "scs..."}` (CertDetail).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CertRef {
     /// Certificate id.
+    #[schemars(pattern(CERTIFICATE_ID_PATTERN))]
     pub cert_id: String,
 }
 
 /// Purchase answer (v2 and v3).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PurchaseResponse {
     /// Order id.
     pub order_id: String,
@@ -78,87 +135,107 @@ pub struct PurchaseResponse {
 }
 
 /// Application form: v3 `ApplyCertificateRequestBody` and the v2 save/complete body (a subset).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ApplicationBody {
     /// Primary domain.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, length(min = 1, max = 255))]
     pub domain: Option<String>,
     /// Additional domains, `;`-separated.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub sans: Option<String>,
     /// Own CSR (PEM), optional.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 5120))]
     pub csr: Option<String>,
     /// Company name.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub company_name: Option<String>,
     /// Department.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub company_unit: Option<String>,
     /// State or province.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub company_province: Option<String>,
     /// City.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub company_city: Option<String>,
     /// Two-letter country code.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(COUNTRY_PATTERN))]
     pub country: Option<String>,
     /// Applicant name.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, length(min = 1, max = 100))]
     pub applicant_name: Option<String>,
     /// Applicant phone.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, pattern(PHONE_PATTERN))]
     pub applicant_phone: Option<String>,
     /// Applicant email.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, length(min = 3, max = 254))]
     pub applicant_email: Option<String>,
     /// Technical contact name.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub contact_name: Option<String>,
     /// Technical contact phone.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(OPTIONAL_PHONE_PATTERN))]
     pub contact_phone: Option<String>,
     /// Technical contact email.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 254))]
     pub contact_email: Option<String>,
     /// Push DNS validation records automatically (v3 only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_dns_auth: Option<bool>,
     /// Must be `true`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, extend("const" = true))]
     pub agree_privacy_protection: Option<bool>,
     /// `DNS`, `FILE` or `EMAIL` (v3 only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, extend("enum" = ["DNS", "FILE", "EMAIL"]))]
     pub domain_method: Option<String>,
     /// Server-generated key algorithm, default `RSA_2048` (v3 only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = KEY_ALGORITHMS))]
     pub key_algorithm: Option<String>,
     /// `DEFAULT` or `SHA-256` (v3 only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["DEFAULT", "SHA-256", "", null]))]
     pub ca_hash_algorithm: Option<String>,
 }
 
 /// `{"request_info": "success"}` (save, apply, complete).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RequestInfoResponse {
     /// Always `success`.
     pub request_info: String,
 }
 
 /// v3 push request.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct PushBody {
     /// Target region.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255), pattern(REGION_PATTERN))]
     pub target_project: Option<String>,
     /// Target service: CDN, WAF, ELB (case-insensitive).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, length(min = 1, max = 64), pattern(V3_SERVICE_PATTERN))]
     pub target_service: Option<String>,
 }
 
 /// Applicant data of a certificate (ShowCertificate `application_info`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ApplicationInfo {
     /// Country code.
     pub country: Option<String>,
@@ -183,7 +260,7 @@ pub struct ApplicationInfo {
 }
 
 /// Domain validation record (`authentification`, spelled as in the API).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Authentification {
     /// Record name, e.g. `_dnsauth.example.com`.
     pub record_name: Option<String>,
@@ -196,11 +273,13 @@ pub struct Authentification {
 }
 
 /// `GET /v3/scm/certificates/{id}` answer. Every key is always present.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ShowCertificateResponse {
     /// Certificate id.
+    #[schemars(pattern(CERTIFICATE_ID_PATTERN))]
     pub id: String,
     /// Status, e.g. `PAID`, `ISSUED`.
+    #[schemars(extend("enum" = CertificateStatus::wire_names()))]
     pub status: String,
     /// Order id.
     pub order_id: Option<String>,
@@ -254,9 +333,10 @@ pub struct ShowCertificateResponse {
 }
 
 /// One item of `GET /v3/scm/certificates` (CertificateDetail). Every key is always present.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CertificateDetail {
     /// Certificate id.
+    #[schemars(pattern(CERTIFICATE_ID_PATTERN))]
     pub id: String,
     /// Name.
     pub name: String,
@@ -280,6 +360,7 @@ pub struct CertificateDetail {
     /// Months.
     pub validity_period: i64,
     /// Status.
+    #[schemars(extend("enum" = CertificateStatus::wire_names()))]
     pub status: String,
     /// Domain count.
     pub domain_count: i64,
@@ -294,7 +375,7 @@ pub struct CertificateDetail {
 }
 
 /// `GET /v3/scm/certificates` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ListCertificatesResponse {
     /// The page; `[]` past the end.
     pub certificates: Vec<CertificateDetail>,
@@ -303,7 +384,7 @@ pub struct ListCertificatesResponse {
 }
 
 /// `POST /v3/scm/certificates/{id}/export` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ExportCertificateResponse {
     /// Leaf followed by the chain.
     pub entire_certificate: String,
@@ -320,14 +401,14 @@ pub struct ExportCertificateResponse {
 }
 
 /// `POST /v3/auth/tokens` answer body (the token itself is in `X-Subject-Token`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TokenResponse {
     /// Token metadata.
     pub token: TokenInfo,
 }
 
 /// Token metadata, in the shape of Huawei IAM's answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TokenInfo {
     /// Authentication methods used.
     pub methods: Vec<String>,
@@ -342,10 +423,69 @@ pub struct TokenInfo {
 }
 
 /// `{"id": ..., "name": ...}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct NamedId {
     /// Id.
     pub id: String,
     /// Name.
     pub name: String,
+}
+
+/// `GET /v3/auth/domains` answer: the caller's account, as IAM lists domains.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DomainsResponse {
+    /// Exactly one entry: the caller's account (id and name are the account id).
+    pub domains: Vec<NamedId>,
+}
+
+/// `GET /health` answer: `{"status": "ok"}`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct HealthResponse {
+    /// Always `ok`.
+    #[schemars(extend("const" = "ok"))]
+    pub status: String,
+}
+
+/// The query of `GET /v3/scm/certificates`, every parameter optional. The server parses the
+/// query itself (`scm-api` `parse::list_request`, whose test pins these names); this type gives
+/// the parameters their names, types and limits in the OpenAPI description. Unknown parameters
+/// are ignored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ListCertificatesQuery {
+    /// Page size, 10..50 (default 10).
+    #[schemars(range(min = 10, max = 50))]
+    pub limit: Option<u32>,
+    /// Items to skip (default 0). The documented maximum is 100; OpenSCM accepts up to 1000000.
+    #[schemars(range(min = 0, max = 1_000_000))]
+    pub offset: Option<u32>,
+    /// `ASC` or `DESC` (default).
+    #[schemars(extend("enum" = ["ASC", "DESC", ""]))]
+    pub sort_dir: Option<String>,
+    /// Sort field (default `certUpdateTime`).
+    #[schemars(extend("enum" = ["certExpiredTime", "certStatus", "certUpdateTime", ""]))]
+    pub sort_key: Option<String>,
+    /// Status filter: `ALL` (default), empty (all), or one status.
+    #[schemars(extend("enum" = list_status_values()))]
+    pub status: Option<String>,
+    /// Keyword over certificate name and domain, at most 255 characters.
+    #[schemars(length(max = 255))]
+    pub content: Option<String>,
+    /// Only certificates that can be deployed (`true` / `false`, default `false`).
+    pub deploy_support: Option<bool>,
+    /// Accepted and without effect: nothing is shared between accounts.
+    pub owned_by_self: Option<bool>,
+    /// Also list certificates expired at most this many days ago, 0..1095.
+    #[schemars(range(min = 0, max = 1095))]
+    pub expired_days_since: Option<u32>,
+    /// Enterprise project filter: `all` (default), `0` or a UUID.
+    #[schemars(pattern(ENTERPRISE_PROJECT_PATTERN))]
+    pub enterprise_project_id: Option<String>,
+}
+
+/// The values of the list's `status` filter.
+fn list_status_values() -> Vec<&'static str> {
+    ["ALL", ""]
+        .into_iter()
+        .chain(CertificateStatus::wire_names())
+        .collect()
 }

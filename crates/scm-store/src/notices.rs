@@ -88,29 +88,27 @@ impl Notices for SqlStore {
     ) -> Result<bool> {
         db_run!(&self.pool, |p| {
             let mut tx = p.begin().await?;
+            // Each statement writes (SQLite takes the write lock with the first one: a read
+            // first would have to upgrade, and fail as busy beside a concurrent writer); a
+            // certificate that is not the account's inserts nothing.
             for (cert, kind) in entries {
-                let mine: Option<String> = sqlx::query_scalar(
-                    "SELECT id FROM certificates WHERE id = $1 AND domain_id = $2",
-                )
-                .bind(cert.as_str())
-                .bind(account.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if mine.is_none() {
-                    tx.rollback().await?;
-                    return Ok(false);
-                }
-                sqlx::query(
+                let done = sqlx::query(
                     "INSERT INTO certificate_notices (cert_id, notice_type, enabled, updated_ms) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (cert_id, notice_type) \
+                     SELECT id, $3, $4, $5 FROM certificates WHERE id = $1 AND domain_id = $2 \
+                     ON CONFLICT (cert_id, notice_type) \
                      DO UPDATE SET enabled = excluded.enabled, updated_ms = excluded.updated_ms",
                 )
                 .bind(cert.as_str())
+                .bind(account.as_str())
                 .bind(kind.as_str())
                 .bind(enabled)
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?;
+                if done.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
             }
             tx.commit().await?;
             Ok(true)

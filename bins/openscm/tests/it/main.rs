@@ -7,6 +7,7 @@
 //!   [`routes_http`]: unknown routes, methods, body limits, request ids; [`routes_tenancy`]:
 //!   another account's resources answer as nonexistent ones, in content and in time;
 //!   [`routes_tags`]: the tag routes; [`routes_csr`]: the CSR routes;
+//!   [`routes_openapi`]: the served OpenAPI description;
 //!   [`routes_text`]: control and bidirectional characters are refused in every text field);
 //! - [`processes`]: the job runner across real `openscm` processes: a job survives SIGKILL of its
 //!   worker and is done exactly once; two servers on one PostgreSQL never run one job at once.
@@ -28,6 +29,7 @@ mod routes_auth;
 mod routes_http;
 mod routes_lifecycle;
 mod routes_notices;
+mod routes_openapi;
 mod routes_tags;
 mod routes_tenancy;
 mod routes_text;

@@ -16,9 +16,9 @@ use scm_core::{DomainError, Principal, Scm};
 use scm_proto::ProjectId;
 use scm_proto::v2::{MessageResponse, PushBody as V2PushBody, PushHistoryResponse};
 use scm_proto::v3::{
-    ApplicationBody, CertRef, ExportCertificateResponse, ListCertificatesResponse, NamedId,
-    PurchaseBody, PurchaseResponse, PushBody as V3PushBody, RequestInfoResponse,
-    ShowCertificateResponse, TokenInfo, TokenResponse,
+    ApplicationBody, CertRef, DomainsResponse, ExportCertificateResponse, HealthResponse,
+    ListCertificatesResponse, NamedId, PurchaseBody, PurchaseResponse, PushBody as V3PushBody,
+    RequestInfoResponse, ShowCertificateResponse, TokenInfo, TokenResponse,
 };
 
 use crate::error::ApiError;
@@ -29,6 +29,9 @@ pub(crate) mod notices;
 pub(crate) mod tags;
 // --- csr ---
 pub(crate) mod csr;
+
+// --- openapi ---
+pub(crate) mod openapi;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -42,8 +45,10 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-pub(crate) async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+pub(crate) async fn health() -> Json<HealthResponse> {
+    Json(HealthResponse {
+        status: "ok".into(),
+    })
 }
 
 pub(crate) async fn not_found() -> ApiError {
@@ -84,10 +89,13 @@ pub(crate) async fn create_token(
 }
 
 /// `GET /v3/auth/domains`: the IAM call the SDK makes to learn its domain id.
-pub(crate) async fn list_domains(Caller(p): Caller) -> Json<serde_json::Value> {
-    Json(
-        serde_json::json!({"domains": [{"id": p.account.to_string(), "name": p.account.to_string()}]}),
-    )
+pub(crate) async fn list_domains(Caller(p): Caller) -> Json<DomainsResponse> {
+    Json(DomainsResponse {
+        domains: vec![NamedId {
+            id: p.account.to_string(),
+            name: p.account.to_string(),
+        }],
+    })
 }
 
 async fn purchase(

@@ -29,7 +29,7 @@ COMMITTED = Path(REPO_ROOT) / "docs" / "openapi.json"
 
 # Examples per operation, and the seed: enough for every operation to see valid and invalid
 # input, small enough for the run to take well under 3 minutes on 2 cores (both backends).
-MAX_EXAMPLES = int(os.environ.get("OPENSCM_SCHEMATHESIS_EXAMPLES", "30"))
+MAX_EXAMPLES = int(os.environ.get("OPENSCM_SCHEMATHESIS_EXAMPLES", "100"))
 SEED = int(os.environ.get("OPENSCM_SCHEMATHESIS_SEED", "20261203"))
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
 
@@ -89,7 +89,10 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(openapi_s
         "--max-examples", str(MAX_EXAMPLES),
         "--seed", str(SEED),
         "--generation-deterministic",
-        "--phases", "examples,coverage,fuzzing",
+        # No "coverage" phase: on CPython 3.11 it intermittently dies inside schemathesis
+        # ("SystemError: AST constructor recursion depth mismatch" while compiling a generated
+        # pattern), a runtime error of the tool rather than a finding about the server.
+        "--phases", "examples,fuzzing",
         "--workers", "2",
         "--request-timeout", "30",
         "--report", "junit", "--report-junit-path", str(report),

@@ -280,6 +280,24 @@ pub(crate) fn over_capacity_response() -> Vec<u8> {
     .into_bytes()
 }
 
+/// One part's outcome inside a successful answer (a region of a batch push, a resource of a
+/// deploy): `SCM.xxxx: public message`, from the same mapping as an error answer. An internal
+/// cause is logged here (inside the request's span), never returned.
+pub(crate) fn outcome_text(e: DomainError) -> String {
+    match &e {
+        DomainError::Internal(cause) => {
+            tracing::error!(error = %error_chain(cause), "part of a request failed");
+        }
+        DomainError::PushFailed(cause) => tracing::info!(error = %cause, "a push failed"),
+        _ => {}
+    }
+    let (_, code, message) = status_code_message(&ApiError::Domain(e));
+    format!("{}: {message}", code.as_str())
+        .chars()
+        .take(255)
+        .collect()
+}
+
 /// An error and its sources, `: `-separated, for the log.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();

@@ -19,6 +19,10 @@ use scm_proto::csr::{
     CreateCsrBody, CreateCsrResponse, CsrPrivateKeyResponse, CsrResponse, ListCsrQuery,
     ListCsrResponse, UpdateCsrBody, UploadCsrBody, UploadCsrResponse,
 };
+use scm_proto::deploy::{
+    BatchPushBody, BatchPushResponse, DeployBody, DeployResponse, ListDeployedBody,
+    ListDeployedResponse,
+};
 use scm_proto::lifecycle::{CancelCertResponse, UnsubscribeResponse};
 use scm_proto::notices::{NoticeBody, NoticeResponse};
 use scm_proto::tags::{
@@ -150,6 +154,13 @@ const CERT_BODY: &[ErrorCode] = &[
 const CERT_STATUS: &[ErrorCode] = &[
     E::AbnormalCertificateId,
     E::CertificateNotFound,
+    E::WrongStatus,
+];
+/// ... takes a JSON body and needs a status that allows it.
+const CERT_STATUS_BODY: &[ErrorCode] = &[
+    E::AbnormalCertificateId,
+    E::CertificateNotFound,
+    E::InvalidParameter,
     E::WrongStatus,
 ];
 const APPLY: &[ErrorCode] = &[
@@ -509,6 +520,40 @@ fn spec(op: Operation) -> Spec {
             body: json_body("UploadCsrBody", schema::<UploadCsrBody>),
             success: ok("Stored.", schema::<UploadCsrResponse>),
             errors: &[E::InvalidParameter, E::KeyMismatch],
+        },
+        // --- multi-target push ---
+        Operation::BatchPushCertificate => Spec {
+            summary: "Push a certificate to several regions of a service",
+            group: Group::Certificates,
+            query: None,
+            body: json_body("BatchPushBody", schema::<BatchPushBody>),
+            success: ok(
+                "One result per region; a region that failed says why in its message.",
+                schema::<BatchPushResponse>,
+            ),
+            errors: CERT_STATUS_BODY,
+        },
+        Operation::DeployCertificate => Spec {
+            summary: "Push a certificate to named resources (push targets) of a service",
+            group: Group::Certificates,
+            query: None,
+            body: json_body("DeployBody", schema::<DeployBody>),
+            success: ok(
+                "The resources that failed (`[]`: every one succeeded).",
+                schema::<DeployResponse>,
+            ),
+            errors: CERT_STATUS_BODY,
+        },
+        Operation::ListDeployedResources => Spec {
+            summary: "Where certificates are deployed, by service and region",
+            group: Group::Certificates,
+            query: None,
+            body: json_body("ListDeployedBody", schema::<ListDeployedBody>),
+            success: ok(
+                "One result per certificate.",
+                schema::<ListDeployedResponse>,
+            ),
+            errors: CERT_BODY,
         },
         // --- openapi ---
         Operation::OpenApiDescription => Spec {

@@ -63,6 +63,10 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         Operation::DeleteCsr => on(m, handlers::csr::delete_csr),
         Operation::ShowCsrPrivateKey => on(m, handlers::csr::show_csr_private_key),
         Operation::UploadCsr => on(m, handlers::csr::upload_csr),
+        // --- multi-target push ---
+        Operation::BatchPushCertificate => on(m, handlers::deploy::batch_push),
+        Operation::DeployCertificate => on(m, handlers::deploy::deploy),
+        Operation::ListDeployedResources => on(m, handlers::deploy::list_deployed_resources),
         // --- openapi ---
         Operation::OpenApiDescription => on(m, handlers::openapi::openapi_description),
     }

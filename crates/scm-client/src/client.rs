@@ -841,6 +841,40 @@ impl Client {
             .await
     }
 
+    // --- multi-target push ---
+
+    /// `POST /v3/scm/certificates/{id}/batch-push`: one result per region.
+    pub async fn batch_push(
+        &self,
+        id: &str,
+        body: &scm_proto::deploy::BatchPushBody,
+    ) -> Result<scm_proto::deploy::BatchPushResponse, ClientError> {
+        let body = to_json(body)?;
+        self.typed(Operation::BatchPushCertificate, &[id], &[], Some(&body))
+            .await
+    }
+
+    /// `POST /v3/scm/certificates/{id}/deploy`: the resources that failed.
+    pub async fn deploy(
+        &self,
+        id: &str,
+        body: &scm_proto::deploy::DeployBody,
+    ) -> Result<scm_proto::deploy::DeployResponse, ClientError> {
+        let body = to_json(body)?;
+        self.typed(Operation::DeployCertificate, &[id], &[], Some(&body))
+            .await
+    }
+
+    /// `POST /v3/scm/deployed-resources`.
+    pub async fn deployed_resources(
+        &self,
+        body: &scm_proto::deploy::ListDeployedBody,
+    ) -> Result<scm_proto::deploy::ListDeployedResponse, ClientError> {
+        let body = to_json(body)?;
+        self.typed(Operation::ListDeployedResources, &[], &[], Some(&body))
+            .await
+    }
+
     // --- openapi ---
 
     /// `GET /openapi.json` (unauthenticated): the server's OpenAPI 3.1 description, as JSON.
@@ -949,6 +983,10 @@ mod tests {
             Operation::DeleteCsr => "delete_csr",
             Operation::ShowCsrPrivateKey => "show_csr_private_key",
             Operation::UploadCsr => "upload_csr",
+            // --- multi-target push ---
+            Operation::BatchPushCertificate => "batch_push",
+            Operation::DeployCertificate => "deploy",
+            Operation::ListDeployedResources => "deployed_resources",
             // --- openapi ---
             Operation::OpenApiDescription => "openapi_description",
         }

@@ -9,6 +9,7 @@
 
 pub mod codes;
 pub mod csr;
+pub mod deploy;
 pub mod ids;
 pub mod lifecycle;
 pub mod notices;

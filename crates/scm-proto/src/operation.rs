@@ -157,6 +157,13 @@ operations! {
     ShowCsrPrivateKey = (Get, "/v3/scm/csr/{id}/private-key", Account),
     /// v3: store a CSR made elsewhere, with its key or without.
     UploadCsr = (Post, "/v3/scm/csr/upload", Account),
+    // --- multi-target push ---
+    /// v3: push to several regions of a service in one call.
+    BatchPushCertificate = (Post, "/v3/scm/certificates/{certificate_id}/batch-push", Account),
+    /// v3: push to named resources (push targets) of a service.
+    DeployCertificate = (Post, "/v3/scm/certificates/{certificate_id}/deploy", Account),
+    /// v3: where certificates are deployed, by service and region.
+    ListDeployedResources = (Post, "/v3/scm/deployed-resources", Account),
     // --- openapi ---
     /// The OpenAPI 3.1 description of every route (this one included), unauthenticated.
     OpenApiDescription = (Get, "/openapi.json", Public),

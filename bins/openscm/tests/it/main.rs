@@ -37,3 +37,5 @@ mod routes_v2;
 mod routes_v3;
 // --- csr ---
 mod routes_csr;
+// --- multi-target push ---
+mod routes_deploy;

@@ -29,6 +29,7 @@ pub(crate) mod notices;
 pub(crate) mod tags;
 // --- csr ---
 pub(crate) mod csr;
+pub(crate) mod deploy;
 
 // --- openapi ---
 pub(crate) mod openapi;

@@ -9,6 +9,7 @@
 mod admin;
 mod authentication;
 mod certificates;
+pub mod deployments;
 mod jobs;
 pub mod lifecycle;
 mod notices;

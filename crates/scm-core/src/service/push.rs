@@ -44,6 +44,12 @@ impl Scm {
     ) -> Result<(), DomainError> {
         let cert = self.certificate(p, id).await?;
         let job_id = self.enqueue_push(&cert, service, region).await?;
+        self.first_attempt(job_id).await
+    }
+
+    /// Runs the first attempt of a queued `deliver` job (here, or waits for the process that
+    /// claimed it first) and answers with its outcome.
+    pub(super) async fn first_attempt(self: &Arc<Self>, job_id: JobId) -> Result<(), DomainError> {
         let handler: Arc<dyn JobHandler> = self.clone();
         let report = match self.jobs.run_now(handler, job_id).await? {
             // The attempt runs in the job runner, not in this request: if the client goes away,
@@ -81,21 +87,33 @@ impl Scm {
     }
 
     /// Checks that `cert` can be pushed to `service` in `region` and records the `deliver` job.
-    async fn enqueue_push(
+    pub(super) async fn enqueue_push(
         &self,
         cert: &CertificateRecord,
         service: PushService,
         region: Option<String>,
     ) -> Result<JobId, DomainError> {
-        if !(cert.status.is_deployable() && cert.issued.is_some()) {
-            return Err(DomainError::WrongStatus(cert.status));
-        }
         let targets: Vec<&PushTarget> = self
             .config
             .push_targets
             .iter()
             .filter(|t| t.matches(&cert.domain_id, service, region.as_deref()))
             .collect();
+        self.enqueue_delivery(cert, service, region, &targets).await
+    }
+
+    /// Checks that `cert` can be pushed and records a `deliver` job to `targets` (refused when
+    /// there is none).
+    pub(super) async fn enqueue_delivery(
+        &self,
+        cert: &CertificateRecord,
+        service: PushService,
+        region: Option<String>,
+        targets: &[&PushTarget],
+    ) -> Result<JobId, DomainError> {
+        if !(cert.status.is_deployable() && cert.issued.is_some()) {
+            return Err(DomainError::WrongStatus(cert.status));
+        }
         if targets.is_empty() {
             return Err(DomainError::NoPushTarget {
                 service: service.as_str().into(),

@@ -168,62 +168,100 @@ macro_rules! deployable_sql {
     };
 }
 
-/// The status a row shows at `$7` (now): the SQL form of [`CertificateStatus::at`] (a test pins
-/// the two).
-macro_rules! shown_status_sql {
-    () => {
-        "(CASE WHEN status IN ('ISSUED', 'UPLOAD') AND not_after_ms <= $7 THEN 'EXPIRED' \
-         ELSE status END)"
-    };
-}
 #[cfg(test)]
 pub(crate) const DEPLOYABLE_SQL: &str = deployable_sql!();
 
-/// The list filter; `$1` account, `$2` status (as shown at `$7`), `$3` lower-cased `%keyword%` (of the name, the domain or
-/// one of the SANs),
-/// `$4` enterprise project, `$5` expired-after, `$6` deployable only, `$7` now. The keyword is matched case-insensitively on both backends:
-/// `lower()` of the column against a keyword lower-cased here (SQLite's `lower` folds ASCII only,
-/// which covers DNS names and the names OpenSCM gives certificates).
-macro_rules! list_filter {
-    () => {
-        concat!(
-            "domain_id = $1 AND ($2 IS NULL OR ",
-            shown_status_sql!(),
-            " = $2) \
-             AND ($3 IS NULL OR lower(name) LIKE $3 ESCAPE '\\' OR lower(domain) LIKE $3 ESCAPE '\\' \
-             OR lower(sans) LIKE $3 ESCAPE '\\') \
-             AND ($4 IS NULL OR enterprise_project_id = $4) \
-             AND ($5 IS NULL OR not_after_ms IS NULL OR not_after_ms >= $5) \
-             AND ($6 = 0 OR ",
-            deployable_sql!(),
-            ")"
-        )
-    };
-}
-
-/// One page query per sort key and direction: only fixed text is spliced into SQL.
-macro_rules! list_page {
-    ($($key:ident, $dir:literal => $order:literal;)*) => {
-        fn page_sql(key: SortKey, ascending: bool) -> &'static str {
-            match (key, ascending) {
-                $((SortKey::$key, $dir) => concat!(
-                    select_certificates!("WHERE "), list_filter!(), " ORDER BY ", $order,
-                    " LIMIT $8 OFFSET $9"
-                ),)*
-            }
+/// The WHERE clause of a list query, from fixed fragments only: `$1` account, `$2` status (as
+/// shown at `$7`), `$3` the lower-cased `%keyword%` (of the name, the domain or one of the SANs),
+/// `$4` enterprise project, `$5` expired-after, `$6` deployable only, `$7` now. A filter that is
+/// absent becomes a constant test of its (NULL) parameter rather than `$n IS NULL OR …`, so that
+/// the query names no column it does not filter on and the planner can answer from an index.
+fn list_filter(q: &ListQuery) -> String {
+    let mut w = String::from("domain_id = $1");
+    // The status shown at `$7`: the SQL form of `CertificateStatus::at` (the store tests pin the
+    // two): an issued or imported certificate past its `not_after` shows EXPIRED.
+    w.push_str(match q.status {
+        None => " AND CAST($2 AS TEXT) IS NULL",
+        Some(CertificateStatus::Issued | CertificateStatus::Upload) => {
+            " AND status = $2 AND (not_after_ms IS NULL OR not_after_ms > $7)"
         }
-    };
+        Some(CertificateStatus::Expired) => {
+            " AND (status = $2 OR (status IN ('ISSUED', 'UPLOAD') AND not_after_ms <= $7))"
+        }
+        Some(_) => " AND status = $2",
+    });
+    // The keyword is matched case-insensitively on both backends: the search column is
+    // lower-cased by the database, the keyword here (SQLite's `lower` folds ASCII only, which
+    // covers DNS names and the names OpenSCM gives certificates).
+    // (PostgreSQL answers it from a trigram index where pg_trgm is available: migration 0009.)
+    w.push_str(if q.content.is_some() {
+        " AND search_text LIKE $3 ESCAPE '\\'"
+    } else {
+        " AND CAST($3 AS TEXT) IS NULL"
+    });
+    w.push_str(if q.enterprise_project_id.is_some() {
+        " AND enterprise_project_id = $4"
+    } else {
+        " AND CAST($4 AS TEXT) IS NULL"
+    });
+    w.push_str(if q.expired_after_ms.is_some() {
+        " AND (not_after_ms IS NULL OR not_after_ms >= $5)"
+    } else {
+        " AND CAST($5 AS BIGINT) IS NULL"
+    });
+    w.push_str(if q.deploy_support {
+        concat!(" AND CAST($6 AS BIGINT) = 1 AND ", deployable_sql!())
+    } else {
+        " AND CAST($6 AS BIGINT) = 0"
+    });
+    w.push_str(" AND CAST($7 AS BIGINT) IS NOT NULL");
+    w
 }
 
-// Certificates not issued yet have no expiry: they come last either way, on both backends (which
-// would otherwise disagree: SQLite sorts NULL first, PostgreSQL last).
-list_page! {
-    ExpiredTime, true => "not_after_ms ASC NULLS LAST, id ASC";
-    ExpiredTime, false => "not_after_ms DESC NULLS LAST, id DESC";
-    Status, true => "status ASC, id ASC";
-    Status, false => "status DESC, id DESC";
-    UpdateTime, true => "updated_ms ASC, id ASC";
-    UpdateTime, false => "updated_ms DESC, id DESC";
+/// The ORDER BY of a sort key and direction. Each has its index (migration 0009), ending in the
+/// id tiebreak. Certificates not issued yet have no expiry: they come last either way, on both
+/// backends (which would otherwise disagree: SQLite sorts NULL first, PostgreSQL last).
+fn list_order(key: SortKey, ascending: bool) -> &'static str {
+    match (key, ascending) {
+        (SortKey::ExpiredTime, true) => "coalesce(not_after_ms, 9223372036854775807) ASC, id ASC",
+        (SortKey::ExpiredTime, false) => "coalesce(not_after_ms, -1) DESC, id DESC",
+        (SortKey::Status, true) => "status ASC, id ASC",
+        (SortKey::Status, false) => "status DESC, id DESC",
+        (SortKey::UpdateTime, true) => "updated_ms ASC, id ASC",
+        (SortKey::UpdateTime, false) => "updated_ms DESC, id DESC",
+    }
+}
+
+/// The columns [`list_order`] sorts by, for a query that sorts a subquery's rows.
+fn sort_columns(key: SortKey) -> &'static str {
+    match key {
+        SortKey::ExpiredTime => "id, not_after_ms",
+        SortKey::Status => "id, status",
+        SortKey::UpdateTime => "id, updated_ms",
+    }
+}
+
+/// `$first, $first+1, …` for `n` parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Binds the seven filter parameters of [`list_filter`] to `$q`.
+macro_rules! bind_filter {
+    ($query:expr, $account:expr, $q:expr, $status:expr, $content:expr) => {{
+        let q: &ListQuery = $q;
+        $query
+            .bind($account)
+            .bind($status)
+            .bind($content)
+            .bind(q.enterprise_project_id.as_deref())
+            .bind(q.expired_after_ms)
+            .bind(i64::from(q.deploy_support))
+            .bind(q.now_ms)
+    }};
 }
 
 /// Binds the nine product columns (brand .. enterprise_project_id, in table order) of `$p`.
@@ -391,33 +429,89 @@ impl Certificates for SqlStore {
             .content
             .as_ref()
             .map(|c| format!("%{}%", escape_like(&c.to_lowercase())));
-        let deployable = i64::from(q.deploy_support);
+        // Without a filter the total is the account's certificate count, which the quota keeps
+        // (no count of 100,000 rows per page).
+        let unfiltered = q.status.is_none()
+            && q.content.is_none()
+            && q.enterprise_project_id.is_none()
+            && q.expired_after_ms.is_none()
+            && !q.deploy_support;
+        let order = list_order(q.sort_key, q.ascending);
+        // The page's ids from an index walk; with a keyword (a scan of the account's rows either
+        // way), the total comes with them, in the same scan.
+        let (ids_sql, count_sql) = {
+            let filter = list_filter(q);
+            // With a keyword every match is counted anyway, so the matches are found first
+            // (PostgreSQL from its trigram index) and then sorted; walking a sort index instead
+            // would read every row of the account.
+            let ids = if content.is_some() {
+                format!(
+                    "WITH m AS MATERIALIZED (SELECT {} FROM certificates WHERE {filter}) \
+                     SELECT id, COUNT(*) OVER () FROM m ORDER BY {order} LIMIT $8 OFFSET $9",
+                    sort_columns(q.sort_key)
+                )
+            } else {
+                format!(
+                    "SELECT id, CAST(-1 AS BIGINT) FROM certificates WHERE {filter} \
+                     ORDER BY {order} LIMIT $8 OFFSET $9"
+                )
+            };
+            (
+                ids,
+                format!("SELECT COUNT(*) FROM certificates WHERE {filter}"),
+            )
+        };
+        let account = account.as_str();
         let (total, rows): (i64, Vec<CertificateRow>) = db_run!(&self.pool, |p| {
-            let total: i64 = sqlx::query_scalar(concat!(
-                "SELECT COUNT(*) FROM certificates WHERE ",
-                list_filter!()
-            ))
-            .bind(account.as_str())
-            .bind(status)
-            .bind(content.as_deref())
-            .bind(q.enterprise_project_id.as_deref())
-            .bind(q.expired_after_ms)
-            .bind(deployable)
-            .bind(q.now_ms)
-            .fetch_one(p)
+            // Built from the fixed fragments above; every value is a bound parameter.
+            let page: Vec<(String, i64)> = bind_filter!(
+                sqlx::query_as(sqlx::AssertSqlSafe(ids_sql.as_str())),
+                account,
+                q,
+                status,
+                content.as_deref()
+            )
+            .bind(i64::from(q.limit))
+            .bind(i64::from(q.offset))
+            .fetch_all(p)
             .await?;
-            let rows = sqlx::query_as(page_sql(q.sort_key, q.ascending))
-                .bind(account.as_str())
-                .bind(status)
-                .bind(content.as_deref())
-                .bind(q.enterprise_project_id.as_deref())
-                .bind(q.expired_after_ms)
-                .bind(deployable)
-                .bind(q.now_ms)
-                .bind(i64::from(q.limit))
-                .bind(i64::from(q.offset))
-                .fetch_all(p)
-                .await?;
+            let total = match page.first() {
+                Some((_, n)) if *n >= 0 => *n,
+                // Nothing from the start: nothing at all.
+                None if q.offset == 0 => 0,
+                _ if unfiltered => sqlx::query_scalar(
+                    "SELECT certificate_count FROM accounts WHERE domain_id = $1",
+                )
+                .bind(account)
+                .fetch_optional(p)
+                .await?
+                .unwrap_or(0),
+                _ => {
+                    bind_filter!(
+                        sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql.as_str())),
+                        account,
+                        q,
+                        status,
+                        content.as_deref()
+                    )
+                    .fetch_one(p)
+                    .await?
+                }
+            };
+            let rows: Vec<CertificateRow> = if page.is_empty() {
+                Vec::new()
+            } else {
+                let sql = format!(
+                    concat!(select_certificates!("WHERE id IN ({})"), " ORDER BY {}"),
+                    placeholders(1, page.len()),
+                    order
+                );
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for (id, _) in &page {
+                    query = query.bind(id.as_str());
+                }
+                query.fetch_all(p).await?
+            };
             (total, rows)
         });
         let certs = rows

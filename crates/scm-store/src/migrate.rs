@@ -50,6 +50,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_notices.sql"),
         include_str!("../migrations/postgres/0008_notices.sql"),
     ),
+    (
+        9,
+        "list",
+        include_str!("../migrations/sqlite/0009_list.sql"),
+        include_str!("../migrations/postgres/0009_list.sql"),
+    ),
     // --- csr ---
     (
         6,

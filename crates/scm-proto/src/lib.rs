@@ -10,6 +10,8 @@
 pub mod codes;
 pub mod csr;
 pub mod ids;
+// --- import ---
+pub mod import;
 pub mod lifecycle;
 pub mod notices;
 pub mod operation;

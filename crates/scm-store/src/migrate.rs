@@ -50,6 +50,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_notices.sql"),
         include_str!("../migrations/postgres/0008_notices.sql"),
     ),
+    // --- import ---
+    (
+        5,
+        "import",
+        include_str!("../migrations/sqlite/0005_import.sql"),
+        include_str!("../migrations/postgres/0005_import.sql"),
+    ),
     // --- csr ---
     (
         6,

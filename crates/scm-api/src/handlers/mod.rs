@@ -29,6 +29,8 @@ pub(crate) mod notices;
 pub(crate) mod tags;
 // --- csr ---
 pub(crate) mod csr;
+// --- import ---
+pub(crate) mod import;
 
 // --- openapi ---
 pub(crate) mod openapi;

@@ -225,8 +225,41 @@ mod tests {
 
     suite!(
         imports_are_stored_checked_for_duplicates_and_counted,
-        imports_respect_the_quota
+        imports_respect_the_quota,
+        migration_0005_applies_to_a_database_migrated_without_it
     );
+
+    /// A database of the previous release (0006–0008 applied, 0005 not yet written) gets 0005
+    /// when this binary starts on it: the migrations are applied by version, whatever was first.
+    async fn migration_0005_applies_to_a_database_migrated_without_it(db: TestDb) {
+        db.store().await.close().await;
+        let mut conn = crate::tests::raw_connection(&db.url).await;
+        conn.execute_raw(
+            "DROP INDEX certificates_by_fingerprint; ALTER TABLE certificates DROP COLUMN issuer; \
+             DELETE FROM _sqlx_migrations WHERE version = 5",
+        )
+        .await;
+        assert_eq!(
+            conn.count("SELECT COUNT(*) FROM _sqlx_migrations WHERE version > 5")
+                .await,
+            3
+        );
+        let store = db.store().await;
+        assert_eq!(
+            conn.count("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 5")
+                .await,
+            1
+        );
+        let (a, p) = account(1);
+        store.create_account(&a, &p).await.unwrap();
+        let id = store.allocate_certificate_id(NOW).await.unwrap();
+        let (order, cert) = import(&a, &p, id.clone(), 1, &"0a".repeat(20));
+        store
+            .import_certificate(&order, &cert, &Quotas::UNLIMITED, true)
+            .await
+            .unwrap();
+        assert!(store.certificate(&id).await.unwrap().unwrap().is_imported());
+    }
 
     fn import(
         a: &crate::AccountRecord,

@@ -441,7 +441,8 @@ mod tests {
 
     #[test]
     fn sizes_and_sm2_name_the_field() {
-        let cases: [(fn(&mut ImportCertificateBody), &str); 10] = [
+        type Change = fn(&mut ImportCertificateBody);
+        let cases: [(Change, &str); 10] = [
             (|b| b.certificate = None, "certificate"),
             (|b| b.certificate = Some("c".repeat(4097)), "certificate"),
             (

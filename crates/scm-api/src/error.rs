@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use scm_core::{AuthFailure, DomainError, InternalKind};
+use scm_core::{AuthFailure, DomainError, ImportRefusal, InternalKind};
 use scm_proto::{ErrorBody, ErrorCode};
 
 /// An error answer.
@@ -132,6 +132,51 @@ fn status_code_message(e: &ApiError) -> (StatusCode, ErrorCode, String) {
                 "This operation is not allowed for this CSR: it was uploaded without its private key."
                     .into(),
             ),
+            // --- import ---
+            DomainError::ImportRefused { refusal, reason } => {
+                let (code, doc) = match refusal {
+                    ImportRefusal::Name => {
+                        (ErrorCode::CertificateName, "Incorrect certificate name")
+                    }
+                    ImportRefusal::CertificateMarkers => (
+                        ErrorCode::CertificateMarkers,
+                        "The certificate format is incorrect",
+                    ),
+                    ImportRefusal::CertificateEmpty => (
+                        ErrorCode::CertificateEmpty,
+                        "The certificate content is missing",
+                    ),
+                    ImportRefusal::CertificateUnparsable => (
+                        ErrorCode::CertificateUnparsable,
+                        "The uploaded certificate failed to be resolved",
+                    ),
+                    ImportRefusal::ChainUnparsable => (
+                        ErrorCode::ChainUnparsable,
+                        "The uploaded certificate chain failed to be resolved",
+                    ),
+                    ImportRefusal::ChainOrder => (
+                        ErrorCode::ChainOrder,
+                        "The certificate chain does not match the certificate",
+                    ),
+                    ImportRefusal::NoDomain => (
+                        ErrorCode::CertificateWithoutDomain,
+                        "Failed to upload the certificate because no domain name is bound to the certificate",
+                    ),
+                    ImportRefusal::KeyMarkers => (
+                        ErrorCode::KeyMarkers,
+                        "The private key format is incorrect",
+                    ),
+                    ImportRefusal::KeyUnparsable => (
+                        ErrorCode::KeyUnparsable,
+                        "The uploaded private key failed to be resolved",
+                    ),
+                    ImportRefusal::KeyMismatch => (
+                        ErrorCode::KeyMismatch,
+                        "The uploaded certificate does not match the private key",
+                    ),
+                };
+                (StatusCode::BAD_REQUEST, code, format!("{doc}: {reason}."))
+            }
             DomainError::Internal(i) => match i.kind {
                 InternalKind::Fault => (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -201,7 +246,17 @@ pub(crate) const fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::PushFailed
         | ErrorCode::PushUnsupported
         | ErrorCode::QuotaExceeded
-        | ErrorCode::KeyMismatch => StatusCode::BAD_REQUEST,
+        | ErrorCode::KeyMismatch
+        // --- import ---
+        | ErrorCode::CertificateUnparsable
+        | ErrorCode::CertificateWithoutDomain
+        | ErrorCode::KeyUnparsable
+        | ErrorCode::ChainUnparsable
+        | ErrorCode::CertificateName
+        | ErrorCode::CertificateMarkers
+        | ErrorCode::CertificateEmpty
+        | ErrorCode::ChainOrder
+        | ErrorCode::KeyMarkers => StatusCode::BAD_REQUEST,
         ErrorCode::AuthFailed => StatusCode::UNAUTHORIZED,
         ErrorCode::TenantNoPrivilege => StatusCode::FORBIDDEN,
         ErrorCode::CertificateNotFound | ErrorCode::RouteNotFound => StatusCode::NOT_FOUND,
@@ -320,6 +375,10 @@ mod tests {
 
     use super::*;
 
+    fn import(refusal: ImportRefusal) -> ApiError {
+        DomainError::import_refused(refusal, "what is wrong").into()
+    }
+
     fn mapped(e: ApiError) -> (u16, String, String) {
         let (status, code, msg) = status_code_message(&e);
         (status.as_u16(), code.as_str().to_owned(), msg)
@@ -401,6 +460,21 @@ mod tests {
             (DomainError::CsrNotFound.into(), 404, "SCM.0020"),
             (DomainError::KeyMismatch.into(), 400, "SCM.0014"),
             (DomainError::CsrWithoutKey.into(), 400, "SCM.0010"),
+            // --- import ---
+            (import(ImportRefusal::Name), 400, "SCM.0032"),
+            (import(ImportRefusal::CertificateMarkers), 400, "SCM.0053"),
+            (import(ImportRefusal::CertificateEmpty), 400, "SCM.0054"),
+            (
+                import(ImportRefusal::CertificateUnparsable),
+                400,
+                "SCM.0006",
+            ),
+            (import(ImportRefusal::ChainUnparsable), 400, "SCM.0013"),
+            (import(ImportRefusal::ChainOrder), 400, "SCM.0079"),
+            (import(ImportRefusal::NoDomain), 400, "SCM.0009"),
+            (import(ImportRefusal::KeyMarkers), 400, "SCM.0114"),
+            (import(ImportRefusal::KeyUnparsable), 400, "SCM.0012"),
+            (import(ImportRefusal::KeyMismatch), 400, "SCM.0014"),
         ];
         let covered: std::collections::HashSet<&str> = cases.iter().map(|c| c.2).collect();
         for code in ErrorCode::ALL {

@@ -23,6 +23,7 @@ use scm_proto::deploy::{
     BatchPushBody, BatchPushResponse, DeployBody, DeployResponse, ListDeployedBody,
     ListDeployedResponse,
 };
+use scm_proto::import::{ImportCertificateBody, ImportCertificateResponse};
 use scm_proto::lifecycle::{CancelCertResponse, UnsubscribeResponse};
 use scm_proto::notices::{NoticeBody, NoticeResponse};
 use scm_proto::tags::{
@@ -131,7 +132,7 @@ impl Group {
                 "The v2 (historical) routes under /v2/{project_id}/scm; the project must be one of the caller's account."
             }
             Self::Certificates => {
-                "v3 certificate operations: buy, apply, show, list, export, push."
+                "v3 certificate operations: buy, apply, show, list, export, push, import."
             }
             Self::Tags => "v3 tags of certificates.",
             Self::Lifecycle => "v3 delete, unsubscribe and cancel of certificates.",
@@ -189,6 +190,22 @@ const CSR_BODY: &[ErrorCode] = &[
     E::AbnormalCertificateId,
     E::CertificateNotFound,
     E::InvalidParameter,
+];
+
+// --- import ---
+const IMPORT: &[ErrorCode] = &[
+    E::InvalidParameter,
+    E::QuotaExceeded,
+    E::CertificateName,
+    E::CertificateMarkers,
+    E::CertificateEmpty,
+    E::CertificateUnparsable,
+    E::ChainUnparsable,
+    E::ChainOrder,
+    E::CertificateWithoutDomain,
+    E::KeyMarkers,
+    E::KeyUnparsable,
+    E::KeyMismatch,
 ];
 
 fn json_body(name: &'static str, schema: SchemaFn) -> Body {
@@ -358,6 +375,18 @@ fn spec(op: Operation) -> Spec {
                 schema: None,
             },
             errors: PUSH,
+        },
+        // --- import ---
+        Operation::ImportCertificate => Spec {
+            summary: "Import a certificate made elsewhere, with its chain and key",
+            group: Group::Certificates,
+            query: None,
+            body: json_body("ImportCertificateBody", schema::<ImportCertificateBody>),
+            success: ok(
+                "Imported (status UPLOAD).",
+                schema::<ImportCertificateResponse>,
+            ),
+            errors: IMPORT,
         },
         // --- tags ---
         Operation::CreateCertificateTag => Spec {
@@ -638,7 +667,21 @@ const fn code_note(code: ErrorCode) -> &'static str {
         E::Throttled => "too many requests from this account; see Retry-After",
         E::TooManyConnections => "too many connections open; sent before closing the connection",
         E::QuotaExceeded => "the account's quota of certificates or orders is reached",
-        E::KeyMismatch => "the private key does not belong to the CSR",
+        E::KeyMismatch => "the private key does not belong to the CSR or certificate",
+        // --- import ---
+        E::CertificateUnparsable => "the imported certificate is not a valid X.509 certificate",
+        E::CertificateWithoutDomain => "the imported certificate names no DNS name",
+        E::KeyUnparsable => {
+            "the imported private key does not parse, is passphrase-protected or unsupported"
+        }
+        E::ChainUnparsable => "the imported certificate chain does not parse",
+        E::CertificateName => "the certificate name is not 3..63 of A-Z a-z 0-9 _ - .",
+        E::CertificateMarkers => "the imported certificate lacks its BEGIN/END markers",
+        E::CertificateEmpty => "the imported certificate is empty between its markers",
+        E::ChainOrder => {
+            "the chain is out of order: each issuer must be the next certificate's subject"
+        }
+        E::KeyMarkers => "the imported private key lacks its BEGIN/END markers",
     }
 }
 

@@ -41,6 +41,8 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         Operation::ApplyCertificate => on(m, handlers::apply),
         Operation::ExportCertificate => on(m, handlers::export),
         Operation::PushCertificate => on(m, handlers::push),
+        // --- import ---
+        Operation::ImportCertificate => on(m, handlers::import::import_certificate),
         // --- tags ---
         Operation::CreateCertificateTag => on(m, handlers::tags::create_certificate_tag),
         Operation::ListTagsByCertificate => on(m, handlers::tags::list_tags_by_certificate),

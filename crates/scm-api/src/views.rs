@@ -4,6 +4,7 @@
 
 use scm_core::application::Applicant;
 use scm_core::issuance::wildcard_count;
+use scm_core::service::import;
 use scm_core::service::lifecycle::unsubscribable;
 use scm_core::service::tag_query::TaggedCertificate;
 use scm_proto::tags::{ResourceTag, TagResource, TagResourceDetail};
@@ -29,9 +30,33 @@ fn deployable(c: &CertificateRecord) -> bool {
     c.is_pushable()
 }
 
-/// Months of validity bought (`effective_time` is in years).
+/// Months of validity bought (`effective_time` is in years); of an imported certificate, its
+/// own validity in whole months.
 fn validity_months(c: &CertificateRecord) -> i64 {
-    c.product.effective_time.saturating_mul(12)
+    match (c.is_imported(), c.issued.as_ref()) {
+        (true, Some(i)) => import::validity_months(i.not_before_ms, i.not_after_ms),
+        _ => c.product.effective_time.saturating_mul(12),
+    }
+}
+
+// --- import ---
+/// The certificate type: what was bought; `None` for an imported certificate.
+fn cert_type(c: &CertificateRecord) -> Option<String> {
+    (!c.is_imported()).then(|| c.product.cert_type.as_str().to_owned())
+}
+
+/// The brand: what was bought, or, for an imported certificate, the one its issuer is (`None`
+/// when it is none of the documented brands).
+fn brand(c: &CertificateRecord) -> Option<String> {
+    match &c.issuer {
+        Some(issuer) => import::brand_of_issuer(issuer).map(|b| b.as_str().to_owned()),
+        None => Some(c.product.brand.as_str().to_owned()),
+    }
+}
+
+/// The order: none for an imported certificate (its order row is only a placeholder).
+fn order_id(c: &CertificateRecord) -> Option<String> {
+    (!c.is_imported()).then(|| c.order_id.to_string())
 }
 
 pub(crate) fn show(c: &CertificateRecord) -> ShowCertificateResponse {
@@ -41,10 +66,10 @@ pub(crate) fn show(c: &CertificateRecord) -> ShowCertificateResponse {
     ShowCertificateResponse {
         id: c.id.to_string(),
         status: c.status.as_str().into(),
-        order_id: Some(c.order_id.to_string()),
+        order_id: order_id(c),
         name: c.name.clone(),
-        cert_type: Some(c.product.cert_type.as_str().into()),
-        brand: Some(c.product.brand.as_str().into()),
+        cert_type: cert_type(c),
+        brand: brand(c),
         push_support: if deployable(c) {
             "ON".into()
         } else {
@@ -88,8 +113,8 @@ pub(crate) fn detail(c: &CertificateRecord) -> CertificateDetail {
         sans: app.map(|a| a.sans.clone()),
         signature_algorithm: issued.map(|i| i.signature_algorithm.clone()),
         deploy_support: deployable(c),
-        cert_type: c.product.cert_type.as_str().into(),
-        brand: c.product.brand.as_str().into(),
+        cert_type: cert_type(c),
+        brand: brand(c),
         expire_time: issued.and_then(|i| api_time(i.not_after_ms)),
         domain_type: c.product.domain_type.as_str().into(),
         validity_period: validity_months(c),
@@ -124,8 +149,8 @@ pub(crate) fn tag_resource(t: &TaggedCertificate) -> TagResource {
             cert_id: c.id.to_string(),
             cert_name: c.name.clone(),
             domain: app.map(|a| a.domain.clone()).unwrap_or_default(),
-            cert_type: c.product.cert_type.as_str().into(),
-            cert_brand: c.product.brand.as_str().into(),
+            cert_type: cert_type(c).unwrap_or_default(),
+            cert_brand: brand(c).unwrap_or_default(),
             domain_type: c.product.domain_type.as_str().into(),
             purchase_period: c.product.effective_time,
             expired_time: ms(issued.map(|i| i.not_after_ms)),
@@ -138,11 +163,11 @@ pub(crate) fn tag_resource(t: &TaggedCertificate) -> TagResource {
                 .map(|i| i.signature_algorithm.clone())
                 .unwrap_or_default(),
             fail_reason: String::new(),
-            partner_order_id: c.order_id.to_string(),
+            partner_order_id: order_id(c).unwrap_or_default(),
             push_support: deployable(c),
             cert_issued_time: ms(issued.map(|i| i.issued_ms)),
             resource_id: c.id.to_string(),
-            unsubscribe_support: unsubscribable(c.status),
+            unsubscribe_support: unsubscribable(c.status) && !c.is_imported(),
             enterprise_project_id: c.product.enterprise_project_id.clone(),
             origin_cert_id: String::new(),
             renewal_cert_id: String::new(),

@@ -674,6 +674,18 @@ impl Client {
         Ok(())
     }
 
+    // --- import ---
+
+    /// `POST /v3/scm/certificates/import`: a certificate made elsewhere, with its chain and key.
+    pub async fn import_certificate(
+        &self,
+        body: &scm_proto::import::ImportCertificateBody,
+    ) -> Result<scm_proto::import::ImportCertificateResponse, ClientError> {
+        let body = to_json(body)?;
+        self.typed(Operation::ImportCertificate, &[], &[], Some(&body))
+            .await
+    }
+
     /// `POST /v3/scm/{resource_id}/tags`: adds one tag.
     pub async fn create_tag(
         &self,
@@ -962,6 +974,8 @@ mod tests {
             Operation::ApplyCertificate => "apply",
             Operation::ExportCertificate => "export",
             Operation::PushCertificate => "push",
+            // --- import ---
+            Operation::ImportCertificate => "import_certificate",
             Operation::CreateCertificateTag => "create_tag",
             Operation::ListTagsByCertificate => "certificate_tags",
             Operation::BatchCreateOrDeleteTags => "batch_tags",

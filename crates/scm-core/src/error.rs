@@ -75,6 +75,52 @@ pub enum DomainError {
     /// The CSR was uploaded without its private key, so there is none to show.
     #[error("the CSR has no private key")]
     CsrWithoutKey,
+    // --- import ---
+    /// ImportCertificate refused what its name or its PEM texts hold; the refusal decides the
+    /// code, `reason` says what is wrong (never the key).
+    #[error("{reason}")]
+    ImportRefused {
+        /// What was refused.
+        refusal: ImportRefusal,
+        /// For the client.
+        reason: String,
+    },
+}
+
+// --- import ---
+/// Why ImportCertificate refused a body, one documented code each (reference §2.6, §4.3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportRefusal {
+    /// The name is missing or not 3..63 of `A-Z a-z 0-9 _ - .` (`SCM.0032`).
+    Name,
+    /// The certificate lacks its BEGIN/END markers (`SCM.0053`).
+    CertificateMarkers,
+    /// The certificate is empty between its markers (`SCM.0054`).
+    CertificateEmpty,
+    /// The certificate does not parse (`SCM.0006`).
+    CertificateUnparsable,
+    /// The chain does not parse (`SCM.0013`).
+    ChainUnparsable,
+    /// The chain is out of order (`SCM.0079`).
+    ChainOrder,
+    /// The leaf names no domain (`SCM.0009`).
+    NoDomain,
+    /// The key lacks its BEGIN/END markers (`SCM.0114`).
+    KeyMarkers,
+    /// The key does not parse, is passphrase-protected or unsupported (`SCM.0012`).
+    KeyUnparsable,
+    /// The key is not the certificate's (`SCM.0014`).
+    KeyMismatch,
+}
+
+impl DomainError {
+    /// An [`DomainError::ImportRefused`].
+    pub fn import_refused(refusal: ImportRefusal, reason: impl Into<String>) -> Self {
+        Self::ImportRefused {
+            refusal,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// What kind of internal failure: it decides between HTTP 500 and 503.

@@ -28,7 +28,7 @@ pub mod tasks;
 
 pub use auth::{AuthFailure, AuthMethod, Principal};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use error::{DomainError, InternalKind};
+pub use error::{DomainError, ImportRefusal, InternalKind};
 pub use scm_pki::DnsName;
 pub use service::{CoreConfig, ListRequest, Scm};
 

@@ -998,3 +998,87 @@ async fn expiry_is_read_at_once_and_reminded_once_per_kind() {
         assert_eq!(stored.status, CertificateStatus::Expired);
     }
 }
+
+// --- import ---
+/// An issued certificate exported and imported back: refused while the account holds it with
+/// `duplicate_check`, then stored in `UPLOAD` with its key sealed (no key text in the database),
+/// exported as it came, `EXPIRED` on read once `not_after` passes (no longer exported), never
+/// unsubscribed; a refused import writes nothing.
+#[tokio::test]
+async fn imports_are_sealed_read_expired_after_not_after_and_refusals_write_nothing() {
+    use scm_proto::import::ImportCertificateBody;
+
+    let w = world().await;
+    let source = issued(&w, "import-source.test").await;
+    let e = w.scm.export(&w.admin, &source).await.unwrap();
+    let key = e.private_key.clone().unwrap().to_string();
+    let body = ImportCertificateBody {
+        name: Some("re-imported".into()),
+        certificate: Some(e.certificate.clone()),
+        certificate_chain: Some(e.chain.clone()),
+        private_key: Some(key.clone()),
+        duplicate_check: Some(true),
+        ..ImportCertificateBody::default()
+    };
+    let count = |w: &World| {
+        let (scm, admin) = (w.scm.clone(), w.admin.clone());
+        async move { scm.list(&admin, &ListRequest::default()).await.unwrap().1 }
+    };
+    assert!(matches!(
+        w.scm.import_certificate(&w.admin, &body).await,
+        Err(DomainError::InvalidParameter { field, reason })
+            if field == "certificate" && reason.contains(source.as_str())
+    ));
+    let mut mismatched = body.clone();
+    mismatched.duplicate_check = None;
+    mismatched.private_key = Some(
+        scm_pki::PrivateKey::generate(scm_pki::KeyAlgorithm::EcP256)
+            .unwrap()
+            .to_pem()
+            .to_string(),
+    );
+    assert!(matches!(
+        w.scm.import_certificate(&w.admin, &mismatched).await,
+        Err(DomainError::ImportRefused {
+            refusal: crate::ImportRefusal::KeyMismatch,
+            ..
+        })
+    ));
+    assert_eq!(count(&w).await, 1, "refusals wrote nothing");
+
+    let mut copy = body.clone();
+    copy.duplicate_check = Some(false);
+    let id = w.scm.import_certificate(&w.admin, &copy).await.unwrap();
+    assert_ne!(id, source);
+    let c = w.scm.certificate(&w.admin, &id).await.unwrap();
+    assert_eq!(c.status, CertificateStatus::Upload);
+    assert!(c.is_imported() && c.is_pushable());
+    let app = c.application.as_ref().unwrap();
+    assert_eq!(app.domain, "import-source.test");
+    let exported = w.scm.export(&w.admin, &id).await.unwrap();
+    assert_eq!(
+        (exported.certificate, exported.chain),
+        (e.certificate.clone(), e.chain.clone())
+    );
+    assert_eq!(exported.private_key.unwrap().as_str(), key);
+    let mut raw = Vec::new();
+    for entry in std::fs::read_dir(w.dir.path()).unwrap() {
+        raw.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    assert!(!String::from_utf8_lossy(&raw).contains("PRIVATE KEY"));
+
+    let not_after = c.issued.as_ref().unwrap().not_after_ms;
+    w.clock
+        .set(OffsetDateTime::from_unix_timestamp(not_after / 1000 + 1).unwrap());
+    let c = w.scm.certificate(&w.admin, &id).await.unwrap();
+    assert_eq!(c.status, CertificateStatus::Expired);
+    assert!(matches!(
+        w.scm.export(&w.admin, &id).await,
+        Err(DomainError::WrongStatus(CertificateStatus::Expired))
+    ));
+    assert!(matches!(
+        w.scm.unsubscribe_certificate(&w.admin, &id).await,
+        Err(DomainError::WrongStatus(CertificateStatus::Expired))
+    ));
+    w.scm.delete_certificate(&w.admin, &id).await.unwrap();
+}

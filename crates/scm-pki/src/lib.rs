@@ -5,7 +5,8 @@
 //! - [`csr`]: parsing and verifying certificate signing requests;
 //! - [`ca`]: the built-in two-level ECDSA P-256 CA and leaf issuance;
 //! - [`cert`]: reading certificates and splitting PEM chains;
-//! - [`name`]: the rules for DNS names in certificates ([`DnsName`]).
+//! - [`name`]: the rules for DNS names in certificates ([`DnsName`]);
+//! - [`import`]: checking an imported certificate, its chain and its key against each other.
 //!
 //! All cryptography is done by aws-lc-rs (directly or through rcgen). Private key material
 //! is wiped on drop where this crate holds it and never appears in `Debug` output or errors.
@@ -15,6 +16,8 @@ pub mod ca;
 pub mod cert;
 pub mod csr;
 mod error;
+// --- import ---
+pub mod import;
 pub mod key;
 pub mod name;
 pub mod seal;
@@ -28,6 +31,8 @@ pub use ca::{
 pub use cert::{CertificateInfo, parse_certificate_der, parse_certificate_pem, pem_blocks};
 pub use csr::{ParsedCsr, generate_csr};
 pub use error::PkiError;
+// --- import ---
+pub use import::{ImportError, ImportedCertificate, parse_import};
 pub use key::{KeyAlgorithm, PrivateKey};
 pub use name::{DnsName, NameError};
 pub use seal::MasterKey;

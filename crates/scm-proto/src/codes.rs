@@ -91,6 +91,25 @@ error_codes! {
     /// A private key does not belong to the CSR (or certificate) it came with (the documented
     /// "does not match the private key" code).
     KeyMismatch = "SCM.0014",
+    // --- import ---
+    /// The imported certificate does not parse (the documented "failed to be resolved" code).
+    CertificateUnparsable = "SCM.0006",
+    /// The imported certificate names no domain.
+    CertificateWithoutDomain = "SCM.0009",
+    /// The imported private key does not parse, is passphrase-protected or unsupported.
+    KeyUnparsable = "SCM.0012",
+    /// The imported certificate chain does not parse.
+    ChainUnparsable = "SCM.0013",
+    /// The certificate name is not 3..63 of `A-Z a-z 0-9 _ - .`.
+    CertificateName = "SCM.0032",
+    /// The imported certificate lacks its BEGIN/END markers.
+    CertificateMarkers = "SCM.0053",
+    /// The imported certificate is empty between its markers.
+    CertificateEmpty = "SCM.0054",
+    /// The chain is out of order: a certificate's issuer is not the next one's subject.
+    ChainOrder = "SCM.0079",
+    /// The imported private key lacks its BEGIN/END markers.
+    KeyMarkers = "SCM.0114",
 }
 
 impl fmt::Display for ErrorCode {

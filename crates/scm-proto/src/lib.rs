@@ -11,6 +11,8 @@ pub mod codes;
 pub mod csr;
 pub mod deploy;
 pub mod ids;
+// --- import ---
+pub mod import;
 pub mod lifecycle;
 pub mod notices;
 pub mod operation;

@@ -117,6 +117,9 @@ operations! {
     ExportCertificate = (Post, "/v3/scm/certificates/{certificate_id}/export", Account),
     /// v3: push to a service.
     PushCertificate = (Post, "/v3/scm/certificates/{certificate_id}/push", Account),
+    // --- import ---
+    /// v3: import a certificate made elsewhere, with its chain and key (status `UPLOAD`).
+    ImportCertificate = (Post, "/v3/scm/certificates/import", Account),
     // --- tags ---
     /// v3: add one tag to a certificate.
     CreateCertificateTag = (Post, "/v3/scm/{resource_id}/tags", Account),

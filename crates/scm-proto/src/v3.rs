@@ -348,11 +348,11 @@ pub struct CertificateDetail {
     pub signature_algorithm: Option<String>,
     /// Whether it can be deployed (issued or uploaded).
     pub deploy_support: bool,
-    /// Certificate type.
+    /// Certificate type (`null` for an imported certificate).
     #[serde(rename = "type")]
-    pub cert_type: String,
-    /// Brand.
-    pub brand: String,
+    pub cert_type: Option<String>,
+    /// Brand (for an imported certificate: recognised from its issuer, else `null`).
+    pub brand: Option<String>,
     /// Expiry, `YYYY-MM-DD HH:MM:SS.0` UTC, `null` until issued.
     pub expire_time: Option<String>,
     /// Domain type.

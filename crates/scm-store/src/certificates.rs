@@ -21,7 +21,7 @@ macro_rules! select_certificates {
              wildcard_domain_number, enterprise_project_id, description, tags, domain, sans, \
              application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, \
              private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, \
-             not_before_ms, not_after_ms, created_ms, updated_ms FROM certificates ",
+             not_before_ms, not_after_ms, created_ms, updated_ms, issuer FROM certificates ",
             $tail
         )
     };
@@ -67,6 +67,7 @@ struct CertificateRow {
     not_after_ms: Option<i64>,
     created_ms: i64,
     updated_ms: i64,
+    issuer: Option<String>,
 }
 
 fn parsed<T>(v: Option<T>, what: &str) -> Result<T> {
@@ -143,6 +144,7 @@ impl TryFrom<CertificateRow> for CertificateRecord {
             issued,
             created_ms: r.created_ms,
             updated_ms: r.updated_ms,
+            issuer: r.issuer,
         })
     }
 }

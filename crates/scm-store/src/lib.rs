@@ -4,7 +4,8 @@
 //! The store is split by aggregate, one trait and one file each: [`Meta`] (bootstrap, settings,
 //! the built-in CA, the change counter), [`Accounts`] (accounts, projects, credentials, tokens),
 //! [`Certificates`] (orders, certificates, applications, issuance), [`Pushes`] (push history),
-//! [`Tags`] (certificate tags), [`Csrs`] (certificate signing requests and their keys) and
+//! [`Tags`] (certificate tags), [`Csrs`] (certificate signing requests and their keys), [`Imports`]
+//! (imported certificates) and
 //! [`Jobs`] (the durable job queue). SQL that is the same on both backends is written once and run
 //! on either pool ([`pool`]); what differs (id allocation, job claiming) lives in [`dialect`].
 //!
@@ -21,6 +22,8 @@ mod accounts;
 mod certificates;
 mod csrs;
 mod dialect;
+// --- import ---
+mod imports;
 mod jobs;
 mod lifecycle;
 mod meta;
@@ -43,6 +46,8 @@ pub use records::*;
 pub use tags::{CertificateTag, TagRecord, Tags};
 // --- csr ---
 pub use csrs::{CsrQuery, CsrRecord, Csrs};
+// --- import ---
+pub use imports::{ImportOutcome, Imports};
 pub use url::DatabaseUrl;
 
 use crate::certificates::IssueWriter;
@@ -326,6 +331,8 @@ pub trait Store:
     + Notices
     // --- csr ---
     + Csrs
+    // --- import ---
+    + Imports
     + Send
     + Sync
     + 'static

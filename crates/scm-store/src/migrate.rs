@@ -56,6 +56,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0009_list.sql"),
         include_str!("../migrations/postgres/0009_list.sql"),
     ),
+    // --- import ---
+    (
+        5,
+        "import",
+        include_str!("../migrations/sqlite/0005_import.sql"),
+        include_str!("../migrations/postgres/0005_import.sql"),
+    ),
     // --- csr ---
     (
         6,

@@ -242,9 +242,18 @@ pub struct CertificateRecord {
     pub created_ms: i64,
     /// Last change.
     pub updated_ms: i64,
+    /// The issuer (distinguished name) of an imported certificate; `None` for a purchased one.
+    /// It is what tells the two apart whatever the status (an imported certificate may be
+    /// stored `EXPIRED`).
+    pub issuer: Option<String>,
 }
 
 impl CertificateRecord {
+    /// Whether the user imported it (ImportCertificate) rather than bought it.
+    pub fn is_imported(&self) -> bool {
+        self.issuer.is_some()
+    }
+
     /// The status it shows at `now_ms` ([`CertificateStatus::at`]: `EXPIRED` once `not_after`
     /// has passed, stored or not).
     pub fn status_at(&self, now_ms: i64) -> CertificateStatus {

@@ -129,14 +129,49 @@ impl TestServer {
         api: scm_api::ApiLimits,
         serve: scm_api::ServeLimits,
     ) -> Self {
+        Self::start_full_on(None, clock, wrap, configure, api, serve).await
+    }
+
+    /// [`Self::with_web_target`] on the (empty) database at `url` instead of a SQLite file.
+    pub async fn with_web_target_on(url: &DatabaseUrl) -> Self {
+        let limits = scm_api::ApiLimits {
+            rate: None,
+            ..scm_api::ApiLimits::default()
+        };
+        Self::start_full_on(
+            Some(url),
+            Arc::new(SystemClock),
+            |store| store,
+            |account, out, config| {
+                config.push_targets = vec![file_target(
+                    "web",
+                    account,
+                    "ELB",
+                    "cn-north-4",
+                    out,
+                    &["true"],
+                )];
+            },
+            limits,
+            scm_api::ServeLimits::default(),
+        )
+        .await
+    }
+
+    /// [`Self::start_full`] on the database at `url`, or on a SQLite file of its own (`None`).
+    pub async fn start_full_on(
+        url: Option<&DatabaseUrl>,
+        clock: Arc<dyn Clock>,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+        configure: impl FnOnce(&DomainId, &std::path::Path, &mut CoreConfig),
+        api: scm_api::ApiLimits,
+        serve: scm_api::ServeLimits,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         std::fs::create_dir_all(&out).unwrap();
-        let store = Arc::new(
-            SqlStore::connect(&DatabaseUrl::sqlite_file(&dir.path().join("t.db")))
-                .await
-                .unwrap(),
-        );
+        let sqlite = DatabaseUrl::sqlite_file(&dir.path().join("t.db"));
+        let store = Arc::new(SqlStore::connect(url.unwrap_or(&sqlite)).await.unwrap());
         let master = MasterKey::generate().unwrap();
         let created = scm_core::bootstrap::run(store.as_ref(), clock.as_ref(), &master)
             .await

@@ -6,7 +6,8 @@
 //!   authentication; [`routes_v2`]: the v2 routes; [`routes_v3`]: the v3 certificate routes;
 //!   [`routes_http`]: unknown routes, methods, body limits, request ids; [`routes_tenancy`]:
 //!   another account's resources answer as nonexistent ones, in content and in time;
-//!   [`routes_tags`]: the tag routes; [`routes_csr`]: the CSR routes;
+//!   [`routes_tags`]: the tag routes; [`routes_csr`]: the CSR routes; [`routes_import`]:
+//!   ImportCertificate (on SQLite and PostgreSQL);
 //!   [`routes_openapi`]: the served OpenAPI description;
 //!   [`routes_text`]: control and bidirectional characters are refused in every text field);
 //! - [`processes`]: the job runner across real `openscm` processes: a job survives SIGKILL of its
@@ -39,3 +40,5 @@ mod routes_v3;
 mod routes_csr;
 // --- multi-target push ---
 mod routes_deploy;
+// --- import ---
+mod routes_import;

@@ -387,3 +387,24 @@ impl Csrs for RemoteStore {
         self.inner.delete_csr(account, id).await
     }
 }
+
+// --- import ---
+#[async_trait]
+impl scm_store::Imports for RemoteStore {
+    async fn allocate_certificate_id(&self, now_ms: i64) -> Result<CertificateId> {
+        self.wire().await;
+        self.inner.allocate_certificate_id(now_ms).await
+    }
+    async fn import_certificate(
+        &self,
+        order: &OrderRecord,
+        cert: &CertificateRecord,
+        quotas: &Quotas,
+        duplicate_check: bool,
+    ) -> Result<scm_store::ImportOutcome> {
+        self.wire().await;
+        self.inner
+            .import_certificate(order, cert, quotas, duplicate_check)
+            .await
+    }
+}

@@ -905,8 +905,8 @@ async fn routes_list_filters() {
     assert!(expires > OffsetDateTime::now_utc() + Duration::days(364));
     assert_eq!(a.domain_id, s.domain_id);
     assert_eq!(
-        (a.cert_type.as_str(), a.brand.as_str()),
-        ("DV_SSL_CERT", "GLOBALSIGN")
+        (a.cert_type.as_deref(), a.brand.as_deref()),
+        (Some("DV_SSL_CERT"), Some("GLOBALSIGN"))
     );
     let paid_item = by_id(&c);
     assert_eq!(paid_item.status, "PAID");

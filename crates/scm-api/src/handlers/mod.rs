@@ -30,6 +30,8 @@ pub(crate) mod tags;
 // --- csr ---
 pub(crate) mod csr;
 pub(crate) mod deploy;
+// --- import ---
+pub(crate) mod import;
 
 // --- openapi ---
 pub(crate) mod openapi;

@@ -290,7 +290,7 @@ impl Scm {
 }
 
 /// `CS` + `yyMMddHHmm` in UTC+8 + five random upper-case alphanumerics.
-fn order_id(now: OffsetDateTime) -> Result<OrderId, DomainError> {
+pub(super) fn order_id(now: OffsetDateTime) -> Result<OrderId, DomainError> {
     let china = now.to_offset(time::macros::offset!(+8));
     let stamp = format!(
         "{:02}{:02}{:02}{:02}{:02}",

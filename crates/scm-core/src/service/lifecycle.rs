@@ -4,8 +4,8 @@
 //! written in README.md under the API section):
 //! - delete: certificates nothing is pending on: `ISSUED`, `EXPIRED` and `UPLOAD` (what the
 //!   Huawei console lets one delete), and the end states `REVOKED` and `UNPASSED`;
-//! - unsubscribe: every purchased certificate, i.e. any status but `UPLOAD` (an imported
-//!   certificate has no order to refund);
+//! - unsubscribe: every purchased certificate, i.e. any status but `UPLOAD`, and never an
+//!   imported certificate, whatever its status (it has no order to refund);
 //! - cancel-cert: an application under review (`CHECKING`, `CHECKING_DOMAIN`, `CHECKING_ORG`).
 //!
 //! Anything else is [`DomainError::WrongStatus`] (`SCM.0010`); another account's certificate is
@@ -63,6 +63,13 @@ impl Scm {
         p: &Principal,
         id: &CertificateId,
     ) -> Result<(), DomainError> {
+        // --- import ---
+        // An imported certificate has no order to refund, whatever its status (it may read
+        // `EXPIRED`).
+        let cert = self.certificate(p, id).await?;
+        if cert.is_imported() {
+            return Err(DomainError::WrongStatus(cert.status));
+        }
         self.remove(p, id, unsubscribable).await
     }
 

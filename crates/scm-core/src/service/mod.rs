@@ -4,7 +4,8 @@
 //! [`notifications`] (telling accounts what failed), [`jobs`] (running the job kinds) and
 //! [`admin`] (accounts, projects, credentials, policies, jobs for the CLI); [`lifecycle`]
 //! (delete, unsubscribe, cancel-cert); [`tags`] and [`tag_query`] (tags, and certificates found
-//! by them); [`csr`] (certificate signing requests and their keys).
+//! by them); [`csr`] (certificate signing requests and their keys); [`import`] (certificates
+//! imported with their chain and key).
 
 mod admin;
 mod authentication;
@@ -19,6 +20,8 @@ pub mod tag_query;
 pub mod tags;
 // --- csr ---
 pub mod csr;
+// --- import ---
+pub mod import;
 
 use std::sync::Arc;
 

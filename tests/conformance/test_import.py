@@ -1,0 +1,213 @@
+"""ImportCertificate through the official SDK (ImportCertificateRequest): certificates made here
+with `cryptography` (a root, an intermediate, leaves with EC and RSA keys, PKCS#8 and the
+traditional key forms) are imported, then shown, listed, exported and deleted field by field;
+and every documented refusal answers its status and code."""
+
+import datetime
+import hashlib
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from huaweicloudsdkscm.v3 import (
+    DeleteCertificateRequest,
+    ExportCertificateRequest,
+    ImportCertificateRequest,
+    ImportCertificateRequestBody,
+    ListCertificatesRequest,
+    UnsubscribeCertificateRequest,
+)
+
+from sdk_helpers import CERT_ID, sdk_error, show
+
+NOW = datetime.datetime.now(datetime.timezone.utc)
+BEGIN, END = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+
+
+def pem(cert) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def key_pem(key, traditional=False) -> str:
+    fmt = (serialization.PrivateFormat.TraditionalOpenSSL if traditional
+           else serialization.PrivateFormat.PKCS8)
+    return key.private_bytes(serialization.Encoding.PEM, fmt,
+                             serialization.NoEncryption()).decode()
+
+
+def make_cert(subject_cn, key, issuer_cert=None, issuer_key=None, ca=False, sans=(),
+              days=(-1, 90), cn=True):
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)] if cn else [])
+    builder = (x509.CertificateBuilder()
+               .subject_name(name)
+               .issuer_name(issuer_cert.subject if issuer_cert else name)
+               .public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(NOW + datetime.timedelta(days=days[0]))
+               .not_valid_after(NOW + datetime.timedelta(days=days[1])))
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), False)
+    return builder.sign(issuer_key or key, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def pki():
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = make_cert("Conformance Import Root", root_key, ca=True)
+    inter_key = ec.generate_private_key(ec.SECP256R1())
+    inter = make_cert("Conformance Import Intermediate", inter_key, root, root_key, ca=True)
+
+    def leaf(cn="www.import.conformance.test", key=None, sans=None, days=(-1, 90), cn_=True):
+        key = key or ec.generate_private_key(ec.SECP256R1())
+        names = sans if sans is not None else [x509.DNSName(cn), x509.DNSName(
+            "api.import.conformance.test")]
+        return make_cert(cn, key, inter, inter_key, sans=names, days=days, cn=cn_), key
+
+    return {"root": root, "inter": inter, "leaf": leaf}
+
+
+def body(name, certificate, private_key, chain=None, **extra):
+    return ImportCertificateRequestBody(name=name, certificate=certificate,
+                                        certificate_chain=chain, private_key=private_key,
+                                        **extra)
+
+
+def do_import(scm, b):
+    return scm.import_certificate(ImportCertificateRequest(body=b))
+
+
+def export(scm, cert_id):
+    return scm.export_certificate(ExportCertificateRequest(certificate_id=cert_id))
+
+
+def test_imported_certificates_are_shown_listed_exported_and_deleted(scm, pki):
+    leaf, key = pki["leaf"]()
+    chain = pem(pki["inter"]) + pem(pki["root"])
+    bundle = (pem(leaf) + chain).replace("\n", "\r\n")
+    resp = do_import(scm, body("conformance-import", bundle, key_pem(key)))
+    assert resp.status_code == 200
+    cert_id = resp.certificate_id
+    assert CERT_ID.match(cert_id), cert_id
+
+    s = show(scm, cert_id)
+    assert s.status == "UPLOAD"
+    assert s.name == "conformance-import"
+    assert s.domain == "www.import.conformance.test"
+    assert s.sans == "api.import.conformance.test"
+    assert s.signature_algorithm == "SHA256WITHECDSA"
+    assert s.fingerprint == hashlib.sha1(
+        leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
+    assert s.push_support == "ON"
+    assert (s.order_id, s.type, s.brand) == (None, None, None)
+    assert (s.domain_type, s.domain_count, s.wildcard_count) == ("MULTI_DOMAIN", 2, 0)
+    assert s.validity_period == 3
+    assert s.not_after.startswith(leaf.not_valid_after_utc.strftime("%Y-%m-%d %H:%M:%S"))
+    assert s.not_before.startswith(leaf.not_valid_before_utc.strftime("%Y-%m-%d %H:%M:%S"))
+    assert s.enterprise_project_id == "0"
+
+    listed = scm.list_certificates(ListCertificatesRequest(limit=50, content="import.conformance"))
+    item = next(c for c in listed.certificates if c.id == cert_id)
+    assert (item.status, item.deploy_support, item.domain) == (
+        "UPLOAD", True, "www.import.conformance.test")
+    assert item.expire_time == s.not_after
+
+    e = export(scm, cert_id)
+    assert e.certificate == pem(leaf)
+    assert e.certificate_chain == chain
+    assert e.entire_certificate == pem(leaf) + chain
+    exported_key = serialization.load_pem_private_key(e.private_key.encode(), None)
+    assert exported_key.private_numbers() == key.private_numbers()
+
+    sdk_error(lambda: scm.unsubscribe_certificate(UnsubscribeCertificateRequest(
+        cert_id=cert_id)), 400, "SCM.0010")
+    assert scm.delete_certificate(DeleteCertificateRequest(certificate_id=cert_id)) \
+        .status_code == 204
+    sdk_error(lambda: show(scm, cert_id), 404, "SCM.0020")
+
+
+@pytest.mark.parametrize("traditional", [False, True])
+def test_rsa_and_ec_p384_keys_in_both_forms(scm, pki, traditional):
+    for key in [rsa.generate_private_key(65537, 2048), ec.generate_private_key(ec.SECP384R1())]:
+        leaf, _ = pki["leaf"](cn="k.import.conformance.test", key=key, sans=[])
+        resp = do_import(scm, body("key-forms", pem(leaf), key_pem(key, traditional),
+                                   chain=pem(pki["inter"])))
+        s = show(scm, resp.certificate_id)
+        assert s.domain == "k.import.conformance.test"
+        assert s.sans == ""
+        assert s.domain_type == "SINGLE_DOMAIN"
+        assert export(scm, resp.certificate_id).certificate_chain == pem(pki["inter"])
+
+
+def test_an_expired_certificate_is_imported_and_reads_expired(scm, pki):
+    leaf, key = pki["leaf"](days=(-30, -1), sans=[x509.DNSName("*.old.import.conformance.test")],
+                            cn="*.old.import.conformance.test")
+    cert_id = do_import(scm, body("expired-import", pem(leaf), key_pem(key),
+                                  chain=pem(pki["inter"]))).certificate_id
+    s = show(scm, cert_id)
+    assert (s.status, s.domain_type) == ("EXPIRED", "WILDCARD")
+    sdk_error(lambda: export(scm, cert_id), 400, "SCM.0010")
+
+
+def test_duplicate_check(scm, pki):
+    leaf, key = pki["leaf"](cn="dup.import.conformance.test",
+                            sans=[x509.DNSName("dup.import.conformance.test")])
+    b = lambda **extra: body("dup", pem(leaf), key_pem(key), chain=pem(pki["inter"]), **extra)  # noqa: E731
+    first = do_import(scm, b(duplicate_check=True)).certificate_id
+    err = sdk_error(lambda: do_import(scm, b(duplicate_check=True)), 400, "SCM.0005",
+                    "certificate")
+    assert first in err.error_msg
+    second = do_import(scm, b(duplicate_check=False)).certificate_id
+    third = do_import(scm, b()).certificate_id
+    assert len({first, second, third}) == 3
+
+
+def test_refusals(scm, pki):
+    leaf, key = pki["leaf"]()
+    root, inter = pem(pki["root"]), pem(pki["inter"])
+    good = {"name": "refused", "certificate": pem(leaf), "private_key": key_pem(key),
+            "chain": inter + root}
+    leaf_body = pem(leaf).strip()[len(BEGIN):-len(END)]
+    key_body = "\n".join(key_pem(key).strip().splitlines()[1:-1])
+    nameless, nameless_key = pki["leaf"](cn="My Server", cn_=True,
+                                         sans=[x509.IPAddress(__import__("ipaddress")
+                                                              .ip_address("10.1.2.3"))])
+    _, other_key = pki["leaf"]()
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret")).decode()
+    cases = [
+        ({"name": "ab"}, "SCM.0032", "name"),
+        ({"name": "n" * 64}, "SCM.0032", "name"),
+        ({"name": "bad name"}, "SCM.0032", "name"),
+        ({"certificate": "c" * 4097}, "SCM.0005", "certificate"),
+        ({"chain": "c" * 8193}, "SCM.0005", "certificate_chain"),
+        ({"private_key": "k" * 4097}, "SCM.0005", "private_key"),
+        ({"enc_certificate": "e" * 4097}, "SCM.0005", "enc_certificate"),
+        ({"enc_private_key": "e" * 4097}, "SCM.0005", "enc_private_key"),
+        ({"enc_certificate": pem(leaf), "enc_private_key": key_pem(key)}, "SCM.0005",
+         "enc_certificate"),
+        ({"certificate": leaf_body}, "SCM.0053", None),
+        ({"certificate": f"{BEGIN}\n\n{END}\n"}, "SCM.0054", None),
+        ({"certificate": f"{BEGIN}\nAAAA\n{END}\n"}, "SCM.0006", None),
+        ({"chain": "garbage"}, "SCM.0013", None),
+        ({"chain": f"{BEGIN}\nAAAA\n{END}\n"}, "SCM.0013", None),
+        ({"chain": root + inter}, "SCM.0079", None),
+        ({"certificate": pem(nameless), "private_key": key_pem(nameless_key)}, "SCM.0009", None),
+        ({"private_key": key_body}, "SCM.0114", None),
+        ({"private_key": encrypted}, "SCM.0012", None),
+        ({"private_key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"},
+         "SCM.0012", None),
+        ({"private_key": key_pem(other_key)}, "SCM.0014", None),
+    ]
+    before = scm.list_certificates(ListCertificatesRequest(limit=50)).total_count
+    for changes, code, field in cases:
+        fields = dict(good, **changes)
+        b = body(fields.pop("name"), fields.pop("certificate"), fields.pop("private_key"),
+                 chain=fields.pop("chain"), **fields)
+        sdk_error(lambda: do_import(scm, b), 400, code, field)
+    after = scm.list_certificates(ListCertificatesRequest(limit=50)).total_count
+    assert after == before, "no refusal imported anything"

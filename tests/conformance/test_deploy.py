@@ -1,4 +1,5 @@
-"""BatchPushCertificate, DeployCertificate and ListDeployedResources through the official SDK:
+"""PushCertificate, BatchPushCertificate, DeployCertificate and ListDeployedResources through the
+official SDK:
 pushes to a real nginx and to file targets, the per-region and per-resource outcomes, where the
 history says a certificate is deployed, and each refusal (status + code, the field named)."""
 
@@ -14,6 +15,8 @@ from huaweicloudsdkscm.v3 import (
     ExportCertificateRequest,
     ListDeployedResourcesRequest,
     ListDeployedResourcesRequestBody,
+    PushCertificateRequest,
+    PushCertificateRequestBody,
 )
 
 from e2e_helpers import push_target_toml
@@ -46,6 +49,12 @@ def server(servers, nginx, module_tmp):
     s = servers.bootstrap_then_configure("deploy", make)
     s.files = files
     return s
+
+
+def push(scm, cert_id, service, project=None):
+    return scm.push_certificate(PushCertificateRequest(
+        certificate_id=cert_id,
+        body=PushCertificateRequestBody(target_service=service, target_project=project)))
 
 
 def batch_push(scm, cert_id, projects, service="ELB"):
@@ -187,3 +196,23 @@ def test_ids_and_statuses_refused_as_documented(scm, scm_other, cert_id):
     sdk_error(lambda: batch_push(scm_other, cert_id, ["cn-east-3"]), 404, "SCM.0020")
     sdk_error(lambda: deploy(scm_other, cert_id, "ELB", elb), 404, "SCM.0020")
     sdk_error(lambda: deployed(scm_other, [cert_id], ["ALL"]), 404, "SCM.0020")
+
+
+def test_push_answers_204_and_nginx_serves_it(scm, scm_other, cert_id, nginx):
+    resp = push(scm, cert_id, "ELB", "cn-north-4")
+    assert resp.status_code == 204
+    assert resp.to_json_object() is None  # no body
+    nginx.wait_for_cert(DOMAIN, leaf_der(scm, cert_id))
+    # The doc example's lower-case service; CDN needs no region (Terraform sends none).
+    assert push(scm, cert_id, "elb", "cn-east-3").status_code == 204
+    assert push(scm, cert_id, "CDN").status_code == 204
+    sdk_error(lambda: push(scm, cert_id, "ELB", "ap-none-1"), 400, "SCM.0030")
+    sdk_error(lambda: push(scm, cert_id, "WAF", "cn-north-4"), 400, "SCM.0030")
+    sdk_error(lambda: push(scm, cert_id, "ELB", "cn-south-1"), 400, "SCM.0028")
+    sdk_error(lambda: push(scm, cert_id, "FTP", "cn-north-4"), 400, "SCM.0005", "target_service")
+    sdk_error(lambda: push(scm, cert_id, None, "cn-north-4"), 400, "SCM.0005", "target_service")
+    sdk_error(lambda: push(scm, cert_id, "ELB"), 400, "SCM.0005", "target_project")
+    sdk_error(lambda: push(scm, bought_id(scm), "ELB", "cn-east-3"), 400, "SCM.0010")
+    sdk_error(lambda: push(scm, "scs123", "ELB", "cn-east-3"), 400, "SCM.0008")
+    sdk_error(lambda: push(scm, "scs0000000000001", "ELB", "cn-east-3"), 404, "SCM.0020")
+    sdk_error(lambda: push(scm_other, cert_id, "ELB", "cn-east-3"), 404, "SCM.0020")

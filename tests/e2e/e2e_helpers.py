@@ -240,7 +240,7 @@ class Server:
         try:
             self.proc = subprocess.Popen(
                 self.command(), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                env=dict(os.environ, NO_COLOR="1", **self.env),
+                env={**os.environ, "NO_COLOR": "1", **self.env},
             )
         finally:
             out.close()

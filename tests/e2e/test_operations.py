@@ -106,6 +106,19 @@ def test_one_log_line_per_request_and_no_secrets(servers):
     assert not re.search(r"panicked|RUST_BACKTRACE", log)
 
 
+def test_logs_to_a_file_carry_no_colour_codes(servers):
+    # Without NO_COLOR (the harness sets it for the other servers): the log goes to a file, so
+    # it must be plain text all the same.
+    server = servers.new("plainlogs")
+    server.env = {"NO_COLOR": ""}
+    server.start()
+    assert server.raw("GET", "/v3/scm/certificates").status == 401
+    time.sleep(0.2)
+    log = server.stderr_path.read_text()
+    assert "request_id=" in log
+    assert "\x1b[" not in log, log[:500]
+
+
 def test_sigterm_right_after_start_is_a_clean_stop(servers):
     """A SIGTERM that lands while the server is still starting (or has just started) stops it
     cleanly, exit code 0, rather than killing it."""

@@ -28,8 +28,13 @@ fn init_logs(json: bool) {
     let filter = EnvFilter::try_from_env("OPENSCM_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // Colour only on a terminal (and not when NO_COLOR is set): a log file or a pipe gets plain
+    // text that grep and log shippers read as written.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     // Ignore the error: a subscriber is already set only in tests.
     let _ = if json {

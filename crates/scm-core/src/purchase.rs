@@ -71,7 +71,8 @@ fn in_range(v: i64, lo: i64, hi: i64, field: &str) -> Result<i64, DomainError> {
     }
 }
 
-fn max_len(v: &str, max: usize, field: &str) -> Result<(), DomainError> {
+/// Refuses `v` longer than `max` characters, naming `field`.
+pub(crate) fn max_len(v: &str, max: usize, field: &str) -> Result<(), DomainError> {
     if v.chars().count() > max {
         Err(DomainError::invalid(
             field,

@@ -281,6 +281,38 @@ macro_rules! bind_product {
             .bind(p.enterprise_project_id.as_str())
     }};
 }
+pub(crate) use bind_product;
+
+/// Binds the fifteen material columns (domain .. not_after_ms, in table order) of an
+/// application `$app` and its issued certificate `$issued`.
+macro_rules! bind_material {
+    ($q:expr, $app:expr, $issued:expr) => {{
+        let (app, i): (&ApplicationRecord, &IssuedRecord) = ($app, $issued);
+        $q.bind(app.domain.as_str())
+            .bind(app.sans.as_str())
+            .bind(app.form_json.as_str())
+            .bind(app.csr_pem.as_deref())
+            .bind(app.validation_method.as_deref())
+            .bind(app.key_algorithm.as_deref())
+            .bind(i.certificate_pem.as_str())
+            .bind(i.chain_pem.as_str())
+            .bind(i.private_key_sealed.as_deref())
+            .bind(i.serial_hex.as_str())
+            .bind(i.fingerprint.as_str())
+            .bind(i.signature_algorithm.as_str())
+            .bind(i.issued_ms)
+            .bind(i.not_before_ms)
+            .bind(i.not_after_ms)
+    }};
+}
+pub(crate) use bind_material;
+
+/// Inserts an order: `$1` id, `$2` account, `$3` project, the product (`bind_product!`), then
+/// `$13` order number, `$14` tags, `$15` time.
+pub(crate) const INSERT_ORDER: &str = "INSERT INTO orders (order_id, domain_id, project_id, brand, cert_type, domain_type, \
+     effective_time, domain_numbers, primary_domain_type, single_domain_number, \
+     wildcard_domain_number, enterprise_project_id, order_number, tags, created_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
 #[async_trait]
 impl Certificates for SqlStore {
@@ -346,15 +378,10 @@ impl Certificates for SqlStore {
                 .bind(now_ms + n - 1)
                 .fetch_one(&mut *tx)
                 .await?;
-            let insert_order = sqlx::query(
-                "INSERT INTO orders (order_id, domain_id, project_id, brand, cert_type, domain_type, \
-                 effective_time, domain_numbers, primary_domain_type, single_domain_number, \
-                 wildcard_domain_number, enterprise_project_id, order_number, tags, created_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            )
-            .bind(order.order_id.as_str())
-            .bind(order.domain_id.as_str())
-            .bind(order.project_id.as_str());
+            let insert_order = sqlx::query(INSERT_ORDER)
+                .bind(order.order_id.as_str())
+                .bind(order.domain_id.as_str())
+                .bind(order.project_id.as_str());
             bind_product!(insert_order, p)
                 .bind(order.order_number)
                 .bind(order.tags_json.as_str())
@@ -585,29 +612,14 @@ struct IssueJob {
 macro_rules! execute_issue {
     ($tx:expr, $job:expr) => {{
         let job: &IssueJob = $job;
-        let i = &job.issued;
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE certificates SET domain = $1, sans = $2, application = $3, csr_pem = $4, \
              validation_method = $5, key_algorithm = $6, certificate_pem = $7, chain_pem = $8, \
              private_key_sealed = $9, serial_hex = $10, fingerprint = $11, signature_algorithm = $12, \
              issued_ms = $13, not_before_ms = $14, not_after_ms = $15, status = 'ISSUED', \
              updated_ms = $16 WHERE id = $17 AND status = $18",
-        )
-        .bind(job.app.domain.as_str())
-        .bind(job.app.sans.as_str())
-        .bind(job.app.form_json.as_str())
-        .bind(job.app.csr_pem.as_deref())
-        .bind(job.app.validation_method.as_deref())
-        .bind(job.app.key_algorithm.as_deref())
-        .bind(i.certificate_pem.as_str())
-        .bind(i.chain_pem.as_str())
-        .bind(i.private_key_sealed.as_deref())
-        .bind(i.serial_hex.as_str())
-        .bind(i.fingerprint.as_str())
-        .bind(i.signature_algorithm.as_str())
-        .bind(i.issued_ms)
-        .bind(i.not_before_ms)
-        .bind(i.not_after_ms)
+        );
+        bind_material!(update, &job.app, &job.issued)
         .bind(job.now_ms)
         .bind(job.id.as_str())
         .bind(job.expect.as_str())

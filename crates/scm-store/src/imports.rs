@@ -7,8 +7,11 @@
 use async_trait::async_trait;
 use scm_proto::{CertificateId, PrimaryDomainType};
 
+use crate::certificates::{INSERT_ORDER, bind_material, bind_product};
 use crate::pool::{conflict_or, corrupt, db_run};
-use crate::records::{CertificateRecord, OrderRecord, Quotas};
+use crate::records::{
+    ApplicationRecord, CertificateRecord, IssuedRecord, OrderRecord, Product, Quotas,
+};
 use crate::{Result, SqlStore, StoreError, dialect};
 
 /// How an import ended.
@@ -121,31 +124,18 @@ impl Imports for SqlStore {
                     return Ok(ImportOutcome::Duplicate(id));
                 }
             }
-            sqlx::query(
-                "INSERT INTO orders (order_id, domain_id, project_id, brand, cert_type, domain_type, \
-                 effective_time, domain_numbers, primary_domain_type, single_domain_number, \
-                 wildcard_domain_number, enterprise_project_id, order_number, tags, created_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            )
-            .bind(order.order_id.as_str())
-            .bind(order.domain_id.as_str())
-            .bind(order.project_id.as_str())
-            .bind(p.brand.as_str())
-            .bind(p.cert_type.as_str())
-            .bind(p.domain_type.as_str())
-            .bind(p.effective_time)
-            .bind(p.domain_numbers)
-            .bind(p.primary_domain_type.map(PrimaryDomainType::as_str))
-            .bind(p.single_domain_number)
-            .bind(p.wildcard_domain_number)
-            .bind(p.enterprise_project_id.as_str())
-            .bind(order.order_number)
-            .bind(order.tags_json.as_str())
-            .bind(order.created_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(conflict_or)?;
-            sqlx::query(
+            let insert_order = sqlx::query(INSERT_ORDER)
+                .bind(order.order_id.as_str())
+                .bind(order.domain_id.as_str())
+                .bind(order.project_id.as_str());
+            bind_product!(insert_order, p)
+                .bind(order.order_number)
+                .bind(order.tags_json.as_str())
+                .bind(order.created_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict_or)?;
+            let insert_certificate = sqlx::query(
                 "INSERT INTO certificates (id, domain_id, project_id, order_id, name, status, brand, \
                  cert_type, domain_type, effective_time, domain_numbers, primary_domain_type, \
                  single_domain_number, wildcard_domain_number, enterprise_project_id, description, \
@@ -162,39 +152,17 @@ impl Imports for SqlStore {
             .bind(cert.project_id.as_str())
             .bind(cert.order_id.as_str())
             .bind(cert.name.as_str())
-            .bind(cert.status.as_str())
-            .bind(p.brand.as_str())
-            .bind(p.cert_type.as_str())
-            .bind(p.domain_type.as_str())
-            .bind(p.effective_time)
-            .bind(p.domain_numbers)
-            .bind(p.primary_domain_type.map(PrimaryDomainType::as_str))
-            .bind(p.single_domain_number)
-            .bind(p.wildcard_domain_number)
-            .bind(p.enterprise_project_id.as_str())
-            .bind(cert.description.as_str())
-            .bind(cert.tags_json.as_str())
-            .bind(app.domain.as_str())
-            .bind(app.sans.as_str())
-            .bind(app.form_json.as_str())
-            .bind(app.csr_pem.as_deref())
-            .bind(app.validation_method.as_deref())
-            .bind(app.key_algorithm.as_deref())
-            .bind(issued.certificate_pem.as_str())
-            .bind(issued.chain_pem.as_str())
-            .bind(issued.private_key_sealed.as_deref())
-            .bind(issued.serial_hex.as_str())
-            .bind(issued.fingerprint.as_str())
-            .bind(issued.signature_algorithm.as_str())
-            .bind(issued.issued_ms)
-            .bind(issued.not_before_ms)
-            .bind(issued.not_after_ms)
-            .bind(cert.created_ms)
-            .bind(cert.updated_ms)
-            .bind(cert.issuer.as_deref())
-            .execute(&mut *tx)
-            .await
-            .map_err(conflict_or)?;
+            .bind(cert.status.as_str());
+            let insert_certificate = bind_product!(insert_certificate, p)
+                .bind(cert.description.as_str())
+                .bind(cert.tags_json.as_str());
+            bind_material!(insert_certificate, app, issued)
+                .bind(cert.created_ms)
+                .bind(cert.updated_ms)
+                .bind(cert.issuer.as_deref())
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict_or)?;
             tx.commit().await?;
             Ok(ImportOutcome::Imported)
         })

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use scm_proto::CertificateId;
 use scm_proto::deploy::{BatchPushBody, DeployBody, ListDeployedBody};
-use scm_store::{CertificateRecord, PushOutcome};
+use scm_store::CertificateRecord;
 use tokio::task::JoinSet;
 
 use crate::DomainError;
@@ -259,9 +259,7 @@ impl Scm {
     ) -> Result<Vec<(String, Result<(), DomainError>)>, DomainError> {
         let (service, regions) = parse_batch(body)?;
         let cert = self.certificate(p, id).await?;
-        if !(cert.status.is_deployable() && cert.issued.is_some()) {
-            return Err(DomainError::WrongStatus(cert.status));
-        }
+        super::push::ensure_pushable(&cert)?;
         let mut set = JoinSet::new();
         for (i, region) in regions.into_iter().enumerate() {
             let (scm, cert) = (self.clone(), cert.clone());
@@ -287,9 +285,7 @@ impl Scm {
     ) -> Result<Vec<(String, DomainError)>, DomainError> {
         let (service, region, resources) = parse_deploy(body)?;
         let cert = self.certificate(p, id).await?;
-        if !(cert.status.is_deployable() && cert.issued.is_some()) {
-            return Err(DomainError::WrongStatus(cert.status));
-        }
+        super::push::ensure_pushable(&cert)?;
         let mut set = JoinSet::new();
         for (i, r) in resources.into_iter().enumerate() {
             let (scm, cert, region) = (self.clone(), cert.clone(), region.clone());
@@ -373,7 +369,8 @@ impl Scm {
                 .store
                 .push_history(&cert.id, HISTORY_SCAN, true)
                 .await?;
-            for record in history.iter().filter(|r| r.outcome == PushOutcome::Success) {
+            // Successful pushes only: the store filters them.
+            for record in &history {
                 for name in record.targets.split(';').filter(|n| !n.is_empty()) {
                     let Some(t) = self
                         .config

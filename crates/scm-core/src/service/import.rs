@@ -41,7 +41,7 @@ use super::Scm;
 use super::certificates::order_id;
 use crate::clock::unix_ms;
 use crate::error::ImportRefusal;
-use crate::purchase::enterprise_project;
+use crate::purchase::{enterprise_project, max_len};
 use crate::{DomainError, Principal, issuance};
 
 /// Shortest certificate name.
@@ -85,20 +85,9 @@ impl std::fmt::Debug for ImportSpec {
     }
 }
 
-fn at_most(v: &str, max: usize, field: &str) -> Result<(), DomainError> {
-    if v.chars().count() > max {
-        Err(DomainError::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
 fn required<'a>(v: Option<&'a str>, max: usize, field: &str) -> Result<&'a str, DomainError> {
     let v = v.ok_or_else(|| DomainError::invalid(field, "is required"))?;
-    at_most(v, max, field)?;
+    max_len(v, max, field)?;
     Ok(v)
 }
 
@@ -126,7 +115,7 @@ pub fn check_import(body: &ImportCertificateBody) -> Result<ImportSpec, DomainEr
     let name = check_name(body.name.as_deref())?;
     let certificate = required(body.certificate.as_deref(), MAX_CERTIFICATE, "certificate")?;
     if let Some(c) = &body.certificate_chain {
-        at_most(c, MAX_CHAIN, "certificate_chain")?;
+        max_len(c, MAX_CHAIN, "certificate_chain")?;
     }
     let private_key = required(body.private_key.as_deref(), MAX_PRIVATE_KEY, "private_key")?;
     for (v, field) in [
@@ -134,7 +123,7 @@ pub fn check_import(body: &ImportCertificateBody) -> Result<ImportSpec, DomainEr
         (&body.enc_private_key, "enc_private_key"),
     ] {
         if let Some(v) = v {
-            at_most(v, MAX_ENC, field)?;
+            max_len(v, MAX_ENC, field)?;
         }
     }
     let enterprise_project_id = match body
@@ -144,7 +133,7 @@ pub fn check_import(body: &ImportCertificateBody) -> Result<ImportSpec, DomainEr
     {
         None => "0".to_owned(),
         Some(e) => {
-            at_most(e, MAX_ENTERPRISE_PROJECT, "enterprise_project_id")?;
+            max_len(e, MAX_ENTERPRISE_PROJECT, "enterprise_project_id")?;
             enterprise_project(e, "enterprise_project_id")?
         }
     };

@@ -111,9 +111,7 @@ impl Scm {
         region: Option<String>,
         targets: &[&PushTarget],
     ) -> Result<JobId, DomainError> {
-        if !(cert.status.is_deployable() && cert.issued.is_some()) {
-            return Err(DomainError::WrongStatus(cert.status));
-        }
+        ensure_pushable(cert)?;
         if targets.is_empty() {
             return Err(DomainError::NoPushTarget {
                 service: service.as_str().into(),
@@ -182,6 +180,15 @@ impl Scm {
         let h = Arc::new(self.store.push_history(&cert.id, 10, true).await?);
         self.cache.put_history(seen, cert.id.clone(), h.clone());
         Ok(h)
+    }
+}
+
+/// Refuses a certificate whose status does not allow a push (or that holds no certificate yet).
+pub(super) fn ensure_pushable(cert: &CertificateRecord) -> Result<(), DomainError> {
+    if cert.status.is_deployable() && cert.issued.is_some() {
+        Ok(())
+    } else {
+        Err(DomainError::WrongStatus(cert.status))
     }
 }
 

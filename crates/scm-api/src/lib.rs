@@ -28,7 +28,7 @@ use axum::Router;
 use scm_core::Scm;
 
 pub use error::ApiError;
-pub use serve::{ServeLimits, serve};
+pub use serve::{Peer, ServeLimits, serve};
 pub use throttle::RateLimit;
 
 /// Largest request body accepted (bytes). Certificates and CSRs are a few KiB.

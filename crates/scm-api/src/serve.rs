@@ -6,6 +6,7 @@
 //! idle keep-alive connections close.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,8 +58,8 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
@@ -74,7 +75,7 @@ pub async fn serve(
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(limits.header_read_timeout)
-                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(with_peer(app.clone(), peer)));
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
@@ -92,6 +93,24 @@ pub async fn serve(
         () = tokio::time::sleep(limits.grace) => false,
     }
 }
+
+/// The client's address, for whoever needs it (address allow-lists, the audit log): every
+/// request gets it as [`Peer`] in its extensions.
+fn with_peer(
+    app: Router,
+    peer: SocketAddr,
+) -> tower::util::MapRequest<Router, impl FnMut(PeerRequest) -> PeerRequest + Clone> {
+    tower::util::MapRequest::new(app, move |mut req: PeerRequest| {
+        req.extensions_mut().insert(Peer(peer));
+        req
+    })
+}
+
+type PeerRequest = axum::http::Request<hyper::body::Incoming>;
+
+/// The address of the client of a request (the TCP peer; a proxy in front is not looked through).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
 
 /// Answers a connection past the cap with a 503 (if its socket takes it without waiting) and
 /// closes it, without reading anything.

@@ -129,3 +129,99 @@ def test_sigterm_right_after_start_is_a_clean_stop(servers):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, server.logs()
         server.proc = None
+
+
+def test_a_missing_or_wrong_master_key_says_what_to_do_and_creates_nothing(servers):
+    """On a store that is set up already, a missing master key file is not replaced by a new
+    one, and a key of another store is refused; both say what is wrong and what to do."""
+    import os
+    import secrets as _secrets
+    import subprocess
+
+    server = servers.new("masterkey")
+    server.start()
+    server.stop()
+    key_file = server.data_dir / "master.key"
+    original = key_file.read_text()
+    before = sorted(p.name for p in server.data_dir.iterdir())
+
+    def start_fails():
+        proc = subprocess.run(server.command(), stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=30, env={**os.environ, "NO_COLOR": "1"})
+        assert proc.returncode != 0, proc.stdout + proc.stderr
+        return proc.stderr
+
+    key_file.rename(server.data_dir / "master.key.bak")
+    err = start_fails()
+    assert "master key file" in err and "is missing" in err, err
+    assert "Restore the file" in err and "Nothing was changed" in err, err
+    assert "internal" not in err, err
+    assert not key_file.exists(), "no new key file was left behind"
+    # The admin CLI says the same rather than "no store here".
+    admin = server.admin("account", "list", check=False, parse=False)
+    assert admin.returncode != 0 and "is missing" in admin.stderr, admin.stderr
+    assert not key_file.exists()
+
+    key_file.write_text(_secrets.token_hex(32) + "\n")
+    key_file.chmod(0o600)
+    err = start_fails()
+    assert "is not the key the database" in err and "Nothing was changed" in err, err
+    assert "internal" not in err, err
+
+    key_file.write_text(original)
+    (server.data_dir / "master.key.bak").unlink()
+    assert sorted(p.name for p in server.data_dir.iterdir()) == before
+    server.start()
+    assert server.v3("GET", "/v3/scm/certificates").status == 200
+
+
+def test_each_401_logs_its_real_reason_and_answers_the_same(servers):
+    import datetime as dt
+
+    server = servers.new("authreasons")
+    server.start()
+    creds = server.credentials
+    account = server.create_account("reasons")
+    revoked = server.create_credential(account["domain_id"])
+    server.admin("credential", "revoke", revoked["access_key"], parse=False)
+    unknown = dict(creds, access_key="UNKNOWNAK000000000000")
+    wrong_sk = dict(creds, secret_key="x" * 40)
+    late = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
+    cases = [
+        (server.v3("GET", "/v3/scm/certificates", creds=unknown), "unknown access key"),
+        (server.v3("GET", "/v3/scm/certificates", creds=revoked), "revoked access key"),
+        (server.v3("GET", "/v3/scm/certificates", creds=wrong_sk), "bad signature"),
+        (server.v3("GET", "/v3/scm/certificates", date=late), "clock skew"),
+        (server.raw("GET", "/v3/scm/certificates", headers={"X-Auth-Token": "nonsense"}),
+         "unknown or malformed token"),
+        (server.raw("GET", "/v3/scm/certificates"), "no signature and no token"),
+    ]
+    time.sleep(0.2)
+    log = server.stderr_path.read_text()
+    for resp, reason in cases:
+        assert resp.status == 401, resp.text
+        assert reason not in resp.text
+        rid = resp.headers["X-Request-Id"]
+        lines = [line for line in log.splitlines() if f"request_id={rid}" in line]
+        assert len(lines) == 1 and reason in lines[0], (reason, lines)
+    # Unknown key, revoked key and a bad signature read the same to the client.
+    assert len({c[0].json["error_msg"] for c in cases[:3]}) == 1
+
+
+def test_admin_policy_show_account_and_project_list(servers):
+    server = servers.new("adminlists")
+    server.start()
+    account = server.create_account("lists")
+    shown = server.admin("policy", "show", "--account", account["domain_id"])
+    assert shown["domain_id"] == account["domain_id"] and shown["name"] == "lists"
+    assert ".test" in shown["allowed"], shown
+    server.admin("policy", "set", "--account", account["domain_id"], "--allow", ".Example.com; .test")
+    shown = server.admin("policy", "show", "--account", account["domain_id"])
+    assert shown["allowed"] == [".example.com", ".test"], shown
+    accounts = server.admin("account", "list")
+    assert {"domain_id", "name", "policy"} <= set(accounts[0]), accounts
+    assert account["domain_id"] in {a["domain_id"] for a in accounts}
+    projects = server.admin("project", "list", "--account", account["domain_id"])
+    assert [p["name"] for p in projects] == ["default"], projects
+    missing = server.admin("policy", "show", "--account", "0" * 32, check=False, parse=False)
+    assert missing.returncode != 0 and "no account" in missing.stderr

@@ -136,6 +136,13 @@ pub enum PolicyCommand {
         #[arg(long)]
         allow: String,
     },
+    /// Show an account's issuance policy; prints {domain_id, name, policy, allowed} (`policy`
+    /// as stored; `allowed`: its suffixes; an empty list: nothing is issued without validation).
+    Show {
+        /// Account (domain) id.
+        #[arg(long)]
+        account: String,
+    },
 }
 
 fn domain(s: &str) -> anyhow::Result<DomainId> {
@@ -279,6 +286,28 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
             } else {
                 anyhow::bail!("no account {account}")
             }
+        }
+        AdminCommand::Policy {
+            command: PolicyCommand::Show { account },
+        } => {
+            let id = domain(&account)?;
+            let accounts = scm.accounts().await.map_err(err)?;
+            let a = accounts
+                .iter()
+                .find(|a| a.domain_id == id)
+                .ok_or_else(|| anyhow::anyhow!("no account {account}"))?;
+            let allowed: Vec<&str> = a
+                .policy
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            print(&serde_json::json!({
+                "domain_id": a.domain_id.as_str(),
+                "name": a.name,
+                "policy": a.policy,
+                "allowed": allowed,
+            }))
         }
         AdminCommand::Push {
             certificate,

@@ -219,8 +219,61 @@ pub fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("config file {}: {}", path.display(), e.message()))
+    parse_toml(&format!("config file {}", path.display()), &text)
+}
+
+/// Parses TOML into `T`; an error names where it is (`line N`), the key (`leaf_validity_days`,
+/// `push_targets[1].cert_path`) and, inside a push target or notifier, that entry's name, so a
+/// value of the wrong type can be found at once.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> anyhow::Result<T> {
+    let de = toml::de::Deserializer::parse(text)
+        .map_err(|e| anyhow::anyhow!("{what}{}: {}", line_of(text, &e), e.message().trim()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.inner();
+        let entry = entry_name(text, &key)
+            .map(|(list, name)| format!(" ({list} {name:?})"))
+            .unwrap_or_default();
+        let key = if key == "." {
+            String::new()
+        } else {
+            format!(" {key}{entry}:")
+        };
+        anyhow::anyhow!(
+            "{what}{}:{key} {}",
+            line_of(text, inner),
+            inner.message().trim()
+        )
+    })
+}
+
+/// `, line N` of an error's position, when it has one.
+fn line_of(text: &str, e: &toml::de::Error) -> String {
+    e.span()
+        .and_then(|span| text.get(..span.start))
+        .map(|before| format!(", line {}", before.matches('\n').count() + 1))
+        .unwrap_or_default()
+}
+
+/// For a key path inside `push_targets[i]` or `notifiers[i]`, that list and the entry's name.
+fn entry_name(text: &str, key: &str) -> Option<(&'static str, String)> {
+    let (list, label) = if key.starts_with("push_targets[") {
+        ("push_targets", "push target")
+    } else if key.starts_with("notifiers[") {
+        ("notifiers", "notifier")
+    } else {
+        return None;
+    };
+    let rest = key.strip_prefix(list)?.strip_prefix('[')?;
+    let index: usize = rest.split(']').next()?.parse().ok()?;
+    let table: toml::Table = toml::from_str(text).ok()?;
+    let name = table
+        .get(list)?
+        .as_array()?
+        .get(index)?
+        .get("name")?
+        .as_str()?;
+    Some((label, name.to_owned()))
 }
 
 fn secs(v: u64) -> time::Duration {
@@ -293,8 +346,8 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
             struct Wrapper {
                 push_targets: Vec<TargetConfig>,
             }
-            let w: Wrapper = toml::from_str(&format!("push_targets = {inline}"))
-                .map_err(|e| anyhow::anyhow!("OPENSCM_PUSH_TARGETS: {}", e.message()))?;
+            let w: Wrapper =
+                parse_toml("OPENSCM_PUSH_TARGETS", &format!("push_targets = {inline}"))?;
             w.push_targets
         }
         None => file.push_targets,
@@ -563,6 +616,38 @@ fn database_url(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_key_line_and_push_target() {
+        let e = parse_toml::<FileConfig>(
+            "config file x.toml",
+            "listen = \"127.0.0.1:1\"\nleaf_validity_days = \"90\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("config file x.toml, line 2: leaf_validity_days:"),
+            "{e}"
+        );
+        assert!(
+            e.ends_with("invalid type: string \"90\", expected u64"),
+            "{e}"
+        );
+        let text = "[[push_targets]]\nname = \"web\"\nkind = \"nginx\"\naccount = \"x\"\nservice = \"ELB\"\nregion = \"r\"\ncert_path = \"/a\"\nkey_path = \"/b\"\nreload_command = [\"true\"]\n\n[[push_targets]]\nname = \"edge\"\nkind = \"nginx\"\naccount = \"x\"\nservice = \"ELB\"\nregion = \"r\"\ncert_path = 7\nkey_path = \"/c\"\nreload_command = [\"true\"]\n";
+        let e = parse_toml::<FileConfig>("config file x.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("push_targets[1]"), "{e}");
+        assert!(e.contains("(push target \"edge\")"), "{e}");
+        let e = parse_toml::<FileConfig>("config file x.toml", "[jobs]\nconcurrency = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2: jobs.concurrency:"), "{e}");
+        let e = parse_toml::<FileConfig>("config file x.toml", "listen = \n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("config file x.toml, line 1:"), "{e}");
+    }
 
     #[test]
     fn unknown_keys_are_named() {

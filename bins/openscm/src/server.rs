@@ -50,15 +50,22 @@ pub async fn open_or_bootstrap(
 ) -> anyhow::Result<(Arc<Scm>, Arc<SqlStore>, Option<Created>)> {
     create_private_dir(&cfg.data_dir)?;
     create_private_database(cfg)?;
-    let (master, created_key) = MasterKey::load_or_create(&cfg.master_key_file)?;
-    if created_key {
-        tracing::info!(path = %cfg.master_key_file.display(), "created a new master key");
-    }
     let store = Arc::new(
         SqlStore::connect(&cfg.database_url)
             .await
             .with_context(|| format!("cannot open the database {}", cfg.database_url))?,
     );
+    // A store that is set up already needs the key it was set up with: never make a new one for
+    // it (that key could read nothing, and its file would be left behind).
+    let master = if store.is_bootstrapped().await? {
+        load_master_key(cfg, store.as_ref()).await?
+    } else {
+        let (master, created_key) = MasterKey::load_or_create(&cfg.master_key_file)?;
+        if created_key {
+            tracing::info!(path = %cfg.master_key_file.display(), "created a new master key");
+        }
+        master
+    };
     let clock = Arc::new(SystemClock);
     let created = scm_core::bootstrap::run(store.as_ref(), clock.as_ref(), &master).await?;
     if let Some(c) = &created {
@@ -84,16 +91,12 @@ pub async fn open_existing(cfg: &RuntimeConfig) -> anyhow::Result<(Arc<Scm>, Arc
             cfg.data_dir.display()
         )
     };
-    if !cfg.master_key_file.exists() {
-        return Err(none_here());
-    }
     if cfg.database_url.backend() == Backend::Sqlite
         && let Some(path) = sqlite_path(cfg.database_url.expose())
         && !Path::new(path).exists()
     {
         return Err(none_here());
     }
-    let (master, _) = MasterKey::load_or_create(&cfg.master_key_file)?;
     let store = Arc::new(
         SqlStore::connect(&cfg.database_url)
             .await
@@ -102,7 +105,7 @@ pub async fn open_existing(cfg: &RuntimeConfig) -> anyhow::Result<(Arc<Scm>, Arc
     if !store.is_bootstrapped().await? {
         return Err(none_here());
     }
-    scm_core::bootstrap::check_master_key(store.as_ref(), &master).await?;
+    let master = load_master_key(cfg, store.as_ref()).await?;
     let dyn_store: Arc<dyn Store> = store.clone();
     let scm = Scm::open(
         dyn_store,
@@ -112,6 +115,30 @@ pub async fn open_existing(cfg: &RuntimeConfig) -> anyhow::Result<(Arc<Scm>, Arc
     )
     .await?;
     Ok((Arc::new(scm), store))
+}
+
+/// The master key of a store that is set up already: the file must exist and hold the key the
+/// store was set up with. Either failure says what is wrong and what to do; nothing is created.
+async fn load_master_key(cfg: &RuntimeConfig, store: &dyn Store) -> anyhow::Result<MasterKey> {
+    let path = cfg.master_key_file.display();
+    let Some(master) = MasterKey::load(&cfg.master_key_file)? else {
+        anyhow::bail!(
+            "the master key file {path} is missing, and the database ({}) was set up with a \
+             master key: without it no private key or secret in it can be read. Restore the file \
+             from your backup, or give its path with --master-key-file (OPENSCM_MASTER_KEY_FILE). \
+             Nothing was changed.",
+            cfg.database_url
+        );
+    };
+    if !scm_core::bootstrap::master_key_opens(store, &master).await? {
+        anyhow::bail!(
+            "the master key in {path} is not the key the database ({}) was set up with (another \
+             data directory's key, or a regenerated one?). Start with this store's own master key \
+             file (--master-key-file, OPENSCM_MASTER_KEY_FILE). Nothing was changed.",
+            cfg.database_url
+        );
+    }
+    Ok(master)
 }
 
 /// The file of a `sqlite://PATH[?...]` URL (`None` for in-memory databases).

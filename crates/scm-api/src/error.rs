@@ -293,12 +293,28 @@ fn auth_message(f: AuthFailure) -> &'static str {
     }
 }
 
+/// Why authentication failed, for the log only (a client learns nothing of which check failed).
+fn auth_reason(f: AuthFailure) -> &'static str {
+    match f {
+        AuthFailure::Missing => "no signature and no token",
+        AuthFailure::Malformed => "malformed Authorization or signed header",
+        AuthFailure::UnknownKey => "unknown access key",
+        AuthFailure::Revoked => "revoked access key",
+        AuthFailure::BadSignature => "bad signature",
+        AuthFailure::Skew => "X-Sdk-Date outside the allowed clock skew",
+        AuthFailure::BadToken => "unknown or malformed token",
+        AuthFailure::ExpiredToken => "expired token",
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = status_code_message(&self);
         let internal = match &self {
             ApiError::Domain(DomainError::Internal(cause)) => Some(error_chain(cause)),
             ApiError::Domain(DomainError::PushFailed(cause)) => Some(cause.clone()),
+            // Every 401 tells the client the same; the log says which check failed.
+            ApiError::Domain(DomainError::Unauthenticated(f)) => Some(auth_reason(*f).to_owned()),
             _ => None,
         };
         let mut resp = (

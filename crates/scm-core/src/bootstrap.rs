@@ -31,6 +31,18 @@ const MASTER_CHECK_AAD: &[u8] = b"meta:master_key_check";
 /// Makes sure `master` is the key this database was set up with (stores a check value on first
 /// use). A server started with another key stops here instead of failing on every request.
 pub async fn check_master_key(store: &dyn Store, master: &MasterKey) -> Result<(), DomainError> {
+    if master_key_opens(store, master).await? {
+        Ok(())
+    } else {
+        Err(DomainError::internal(
+            "the master key does not match this database (it was set up with another master key file)",
+        ))
+    }
+}
+
+/// Whether `master` is the key this database was set up with; a database that has no check
+/// value yet takes this key's (so the first start decides).
+pub async fn master_key_opens(store: &dyn Store, master: &MasterKey) -> Result<bool, DomainError> {
     let sealed = master
         .seal(b"openscm", MASTER_CHECK_AAD)
         .map_err(|e| DomainError::internal_from("master key", e))?;
@@ -39,12 +51,7 @@ pub async fn check_master_key(store: &dyn Store, master: &MasterKey) -> Result<(
         .await?;
     let bytes = hex::decode(stored)
         .map_err(|e| DomainError::internal_from("corrupt master key check value", e))?;
-    master.open(&bytes, MASTER_CHECK_AAD).map_err(|_| {
-        DomainError::internal(
-            "the master key does not match this database (it was set up with another master key file)",
-        )
-    })?;
-    Ok(())
+    Ok(master.open(&bytes, MASTER_CHECK_AAD).is_ok())
 }
 
 /// Seals a secret key for the credentials table, bound to its access key.

@@ -59,6 +59,15 @@ impl MasterKey {
         }
     }
 
+    /// Loads the master key from `path`; `None` when there is no such file (nothing is created).
+    pub fn load(path: &Path) -> Result<Option<Self>, PkiError> {
+        match File::open(path) {
+            Ok(file) => Self::load_from(path, file).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(file_error(path, format!("cannot open: {e}"))),
+        }
+    }
+
     /// Loads the master key from `path`, or creates it there if the file does not exist.
     ///
     /// Returns the key and `true` when the file was created by this call.

@@ -862,4 +862,220 @@ mod tests {
         };
         assert!(resolve(&both, None).is_err());
     }
+
+    fn server_args(args: &[&str]) -> ServerArgs {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            server: ServerArgs,
+        }
+        <Wrap as clap::Parser>::try_parse_from(
+            std::iter::once("openscm").chain(args.iter().copied()),
+        )
+        .unwrap()
+        .server
+    }
+
+    fn common_in(dir: &Path, config: Option<PathBuf>) -> CommonArgs {
+        CommonArgs {
+            config,
+            data_dir: Some(dir.to_owned()),
+            database_url: None,
+            database_url_file: None,
+            master_key_file: None,
+            log_format: None,
+        }
+    }
+
+    #[test]
+    fn plain_http_on_a_non_loopback_address_is_refused_unless_allowed() {
+        let d = tempfile::tempdir().unwrap();
+        let common = common_in(d.path(), None);
+        let e = resolve(&common, Some(&server_args(&["--listen", "0.0.0.0:8080"]))).unwrap_err();
+        let text = format!("{e:#}");
+        for what in [
+            "0.0.0.0:8080",
+            "not a loopback address",
+            "mode = \"builtin\"",
+            "allow_plain_http = true",
+            "--allow-plain-http",
+        ] {
+            assert!(text.contains(what), "{what:?} missing from: {text}");
+        }
+        // Allowed by flag or by the file; loopback needs nothing; TLS on needs nothing.
+        let cfg = resolve(
+            &common,
+            Some(&server_args(&[
+                "--listen",
+                "0.0.0.0:8080",
+                "--allow-plain-http",
+            ])),
+        )
+        .unwrap();
+        assert!(!cfg.tls.on());
+        assert_eq!(cfg.public_endpoint, "http://127.0.0.1:8080");
+        let file = d.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:8080\"\n[tls]\nallow_plain_http = true\n",
+        )
+        .unwrap();
+        assert!(
+            resolve(
+                &common_in(d.path(), Some(file.clone())),
+                Some(&server_args(&[]))
+            )
+            .is_ok()
+        );
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:8080\"\n[tls]\nallow_plain_http = false\n",
+        )
+        .unwrap();
+        assert!(resolve(&common_in(d.path(), Some(file)), Some(&server_args(&[]))).is_err());
+        for loopback in ["127.0.0.1:8080", "[::1]:8080", "127.0.0.2:9"] {
+            assert!(
+                resolve(&common, Some(&server_args(&["--listen", loopback]))).is_ok(),
+                "{loopback}"
+            );
+        }
+        let cfg = resolve(
+            &common,
+            Some(&server_args(&[
+                "--listen",
+                "0.0.0.0:8443",
+                "--tls",
+                "builtin",
+            ])),
+        )
+        .unwrap();
+        assert!(cfg.tls.on());
+        assert_eq!(cfg.public_endpoint, "https://127.0.0.1:8443");
+        // The default start stays plain HTTP on loopback.
+        let cfg = resolve(&common, None).unwrap();
+        assert!(!cfg.tls.on());
+        assert_eq!(cfg.public_endpoint, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn listen_takes_host_names() {
+        let d = tempfile::tempdir().unwrap();
+        let common = common_in(d.path(), None);
+        let cfg = resolve(
+            &common,
+            Some(&server_args(&[
+                "--listen",
+                "localhost:8443",
+                "--tls",
+                "builtin",
+            ])),
+        )
+        .unwrap();
+        assert!(cfg.listen.ip().is_loopback(), "{}", cfg.listen);
+        assert_eq!(cfg.listen.port(), 8443);
+        let (name, found) = cfg.listen_name.clone().unwrap();
+        assert_eq!(name, "localhost");
+        assert!(found.contains(&cfg.listen));
+        assert_eq!(cfg.public_endpoint, "https://localhost:8443");
+        let TlsConfig::Builtin { hosts, validity } = &cfg.tls else {
+            panic!("{:?}", cfg.tls)
+        };
+        assert_eq!(*validity, time::Duration::days(30));
+        let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["localhost", "127.0.0.1", "::1"]);
+        // Loopback by name needs no TLS.
+        assert!(resolve(&common, Some(&server_args(&["--listen", "localhost:8080"]))).is_ok());
+        for bad in [
+            "localhost",
+            "localhost:http",
+            ":8080",
+            "no such host!:80",
+            "[localhost]:80",
+        ] {
+            let e = resolve(&common, Some(&server_args(&["--listen", bad]))).unwrap_err();
+            assert!(format!("{e:#}").contains("HOST:PORT"), "{bad}: {e:#}");
+        }
+        let e = resolve(
+            &common,
+            Some(&server_args(&["--listen", "nothing-here.invalid:80"])),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("cannot resolve"), "{e:#}");
+    }
+
+    #[test]
+    fn tls_modes_resolve_with_their_settings() {
+        let d = tempfile::tempdir().unwrap();
+        let common = common_in(d.path(), None);
+        let cfg = resolve(
+            &common,
+            Some(&server_args(&[
+                "--tls-cert-file",
+                "/c.pem",
+                "--tls-key-file",
+                "/k.pem",
+            ])),
+        )
+        .unwrap();
+        assert!(
+            matches!(&cfg.tls, TlsConfig::Files { poll, .. } if poll.as_secs() == 5),
+            "{:?}",
+            cfg.tls
+        );
+        assert_eq!(cfg.public_endpoint, "https://127.0.0.1:8080");
+        for (args, want) in [
+            (
+                &["--tls", "files", "--tls-cert-file", "/c.pem"][..],
+                "needs both",
+            ),
+            (
+                &["--tls", "builtin", "--tls-key-file", "/k.pem"][..],
+                "for mode \"files\"",
+            ),
+            (&["--tls", "on"][..], "is not off, files or builtin"),
+            (
+                &["--tls", "builtin", "--tls-hosts", "ok.test,bad name"][..],
+                "\"bad name\"",
+            ),
+        ] {
+            let e = resolve(&common, Some(&server_args(args))).unwrap_err();
+            assert!(format!("{e:#}").contains(want), "{args:?}: {e:#}");
+        }
+        let file = d.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"10.1.2.3:8443\"\npublic_endpoint = \"https://scm.example.test:443/\"\n[tls]\nmode = \"builtin\"\nvalidity_days = 7\n",
+        )
+        .unwrap();
+        let cfg = resolve(
+            &common_in(d.path(), Some(file.clone())),
+            Some(&server_args(&[])),
+        )
+        .unwrap();
+        let TlsConfig::Builtin { hosts, validity } = &cfg.tls else {
+            panic!("{:?}", cfg.tls)
+        };
+        assert_eq!(*validity, time::Duration::days(7));
+        let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            [
+                "localhost",
+                "127.0.0.1",
+                "::1",
+                "10.1.2.3",
+                "scm.example.test"
+            ]
+        );
+        std::fs::write(&file, "[tls]\nmode = \"builtin\"\nvalidity_days = 400\n").unwrap();
+        let e = resolve(
+            &common_in(d.path(), Some(file.clone())),
+            Some(&server_args(&[])),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("tls.validity_days"), "{e:#}");
+        std::fs::write(&file, "[tls]\nmod = \"builtin\"\n").unwrap();
+        let e = resolve(&common_in(d.path(), Some(file)), Some(&server_args(&[]))).unwrap_err();
+        assert!(format!("{e:#}").contains("mod"), "{e:#}");
+    }
 }

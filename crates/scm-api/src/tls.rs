@@ -434,3 +434,273 @@ pub fn start(
     });
     Ok(Tls { acceptor, cert })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use rustls::pki_types::ServerName;
+    use scm_core::FixedClock;
+    use time::macros::datetime;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A throwaway CA that signs leaves for `localhost`.
+    struct TestCa {
+        cert: rcgen::Certificate,
+        issuer: rcgen::Issuer<'static, KeyPair>,
+    }
+
+    impl TestCa {
+        fn new() -> Self {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let key = KeyPair::generate().unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            Self {
+                cert,
+                issuer: rcgen::Issuer::new(params, key),
+            }
+        }
+
+        /// A leaf's PEM chain and key.
+        fn leaf(&self) -> (String, String) {
+            let params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &self.issuer).unwrap();
+            (cert.pem(), key.serialize_pem())
+        }
+
+        fn root(&self) -> CertificateDer<'static> {
+            self.cert.der().clone()
+        }
+    }
+
+    /// Serves TLS with `acceptor` on loopback until the test ends.
+    async fn serve_tls(acceptor: TlsAcceptor) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+        tokio::spawn(crate::serve_with(
+            listener,
+            app,
+            std::future::pending(),
+            crate::ServeLimits::default(),
+            Some(acceptor),
+        ));
+        addr
+    }
+
+    /// Connects trusting only `root` as `name`, sends a request, and returns the certificate
+    /// the server presented (the handshake verifies it) and the answer.
+    async fn fetch(
+        addr: SocketAddr,
+        root: CertificateDer<'static>,
+        name: &str,
+    ) -> Result<(CertificateDer<'static>, String), String> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(root).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from(name.to_owned()).unwrap();
+        let mut tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let presented = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+        tls.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tls.read_to_string(&mut answer).await.unwrap();
+        Ok((presented, answer))
+    }
+
+    fn der_of(pem: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_changed_pair_reaches_the_next_connection_and_a_broken_one_keeps_the_old() {
+        let ca = TestCa::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_file, key_file) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        let (first, first_key) = ca.leaf();
+        std::fs::write(&cert_file, &first).unwrap();
+        std::fs::write(&key_file, &first_key).unwrap();
+        let files = FileSource::new(cert_file.clone(), key_file.clone());
+        let status = ServingStatus::default();
+        assert_eq!(status.not_after_unix(), None, "no TLS yet");
+        let cert = Arc::new(ServingCert::new(files.load().unwrap(), status.clone()));
+        assert!(status.not_after_unix().unwrap() > 0);
+        let addr = serve_tls(cert.acceptor().unwrap()).await;
+
+        let (presented, answer) = fetch(addr, ca.root(), "localhost").await.unwrap();
+        assert_eq!(presented, der_of(&first));
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"),
+            "{answer}"
+        );
+        assert_eq!(files.reload(&cert), Reload::Unchanged);
+
+        // A new pair: served to the next connection, no restart.
+        let (second, second_key) = ca.leaf();
+        std::fs::write(&cert_file, &second).unwrap();
+        std::fs::write(&key_file, &second_key).unwrap();
+        let serial = scm_pki::parse_certificate_der(der_of(&second).as_ref())
+            .unwrap()
+            .serial_hex;
+        assert_eq!(files.reload(&cert), Reload::Installed(serial));
+        let (presented, _) = fetch(addr, ca.root(), "localhost").await.unwrap();
+        assert_eq!(presented, der_of(&second));
+
+        // A certificate whose key is another's: refused, the second pair still served.
+        let (third, _) = ca.leaf();
+        std::fs::write(&cert_file, &third).unwrap();
+        assert_eq!(files.reload(&cert), Reload::Rejected(TlsError::KeyMismatch));
+        assert_eq!(
+            files.reload(&cert),
+            Reload::Unchanged,
+            "refused once, not at every look"
+        );
+        let (presented, _) = fetch(addr, ca.root(), "localhost").await.unwrap();
+        assert_eq!(presented, der_of(&second));
+
+        // Garbage, then a missing key file: refused, still the second pair.
+        std::fs::write(&cert_file, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
+        assert!(matches!(
+            files.reload(&cert),
+            Reload::Rejected(TlsError::BadChain(_))
+        ));
+        std::fs::write(&cert_file, &second).unwrap();
+        std::fs::remove_file(&key_file).unwrap();
+        assert!(matches!(
+            files.reload(&cert),
+            Reload::Rejected(TlsError::Read(..))
+        ));
+        let (presented, _) = fetch(addr, ca.root(), "localhost").await.unwrap();
+        assert_eq!(presented, der_of(&second));
+
+        // A client that does not trust the CA fails verification.
+        let other = TestCa::new();
+        let refused = fetch(addr, other.root(), "localhost").await.unwrap_err();
+        assert!(refused.contains("invalid peer certificate"), "{refused}");
+    }
+
+    #[test]
+    fn a_pair_that_does_not_load_is_refused_at_start() {
+        let ca = TestCa::new();
+        let (cert, key) = ca.leaf();
+        let (_, other_key) = ca.leaf();
+        assert!(load_pem_pair(cert.as_bytes(), key.as_bytes()).is_ok());
+        assert_eq!(
+            load_pem_pair(cert.as_bytes(), other_key.as_bytes()).unwrap_err(),
+            TlsError::KeyMismatch
+        );
+        assert!(matches!(
+            load_pem_pair(b"", key.as_bytes()),
+            Err(TlsError::BadChain(_))
+        ));
+        assert!(matches!(
+            load_pem_pair(cert.as_bytes(), cert.as_bytes()),
+            Err(TlsError::BadKey(_))
+        ));
+    }
+
+    fn builtin_ca() -> (Arc<BuiltinCa>, String) {
+        let generated = scm_pki::generate_ca("Test", OffsetDateTime::now_utc()).unwrap();
+        let master = Arc::new(scm_pki::MasterKey::generate().unwrap());
+        let rec = scm_store::CaRecord {
+            root_cert_pem: generated.root_cert_pem.clone(),
+            root_key_sealed: master
+                .seal(generated.root_key.pkcs8_der(), b"ca:root")
+                .unwrap(),
+            intermediate_cert_pem: generated.intermediate_cert_pem.clone(),
+            intermediate_key_sealed: master
+                .seal(generated.intermediate_key.pkcs8_der(), b"ca:intermediate")
+                .unwrap(),
+            created_ms: 0,
+        };
+        (
+            Arc::new(BuiltinCa::load(&rec, master).unwrap()),
+            generated.root_cert_pem,
+        )
+    }
+
+    #[test]
+    fn renewal_comes_at_two_thirds_of_the_life_on_the_injected_clock() {
+        let t0 = datetime!(2026-01-01 00:00 UTC);
+        let life = time::Duration::days(30);
+        assert_eq!(renew_at(t0, t0 + life), t0 + time::Duration::days(20));
+        assert_eq!(
+            wait_before_renewal(t0, t0 + time::Duration::days(20)),
+            MAX_NAP,
+            "a long wait is cut to an hour (the clock is read again)"
+        );
+        let due = t0 + time::Duration::days(20);
+        assert_eq!(
+            wait_before_renewal(due - time::Duration::seconds(90), due),
+            Duration::from_secs(90)
+        );
+        assert_eq!(wait_before_renewal(due, due), Duration::ZERO);
+        assert_eq!(
+            wait_before_renewal(due + life, due),
+            Duration::ZERO,
+            "overdue: at once"
+        );
+
+        // The built-in source, on a fixed clock now (the CA was made with the real one).
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let clock = Arc::new(FixedClock::new(now));
+        let (ca, _) = builtin_ca();
+        let hosts = vec![ServingHost::parse("localhost").unwrap()];
+        let source = BuiltinSource::new(ca, hosts, life, clock.clone());
+        let served = source.issue().unwrap();
+        assert_eq!(served.not_before, now - BACKDATE);
+        assert_eq!(served.not_after, now + life);
+        assert_eq!(source.wait(&served), MAX_NAP);
+        let due = renew_at(served.not_before, served.not_after);
+        clock.set(due - time::Duration::seconds(1));
+        assert_eq!(source.wait(&served), Duration::from_secs(1));
+        clock.set(due);
+        assert_eq!(source.wait(&served), Duration::ZERO);
+        let renewed = source.issue().unwrap();
+        assert_ne!(renewed.serial_hex, served.serial_hex);
+        assert_eq!(renewed.not_after, due + life);
+        assert_eq!(source.wait(&renewed), MAX_NAP);
+    }
+
+    #[tokio::test]
+    async fn the_builtin_certificate_verifies_for_its_names_and_addresses() {
+        let (ca, root_pem) = builtin_ca();
+        let hosts = ["localhost", "127.0.0.1", "scm.internal"]
+            .iter()
+            .map(|h| ServingHost::parse(h).unwrap())
+            .collect();
+        let source = BuiltinSource::new(
+            ca,
+            hosts,
+            time::Duration::days(30),
+            Arc::new(scm_core::SystemClock),
+        );
+        let cert = Arc::new(ServingCert::new(
+            source.issue().unwrap(),
+            ServingStatus::default(),
+        ));
+        let addr = serve_tls(cert.acceptor().unwrap()).await;
+        let root = der_of(&root_pem);
+        for name in ["localhost", "127.0.0.1", "scm.internal"] {
+            let (_, answer) = fetch(addr, root.clone(), name).await.unwrap();
+            assert!(answer.ends_with("ok"), "{name}: {answer}");
+        }
+        let wrong = fetch(addr, root, "other.internal").await.unwrap_err();
+        assert!(wrong.contains("not valid for name"), "{wrong}");
+    }
+}

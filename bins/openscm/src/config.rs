@@ -61,6 +61,31 @@ pub struct FileConfig {
     /// What each account may buy.
     #[serde(default)]
     pub quotas: QuotasFile,
+    /// HTTPS.
+    #[serde(default)]
+    pub tls: TlsFile,
+}
+
+/// The `[tls]` table: how the listener serves HTTPS.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// `off`, `files` or `builtin` (default: `files` when `cert_file`/`key_file` are given, else
+    /// `off`).
+    pub mode: Option<String>,
+    /// PEM chain (leaf first) served in `files` mode; read again when it changes.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the chain's leaf, `files` mode.
+    pub key_file: Option<PathBuf>,
+    /// Seconds between looks at the files (default 5, 1..=3600).
+    pub reload_seconds: Option<u64>,
+    /// Names and addresses of the built-in certificate (default: localhost, 127.0.0.1, ::1, the
+    /// listen address or name, the host of `public_endpoint`).
+    pub hosts: Option<Vec<String>>,
+    /// Validity of the built-in certificate in days (default 30, 1..=397); renewed at 2/3.
+    pub validity_days: Option<u64>,
+    /// Serve plain HTTP on a non-loopback address (a TLS-terminating proxy in front).
+    pub allow_plain_http: Option<bool>,
 }
 
 /// The `[limits]` table: how much of the server one client or account may take.
@@ -142,10 +167,30 @@ pub struct CommonArgs {
 /// Settings of `server` only.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "OPENSCM_LISTEN")]
+    /// Address to listen on: IP:PORT (127.0.0.1:8080, [::1]:8443, 0.0.0.0:8443) or
+    /// HOST:PORT with a host name (localhost:8443, resolved at start: the first IPv4 address,
+    /// else the first address; the one chosen is printed) [default: 127.0.0.1:8080].
+    #[arg(long, env = "OPENSCM_LISTEN", value_name = "ADDR:PORT|HOST:PORT")]
     pub listen: Option<String>,
-    /// Endpoint clients use, written to credentials.json [default: http://LISTEN].
+    /// HTTPS: off, files (--tls-cert-file + --tls-key-file) or builtin (a certificate from the
+    /// built-in CA) [default: files when the files are given, else off].
+    #[arg(long = "tls", env = "OPENSCM_TLS", value_name = "MODE")]
+    pub tls_mode: Option<String>,
+    /// PEM certificate chain (leaf first) to serve; read again when it changes.
+    #[arg(long, env = "OPENSCM_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "OPENSCM_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Host names and IP addresses of the built-in serving certificate, comma-separated
+    /// [default: localhost, 127.0.0.1, ::1, the listen address, the public endpoint's host].
+    #[arg(long, env = "OPENSCM_TLS_HOSTS", value_delimiter = ',')]
+    pub tls_hosts: Option<Vec<String>>,
+    /// Serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
+    #[arg(long, env = "OPENSCM_ALLOW_PLAIN_HTTP", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_plain_http: Option<bool>,
+    /// Endpoint clients use, written to credentials.json [default: http://LISTEN, or
+    /// https://LISTEN with TLS].
     #[arg(long, env = "OPENSCM_PUBLIC_ENDPOINT")]
     pub public_endpoint: Option<String>,
     /// Allowed X-Sdk-Date clock skew in seconds [default: 900].
@@ -180,6 +225,10 @@ pub struct ServerArgs {
 pub struct RuntimeConfig {
     /// Listen address.
     pub listen: SocketAddr,
+    /// The host name `listen` was given with, and every address it resolved to.
+    pub listen_name: Option<(String, Vec<SocketAddr>)>,
+    /// HTTPS.
+    pub tls: TlsConfig,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Database URL (a secret: redacted in `Debug`).
@@ -202,14 +251,208 @@ pub struct RuntimeConfig {
     pub core: CoreConfig,
 }
 
-/// `http://host:port` for a listen address (loopback when it listens on all addresses).
-pub fn endpoint_of(listen: SocketAddr) -> String {
-    let host = match listen.ip() {
-        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-        ip => ip.to_string(),
+/// How the listener serves.
+#[derive(Debug, Clone)]
+pub enum TlsConfig {
+    /// Plain HTTP.
+    Off,
+    /// The operator's certificate and key files, looked at every `poll`.
+    Files {
+        /// PEM chain.
+        cert_file: PathBuf,
+        /// PEM key.
+        key_file: PathBuf,
+        /// Time between looks.
+        poll: std::time::Duration,
+    },
+    /// A certificate from the built-in CA.
+    Builtin {
+        /// Its names and addresses.
+        hosts: Vec<scm_pki::ServingHost>,
+        /// Its validity.
+        validity: time::Duration,
+    },
+}
+
+impl TlsConfig {
+    /// Whether the listener serves HTTPS.
+    pub fn on(&self) -> bool {
+        !matches!(self, Self::Off)
+    }
+}
+
+/// `http://host:port` (`https://` with TLS) for a listen address (loopback when it listens on
+/// all addresses), or for the host name it was given with.
+pub fn endpoint_of(listen: SocketAddr, name: Option<&str>, tls: bool) -> String {
+    let host = match (name, listen.ip()) {
+        (Some(name), _) => name.to_owned(),
+        (None, ip) if ip.is_unspecified() => "127.0.0.1".to_string(),
+        (None, std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        (None, ip) => ip.to_string(),
     };
-    format!("http://{host}:{}", listen.port())
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{host}:{}", listen.port())
+}
+
+/// A listen address: `IP:PORT`, or `HOST:PORT` resolved now (the first IPv4 address, else the
+/// first; every address found is returned with the name).
+pub fn parse_listen(raw: &str) -> anyhow::Result<(SocketAddr, Option<(String, Vec<SocketAddr>)>)> {
+    if let Ok(addr) = raw.parse::<SocketAddr>() {
+        return Ok((addr, None));
+    }
+    let shape = || {
+        anyhow::anyhow!(
+            "listen: {raw:?} is not IP:PORT or HOST:PORT (such as 127.0.0.1:8080, [::1]:8443, \
+             0.0.0.0:8443 or localhost:8443)"
+        )
+    };
+    let (host, port) = raw.rsplit_once(':').ok_or_else(shape)?;
+    let port: u16 = port.parse().map_err(|_| shape())?;
+    if scm_pki::ServingHost::parse(host).is_err() || host.starts_with('[') {
+        return Err(shape());
+    }
+    let found: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .with_context(|| format!("listen: cannot resolve the host name {host:?}"))?
+        .collect();
+    let chosen = found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("listen: the host name {host:?} resolves to no address"))?;
+    Ok((chosen, Some((host.to_ascii_lowercase(), found))))
+}
+
+/// The host of an endpoint URL (`https://scm.example.test:8443/x` gives `scm.example.test`).
+fn endpoint_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    Some(host).filter(|h| !h.is_empty())
+}
+
+/// The `[tls]` settings resolved: the mode, its files or hosts, and the plain-HTTP rule.
+fn resolve_tls(
+    file: &TlsFile,
+    server: Option<&ServerArgs>,
+    listen: SocketAddr,
+    listen_name: Option<&str>,
+    explicit_endpoint: Option<&str>,
+) -> anyhow::Result<TlsConfig> {
+    let cert_file = server
+        .and_then(|s| s.tls_cert_file.clone())
+        .or(file.cert_file.clone());
+    let key_file = server
+        .and_then(|s| s.tls_key_file.clone())
+        .or(file.key_file.clone());
+    let mode = server
+        .and_then(|s| s.tls_mode.clone())
+        .or(file.mode.clone())
+        .unwrap_or_else(|| {
+            if cert_file.is_some() || key_file.is_some() {
+                "files".into()
+            } else {
+                "off".into()
+            }
+        });
+    let allow_plain_http = server
+        .and_then(|s| s.allow_plain_http)
+        .or(file.allow_plain_http)
+        .unwrap_or(false);
+    let files_given = cert_file.is_some() || key_file.is_some();
+    let tls = match mode.as_str() {
+        "off" => {
+            if files_given {
+                bail!("tls: cert_file/key_file are given but mode is \"off\"");
+            }
+            TlsConfig::Off
+        }
+        "files" => {
+            let (Some(cert_file), Some(key_file)) = (cert_file, key_file) else {
+                bail!(
+                    "tls: mode \"files\" needs both cert_file and key_file (--tls-cert-file, --tls-key-file)"
+                );
+            };
+            let poll = ranged(
+                "tls.reload_seconds",
+                file.reload_seconds.unwrap_or(5),
+                1..=3600,
+            )?;
+            TlsConfig::Files {
+                cert_file,
+                key_file,
+                poll: std::time::Duration::from_secs(poll),
+            }
+        }
+        "builtin" => {
+            if files_given {
+                bail!("tls: cert_file/key_file are for mode \"files\", not \"builtin\"");
+            }
+            let names = match server
+                .and_then(|s| s.tls_hosts.clone())
+                .or(file.hosts.clone())
+            {
+                Some(names) => names,
+                None => default_hosts(listen, listen_name, explicit_endpoint),
+            };
+            let mut hosts = Vec::new();
+            for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+                let host = scm_pki::ServingHost::parse(name).map_err(|_| {
+                    anyhow::anyhow!("tls.hosts: {name:?} is not a host name or an IP address")
+                })?;
+                if !hosts.contains(&host) {
+                    hosts.push(host);
+                }
+            }
+            if hosts.is_empty() {
+                bail!("tls.hosts: give at least one host name or IP address");
+            }
+            let days = ranged(
+                "tls.validity_days",
+                file.validity_days.unwrap_or(30),
+                1..=397,
+            )?;
+            TlsConfig::Builtin {
+                hosts,
+                validity: secs(days * 86_400),
+            }
+        }
+        other => bail!("tls.mode: {other:?} is not off, files or builtin"),
+    };
+    if !tls.on() && !listen.ip().is_loopback() && !allow_plain_http {
+        bail!(
+            "listen: {listen} is not a loopback address and TLS is off, so signed requests, tokens \
+             and exported private keys would cross the network in clear. Serve HTTPS ([tls] mode = \
+             \"builtin\" for a certificate from the built-in CA, or [tls] cert_file + key_file; \
+             flags --tls builtin, or --tls-cert-file + --tls-key-file), or, when a TLS-terminating \
+             proxy sits in front, allow plain HTTP explicitly: [tls] allow_plain_http = true \
+             (--allow-plain-http, OPENSCM_ALLOW_PLAIN_HTTP=true)"
+        );
+    }
+    Ok(tls)
+}
+
+/// localhost, 127.0.0.1, ::1, the listen address (unless it is the wildcard) and name, and the
+/// host of the configured public endpoint.
+fn default_hosts(
+    listen: SocketAddr,
+    listen_name: Option<&str>,
+    explicit_endpoint: Option<&str>,
+) -> Vec<String> {
+    let mut hosts = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if !listen.ip().is_unspecified() {
+        hosts.push(listen.ip().to_string());
+    }
+    hosts.extend(listen_name.map(str::to_owned));
+    hosts.extend(explicit_endpoint.and_then(endpoint_host).map(str::to_owned));
+    hosts
 }
 
 /// Reads the config file, if any.
@@ -306,9 +549,7 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         .and_then(|s| s.listen.clone())
         .or(file.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let listen: SocketAddr = listen_raw.parse().with_context(|| {
-        format!("listen: {listen_raw:?} is not an address such as 127.0.0.1:8080")
-    })?;
+    let (listen, listen_name) = parse_listen(&listen_raw)?;
     let database_url = database_url(common, &file, &data_dir)?;
     let master_key_file = common
         .master_key_file
@@ -318,9 +559,20 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
     let explicit_endpoint = server
         .and_then(|s| s.public_endpoint.clone())
         .or(file.public_endpoint.clone());
-    let public_endpoint = explicit_endpoint
-        .clone()
-        .unwrap_or_else(|| endpoint_of(listen));
+    let tls = resolve_tls(
+        &file.tls,
+        server,
+        listen,
+        listen_name.as_ref().map(|(n, _)| n.as_str()),
+        explicit_endpoint.as_deref(),
+    )?;
+    let public_endpoint = explicit_endpoint.clone().unwrap_or_else(|| {
+        endpoint_of(
+            listen,
+            listen_name.as_ref().map(|(n, _)| n.as_str()),
+            tls.on(),
+        )
+    });
     let log_format = common
         .log_format
         .clone()
@@ -555,6 +807,8 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
     };
     Ok(RuntimeConfig {
         listen,
+        listen_name,
+        tls,
         data_dir,
         database_url,
         master_key_file,
@@ -692,5 +946,221 @@ mod tests {
             ..common
         };
         assert!(resolve(&both, None).is_err());
+    }
+
+    fn server_args(args: &[&str]) -> ServerArgs {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            server: ServerArgs,
+        }
+        <Wrap as clap::Parser>::try_parse_from(
+            std::iter::once("openscm").chain(args.iter().copied()),
+        )
+        .unwrap()
+        .server
+    }
+
+    fn common_in(dir: &Path, config: Option<PathBuf>) -> CommonArgs {
+        CommonArgs {
+            config,
+            data_dir: Some(dir.to_owned()),
+            database_url: None,
+            database_url_file: None,
+            master_key_file: None,
+            log_format: None,
+        }
+    }
+
+    #[test]
+    fn plain_http_on_a_non_loopback_address_is_refused_unless_allowed() {
+        let d = tempfile::tempdir().unwrap();
+        let common = common_in(d.path(), None);
+        let e = resolve(&common, Some(&server_args(&["--listen", "0.0.0.0:8080"]))).unwrap_err();
+        let text = format!("{e:#}");
+        for what in [
+            "0.0.0.0:8080",
+            "not a loopback address",
+            "mode = \"builtin\"",
+            "allow_plain_http = true",
+            "--allow-plain-http",
+        ] {
+            assert!(text.contains(what), "{what:?} missing from: {text}");
+        }
+        // Allowed by flag or by the file; loopback needs nothing; TLS on needs nothing.
+        let cfg = resolve(
+            &common,
+            Some(&server_args(&[
+                "--listen",
+                "0.0.0.0:8080",
+                "--allow-plain-http",
+            ])),
+        )
+        .unwrap();
+        assert!(!cfg.tls.on());
+        assert_eq!(cfg.public_endpoint, "http://127.0.0.1:8080");
+        let file = d.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:8080\"\n[tls]\nallow_plain_http = true\n",
+        )
+        .unwrap();
+        assert!(
+            resolve(
+                &common_in(d.path(), Some(file.clone())),
+                Some(&server_args(&[]))
+            )
+            .is_ok()
+        );
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:8080\"\n[tls]\nallow_plain_http = false\n",
+        )
+        .unwrap();
+        assert!(resolve(&common_in(d.path(), Some(file)), Some(&server_args(&[]))).is_err());
+        for loopback in ["127.0.0.1:8080", "[::1]:8080", "127.0.0.2:9"] {
+            assert!(
+                resolve(&common, Some(&server_args(&["--listen", loopback]))).is_ok(),
+                "{loopback}"
+            );
+        }
+        let cfg = resolve(
+            &common,
+            Some(&server_args(&[
+                "--listen",
+                "0.0.0.0:8443",
+                "--tls",
+                "builtin",
+            ])),
+        )
+        .unwrap();
+        assert!(cfg.tls.on());
+        assert_eq!(cfg.public_endpoint, "https://127.0.0.1:8443");
+        // The default start stays plain HTTP on loopback.
+        let cfg = resolve(&common, None).unwrap();
+        assert!(!cfg.tls.on());
+        assert_eq!(cfg.public_endpoint, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn listen_takes_host_names() {
+        let d = tempfile::tempdir().unwrap();
+        let common = common_in(d.path(), None);
+        let cfg = resolve(
+            &common,
+            Some(&server_args(&[
+                "--listen",
+                "localhost:8443",
+                "--tls",
+                "builtin",
+            ])),
+        )
+        .unwrap();
+        assert!(cfg.listen.ip().is_loopback(), "{}", cfg.listen);
+        assert_eq!(cfg.listen.port(), 8443);
+        let (name, found) = cfg.listen_name.clone().unwrap();
+        assert_eq!(name, "localhost");
+        assert!(found.contains(&cfg.listen));
+        assert_eq!(cfg.public_endpoint, "https://localhost:8443");
+        let TlsConfig::Builtin { hosts, validity } = &cfg.tls else {
+            panic!("{:?}", cfg.tls)
+        };
+        assert_eq!(*validity, time::Duration::days(30));
+        let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["localhost", "127.0.0.1", "::1"]);
+        // Loopback by name needs no TLS.
+        assert!(resolve(&common, Some(&server_args(&["--listen", "localhost:8080"]))).is_ok());
+        for bad in [
+            "localhost",
+            "localhost:http",
+            ":8080",
+            "no such host!:80",
+            "[localhost]:80",
+        ] {
+            let e = resolve(&common, Some(&server_args(&["--listen", bad]))).unwrap_err();
+            assert!(format!("{e:#}").contains("HOST:PORT"), "{bad}: {e:#}");
+        }
+        let e = resolve(
+            &common,
+            Some(&server_args(&["--listen", "nothing-here.invalid:80"])),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("cannot resolve"), "{e:#}");
+    }
+
+    #[test]
+    fn tls_modes_resolve_with_their_settings() {
+        let d = tempfile::tempdir().unwrap();
+        let common = common_in(d.path(), None);
+        let cfg = resolve(
+            &common,
+            Some(&server_args(&[
+                "--tls-cert-file",
+                "/c.pem",
+                "--tls-key-file",
+                "/k.pem",
+            ])),
+        )
+        .unwrap();
+        assert!(
+            matches!(&cfg.tls, TlsConfig::Files { poll, .. } if poll.as_secs() == 5),
+            "{:?}",
+            cfg.tls
+        );
+        assert_eq!(cfg.public_endpoint, "https://127.0.0.1:8080");
+        for (args, want) in [
+            (
+                &["--tls", "files", "--tls-cert-file", "/c.pem"][..],
+                "needs both",
+            ),
+            (
+                &["--tls", "builtin", "--tls-key-file", "/k.pem"][..],
+                "for mode \"files\"",
+            ),
+            (&["--tls", "on"][..], "is not off, files or builtin"),
+            (
+                &["--tls", "builtin", "--tls-hosts", "ok.test,bad name"][..],
+                "\"bad name\"",
+            ),
+        ] {
+            let e = resolve(&common, Some(&server_args(args))).unwrap_err();
+            assert!(format!("{e:#}").contains(want), "{args:?}: {e:#}");
+        }
+        let file = d.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"10.1.2.3:8443\"\npublic_endpoint = \"https://scm.example.test:443/\"\n[tls]\nmode = \"builtin\"\nvalidity_days = 7\n",
+        )
+        .unwrap();
+        let cfg = resolve(
+            &common_in(d.path(), Some(file.clone())),
+            Some(&server_args(&[])),
+        )
+        .unwrap();
+        let TlsConfig::Builtin { hosts, validity } = &cfg.tls else {
+            panic!("{:?}", cfg.tls)
+        };
+        assert_eq!(*validity, time::Duration::days(7));
+        let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            [
+                "localhost",
+                "127.0.0.1",
+                "::1",
+                "10.1.2.3",
+                "scm.example.test"
+            ]
+        );
+        std::fs::write(&file, "[tls]\nmode = \"builtin\"\nvalidity_days = 400\n").unwrap();
+        let e = resolve(
+            &common_in(d.path(), Some(file.clone())),
+            Some(&server_args(&[])),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("tls.validity_days"), "{e:#}");
+        std::fs::write(&file, "[tls]\nmod = \"builtin\"\n").unwrap();
+        let e = resolve(&common_in(d.path(), Some(file)), Some(&server_args(&[]))).unwrap_err();
+        assert!(format!("{e:#}").contains("mod"), "{e:#}");
     }
 }

@@ -22,7 +22,7 @@ use scm_pki::MasterKey;
 use scm_store::{Backend, Meta, SqlStore, Store};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{self, CommonArgs, RuntimeConfig, ServerArgs};
+use crate::config::{self, CommonArgs, RuntimeConfig, ServerArgs, TlsConfig};
 
 fn init_logs(json: bool) {
     let filter = EnvFilter::try_from_env("OPENSCM_LOG")
@@ -222,36 +222,55 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    if let Some((name, found)) = &cfg.listen_name {
+        let all: Vec<String> = found.iter().map(|a| a.ip().to_string()).collect();
+        println!(
+            "OpenSCM: {name} resolves to {}; listening on {addr}",
+            all.join(", ")
+        );
+    }
     if !cfg.public_endpoint_explicit {
-        cfg.public_endpoint = config::endpoint_of(addr);
+        cfg.public_endpoint = config::endpoint_of(
+            addr,
+            cfg.listen_name.as_ref().map(|(n, _)| n.as_str()),
+            cfg.tls.on(),
+        );
     }
     let (scm, store, created) = open_or_bootstrap(&cfg).await?;
+    let credentials = cfg.data_dir.join("credentials.json");
     if created.is_none() {
         println!(
             "OpenSCM: using the existing store; admin credentials are in {} (written on first start)",
-            cfg.data_dir.join("credentials.json").display()
+            credentials.display()
         );
+        keep_endpoint_current(&credentials, &cfg.public_endpoint).await?;
     }
+    let background = Supervisor::new();
+    // The serving certificate's expiry, for /metrics (0 while plain HTTP).
+    let serving = scm_api::tls::ServingStatus::default();
+    let tls = start_tls(&cfg, &scm, &serving, &background)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "OpenSCM listening on http://{addr} (database: {})",
+        "OpenSCM listening on {scheme}://{addr} (database: {})",
         scm.backend().name()
     );
+    println!("OpenSCM: clients' endpoint is {}", cfg.public_endpoint);
     tracing::info!(
         %addr,
+        tls = tls.is_some(),
         targets = cfg.core.push_targets.len(),
         notifiers = cfg.core.notifiers.len(),
         database = %cfg.database_url,
         worker = scm.job_runner().owner(),
         "listening"
     );
-    let background = Supervisor::new();
     scm.start_background(&background).await?;
     let app = scm_api::router(scm.clone(), cfg.api);
     let limits = connection_limits(cfg.serve);
     let stop_claiming = background.token();
     let signalled = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let mark = signalled.clone();
-    let drained = scm_api::serve(
+    let drained = scm_api::serve_with(
         listener,
         app,
         async move {
@@ -265,6 +284,7 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
             );
         },
         limits,
+        tls.map(|t| t.acceptor),
     )
     .await;
     if !drained {
@@ -286,6 +306,103 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
     }
     store.close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Loads (files) or issues (built-in CA) the serving certificate and starts the task that keeps
+/// it current; `None` when TLS is off. Says on stdout what is served.
+fn start_tls(
+    cfg: &RuntimeConfig,
+    scm: &Arc<Scm>,
+    serving: &scm_api::tls::ServingStatus,
+    background: &Supervisor,
+) -> anyhow::Result<Option<scm_api::tls::Tls>> {
+    use scm_api::tls::{BuiltinSource, FileSource, Source};
+    let source = match &cfg.tls {
+        TlsConfig::Off => return Ok(None),
+        TlsConfig::Files {
+            cert_file,
+            key_file,
+            poll,
+        } => Source::Files {
+            files: FileSource::new(cert_file.clone(), key_file.clone()),
+            poll: *poll,
+        },
+        TlsConfig::Builtin { hosts, validity } => Source::Builtin(BuiltinSource::new(
+            scm.builtin_ca(),
+            hosts.clone(),
+            *validity,
+            Arc::new(SystemClock),
+        )),
+    };
+    let tls = scm_api::tls::start(source, serving.clone(), background)
+        .map_err(|e| anyhow::anyhow!("tls: {e}"))?;
+    let served = tls.cert.current();
+    let until = served
+        .as_ref()
+        .and_then(|c| {
+            c.not_after
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    match &cfg.tls {
+        TlsConfig::Files {
+            cert_file, poll, ..
+        } => println!(
+            "OpenSCM: TLS from {} (valid until {until}; looked at again every {} s)",
+            cert_file.display(),
+            poll.as_secs()
+        ),
+        TlsConfig::Builtin { hosts, .. } => {
+            let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+            println!(
+                "OpenSCM: TLS certificate from the built-in CA for {} (valid until {until}, renewed at 2/3 of its life; its key is kept in memory only); clients trust {}",
+                names.join(", "),
+                cfg.data_dir.join("ca-root.pem").display()
+            );
+        }
+        TlsConfig::Off => {}
+    }
+    Ok(Some(tls))
+}
+
+/// Rewrites the `endpoint` of credentials.json when it is not `endpoint` (the server moved to
+/// another address or to HTTPS since the file was written), keeping every other field as it is
+/// and the mode 0600. A missing file (removed by the operator, or another server's data
+/// directory) is left missing.
+async fn keep_endpoint_current(path: &Path, endpoint: &str) -> anyhow::Result<()> {
+    let text = match tokio::fs::read(path).await {
+        Ok(text) => zeroize::Zeroizing::new(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut json: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a JSON object", path.display()))?;
+    let old = json
+        .get("endpoint")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    if old.as_deref() == Some(endpoint) {
+        return Ok(());
+    }
+    json.insert(
+        "endpoint".into(),
+        serde_json::Value::String(endpoint.into()),
+    );
+    let out = zeroize::Zeroizing::new(format!("{}\n", serde_json::to_string_pretty(&json)?));
+    // The secret key went through a `Value`: wipe what can be wiped.
+    for v in json.values_mut() {
+        if let serde_json::Value::String(s) = v {
+            zeroize::Zeroize::zeroize(s);
+        }
+    }
+    fsutil::write_atomic(path, out.as_bytes(), 0o600).await?;
+    println!(
+        "OpenSCM: {} now names the endpoint {endpoint} (it named {})",
+        path.display(),
+        old.as_deref().unwrap_or("none")
+    );
     Ok(())
 }
 

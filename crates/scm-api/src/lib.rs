@@ -19,6 +19,7 @@ mod request_log;
 mod routes;
 mod serve;
 mod throttle;
+pub mod tls;
 mod views;
 
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use axum::Router;
 use scm_core::Scm;
 
 pub use error::ApiError;
-pub use serve::{Peer, ServeLimits, serve};
+pub use serve::{Peer, ServeLimits, serve, serve_with};
 pub use throttle::RateLimit;
 
 /// Largest request body accepted (bytes). Certificates and CSRs are a few KiB.

@@ -3,7 +3,8 @@
 //! connection open, is dropped), a cap on open connections (past it a new connection is answered
 //! 503 and closed at once, so a flood of idle sockets cannot stall everyone), and a graceful stop:
 //! on the shutdown signal the listener closes, requests in flight finish (up to a grace period),
-//! idle keep-alive connections close.
+//! idle keep-alive connections close. With a TLS acceptor ([`serve_with`]) each connection is
+//! a TLS handshake first (bounded by the header timeout), then the same HTTP/1.1.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone, Copy)]
@@ -44,13 +46,25 @@ impl Default for ServeLimits {
 static OVER_CAPACITY: std::sync::LazyLock<Vec<u8>> =
     std::sync::LazyLock::new(crate::error::over_capacity_response);
 
-/// Serves `app` on `listener` until `shutdown` completes, then drains. Returns `true` when every
-/// connection finished within the grace period.
+/// Serves `app` over plain HTTP on `listener` until `shutdown` completes, then drains. Returns
+/// `true` when every connection finished within the grace period.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()>,
     limits: ServeLimits,
+) -> bool {
+    serve_with(listener, app, shutdown, limits, None).await
+}
+
+/// [`serve`], over TLS when `tls` is given. A connection past the cap is closed without a
+/// handshake (a 503 in clear would mean nothing to a TLS client).
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+    limits: ServeLimits,
+    tls: Option<TlsAcceptor>,
 ) -> bool {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -68,17 +82,41 @@ pub async fn serve(
                     }
                 };
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    refuse(stream);
+                    if tls.is_none() {
+                        refuse(stream);
+                    } else {
+                        tracing::debug!("connection refused: too many open connections");
+                    }
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let conn = http1::Builder::new()
+                let service = TowerToHyperService::new(with_peer(app.clone(), peer));
+                let http = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(limits.header_read_timeout)
-                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(with_peer(app.clone(), peer)));
-                let conn = graceful.watch(conn);
+                    .clone();
+                let watcher = graceful.watcher();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let ended = match tls {
+                        None => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                        Some(acceptor) => {
+                            // The handshake has the header timeout: a client that opens a
+                            // connection and says nothing is dropped as in clear.
+                            match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                                    Ok(())
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    Ok(())
+                                }
+                            }
+                        }
+                    };
+                    if let Err(e) = ended {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                     drop(slot);

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use scm_pki::{DnsName, KeyAlgorithm, LeafKey, LeafRequest, MasterKey, PrivateKey, SubjectFields};
+use scm_pki::{
+    DnsName, KeyAlgorithm, LeafKey, LeafRequest, MasterKey, PrivateKey, ServingHost, SubjectFields,
+};
 use scm_proto::{CertificateId, DomainId, DomainType, PrimaryDomainType};
 use scm_store::{CaRecord, IssuedRecord, Product};
 use time::OffsetDateTime;
@@ -156,6 +158,47 @@ impl BuiltinCa {
     pub fn root_pem(&self) -> &str {
         &self.root_pem
     }
+
+    /// Issues a serving certificate for OpenSCM's own HTTPS listener: a new P-256 key, a leaf
+    /// for `hosts` valid from `not_before` to `not_after` (clamped to the intermediate's own
+    /// expiry). The key is returned, never stored: the listener keeps it in memory only and a
+    /// restart issues a new one.
+    pub fn issue_serving(
+        &self,
+        hosts: &[ServingHost],
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<ServingCertificate, DomainError> {
+        let key = PrivateKey::generate(KeyAlgorithm::EcP256)
+            .map_err(|e| DomainError::internal_from("serving key generation", e))?;
+        let leaf = self
+            .issuer
+            .issue_serving(hosts, not_before, not_after, &key)
+            .map_err(|e| DomainError::internal_from("serving certificate", e))?;
+        Ok(ServingCertificate {
+            chain_pem: format!("{}{}", leaf.certificate_pem, self.chain_pem),
+            key,
+            serial_hex: leaf.serial_hex,
+            not_before: leaf.not_before,
+            not_after: leaf.not_after,
+        })
+    }
+}
+
+/// A serving certificate just issued by the built-in CA, with its key (wiped on drop; redacted
+/// in `Debug`).
+#[derive(Debug)]
+pub struct ServingCertificate {
+    /// The leaf followed by the intermediate, PEM.
+    pub chain_pem: String,
+    /// The leaf's private key.
+    pub key: PrivateKey,
+    /// The leaf's serial, lower-case hex.
+    pub serial_hex: String,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
 }
 
 /// Checks the names of an application against the product bought.

@@ -264,18 +264,77 @@ impl Issuer {
             ));
         }
 
-        let public_key = req.public_key.public_key();
-        let mut params = CertificateParams::default();
-        params.not_before = not_before;
-        params.not_after = not_after;
-        let serial = random_serial()?;
-        let serial_text = serial_hex(serial.as_ref());
-        params.serial_number = Some(serial);
-        params.subject_alt_names = names
+        let sans = names
             .into_iter()
             .map(san_for)
             .collect::<Result<Vec<_>, _>>()?;
-        params.distinguished_name = leaf_name(&req.subject, common_name);
+        self.sign_leaf(LeafParts {
+            sans,
+            common_name,
+            subject: &req.subject,
+            not_before,
+            not_after,
+            public_key: req.public_key.public_key(),
+        })
+    }
+
+    /// Signs the serving certificate of OpenSCM's own HTTPS listener: `hosts` (host names such
+    /// as `localhost` or `scm.internal`, and IP addresses) in the subjectAltName (an IP as an
+    /// iPAddress entry, which is what clients compare an IP endpoint against), the first also as
+    /// the CN, with the leaf extensions of [`Issuer::issue`]. Host names follow the looser rules
+    /// of [`ServingHost`] (one label allowed), since a server is reached as `localhost` too.
+    ///
+    /// Errors as [`Issuer::issue`].
+    pub fn issue_serving(
+        &self,
+        hosts: &[ServingHost],
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        key: &PrivateKey,
+    ) -> Result<IssuedCertificate, PkiError> {
+        let first = hosts
+            .first()
+            .ok_or(PkiError::InvalidRequest("at least one host is required"))?;
+        let not_before = to_utc_seconds(not_before)?;
+        let not_after = to_utc_seconds(not_after)?.min(self.not_after);
+        if not_after <= not_before {
+            return Err(PkiError::InvalidRequest(
+                "not_after must be later than not_before (and than the issuer's start)",
+            ));
+        }
+        let mut sans: Vec<SanType> = Vec::with_capacity(hosts.len());
+        for host in hosts {
+            let san = match host {
+                ServingHost::Ip(ip) => SanType::IpAddress(*ip),
+                ServingHost::Name(name) => san_for(name.clone())?,
+            };
+            if !sans.contains(&san) {
+                sans.push(san);
+            }
+        }
+        self.sign_leaf(LeafParts {
+            sans,
+            common_name: first.to_string(),
+            subject: &SubjectFields {
+                organization: Some(CA_ORGANIZATION),
+                ..SubjectFields::default()
+            },
+            not_before,
+            not_after,
+            public_key: key.public_key_ref(),
+        })
+    }
+
+    fn sign_leaf(&self, parts: LeafParts<'_>) -> Result<IssuedCertificate, PkiError> {
+        let public_key = parts.public_key;
+        let mut params = CertificateParams::default();
+        params.not_before = parts.not_before;
+        params.not_after = parts.not_after;
+        let serial = random_serial()?;
+        let serial_text = serial_hex(serial.as_ref());
+        params.serial_number = Some(serial);
+        params.subject_alt_names = parts.sans;
+        params.distinguished_name = leaf_name(parts.subject, parts.common_name);
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = if public_key.kind == KeyKind::Rsa {
             vec![
@@ -300,10 +359,76 @@ impl Issuer {
             serial_hex: serial_text,
             sha1_fingerprint_hex: sha1_hex(&der),
             der,
-            not_before,
-            not_after,
+            not_before: parts.not_before,
+            not_after: parts.not_after,
             signature_algorithm: self.signature_algorithm,
         })
+    }
+}
+
+/// What one leaf is made of, checked (shared by application leaves and the serving certificate).
+struct LeafParts<'a> {
+    sans: Vec<SanType>,
+    common_name: String,
+    subject: &'a SubjectFields<'a>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    public_key: PublicKeyRef<'a>,
+}
+
+/// A name OpenSCM's own HTTPS listener is reached by: an IP address, or a host name of letters,
+/// digits and `-` in dot-separated labels (one label, such as `localhost`, allowed; no
+/// wildcard), lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServingHost {
+    /// An IP address (an iPAddress subjectAltName).
+    Ip(std::net::IpAddr),
+    /// A host name (a dNSName subjectAltName).
+    Name(String),
+}
+
+impl ServingHost {
+    /// Parses an IP address (IPv6 with or without brackets) or a host name.
+    ///
+    /// Errors: [`PkiError::InvalidName`] naming what was given.
+    pub fn parse(text: &str) -> Result<Self, PkiError> {
+        let trimmed = text.trim();
+        let bare = trimmed
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(trimmed);
+        if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+            return Ok(Self::Ip(ip));
+        }
+        let name = trimmed.trim_end_matches('.').to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+            return Err(PkiError::InvalidName(text.to_owned()));
+        }
+        // An all-digit last label would be read as (part of) an IP address by clients.
+        if name
+            .rsplit('.')
+            .next()
+            .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(PkiError::InvalidName(text.to_owned()));
+        }
+        Ok(Self::Name(name))
+    }
+}
+
+impl fmt::Display for ServingHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ip(ip) => write!(f, "{ip}"),
+            Self::Name(name) => f.write_str(name),
+        }
     }
 }
 

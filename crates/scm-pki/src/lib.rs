@@ -26,7 +26,8 @@ mod test_util;
 mod util;
 
 pub use ca::{
-    GeneratedCa, IssuedCertificate, Issuer, LeafKey, LeafRequest, SubjectFields, generate_ca,
+    GeneratedCa, IssuedCertificate, Issuer, LeafKey, LeafRequest, ServingHost, SubjectFields,
+    generate_ca,
 };
 pub use cert::{CertificateInfo, parse_certificate_der, parse_certificate_pem, pem_blocks};
 pub use csr::{ParsedCsr, generate_csr};

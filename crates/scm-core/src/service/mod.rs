@@ -137,6 +137,7 @@ pub struct Scm {
     clock: Arc<dyn Clock>,
     master: Arc<MasterKey>,
     issuer: Arc<dyn Issuer>,
+    ca: Arc<BuiltinCa>,
     ca_root_pem: String,
     config: CoreConfig,
     cache: Arc<ReadCache>,
@@ -164,11 +165,12 @@ impl Scm {
             .ca()
             .await?
             .ok_or_else(|| DomainError::internal("the store has no CA: bootstrap first"))?;
-        let ca = BuiltinCa::load(&rec, master.clone())?;
+        let ca = Arc::new(BuiltinCa::load(&rec, master.clone())?);
         let jobs = JobRunner::new(store.clone(), clock.clone(), config.jobs);
         Ok(Self {
             ca_root_pem: ca.root_pem().to_owned(),
-            issuer: Arc::new(ca),
+            issuer: ca.clone(),
+            ca,
             store,
             clock,
             master,
@@ -255,6 +257,11 @@ impl Scm {
     /// The job runner (for draining at shutdown, and for tests that drive it by hand).
     pub fn job_runner(&self) -> &Arc<JobRunner> {
         &self.jobs
+    }
+
+    /// The built-in CA (it also issues the serving certificate of the HTTPS listener).
+    pub fn builtin_ca(&self) -> Arc<BuiltinCa> {
+        self.ca.clone()
     }
 
     /// The root certificate of the built-in CA.

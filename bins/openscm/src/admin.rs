@@ -47,6 +47,48 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: JobCommand,
     },
+    /// The audit log: every authenticated state-changing call and key export, newest first.
+    ///
+    /// Examples:
+    ///   openscm admin audit --operation ExportCertificate --since 2026-01-01T00:00:00Z
+    ///   openscm admin audit --target scs1700000000000 --output json
+    #[command(verbatim_doc_comment)]
+    Audit(AuditArgs),
+}
+
+/// Filters and format of `admin audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Only this account (domain id).
+    #[arg(long)]
+    account: Option<String>,
+    /// Only this operation, by its name in the operation table (e.g. ExportCertificate).
+    #[arg(long)]
+    operation: Option<String>,
+    /// Only events at or after this time (RFC 3339, e.g. 2026-01-31T12:00:00Z).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only events before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// Only events naming this id (a certificate, order or CSR id).
+    #[arg(long)]
+    target: Option<String>,
+    /// At most this many events (1..=100000).
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// `table` (for people) or `json` (JSON lines, one event per line).
+    #[arg(long, default_value = "table")]
+    output: AuditOutput,
+}
+
+/// How `admin audit` prints.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AuditOutput {
+    /// Aligned columns.
+    Table,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Job commands.
@@ -156,6 +198,129 @@ fn print(v: &serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn rfc3339(flag: &str, s: &str) -> anyhow::Result<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| {
+            anyhow::anyhow!("--{flag} {s:?} is not an RFC 3339 time, e.g. 2026-01-31T12:00:00Z")
+        })?;
+    Ok(scm_core::clock::unix_ms(t))
+}
+
+fn time_text(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+async fn audit(scm: &scm_core::Scm, a: AuditArgs) -> anyhow::Result<()> {
+    if let Some(op) = &a.operation
+        && !scm_proto::Operation::ALL.iter().any(|o| o.name() == op)
+    {
+        let audited: Vec<&str> = scm_proto::Operation::ALL
+            .iter()
+            .filter(|o| o.audited())
+            .map(|o| o.name())
+            .collect();
+        anyhow::bail!(
+            "--operation {op:?} is not an operation; audited ones: {}",
+            audited.join(", ")
+        );
+    }
+    if !(1..=100_000).contains(&a.limit) {
+        anyhow::bail!("--limit must be 1..=100000");
+    }
+    let q = scm_store::AuditQuery {
+        account: a.account.as_deref().map(domain).transpose()?,
+        operation: a.operation,
+        since_ms: a
+            .since
+            .as_deref()
+            .map(|s| rfc3339("since", s))
+            .transpose()?,
+        until_ms: a
+            .until
+            .as_deref()
+            .map(|s| rfc3339("until", s))
+            .transpose()?,
+        target: a.target,
+        limit: a.limit,
+    };
+    let events = scm.audit_events(&q).await.map_err(err)?;
+    match a.output {
+        AuditOutput::Json => {
+            for e in &events {
+                let line = serde_json::json!({
+                    "time": time_text(e.at_ms),
+                    "at_ms": e.at_ms,
+                    "account": e.account.as_str(),
+                    "credential": e.credential.as_str(),
+                    "operation": e.operation,
+                    "targets": e.targets,
+                    "outcome": e.outcome,
+                    "status": e.status,
+                    "request_id": e.request_id,
+                    "source": e.source,
+                });
+                println!("{line}");
+            }
+        }
+        AuditOutput::Table => {
+            let header = [
+                "TIME",
+                "ACCOUNT",
+                "CREDENTIAL",
+                "OPERATION",
+                "OUTCOME",
+                "STATUS",
+                "TARGETS",
+                "SOURCE",
+                "REQUEST ID",
+            ];
+            let rows: Vec<[String; 9]> = events
+                .iter()
+                .map(|e| {
+                    [
+                        time_text(e.at_ms),
+                        e.account.to_string(),
+                        e.credential.to_string(),
+                        e.operation.clone(),
+                        e.outcome.clone(),
+                        e.status.to_string(),
+                        e.targets.join(","),
+                        e.source.clone(),
+                        e.request_id.clone(),
+                    ]
+                })
+                .collect();
+            let mut widths = header.map(str::len);
+            for row in &rows {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+            let line = |cells: Vec<&str>| {
+                let mut out = String::new();
+                for (cell, w) in cells.iter().zip(widths) {
+                    out.push_str(&format!("{cell:<w$}  "));
+                }
+                println!("{}", out.trim_end());
+            };
+            line(header.to_vec());
+            for row in &rows {
+                line(row.iter().map(String::as_str).collect());
+            }
+            if rows.is_empty() {
+                eprintln!("no audit events match");
+            }
+        }
+    }
+    Ok(())
+}
+
 fn err(e: scm_core::DomainError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
@@ -171,6 +336,7 @@ pub async fn run(common: &CommonArgs, command: AdminCommand) -> anyhow::Result<(
 
 async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Result<()> {
     match command {
+        AdminCommand::Audit(a) => audit(scm, a).await,
         AdminCommand::Account {
             command: AccountCommand::Create { name },
         } => {

@@ -64,6 +64,21 @@ pub struct FileConfig {
     /// HTTPS.
     #[serde(default)]
     pub tls: TlsFile,
+    /// Who may read `/metrics`.
+    #[serde(default)]
+    pub metrics: MetricsFile,
+}
+
+/// The `[metrics]` table: `/metrics` answers clients from `allow` without a token, and anyone
+/// presenting the bearer token of `token_file`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsFile {
+    /// Client address ranges (CIDR, or single addresses); default loopback only
+    /// (`["127.0.0.1/32", "::1/128"]`); `[]`: none (token only).
+    pub allow: Option<Vec<String>>,
+    /// A file (mode 0600) holding the bearer token.
+    pub token_file: Option<PathBuf>,
 }
 
 /// The `[tls]` table: how the listener serves HTTPS.
@@ -249,6 +264,8 @@ pub struct RuntimeConfig {
     pub api: scm_api::ApiLimits,
     /// Domain settings.
     pub core: CoreConfig,
+    /// Who may read `/metrics`.
+    pub metrics: scm_api::MetricsConfig,
 }
 
 /// How the listener serves.
@@ -785,6 +802,7 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         200,
         1..=1_000_000,
     )?;
+    let metrics = metrics_config(&file.metrics)?;
     let api = scm_api::ApiLimits {
         body_timeout: std::time::Duration::from_secs(pick(
             "limits.body_timeout_seconds",
@@ -819,7 +837,30 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         serve,
         api,
         core,
+        metrics,
     })
+}
+
+/// The `[metrics]` table resolved: the ranges parsed, the token read.
+fn metrics_config(file: &MetricsFile) -> anyhow::Result<scm_api::MetricsConfig> {
+    let mut config = scm_api::MetricsConfig::default();
+    if let Some(allow) = &file.allow {
+        config.allow = allow
+            .iter()
+            .map(|a| {
+                a.parse::<scm_api::Cidr>()
+                    .map_err(|e| anyhow::anyhow!("metrics.allow: {e}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if let Some(path) = &file.token_file {
+        let text = scm_outbound::fsutil::read_secret_file(path)
+            .map_err(|e| anyhow::anyhow!("metrics.token_file: {e}"))?;
+        config.token = Some(scm_api::MetricsToken::new(&text).ok_or_else(|| {
+            anyhow::anyhow!("metrics.token_file: {} holds no token", path.display())
+        })?);
+    }
+    Ok(config)
 }
 
 /// `path` without `.` segments and with `..` applied to what precedes it (paths are absolute),

@@ -1,7 +1,7 @@
 //! The HTTP face of OpenSCM: the Huawei Cloud SCM v2/v3 routes, built from the operation table of
 //! `scm-proto` ([`routes`]); the guard that authenticates every request and checks its scope
-//! ([`auth`]); extractors that hand handlers parsed, checked input ([`extract`]); request ids and
-//! the access log ([`request_log`]); and the one mapping from domain errors to HTTP status +
+//! ([`auth`]); extractors that hand handlers parsed, checked input ([`extract`]); request ids,
+//! the access log and the audit records ([`request_log`]); `/metrics` ([`metrics`]); and the one mapping from domain errors to HTTP status +
 //! `SCM.xxxx` code ([`error`]).
 //!
 //! Handlers are thin: take the typed request from the extractors, call one `scm-core` operation,
@@ -13,6 +13,7 @@ mod error;
 mod extract;
 pub mod fuzzing;
 mod handlers;
+pub mod metrics;
 pub mod openapi;
 mod parse;
 mod request_log;
@@ -29,6 +30,7 @@ use axum::Router;
 use scm_core::Scm;
 
 pub use error::ApiError;
+pub use metrics::{Cidr, Metrics, MetricsConfig, MetricsToken};
 pub use serve::{Peer, ServeLimits, serve, serve_with};
 pub use throttle::RateLimit;
 
@@ -68,13 +70,27 @@ pub struct AppState {
     throttle: Option<Arc<throttle::Throttle>>,
 }
 
-/// The full router: every operation of the table behind its guard, and 404/405 for everything
-/// else.
+/// The full router: every operation of the table behind its guard, `/metrics` readable from
+/// loopback only, and 404/405 for everything else.
 pub fn router(scm: Arc<Scm>, limits: ApiLimits) -> Router {
-    let throttle = limits.rate.map(|r| Arc::new(throttle::Throttle::new(r)));
-    routes::router(AppState {
+    router_with(
         scm,
         limits,
-        throttle,
-    })
+        Arc::new(Metrics::new(MetricsConfig::default())),
+    )
+}
+
+/// [`router`] counting into `metrics` (whose config says who may read `/metrics`); keep the
+/// handle to set what the server knows beside the API, e.g.
+/// [`Metrics::set_serving_not_after`].
+pub fn router_with(scm: Arc<Scm>, limits: ApiLimits, metrics: Arc<Metrics>) -> Router {
+    let throttle = limits.rate.map(|r| Arc::new(throttle::Throttle::new(r)));
+    routes::router(
+        AppState {
+            scm,
+            limits,
+            throttle,
+        },
+        metrics,
+    )
 }

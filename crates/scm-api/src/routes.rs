@@ -74,8 +74,8 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
     }
 }
 
-/// The full router: every operation of the table, and 404/405 for everything else.
-pub(crate) fn router(state: AppState) -> Router {
+/// The full router: every operation of the table, `/metrics`, and 404/405 for everything else.
+pub(crate) fn router(state: AppState, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Router {
     // Operations that share a path (show and delete of one resource) share one method router:
     // axum refuses the same path twice.
     let mut by_path: std::collections::BTreeMap<&'static str, MethodRouter<AppState>> =
@@ -106,12 +106,26 @@ pub(crate) fn router(state: AppState) -> Router {
     for (path, route) in by_path {
         app = app.route(path, route);
     }
-    let deadline = state.limits.request_timeout;
+    let log = request_log::LogState {
+        deadline: state.limits.request_timeout,
+        metrics: metrics.clone(),
+        scm: state.scm.clone(),
+    };
+    let scrape = crate::metrics::MetricsState {
+        scm: state.scm.clone(),
+        metrics,
+    };
     app.method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::not_found)
         .with_state(state)
         .layer(middleware::from_fn_with_state(
-            deadline,
+            log,
             request_log::request_id_and_log,
         ))
+        // Beside the table's routes, outside the access log and the SCM guard: see `metrics`.
+        .merge(
+            Router::new()
+                .route("/metrics", axum::routing::get(crate::metrics::handler))
+                .with_state(scrape),
+        )
 }

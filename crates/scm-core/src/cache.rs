@@ -68,6 +68,10 @@ impl<K: Eq + Hash + Clone, V: Clone> Map<K, V> {
         }
     }
 
+    fn len(&self) -> usize {
+        self.inner.read().map(|m| m.len()).unwrap_or(0)
+    }
+
     fn remove(&self, k: &K) {
         if let Ok(mut m) = self.inner.write() {
             m.remove(k);
@@ -112,6 +116,17 @@ impl ReadCache {
 
     fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Entries of each map, by name (for metrics).
+    pub fn sizes(&self) -> Vec<(&'static str, usize)> {
+        vec![
+            ("credentials", self.credentials.len()),
+            ("unknown_keys", self.unknown_keys.len()),
+            ("accounts", self.accounts.len()),
+            ("certificates", self.certificates.len()),
+            ("push_history", self.history.len()),
+        ]
     }
 
     /// Drops everything.

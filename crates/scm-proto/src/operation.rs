@@ -173,6 +173,51 @@ operations! {
 }
 
 impl Operation {
+    /// Whether a call of this operation is recorded in the audit log: every operation that
+    /// changes something (or issues a credential: `CreateToken`), and every one that hands out a
+    /// private key. Reads are not recorded. The match has no catch-all arm: a new operation does
+    /// not compile until it is decided here.
+    pub const fn audited(self) -> bool {
+        match self {
+            Self::CreateToken
+            | Self::V2PurchaseCertificate
+            | Self::V2SaveApplication
+            | Self::V2CompleteApplication
+            | Self::V2PushCertificate
+            | Self::SubscribeCertificate
+            | Self::ApplyCertificate
+            | Self::ExportCertificate
+            | Self::PushCertificate
+            | Self::ImportCertificate
+            | Self::CreateCertificateTag
+            | Self::BatchCreateOrDeleteTags
+            | Self::DeleteCertificate
+            | Self::UnsubscribeCertificate
+            | Self::CancelCertificateRequest
+            | Self::EnableNotification
+            | Self::DisableNotification
+            | Self::CreateCsr
+            | Self::UpdateCsr
+            | Self::DeleteCsr
+            | Self::ShowCsrPrivateKey
+            | Self::UploadCsr
+            | Self::BatchPushCertificate
+            | Self::DeployCertificate => true,
+            Self::Health
+            | Self::KeystoneListAuthDomains
+            | Self::V2ListPushHistory
+            | Self::ListCertificates
+            | Self::ShowCertificate
+            | Self::ListTagsByCertificate
+            | Self::ListAllTags
+            | Self::ListCertificatesByTag
+            | Self::ListCsr
+            | Self::ShowCsr
+            | Self::ListDeployedResources
+            | Self::OpenApiDescription => false,
+        }
+    }
+
     /// The path with its placeholders replaced by `params`, in order (unencoded: the signer
     /// encodes each segment). Missing parameters leave their placeholder in place.
     pub fn path_with(self, params: &[&str]) -> String {
@@ -221,6 +266,25 @@ mod tests {
                 "{op}"
             );
         }
+    }
+
+    #[test]
+    fn public_operations_are_not_audited_and_key_exports_are() {
+        for op in Operation::ALL {
+            if op.scope() == Scope::Public {
+                assert!(!op.audited(), "{op}");
+            }
+            // Every write is audited (GET routes only read; the POST reads are named).
+            let post_read = matches!(
+                op,
+                Operation::ListCertificatesByTag | Operation::ListDeployedResources
+            );
+            if op.method() != Method::Get && !post_read && op.scope() != Scope::Public {
+                assert!(op.audited(), "{op}");
+            }
+        }
+        assert!(Operation::ExportCertificate.audited());
+        assert!(Operation::ShowCsrPrivateKey.audited());
     }
 
     #[test]

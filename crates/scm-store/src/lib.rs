@@ -5,7 +5,7 @@
 //! the built-in CA, the change counter), [`Accounts`] (accounts, projects, credentials, tokens),
 //! [`Certificates`] (orders, certificates, applications, issuance), [`Pushes`] (push history),
 //! [`Tags`] (certificate tags), [`Csrs`] (certificate signing requests and their keys), [`Imports`]
-//! (imported certificates) and
+//! (imported certificates), [`Audit`] (the audit log), [`Stats`] (aggregates for metrics) and
 //! [`Jobs`] (the durable job queue). SQL that is the same on both backends is written once and run
 //! on either pool ([`pool`]); what differs (id allocation, job claiming) lives in [`dialect`].
 //!
@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 mod accounts;
+mod audit;
 mod certificates;
 mod csrs;
 mod dialect;
@@ -40,6 +41,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, ProjectId};
 
+pub use audit::{Audit, AuditEvent, AuditQuery, Stats, StoreStats};
 pub use notices::{DueReminder, Notices};
 pub use pool::Backend;
 pub use records::*;
@@ -333,6 +335,9 @@ pub trait Store:
     + Csrs
     // --- import ---
     + Imports
+    // --- audit ---
+    + Audit
+    + Stats
     + Send
     + Sync
     + 'static

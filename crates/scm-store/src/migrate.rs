@@ -56,6 +56,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0009_list.sql"),
         include_str!("../migrations/postgres/0009_list.sql"),
     ),
+    (
+        10,
+        "audit",
+        include_str!("../migrations/sqlite/0010_audit.sql"),
+        include_str!("../migrations/postgres/0010_audit.sql"),
+    ),
     // --- import ---
     (
         5,

@@ -153,6 +153,10 @@ suite!(
     // --- csr ---
     csrs_belong_to_their_account,
     csrs_are_listed_filtered_and_paged,
+    // --- audit ---
+    audit_events_are_appended_filtered_and_newest_first,
+    audit_events_cannot_be_updated,
+    stats_count_certificates_by_status_and_expiry,
 );
 
 fn ids(n: u8) -> (DomainId, ProjectId) {
@@ -1905,4 +1909,167 @@ async fn csrs_are_listed_filtered_and_paged(db: TestDb) {
     })
     .await;
     assert_eq!((rows.len(), total), (0, 5));
+}
+
+// --- audit ---
+
+fn audit_event(n: u8, at_ms: i64, op: &str, targets: &[&str], outcome: &str) -> AuditEvent {
+    let (a, _) = ids(n);
+    AuditEvent {
+        at_ms,
+        account: a,
+        credential: AccessKeyId::from_random([n; 20]),
+        operation: op.into(),
+        targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+        outcome: outcome.into(),
+        status: if outcome == "ok" { 200 } else { 404 },
+        request_id: format!("req{at_ms}"),
+        source: "127.0.0.1:5000".into(),
+    }
+}
+
+async fn audit_events_are_appended_filtered_and_newest_first(db: TestDb) {
+    let store = db.store().await;
+    let e1 = audit_event(1, 1_000, "SubscribeCertificate", &["scs1", "ord1"], "ok");
+    let e2 = audit_event(1, 2_000, "ExportCertificate", &["scs1"], "ok");
+    let e3 = audit_event(2, 3_000, "ExportCertificate", &["scs_2"], "SCM.0015");
+    let e4 = audit_event(1, 3_000, "DeleteCsr", &["csr1"], "ok");
+    store.append_audit(&[e1.clone(), e2.clone()]).await.unwrap();
+    store.append_audit(&[e3.clone(), e4.clone()]).await.unwrap();
+    store.append_audit(&[]).await.unwrap();
+    let all = |limit| AuditQuery {
+        limit,
+        ..AuditQuery::default()
+    };
+    // Newest first; at one time, the later insert first.
+    assert_eq!(
+        store.audit_events(&all(10)).await.unwrap(),
+        vec![e4.clone(), e3.clone(), e2.clone(), e1.clone()]
+    );
+    assert_eq!(store.audit_events(&all(1)).await.unwrap(), vec![e4.clone()]);
+    let q = AuditQuery {
+        account: Some(e1.account.clone()),
+        ..all(10)
+    };
+    assert_eq!(
+        store.audit_events(&q).await.unwrap(),
+        vec![e4.clone(), e2.clone(), e1.clone()]
+    );
+    let q = AuditQuery {
+        operation: Some("ExportCertificate".into()),
+        ..all(10)
+    };
+    assert_eq!(
+        store.audit_events(&q).await.unwrap(),
+        vec![e3.clone(), e2.clone()]
+    );
+    let q = AuditQuery {
+        since_ms: Some(2_000),
+        until_ms: Some(3_000),
+        ..all(10)
+    };
+    assert_eq!(store.audit_events(&q).await.unwrap(), vec![e2.clone()]);
+    // Whole ids only, wildcards literal.
+    let q = AuditQuery {
+        target: Some("scs1".into()),
+        ..all(10)
+    };
+    assert_eq!(
+        store.audit_events(&q).await.unwrap(),
+        vec![e2.clone(), e1.clone()]
+    );
+    for partial in ["scs", "cs1", "scs_", "scs%", "%"] {
+        let q = AuditQuery {
+            target: Some(partial.into()),
+            ..all(10)
+        };
+        assert!(
+            store.audit_events(&q).await.unwrap().is_empty(),
+            "{partial}"
+        );
+    }
+    let q = AuditQuery {
+        target: Some("scs_2".into()),
+        ..all(10)
+    };
+    assert_eq!(store.audit_events(&q).await.unwrap(), vec![e3]);
+}
+
+async fn audit_events_cannot_be_updated(db: TestDb) {
+    let store = db.store().await;
+    store
+        .append_audit(&[audit_event(1, 1_000, "DeleteCsr", &["csr1"], "ok")])
+        .await
+        .unwrap();
+    let refused = db_run!(&store.pool, |p| {
+        sqlx::query("UPDATE audit_events SET outcome = 'forged'")
+            .execute(p)
+            .await
+    });
+    assert!(refused.is_err(), "an audit row was changed");
+    let rows = store
+        .audit_events(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].outcome, "ok");
+}
+
+async fn stats_count_certificates_by_status_and_expiry(db: TestDb) {
+    let store = db.store().await;
+    store.ping().await.unwrap();
+    let empty = store.stats(0).await.unwrap();
+    assert_eq!(empty, StoreStats::default());
+    let (a, p) = account(1);
+    store.create_account(&a, &p).await.unwrap();
+    let now = 1_700_000_000_000_i64;
+    let day = 86_400_000_i64;
+    let certs = order(&store, &a, &p, 5, now - day).await;
+    // Expired, within 7 days, within 30 days, later; one left PAID.
+    for (id, not_after) in
+        certs
+            .iter()
+            .zip([now - 1, now + 3 * day, now + 20 * day, now + 90 * day])
+    {
+        assert!(
+            store
+                .mark_issued(
+                    id,
+                    CertificateStatus::Paid,
+                    &application("x.test"),
+                    &issued(not_after),
+                    now - day
+                )
+                .await
+                .unwrap()
+        );
+    }
+    store
+        .record_push(&PushRecord {
+            cert_id: certs[1].clone(),
+            domain_id: a.domain_id.clone(),
+            pushed_ms: now,
+            service: "ELB".into(),
+            region: None,
+            outcome: PushOutcome::Failure,
+            detail: "x".into(),
+            targets: "[]".into(),
+        })
+        .await
+        .unwrap();
+    let s = store.stats(now).await.unwrap();
+    assert_eq!(
+        s.certificates_by_status,
+        vec![
+            ("EXPIRED".into(), 1),
+            ("ISSUED".into(), 3),
+            ("PAID".into(), 1)
+        ]
+    );
+    assert_eq!((s.expiring_7d, s.expiring_30d), (1, 2));
+    assert_eq!(s.pushes_by_outcome, vec![("failure".into(), 1)]);
+    assert!(s.jobs.is_empty());
 }

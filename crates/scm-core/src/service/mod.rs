@@ -2,7 +2,8 @@
 //! [`authentication`] (signatures, tokens, scopes), [`certificates`] (purchase, application,
 //! issuance, listing, export), [`push`] (delivery to targets through jobs, and history),
 //! [`notifications`] (telling accounts what failed), [`jobs`] (running the job kinds) and
-//! [`admin`] (accounts, projects, credentials, policies, jobs for the CLI); [`lifecycle`]
+//! [`admin`] (accounts, projects, credentials, policies, jobs for the CLI); [`observe`] (the
+//! audit log and the store's gauges for metrics); [`lifecycle`]
 //! (delete, unsubscribe, cancel-cert); [`tags`] and [`tag_query`] (tags, and certificates found
 //! by them); [`csr`] (certificate signing requests and their keys); [`import`] (certificates
 //! imported with their chain and key).
@@ -15,6 +16,7 @@ mod jobs;
 pub mod lifecycle;
 mod notices;
 mod notifications;
+pub mod observe;
 mod push;
 pub mod tag_query;
 pub mod tags;
@@ -41,6 +43,7 @@ use crate::{Clock, DomainError};
 
 pub use authentication::HeadCheck;
 pub use certificates::ListRequest;
+pub use observe::Snapshot;
 
 /// Settings of the domain layer.
 #[derive(Debug, Clone)]
@@ -143,6 +146,8 @@ pub struct Scm {
     cache: Arc<ReadCache>,
     jobs: Arc<JobRunner>,
     keygen: KeyGenerator,
+    audit: observe::AuditWriter,
+    snapshot: observe::SnapshotCache,
 }
 
 impl std::fmt::Debug for Scm {
@@ -167,6 +172,7 @@ impl Scm {
             .ok_or_else(|| DomainError::internal("the store has no CA: bootstrap first"))?;
         let ca = Arc::new(BuiltinCa::load(&rec, master.clone())?);
         let jobs = JobRunner::new(store.clone(), clock.clone(), config.jobs);
+        let audit = observe::AuditWriter::spawn(store.clone());
         Ok(Self {
             ca_root_pem: ca.root_pem().to_owned(),
             issuer: ca.clone(),
@@ -177,6 +183,8 @@ impl Scm {
             cache: Arc::new(ReadCache::new()),
             keygen: KeyGenerator::new(config.keygen_per_account),
             jobs,
+            audit,
+            snapshot: tokio::sync::Mutex::new(None),
             config,
         })
     }

@@ -96,13 +96,13 @@ fn main() -> std::process::ExitCode {
                     .map_err(anyhow::Error::from)
             }
             Command::Completions { shell } => {
-                clap_complete::generate(
-                    shell,
-                    &mut Cli::command(),
-                    "openscm",
-                    &mut std::io::stdout(),
-                );
-                Ok(())
+                use std::io::Write;
+                // Into a buffer first: clap_complete panics on a failed write (a closed pipe).
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut Cli::command(), "openscm", &mut script);
+                std::io::stdout()
+                    .write_all(&script)
+                    .map_err(anyhow::Error::from)
             }
             Command::Configure(args) => return cli::configure(args).await,
             Command::Cert(args) => return cli::cert(args).await,

@@ -180,12 +180,11 @@ pub async fn run(ctx: &Ctx, command: CsrCommand) -> Result<u8, Failure> {
         }
         CsrCommand::Show { id } => {
             let c = client.show_csr(&id).await?;
-            output::print(ctx.format, &c, || {
-                let mut t = csr_table(std::slice::from_ref(&c));
-                t.row(["".to_owned()]);
-                t.row([c.csr.clone()]);
-                t
-            });
+            output::print(ctx.format, &c, || csr_table(std::slice::from_ref(&c)));
+            // The PEM below the table, where a column would be too wide for it.
+            if ctx.format == output::Format::Table {
+                print!("\n{}", c.csr);
+            }
         }
         CsrCommand::Update { id, name } => {
             let c = client

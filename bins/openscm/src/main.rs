@@ -85,7 +85,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(async {
+    runtime.block_on(async {
         match cli.command {
             Command::Server { store: s, args } => server::run(&store(s), &args).await,
             Command::Admin { store: s, command } => admin::run(&store(s), command).await,
@@ -116,6 +116,5 @@ fn main() -> std::process::ExitCode {
             },
             |()| std::process::ExitCode::SUCCESS,
         )
-    });
-    outcome
+    })
 }

@@ -26,6 +26,7 @@ log() { echo "[e2e] $*" >&2; }
 missing=()
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v keytool >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)  # test_cli.py: PKCS#12
 for tool in psql createdb dropdb pg_dump pg_isready; do
   if ! command -v "$tool" >/dev/null 2>&1; then missing+=(postgresql-client); break; fi
 done

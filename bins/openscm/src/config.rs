@@ -150,8 +150,10 @@ pub struct JobsFile {
     pub retention_days: Option<u64>,
 }
 
-/// Settings shared by `server` and `admin` (flags with env fallbacks).
-#[derive(Debug, Clone, Args)]
+/// Store settings of `server` and `admin` (flags with env fallbacks). They are flattened into
+/// those two commands only (global within them), so the client commands' `--help` does not list
+/// them.
+#[derive(Debug, Clone, Default, Args)]
 pub struct CommonArgs {
     /// TOML config file.
     #[arg(long, env = "OPENSCM_CONFIG", global = true)]
@@ -177,6 +179,60 @@ pub struct CommonArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "OPENSCM_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
+}
+
+/// The same store flags before the command (`openscm --data-dir D server`), as earlier versions
+/// took them: hidden from `--help`, without env fallback (the command's own flags read the
+/// environment), and only for `server` and `admin`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LegacyStoreArgs {
+    #[arg(long = "config", hide = true)]
+    config: Option<PathBuf>,
+    #[arg(long = "data-dir", hide = true)]
+    data_dir: Option<PathBuf>,
+    #[arg(long = "database-url", hide = true)]
+    database_url: Option<String>,
+    #[arg(long = "database-url-file", hide = true)]
+    database_url_file: Option<PathBuf>,
+    #[arg(long = "master-key-file", hide = true)]
+    master_key_file: Option<PathBuf>,
+    #[arg(long = "log-format", hide = true)]
+    log_format: Option<String>,
+}
+
+impl LegacyStoreArgs {
+    /// Whether any flag was given.
+    pub fn is_empty(&self) -> bool {
+        let Self {
+            config,
+            data_dir,
+            database_url,
+            database_url_file,
+            master_key_file,
+            log_format,
+        } = self;
+        config.is_none()
+            && data_dir.is_none()
+            && database_url.is_none()
+            && database_url_file.is_none()
+            && master_key_file.is_none()
+            && log_format.is_none()
+    }
+}
+
+impl CommonArgs {
+    /// These flags, each one not given here taken from the flags before the command; a flag
+    /// given after the command wins (it is also where the environment is read).
+    pub fn or_legacy(self, legacy: LegacyStoreArgs) -> Self {
+        Self {
+            config: self.config.or(legacy.config),
+            data_dir: self.data_dir.or(legacy.data_dir),
+            database_url: self.database_url.or(legacy.database_url),
+            database_url_file: self.database_url_file.or(legacy.database_url_file),
+            master_key_file: self.master_key_file.or(legacy.master_key_file),
+            log_format: self.log_format.or(legacy.log_format),
+        }
+    }
 }
 
 /// Settings of `server` only.

@@ -6,6 +6,7 @@
 //! - [`ca`]: the built-in two-level ECDSA P-256 CA and leaf issuance;
 //! - [`cert`]: reading certificates and splitting PEM chains;
 //! - [`name`]: the rules for DNS names in certificates ([`DnsName`]);
+//! - [`pkcs12`]: writing PKCS#12 files (key + chain under a password);
 //! - [`import`]: checking an imported certificate, its chain and its key against each other.
 //!
 //! All cryptography is done by aws-lc-rs (directly or through rcgen). Private key material
@@ -20,6 +21,7 @@ mod error;
 pub mod import;
 pub mod key;
 pub mod name;
+pub mod pkcs12;
 pub mod seal;
 #[cfg(test)]
 mod test_util;

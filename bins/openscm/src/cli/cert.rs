@@ -1,0 +1,975 @@
+//! `openscm cert ...`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use scm_client::ListQuery;
+use scm_proto::import::ImportCertificateBody;
+use scm_proto::v3::{ApplicationBody, PurchaseBody, PushBody};
+use serde_json::json;
+
+use super::output::{self, Format, Table};
+use super::profile::open_private;
+use super::{Ctx, Failure, exit, read_text, stderr_is_terminal, stdin_is_terminal};
+
+const LIST_EXAMPLES: &str = "\
+Examples:
+  openscm cert list
+  openscm cert list --status ISSUED --content shop.test -o json | jq '.[].id'";
+const BUY_EXAMPLES: &str = "\
+Examples:
+  openscm cert buy                                    # one DV single-domain certificate, 1 year
+  openscm cert buy --count 500 --concurrency 8 -o json > bought.json
+With --count above 1, each certificate is its own order; a progress bar is drawn on a terminal,
+and a failure stops the run: the summary lists the ids bought, the failure and how many were not
+started (exit code 5).";
+const APPLY_EXAMPLES: &str = "\
+Examples:
+  openscm cert apply scs1700000000000 --domain www.shop.test \\
+      --applicant-name 'Tom Smith' --applicant-phone 13212345678 --applicant-email tom@shop.test
+  openscm cert apply scs1700000000000 --domain shop.test --sans www.shop.test --csr shop.csr";
+const EXPORT_EXAMPLES: &str = "\
+Examples:
+  openscm cert export scs1700000000000 --dir ./out      # out/<name>.crt (cert + chain), <name>.key
+  P12_PASS=... openscm cert export scs1700000000000 --dir ./out --pkcs12 --password-env P12_PASS
+The key is written with mode 0600. The PKCS#12 file (PBES2 AES-256-CBC, HMAC-SHA256 MAC) is read
+by `openssl pkcs12` (OpenSSL 3) and `keytool -storetype PKCS12` (Java 17).";
+const IMPORT_EXAMPLES: &str = "\
+Examples:
+  openscm cert import site.pem                 # one PEM with certificate, chain and key
+  openscm cert import ./certs -o json          # every *.crt / *.pem of the directory
+Layout: each NAME.crt or NAME.pem holds the certificate first, then its chain; the key is either
+in the same file (a PRIVATE KEY block) or in NAME.key beside it. The certificate is named NAME.
+A directory is imported with bounded concurrency and a progress bar; a failure stops the run and
+the summary lists what was imported, the failure and the files not done (exit code 5).";
+const PUSH_EXAMPLES: &str = "\
+Examples:
+  openscm cert push scs1700000000000 --service ELB --region cn-north-4";
+const DELETE_EXAMPLES: &str = "\
+Examples:
+  openscm cert delete scs1700000000000 scs1700000000001";
+const SHOW_EXAMPLES: &str = "\
+Examples:
+  openscm cert show scs1700000000000
+  openscm cert show scs1700000000000 -o json | jq -r .status";
+
+/// `openscm cert` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// List certificates.
+    #[command(after_help = LIST_EXAMPLES)]
+    List(ListArgs),
+    /// Show one certificate.
+    #[command(after_help = SHOW_EXAMPLES)]
+    Show {
+        /// Certificate id.
+        id: String,
+    },
+    /// Buy certificates (status PAID), one or many.
+    #[command(after_help = BUY_EXAMPLES)]
+    Buy(BuyArgs),
+    /// Apply for (issue) a bought certificate.
+    #[command(after_help = APPLY_EXAMPLES)]
+    Apply(ApplyArgs),
+    /// Export a certificate, its chain and key to files (PEM, optionally PKCS#12).
+    #[command(after_help = EXPORT_EXAMPLES)]
+    Export(ExportArgs),
+    /// Import certificates made elsewhere, from a PEM file or a directory of them.
+    #[command(after_help = IMPORT_EXAMPLES)]
+    Import(ImportArgs),
+    /// Push a certificate to a service (a configured push target).
+    #[command(after_help = PUSH_EXAMPLES)]
+    Push(PushArgs),
+    /// Delete certificates.
+    #[command(after_help = DELETE_EXAMPLES)]
+    Delete {
+        /// Certificate ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+/// `cert list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this status (e.g. ISSUED, PAID, UPLOAD) or ALL.
+    #[arg(long)]
+    status: Option<String>,
+    /// Name or domain contains this.
+    #[arg(long)]
+    content: Option<String>,
+    /// Page size.
+    #[arg(long)]
+    limit: Option<i64>,
+    /// Items to skip.
+    #[arg(long)]
+    offset: Option<i64>,
+}
+
+/// `cert buy`.
+#[derive(Debug, Args)]
+pub struct BuyArgs {
+    /// Brand.
+    #[arg(long, default_value = "GLOBALSIGN")]
+    brand: String,
+    /// Type.
+    #[arg(long = "type", default_value = "DV_SSL_CERT")]
+    cert_type: String,
+    /// SINGLE_DOMAIN, MULTI_DOMAIN or WILDCARD.
+    #[arg(long, default_value = "SINGLE_DOMAIN")]
+    domain_type: String,
+    /// Validity in years.
+    #[arg(long, default_value_t = 1)]
+    years: i64,
+    /// Domain names per certificate.
+    #[arg(long, default_value_t = 1)]
+    domains: i64,
+    /// How many certificates (each its own order).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    count: u32,
+    /// Orders placed at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    concurrency: u32,
+}
+
+/// `cert apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Certificate id.
+    id: String,
+    /// Primary domain.
+    #[arg(long)]
+    domain: String,
+    /// Further names, `;`-separated (multi-domain certificates).
+    #[arg(long)]
+    sans: Option<String>,
+    /// A CSR file (PEM) to certify instead of a key made by the server.
+    #[arg(long)]
+    csr: Option<PathBuf>,
+    /// Key algorithm of a key the server makes: EC_P256, EC_P384, RSA_2048, ...
+    #[arg(long, default_value = "EC_P256")]
+    key_algorithm: String,
+    /// Validation method: DNS, FILE or EMAIL.
+    #[arg(long, default_value = "DNS")]
+    domain_method: String,
+    /// Applicant name.
+    #[arg(long, default_value = "OpenSCM CLI")]
+    applicant_name: String,
+    /// Applicant phone.
+    #[arg(long, default_value = "13000000000")]
+    applicant_phone: String,
+    /// Applicant email.
+    #[arg(long, default_value = "admin@example.com")]
+    applicant_email: String,
+    /// Company name (OV/EV).
+    #[arg(long)]
+    company_name: Option<String>,
+    /// Country code (OV/EV).
+    #[arg(long)]
+    country: Option<String>,
+}
+
+/// `cert export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Certificate id.
+    id: String,
+    /// Directory to write into (made if missing).
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// File name stem and PKCS#12 friendly name [default: the certificate id].
+    #[arg(long)]
+    name: Option<String>,
+    /// Also write NAME.p12 (PKCS#12) with a password.
+    #[arg(long)]
+    pkcs12: bool,
+    /// The PKCS#12 password is the first line of this file.
+    #[arg(long, requires = "pkcs12", conflicts_with = "password_env")]
+    password_file: Option<PathBuf>,
+    /// The PKCS#12 password is in this environment variable.
+    #[arg(long, requires = "pkcs12", value_name = "VAR")]
+    password_env: Option<String>,
+}
+
+/// `cert import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A PEM file, or a directory of them.
+    path: PathBuf,
+    /// Name of the certificate (a single file only) [default: the file's stem].
+    #[arg(long)]
+    name: Option<String>,
+    /// Imports at once (a directory).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    concurrency: u32,
+}
+
+/// `cert push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Certificate id.
+    id: String,
+    /// Target service: ELB, CDN, WAF.
+    #[arg(long)]
+    service: String,
+    /// Target region (the push target's `region`).
+    #[arg(long)]
+    region: Option<String>,
+}
+
+/// Runs a `cert` subcommand; answers the exit code.
+pub async fn run(ctx: &Ctx, command: CertCommand) -> Result<u8, Failure> {
+    match command {
+        CertCommand::List(args) => list(ctx, args).await,
+        CertCommand::Show { id } => show(ctx, &id).await,
+        CertCommand::Buy(args) => buy(ctx, args).await,
+        CertCommand::Apply(args) => apply(ctx, args).await,
+        CertCommand::Export(args) => export(ctx, args).await,
+        CertCommand::Import(args) => import(ctx, args).await,
+        CertCommand::Push(args) => {
+            let body = PushBody {
+                target_project: args.region.clone(),
+                target_service: Some(args.service.clone()),
+            };
+            ctx.client.push(&args.id, &body).await?;
+            let doc =
+                json!({"certificate_id": args.id, "service": args.service, "region": args.region});
+            output::print(ctx.format, &doc, || {
+                output::fields(&[
+                    ("pushed", Some(args.id.clone())),
+                    ("service", Some(args.service.clone())),
+                    ("region", args.region.clone()),
+                ])
+            });
+            Ok(0)
+        }
+        CertCommand::Delete { ids } => delete(ctx, ids).await,
+    }
+}
+
+async fn list(ctx: &Ctx, args: ListArgs) -> Result<u8, Failure> {
+    let query = ListQuery {
+        limit: args.limit,
+        offset: args.offset,
+        status: args.status,
+        content: args.content,
+        ..ListQuery::default()
+    };
+    let page = ctx.client.list_certificates(&query).await?;
+    output::print(ctx.format, &page.certificates, || {
+        let mut t = Table::new(&["ID", "NAME", "DOMAIN", "STATUS", "TYPE", "EXPIRES"]);
+        for c in &page.certificates {
+            t.row([
+                c.id.clone(),
+                c.name.clone(),
+                c.domain.clone().unwrap_or_default(),
+                c.status.clone(),
+                c.cert_type.clone().unwrap_or_default(),
+                c.expire_time.clone().unwrap_or_default(),
+            ]);
+        }
+        t
+    });
+    Ok(0)
+}
+
+async fn show(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
+    let c = ctx.client.show(id).await?;
+    output::print(ctx.format, &c, || {
+        output::fields(&[
+            ("id", Some(c.id.clone())),
+            ("name", Some(c.name.clone())),
+            ("status", Some(c.status.clone())),
+            ("order_id", c.order_id.clone()),
+            ("brand", c.brand.clone()),
+            ("type", c.cert_type.clone()),
+            ("domain_type", c.domain_type.clone()),
+            ("domain", c.domain.clone()),
+            ("sans", c.sans.clone()),
+            ("not_before", c.not_before.clone()),
+            ("not_after", c.not_after.clone()),
+            ("signature_algorithm", c.signature_algorithm.clone()),
+            ("fingerprint", c.fingerprint.clone()),
+            ("push_support", Some(c.push_support.clone())),
+        ])
+    });
+    Ok(0)
+}
+
+async fn buy(ctx: &Ctx, args: BuyArgs) -> Result<u8, Failure> {
+    let body = PurchaseBody {
+        cert_brand: Some(args.brand.clone()),
+        cert_type: Some(args.cert_type.clone()),
+        domain_type: Some(args.domain_type.clone()),
+        effective_time: Some(args.years),
+        domain_numbers: Some(args.domains),
+        order_number: Some(1),
+        agree_privacy_protection: Some(true),
+        ..PurchaseBody::default()
+    };
+    if args.count == 1 {
+        let order = ctx.client.subscribe(&body).await?;
+        output::print(ctx.format, &order, || {
+            let mut t = Table::new(&["CERTIFICATE", "ORDER"]);
+            for c in &order.cert {
+                t.row([c.cert_id.clone(), order.order_id.clone()]);
+            }
+            t
+        });
+        return Ok(0);
+    }
+    let client = ctx.client.clone();
+    let body = Arc::new(body);
+    let items: Vec<usize> = (0..args.count as usize).collect();
+    let outcome = run_bulk(
+        items,
+        args.concurrency as usize,
+        ctx.format,
+        "buying",
+        move |_| {
+            let client = client.clone();
+            let body = body.clone();
+            async move { Ok(client.subscribe(&body).await?) }
+        },
+    )
+    .await;
+    let bought: Vec<String> = outcome
+        .done
+        .iter()
+        .flat_map(|(_, o)| o.cert.iter().map(|c| c.cert_id.clone()))
+        .collect();
+    let failed: Vec<serde_json::Value> = outcome
+        .failed
+        .iter()
+        .map(|(i, e)| json!({"index": i, "error": e.to_json()}))
+        .collect();
+    let doc = json!({
+        "requested": args.count,
+        "done": bought,
+        "failed": failed,
+        "not_started": outcome.not_started.len(),
+    });
+    let code = outcome.exit_code();
+    output::print(ctx.format, &doc, || {
+        let mut t = Table::new(&["CERTIFICATE", "ORDER"]);
+        for (_, o) in &outcome.done {
+            for c in &o.cert {
+                t.row([c.cert_id.clone(), o.order_id.clone()]);
+            }
+        }
+        t
+    });
+    eprintln!(
+        "openscm: bought {} of {} certificate(s); {} failed, {} not started",
+        bought.len(),
+        args.count,
+        outcome.failed.len(),
+        outcome.not_started.len()
+    );
+    for (i, e) in &outcome.failed {
+        eprintln!("openscm: order #{}: {e}", i + 1);
+    }
+    Ok(code)
+}
+
+async fn apply(ctx: &Ctx, args: ApplyArgs) -> Result<u8, Failure> {
+    let csr = args.csr.as_ref().map(read_text).transpose()?;
+    let body = ApplicationBody {
+        domain: Some(args.domain.clone()),
+        sans: args.sans.clone(),
+        key_algorithm: if csr.is_some() {
+            None
+        } else {
+            Some(args.key_algorithm.clone())
+        },
+        csr,
+        domain_method: Some(args.domain_method.clone()),
+        applicant_name: Some(args.applicant_name.clone()),
+        applicant_phone: Some(args.applicant_phone.clone()),
+        applicant_email: Some(args.applicant_email.clone()),
+        company_name: args.company_name.clone(),
+        country: args.country.clone(),
+        agree_privacy_protection: Some(true),
+        ..ApplicationBody::default()
+    };
+    let info = ctx.client.apply(&args.id, &body).await?;
+    // The built-in CA issues at once: show where the certificate is now.
+    let shown = ctx.client.show(&args.id).await?;
+    let doc = json!({
+        "certificate_id": args.id,
+        "request_info": info.request_info,
+        "status": shown.status,
+        "domain": shown.domain,
+        "not_after": shown.not_after,
+    });
+    output::print(ctx.format, &doc, || {
+        output::fields(&[
+            ("certificate_id", Some(args.id.clone())),
+            ("status", Some(shown.status.clone())),
+            ("domain", shown.domain.clone()),
+            ("not_after", shown.not_after.clone()),
+            ("request_info", Some(info.request_info.clone())),
+        ])
+    });
+    Ok(0)
+}
+
+// ---------------------------------------------------------------- export
+
+/// A password, wiped on drop, never printed.
+struct Password(zeroize::Zeroizing<String>);
+
+fn pkcs12_password(args: &ExportArgs) -> Result<Password, Failure> {
+    if let Some(file) = &args.password_file {
+        let text = zeroize::Zeroizing::new(read_text(file)?);
+        let first = text.lines().next().unwrap_or_default();
+        return non_empty(first.to_owned(), "the password file's first line");
+    }
+    if let Some(var) = &args.password_env {
+        let value = std::env::var(var)
+            .map_err(|_| Failure::Usage(format!("--password-env: {var} is not set")))?;
+        return non_empty(value, var);
+    }
+    if !stdin_is_terminal() {
+        return Err(Failure::Usage(
+            "--pkcs12 needs a password: --password-file, --password-env or a terminal".into(),
+        ));
+    }
+    let first = zeroize::Zeroizing::new(
+        rpassword::prompt_password("PKCS#12 password: ")
+            .map_err(|e| Failure::Usage(format!("cannot read the password: {e}")))?,
+    );
+    let again = zeroize::Zeroizing::new(
+        rpassword::prompt_password("Again: ")
+            .map_err(|e| Failure::Usage(format!("cannot read the password: {e}")))?,
+    );
+    if *first != *again {
+        return Err(Failure::Usage("the passwords differ".into()));
+    }
+    non_empty(first.to_string(), "the password")
+}
+
+fn non_empty(value: String, what: &str) -> Result<Password, Failure> {
+    if value.is_empty() {
+        return Err(Failure::Usage(format!("{what} is empty")));
+    }
+    Ok(Password(zeroize::Zeroizing::new(value)))
+}
+
+/// A file name stem that stays inside the directory.
+fn safe_stem(name: &str) -> Result<&str, Failure> {
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains('/')
+        || name.contains('\\')
+        || name.contains('\0')
+    {
+        return Err(Failure::Usage(format!(
+            "--name {name:?} cannot be a file name"
+        )));
+    }
+    Ok(name)
+}
+
+async fn export(ctx: &Ctx, args: ExportArgs) -> Result<u8, Failure> {
+    let name = args.name.clone().unwrap_or_else(|| args.id.clone());
+    let stem = safe_stem(&name)?.to_owned();
+    // Ask for the password before the network call: a typo costs nothing then.
+    let password = if args.pkcs12 {
+        Some(pkcs12_password(&args)?)
+    } else {
+        None
+    };
+    let bundle = ctx.client.export(&args.id).await?;
+    let write_err = |path: &Path, e: std::io::Error| {
+        Failure::Other(format!("cannot write {}: {e}", path.display()))
+    };
+    std::fs::create_dir_all(&args.dir).map_err(|e| write_err(&args.dir, e))?;
+
+    let mut chain_pem = bundle.certificate.trim_end().to_owned();
+    chain_pem.push('\n');
+    if !bundle.certificate_chain.trim().is_empty() {
+        chain_pem.push_str(bundle.certificate_chain.trim_end());
+        chain_pem.push('\n');
+    }
+    let crt = args.dir.join(format!("{stem}.crt"));
+    std::fs::write(&crt, &chain_pem).map_err(|e| write_err(&crt, e))?;
+
+    let mut files = serde_json::Map::new();
+    files.insert("crt".into(), json!(crt.display().to_string()));
+    let key_pem = bundle
+        .private_key
+        .as_deref()
+        .filter(|k| !k.trim().is_empty());
+    if let Some(key_pem) = key_pem {
+        let key = args.dir.join(format!("{stem}.key"));
+        open_private(&key)
+            .and_then(|mut f| f.write_all(key_pem.as_bytes()))
+            .map_err(|e| write_err(&key, e))?;
+        files.insert("key".into(), json!(key.display().to_string()));
+    }
+    if let Some(password) = password {
+        let Some(key_pem) = key_pem else {
+            return Err(Failure::Usage(
+                "the server holds no private key for this certificate (its CSR came from \
+                 elsewhere): no PKCS#12 can be made"
+                    .into(),
+            ));
+        };
+        let p12 = make_pkcs12(key_pem, &chain_pem, &name, &password)?;
+        let path = args.dir.join(format!("{stem}.p12"));
+        open_private(&path)
+            .and_then(|mut f| f.write_all(&p12))
+            .map_err(|e| write_err(&path, e))?;
+        files.insert("p12".into(), json!(path.display().to_string()));
+    }
+    let doc = json!({"certificate_id": args.id, "files": files});
+    output::print(ctx.format, &doc, || {
+        let mut t = Table::new(&["FILE", "PATH"]);
+        for (k, v) in &files {
+            t.row([k.clone(), v.as_str().unwrap_or_default().to_owned()]);
+        }
+        t
+    });
+    Ok(0)
+}
+
+fn make_pkcs12(
+    key_pem: &str,
+    chain_pem: &str,
+    name: &str,
+    password: &Password,
+) -> Result<Vec<u8>, Failure> {
+    let key = scm_pki::PrivateKey::from_pem(key_pem)
+        .map_err(|e| Failure::Other(format!("the exported key: {e}")))?;
+    let mut ders = Vec::new();
+    for block in scm_pki::pem_blocks(chain_pem, "CERTIFICATE") {
+        let info = scm_pki::parse_certificate_pem(&block)
+            .map_err(|e| Failure::Other(format!("the exported certificate: {e}")))?;
+        ders.push(info.der);
+    }
+    let Some((leaf, chain)) = ders.split_first() else {
+        return Err(Failure::Other("the export holds no certificate".into()));
+    };
+    scm_pki::pkcs12::write_pkcs12(
+        &scm_pki::pkcs12::Pkcs12Input {
+            pkcs8_key: key.pkcs8_der(),
+            leaf_der: leaf,
+            chain_der: chain,
+            friendly_name: name,
+        },
+        &password.0,
+    )
+    .map_err(|e| Failure::Other(format!("PKCS#12: {e}")))
+}
+
+// ---------------------------------------------------------------- import
+
+/// One certificate to import, as found on disk.
+#[derive(Debug, Clone)]
+struct ImportFile {
+    /// The certificate file.
+    path: PathBuf,
+    /// The certificate's name.
+    name: String,
+}
+
+/// The `*.crt` / `*.pem` files of a directory, sorted.
+fn import_files(dir: &Path) -> Result<Vec<ImportFile>, Failure> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", dir.display())))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", dir.display())))?
+            .path();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default();
+        if path.is_file() && matches!(ext, "crt" | "pem") {
+            let name = stem_of(&path);
+            files.push(ImportFile { path, name });
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+fn stem_of(path: &Path) -> String {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("imported")
+        .to_owned()
+}
+
+/// The request body of one file: the first certificate, the others as its chain, the key from
+/// the same file or from NAME.key beside it.
+fn import_body(file: &ImportFile) -> Result<ImportCertificateBody, Failure> {
+    let text = read_text(&file.path)?;
+    let certs = scm_pki::pem_blocks(&text, "CERTIFICATE");
+    let Some((leaf, chain)) = certs.split_first() else {
+        return Err(Failure::Usage(format!(
+            "{}: no CERTIFICATE block",
+            file.path.display()
+        )));
+    };
+    let key = match find_key(&text) {
+        Some(key) => key,
+        None => {
+            let key_path = file.path.with_extension("key");
+            let key_text = std::fs::read_to_string(&key_path).map_err(|e| {
+                Failure::Usage(format!(
+                    "{}: no private key in the file, and {}: {e}",
+                    file.path.display(),
+                    key_path.display()
+                ))
+            })?;
+            find_key(&key_text).ok_or_else(|| {
+                Failure::Usage(format!("{}: no private key block", key_path.display()))
+            })?
+        }
+    };
+    Ok(ImportCertificateBody {
+        name: Some(file.name.clone()),
+        certificate: Some(leaf.clone()),
+        certificate_chain: if chain.is_empty() {
+            None
+        } else {
+            Some(chain.concat())
+        },
+        private_key: Some(key),
+        ..ImportCertificateBody::default()
+    })
+}
+
+/// The first private key block of a PEM text, verbatim.
+fn find_key(text: &str) -> Option<String> {
+    ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"]
+        .iter()
+        .find_map(|tag| scm_pki::pem_blocks(text, tag).into_iter().next())
+}
+
+async fn import(ctx: &Ctx, args: ImportArgs) -> Result<u8, Failure> {
+    if !args.path.is_dir() {
+        let name = args.name.clone().unwrap_or_else(|| stem_of(&args.path));
+        let body = import_body(&ImportFile {
+            path: args.path.clone(),
+            name,
+        })?;
+        let done = ctx.client.import_certificate(&body).await?;
+        let doc =
+            json!({"file": args.path.display().to_string(), "certificate_id": done.certificate_id});
+        output::print(ctx.format, &doc, || {
+            output::fields(&[
+                ("file", Some(args.path.display().to_string())),
+                ("certificate_id", Some(done.certificate_id.clone())),
+            ])
+        });
+        return Ok(0);
+    }
+    if args.name.is_some() {
+        return Err(Failure::Usage(
+            "--name is for a single file; a directory's certificates are named after their files"
+                .into(),
+        ));
+    }
+    let files = import_files(&args.path)?;
+    if files.is_empty() {
+        return Err(Failure::Usage(format!(
+            "{}: no *.crt or *.pem file",
+            args.path.display()
+        )));
+    }
+    let client = ctx.client.clone();
+    let outcome = run_bulk(
+        files.clone(),
+        args.concurrency as usize,
+        ctx.format,
+        "importing",
+        move |file: ImportFile| {
+            let client = client.clone();
+            async move {
+                let body = import_body(&file)?;
+                Ok(client.import_certificate(&body).await?)
+            }
+        },
+    )
+    .await;
+    let path_of = |i: &usize| {
+        files
+            .get(*i)
+            .map(|f| f.path.display().to_string())
+            .unwrap_or_default()
+    };
+    let done: Vec<serde_json::Value> = outcome
+        .done
+        .iter()
+        .map(|(i, r)| json!({"file": path_of(i), "certificate_id": r.certificate_id}))
+        .collect();
+    let failed: Vec<serde_json::Value> = outcome
+        .failed
+        .iter()
+        .map(|(i, e)| json!({"file": path_of(i), "error": e.to_json()}))
+        .collect();
+    let not_done: Vec<String> = outcome.not_started.iter().map(path_of).collect();
+    let doc =
+        json!({"requested": files.len(), "done": done, "failed": failed, "not_done": not_done});
+    output::print(ctx.format, &doc, || {
+        let mut t = Table::new(&["FILE", "CERTIFICATE"]);
+        for (i, r) in &outcome.done {
+            t.row([path_of(i), r.certificate_id.clone()]);
+        }
+        t
+    });
+    eprintln!(
+        "openscm: imported {} of {} file(s); {} failed, {} not done",
+        outcome.done.len(),
+        files.len(),
+        outcome.failed.len(),
+        outcome.not_started.len()
+    );
+    for (i, e) in &outcome.failed {
+        eprintln!("openscm: {}: {e}", path_of(i));
+    }
+    for f in &not_done {
+        eprintln!("openscm: not done: {f}");
+    }
+    Ok(outcome.exit_code())
+}
+
+// ---------------------------------------------------------------- delete
+
+async fn delete(ctx: &Ctx, ids: Vec<String>) -> Result<u8, Failure> {
+    let mut deleted: Vec<String> = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        if let Err(e) = ctx.client.delete_certificate(id).await {
+            let failure = Failure::from(e);
+            if deleted.is_empty() {
+                return Err(failure);
+            }
+            let not_done = ids.get(n + 1..).unwrap_or_default();
+            let doc = json!({"deleted": deleted, "failed": [{"id": id, "error": failure.to_json()}], "not_done": not_done});
+            output::print(ctx.format, &doc, || {
+                let mut t = Table::new(&["DELETED"]);
+                for d in &deleted {
+                    t.row([d.clone()]);
+                }
+                t
+            });
+            eprintln!("openscm: {id}: {failure}; not done: {}", not_done.join(" "));
+            return Ok(exit::PARTIAL);
+        }
+        deleted.push(id.clone());
+    }
+    let doc = json!({"deleted": deleted});
+    output::print(ctx.format, &doc, || {
+        let mut t = Table::new(&["DELETED"]);
+        for d in &deleted {
+            t.row([d.clone()]);
+        }
+        t
+    });
+    Ok(0)
+}
+
+// ---------------------------------------------------------------- bulk
+
+/// What a bulk run did, by item index.
+pub struct BulkOutcome<R> {
+    /// Items done, with their answers, in index order.
+    pub done: Vec<(usize, R)>,
+    /// Items that failed.
+    pub failed: Vec<(usize, Failure)>,
+    /// Items never started (the run stopped at the first failure).
+    pub not_started: Vec<usize>,
+}
+
+impl<R> BulkOutcome<R> {
+    /// 0 when everything was done, else [`exit::PARTIAL`].
+    pub fn exit_code(&self) -> u8 {
+        if self.failed.is_empty() && self.not_started.is_empty() {
+            0
+        } else {
+            exit::PARTIAL
+        }
+    }
+}
+
+/// Runs `work` on every item, at most `concurrency` at once, with a progress bar on a terminal
+/// (not with `--output json`). After the first failure no further item is started (a quota or
+/// an auth problem would fail them all); those in flight finish.
+pub async fn run_bulk<T, R, F, Fut>(
+    items: Vec<T>,
+    concurrency: usize,
+    format: Format,
+    label: &'static str,
+    work: F,
+) -> BulkOutcome<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = Result<R, Failure>> + Send + 'static,
+{
+    let total = items.len();
+    let bar = if format == Format::Table && stderr_is_terminal() {
+        let bar = indicatif::ProgressBar::new(total as u64);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(label);
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut set = tokio::task::JoinSet::new();
+    let mut index_of = HashMap::new();
+    let mut pending = items.into_iter().enumerate();
+    let mut outcome = BulkOutcome {
+        done: Vec::new(),
+        failed: Vec::new(),
+        not_started: Vec::new(),
+    };
+    let mut stopped = false;
+    loop {
+        while !stopped && set.len() < concurrency.max(1) {
+            let Some((i, item)) = pending.next() else {
+                break;
+            };
+            let fut = work(item);
+            let handle = set.spawn(async move { (i, fut.await) });
+            index_of.insert(handle.id(), i);
+        }
+        let Some(joined) = set.join_next_with_id().await else {
+            break;
+        };
+        bar.inc(1);
+        match joined {
+            Ok((id, (i, result))) => {
+                index_of.remove(&id);
+                match result {
+                    Ok(r) => outcome.done.push((i, r)),
+                    Err(e) => {
+                        stopped = true;
+                        outcome.failed.push((i, e));
+                    }
+                }
+            }
+            Err(e) => {
+                stopped = true;
+                let i = index_of.remove(&e.id()).unwrap_or(usize::MAX);
+                outcome
+                    .failed
+                    .push((i, Failure::Other(format!("the task ended: {e}"))));
+            }
+        }
+    }
+    outcome.not_started = pending.map(|(i, _)| i).collect();
+    bar.finish_and_clear();
+    outcome.done.sort_by_key(|(i, _)| *i);
+    outcome.failed.sort_by_key(|(i, _)| *i);
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bulk_run_stops_at_the_first_failure_and_says_what_was_not_started() {
+        let outcome = run_bulk(
+            (0..20).collect(),
+            1,
+            Format::Json,
+            "t",
+            |i: usize| async move {
+                if i == 5 {
+                    Err(Failure::Other("quota".into()))
+                } else {
+                    Ok(i * 10)
+                }
+            },
+        )
+        .await;
+        assert_eq!(
+            outcome.done.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        assert_eq!(outcome.failed.len(), 1);
+        assert_eq!(outcome.not_started, (6..20).collect::<Vec<_>>());
+        assert_eq!(outcome.exit_code(), exit::PARTIAL);
+
+        let all = run_bulk(
+            (0..50).collect(),
+            8,
+            Format::Json,
+            "t",
+            |i: usize| async move { Ok::<_, Failure>(i) },
+        )
+        .await;
+        assert_eq!(all.done.len(), 50);
+        assert_eq!(all.exit_code(), 0);
+    }
+
+    #[tokio::test]
+    async fn at_most_concurrency_items_run_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (r, p) = (running.clone(), peak.clone());
+        let outcome = run_bulk((0..40).collect(), 3, Format::Json, "t", move |_: usize| {
+            let (r, p) = (r.clone(), p.clone());
+            async move {
+                let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(now, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                r.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, Failure>(())
+            }
+        })
+        .await;
+        assert_eq!(outcome.done.len(), 40);
+        assert!(peak.load(Ordering::SeqCst) <= 3);
+    }
+
+    #[test]
+    fn import_layout_takes_the_key_from_the_file_or_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let chain = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n";
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+        std::fs::write(dir.path().join("a.pem"), format!("{cert}{chain}{key}")).unwrap();
+        std::fs::write(dir.path().join("b.crt"), cert).unwrap();
+        std::fs::write(dir.path().join("b.key"), key).unwrap();
+        std::fs::write(dir.path().join("c.crt"), cert).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        let files = import_files(dir.path()).unwrap();
+        let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        let a = import_body(&files[0]).unwrap();
+        assert_eq!(a.name.as_deref(), Some("a"));
+        assert!(a.certificate.unwrap().contains("MIIB"));
+        assert!(a.certificate_chain.unwrap().contains("MIIC"));
+        assert!(a.private_key.unwrap().contains("MIIE"));
+        let b = import_body(&files[1]).unwrap();
+        assert_eq!(b.certificate_chain, None);
+        assert!(b.private_key.unwrap().contains("MIIE"));
+        let err = import_body(&files[2]).unwrap_err();
+        assert!(err.to_string().contains("c.key"), "{err}");
+    }
+
+    #[test]
+    fn names_stay_in_the_directory() {
+        assert!(safe_stem("www.shop.test").is_ok());
+        for bad in ["", ".", "..", "a/b", "../x"] {
+            assert!(safe_stem(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,351 @@
+"""The client CLI (`openscm configure|cert|csr|tag|completions`) against a real server, once per
+storage backend: every command, outputs parsed as JSON (`-o json`), the profile file (mode 0600)
+and the precedence of flags, environment and profile, the exit codes (1 refused, 2 usage, 3 auth
+or config, 4 network, 5 partial bulk), bulk buy stopped by the account's quota, import of a
+directory, and export to PEM and PKCS#12 read back by OpenSSL and keytool.
+"""
+
+import json
+import os
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from e2e_helpers import free_port, load_certs, make_csr, require_tool, self_signed_pem, spki
+
+DOMAIN = "www.cli.test"
+
+
+class Cli:
+    """Runs the binary as a client with its own profile file and a clean environment."""
+
+    def __init__(self, binary: str, workdir: Path):
+        self.binary = binary
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config = self.workdir / "credentials.toml"
+
+    def run(self, *args, env=None, input=None, check=None):
+        base = {k: v for k, v in os.environ.items() if not k.startswith("OPENSCM_")}
+        base.update({"OPENSCM_CLI_CONFIG": str(self.config), "NO_COLOR": "1"})
+        base.update(env or {})
+        proc = subprocess.run([self.binary, *[str(a) for a in args]], capture_output=True,
+                              text=True, timeout=120, env=base, input=input,
+                              cwd=self.workdir)
+        if check is not None:
+            assert proc.returncode == check, (
+                f"openscm {' '.join(map(str, args))}: rc {proc.returncode} (wanted {check})\n"
+                f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+        return proc
+
+    def json(self, *args, env=None, input=None, check=0):
+        proc = self.run(*args, "-o", "json", env=env, input=input, check=check)
+        return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def server(servers, nginx_target_toml):
+    return servers.bootstrap_then_configure("cli", nginx_target_toml)
+
+
+@pytest.fixture(scope="module")
+def cli(openscm_bin, module_tmp, backend, server):
+    c = Cli(openscm_bin, module_tmp / f"cli-{backend.name}")
+    c.json("configure", "--from-credentials", server.credentials_path)
+    return c
+
+
+def issued(cli) -> str:
+    cert_id = cli.json("cert", "buy")["cert"][0]["cert_id"]
+    applied = cli.json("cert", "apply", cert_id, "--domain", DOMAIN)
+    assert applied["status"] == "ISSUED", applied
+    return cert_id
+
+
+# ----------------------------------------------------------------------------- profiles
+
+
+def test_configure_writes_a_private_profile_file(cli, server):
+    mode = stat.S_IMODE(cli.config.stat().st_mode)
+    assert mode == 0o600, oct(mode)
+    text = cli.config.read_text()
+    creds = server.credentials
+    assert "[default]" in text and creds["access_key"] in text and server.url in text
+
+    # From flags, the secret piped on stdin, into a second profile: the first is kept.
+    out = cli.json("configure", "--profile", "second", "--endpoint", server.url,
+                   "--access-key", creds["access_key"], "--project-id", creds["project_id"],
+                   input=creds["secret_key"] + "\n")
+    assert out["profile"] == "second" and "secret" not in json.dumps(out).lower()
+    assert stat.S_IMODE(cli.config.stat().st_mode) == 0o600
+    assert "[default]" in cli.config.read_text() and "[second]" in cli.config.read_text()
+    assert isinstance(cli.json("cert", "list", "--profile", "second"), list)
+
+    # No secret on stdin for a new profile: a usage error, nothing written.
+    before = cli.config.read_text()
+    proc = cli.run("configure", "--profile", "third", "--endpoint", server.url,
+                   "--access-key", "AK", input="")
+    assert proc.returncode == 2, proc.stderr
+    assert cli.config.read_text() == before
+
+
+def test_flags_beat_environment_beats_profile(cli, server):
+    creds = server.credentials
+    cli.run("configure", "--profile", "badsecret", "--endpoint", server.url,
+            "--access-key", creds["access_key"], input="not-the-secret\n", check=0)
+    dead = f"http://127.0.0.1:{free_port()}"
+
+    # The profile's wrong secret: authentication refused, exit 3, the API's code shown.
+    proc = cli.run("cert", "list", "--profile", "badsecret", check=3)
+    assert "APIGW.0301" in proc.stderr
+    # OPENSCM_PROFILE picks the profile; the environment's secret wins over the profile's.
+    cli.run("cert", "list", env={"OPENSCM_PROFILE": "badsecret"}, check=3)
+    cli.run("cert", "list", env={"OPENSCM_PROFILE": "badsecret",
+                                 "OPENSCM_SECRET_KEY": creds["secret_key"]}, check=0)
+    # --profile wins over OPENSCM_PROFILE.
+    cli.run("cert", "list", "--profile", "default", env={"OPENSCM_PROFILE": "badsecret"}, check=0)
+    # OPENSCM_ENDPOINT wins over the profile's endpoint, --endpoint over OPENSCM_ENDPOINT.
+    cli.run("cert", "list", env={"OPENSCM_ENDPOINT": dead}, check=4)
+    cli.run("cert", "list", "--endpoint", server.url, env={"OPENSCM_ENDPOINT": dead}, check=0)
+    # The environment alone, without any profile file.
+    alone = {"OPENSCM_CLI_CONFIG": str(cli.workdir / "absent.toml"),
+             "OPENSCM_ENDPOINT": server.url, "OPENSCM_ACCESS_KEY": creds["access_key"],
+             "OPENSCM_SECRET_KEY": creds["secret_key"]}
+    assert isinstance(cli.json("cert", "list", env=alone), list)
+
+
+def test_exit_codes(cli):
+    # Refused by the API: 1, with the SCM code in the JSON error document and on stderr.
+    proc = cli.run("cert", "show", "scs0000000000000", "-o", "json", check=1)
+    error = json.loads(proc.stdout)["error"]
+    assert error["kind"] == "api" and error["code"] == "SCM.0020" and error["status"] == 404
+    assert error["code"] in proc.stderr
+    # Usage: 2.
+    cli.run("cert", "frobnicate", check=2)
+    cli.run("cert", "list", "--data-dir", "x", check=2)
+    # Config: an unknown profile, or no profile file at all: 3.
+    proc = cli.run("cert", "list", "--profile", "nope", check=3)
+    assert "configure --profile nope" in proc.stderr
+    cli.run("cert", "list", env={"OPENSCM_CLI_CONFIG": str(cli.workdir / "none.toml")}, check=3)
+    # Network: 4.
+    proc = cli.run("cert", "list", "-o", "json", "--endpoint", f"http://127.0.0.1:{free_port()}",
+                   check=4)
+    assert json.loads(proc.stdout)["error"]["kind"] == "network"
+
+
+# ----------------------------------------------------------------------------- certificates
+
+
+def test_buy_apply_show_list_push_delete(cli, server, nginx):
+    cert_id = issued(cli)
+    shown = cli.json("cert", "show", cert_id)
+    assert shown["id"] == cert_id and shown["status"] == "ISSUED" and shown["domain"] == DOMAIN
+    listed = cli.json("cert", "list", "--status", "ISSUED")
+    assert cert_id in [c["id"] for c in listed]
+    table = cli.run("cert", "list", check=0).stdout
+    assert table.splitlines()[0].split()[:4] == ["ID", "NAME", "DOMAIN", "STATUS"]
+    assert cert_id in table
+
+    pushed = cli.json("cert", "push", cert_id, "--service", "ELB", "--region", "cn-north-4")
+    assert pushed["certificate_id"] == cert_id
+    leaf = cli.json("cert", "show", cert_id)["fingerprint"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        served = load_certs(Path(nginx.cert_path).read_bytes())
+        if served and served[0].fingerprint(hashes.SHA1()).hex() == leaf:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the pushed certificate never reached nginx's files")
+    # No target for this service: refused.
+    cli.run("cert", "push", cert_id, "--service", "CDN", "--region", "cn-north-4", check=1)
+
+    assert cli.json("cert", "delete", cert_id) == {"deleted": [cert_id]}
+    cli.run("cert", "show", cert_id, check=1)
+
+
+def test_export_pem_and_pkcs12(cli, openssl_tool):
+    keytool = require_tool("keytool")
+    cert_id = issued(cli)
+    out_dir = cli.workdir / "export"
+    pw_file = cli.workdir / "p12.pass"
+    pw_file.write_text("correct horse\n")
+    done = cli.json("cert", "export", cert_id, "--dir", out_dir, "--name", "shop",
+                    "--pkcs12", "--password-file", pw_file)
+    files = {k: Path(v) if Path(v).is_absolute() else cli.workdir / v
+             for k, v in done["files"].items()}
+    assert set(files) == {"crt", "key", "p12"}
+    assert files["crt"].name == "shop.crt" and files["p12"].name == "shop.p12"
+    assert stat.S_IMODE(files["key"].stat().st_mode) == 0o600
+    assert stat.S_IMODE(files["p12"].stat().st_mode) == 0o600
+    chain = load_certs(files["crt"].read_bytes())
+    assert len(chain) == 2  # leaf + intermediate
+    key = serialization.load_pem_private_key(files["key"].read_bytes(), None)
+    assert spki(key.public_key()) == spki(chain[0].public_key())
+
+    # OpenSSL 3 reads the PKCS#12 back: the same certificate, the same key.
+    proc = subprocess.run([openssl_tool, "pkcs12", "-in", files["p12"], "-passin",
+                           "pass:correct horse", "-nodes"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    back = load_certs(proc.stdout.encode())
+    assert back[0] == chain[0] and set(c.serial_number for c in back) == {
+        c.serial_number for c in chain}
+    start = proc.stdout.index("-----BEGIN PRIVATE KEY-----")
+    end = proc.stdout.index("-----END PRIVATE KEY-----") + len("-----END PRIVATE KEY-----")
+    p12_key = serialization.load_pem_private_key(proc.stdout[start:end].encode(), None)
+    assert spki(p12_key.public_key()) == spki(chain[0].public_key())
+    assert "friendlyName: shop" in proc.stdout
+    # A wrong password is refused.
+    wrong = subprocess.run([openssl_tool, "pkcs12", "-in", files["p12"], "-passin", "pass:wrong",
+                            "-nodes"], capture_output=True, text=True)
+    assert wrong.returncode != 0 and "mac verify" in wrong.stderr.lower()
+
+    # Java's keytool lists one private-key entry with its two-certificate chain.
+    proc = subprocess.run([keytool, "-list", "-v", "-keystore", files["p12"], "-storetype",
+                           "PKCS12", "-storepass", "correct horse"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PrivateKeyEntry" in proc.stdout and "Alias name: shop" in proc.stdout
+    assert "Certificate chain length: 2" in proc.stdout
+    bad = subprocess.run([keytool, "-list", "-keystore", files["p12"], "-storetype", "PKCS12",
+                          "-storepass", "nope"], capture_output=True, text=True)
+    assert bad.returncode != 0
+
+    # The password from an environment variable; without any password source: usage error.
+    env_dir = cli.workdir / "export-env"
+    cli.json("cert", "export", cert_id, "--dir", env_dir, "--pkcs12", "--password-env", "P12",
+             env={"P12": "from-env"})
+    proc = subprocess.run([openssl_tool, "pkcs12", "-in", env_dir / f"{cert_id}.p12", "-passin",
+                           "pass:from-env", "-nodes"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    cli.run("cert", "export", cert_id, "--dir", env_dir, "--pkcs12", input="", check=2)
+
+
+def test_import_a_file_and_a_directory(cli):
+    single = cli.workdir / "single.pem"
+    cert, key = self_signed_pem("one.cli.test", ["one.cli.test"])
+    single.write_bytes(cert + key)
+    one = cli.json("cert", "import", single, "--name", "one")
+    assert cli.json("cert", "show", one["certificate_id"])["name"] == "one"
+
+    good = cli.workdir / "import-ok"
+    good.mkdir()
+    for name in ("site-a", "site-b"):
+        cert, key = self_signed_pem(f"{name}.cli.test", [f"{name}.cli.test"])
+        if name == "site-a":
+            (good / "site-a.pem").write_bytes(cert + key)  # one PEM with certificate and key
+        else:
+            (good / "site-b.crt").write_bytes(cert)  # NAME.crt + NAME.key
+            (good / "site-b.key").write_bytes(key)
+    summary = cli.json("cert", "import", good)
+    assert [Path(d["file"]).name for d in summary["done"]] == ["site-a.pem", "site-b.crt"]
+    assert summary["failed"] == [] and summary["not_done"] == []
+    names = {cli.json("cert", "show", d["certificate_id"])["name"] for d in summary["done"]}
+    assert names == {"site-a", "site-b"}
+
+    # A file without its key in the middle: what was done, the failure, what was not done, exit 5.
+    mixed = cli.workdir / "import-mixed"
+    mixed.mkdir()
+    for name in ("mix-a", "mix-b", "mix-c"):
+        cert, key = self_signed_pem(f"{name}.cli.test", [f"{name}.cli.test"])
+        (mixed / f"{name}.crt").write_bytes(cert if name == "mix-b" else cert + key)
+    proc = cli.run("cert", "import", mixed, "--concurrency", "1", "-o", "json", check=5)
+    summary = json.loads(proc.stdout)
+    assert [Path(d["file"]).name for d in summary["done"]] == ["mix-a.crt"]
+    assert [Path(f["file"]).name for f in summary["failed"]] == ["mix-b.crt"]
+    assert "mix-b.key" in summary["failed"][0]["error"]["message"]
+    assert [Path(f).name for f in summary["not_done"]] == ["mix-c.crt"]
+    assert "not done" in proc.stderr
+
+
+def test_bulk_buy(cli):
+    proc = cli.run("cert", "buy", "--count", "20", "-o", "json", check=0)
+    summary = json.loads(proc.stdout)
+    assert summary["requested"] == 20 and len(set(summary["done"])) == 20
+    assert summary["failed"] == [] and summary["not_started"] == 0
+    assert "bought 20 of 20" in proc.stderr
+    listed = {c["id"] for c in cli.json("cert", "list", "--status", "ALL", "--limit", "50")}
+    assert set(summary["done"]) <= listed or len(listed) == 50
+
+
+def test_bulk_buy_stopped_by_the_quota(servers, openscm_bin, module_tmp, backend):
+    quota = servers.new("cli-quota", config_text="[quotas]\ncertificates_per_account = 10\n")
+    quota.start()
+    c = Cli(openscm_bin, module_tmp / f"cli-quota-{backend.name}")
+    c.json("configure", "--from-credentials", quota.credentials_path)
+    proc = c.run("cert", "buy", "--count", "40", "-o", "json", check=5)
+    summary = json.loads(proc.stdout)
+    assert summary["requested"] == 40
+    assert len(summary["done"]) == 10, summary
+    assert summary["failed"], summary
+    assert len(summary["done"]) + len(summary["failed"]) + summary["not_started"] == 40
+    assert summary["not_started"] > 0
+    assert all(f["error"]["kind"] == "api" for f in summary["failed"])
+    assert "quota" in summary["failed"][0]["error"]["message"].lower()
+    assert "bought 10 of 40" in proc.stderr
+
+
+# ----------------------------------------------------------------------------- csr and tags
+
+
+def test_csr_commands(cli):
+    made = cli.json("csr", "create", "--name", "cli-csr", "--domain", "csr.cli.test",
+                    "--sans", "api.cli.test")
+    csr_id = made["id"]
+    assert csr_id in [c["id"] for c in cli.json("csr", "list")]
+    shown = cli.json("csr", "show", csr_id)
+    assert shown["name"] == "cli-csr" and "BEGIN CERTIFICATE REQUEST" in shown["csr"]
+    assert cli.json("csr", "update", csr_id, "--name", "renamed")["name"] == "renamed"
+    key_file = cli.workdir / "csr.key"
+    cli.json("csr", "key", csr_id, "--out", key_file)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = serialization.load_pem_private_key(key_file.read_bytes(), None)
+    csr = x509.load_pem_x509_csr(shown["csr"].encode())
+    assert spki(key.public_key()) == spki(csr.public_key())
+
+    csr_pem, ext_key = make_csr(["ext.cli.test"])
+    (cli.workdir / "ext.csr").write_text(csr_pem)
+    (cli.workdir / "ext.key").write_bytes(ext_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    up = cli.json("csr", "upload", "--name", "ext", "--csr", cli.workdir / "ext.csr", "--key",
+                  cli.workdir / "ext.key")
+    assert up["name"] == "ext"
+    assert cli.json("csr", "delete", csr_id, up["id"]) == {"deleted": [csr_id, up["id"]]}
+    cli.run("csr", "show", csr_id, check=1)
+
+
+def test_tag_commands(cli):
+    cert_id = cli.json("cert", "buy")["cert"][0]["cert_id"]
+    cli.json("tag", "add", cert_id, "env=cli")
+    cli.json("tag", "add", cert_id, "team=web", "tier=gold")
+    tags = {t["key"]: t["value"] for t in cli.json("tag", "list", cert_id)}
+    assert tags == {"env": "cli", "team": "web", "tier": "gold"}
+    all_tags = {t["key"]: t["values"] for t in cli.json("tag", "all")}
+    assert "cli" in all_tags["env"]
+    found = cli.json("tag", "find", "env=cli", "tier=gold")
+    assert cert_id in [r["resource_id"] for r in found]
+    cli.json("tag", "delete", cert_id, "team", "tier=gold")
+    assert [t["key"] for t in cli.json("tag", "list", cert_id)] == ["env"]
+    assert cert_id not in [r["resource_id"] for r in cli.json("tag", "find", "tier=gold")]
+
+
+# ----------------------------------------------------------------------------- help, completions
+
+
+def test_completions_and_help(cli):
+    bash = cli.run("completions", "bash", check=0).stdout
+    assert "_openscm()" in bash and "complete -F _openscm" in bash and "export" in bash
+    for shell in ("zsh", "fish"):
+        assert "openscm" in cli.run("completions", shell, check=0).stdout
+    # Store options belong to server and admin, client options to the client commands.
+    assert "--data-dir" not in cli.run("--help", check=0).stdout
+    cert_help = cli.run("cert", "export", "--help", check=0).stdout
+    assert "--data-dir" not in cert_help and "--profile" in cert_help and "Examples:" in cert_help
+    assert "--data-dir" in cli.run("server", "--help", check=0).stdout
+    assert "--data-dir" in cli.run("admin", "--help", check=0).stdout
+    assert "--profile" not in cli.run("server", "--help", check=0).stdout

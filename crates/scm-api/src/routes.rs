@@ -106,6 +106,8 @@ pub(crate) fn router(state: AppState) -> Router {
     for (path, route) in by_path {
         app = app.route(path, route);
     }
+    // The web console: its own routes, inside the request-log layer below.
+    app = app.merge(crate::console::router());
     let deadline = state.limits.request_timeout;
     app.method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::not_found)

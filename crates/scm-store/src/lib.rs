@@ -20,6 +20,7 @@
 
 mod accounts;
 mod certificates;
+mod console;
 mod csrs;
 mod dialect;
 // --- import ---
@@ -40,6 +41,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, ProjectId};
 
+pub use console::Console;
 pub use notices::{DueReminder, Notices};
 pub use pool::Backend;
 pub use records::*;
@@ -329,6 +331,8 @@ pub trait Store:
     + Tags
     + Lifecycle
     + Notices
+    // --- console ---
+    + Console
     // --- csr ---
     + Csrs
     // --- import ---

@@ -1110,7 +1110,8 @@ async fn console_sessions_sign_in_out_and_are_no_api_tokens() {
     assert_eq!(s.principal.account, w.admin.account);
     assert_eq!(
         s.expires_ms,
-        w.clock.now_ms() + crate::service::console::SESSION_TTL.whole_milliseconds() as i64
+        crate::Clock::now_ms(w.clock.as_ref())
+            + crate::service::console::SESSION_TTL.whole_milliseconds() as i64
     );
     assert_eq!(
         w.scm.console_session(&s.token).await.unwrap().account,

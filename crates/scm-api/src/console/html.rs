@@ -92,9 +92,9 @@ pub(crate) fn page(title: &str, chrome: Option<&Chrome<'_>>, main: &str) -> Stri
             escape(c.csrf)
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "</header><main id=\"main\" tabindex=\"-1\">{main}</main></body></html>\n"
+        "</header><main id=\"main\" tabindex=\"-1\">{main}</main></body></html>"
     );
     h
 }
@@ -486,9 +486,11 @@ pub(crate) fn timeline(chrome: &Chrome<'_>, weeks: &[ExpiryWeek]) -> String {
     let slot = plot_w / n;
     let bar_w = (slot * 7 / 10).max(1);
     let total: u64 = weeks.iter().map(|w| w.count).sum();
+    // `group`, not `img`: the children of an `img` (the bars' links) would be hidden from
+    // assistive technology.
     let _ = write!(
         m,
-        "<figure><svg id=\"timeline-chart\" viewBox=\"0 0 {CHART_W} {CHART_H}\" role=\"img\" \
+        "<figure><svg id=\"timeline-chart\" viewBox=\"0 0 {CHART_W} {CHART_H}\" role=\"group\" \
          aria-labelledby=\"chart-title\" xmlns=\"http://www.w3.org/2000/svg\">\
          <title id=\"chart-title\">{total} certificates expire in the next {n} weeks; the most in one week: {max}</title>\
          <line class=\"axis\" x1=\"{LEFT}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\

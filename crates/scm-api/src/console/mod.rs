@@ -225,7 +225,7 @@ fn form(body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// The value of `name` in a form, taken out of it.
-fn take(form: &mut Vec<(String, String)>, name: &str) -> Zeroizing<String> {
+fn take(form: &mut [(String, String)], name: &str) -> Zeroizing<String> {
     let v = form
         .iter_mut()
         .find(|(k, _)| k == name)
@@ -234,14 +234,14 @@ fn take(form: &mut Vec<(String, String)>, name: &str) -> Zeroizing<String> {
     Zeroizing::new(v)
 }
 
-/// Checks a form's CSRF token against the session's; `Err` is the 403 to answer.
-fn check_csrf(s: &Session, form: &mut Vec<(String, String)>) -> Result<(), Response> {
+/// Checks a form's CSRF token against the session's; `Some` is the 403 to answer instead.
+fn csrf_refusal(s: &Session, form: &mut [(String, String)]) -> Option<Response> {
     let presented = take(form, "csrf");
     if core_console::csrf_matches(&s.token, &presented) {
-        return Ok(());
+        return None;
     }
     tracing::warn!(account = %s.principal.account, "console form refused: bad CSRF token");
-    Err(signed(
+    Some(signed(
         page(
             StatusCode::FORBIDDEN,
             html::problem(
@@ -320,7 +320,7 @@ async fn sign_out(State(s): State<AppState>, headers: HeaderMap, body: Bytes) ->
         Ok(session) => session,
         Err(resp) => return resp,
     };
-    if let Err(resp) = check_csrf(&session, &mut form(&body)) {
+    if let Some(resp) = csrf_refusal(&session, &mut form(&body)) {
         return resp;
     }
     if let Err(e) = s.scm.console_sign_out(&session.token).await {
@@ -459,7 +459,7 @@ async fn export(
         Ok(session) => session,
         Err(resp) => return resp,
     };
-    if let Err(resp) = check_csrf(&session, &mut form(&body)) {
+    if let Some(resp) = csrf_refusal(&session, &mut form(&body)) {
         return resp;
     }
     let chrome = session.chrome();

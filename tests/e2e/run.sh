@@ -3,7 +3,8 @@
 #
 #   tests/e2e/run.sh [pytest args...]     e.g.  tests/e2e/run.sh -k flow -x
 #
-# - installs nginx, openssl and postgresql-client with apt-get when missing (we are root);
+# - installs nginx, openssl, postgresql-client, chromium and chromium-driver with apt-get when
+#   missing (we are root);
 # - creates/reuses the venv <repo>/.venv-e2e with tests/e2e/requirements.txt;
 # - creates a throwaway PostgreSQL database on 127.0.0.1:5432 (or, if nothing answers
 #   there, on a private cluster on 127.0.0.1:15432) and exports OPENSCM_TEST_PG_URL;
@@ -27,6 +28,9 @@ missing=()
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v keytool >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)  # test_cli.py: PKCS#12
+# the web console's browser tests (test_console.py)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 for tool in psql createdb dropdb pg_dump pg_isready; do
   if ! command -v "$tool" >/dev/null 2>&1; then missing+=(postgresql-client); break; fi
 done

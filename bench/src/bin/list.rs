@@ -3,12 +3,16 @@
 //! the first page, a deep page, a status filter, a sort, and a search by name or domain, and
 //! `ShowCertificate`. Each p99 (sequential requests) and rate (8 concurrent clients) is printed
 //! beside the 20 ms ceiling and beside `/health` on the same connection pool (the
-//! floor of a round trip in this run).
+//! floor of a round trip in this run). Beside each list query, the web console's inventory page
+//! for the same query (`GET /console/certificates?…`, signed in, the whole HTML page read) is
+//! timed too: its p99 over the same number of sequential requests on one keep-alive connection.
 //!
 //! `cargo run --release -p openscm-bench --bin list -- [--certificates N] [--issued N]
 //!  [--requests N] [--database-url URL] [--server target/release/openscm]`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -162,6 +166,115 @@ async fn show_figures(client: &Client, id: &str, n: usize) -> (Vec<Duration>, f6
     (out, n as f64 / started.elapsed().as_secs_f64())
 }
 
+/// One HTTP/1.1 exchange on a keep-alive connection: the status, the head and the body (read to
+/// its Content-Length).
+fn http(s: &mut TcpStream, request: &str) -> (u16, String, Vec<u8>) {
+    s.write_all(request.as_bytes()).unwrap();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let status: u16 = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    (status, head, buf[head_end..head_end + len].to_vec())
+}
+
+/// Percent-encodes a query value.
+fn enc(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Signs in to the web console with the bootstrap credential; returns the session cookie.
+fn console_sign_in(port: u16, data: &std::path::Path) -> String {
+    let creds: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("credentials.json")).unwrap()).unwrap();
+    let body = format!(
+        "access_key={}&secret_key={}",
+        enc(creds["access_key"].as_str().unwrap()),
+        enc(creds["secret_key"].as_str().unwrap())
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (status, head, _) = http(
+        &mut s,
+        &format!(
+            "POST /console/sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(status, 303, "console sign-in: {head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or(l.strip_prefix("Set-Cookie: "))
+        })
+        .unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// Sorted latencies of `n` sequential console inventory pages for `query`, and the total the
+/// page shows (from its caption).
+fn console_latencies(
+    s: &mut TcpStream,
+    cookie: &str,
+    query: &ListQuery,
+    n: usize,
+) -> (Vec<Duration>, String) {
+    let qs: Vec<String> = query
+        .pairs()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", enc(&v)))
+        .collect();
+    let request = format!(
+        "GET /console/certificates?{} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n",
+        qs.join("&")
+    );
+    let mut out = Vec::with_capacity(n);
+    let mut caption = String::new();
+    for _ in 0..n {
+        let started = Instant::now();
+        let (status, _, body) = http(s, &request);
+        out.push(started.elapsed());
+        assert_eq!(status, 200);
+        let page = String::from_utf8_lossy(&body);
+        caption = page
+            .split("<caption>")
+            .nth(1)
+            .and_then(|c| c.split("</caption>").next())
+            .unwrap_or("")
+            .to_owned();
+    }
+    out.sort();
+    (out, caption)
+}
+
 #[tokio::main]
 async fn main() {
     let certificates: usize = arg("--certificates")
@@ -256,9 +369,12 @@ async fn main() {
             q(&|q| q.content = Some("nothing-matches".into())),
         ),
     ];
+    let cookie = console_sign_in(server.port, &root.join("data"));
+    let mut console_conn = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     let mut met = true;
     for (name, query) in &cases {
         let (lat, total) = latencies(&client, query, requests).await;
+        let (page_lat, caption) = console_latencies(&mut console_conn, &cookie, query, requests);
         let rate = list_rate(&client, query, requests).await;
         let p = p99(&lat);
         met &= p <= CEILING;
@@ -268,6 +384,12 @@ async fn main() {
             p.as_secs_f64() * 1e3,
             CEILING.as_millis(),
             if p <= CEILING { "met" } else { "NOT MET" }
+        );
+        println!(
+            "    console page, same query      ({caption})   p50 {:>7.3} ms   p99 {:>7.3} ms   (JSON p99 {:>7.3} ms)",
+            page_lat[page_lat.len() / 2].as_secs_f64() * 1e3,
+            p99(&page_lat).as_secs_f64() * 1e3,
+            p.as_secs_f64() * 1e3,
         );
     }
     let (lat, rate) = show_figures(&client, &ids[0], requests).await;

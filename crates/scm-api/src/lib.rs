@@ -9,6 +9,8 @@
 #![deny(missing_docs)]
 
 mod auth;
+// --- console ---
+mod console;
 mod error;
 mod extract;
 pub mod fuzzing;

@@ -106,6 +106,8 @@ pub(crate) fn router(state: AppState, metrics: std::sync::Arc<crate::metrics::Me
     for (path, route) in by_path {
         app = app.route(path, route);
     }
+    // The web console: its own routes, inside the request-log layer below.
+    app = app.merge(crate::console::router());
     let log = request_log::LogState {
         deadline: state.limits.request_timeout,
         metrics: metrics.clone(),

@@ -1082,3 +1082,131 @@ async fn imports_are_sealed_read_expired_after_not_after_and_refusals_write_noth
     ));
     w.scm.delete_certificate(&w.admin, &id).await.unwrap();
 }
+
+// --- console ---
+#[tokio::test]
+async fn console_sessions_sign_in_out_and_are_no_api_tokens() {
+    use crate::service::console::{MAX_FAILURES, SignInError, SignInLimiter};
+    let w = world().await;
+    let limiter = SignInLimiter::new();
+    let ak = w.admin.access_key.as_str().to_owned();
+    let wrong = SecretKey::new("not-the-secret".into());
+    let refused = w
+        .scm
+        .console_sign_in(&limiter, &ak, &wrong, "10.0.0.1")
+        .await;
+    assert!(matches!(refused, Err(SignInError::Refused)));
+    let unknown = w
+        .scm
+        .console_sign_in(&limiter, "NOSUCHKEY", &w.admin_secret, "10.0.0.1")
+        .await;
+    assert!(matches!(unknown, Err(SignInError::Refused)));
+
+    let s = w
+        .scm
+        .console_sign_in(&limiter, &ak, &w.admin_secret, "10.0.0.1")
+        .await
+        .unwrap();
+    assert_eq!(s.principal.account, w.admin.account);
+    assert_eq!(
+        s.expires_ms,
+        crate::Clock::now_ms(w.clock.as_ref())
+            + crate::service::console::SESSION_TTL.whole_milliseconds() as i64
+    );
+    assert_eq!(
+        w.scm.console_session(&s.token).await.unwrap().account,
+        w.admin.account
+    );
+    // The cookie is no API token.
+    let headers = [("x-auth-token", s.token.as_str())];
+    let req = scm_sign::Request {
+        method: "GET",
+        raw_path: "/v3/scm/certificates",
+        raw_query: None,
+        headers: &headers,
+        body: &[],
+    };
+    assert!(matches!(
+        w.scm.authenticate(&req).await,
+        Err(DomainError::Unauthenticated(AuthFailure::BadToken))
+    ));
+    // It ends at its expiry, and at sign-out.
+    w.clock.advance(time::Duration::hours(8));
+    assert!(w.scm.console_session(&s.token).await.is_err());
+    let s = w
+        .scm
+        .console_sign_in(&limiter, &ak, &w.admin_secret, "10.0.0.1")
+        .await
+        .unwrap();
+    w.scm.console_sign_out(&s.token).await.unwrap();
+    assert!(matches!(
+        w.scm.console_session(&s.token).await,
+        Err(DomainError::Unauthenticated(AuthFailure::BadToken))
+    ));
+
+    // Past the failures of a key even its right secret is refused.
+    for _ in 0..MAX_FAILURES {
+        let _ = w
+            .scm
+            .console_sign_in(&limiter, &ak, &wrong, "10.0.0.2")
+            .await;
+    }
+    assert!(matches!(
+        w.scm
+            .console_sign_in(&limiter, &ak, &w.admin_secret, "10.0.0.3")
+            .await,
+        Err(SignInError::Refused)
+    ));
+    w.clock.advance(time::Duration::minutes(15));
+    assert!(
+        w.scm
+            .console_sign_in(&limiter, &ak, &w.admin_secret, "10.0.0.3")
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn console_timeline_buckets_expiries_by_week_from_today() {
+    use crate::service::console::WEEK_MS;
+    let w = world().await;
+    let a = issued(&w, "a.test").await;
+    let b = issued(&w, "b.test").await;
+    // Issued 2026-11-23 12:00 for 365 days: they expire 2027-11-23 12:00. Seen from
+    // 2027-10-01 09:30 the weeks start 2027-10-01 00:00, and 53 days 12 hours later is week 7.
+    w.clock.set(datetime!(2027-10-01 09:30 UTC));
+    let weeks = w.scm.expiry_timeline(&w.admin, 26).await.unwrap();
+    assert_eq!(weeks.len(), 26);
+    let start = crate::clock::unix_ms(datetime!(2027-10-01 00:00 UTC));
+    assert_eq!(weeks[0].from_ms, start);
+    assert!(weeks.iter().all(|wk| wk.before_ms - wk.from_ms == WEEK_MS));
+    let counts: Vec<u64> = weeks.iter().map(|wk| wk.count).collect();
+    let mut want = vec![0; 26];
+    want[7] = 2;
+    assert_eq!(counts, want);
+    // The list op filtered by that week's window holds exactly those two.
+    let (page, total) = w
+        .scm
+        .list(
+            &w.admin,
+            &ListRequest {
+                query: scm_store::ListQuery {
+                    expires_within: Some((weeks[7].from_ms, weeks[7].before_ms)),
+                    ..Default::default()
+                },
+                expired_days_since: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    let mut ids: Vec<_> = page.into_iter().map(|c| c.id).collect();
+    ids.sort();
+    let mut want_ids = vec![a, b];
+    want_ids.sort();
+    assert_eq!(ids, want_ids);
+    // A year on, they are past: not in the timeline.
+    w.clock.set(datetime!(2028-01-01 00:00 UTC));
+    let weeks = w.scm.expiry_timeline(&w.admin, 26).await.unwrap();
+    assert!(weeks.iter().all(|wk| wk.count == 0));
+}

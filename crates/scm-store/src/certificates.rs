@@ -175,7 +175,8 @@ pub(crate) const DEPLOYABLE_SQL: &str = deployable_sql!();
 
 /// The WHERE clause of a list query, from fixed fragments only: `$1` account, `$2` status (as
 /// shown at `$7`), `$3` the lower-cased `%keyword%` (of the name, the domain or one of the SANs),
-/// `$4` enterprise project, `$5` expired-after, `$6` deployable only, `$7` now. A filter that is
+/// `$4` enterprise project, `$5` expired-after, `$6` deployable only, `$7` now, `$8`/`$9` the
+/// expiry window (from, before). A filter that is
 /// absent becomes a constant test of its (NULL) parameter rather than `$n IS NULL OR …`, so that
 /// the query names no column it does not filter on and the planner can answer from an index.
 fn list_filter(q: &ListQuery) -> String {
@@ -217,6 +218,13 @@ fn list_filter(q: &ListQuery) -> String {
         " AND CAST($6 AS BIGINT) = 0"
     });
     w.push_str(" AND CAST($7 AS BIGINT) IS NOT NULL");
+    // Spelled as the expiry sort index's expression, so that the window is a range of it.
+    w.push_str(if q.expires_within.is_some() {
+        " AND coalesce(not_after_ms, 9223372036854775807) >= $8 \
+         AND coalesce(not_after_ms, 9223372036854775807) < $9"
+    } else {
+        " AND CAST($8 AS BIGINT) IS NULL AND CAST($9 AS BIGINT) IS NULL"
+    });
     w
 }
 
@@ -251,7 +259,7 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Binds the seven filter parameters of [`list_filter`] to `$q`.
+/// Binds the nine filter parameters of [`list_filter`] to `$q`.
 macro_rules! bind_filter {
     ($query:expr, $account:expr, $q:expr, $status:expr, $content:expr) => {{
         let q: &ListQuery = $q;
@@ -263,6 +271,8 @@ macro_rules! bind_filter {
             .bind(q.expired_after_ms)
             .bind(i64::from(q.deploy_support))
             .bind(q.now_ms)
+            .bind(q.expires_within.map(|(from, _)| from))
+            .bind(q.expires_within.map(|(_, before)| before))
     }};
 }
 
@@ -464,6 +474,7 @@ impl Certificates for SqlStore {
             && q.content.is_none()
             && q.enterprise_project_id.is_none()
             && q.expired_after_ms.is_none()
+            && q.expires_within.is_none()
             && !q.deploy_support;
         let order = list_order(q.sort_key, q.ascending);
         // The page's ids from an index walk; with a keyword (a scan of the account's rows either
@@ -476,13 +487,13 @@ impl Certificates for SqlStore {
             let ids = if content.is_some() {
                 format!(
                     "WITH m AS MATERIALIZED (SELECT {} FROM certificates WHERE {filter}) \
-                     SELECT id, COUNT(*) OVER () FROM m ORDER BY {order} LIMIT $8 OFFSET $9",
+                     SELECT id, COUNT(*) OVER () FROM m ORDER BY {order} LIMIT $10 OFFSET $11",
                     sort_columns(q.sort_key)
                 )
             } else {
                 format!(
                     "SELECT id, CAST(-1 AS BIGINT) FROM certificates WHERE {filter} \
-                     ORDER BY {order} LIMIT $8 OFFSET $9"
+                     ORDER BY {order} LIMIT $10 OFFSET $11"
                 )
             };
             (

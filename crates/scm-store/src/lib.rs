@@ -21,6 +21,7 @@
 mod accounts;
 mod audit;
 mod certificates;
+mod console;
 mod csrs;
 mod dialect;
 // --- import ---
@@ -42,6 +43,7 @@ use async_trait::async_trait;
 use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, ProjectId};
 
 pub use audit::{Audit, AuditEvent, AuditQuery, Stats, StoreStats};
+pub use console::Console;
 pub use notices::{DueReminder, Notices};
 pub use pool::Backend;
 pub use records::*;
@@ -331,6 +333,8 @@ pub trait Store:
     + Tags
     + Lifecycle
     + Notices
+    // --- console ---
+    + Console
     // --- csr ---
     + Csrs
     // --- import ---

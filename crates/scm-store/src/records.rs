@@ -364,6 +364,9 @@ pub struct ListQuery {
     /// Leave out certificates that expired before this time (Unix ms); certificates not yet
     /// issued are kept.
     pub expired_after_ms: Option<i64>,
+    /// Only certificates whose `not_after` is in `[from, before)` (Unix ms); certificates not
+    /// yet issued are left out. The web console's expiry timeline links to these windows.
+    pub expires_within: Option<(i64, i64)>,
     /// Sort field.
     pub sort_key: SortKey,
     /// Ascending?
@@ -386,6 +389,7 @@ impl Default for ListQuery {
             deploy_support: false,
             enterprise_project_id: None,
             expired_after_ms: None,
+            expires_within: None,
             sort_key: SortKey::UpdateTime,
             ascending: false,
             limit: 10,

@@ -157,6 +157,9 @@ suite!(
     audit_events_are_appended_filtered_and_newest_first,
     audit_events_cannot_be_updated,
     stats_count_certificates_by_status_and_expiry,
+    // --- console ---
+    console_expiry_histogram_and_window,
+    console_sessions_are_deleted_by_hash,
 );
 
 fn ids(n: u8) -> (DomainId, ProjectId) {
@@ -2072,4 +2075,123 @@ async fn stats_count_certificates_by_status_and_expiry(db: TestDb) {
     assert_eq!((s.expiring_7d, s.expiring_30d), (1, 2));
     assert_eq!(s.pushes_by_outcome, vec![("failure".into(), 1)]);
     assert!(s.jobs.is_empty());
+}
+
+// --- console ---
+async fn console_expiry_histogram_and_window(db: TestDb) {
+    const WEEK: i64 = 7 * 86_400_000;
+    let from = 1_800_000_000_000_i64;
+    let store = db.store().await;
+    let (a, p) = account(1);
+    store.create_account(&a, &p).await.unwrap();
+    let (b, q) = account(2);
+    store.create_account(&b, &q).await.unwrap();
+    let ids = order(&store, &a, &p, 7, 1_700_000_000_000).await;
+    // Weeks 0, 0, 2, 11; one before the window, one just past it; one never issued.
+    let expiries = [
+        from,
+        from + WEEK - 1,
+        from + 2 * WEEK + 5,
+        from + 11 * WEEK + 3,
+        from - 1,
+        from + 12 * WEEK,
+    ];
+    for (id, not_after) in ids.iter().zip(expiries) {
+        assert!(
+            store
+                .mark_issued(
+                    id,
+                    CertificateStatus::Paid,
+                    &application("x.test"),
+                    &issued(not_after),
+                    300
+                )
+                .await
+                .unwrap()
+        );
+    }
+    // Another account's certificate in week 0 is not counted.
+    let other = order(&store, &b, &q, 1, 1_700_000_000_000).await.remove(0);
+    store
+        .mark_issued(
+            &other,
+            CertificateStatus::Paid,
+            &application("y.test"),
+            &issued(from + 10),
+            300,
+        )
+        .await
+        .unwrap();
+    let counts = store
+        .expiry_histogram(&a.domain_id, from, WEEK, 12)
+        .await
+        .unwrap();
+    let mut want = vec![0_u64; 12];
+    want[0] = 2;
+    want[2] = 1;
+    want[11] = 1;
+    assert_eq!(counts, want);
+    assert!(
+        store
+            .expiry_histogram(&a.domain_id, from, WEEK, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The list, filtered by one bar's window, holds exactly the certificates it counts.
+    let window = |i: i64| ListQuery {
+        expires_within: Some((from + i * WEEK, from + (i + 1) * WEEK)),
+        sort_key: SortKey::ExpiredTime,
+        ascending: true,
+        limit: 50,
+        now_ms: 1_700_000_000_000,
+        ..ListQuery::default()
+    };
+    for (i, want) in want.iter().enumerate() {
+        let (page, total) = store
+            .list_certificates(&a.domain_id, &window(i as i64))
+            .await
+            .unwrap();
+        assert_eq!(total, *want, "week {i}");
+        assert_eq!(page.len() as u64, *want, "week {i}");
+    }
+    let (page, _) = store
+        .list_certificates(&a.domain_id, &window(0))
+        .await
+        .unwrap();
+    let got: Vec<_> = page.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(got, vec![ids[0].clone(), ids[1].clone()]);
+    // A deep page of a window counts without the page's rows.
+    let (page, total) = store
+        .list_certificates(
+            &a.domain_id,
+            &ListQuery {
+                offset: 10,
+                ..window(0)
+            },
+        )
+        .await
+        .unwrap();
+    assert!(page.is_empty());
+    assert_eq!(total, 2);
+}
+
+async fn console_sessions_are_deleted_by_hash(db: TestDb) {
+    let store = db.store().await;
+    let (a, p) = account(1);
+    store.create_account(&a, &p).await.unwrap();
+    let c = credential(1, &a, &p);
+    store.insert_credential(&c).await.unwrap();
+    let t = TokenRecord {
+        token_hash: "ef".repeat(32),
+        access_key: c.access_key.clone(),
+        domain_id: a.domain_id.clone(),
+        project_id: p.project_id.clone(),
+        issued_ms: 10,
+        expires_ms: 20,
+    };
+    store.insert_token(&t, 20).await.unwrap();
+    assert!(store.delete_token(&t.token_hash).await.unwrap());
+    assert!(store.token(&t.token_hash).await.unwrap().is_none());
+    assert!(!store.delete_token(&t.token_hash).await.unwrap());
 }

@@ -408,3 +408,24 @@ impl scm_store::Imports for RemoteStore {
             .await
     }
 }
+
+// --- console ---
+#[async_trait]
+impl scm_store::Console for RemoteStore {
+    async fn expiry_histogram(
+        &self,
+        account: &DomainId,
+        from_ms: i64,
+        week_ms: i64,
+        weeks: u32,
+    ) -> Result<Vec<u64>> {
+        self.wire().await;
+        self.inner
+            .expiry_histogram(account, from_ms, week_ms, weeks)
+            .await
+    }
+    async fn delete_token(&self, token_hash: &str) -> Result<bool> {
+        self.wire().await;
+        self.inner.delete_token(token_hash).await
+    }
+}

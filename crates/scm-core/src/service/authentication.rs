@@ -175,11 +175,12 @@ impl Scm {
         if !(32..=2_097_152).contains(&token.len()) {
             return Err(AuthFailure::BadToken.into());
         }
-        let (rec, status) = self
-            .store
-            .token(&auth::token_hash(token))
-            .await?
-            .ok_or(AuthFailure::BadToken)?;
+        self.verify_token_hash(&auth::token_hash(token)).await
+    }
+
+    /// The caller of the token stored under `hash` (API tokens and console sessions alike).
+    pub(super) async fn verify_token_hash(&self, hash: &str) -> Result<Principal, DomainError> {
+        let (rec, status) = self.store.token(hash).await?.ok_or(AuthFailure::BadToken)?;
         if status != CredentialStatus::Active {
             return Err(AuthFailure::Revoked.into());
         }

@@ -6,11 +6,12 @@
 //! audit log and the store's gauges for metrics); [`lifecycle`]
 //! (delete, unsubscribe, cancel-cert); [`tags`] and [`tag_query`] (tags, and certificates found
 //! by them); [`csr`] (certificate signing requests and their keys); [`import`] (certificates
-//! imported with their chain and key).
+//! imported with their chain and key); [`console`] (the web console's sessions and timeline).
 
 mod admin;
 mod authentication;
 mod certificates;
+pub mod console;
 pub mod deployments;
 mod jobs;
 pub mod lifecycle;

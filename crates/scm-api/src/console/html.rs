@@ -1,0 +1,659 @@
+//! The console's HTML, rendered on the server. Every value that goes into a page passes through
+//! [`escape`] (text and attribute values alike) or, in a link, through [`query_value`] first.
+
+use std::fmt::Write as _;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use scm_core::service::console::ExpiryWeek;
+use scm_proto::CertificateStatus;
+use scm_store::{CertificateRecord, ListQuery, PushRecord, SortKey, TagRecord};
+
+/// `&`, `<`, `>`, `"` and `'` as character references: safe in element text and in quoted
+/// attribute values.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Unreserved characters stay; everything else of a query value is percent-encoded.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A query-string value, percent-encoded (then still to be escaped for HTML).
+pub(crate) fn query_value(s: &str) -> String {
+    utf8_percent_encode(s, QUERY_VALUE).to_string()
+}
+
+/// `yyyy-mm-dd hh:mm UTC` of a Unix time in ms.
+pub(crate) fn datetime(ms: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| "—".into())
+}
+
+/// `yyyy-mm-dd` of a Unix time in ms.
+pub(crate) fn date(ms: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| "—".into())
+}
+
+/// The signed-in part of every page: who, and the sign-out form (with its CSRF token).
+pub(crate) struct Chrome<'a> {
+    /// The account shown.
+    pub account: &'a str,
+    /// The access key signed in with.
+    pub access_key: &'a str,
+    /// The session's CSRF token.
+    pub csrf: &'a str,
+}
+
+/// A whole page: skip link, header and navigation (when signed in), `main`.
+pub(crate) fn page(title: &str, chrome: Option<&Chrome<'_>>, main: &str) -> String {
+    let mut h = String::with_capacity(main.len() + 2048);
+    let _ = write!(
+        h,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} · OpenSCM</title>\
+         <link rel=\"stylesheet\" href=\"/console/static/console.css\"></head><body>\
+         <a class=\"skip\" href=\"#main\">Skip to content</a>\
+         <header><span class=\"brand\">OpenSCM</span>",
+        escape(title)
+    );
+    if let Some(c) = chrome {
+        let _ = write!(
+            h,
+            "<nav aria-label=\"Console\"><a href=\"/console/certificates\">Certificates</a>\
+             <a href=\"/console/timeline\">Expiry timeline</a></nav>\
+             <form class=\"signout\" method=\"post\" action=\"/console/sign-out\">\
+             <span class=\"who\">{} · {}</span>\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <button type=\"submit\">Sign out</button></form>",
+            escape(c.account),
+            escape(c.access_key),
+            escape(c.csrf)
+        );
+    }
+    let _ = writeln!(
+        h,
+        "</header><main id=\"main\" tabindex=\"-1\">{main}</main></body></html>"
+    );
+    h
+}
+
+/// The sign-in form, with a refusal message when there was one.
+pub(crate) fn sign_in(message: Option<&str>) -> String {
+    let mut m = String::from("<h1>Sign in</h1>");
+    if let Some(msg) = message {
+        let _ = write!(m, "<p class=\"error\" role=\"alert\">{}</p>", escape(msg));
+    }
+    m.push_str(
+        "<form class=\"signin\" method=\"post\" action=\"/console/sign-in\">\
+         <label for=\"access_key\">Access key</label>\
+         <input id=\"access_key\" name=\"access_key\" autocomplete=\"username\" required \
+          spellcheck=\"false\" autocapitalize=\"none\">\
+         <label for=\"secret_key\">Secret key</label>\
+         <input id=\"secret_key\" name=\"secret_key\" type=\"password\" \
+          autocomplete=\"current-password\" required>\
+         <button type=\"submit\">Sign in</button></form>\
+         <p class=\"hint\">Use an access key and secret key of your account \
+         (e.g. those of <code>credentials.json</code>).</p>",
+    );
+    page("Sign in", None, &m)
+}
+
+/// The API spelling of a sort key (the console takes the list API's parameters).
+fn sort_name(k: SortKey) -> &'static str {
+    match k {
+        SortKey::ExpiredTime => "certExpiredTime",
+        SortKey::Status => "certStatus",
+        SortKey::UpdateTime => "certUpdateTime",
+    }
+}
+
+/// The query string of an inventory page for `q` at `offset`.
+pub(crate) fn inventory_href(q: &ListQuery, offset: u32) -> String {
+    let mut s = String::from("/console/certificates?");
+    let mut add = |k: &str, v: &str| {
+        if !s.ends_with('?') {
+            s.push('&');
+        }
+        let _ = write!(s, "{k}={}", query_value(v));
+    };
+    if let Some(c) = &q.content {
+        add("content", c);
+    }
+    if let Some(st) = q.status {
+        add("status", st.as_str());
+    }
+    add("sort_key", sort_name(q.sort_key));
+    add("sort_dir", if q.ascending { "ASC" } else { "DESC" });
+    if let Some((from, before)) = q.expires_within {
+        add("expires_from", &from.to_string());
+        add("expires_before", &before.to_string());
+    }
+    add("limit", &q.limit.to_string());
+    add("offset", &offset.to_string());
+    s
+}
+
+/// When a certificate expires, or a dash.
+fn expiry(c: &CertificateRecord) -> String {
+    c.issued
+        .as_ref()
+        .map_or_else(|| "—".into(), |i| date(i.not_after_ms))
+}
+
+/// The inventory: search form, table, pager.
+pub(crate) fn inventory(
+    chrome: &Chrome<'_>,
+    q: &ListQuery,
+    certs: &[CertificateRecord],
+    total: u64,
+) -> String {
+    let mut m = String::from("<h1>Certificates</h1>");
+    let _ = write!(
+        m,
+        "<form class=\"filters\" method=\"get\" action=\"/console/certificates\" role=\"search\">\
+         <div><label for=\"content\">Search names and domains</label>\
+         <input id=\"content\" name=\"content\" type=\"search\" value=\"{}\"></div>\
+         <div><label for=\"status\">Status</label><select id=\"status\" name=\"status\">\
+         <option value=\"ALL\">All</option>",
+        escape(q.content.as_deref().unwrap_or(""))
+    );
+    for st in CertificateStatus::ALL {
+        let _ = write!(
+            m,
+            "<option value=\"{0}\"{1}>{0}</option>",
+            st.as_str(),
+            if q.status == Some(st) {
+                " selected"
+            } else {
+                ""
+            }
+        );
+    }
+    m.push_str("</select></div><div><label for=\"sort_key\">Sort by</label><select id=\"sort_key\" name=\"sort_key\">");
+    for (k, label) in [
+        (SortKey::UpdateTime, "Last change"),
+        (SortKey::ExpiredTime, "Expiry"),
+        (SortKey::Status, "Status"),
+    ] {
+        let _ = write!(
+            m,
+            "<option value=\"{}\"{}>{label}</option>",
+            sort_name(k),
+            if q.sort_key == k { " selected" } else { "" }
+        );
+    }
+    let _ = write!(
+        m,
+        "</select></div><div><label for=\"sort_dir\">Order</label><select id=\"sort_dir\" name=\"sort_dir\">\
+         <option value=\"DESC\"{}>Descending</option><option value=\"ASC\"{}>Ascending</option></select></div>",
+        if q.ascending { "" } else { " selected" },
+        if q.ascending { " selected" } else { "" }
+    );
+    if let Some((from, before)) = q.expires_within {
+        let _ = write!(
+            m,
+            "<input type=\"hidden\" name=\"expires_from\" value=\"{from}\">\
+             <input type=\"hidden\" name=\"expires_before\" value=\"{before}\">"
+        );
+    }
+    let _ = write!(
+        m,
+        "<input type=\"hidden\" name=\"limit\" value=\"{}\"><button type=\"submit\">Apply</button></form>",
+        q.limit
+    );
+    if let Some((from, before)) = q.expires_within {
+        let clear = ListQuery {
+            expires_within: None,
+            ..q.clone()
+        };
+        let _ = write!(
+            m,
+            "<p class=\"window\">Expiring from {} to {} (exclusive). <a href=\"{}\">Show all expiry dates</a></p>",
+            escape(&datetime(from)),
+            escape(&datetime(before)),
+            escape(&inventory_href(&clear, 0))
+        );
+    }
+    let first = if total == 0 {
+        0
+    } else {
+        u64::from(q.offset) + 1
+    };
+    let last = u64::from(q.offset) + certs.len() as u64;
+    let _ = write!(
+        m,
+        "<div class=\"table-wrap\"><table id=\"inventory\"><caption>{first}–{last} of {total} certificates</caption>\
+         <thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Domain</th>\
+         <th scope=\"col\">Status</th><th scope=\"col\">Expires</th><th scope=\"col\">Last change</th></tr></thead><tbody>"
+    );
+    for c in certs {
+        let domain = c.application.as_ref().map_or("—", |a| a.domain.as_str());
+        let _ = write!(
+            m,
+            "<tr><th scope=\"row\"><a href=\"/console/certificates/{}\">{}</a><span class=\"id\">{}</span></th>\
+             <td>{}</td><td><span class=\"status s-{}\">{}</span></td><td>{}</td><td>{}</td></tr>",
+            escape(&query_value(c.id.as_str())),
+            escape(&c.name),
+            escape(c.id.as_str()),
+            escape(domain),
+            escape(&c.status.as_str().to_lowercase()),
+            escape(c.status.as_str()),
+            escape(&expiry(c)),
+            escape(&datetime(c.updated_ms)),
+        );
+    }
+    if certs.is_empty() {
+        m.push_str("<tr><td colspan=\"5\">No certificate matches.</td></tr>");
+    }
+    m.push_str("</tbody></table></div><nav class=\"pager\" aria-label=\"Pages\">");
+    if q.offset > 0 {
+        let prev = q.offset.saturating_sub(q.limit);
+        let _ = write!(
+            m,
+            "<a rel=\"prev\" href=\"{}\">Previous page</a>",
+            escape(&inventory_href(q, prev))
+        );
+    }
+    if last < total {
+        let _ = write!(
+            m,
+            "<a rel=\"next\" href=\"{}\">Next page</a>",
+            escape(&inventory_href(q, q.offset.saturating_add(q.limit)))
+        );
+    }
+    m.push_str("</nav>");
+    page("Certificates", Some(chrome), &m)
+}
+
+/// One certificate of a chain, as the details page shows it.
+pub(crate) struct ChainEntry {
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Validity end.
+    pub not_after_ms: i64,
+    /// Key algorithm, when known.
+    pub key_algorithm: Option<String>,
+}
+
+/// What the details page shows beyond the record.
+pub(crate) struct Details<'a> {
+    /// The certificate.
+    pub cert: &'a CertificateRecord,
+    /// Leaf first, then the intermediates.
+    pub chain: &'a [ChainEntry],
+    /// Newest first.
+    pub pushes: &'a [PushRecord],
+    /// By key.
+    pub tags: &'a [TagRecord],
+}
+
+fn row(m: &mut String, label: &str, value: &str) {
+    let _ = write!(m, "<dt>{}</dt><dd>{}</dd>", escape(label), escape(value));
+}
+
+/// A certificate's details: names, validity, chain, key, push history, tags, export.
+pub(crate) fn details(chrome: &Chrome<'_>, d: &Details<'_>) -> String {
+    let c = d.cert;
+    let mut m = String::new();
+    let _ = write!(
+        m,
+        "<p class=\"crumbs\"><a href=\"/console/certificates\">Certificates</a></p><h1>{}</h1><dl class=\"facts\">",
+        escape(&c.name)
+    );
+    row(&mut m, "Certificate ID", c.id.as_str());
+    row(&mut m, "Status", c.status.as_str());
+    row(
+        &mut m,
+        "Product",
+        &format!(
+            "{} {} {}",
+            c.product.brand.as_str(),
+            c.product.cert_type.as_str(),
+            c.product.domain_type.as_str()
+        ),
+    );
+    let app = c.application.as_ref();
+    row(&mut m, "Domain", app.map_or("—", |a| a.domain.as_str()));
+    m.push_str("<dt>Names (subject alternative names)</dt><dd>");
+    let names = leaf_names(c);
+    if names.is_empty() {
+        m.push('—');
+    } else {
+        m.push_str("<ul class=\"names\">");
+        for n in &names {
+            let _ = write!(m, "<li>{}</li>", escape(n));
+        }
+        m.push_str("</ul>");
+    }
+    m.push_str("</dd>");
+    let key = d
+        .chain
+        .first()
+        .and_then(|e| e.key_algorithm.clone())
+        .or_else(|| app.and_then(|a| a.key_algorithm.clone()))
+        .unwrap_or_else(|| "—".into());
+    row(&mut m, "Key algorithm", &key);
+    if let Some(i) = &c.issued {
+        row(&mut m, "Signature algorithm", &i.signature_algorithm);
+        row(&mut m, "Valid from", &datetime(i.not_before_ms));
+        row(&mut m, "Valid until", &datetime(i.not_after_ms));
+        row(&mut m, "Serial number", &i.serial_hex);
+        row(&mut m, "SHA-1 fingerprint", &i.fingerprint);
+    }
+    row(&mut m, "Created", &datetime(c.created_ms));
+    row(&mut m, "Last change", &datetime(c.updated_ms));
+    m.push_str("</dl>");
+
+    m.push_str("<h2 id=\"chain\">Chain</h2>");
+    if d.chain.is_empty() {
+        m.push_str("<p>Not issued yet.</p>");
+    } else {
+        m.push_str(
+            "<div class=\"table-wrap\"><table><thead><tr><th scope=\"col\">#</th><th scope=\"col\">Subject</th>\
+             <th scope=\"col\">Issuer</th><th scope=\"col\">Valid until</th><th scope=\"col\">Key</th></tr></thead><tbody>",
+        );
+        for (i, e) in d.chain.iter().enumerate() {
+            let _ = write!(
+                m,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                i,
+                escape(&e.subject),
+                escape(&e.issuer),
+                escape(&date(e.not_after_ms)),
+                escape(e.key_algorithm.as_deref().unwrap_or("—"))
+            );
+        }
+        m.push_str("</tbody></table></div>");
+    }
+
+    m.push_str("<h2 id=\"pushes\">Push history</h2>");
+    if d.pushes.is_empty() {
+        m.push_str("<p>Never pushed.</p>");
+    } else {
+        m.push_str(
+            "<div class=\"table-wrap\"><table id=\"push-history\"><thead><tr><th scope=\"col\">When</th>\
+             <th scope=\"col\">Service</th><th scope=\"col\">Region</th><th scope=\"col\">Targets</th>\
+             <th scope=\"col\">Outcome</th><th scope=\"col\">Detail</th></tr></thead><tbody>",
+        );
+        for p in d.pushes {
+            let _ = write!(
+                m,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&datetime(p.pushed_ms)),
+                escape(&p.service),
+                escape(p.region.as_deref().unwrap_or("global")),
+                escape(&p.targets.replace(';', ", ")),
+                escape(p.outcome.as_str()),
+                escape(&p.detail)
+            );
+        }
+        m.push_str("</tbody></table></div>");
+    }
+
+    m.push_str("<h2 id=\"tags\">Tags</h2>");
+    if d.tags.is_empty() {
+        m.push_str("<p>No tags.</p>");
+    } else {
+        m.push_str("<div class=\"table-wrap\"><table id=\"tags-table\"><thead><tr><th scope=\"col\">Key</th><th scope=\"col\">Value</th></tr></thead><tbody>");
+        for t in d.tags {
+            let _ = write!(
+                m,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                escape(&t.key),
+                escape(&t.value)
+            );
+        }
+        m.push_str("</tbody></table></div>");
+    }
+
+    m.push_str("<h2 id=\"export\">Export</h2>");
+    if c.issued.is_some() && c.status.is_deployable() {
+        let _ = write!(
+            m,
+            "<form method=\"post\" action=\"/console/certificates/{}/export\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <button type=\"submit\" id=\"export-button\">Download PEM (certificate, chain and key)</button></form>\
+             <p class=\"hint\">One <code>.pem</code> file: the certificate, its chain, then the private key when the server holds it.</p>",
+            escape(&query_value(c.id.as_str())),
+            escape(chrome.csrf)
+        );
+    } else {
+        let _ = write!(
+            m,
+            "<p>A certificate in status {} cannot be exported.</p>",
+            escape(c.status.as_str())
+        );
+    }
+    page(&c.name, Some(chrome), &m)
+}
+
+/// The names of a certificate: its domain, then the other SANs of its application.
+fn leaf_names(c: &CertificateRecord) -> Vec<String> {
+    let Some(a) = &c.application else {
+        return Vec::new();
+    };
+    let mut out = vec![a.domain.clone()];
+    for n in a.sans.split(';').filter(|s| !s.is_empty()) {
+        if !out.iter().any(|o| o == n) {
+            out.push(n.to_owned());
+        }
+    }
+    out
+}
+
+/// Width, height and margins of the timeline chart (SVG user units).
+const CHART_W: i64 = 960;
+const CHART_H: i64 = 320;
+const LEFT: i64 = 48;
+const BOTTOM: i64 = 56;
+const TOP: i64 = 16;
+
+/// The expiry timeline: a bar chart (inline SVG, each bar a link to its certificates) and the
+/// same figures as a table.
+pub(crate) fn timeline(chrome: &Chrome<'_>, weeks: &[ExpiryWeek]) -> String {
+    let mut m = String::from(
+        "<h1>Expiry timeline</h1><p>Certificates of the account by the week their validity ends, \
+         from the start of today (UTC). Each bar leads to its certificates.</p>",
+    );
+    let max = weeks.iter().map(|w| w.count).max().unwrap_or(0).max(1);
+    let n = i64::try_from(weeks.len()).unwrap_or(1).max(1);
+    let plot_w = CHART_W - LEFT - 8;
+    let plot_h = CHART_H - TOP - BOTTOM;
+    let slot = plot_w / n;
+    let bar_w = (slot * 7 / 10).max(1);
+    let total: u64 = weeks.iter().map(|w| w.count).sum();
+    // `group`, not `img`: the children of an `img` (the bars' links) would be hidden from
+    // assistive technology.
+    let _ = write!(
+        m,
+        "<figure><svg id=\"timeline-chart\" viewBox=\"0 0 {CHART_W} {CHART_H}\" role=\"group\" \
+         aria-labelledby=\"chart-title\" xmlns=\"http://www.w3.org/2000/svg\">\
+         <title id=\"chart-title\">{total} certificates expire in the next {n} weeks; the most in one week: {max}</title>\
+         <line class=\"axis\" x1=\"{LEFT}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\
+         <text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\">{max}</text>\
+         <text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>",
+        TOP + plot_h,
+        LEFT + plot_w,
+        TOP + plot_h,
+        LEFT - 6,
+        TOP + 10,
+        LEFT - 6,
+        TOP + plot_h,
+    );
+    for (i, w) in (0_i64..).zip(weeks) {
+        let h = i64::try_from(w.count.saturating_mul(u64::try_from(plot_h).unwrap_or(0)) / max)
+            .unwrap_or(plot_h);
+        // A week with certificates always shows a bar, however small beside the tallest.
+        let h = if w.count > 0 { h.max(2) } else { 0 };
+        let x = LEFT + i * slot + (slot - bar_w) / 2;
+        let y = TOP + plot_h - h;
+        let href = week_href(w);
+        let label = format!(
+            "Week of {}: {} certificate{}",
+            date(w.from_ms),
+            w.count,
+            if w.count == 1 { "" } else { "s" }
+        );
+        let _ = write!(
+            m,
+            "<a href=\"{}\" aria-label=\"{}\"><rect class=\"hit\" x=\"{}\" y=\"{TOP}\" width=\"{slot}\" height=\"{plot_h}\"/>\
+             <rect class=\"bar\" x=\"{x}\" y=\"{y}\" width=\"{bar_w}\" height=\"{h}\"><title>{}</title></rect>",
+            escape(&href),
+            escape(&label),
+            LEFT + i * slot,
+            escape(&label)
+        );
+        if w.count > 0 {
+            let _ = write!(
+                m,
+                "<text class=\"count\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                x + bar_w / 2,
+                y - 4,
+                w.count
+            );
+        }
+        m.push_str("</a>");
+        if i % 2 == 0 {
+            let _ = write!(
+                m,
+                "<text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\" transform=\"rotate(-45 {} {})\">{}</text>",
+                x + bar_w / 2,
+                TOP + plot_h + 14,
+                x + bar_w / 2,
+                TOP + plot_h + 14,
+                escape(&date(w.from_ms).get(5..).unwrap_or("").replace('-', "/"))
+            );
+        }
+    }
+    m.push_str("</svg></figure>");
+    m.push_str(
+        "<div class=\"table-wrap\"><table id=\"timeline-table\"><caption>Certificates expiring per week</caption>\
+         <thead><tr><th scope=\"col\">Week from</th><th scope=\"col\">Until</th><th scope=\"col\">Certificates</th></tr></thead><tbody>",
+    );
+    for w in weeks {
+        let _ = write!(
+            m,
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td><a href=\"{}\">{}</a></td></tr>",
+            escape(&date(w.from_ms)),
+            escape(&date(w.before_ms - 1)),
+            escape(&week_href(w)),
+            w.count
+        );
+    }
+    m.push_str("</tbody></table></div>");
+    page("Expiry timeline", Some(chrome), &m)
+}
+
+/// The inventory of one week's certificates, soonest first.
+pub(crate) fn week_href(w: &ExpiryWeek) -> String {
+    let q = ListQuery {
+        expires_within: Some((w.from_ms, w.before_ms)),
+        sort_key: SortKey::ExpiredTime,
+        ascending: true,
+        limit: 20,
+        ..ListQuery::default()
+    };
+    inventory_href(&q, 0)
+}
+
+/// A page for a refused or failed request.
+pub(crate) fn problem(chrome: Option<&Chrome<'_>>, title: &str, text: &str) -> String {
+    let m = format!(
+        "<h1>{}</h1><p>{}</p><p><a href=\"/console/certificates\">Back to the certificates</a></p>",
+        escape(title),
+        escape(text)
+    );
+    page(title, chrome, &m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_every_html_special_character() {
+        assert_eq!(
+            escape(r#"<a href="x" onclick='y'>&amp;</a>"#),
+            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;amp;&lt;/a&gt;"
+        );
+        assert_eq!(escape("plain text é 漢字"), "plain text é 漢字");
+        assert_eq!(escape(""), "");
+    }
+
+    #[test]
+    fn values_in_links_are_percent_encoded_then_escaped() {
+        let q = ListQuery {
+            content: Some("a&b=c <x>\"".into()),
+            ..ListQuery::default()
+        };
+        let href = inventory_href(&q, 20);
+        assert!(href.starts_with("/console/certificates?content=a%26b%3Dc%20%3Cx%3E%22&"));
+        assert!(href.ends_with("&limit=10&offset=20"));
+        assert!(!escape(&href).contains('"'));
+    }
+
+    #[test]
+    fn pages_escape_user_values() {
+        let chrome = Chrome {
+            account: "<acc>",
+            access_key: "AK\"",
+            csrf: "'c'",
+        };
+        let q = ListQuery {
+            content: Some("<script>alert(1)</script>".into()),
+            ..ListQuery::default()
+        };
+        let html = inventory(&chrome, &q, &[], 0);
+        assert!(!html.contains("<script>alert"));
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("&lt;acc&gt;"));
+        assert!(html.contains("value=\"&#39;c&#39;\""));
+        assert!(html.contains("No certificate matches."));
+    }
+
+    #[test]
+    fn timeline_bars_link_to_their_weeks() {
+        let chrome = Chrome {
+            account: "a",
+            access_key: "k",
+            csrf: "c",
+        };
+        let weeks = scm_core::service::console::expiry_weeks(1_796_342_400_000, &[4, 0, 2]);
+        let html = timeline(&chrome, &weeks);
+        assert_eq!(html.matches("<rect class=\"bar\"").count(), 3);
+        assert!(html.contains(&escape(&week_href(&weeks[0]))));
+        assert!(html.contains("expires_from=1796342400000&amp;expires_before=1796947200000"));
+        assert!(html.contains("Week of 2026-12-04: 4 certificates"));
+        assert!(html.contains("6 certificates expire in the next 3 weeks"));
+    }
+
+    #[test]
+    fn dates_are_utc() {
+        assert_eq!(datetime(1_796_349_460_000), "2026-12-04 01:57 UTC");
+        assert_eq!(date(0), "1970-01-01");
+    }
+}

@@ -1,0 +1,584 @@
+//! The web console at `/console`: sign-in with an access key and secret key, the account's
+//! inventory (the list operation of the API, with its search, status filter, sorts and paging),
+//! a certificate's details and export, and the expiry timeline. Server-rendered HTML that works
+//! without JavaScript; the stylesheet is embedded in the binary.
+//!
+//! Its routes are their own small router, merged into the API's inside the request-log layer
+//! (request ids, one log line per request), and not in the operation table: that table is the
+//! Huawei API's. Handlers are thin: the session, CSRF and sign-in rules are in
+//! `scm_core::service::console`, the HTML in [`html`].
+//!
+//! A session is a cookie `openscm_console` (`Secure; HttpOnly; SameSite=Strict; Path=/console`,
+//! 8 hours, also ended on the server at that time); every state-changing form (sign-out, export)
+//! carries the session's CSRF token, checked in constant time. Every answer carries a strict
+//! Content-Security-Policy (no script at all), `X-Frame-Options: DENY`,
+//! `Referrer-Policy: no-referrer` and `X-Content-Type-Options: nosniff`; pages are `no-store`.
+
+mod html;
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use scm_core::service::console::{self as core_console, SESSION_TTL, SignInError, SignInLimiter};
+use scm_core::{DomainError, ListRequest, Principal};
+use scm_proto::CertificateId;
+use scm_sign::SecretKey;
+use zeroize::Zeroizing;
+
+use crate::error::ApiError;
+use crate::{AppState, Peer, parse};
+
+use html::{ChainEntry, Chrome, Details};
+
+/// The session cookie's name.
+const COOKIE: &str = "openscm_console";
+
+/// The embedded stylesheet.
+const STYLE: &str = include_str!("assets/console.css");
+
+/// Weeks the expiry timeline shows (half a year).
+const TIMELINE_WEEKS: u32 = 26;
+
+/// Items per inventory page unless the query says (the list API's range, 10..=50).
+const PAGE_SIZE: u32 = 20;
+
+/// The console's Content-Security-Policy: only the console's own stylesheet, no script, no
+/// framing, forms only to itself.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+/// The console's routes (merged into the API router, inside its request-log layer).
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(home))
+        .route("/console/", get(home))
+        .route("/console/sign-in", get(sign_in_form).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/certificates", get(inventory))
+        .route("/console/certificates/{id}", get(details))
+        .route("/console/certificates/{id}/export", post(export))
+        .route("/console/timeline", get(timeline))
+        .route("/console/static/console.css", get(style))
+        .layer(Extension(Arc::new(SignInLimiter::new())))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// The headers every console answer carries.
+async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// The `Set-Cookie` value of a new session.
+pub(crate) fn session_cookie(token: &str, max_age_seconds: i64) -> String {
+    format!(
+        "{COOKIE}={token}; Path=/console; Max-Age={max_age_seconds}; Secure; HttpOnly; SameSite=Strict"
+    )
+}
+
+/// The `Set-Cookie` value that deletes the session cookie.
+pub(crate) fn cleared_cookie() -> String {
+    session_cookie("", 0)
+}
+
+/// The session cookie's value, if the request has one.
+fn cookie(headers: &HeaderMap) -> Option<Zeroizing<String>> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| Zeroizing::new(v.trim().to_owned()))
+        .filter(|v| !v.is_empty())
+}
+
+/// A signed-in request.
+struct Session {
+    principal: Principal,
+    token: Zeroizing<String>,
+    csrf: String,
+}
+
+impl Session {
+    fn chrome(&self) -> Chrome<'_> {
+        Chrome {
+            account: self.principal.account.as_str(),
+            access_key: self.principal.access_key.as_str(),
+            csrf: &self.csrf,
+        }
+    }
+}
+
+/// The request's session, or the answer to give instead: to the sign-in page when there is
+/// none (or it ended), an error page when the store fails.
+async fn session(s: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    let Some(token) = cookie(headers) else {
+        return Err(to_sign_in(false));
+    };
+    match s.scm.console_session(&token).await {
+        Ok(principal) => Ok(Session {
+            csrf: core_console::csrf_token(&token),
+            principal,
+            token,
+        }),
+        Err(DomainError::Unauthenticated(_)) => Err(to_sign_in(true)),
+        Err(e) => Err(failure(None, e)),
+    }
+}
+
+/// 303 to the sign-in page (deleting a cookie that no longer names a session).
+fn to_sign_in(clear: bool) -> Response {
+    let mut resp = see_other("/console/sign-in");
+    if clear && let Ok(v) = HeaderValue::from_str(&cleared_cookie()) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+fn see_other(to: &'static str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, HeaderValue::from_static(to)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+    )
+        .into_response()
+}
+
+/// An HTML page (never cached: it holds the account's data).
+fn page(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Puts the caller on the answer, for the access log.
+fn signed(mut resp: Response, s: &Session) -> Response {
+    resp.extensions_mut().insert(s.principal.clone());
+    resp
+}
+
+/// The answer to a domain error: the status (and the log note) of the API's one mapping, with an
+/// HTML page instead of the JSON body.
+fn failure(chrome: Option<&Chrome<'_>>, e: DomainError) -> Response {
+    let (mut parts, _) = ApiError::from(e).into_response().into_parts();
+    let title = match parts.status {
+        StatusCode::NOT_FOUND => "Not found",
+        s if s.is_server_error() => "Something went wrong",
+        _ => "Refused",
+    };
+    let text = match parts.status {
+        StatusCode::NOT_FOUND => "There is no such certificate in this account.".to_owned(),
+        s if s.is_server_error() => {
+            "The server could not answer; the request id in the X-Request-Id header is in its log."
+                .to_owned()
+        }
+        s => format!(
+            "The request was refused ({}).",
+            s.canonical_reason().unwrap_or("")
+        ),
+    };
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    parts
+        .headers
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Response::from_parts(parts, Body::from(html::problem(chrome, title, &text)))
+}
+
+/// The `key=value` pairs of a form body (`application/x-www-form-urlencoded`: `+` is a space).
+fn form(body: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(body).replace('+', "%20");
+    parse::query_pairs(Some(&text)).unwrap_or_default()
+}
+
+/// The value of `name` in a form, taken out of it.
+fn take(form: &mut [(String, String)], name: &str) -> Zeroizing<String> {
+    let v = form
+        .iter_mut()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| std::mem::take(v))
+        .unwrap_or_default();
+    Zeroizing::new(v)
+}
+
+/// Checks a form's CSRF token against the session's; `Some` is the 403 to answer instead.
+fn csrf_refusal(s: &Session, form: &mut [(String, String)]) -> Option<Response> {
+    let presented = take(form, "csrf");
+    if core_console::csrf_matches(&s.token, &presented) {
+        return None;
+    }
+    tracing::warn!(account = %s.principal.account, "console form refused: bad CSRF token");
+    Some(signed(
+        page(
+            StatusCode::FORBIDDEN,
+            html::problem(
+                Some(&s.chrome()),
+                "Refused",
+                "The form was not sent by this console session (its CSRF token is missing or wrong). Reload the page and try again.",
+            ),
+        ),
+        s,
+    ))
+}
+
+async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    match session(&s, &headers).await {
+        Ok(_) => see_other("/console/certificates"),
+        Err(resp) => resp,
+    }
+}
+
+async fn style() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        STYLE,
+    )
+        .into_response()
+}
+
+async fn sign_in_form() -> Response {
+    page(StatusCode::OK, html::sign_in(None))
+}
+
+/// The one message of every refused sign-in (which key exists is not told).
+const REFUSED: &str = "Sign-in refused: the access key and secret key do not match an active \
+                       credential, or there were too many failed attempts (wait 15 minutes).";
+
+async fn sign_in(
+    State(s): State<AppState>,
+    Extension(limiter): Extension<Arc<SignInLimiter>>,
+    peer: Option<Extension<Peer>>,
+    body: Bytes,
+) -> Response {
+    let mut fields = form(&body);
+    let access_key = take(&mut fields, "access_key");
+    let secret = SecretKey::new(std::mem::take(&mut *take(&mut fields, "secret_key")));
+    let source = peer.map_or_else(|| "unknown".to_owned(), |Extension(p)| p.0.ip().to_string());
+    match s
+        .scm
+        .console_sign_in(&limiter, &access_key, &secret, &source)
+        .await
+    {
+        Ok(session) => {
+            let mut resp = see_other("/console/certificates");
+            let cookie = session_cookie(&session.token, SESSION_TTL.whole_seconds());
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            resp.extensions_mut().insert(session.principal);
+            resp
+        }
+        Err(SignInError::Refused) => page(StatusCode::UNAUTHORIZED, html::sign_in(Some(REFUSED))),
+        Err(SignInError::Failed(e)) => failure(None, e),
+    }
+}
+
+async fn sign_out(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let session = match session(&s, &headers).await {
+        Ok(session) => session,
+        Err(resp) => return resp,
+    };
+    if let Some(resp) = csrf_refusal(&session, &mut form(&body)) {
+        return resp;
+    }
+    if let Err(e) = s.scm.console_sign_out(&session.token).await {
+        return signed(failure(Some(&session.chrome()), e), &session);
+    }
+    signed(to_sign_in(true), &session)
+}
+
+/// The inventory's query: the list API's parameters (`content`, `status`, `sort_key`,
+/// `sort_dir`, `limit`, `offset`) and the timeline's window (`expires_from`, `expires_before`).
+fn inventory_request(raw: Option<&str>) -> Result<ListRequest, String> {
+    let pairs = parse::query_pairs(raw).map_err(|_| "the query is not valid text".to_owned())?;
+    let mut req = parse::list_request(&pairs).map_err(|e| e.to_string())?;
+    if !pairs.iter().any(|(k, _)| k == "limit") {
+        req.query.limit = PAGE_SIZE;
+    }
+    let ms = |name: &str| -> Result<Option<i64>, String> {
+        pairs
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| {
+                v.parse::<i64>()
+                    .map_err(|_| format!("{name} must be a time in Unix milliseconds"))
+            })
+            .transpose()
+    };
+    req.query.expires_within = match (ms("expires_from")?, ms("expires_before")?) {
+        (Some(from), Some(before)) => Some((from, before)),
+        (None, None) => None,
+        _ => return Err("expires_from and expires_before go together".into()),
+    };
+    Ok(req)
+}
+
+async fn inventory(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let session = match session(&s, &headers).await {
+        Ok(session) => session,
+        Err(resp) => return resp,
+    };
+    let req = match inventory_request(raw.as_deref()) {
+        Ok(req) => req,
+        Err(why) => {
+            return signed(
+                page(
+                    StatusCode::BAD_REQUEST,
+                    html::problem(Some(&session.chrome()), "Not a valid filter", &why),
+                ),
+                &session,
+            );
+        }
+    };
+    let resp = match s.scm.list(&session.principal, &req).await {
+        Ok((certs, total)) => page(
+            StatusCode::OK,
+            html::inventory(&session.chrome(), &req.query, &certs, total),
+        ),
+        Err(e) => failure(Some(&session.chrome()), e),
+    };
+    signed(resp, &session)
+}
+
+/// The chain of an issued certificate as shown: leaf first.
+fn chain_of(c: &scm_store::CertificateRecord) -> Vec<ChainEntry> {
+    let Some(issued) = &c.issued else {
+        return Vec::new();
+    };
+    [&issued.certificate_pem, &issued.chain_pem]
+        .into_iter()
+        .flat_map(|pem| scm_pki::pem_blocks(pem, "CERTIFICATE"))
+        .filter_map(|block| scm_pki::parse_certificate_pem(&block).ok())
+        .map(|info| ChainEntry {
+            subject: info.subject,
+            issuer: info.issuer,
+            not_after_ms: i64::try_from(info.not_after.unix_timestamp_nanos() / 1_000_000)
+                .unwrap_or(0),
+            key_algorithm: info.key_algorithm.map(|k| k.as_str().to_owned()),
+        })
+        .collect()
+}
+
+async fn details(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match session(&s, &headers).await {
+        Ok(session) => session,
+        Err(resp) => return resp,
+    };
+    let chrome = session.chrome();
+    let Ok(id) = CertificateId::try_from(id.as_str()) else {
+        return signed(
+            failure(Some(&chrome), DomainError::CertificateNotFound),
+            &session,
+        );
+    };
+    let p = &session.principal;
+    let loaded = async {
+        let cert = s.scm.certificate(p, &id).await?;
+        let pushes = s.scm.push_history(p, &id).await?;
+        let tags = s.scm.certificate_tags(p, &id).await?;
+        Ok::<_, DomainError>((cert, pushes, tags))
+    };
+    let resp = match loaded.await {
+        Ok((cert, pushes, tags)) => {
+            let chain = chain_of(&cert);
+            page(
+                StatusCode::OK,
+                html::details(
+                    &chrome,
+                    &Details {
+                        cert: &cert,
+                        chain: &chain,
+                        pushes: &pushes,
+                        tags: &tags,
+                    },
+                ),
+            )
+        }
+        Err(e) => failure(Some(&chrome), e),
+    };
+    signed(resp, &session)
+}
+
+async fn export(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let session = match session(&s, &headers).await {
+        Ok(session) => session,
+        Err(resp) => return resp,
+    };
+    if let Some(resp) = csrf_refusal(&session, &mut form(&body)) {
+        return resp;
+    }
+    let chrome = session.chrome();
+    let Ok(id) = CertificateId::try_from(id.as_str()) else {
+        return signed(
+            failure(Some(&chrome), DomainError::CertificateNotFound),
+            &session,
+        );
+    };
+    let e = match s.scm.export(&session.principal, &id).await {
+        Ok(e) => e,
+        Err(e) => return signed(failure(Some(&chrome), e), &session),
+    };
+    let mut pem = Zeroizing::new(e.entire.clone());
+    if !pem.ends_with('\n') {
+        pem.push('\n');
+    }
+    if let Some(key) = &e.private_key {
+        pem.push_str(key);
+    }
+    tracing::info!(account = %session.principal.account, cert = %id, "console export");
+    let disposition = format!("attachment; filename=\"{}.pem\"", id.as_str());
+    let mut resp = (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-pem-file"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        pem.as_bytes().to_vec(),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    signed(resp, &session)
+}
+
+async fn timeline(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let session = match session(&s, &headers).await {
+        Ok(session) => session,
+        Err(resp) => return resp,
+    };
+    let resp = match s
+        .scm
+        .expiry_timeline(&session.principal, TIMELINE_WEEKS)
+        .await
+    {
+        Ok(weeks) => page(StatusCode::OK, html::timeline(&session.chrome(), &weeks)),
+        Err(e) => failure(Some(&session.chrome()), e),
+    };
+    signed(resp, &session)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_cookie_has_every_attribute() {
+        let c = session_cookie("OSCMabc", 28_800);
+        let parts: Vec<&str> = c.split("; ").collect();
+        assert_eq!(parts[0], "openscm_console=OSCMabc");
+        for want in [
+            "Path=/console",
+            "Max-Age=28800",
+            "Secure",
+            "HttpOnly",
+            "SameSite=Strict",
+        ] {
+            assert!(parts.contains(&want), "{want} in {c}");
+        }
+        assert_eq!(SESSION_TTL.whole_seconds(), 28_800);
+        assert!(cleared_cookie().starts_with("openscm_console=; "));
+        assert!(cleared_cookie().contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1; b=2"));
+        assert!(cookie(&h).is_none());
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("x=y; openscm_console=OSCMtok ; z=w"),
+        );
+        assert_eq!(cookie(&h).as_deref().map(String::as_str), Some("OSCMtok"));
+        let mut empty = HeaderMap::new();
+        empty.append(header::COOKIE, HeaderValue::from_static("openscm_console="));
+        assert!(cookie(&empty).is_none());
+    }
+
+    #[test]
+    fn forms_decode_plus_as_space_and_percent_escapes() {
+        let mut f = form(b"access_key=AK+1&secret_key=a%2Bb%3D&csrf=");
+        assert_eq!(take(&mut f, "access_key").as_str(), "AK 1");
+        assert_eq!(take(&mut f, "secret_key").as_str(), "a+b=");
+        assert_eq!(take(&mut f, "csrf").as_str(), "");
+        assert_eq!(take(&mut f, "missing").as_str(), "");
+    }
+
+    #[test]
+    fn inventory_queries_take_the_list_parameters_and_a_window() {
+        let r = inventory_request(Some(
+            "content=host-1&status=ISSUED&sort_key=certExpiredTime&sort_dir=ASC&offset=40",
+        ))
+        .unwrap();
+        assert_eq!(r.query.content.as_deref(), Some("host-1"));
+        assert_eq!(r.query.limit, PAGE_SIZE);
+        assert_eq!(r.query.offset, 40);
+        assert!(r.query.ascending);
+        let r = inventory_request(Some("expires_from=10&expires_before=20&limit=50")).unwrap();
+        assert_eq!(r.query.expires_within, Some((10, 20)));
+        assert_eq!(r.query.limit, 50);
+        assert!(inventory_request(Some("expires_from=10")).is_err());
+        assert!(inventory_request(Some("expires_from=x&expires_before=2")).is_err());
+        assert!(inventory_request(Some("sort_key=nope")).is_err());
+        assert_eq!(inventory_request(None).unwrap().query.expires_within, None);
+    }
+}

@@ -1,0 +1,346 @@
+"""The web console (/console), once per storage backend, driven in a real headless Chromium
+(Debian chromium + chromium-driver, through Selenium): sign in, search, open a certificate, see
+its push history (pushed first to a real nginx), the expiry timeline and its links, download an
+export (the file's PEM checked), sign out. And with plain `requests`: no session cookie, a bad
+CSRF token, bad or revoked credentials, the security headers, sign-in throttling.
+
+The browser run on SQLite writes the screenshots of the README to docs/screenshots/.
+"""
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from huaweicloudsdkscm.v3 import (
+    ApplyCertificateRequest,
+    ApplyCertificateRequestBody,
+    PurchaseCertificateRequestBody,
+    SubscribeCertificateRequest,
+)
+
+from e2e_helpers import require_tool
+
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+APPLICANT = dict(applicant_name="Tom Smith", applicant_phone="13212345678",
+                 applicant_email="tom@example.com")
+NAMES = ["shop.console.test", "api.console.test", "mail.console.test", "vpn.console.test"]
+VALIDITY_DAYS = 30
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def server(servers, nginx_target_toml):
+    # Leaves valid for 30 days: they land inside the timeline's 26 weeks.
+    return servers.bootstrap_then_configure(
+        "console", lambda creds: f"leaf_validity_days = {VALIDITY_DAYS}\n" + nginx_target_toml(creds))
+
+
+@pytest.fixture(scope="module")
+def creds(server):
+    return server.credentials
+
+
+@pytest.fixture(scope="module")
+def seeded(server, creds):
+    """Six certificates: four issued (one with extra SANs, one tagged, one pushed to nginx),
+    two only paid."""
+    client = server.sdk_client(creds)
+    bought = client.subscribe_certificate(SubscribeCertificateRequest(body=PurchaseCertificateRequestBody(
+        cert_brand="GLOBALSIGN", cert_type="DV_SSL_CERT", domain_type="MULTI_DOMAIN",
+        effective_time=1, domain_numbers=3, order_number=6, agree_privacy_protection=True,
+    )))
+    ids = [c.cert_id for c in bought.cert]
+    for cert_id, name in zip(ids, NAMES):
+        sans = f"www.{name};alt.{name}" if name.startswith("shop") else None
+        client.apply_certificate(ApplyCertificateRequest(
+            certificate_id=cert_id,
+            body=ApplyCertificateRequestBody(
+                domain=name, sans=sans, **APPLICANT, agree_privacy_protection=True,
+                domain_method="DNS", key_algorithm="EC_P256",
+            ),
+        ))
+    shop = ids[0]
+    resp = server.v3("POST", f"/v3/scm/{shop}/tags", {"tag": {"key": "team", "value": "web-shop"}})
+    assert resp.status in (200, 204), resp
+    resp = server.v2("POST", f"/scm/cert/{shop}/push", {"service_type": "ELB", "remote_project": "cn-north-4"})
+    assert resp.status == 200, resp
+    history = server.v2("GET", f"/scm/cert/{shop}/push-history").json["push_history_list"]
+    assert len(history) == 1, history
+    return {"ids": ids, "shop": shop}
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory):
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads):
+    require_tool(CHROMIUM)
+    require_tool(CHROMEDRIVER)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,1000", "--force-device-scale-factor=1", "--lang=en-US"):
+        opts.add_argument(arg)
+    opts.add_experimental_option("prefs", {
+        "download.default_directory": str(downloads),
+        "download.prompt_for_download": False,
+        "safebrowsing.enabled": False,
+    })
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def shot(backend, driver, name):
+    """Writes a README screenshot (from the SQLite run only: one set)."""
+    if backend.name == "sqlite":
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def sign_in_with_requests(server, creds) -> requests.Session:
+    s = requests.Session()
+    r = s.post(server.url + "/console/sign-in", allow_redirects=False,
+               data={"access_key": creds["access_key"], "secret_key": creds["secret_key"]})
+    assert r.status_code == 303 and r.headers["Location"] == "/console/certificates", r.text
+    # requests keeps Secure cookies off plain http; give the value back by hand.
+    value = re.match(r"openscm_console=([^;]+);", r.headers["Set-Cookie"]).group(1)
+    s.headers["Cookie"] = f"openscm_console={value}"
+    return s
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([0-9a-f]{64})"', html).group(1)
+
+
+# --------------------------------------------------------------------------- the browser
+
+
+def test_console_in_chromium(server, creds, seeded, browser, downloads, backend):
+    d = browser
+    d.get(server.url + "/console")
+    assert d.current_url.endswith("/console/sign-in"), d.current_url
+    # The first Tab stop is the skip link.
+    d.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    assert d.switch_to.active_element.text == "Skip to content"
+
+    # Sign in with the keyboard: labels name the fields, Enter submits.
+    ak = d.find_element(By.CSS_SELECTOR, "label[for=access_key] + input")
+    ak.send_keys(creds["access_key"])
+    sk = d.find_element(By.ID, "secret_key")
+    sk.send_keys(creds["secret_key"], Keys.ENTER)
+    assert d.current_url.endswith("/console/certificates"), d.current_url
+    # Chromium kept the Secure cookie on http://127.0.0.1 (a secure context), with its attributes.
+    cookies = {c["name"]: c for c in d.get_cookies()}
+    c = cookies["openscm_console"]
+    assert c["secure"] and c["httpOnly"] and c["sameSite"] == "Strict" and c["path"] == "/console", c
+    assert 8 * 3600 - 120 <= c["expiry"] - time.time() <= 8 * 3600 + 5, c
+    # ... and JavaScript cannot read it.
+    assert "openscm_console" not in d.execute_script("return document.cookie")
+
+    table = d.find_element(By.ID, "inventory")
+    assert "1–6 of 6 certificates" in table.find_element(By.TAG_NAME, "caption").text
+    for name in NAMES:
+        assert name in table.text
+    assert len(table.find_elements(By.CSS_SELECTOR, "thead th[scope=col]")) == 5
+    shot(backend, d, "inventory")
+
+    # Search (the list API's keyword), with the status filter and a sort.
+    box = d.find_element(By.ID, "content")
+    box.clear()
+    box.send_keys("shop", Keys.ENTER)
+    rows = d.find_elements(By.CSS_SELECTOR, "#inventory tbody tr")
+    assert len(rows) == 1 and "shop.console.test" in rows[0].text, [r.text for r in rows]
+    d.get(server.url + "/console/certificates?status=PAID&sort_key=certExpiredTime&sort_dir=ASC")
+    rows = d.find_elements(By.CSS_SELECTOR, "#inventory tbody tr")
+    assert len(rows) == 2 and all("PAID" in r.text for r in rows), [r.text for r in rows]
+    d.get(server.url + "/console/certificates?content=shop")
+
+    # Open it: names, validity, chain, key algorithm, push history, tags.
+    d.find_element(By.CSS_SELECTOR, "#inventory tbody th a").click()
+    assert d.current_url.endswith(f"/console/certificates/{seeded['shop']}"), d.current_url
+    facts = d.find_element(By.CSS_SELECTOR, "dl.facts").text
+    for name in ("shop.console.test", "www.shop.console.test", "alt.shop.console.test"):
+        assert name in facts, facts
+    assert "EC_P256" in facts and "Valid until" in facts and "ISSUED" in facts, facts
+    chain = d.find_element(By.ID, "chain").find_element(By.XPATH, "following-sibling::div[1]").text
+    assert "CN=shop.console.test" in chain and "OpenSCM" in chain, chain
+    history = d.find_element(By.ID, "push-history").text
+    assert "ELB" in history and "cn-north-4" in history and "success" in history and "e2e-nginx" in history, history
+    assert "web-shop" in d.find_element(By.ID, "tags-table").text
+    shot(backend, d, "details")
+
+    # Export: a download of one .pem (certificate, chain, key).
+    for f in downloads.iterdir():
+        f.unlink()
+    d.find_element(By.ID, "export-button").click()
+    target = downloads / f"{seeded['shop']}.pem"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not target.exists():
+        time.sleep(0.1)
+    assert target.exists(), list(downloads.iterdir())
+    pem = target.read_bytes()
+    certs = x509.load_pem_x509_certificates(pem)
+    assert len(certs) >= 2, pem
+    sans = certs[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "shop.console.test" in sans.get_values_for_type(x509.DNSName)
+    key = serialization.load_pem_private_key(pem[pem.index(b"-----BEGIN PRIVATE KEY-----"):], password=None)
+    assert key.public_key().public_numbers() == certs[0].public_key().public_numbers()
+
+    # The expiry timeline: every issued certificate expires in ~30 days (week 4), the bar links
+    # to exactly those.
+    d.find_element(By.LINK_TEXT, "Expiry timeline").click()
+    bars = d.find_elements(By.CSS_SELECTOR, "#timeline-chart rect.bar")
+    assert len(bars) == 26
+    assert "4 certificates expire in the next 26 weeks" in d.page_source
+    links = d.find_elements(By.CSS_SELECTOR, "#timeline-table a")
+    counts = [int(a.text) for a in links]
+    assert sum(counts) == 4 and counts.index(4) == VALIDITY_DAYS // 7, counts
+    shot(backend, d, "timeline")
+    # The SVG bar is a link too: follow the tallest.
+    bar_links = d.find_elements(By.CSS_SELECTOR, "#timeline-chart a")
+    assert len(bar_links) == 26
+    bar_links[counts.index(4)].click()
+    assert "expires_from=" in d.current_url, d.current_url
+    rows = d.find_elements(By.CSS_SELECTOR, "#inventory tbody tr")
+    assert len(rows) == 4 and "Expiring from" in d.page_source, [r.text for r in rows]
+
+    # A phone: nothing wider than the screen.
+    d.set_window_size(390, 844)
+    d.get(server.url + "/console/certificates")
+    assert d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    shot(backend, d, "inventory-phone")
+    d.set_window_size(1280, 1000)
+
+    # Sign out: back at the sign-in page; the session is gone on the server too.
+    stale = d.get_cookie("openscm_console")["value"]
+    d.find_element(By.CSS_SELECTOR, "form.signout button").click()
+    assert d.current_url.endswith("/console/sign-in"), d.current_url
+    assert d.get_cookie("openscm_console") is None
+    d.get(server.url + "/console/certificates")
+    assert d.current_url.endswith("/console/sign-in")
+    r = requests.get(server.url + "/console/certificates", allow_redirects=False,
+                     headers={"Cookie": f"openscm_console={stale}"})
+    assert r.status_code == 303 and r.headers["Location"] == "/console/sign-in", r
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def test_no_session_is_sent_to_sign_in_and_nothing_is_done(server, seeded):
+    for path in ("/console", "/console/certificates", "/console/timeline",
+                 f"/console/certificates/{seeded['shop']}"):
+        r = requests.get(server.url + path, allow_redirects=False)
+        assert r.status_code == 303 and r.headers["Location"] == "/console/sign-in", (path, r)
+    r = requests.post(server.url + f"/console/certificates/{seeded['shop']}/export",
+                      data={"csrf": "0" * 64}, allow_redirects=False)
+    assert r.status_code == 303 and b"PRIVATE KEY" not in r.content, r
+    r = requests.post(server.url + "/console/certificates/x/export", allow_redirects=False,
+                      headers={"Cookie": "openscm_console=OSCM" + "0" * 64})
+    assert r.status_code == 303, r
+
+
+def test_bad_csrf_token_is_refused_and_nothing_is_done(server, creds, seeded):
+    s = sign_in_with_requests(server, creds)
+    page = s.get(server.url + f"/console/certificates/{seeded['shop']}")
+    assert page.status_code == 200
+    good = csrf_of(page.text)
+    export = server.url + f"/console/certificates/{seeded['shop']}/export"
+    for bad in ({}, {"csrf": ""}, {"csrf": "0" * 64}, {"csrf": good[:-1] + ("0" if good[-1] != "0" else "1")}):
+        r = s.post(export, data=bad, allow_redirects=False)
+        assert r.status_code == 403, (bad, r)
+        assert b"PRIVATE KEY" not in r.content and "attachment" not in r.headers.get("Content-Disposition", "")
+    # Another session's token does not do either.
+    other = sign_in_with_requests(server, creds)
+    other_csrf = csrf_of(other.get(server.url + "/console/certificates").text)
+    assert other_csrf != good
+    assert s.post(export, data={"csrf": other_csrf}, allow_redirects=False).status_code == 403
+    # Sign-out with a bad token does not end the session.
+    r = s.post(server.url + "/console/sign-out", data={"csrf": "1" * 64}, allow_redirects=False)
+    assert r.status_code == 403
+    assert s.get(server.url + "/console/certificates", allow_redirects=False).status_code == 200
+    # The right one works: attachment, no-store, the PEM.
+    r = s.post(export, data={"csrf": good}, allow_redirects=False)
+    assert r.status_code == 200, r
+    assert r.headers["Content-Disposition"] == f'attachment; filename="{seeded["shop"]}.pem"'
+    assert r.headers["Cache-Control"] == "no-store"
+    assert b"-----BEGIN CERTIFICATE-----" in r.content and b"-----BEGIN PRIVATE KEY-----" in r.content
+    r = s.post(server.url + "/console/sign-out", data={"csrf": good}, allow_redirects=False)
+    assert r.status_code == 303 and "Max-Age=0" in r.headers["Set-Cookie"]
+    assert s.get(server.url + "/console/certificates", allow_redirects=False).status_code == 303
+
+
+def test_security_headers_and_cookie_attributes(server, creds):
+    r = requests.post(server.url + "/console/sign-in", allow_redirects=False,
+                      data={"access_key": creds["access_key"], "secret_key": creds["secret_key"]})
+    cookie = r.headers["Set-Cookie"]
+    for attr in ("Path=/console", "Max-Age=28800", "Secure", "HttpOnly", "SameSite=Strict"):
+        assert attr in cookie.split("; "), cookie
+    s = sign_in_with_requests(server, creds)
+    for path in ("/console/certificates", "/console/timeline", "/console/sign-in"):
+        r = s.get(server.url + path)
+        assert r.status_code == 200, path
+        h = r.headers
+        assert h["Content-Security-Policy"].startswith("default-src 'none'"), h
+        assert "script-src" not in h["Content-Security-Policy"]  # none at all
+        assert "frame-ancestors 'none'" in h["Content-Security-Policy"]
+        assert h["X-Frame-Options"] == "DENY" and h["Referrer-Policy"] == "no-referrer"
+        assert h["X-Content-Type-Options"] == "nosniff" and h["Cache-Control"] == "no-store"
+        assert re.fullmatch(r"[0-9a-f]{32}", h["X-Request-Id"]), h
+        assert '<meta name="viewport"' in r.text and "<script" not in r.text
+    css = requests.get(server.url + "/console/static/console.css")
+    assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css")
+    assert ":focus-visible" in css.text
+
+
+def test_bad_and_revoked_credentials_are_refused_alike(server, creds):
+    def attempt(ak, sk):
+        r = requests.post(server.url + "/console/sign-in", allow_redirects=False,
+                          data={"access_key": ak, "secret_key": sk})
+        return r.status_code, re.search(r'role="alert">([^<]*)<', r.text).group(1) if r.status_code == 401 else r.text, r
+
+    extra = server.create_credential(creds["domain_id"])
+    server.admin("credential", "revoke", extra["access_key"], parse=False)
+    unknown = attempt("NOSUCHKEY0000000000", creds["secret_key"])
+    wrong = attempt(creds["access_key"], creds["secret_key"] + "x")
+    revoked = attempt(extra["access_key"], extra["secret_key"])
+    for status, message, r in (unknown, wrong, revoked):
+        assert status == 401 and "Set-Cookie" not in r.headers, r
+    assert unknown[1] == wrong[1] == revoked[1], (unknown[1], wrong[1], revoked[1])
+    # Each refusal is logged with its real reason (never shown).
+    logs = server.logs()
+    assert "console sign-in refused" in logs
+    for reason in ("UnknownKey", "BadSignature", "Revoked"):
+        assert reason in logs, reason
+
+
+def test_sign_in_is_throttled_per_access_key(server, creds):
+    # A second credential of the account, so the other tests' credential is not locked.
+    victim = server.create_credential(creds["domain_id"])
+    for _ in range(5):
+        r = requests.post(server.url + "/console/sign-in", allow_redirects=False,
+                          data={"access_key": victim["access_key"], "secret_key": "wrong"})
+        assert r.status_code == 401
+    # Now even the right secret is refused, with the same message; another key still gets in.
+    r = requests.post(server.url + "/console/sign-in", allow_redirects=False,
+                      data={"access_key": victim["access_key"], "secret_key": victim["secret_key"]})
+    assert r.status_code == 401 and "Set-Cookie" not in r.headers, r
+    assert "throttled" in server.logs()
+    sign_in_with_requests(server, creds)

@@ -397,18 +397,25 @@ pub fn start(
     supervisor.spawn("tls-certificate", move |cancel| {
         let (source, target) = (source.clone(), target.clone());
         async move {
+            // The last refusal, so that a file that stays missing is logged once, not every look.
+            let mut refused: Option<TlsError> = None;
             loop {
                 let nap = match source.as_ref() {
                     Source::Files { files, poll } => {
                         match files.reload(&target) {
                             Reload::Unchanged => {}
                             Reload::Installed(serial) => {
+                                refused = None;
                                 tracing::info!(%serial, "TLS certificate files changed: serving the new certificate")
                             }
-                            Reload::Rejected(e) => tracing::warn!(
-                                error = %e,
-                                "TLS certificate files changed but do not load: still serving the previous certificate"
-                            ),
+                            Reload::Rejected(e) if refused.as_ref() != Some(&e) => {
+                                tracing::warn!(
+                                    error = %e,
+                                    "TLS certificate files changed but do not load: still serving the previous certificate"
+                                );
+                                refused = Some(e);
+                            }
+                            Reload::Rejected(_) => {}
                         }
                         *poll
                     }

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # HTTP benchmark: authenticated v2 push-history requests per second beside the unauthenticated
-# /health route, both measured with wrk in the same run on loopback (target: >= 50 %).
+# /health route, both measured with wrk in the same run on loopback (target: >= 50 %); then the
+# same server (same store, same port, so the same signed request) restarted with HTTPS (--tls
+# builtin) and both measured again over TLS (wrk's keep-alive connections: one handshake each),
+# with the HTTPS/HTTP ratio of the authenticated read.
 #
 #   bench/http.sh [seconds]        (builds the release binaries first)
 set -euo pipefail
@@ -8,15 +11,17 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_PER_RUN="${1:-5}"
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 (cd "$REPO" && cargo build --release -q -p openscm -p openscm-bench)
-BIN="$REPO/target/release/openscm"
-SIGNED="$REPO/target/release/signed"
+TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+BIN="$TARGET/release/openscm"
+SIGNED="$TARGET/release/signed"
 D="$(mktemp -d)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$D"; }
 trap cleanup EXIT
+SCHEME=http
 start() { "$BIN" server --listen "127.0.0.1:$PORT" --data-dir "$D/data" "$@" >"$D/out" 2>"$D/log" & PID=$!;
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && return; sleep 0.05; done; cat "$D/log"; exit 1; }
+  for _ in $(seq 100); do curl -sf --cacert "$D/data/ca-root.pem" "$SCHEME://127.0.0.1:$PORT/health" >/dev/null 2>&1 && return; sleep 0.05; done; cat "$D/log"; exit 1; }
 
 start
 DOMAIN="$(python3 -c "import json;print(json.load(open('$D/data/credentials.json'))['domain_id'])")"
@@ -58,8 +63,20 @@ run() {
   awk '/Requests\/sec/ {print $2}' <<<"$out"
 }
 echo "OpenSCM HTTP benchmark: $(nproc) cores, wrk -t2 -c32 -d${SECONDS_PER_RUN}s on loopback, server and wrk on the same machine"
+# A short warm-up first (caches, connections), not measured.
+wrk -t2 -c32 -d1s -s "$D/history.lua" "http://127.0.0.1:$PORT" >/dev/null
 HEALTH="$(run "http://127.0.0.1:$PORT/health")"
 HISTORY="$(run -s "$D/history.lua" "http://127.0.0.1:$PORT")"
 awk -v h="$HEALTH" -v p="$HISTORY" 'BEGIN {
   printf "  GET /health (unauthenticated)                      %10.0f req/s\n", h;
   printf "  GET push-history (SDK-HMAC-SHA256, SQLite, 10 rows) %10.0f req/s   %5.1f%% of /health   target >= 50%%: %s\n", p, 100*p/h, (p >= h/2 ? "met" : "NOT MET") }'
+# The same store and port over HTTPS (a serving certificate from the built-in CA, P-256).
+kill "$PID"; wait "$PID" || true
+SCHEME=https
+OPENSCM_LOG=warn start --config "$D/openscm.toml" --tls builtin ${OPENSCM_BENCH_SERVER_ARGS:-}
+wrk -t2 -c32 -d1s -s "$D/history.lua" "https://127.0.0.1:$PORT" >/dev/null
+TLS_HEALTH="$(run "https://127.0.0.1:$PORT/health")"
+TLS_HISTORY="$(run -s "$D/history.lua" "https://127.0.0.1:$PORT")"
+awk -v h="$TLS_HEALTH" -v p="$TLS_HISTORY" -v plain="$HISTORY" 'BEGIN {
+  printf "  HTTPS GET /health                                  %10.0f req/s\n", h;
+  printf "  HTTPS GET push-history (signed)                    %10.0f req/s   %5.1f%% of plain-HTTP push-history\n", p, 100*p/plain }'

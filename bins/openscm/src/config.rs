@@ -243,23 +243,9 @@ pub struct ServerArgs {
     /// else the first address; the one chosen is printed) [default: 127.0.0.1:8080].
     #[arg(long, env = "OPENSCM_LISTEN", value_name = "ADDR:PORT|HOST:PORT")]
     pub listen: Option<String>,
-    /// HTTPS: off, files (--tls-cert-file + --tls-key-file) or builtin (a certificate from the
-    /// built-in CA) [default: files when the files are given, else off].
-    #[arg(long = "tls", env = "OPENSCM_TLS", value_name = "MODE")]
-    pub tls_mode: Option<String>,
-    /// PEM certificate chain (leaf first) to serve; read again when it changes.
-    #[arg(long, env = "OPENSCM_TLS_CERT_FILE")]
-    pub tls_cert_file: Option<PathBuf>,
-    /// PEM private key of that certificate.
-    #[arg(long, env = "OPENSCM_TLS_KEY_FILE")]
-    pub tls_key_file: Option<PathBuf>,
-    /// Host names and IP addresses of the built-in serving certificate, comma-separated
-    /// [default: localhost, 127.0.0.1, ::1, the listen address, the public endpoint's host].
-    #[arg(long, env = "OPENSCM_TLS_HOSTS", value_delimiter = ',')]
-    pub tls_hosts: Option<Vec<String>>,
-    /// Serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
-    #[arg(long, env = "OPENSCM_ALLOW_PLAIN_HTTP", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub allow_plain_http: Option<bool>,
+    /// HTTPS and the plain-HTTP rule.
+    #[command(flatten)]
+    pub tls: Box<TlsArgs>,
     /// Endpoint clients use, written to credentials.json [default: http://LISTEN, or
     /// https://LISTEN with TLS].
     #[arg(long, env = "OPENSCM_PUBLIC_ENDPOINT")]
@@ -291,13 +277,35 @@ pub struct ServerArgs {
     pub job_concurrency: Option<usize>,
 }
 
+/// The `server` flags of HTTPS (boxed in [`ServerArgs`]: they are many and rarely given).
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// HTTPS: off, files (--tls-cert-file + --tls-key-file) or builtin (a certificate from the
+    /// built-in CA) [default: files when the files are given, else off].
+    #[arg(long = "tls", env = "OPENSCM_TLS", value_name = "MODE")]
+    pub mode: Option<String>,
+    /// PEM certificate chain (leaf first) to serve; read again when it changes.
+    #[arg(long = "tls-cert-file", env = "OPENSCM_TLS_CERT_FILE")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long = "tls-key-file", env = "OPENSCM_TLS_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Host names and IP addresses of the built-in serving certificate, comma-separated
+    /// [default: localhost, 127.0.0.1, ::1, the listen address, the public endpoint's host].
+    #[arg(long = "tls-hosts", env = "OPENSCM_TLS_HOSTS", value_delimiter = ',')]
+    pub hosts: Option<Vec<String>>,
+    /// Serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
+    #[arg(long, env = "OPENSCM_ALLOW_PLAIN_HTTP", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_plain_http: Option<bool>,
+}
+
 /// Everything resolved.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Listen address.
     pub listen: SocketAddr,
     /// The host name `listen` was given with, and every address it resolved to.
-    pub listen_name: Option<(String, Vec<SocketAddr>)>,
+    pub listen_name: Option<ListenName>,
     /// HTTPS.
     pub tls: TlsConfig,
     /// Data directory.
@@ -323,6 +331,9 @@ pub struct RuntimeConfig {
     /// Who may read `/metrics`.
     pub metrics: scm_api::MetricsConfig,
 }
+
+/// A host name given for `listen`, and every address it resolved to.
+pub type ListenName = (String, Vec<SocketAddr>);
 
 /// How the listener serves.
 #[derive(Debug, Clone)]
@@ -369,7 +380,7 @@ pub fn endpoint_of(listen: SocketAddr, name: Option<&str>, tls: bool) -> String 
 
 /// A listen address: `IP:PORT`, or `HOST:PORT` resolved now (the first IPv4 address, else the
 /// first; every address found is returned with the name).
-pub fn parse_listen(raw: &str) -> anyhow::Result<(SocketAddr, Option<(String, Vec<SocketAddr>)>)> {
+pub fn parse_listen(raw: &str) -> anyhow::Result<(SocketAddr, Option<ListenName>)> {
     if let Ok(addr) = raw.parse::<SocketAddr>() {
         return Ok((addr, None));
     }
@@ -416,13 +427,13 @@ fn resolve_tls(
     explicit_endpoint: Option<&str>,
 ) -> anyhow::Result<TlsConfig> {
     let cert_file = server
-        .and_then(|s| s.tls_cert_file.clone())
+        .and_then(|s| s.tls.cert_file.clone())
         .or(file.cert_file.clone());
     let key_file = server
-        .and_then(|s| s.tls_key_file.clone())
+        .and_then(|s| s.tls.key_file.clone())
         .or(file.key_file.clone());
     let mode = server
-        .and_then(|s| s.tls_mode.clone())
+        .and_then(|s| s.tls.mode.clone())
         .or(file.mode.clone())
         .unwrap_or_else(|| {
             if cert_file.is_some() || key_file.is_some() {
@@ -432,7 +443,7 @@ fn resolve_tls(
             }
         });
     let allow_plain_http = server
-        .and_then(|s| s.allow_plain_http)
+        .and_then(|s| s.tls.allow_plain_http)
         .or(file.allow_plain_http)
         .unwrap_or(false);
     let files_given = cert_file.is_some() || key_file.is_some();
@@ -465,7 +476,7 @@ fn resolve_tls(
                 bail!("tls: cert_file/key_file are for mode \"files\", not \"builtin\"");
             }
             let names = match server
-                .and_then(|s| s.tls_hosts.clone())
+                .and_then(|s| s.tls.hosts.clone())
                 .or(file.hosts.clone())
             {
                 Some(names) => names,

@@ -193,8 +193,11 @@ pub enum Reload {
 pub struct FileSource {
     cert_file: PathBuf,
     key_file: PathBuf,
-    seen: Mutex<Option<(Vec<u8>, Zeroizing<Vec<u8>>)>>,
+    seen: Mutex<Option<Pair>>,
 }
+
+/// The bytes of a chain file and a key file.
+type Pair = (Vec<u8>, Zeroizing<Vec<u8>>);
 
 impl std::fmt::Debug for FileSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -232,7 +235,7 @@ impl FileSource {
 
     /// Reads the files again; when they changed and load, installs the new pair in `target`.
     pub fn reload(&self, target: &ServingCert) -> Reload {
-        let read_both = || -> Result<(Vec<u8>, Zeroizing<Vec<u8>>), TlsError> {
+        let read_both = || -> Result<Pair, TlsError> {
             Ok((
                 read(&self.cert_file)?,
                 Zeroizing::new(read(&self.key_file)?),
@@ -394,18 +397,25 @@ pub fn start(
     supervisor.spawn("tls-certificate", move |cancel| {
         let (source, target) = (source.clone(), target.clone());
         async move {
+            // The last refusal, so that a file that stays missing is logged once, not every look.
+            let mut refused: Option<TlsError> = None;
             loop {
                 let nap = match source.as_ref() {
                     Source::Files { files, poll } => {
                         match files.reload(&target) {
                             Reload::Unchanged => {}
                             Reload::Installed(serial) => {
+                                refused = None;
                                 tracing::info!(%serial, "TLS certificate files changed: serving the new certificate")
                             }
-                            Reload::Rejected(e) => tracing::warn!(
-                                error = %e,
-                                "TLS certificate files changed but do not load: still serving the previous certificate"
-                            ),
+                            Reload::Rejected(e) if refused.as_ref() != Some(&e) => {
+                                tracing::warn!(
+                                    error = %e,
+                                    "TLS certificate files changed but do not load: still serving the previous certificate"
+                                );
+                                refused = Some(e);
+                            }
+                            Reload::Rejected(_) => {}
                         }
                         *poll
                     }

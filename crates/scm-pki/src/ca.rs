@@ -997,4 +997,63 @@ mod tests {
         let serials: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         assert_ne!(serials[0], serials[1]);
     }
+
+    #[test]
+    fn serving_hosts_take_single_labels_and_addresses() {
+        let ok = [
+            "localhost",
+            "SCM.Internal.",
+            "127.0.0.1",
+            "::1",
+            "[::1]",
+            "a-b.example",
+        ];
+        let parsed: Vec<String> = ok
+            .iter()
+            .map(|h| ServingHost::parse(h).unwrap().to_string())
+            .collect();
+        assert_eq!(
+            parsed,
+            [
+                "localhost",
+                "scm.internal",
+                "127.0.0.1",
+                "::1",
+                "::1",
+                "a-b.example"
+            ]
+        );
+        for bad in [
+            "",
+            "*.example.test",
+            "a b",
+            "-x.test",
+            "1.2.3",
+            "x..y",
+            "under_score.test",
+        ] {
+            assert!(ServingHost::parse(bad).is_err(), "{bad:?}");
+        }
+        let chain = Chain::new("serving");
+        let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let hosts = [
+            ServingHost::parse("localhost").unwrap(),
+            ServingHost::parse("127.0.0.1").unwrap(),
+        ];
+        let leaf = chain
+            .issuer
+            .issue_serving(&hosts, now, now + Duration::days(30), &key)
+            .unwrap();
+        let info = parse_certificate_der(&leaf.der).unwrap();
+        assert_eq!(info.common_name.as_deref(), Some("localhost"));
+        assert_eq!(info.dns_names, ["localhost"]);
+        assert!(info.public_key_matches(&key));
+        assert!(
+            chain
+                .issuer
+                .issue_serving(&[], now, now + Duration::days(1), &key)
+                .is_err()
+        );
+    }
 }

@@ -119,7 +119,7 @@ def test_flags_beat_environment_beats_profile(cli, server):
     assert isinstance(cli.json("cert", "list", env=alone), list)
 
 
-def test_exit_codes(cli):
+def test_exit_codes(cli, server):
     # Refused by the API: 1, with the SCM code in the JSON error document and on stderr.
     proc = cli.run("cert", "show", "scs0000000000000", "-o", "json", check=1)
     error = json.loads(proc.stdout)["error"]
@@ -136,6 +136,13 @@ def test_exit_codes(cli):
     proc = cli.run("cert", "list", "-o", "json", "--endpoint", f"http://127.0.0.1:{free_port()}",
                    check=4)
     assert json.loads(proc.stdout)["error"]["kind"] == "network"
+    # TLS: HTTPS to a plain-HTTP listener fails the handshake: 4.
+    cli.run("cert", "list", "--endpoint", server.url.replace("http://", "https://"), check=4)
+    # A CA file that cannot be read, or holds no certificate: configuration, 3.
+    cli.run("cert", "list", env={"OPENSCM_CA_FILE": str(cli.workdir / "no-such.pem")}, check=3)
+    not_pem = cli.workdir / "not.pem"
+    not_pem.write_text("no certificate here\n")
+    cli.run("cert", "list", env={"OPENSCM_CA_FILE": str(not_pem)}, check=3)
 
 
 # ----------------------------------------------------------------------------- certificates

@@ -1,7 +1,8 @@
 //! The client CLI: `openscm configure`, `cert`, `csr`, `tag`, talking to a server through
 //! `scm-client` with the credentials of a profile (see [`profile`]).
 //!
-//! Exit codes (see [`exit`]): 0 done; 1 the API refused (its SCM code and message are printed);
+//! Exit codes (see [`exit`]): 0 done; 1 the API refused (its SCM code and message are printed),
+//! or another failure (an output file cannot be written);
 //! 2 usage error; 3 authentication or configuration problem (no profile, bad credentials: HTTP
 //! 401); 4 network or TLS problem (endpoint unreachable, certificate not trusted); 5 a bulk
 //! command did part of its work (the summary says what was done and what was not).
@@ -24,7 +25,7 @@ use output::Format;
 
 /// The exit codes of the client commands.
 pub mod exit {
-    /// The API refused (HTTP 4xx/5xx other than 401).
+    /// The API refused (HTTP 4xx/5xx other than 401), or another failure.
     pub const API: u8 = 1;
     /// Usage error (clap's own code).
     pub const USAGE: u8 = 2;

@@ -3,7 +3,7 @@
 #
 #   tests/e2e/run.sh [pytest args...]     e.g.  tests/e2e/run.sh -k flow -x
 #
-# - installs nginx, openssl and postgresql-client with apt-get when missing (we are root);
+# - installs nginx, openssl, postgresql-client and prometheus (promtool) with apt-get when missing (we are root);
 # - creates/reuses the venv <repo>/.venv-e2e with tests/e2e/requirements.txt;
 # - creates a throwaway PostgreSQL database on 127.0.0.1:5432 (or, if nothing answers
 #   there, on a private cluster on 127.0.0.1:15432) and exports OPENSCM_TEST_PG_URL;
@@ -26,6 +26,7 @@ log() { echo "[e2e] $*" >&2; }
 missing=()
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool: the shipped alert rules
 for tool in psql createdb dropdb pg_dump pg_isready; do
   if ! command -v "$tool" >/dev/null 2>&1; then missing+=(postgresql-client); break; fi
 done

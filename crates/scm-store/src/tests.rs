@@ -2001,10 +2001,11 @@ async fn audit_events_cannot_be_updated(db: TestDb) {
         .append_audit(&[audit_event(1, 1_000, "DeleteCsr", &["csr1"], "ok")])
         .await
         .unwrap();
-    let refused = db_run!(&store.pool, |p| {
+    let refused = crate::pool::db_run!(&store.pool, |p| {
         sqlx::query("UPDATE audit_events SET outcome = 'forged'")
             .execute(p)
             .await
+            .map(|_| ())
     });
     assert!(refused.is_err(), "an audit row was changed");
     let rows = store

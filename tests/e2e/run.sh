@@ -3,8 +3,8 @@
 #
 #   tests/e2e/run.sh [pytest args...]     e.g.  tests/e2e/run.sh -k flow -x
 #
-# - installs nginx, openssl, postgresql-client, chromium and chromium-driver with apt-get when
-#   missing (we are root);
+# - installs nginx, openssl, postgresql-client, prometheus (promtool), a Java runtime (keytool),
+#   chromium and chromium-driver with apt-get when missing (we are root);
 # - creates/reuses the venv <repo>/.venv-e2e with tests/e2e/requirements.txt;
 # - creates a throwaway PostgreSQL database on 127.0.0.1:5432 (or, if nothing answers
 #   there, on a private cluster on 127.0.0.1:15432) and exports OPENSCM_TEST_PG_URL;
@@ -31,6 +31,7 @@ command -v keytool >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)  # test
 # the web console's browser tests (test_console.py)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool: the shipped alert rules
 for tool in psql createdb dropdb pg_dump pg_isready; do
   if ! command -v "$tool" >/dev/null 2>&1; then missing+=(postgresql-client); break; fi
 done

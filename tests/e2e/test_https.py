@@ -305,3 +305,38 @@ def test_credentials_endpoint_follows_a_restart_on_another_address(openscm_bin, 
         assert server.sdk().list_certificates(ListCertificatesRequest()).total_count == 0
     finally:
         server.close()
+
+
+def test_the_cli_over_https_trusts_the_builtin_ca_from_its_profile(openscm_bin, tmp_path):
+    """`openscm configure --from-credentials` on an HTTPS server picks up ca-root.pem beside
+    credentials.json, and the client commands then work over TLS; without the CA they fail
+    with the network/TLS exit code (4)."""
+    import json as _json
+    import os as _os
+    import subprocess as _subprocess
+
+    server = TlsServer(openscm_bin, tmp_path / "cli-tls", args=["--tls", "builtin"])
+    try:
+        server.start()
+        profile = tmp_path / "cli-credentials.toml"
+        base = {k: v for k, v in _os.environ.items() if not k.startswith("OPENSCM_")}
+        base.update({"OPENSCM_CLI_CONFIG": str(profile), "NO_COLOR": "1"})
+
+        def cli(*args, env=None):
+            return _subprocess.run([openscm_bin, *map(str, args)], capture_output=True,
+                                   text=True, timeout=60, env={**base, **(env or {})})
+
+        done = cli("configure", "--from-credentials", server.credentials_path, "-o", "json")
+        assert done.returncode == 0, done.stderr
+        assert "ca-root.pem" in profile.read_text() or "ca_file" in profile.read_text()
+        bought = cli("cert", "buy", "-o", "json")
+        assert bought.returncode == 0, bought.stderr
+        cert_id = _json.loads(bought.stdout)["cert"][0]["cert_id"]
+        listed = cli("cert", "list", "-o", "json")
+        assert listed.returncode == 0 and cert_id in listed.stdout, listed.stderr
+        # Another CA file: the handshake fails, exit code 4.
+        other = ThrowawayCa(tmp_path)
+        refused = cli("cert", "list", "-o", "json", env={"OPENSCM_CA_FILE": str(other.path)})
+        assert refused.returncode == 4, (refused.stdout, refused.stderr)
+    finally:
+        server.close()

@@ -1026,6 +1026,40 @@ mod tests {
     }
 
     #[test]
+    fn the_metrics_table_takes_ranges_and_a_token_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let token = d.path().join("metrics.token");
+        std::fs::write(&token, "s3cret-token\n").unwrap();
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let file: FileConfig = toml::from_str(&format!(
+            "[metrics]\nallow = [\"10.0.0.0/8\", \"::1\"]\ntoken_file = {:?}\n",
+            token.display().to_string()
+        ))
+        .unwrap();
+        let m = metrics_config(&file.metrics).unwrap();
+        let allow: Vec<String> = m.allow.iter().map(ToString::to_string).collect();
+        assert_eq!(allow, ["10.0.0.0/8", "::1/128"]);
+        assert!(m.token.is_some());
+        assert!(
+            !format!("{m:?}").contains("s3cret"),
+            "the token is redacted"
+        );
+        // Defaults: loopback, no token.
+        let m = metrics_config(&MetricsFile::default()).unwrap();
+        assert_eq!(m.allow.len(), 2);
+        assert!(m.token.is_none());
+        let bad: FileConfig = toml::from_str("[metrics]\nallow = [\"10.0.0.0/40\"]\n").unwrap();
+        let e = metrics_config(&bad.metrics).unwrap_err().to_string();
+        assert!(
+            e.contains("metrics.allow") && e.contains("10.0.0.0/40"),
+            "{e}"
+        );
+        let e = toml::from_str::<FileConfig>("[metrics]\ntoken = \"x\"\n").unwrap_err();
+        assert!(e.message().contains("token"), "{}", e.message());
+    }
+
+    #[test]
     fn the_database_url_is_a_secret_and_can_come_from_a_file() {
         use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();

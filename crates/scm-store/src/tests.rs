@@ -2008,6 +2008,7 @@ async fn audit_events_cannot_be_updated(db: TestDb) {
         sqlx::query("UPDATE audit_events SET outcome = 'forged'")
             .execute(p)
             .await
+            .map(|_| ())
     });
     assert!(refused.is_err(), "an audit row was changed");
     let rows = store

@@ -23,6 +23,7 @@
 
 mod hardening;
 mod harness;
+mod metrics_audit;
 mod processes;
 mod remote_store;
 mod routes;

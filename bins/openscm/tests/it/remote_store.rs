@@ -429,3 +429,28 @@ impl scm_store::Console for RemoteStore {
         self.inner.delete_token(token_hash).await
     }
 }
+
+// --- audit ---
+#[async_trait]
+impl scm_store::Audit for RemoteStore {
+    async fn append_audit(&self, events: &[scm_store::AuditEvent]) -> Result<()> {
+        self.wire().await;
+        self.inner.append_audit(events).await
+    }
+    async fn audit_events(&self, q: &scm_store::AuditQuery) -> Result<Vec<scm_store::AuditEvent>> {
+        self.wire().await;
+        self.inner.audit_events(q).await
+    }
+}
+
+#[async_trait]
+impl scm_store::Stats for RemoteStore {
+    async fn stats(&self, now_ms: i64) -> Result<scm_store::StoreStats> {
+        self.wire().await;
+        self.inner.stats(now_ms).await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.wire().await;
+        self.inner.ping().await
+    }
+}

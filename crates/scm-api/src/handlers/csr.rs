@@ -1,8 +1,8 @@
 //! The CSR operations (reference §4.4, §4.7.12).
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use scm_proto::csr::{
     CreateCsrBody, CreateCsrResponse, CsrPrivateKeyResponse, CsrResponse, ListCsrResponse,
     UpdateCsrBody, UploadCsrBody, UploadCsrResponse,
@@ -12,6 +12,7 @@ use scm_store::CsrRecord;
 use super::ApiResult;
 use crate::AppState;
 use crate::extract::{Caller, CsrIdPath, CsrListParams, JsonBody};
+use crate::request_log::AuditTargets;
 
 /// `CSRResponseBody`: every key, the PEM included.
 fn view(r: CsrRecord) -> CsrResponse {
@@ -37,10 +38,11 @@ pub(crate) async fn create_csr(
     State(s): State<AppState>,
     Caller(p): Caller,
     JsonBody(body): JsonBody<CreateCsrBody>,
-) -> ApiResult<(StatusCode, Json<CreateCsrResponse>)> {
+) -> ApiResult<(StatusCode, Extension<AuditTargets>, Json<CreateCsrResponse>)> {
     let r = s.scm.create_csr(&p, &body).await?;
     Ok((
         StatusCode::CREATED,
+        Extension(AuditTargets(vec![r.id.to_string()])),
         Json(CreateCsrResponse {
             id: r.id.to_string(),
             name: r.name,
@@ -117,11 +119,14 @@ pub(crate) async fn upload_csr(
     State(s): State<AppState>,
     Caller(p): Caller,
     JsonBody(body): JsonBody<UploadCsrBody>,
-) -> ApiResult<Json<UploadCsrResponse>> {
+) -> ApiResult<(Extension<AuditTargets>, Json<UploadCsrResponse>)> {
     let r = s.scm.upload_csr(&p, &body).await?;
-    Ok(Json(UploadCsrResponse {
-        id: r.id.to_string(),
-        name: r.name,
-        create_time: r.created_ms,
-    }))
+    Ok((
+        Extension(AuditTargets(vec![r.id.to_string()])),
+        Json(UploadCsrResponse {
+            id: r.id.to_string(),
+            name: r.name,
+            create_time: r.created_ms,
+        }),
+    ))
 }

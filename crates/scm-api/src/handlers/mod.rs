@@ -7,10 +7,10 @@ pub(crate) use lifecycle::{
     cancel_certificate_request, delete_certificate, unsubscribe_certificate,
 };
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use scm_core::purchase::ApiVersion;
 use scm_core::{DomainError, Principal, Scm};
 use scm_proto::ProjectId;
@@ -23,6 +23,7 @@ use scm_proto::v3::{
 
 use crate::error::ApiError;
 use crate::extract::{Caller, CertId, JsonBody, ListParams, OptionalJsonBody, V2Project};
+use crate::request_log::AuditTargets;
 use crate::{AppState, parse, views};
 
 pub(crate) mod notices;
@@ -107,17 +108,23 @@ async fn purchase(
     project: &ProjectId,
     body: &PurchaseBody,
     v: ApiVersion,
-) -> ApiResult<Json<PurchaseResponse>> {
+) -> ApiResult<(Extension<AuditTargets>, Json<PurchaseResponse>)> {
     let (order, ids) = scm.purchase(p, project, body, v).await?;
-    Ok(Json(PurchaseResponse {
-        order_id: order.to_string(),
-        cert: ids
-            .into_iter()
-            .map(|id| CertRef {
-                cert_id: id.to_string(),
-            })
-            .collect(),
-    }))
+    let created = std::iter::once(order.to_string())
+        .chain(ids.iter().map(ToString::to_string))
+        .collect();
+    Ok((
+        Extension(AuditTargets(created)),
+        Json(PurchaseResponse {
+            order_id: order.to_string(),
+            cert: ids
+                .into_iter()
+                .map(|id| CertRef {
+                    cert_id: id.to_string(),
+                })
+                .collect(),
+        }),
+    ))
 }
 
 pub(crate) async fn v2_purchase(
@@ -125,7 +132,7 @@ pub(crate) async fn v2_purchase(
     Caller(p): Caller,
     V2Project(project): V2Project,
     JsonBody(body): JsonBody<PurchaseBody>,
-) -> ApiResult<Json<PurchaseResponse>> {
+) -> ApiResult<(Extension<AuditTargets>, Json<PurchaseResponse>)> {
     purchase(&s.scm, &p, &project, &body, ApiVersion::V2).await
 }
 
@@ -133,7 +140,7 @@ pub(crate) async fn subscribe(
     State(s): State<AppState>,
     Caller(p): Caller,
     JsonBody(body): JsonBody<PurchaseBody>,
-) -> ApiResult<Json<PurchaseResponse>> {
+) -> ApiResult<(Extension<AuditTargets>, Json<PurchaseResponse>)> {
     let project = p.project.clone();
     purchase(&s.scm, &p, &project, &body, ApiVersion::V3).await
 }

@@ -7,7 +7,9 @@ CSRF token, bad or revoked credentials, the security headers, sign-in throttling
 The browser run on SQLite writes the screenshots of the README to docs/screenshots/.
 """
 
+import os
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from huaweicloudsdkscm.v3 import (
     SubscribeCertificateRequest,
 )
 
+from conftest import Backend, ServerFactory
 from e2e_helpers import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -344,3 +347,39 @@ def test_sign_in_is_throttled_per_access_key(server, creds):
     assert r.status_code == 401 and "Set-Cookie" not in r.headers, r
     assert "throttled" in server.logs()
     sign_in_with_requests(server, creds)
+
+
+def test_a_session_works_on_every_server_of_a_postgres_cluster(openscm_bin, pg_base, tmp_path):
+    """Sessions are stored tokens: signed in on one server, the cookie works on another on the
+    same database, and signing out on that one ends it on the first."""
+    backend = Backend("postgres", pg_base)
+    factory = ServerFactory(openscm_bin, tmp_path, backend)
+    try:
+        url = backend.new_database_url()
+        a = factory.new("a", database_url=url)
+        b = factory.new("b", database_url=url)
+        key = os.urandom(32).hex() + "\n"
+        for s in (a, b):
+            path = s.data_dir / "master.key"
+            path.write_text(key)
+            path.chmod(0o600)
+        starters = [threading.Thread(target=s.start) for s in (a, b)]
+        for t in starters:
+            t.start()
+        for t in starters:
+            t.join()
+        creds = next(s for s in (a, b) if s.credentials_path.exists()).credentials
+        on_a = sign_in_with_requests(a, creds)
+        on_b = requests.Session()
+        on_b.headers["Cookie"] = on_a.headers["Cookie"]
+        page = on_b.get(b.url + "/console/certificates", allow_redirects=False)
+        assert page.status_code == 200, page
+        # The CSRF token is the same on both (derived from the session, nothing shared).
+        assert csrf_of(page.text) == csrf_of(on_a.get(a.url + "/console/certificates").text)
+        r = on_b.post(b.url + "/console/sign-out", data={"csrf": csrf_of(page.text)}, allow_redirects=False)
+        assert r.status_code == 303
+        r = on_a.get(a.url + "/console/certificates", allow_redirects=False)
+        assert r.status_code == 303 and r.headers["Location"] == "/console/sign-in", r
+    finally:
+        factory.close()
+        backend.cleanup()

@@ -208,7 +208,7 @@ mod tests {
         )
         .await;
         assert_eq!(
-            conn.count("SELECT COUNT(*) FROM _sqlx_migrations WHERE version > 5")
+            conn.count("SELECT COUNT(*) FROM _sqlx_migrations WHERE version BETWEEN 6 AND 9")
                 .await,
             4,
             "0006 to 0009"

@@ -383,3 +383,36 @@ def test_a_session_works_on_every_server_of_a_postgres_cluster(openscm_bin, pg_b
     finally:
         factory.close()
         backend.cleanup()
+
+
+def test_console_sign_in_export_and_sign_out_are_audited(server, creds, seeded):
+    """An export of a key through the console is in the audit log like an API export, with its
+    certificate, credential and source address; so are sign-in and sign-out."""
+    import json as _json
+
+    s = requests.Session()
+    r = s.post(server.url + "/console/sign-in", allow_redirects=False,
+               data={"access_key": creds["access_key"], "secret_key": creds["secret_key"]})
+    assert r.status_code == 303, r.text
+    page = s.get(server.url + f"/console/certificates/{seeded['shop']}")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    exported = s.post(server.url + f"/console/certificates/{seeded['shop']}/export",
+                      data={"csrf": token})
+    assert exported.status_code == 200 and "PRIVATE KEY" in exported.text
+    refused = s.post(server.url + f"/console/certificates/{seeded['shop']}/export",
+                     data={"csrf": "forged"})
+    assert refused.status_code == 403
+    s.post(server.url + "/console/sign-out", data={"csrf": token}, allow_redirects=False)
+
+    def audit(*args):
+        proc = server.admin("audit", "--output", "json", *args, parse=False)
+        return [_json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+    exports = audit("--operation", "ConsoleExportCertificate", "--limit", "2")
+    assert [e["outcome"] == "ok" for e in exports] == [False, True], exports
+    for e in exports:
+        assert e["targets"] == [seeded["shop"]], e
+        assert e["account"] == creds["domain_id"] and e["credential"] == creds["access_key"], e
+        assert e["source"] == "127.0.0.1", e
+    assert audit("--operation", "ConsoleSignIn", "--limit", "1")
+    assert audit("--operation", "ConsoleSignOut", "--limit", "1")

@@ -186,6 +186,13 @@ def test_sdk_over_https_with_the_builtin_ca(openscm_bin, tmp_path):
         assert ipaddress.ip_address("127.0.0.1") in sans.get_values_for_type(x509.IPAddress), sans
         life = cert.not_valid_after_utc - cert.not_valid_before_utc
         assert dt.timedelta(days=29) < life <= dt.timedelta(days=31), life
+        # /metrics (over the same TLS listener) reports that certificate's expiry.
+        scraped = requests.get(server.url + "/metrics", verify=str(server.ca_root_path), timeout=5)
+        assert scraped.status_code == 200, scraped.text
+        expiry = [line for line in scraped.text.splitlines()
+                  if line.startswith("openscm_serving_certificate_expiry_timestamp_seconds ")]
+        assert len(expiry) == 1, scraped.text
+        assert int(float(expiry[0].split()[1])) == int(cert.not_valid_after_utc.timestamp())
         out = server.stdout_path.read_text()
         assert "built-in CA" in out and "in memory only" in out and "https://" in out, out
 

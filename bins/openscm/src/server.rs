@@ -265,7 +265,8 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
         "listening"
     );
     scm.start_background(&background).await?;
-    let metrics = Arc::new(scm_api::Metrics::new(cfg.metrics.clone()));
+    let metrics =
+        Arc::new(scm_api::Metrics::new(cfg.metrics.clone()).with_serving(serving.clone()));
     let app = scm_api::router_with(scm.clone(), cfg.api, metrics);
     let limits = connection_limits(cfg.serve);
     let stop_claiming = background.token();

@@ -84,7 +84,7 @@ pub fn router(scm: Arc<Scm>, limits: ApiLimits) -> Router {
 
 /// [`router`] counting into `metrics` (whose config says who may read `/metrics`); keep the
 /// handle to set what the server knows beside the API, e.g.
-/// [`Metrics::set_serving_not_after`].
+/// [`Metrics::with_serving`].
 pub fn router_with(scm: Arc<Scm>, limits: ApiLimits, metrics: Arc<Metrics>) -> Router {
     let throttle = limits.rate.map(|r| Arc::new(throttle::Throttle::new(r)));
     routes::router(

@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -159,7 +159,9 @@ pub struct Metrics {
     buckets: Box<[AtomicU64]>,
     /// Per operation (or Unknown): total microseconds.
     micros: Box<[AtomicU64]>,
-    serving_not_after: AtomicI64,
+    /// The HTTPS listener's certificate (its `not_after`), shared with the TLS task that renews
+    /// or reloads it.
+    serving: crate::tls::ServingStatus,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -213,7 +215,7 @@ impl Metrics {
             requests: counters(op_slots() * code_slots()),
             buckets: counters(op_slots() * (BUCKETS.len() + 1)),
             micros: counters(op_slots()),
-            serving_not_after: AtomicI64::new(0),
+            serving: crate::tls::ServingStatus::default(),
         }
     }
 
@@ -237,11 +239,12 @@ impl Metrics {
         }
     }
 
-    /// Sets the `not_after` (Unix seconds) of the certificate the server serves HTTPS with;
-    /// `0`: no TLS (the series is left out).
-    pub fn set_serving_not_after(&self, unix_seconds: i64) {
-        self.serving_not_after
-            .store(unix_seconds, Ordering::Relaxed);
+    /// Reports the expiry of the certificate the server serves HTTPS with, as the TLS task
+    /// keeps it (without TLS the series is left out).
+    #[must_use]
+    pub fn with_serving(mut self, serving: crate::tls::ServingStatus) -> Self {
+        self.serving = serving;
+        self
     }
 
     /// Whether a scrape from `peer` presenting `authorization` may read: `Err` is the refusal.
@@ -342,8 +345,7 @@ impl Metrics {
     }
 
     fn write_process(&self, out: &mut String) -> std::fmt::Result {
-        let not_after = self.serving_not_after.load(Ordering::Relaxed);
-        if not_after > 0 {
+        if let Some(not_after) = self.serving.not_after_unix() {
             writeln!(
                 out,
                 "# HELP openscm_serving_certificate_expiry_timestamp_seconds When the certificate the server serves HTTPS with expires (Unix seconds)."

@@ -22,6 +22,14 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AuditTargets(pub Vec<String>);
 
+/// A call outside the operation table that the audit log records all the same (the console's
+/// sign-in, sign-out and export of a key): its name and targets, put on its response.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditCall {
+    pub operation: &'static str,
+    pub targets: Vec<String>,
+}
+
 /// What the outermost layer needs.
 #[derive(Clone)]
 pub(crate) struct LogState {
@@ -103,10 +111,17 @@ pub(crate) async fn request_id_and_log(
     state
         .metrics
         .record(operation, note.as_ref().map(|n| n.code), took);
-    if let Some(op) = operation.filter(|o| o.audited())
+    let audited = match (
+        operation.filter(|o| o.audited()),
+        resp.extensions().get::<AuditCall>(),
+    ) {
+        (Some(op), _) => Some((op.name(), path_targets(op.path(), &path))),
+        (None, Some(call)) => Some((call.operation, call.targets.clone())),
+        (None, None) => None,
+    };
+    if let Some((op, mut targets)) = audited
         && let Some(p) = resp.extensions().get::<Principal>()
     {
-        let mut targets = path_targets(op.path(), &path);
         if let Some(created) = resp.extensions().get::<AuditTargets>() {
             targets.extend(
                 created
@@ -121,9 +136,14 @@ pub(crate) async fn request_id_and_log(
             at_ms: 0,
             account: p.account.clone(),
             credential: p.access_key.clone(),
-            operation: op.name().to_owned(),
+            operation: op.to_owned(),
             targets,
-            outcome: note.as_ref().map_or("ok", |n| n.code.as_str()).to_owned(),
+            // A refusal without an SCM code (the console's CSRF check) reads as its status.
+            outcome: match (&note, status) {
+                (Some(n), _) => n.code.as_str().to_owned(),
+                (None, 200..=399) => "ok".to_owned(),
+                (None, other) => format!("HTTP {other}"),
+            },
             status,
             request_id: id.as_str().to_owned(),
             source: peer.map(|p| p.0.ip().to_string()).unwrap_or_default(),

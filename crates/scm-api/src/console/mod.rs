@@ -26,6 +26,8 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use scm_core::service::console::{self as core_console, SESSION_TTL, SignInError, SignInLimiter};
 use scm_core::{DomainError, ListRequest, Principal};
+
+use crate::request_log::AuditCall;
 use scm_proto::CertificateId;
 use scm_sign::SecretKey;
 use zeroize::Zeroizing;
@@ -308,6 +310,10 @@ async fn sign_in(
                 resp.headers_mut().insert(header::SET_COOKIE, v);
             }
             resp.extensions_mut().insert(session.principal);
+            resp.extensions_mut().insert(AuditCall {
+                operation: "ConsoleSignIn",
+                targets: Vec::new(),
+            });
             resp
         }
         Err(SignInError::Refused) => page(StatusCode::UNAUTHORIZED, html::sign_in(Some(REFUSED))),
@@ -323,10 +329,15 @@ async fn sign_out(State(s): State<AppState>, headers: HeaderMap, body: Bytes) ->
     if let Some(resp) = csrf_refusal(&session, &mut form(&body)) {
         return resp;
     }
-    if let Err(e) = s.scm.console_sign_out(&session.token).await {
-        return signed(failure(Some(&session.chrome()), e), &session);
-    }
-    signed(to_sign_in(true), &session)
+    let mut resp = match s.scm.console_sign_out(&session.token).await {
+        Ok(_) => signed(to_sign_in(true), &session),
+        Err(e) => signed(failure(Some(&session.chrome()), e), &session),
+    };
+    resp.extensions_mut().insert(AuditCall {
+        operation: "ConsoleSignOut",
+        targets: Vec::new(),
+    });
+    resp
 }
 
 /// The inventory's query: the list API's parameters (`content`, `status`, `sort_key`,
@@ -459,19 +470,30 @@ async fn export(
         Ok(session) => session,
         Err(resp) => return resp,
     };
-    if let Some(resp) = csrf_refusal(&session, &mut form(&body)) {
-        return resp;
+    // Every export of a key by a signed-in user is in the audit log, refused or not.
+    let call = AuditCall {
+        operation: "ConsoleExportCertificate",
+        targets: vec![id.clone()],
+    };
+    let mut resp = export_for(&s, &session, &id, &body).await;
+    resp.extensions_mut().insert(call);
+    resp
+}
+
+async fn export_for(s: &AppState, session: &Session, id: &str, body: &Bytes) -> Response {
+    if let Some(resp) = csrf_refusal(session, &mut form(body)) {
+        return signed(resp, session);
     }
     let chrome = session.chrome();
-    let Ok(id) = CertificateId::try_from(id.as_str()) else {
+    let Ok(id) = CertificateId::try_from(id) else {
         return signed(
             failure(Some(&chrome), DomainError::CertificateNotFound),
-            &session,
+            session,
         );
     };
     let e = match s.scm.export(&session.principal, &id).await {
         Ok(e) => e,
-        Err(e) => return signed(failure(Some(&chrome), e), &session),
+        Err(e) => return signed(failure(Some(&chrome), e), session),
     };
     let mut pem = Zeroizing::new(e.entire.clone());
     if !pem.ends_with('\n') {
@@ -497,7 +519,7 @@ async fn export(
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
-    signed(resp, &session)
+    signed(resp, session)
 }
 
 async fn timeline(State(s): State<AppState>, headers: HeaderMap) -> Response {

@@ -390,12 +390,9 @@ def test_console_sign_in_export_and_sign_out_are_audited(server, creds, seeded):
     certificate, credential and source address; so are sign-in and sign-out."""
     import json as _json
 
-    s = requests.Session()
-    r = s.post(server.url + "/console/sign-in", allow_redirects=False,
-               data={"access_key": creds["access_key"], "secret_key": creds["secret_key"]})
-    assert r.status_code == 303, r.text
+    s = sign_in_with_requests(server, creds)
     page = s.get(server.url + f"/console/certificates/{seeded['shop']}")
-    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    token = csrf_of(page.text)
     exported = s.post(server.url + f"/console/certificates/{seeded['shop']}/export",
                       data={"csrf": token})
     assert exported.status_code == 200 and "PRIVATE KEY" in exported.text

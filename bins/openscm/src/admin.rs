@@ -219,11 +219,13 @@ fn time_text(ms: i64) -> String {
 async fn audit(scm: &scm_core::Scm, a: AuditArgs) -> anyhow::Result<()> {
     if let Some(op) = &a.operation
         && !scm_proto::Operation::ALL.iter().any(|o| o.name() == op)
+        && !scm_api::CONSOLE_AUDITED.contains(&op.as_str())
     {
         let audited: Vec<&str> = scm_proto::Operation::ALL
             .iter()
             .filter(|o| o.audited())
             .map(|o| o.name())
+            .chain(scm_api::CONSOLE_AUDITED.iter().copied())
             .collect();
         anyhow::bail!(
             "--operation {op:?} is not an operation; audited ones: {}",

@@ -36,6 +36,10 @@ pub use metrics::{Cidr, Metrics, MetricsConfig, MetricsToken};
 pub use serve::{Peer, ServeLimits, serve, serve_with};
 pub use throttle::RateLimit;
 
+/// The web console's calls that the audit log records, by the names it records them under (the
+/// API's are the operation table's, see `Operation::audited`).
+pub const CONSOLE_AUDITED: &[&str] = &[console::SIGN_IN, console::SIGN_OUT, console::EXPORT];
+
 /// Largest request body accepted (bytes). Certificates and CSRs are a few KiB.
 pub const MAX_BODY: usize = 1024 * 1024;
 

@@ -28,6 +28,13 @@ use scm_core::service::console::{self as core_console, SESSION_TTL, SignInError,
 use scm_core::{DomainError, ListRequest, Principal};
 
 use crate::request_log::AuditCall;
+
+/// The audit log's name of a console sign-in.
+pub(crate) const SIGN_IN: &str = "ConsoleSignIn";
+/// The audit log's name of a console sign-out.
+pub(crate) const SIGN_OUT: &str = "ConsoleSignOut";
+/// The audit log's name of an export (certificate, chain and key) through the console.
+pub(crate) const EXPORT: &str = "ConsoleExportCertificate";
 use scm_proto::CertificateId;
 use scm_sign::SecretKey;
 use zeroize::Zeroizing;
@@ -311,7 +318,7 @@ async fn sign_in(
             }
             resp.extensions_mut().insert(session.principal);
             resp.extensions_mut().insert(AuditCall {
-                operation: "ConsoleSignIn",
+                operation: SIGN_IN,
                 targets: Vec::new(),
             });
             resp
@@ -334,7 +341,7 @@ async fn sign_out(State(s): State<AppState>, headers: HeaderMap, body: Bytes) ->
         Err(e) => signed(failure(Some(&session.chrome()), e), &session),
     };
     resp.extensions_mut().insert(AuditCall {
-        operation: "ConsoleSignOut",
+        operation: SIGN_OUT,
         targets: Vec::new(),
     });
     resp
@@ -472,7 +479,7 @@ async fn export(
     };
     // Every export of a key by a signed-in user is in the audit log, refused or not.
     let call = AuditCall {
-        operation: "ConsoleExportCertificate",
+        operation: EXPORT,
         targets: vec![id.clone()],
     };
     let mut resp = export_for(&s, &session, &id, &body).await;

@@ -341,6 +341,17 @@ impl Accounts for SqlStore {
         })
     }
 
+    async fn delete_token(&self, token_hash: &str) -> Result<bool> {
+        let deleted = db_run!(&self.pool, |p| {
+            sqlx::query("DELETE FROM tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(deleted > 0)
+    }
+
     async fn token(&self, token_hash: &str) -> Result<Option<(TokenRecord, CredentialStatus)>> {
         let row: Option<TokenRow> = db_run!(&self.pool, |p| {
             sqlx::query_as(

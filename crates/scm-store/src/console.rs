@@ -1,5 +1,5 @@
 //! [`Console`]: what the web console needs beyond the API's queries: the expiry timeline's
-//! aggregate, and ending a console session.
+//! aggregate.
 
 use async_trait::async_trait;
 use scm_proto::DomainId;
@@ -20,9 +20,6 @@ pub trait Console: Send + Sync {
         week_ms: i64,
         weeks: u32,
     ) -> Result<Vec<u64>>;
-    /// Deletes one token by the hash it is stored under (signing out of the console); `false`
-    /// if there was none.
-    async fn delete_token(&self, token_hash: &str) -> Result<bool>;
 }
 
 #[async_trait]
@@ -60,16 +57,5 @@ impl Console for SqlStore {
             }
         }
         Ok(counts)
-    }
-
-    async fn delete_token(&self, token_hash: &str) -> Result<bool> {
-        let deleted = db_run!(&self.pool, |p| {
-            sqlx::query("DELETE FROM tokens WHERE token_hash = $1")
-                .bind(token_hash)
-                .execute(p)
-                .await?
-                .rows_affected()
-        });
-        Ok(deleted > 0)
     }
 }

@@ -175,6 +175,9 @@ pub trait Accounts: Send + Sync {
     async fn insert_token(&self, t: &TokenRecord, max_live: u32) -> Result<()>;
     /// Deletes every token expired at `now_ms`; returns how many.
     async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64>;
+    /// Deletes one token by the hash it is stored under (signing out of the console); `false`
+    /// if there was none.
+    async fn delete_token(&self, token_hash: &str) -> Result<bool>;
     /// A token by the hex SHA-256 of its value, with its credential's status.
     async fn token(&self, token_hash: &str) -> Result<Option<(TokenRecord, CredentialStatus)>>;
 }

@@ -116,6 +116,10 @@ impl Accounts for RemoteStore {
         self.wire().await;
         self.inner.purge_expired_tokens(now_ms).await
     }
+    async fn delete_token(&self, token_hash: &str) -> Result<bool> {
+        self.wire().await;
+        self.inner.delete_token(token_hash).await
+    }
     async fn token(&self, token_hash: &str) -> Result<Option<(TokenRecord, CredentialStatus)>> {
         self.wire().await;
         self.inner.token(token_hash).await
@@ -423,10 +427,6 @@ impl scm_store::Console for RemoteStore {
         self.inner
             .expiry_histogram(account, from_ms, week_ms, weeks)
             .await
-    }
-    async fn delete_token(&self, token_hash: &str) -> Result<bool> {
-        self.wire().await;
-        self.inner.delete_token(token_hash).await
     }
 }
 

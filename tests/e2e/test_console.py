@@ -21,6 +21,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
 
 from huaweicloudsdkscm.v3 import (
     ApplyCertificateRequest,
@@ -129,6 +131,25 @@ def sign_in_with_requests(server, creds) -> requests.Session:
     return s
 
 
+class navigating:
+    """Waits for the navigation an action starts (a form sent with Enter, a link or button
+    clicked): until the old page's root is gone and the new one is loaded. WebDriver does not
+    always wait for a navigation a keypress starts, and the old page's elements go stale."""
+
+    def __init__(self, driver):
+        self.driver = driver
+
+    def __enter__(self):
+        self.old = self.driver.find_element(By.TAG_NAME, "html")
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            wait = WebDriverWait(self.driver, 15)
+            wait.until(EC.staleness_of(self.old))
+            wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+        return False
+
+
 def csrf_of(html: str) -> str:
     return re.search(r'name="csrf" value="([0-9a-f]{64})"', html).group(1)
 
@@ -148,7 +169,8 @@ def test_console_in_chromium(server, creds, seeded, browser, downloads, backend)
     ak = d.find_element(By.CSS_SELECTOR, "label[for=access_key] + input")
     ak.send_keys(creds["access_key"])
     sk = d.find_element(By.ID, "secret_key")
-    sk.send_keys(creds["secret_key"], Keys.ENTER)
+    with navigating(d):
+        sk.send_keys(creds["secret_key"], Keys.ENTER)
     assert d.current_url.endswith("/console/certificates"), d.current_url
     # Chromium kept the Secure cookie on http://127.0.0.1 (a secure context), with its attributes.
     cookies = {c["name"]: c for c in d.get_cookies()}
@@ -168,7 +190,8 @@ def test_console_in_chromium(server, creds, seeded, browser, downloads, backend)
     # Search (the list API's keyword), with the status filter and a sort.
     box = d.find_element(By.ID, "content")
     box.clear()
-    box.send_keys("shop", Keys.ENTER)
+    with navigating(d):
+        box.send_keys("shop", Keys.ENTER)
     rows = d.find_elements(By.CSS_SELECTOR, "#inventory tbody tr")
     assert len(rows) == 1 and "shop.console.test" in rows[0].text, [r.text for r in rows]
     d.get(server.url + "/console/certificates?status=PAID&sort_key=certExpiredTime&sort_dir=ASC")
@@ -177,7 +200,8 @@ def test_console_in_chromium(server, creds, seeded, browser, downloads, backend)
     d.get(server.url + "/console/certificates?content=shop")
 
     # Open it: names, validity, chain, key algorithm, push history, tags.
-    d.find_element(By.CSS_SELECTOR, "#inventory tbody th a").click()
+    with navigating(d):
+        d.find_element(By.CSS_SELECTOR, "#inventory tbody th a").click()
     assert d.current_url.endswith(f"/console/certificates/{seeded['shop']}"), d.current_url
     facts = d.find_element(By.CSS_SELECTOR, "dl.facts").text
     for name in ("shop.console.test", "www.shop.console.test", "alt.shop.console.test"):
@@ -209,7 +233,8 @@ def test_console_in_chromium(server, creds, seeded, browser, downloads, backend)
 
     # The expiry timeline: every issued certificate expires in ~30 days (week 4), the bar links
     # to exactly those.
-    d.find_element(By.LINK_TEXT, "Expiry timeline").click()
+    with navigating(d):
+        d.find_element(By.LINK_TEXT, "Expiry timeline").click()
     bars = d.find_elements(By.CSS_SELECTOR, "#timeline-chart rect.bar")
     assert len(bars) == 26
     assert "4 certificates expire in the next 26 weeks" in d.page_source
@@ -220,7 +245,8 @@ def test_console_in_chromium(server, creds, seeded, browser, downloads, backend)
     # The SVG bar is a link too: follow the tallest.
     bar_links = d.find_elements(By.CSS_SELECTOR, "#timeline-chart a")
     assert len(bar_links) == 26
-    bar_links[counts.index(4)].click()
+    with navigating(d):
+        bar_links[counts.index(4)].click()
     assert "expires_from=" in d.current_url, d.current_url
     rows = d.find_elements(By.CSS_SELECTOR, "#inventory tbody tr")
     assert len(rows) == 4 and "Expiring from" in d.page_source, [r.text for r in rows]
@@ -234,7 +260,8 @@ def test_console_in_chromium(server, creds, seeded, browser, downloads, backend)
 
     # Sign out: back at the sign-in page; the session is gone on the server too.
     stale = d.get_cookie("openscm_console")["value"]
-    d.find_element(By.CSS_SELECTOR, "form.signout button").click()
+    with navigating(d):
+        d.find_element(By.CSS_SELECTOR, "form.signout button").click()
     assert d.current_url.endswith("/console/sign-in"), d.current_url
     assert d.get_cookie("openscm_console") is None
     d.get(server.url + "/console/certificates")

@@ -459,10 +459,10 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
             command: PolicyCommand::Show { account },
         } => {
             let id = domain(&account)?;
-            let accounts = scm.accounts().await.map_err(err)?;
-            let a = accounts
-                .iter()
-                .find(|a| a.domain_id == id)
+            let a = scm
+                .account(&id)
+                .await
+                .map_err(err)?
                 .ok_or_else(|| anyhow::anyhow!("no account {account}"))?;
             let allowed: Vec<&str> = a
                 .policy

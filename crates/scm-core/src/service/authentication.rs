@@ -154,10 +154,8 @@ impl Scm {
         Ok(Some(cached))
     }
 
-    pub(super) async fn account(
-        &self,
-        id: &DomainId,
-    ) -> Result<Option<Arc<AccountRecord>>, DomainError> {
+    /// One account, if it exists (through the cache that authentication fills).
+    pub async fn account(&self, id: &DomainId) -> Result<Option<Arc<AccountRecord>>, DomainError> {
         if let Some(a) = self.cache.accounts.get(id) {
             return Ok(Some(a));
         }

@@ -122,6 +122,11 @@ def test_metrics_after_known_traffic(traffic):
     assert value(parsed, "openscm_store_ping_seconds") >= 0
     assert any(n == "openscm_build_info" for (n, _) in parsed)
     assert any(n == "openscm_cache_entries" for (n, _) in parsed)
+    # One access key signed every call: its first lookup missed, the later ones were answered
+    # from memory.
+    hits = value(parsed, "openscm_cache_lookups_total", cache="credentials", result="hit")
+    misses = value(parsed, "openscm_cache_lookups_total", cache="credentials", result="miss")
+    assert misses >= 1 and hits >= 5, (hits, misses)
     assert value(parsed, "openscm_jobs", state="failed") == 0
     # Bounded labels: no certificate, order or account in any label.
     for (_, labels) in parsed:

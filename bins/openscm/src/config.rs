@@ -154,6 +154,8 @@ pub struct JobsFile {
 /// those two commands only (global within them), so the client commands' `--help` does not list
 /// them.
 #[derive(Debug, Clone, Default, Args)]
+// Under their own heading, so each command's own options come first in its `--help`.
+#[command(next_help_heading = "Store options (of server and admin commands)")]
 pub struct CommonArgs {
     /// TOML config file.
     #[arg(long, env = "OPENSCM_CONFIG", global = true)]

@@ -400,8 +400,22 @@ fn write_snapshot(out: &mut String, s: &scm_core::service::Snapshot) -> std::fmt
         "# HELP openscm_cache_entries Entries held by each read cache."
     )?;
     writeln!(out, "# TYPE openscm_cache_entries gauge")?;
-    for (name, n) in &s.cache_entries {
-        writeln!(out, "openscm_cache_entries{{cache=\"{name}\"}} {n}")?;
+    for c in &s.caches {
+        writeln!(out, "openscm_cache_entries{{cache=\"{}\"}} {}", c.name, c.entries)?;
+    }
+    writeln!(
+        out,
+        "# HELP openscm_cache_lookups_total Lookups in each read cache, by result (hit: answered from memory; miss: read from the store)."
+    )?;
+    writeln!(out, "# TYPE openscm_cache_lookups_total counter")?;
+    for c in &s.caches {
+        for (result, n) in [("hit", c.hits), ("miss", c.misses)] {
+            writeln!(
+                out,
+                "openscm_cache_lookups_total{{cache=\"{}\",result=\"{result}\"}} {n}",
+                c.name
+            )?;
+        }
     }
     writeln!(
         out,

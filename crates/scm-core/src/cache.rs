@@ -38,20 +38,56 @@ const MAX_ENTRIES: usize = 100_000;
 /// meanwhile moves the revision and clears this at once in every process).
 pub const UNKNOWN_KEY_TTL_MS: i64 = 10_000;
 
+/// One read cache's figures, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheStat {
+    /// The cache's name (a fixed set: the label stays bounded).
+    pub name: &'static str,
+    /// Entries held now.
+    pub entries: usize,
+    /// Lookups answered from the cache since start.
+    pub hits: u64,
+    /// Lookups that went on to the store since start.
+    pub misses: u64,
+}
+
 /// One map guarded by the shared generation.
 pub(crate) struct Map<K, V> {
+    name: &'static str,
     inner: RwLock<HashMap<K, V>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Map<K, V> {
-    fn new() -> Self {
+    fn new(name: &'static str) -> Self {
         Self {
+            name,
             inner: RwLock::new(HashMap::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
+    /// The cached value, counted as a hit or a miss.
     pub fn get(&self, k: &K) -> Option<V> {
-        self.inner.read().ok()?.get(k).cloned()
+        let found = self.inner.read().ok().and_then(|m| m.get(k).cloned());
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn stat(&self) -> CacheStat {
+        CacheStat {
+            name: self.name,
+            entries: self.len(),
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
     }
 
     fn put_if(&self, generation: &AtomicU64, seen: u64, k: K, v: V) {
@@ -101,11 +137,11 @@ impl ReadCache {
     pub fn new() -> Self {
         Self {
             generation: AtomicU64::new(0),
-            credentials: Map::new(),
-            unknown_keys: Map::new(),
-            accounts: Map::new(),
-            certificates: Map::new(),
-            history: Map::new(),
+            credentials: Map::new("credentials"),
+            unknown_keys: Map::new("unknown_keys"),
+            accounts: Map::new("accounts"),
+            certificates: Map::new("certificates"),
+            history: Map::new("push_history"),
         }
     }
 
@@ -118,14 +154,14 @@ impl ReadCache {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Entries of each map, by name (for metrics).
-    pub fn sizes(&self) -> Vec<(&'static str, usize)> {
+    /// Entries, hits and misses of each map (for metrics).
+    pub fn stats(&self) -> Vec<CacheStat> {
         vec![
-            ("credentials", self.credentials.len()),
-            ("unknown_keys", self.unknown_keys.len()),
-            ("accounts", self.accounts.len()),
-            ("certificates", self.certificates.len()),
-            ("push_history", self.history.len()),
+            self.credentials.stat(),
+            self.unknown_keys.stat(),
+            self.accounts.stat(),
+            self.certificates.stat(),
+            self.history.stat(),
         ]
     }
 

@@ -44,6 +44,7 @@ use crate::{Clock, DomainError};
 
 pub use authentication::HeadCheck;
 pub use certificates::ListRequest;
+pub use crate::cache::CacheStat;
 pub use observe::Snapshot;
 
 /// Settings of the domain layer.

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Scm;
 use crate::DomainError;
+use crate::cache::CacheStat;
 
 /// Events queued for the writer at most (past it, callers wait for room).
 const QUEUE: usize = 4096;
@@ -73,8 +74,9 @@ pub struct Snapshot {
     pub ping: Duration,
     /// When this was taken (the clock's Unix ms).
     pub taken_ms: i64,
-    /// Entries of each read cache, by name.
-    pub cache_entries: Vec<(&'static str, usize)>,
+    /// Entries, hits and misses of each read cache (read live at every call, unlike the store's
+    /// figures).
+    pub caches: Vec<CacheStat>,
     /// How many times the read caches were dropped (writes and changes from other processes).
     pub cache_drops: u64,
 }
@@ -117,7 +119,12 @@ impl Scm {
             && now >= s.taken_ms
             && now - s.taken_ms < SNAPSHOT_TTL_MS
         {
-            return s.clone();
+            // The cache figures are counters in memory: always current.
+            return Arc::new(Snapshot {
+                caches: self.cache.stats(),
+                cache_drops: self.cache.generation(),
+                ..Snapshot::clone(s)
+            });
         }
         let started = Instant::now();
         let store_up = match self.store.ping().await {
@@ -144,7 +151,7 @@ impl Scm {
             store_up,
             ping,
             taken_ms: now,
-            cache_entries: self.cache.sizes(),
+            caches: self.cache.stats(),
             cache_drops: self.cache.generation(),
         });
         *cached = Some(snapshot.clone());

@@ -401,7 +401,11 @@ fn write_snapshot(out: &mut String, s: &scm_core::service::Snapshot) -> std::fmt
     )?;
     writeln!(out, "# TYPE openscm_cache_entries gauge")?;
     for c in &s.caches {
-        writeln!(out, "openscm_cache_entries{{cache=\"{}\"}} {}", c.name, c.entries)?;
+        writeln!(
+            out,
+            "openscm_cache_entries{{cache=\"{}\"}} {}",
+            c.name, c.entries
+        )?;
     }
     writeln!(
         out,

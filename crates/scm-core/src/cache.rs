@@ -253,3 +253,30 @@ pub(crate) async fn poll_revisions(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_are_counted_as_hits_and_misses_and_a_stale_put_is_dropped() {
+        let cache = ReadCache::new();
+        let ak = AccessKeyId::try_from("AKCACHECOUNTER000001").unwrap();
+        assert!(cache.unknown_keys.get(&ak).is_none());
+        let seen = cache.generation();
+        cache.put_unknown_key(seen, ak.clone(), 42);
+        assert_eq!(cache.unknown_keys.get(&ak), Some(42));
+        assert_eq!(cache.unknown_keys.get(&ak), Some(42));
+        // Read before a drop, put after it: not cached.
+        let before = cache.generation();
+        cache.forget_credential(&ak);
+        cache.put_unknown_key(before, ak.clone(), 43);
+        assert!(cache.unknown_keys.get(&ak).is_none());
+        let stat = cache
+            .stats()
+            .into_iter()
+            .find(|s| s.name == "unknown_keys")
+            .unwrap();
+        assert_eq!((stat.entries, stat.hits, stat.misses), (0, 2, 2));
+    }
+}

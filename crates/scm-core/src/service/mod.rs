@@ -42,9 +42,9 @@ use crate::notify::NotifierTarget;
 use crate::tasks::Supervisor;
 use crate::{Clock, DomainError};
 
+pub use crate::cache::CacheStat;
 pub use authentication::HeadCheck;
 pub use certificates::ListRequest;
-pub use crate::cache::CacheStat;
 pub use observe::Snapshot;
 
 /// Settings of the domain layer.

@@ -376,6 +376,29 @@ def test_sign_in_is_throttled_per_access_key(server, creds):
     sign_in_with_requests(server, creds)
 
 
+def test_console_sign_ins_never_push_out_an_api_token(server, creds):
+    """Sessions and API tokens have separate per-credential limits (20 each by default): signing
+    in to the console past the limit ends the oldest session, never the credential's API token."""
+    extra = server.create_credential(creds["domain_id"])
+    issued = server.v3("POST", "/v3/auth/tokens", creds=extra)
+    assert issued.status == 201, issued
+    token = issued.headers["X-Subject-Token"]
+    sessions = [sign_in_with_requests(server, extra) for _ in range(21)]
+    r = server.raw("GET", "/v3/scm/certificates?limit=10&offset=0", headers={"X-Auth-Token": token})
+    assert r.status == 200, r
+    # The 21st sign-in ended the first session only.
+    assert sessions[0].get(server.url + "/console/certificates", allow_redirects=False).status_code == 303
+    for s in (sessions[1], sessions[-1]):
+        assert s.get(server.url + "/console/certificates", allow_redirects=False).status_code == 200
+    # A session cookie is not an API token, nor the reverse.
+    cookie = sessions[-1].headers["Cookie"].split("=", 1)[1]
+    r = server.raw("GET", "/v3/scm/certificates?limit=10&offset=0", headers={"X-Auth-Token": cookie})
+    assert r.status == 401, r
+    r = requests.get(server.url + "/console/certificates", allow_redirects=False,
+                     headers={"Cookie": f"openscm_console={token}"})
+    assert r.status_code == 303 and r.headers["Location"] == "/console/sign-in", r
+
+
 def test_a_session_works_on_every_server_of_a_postgres_cluster(openscm_bin, pg_base, tmp_path):
     """Sessions are stored tokens: signed in on one server, the cookie works on another on the
     same database, and signing out on that one ends it on the first."""

@@ -5,7 +5,7 @@ use scm_proto::{AccessKeyId, DomainId, ProjectId};
 
 use crate::pool::{BUMP, conflict_or, corrupt, db_run};
 use crate::records::{
-    AccountRecord, CredentialRecord, CredentialStatus, ProjectRecord, TokenRecord,
+    AccountRecord, CredentialRecord, CredentialStatus, ProjectRecord, TokenKind, TokenRecord,
 };
 use crate::{Accounts, Result, SqlStore};
 
@@ -156,6 +156,7 @@ impl TryFrom<CredentialRow> for CredentialRecord {
 #[derive(sqlx::FromRow)]
 struct TokenRow {
     token_hash: String,
+    kind: String,
     #[sqlx(try_from = "String")]
     access_key: AccessKeyId,
     #[sqlx(try_from = "String")]
@@ -299,8 +300,8 @@ impl Accounts for SqlStore {
         db_run!(&self.pool, |p| {
             let mut tx = p.begin().await?;
             sqlx::query(
-                "INSERT INTO tokens (token_hash, access_key, domain_id, project_id, issued_ms, expires_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO tokens (token_hash, access_key, domain_id, project_id, issued_ms, expires_ms, kind) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(t.token_hash.as_str())
             .bind(t.access_key.as_str())
@@ -308,6 +309,7 @@ impl Accounts for SqlStore {
             .bind(t.project_id.as_str())
             .bind(t.issued_ms)
             .bind(t.expires_ms)
+            .bind(t.kind.as_str())
             .execute(&mut *tx)
             .await
             .map_err(conflict_or)?;
@@ -316,14 +318,16 @@ impl Accounts for SqlStore {
                 .bind(t.issued_ms)
                 .execute(&mut *tx)
                 .await?;
-            // Past the limit, the oldest go: a captured token request replayed a thousand times
-            // leaves `max_live` tokens, not a thousand.
+            // Past the limit, the oldest of the kind go: a captured token request replayed a
+            // thousand times leaves `max_live` tokens, not a thousand, and console sign-ins
+            // never push out API tokens.
             sqlx::query(
-                "DELETE FROM tokens WHERE access_key = $1 AND seq NOT IN \
-                 (SELECT seq FROM tokens WHERE access_key = $1 ORDER BY seq DESC LIMIT $2)",
+                "DELETE FROM tokens WHERE access_key = $1 AND kind = $3 AND seq NOT IN \
+                 (SELECT seq FROM tokens WHERE access_key = $1 AND kind = $3 ORDER BY seq DESC LIMIT $2)",
             )
             .bind(t.access_key.as_str())
             .bind(i64::from(max_live.max(1)))
+            .bind(t.kind.as_str())
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -355,8 +359,8 @@ impl Accounts for SqlStore {
     async fn token(&self, token_hash: &str) -> Result<Option<(TokenRecord, CredentialStatus)>> {
         let row: Option<TokenRow> = db_run!(&self.pool, |p| {
             sqlx::query_as(
-                "SELECT t.token_hash, t.access_key, t.domain_id, t.project_id, t.issued_ms, t.expires_ms, \
-                 c.status FROM tokens t JOIN credentials c ON c.access_key = t.access_key \
+                "SELECT t.token_hash, t.kind, t.access_key, t.domain_id, t.project_id, t.issued_ms, \
+                 t.expires_ms, c.status FROM tokens t JOIN credentials c ON c.access_key = t.access_key \
                  WHERE t.token_hash = $1",
             )
             .bind(token_hash)
@@ -366,8 +370,10 @@ impl Accounts for SqlStore {
         let Some(r) = row else { return Ok(None) };
         let status =
             CredentialStatus::parse(&r.status).ok_or_else(|| corrupt("credentials.status"))?;
+        let kind = TokenKind::parse(&r.kind).ok_or_else(|| corrupt("tokens.kind"))?;
         Ok(Some((
             TokenRecord {
+                kind,
                 token_hash: r.token_hash,
                 access_key: r.access_key,
                 domain_id: r.domain_id,

@@ -170,8 +170,9 @@ pub trait Accounts: Send + Sync {
     /// Revokes a credential (and so its tokens); `false` if unknown or already revoked.
     async fn revoke_credential(&self, ak: &AccessKeyId, now_ms: i64) -> Result<bool>;
     /// Stores an issued token (by hash), and in the same transaction deletes the credential's
-    /// expired tokens and, past `max_live` live ones, its oldest: a credential never has more
-    /// than `max_live` tokens.
+    /// expired tokens and, past `max_live` live ones of the same kind, its oldest of that kind: a
+    /// credential never has more than `max_live` tokens of a kind, and one kind never evicts
+    /// the other.
     async fn insert_token(&self, t: &TokenRecord, max_live: u32) -> Result<()>;
     /// Deletes every token expired at `now_ms`; returns how many.
     async fn purge_expired_tokens(&self, now_ms: i64) -> Result<u64>;

@@ -62,6 +62,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0010_audit.sql"),
         include_str!("../migrations/postgres/0010_audit.sql"),
     ),
+    (
+        11,
+        "token kind",
+        include_str!("../migrations/sqlite/0011_token_kind.sql"),
+        include_str!("../migrations/postgres/0011_token_kind.sql"),
+    ),
     // --- import ---
     (
         5,

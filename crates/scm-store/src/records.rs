@@ -90,9 +90,40 @@ impl std::fmt::Debug for CredentialRecord {
     }
 }
 
-/// An issued `X-Auth-Token`, stored by hash only.
+/// What a stored token is for. A token is accepted only where its kind is, and each kind has its
+/// own per-credential limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// An `X-Auth-Token` of the API.
+    Api,
+    /// A web console session (its cookie).
+    ConsoleSession,
+}
+
+impl TokenKind {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::ConsoleSession => "console",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "api" => Some(Self::Api),
+            "console" => Some(Self::ConsoleSession),
+            _ => None,
+        }
+    }
+}
+
+/// An issued `X-Auth-Token` or console session, stored by hash only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
+    /// What it is for.
+    pub kind: TokenKind,
     /// Hex SHA-256 of the token value.
     pub token_hash: String,
     /// Credential that obtained it.

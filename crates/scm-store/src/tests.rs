@@ -351,6 +351,7 @@ async fn tokens_follow_credential_status(db: TestDb) {
     let c = credential(1, &a, &p);
     store.insert_credential(&c).await.unwrap();
     let t = TokenRecord {
+        kind: TokenKind::Api,
         token_hash: "ab".repeat(32),
         access_key: c.access_key.clone(),
         domain_id: a.domain_id.clone(),
@@ -1592,6 +1593,7 @@ async fn tokens_per_credential_are_capped_and_expired_ones_purged(db: TestDb) {
     let c = credential(1, &a, &p);
     store.insert_credential(&c).await.unwrap();
     let token = |i: u32, issued_ms: i64, expires_ms: i64| TokenRecord {
+        kind: TokenKind::Api,
         token_hash: format!("{i:064x}"),
         access_key: c.access_key.clone(),
         domain_id: a.domain_id.clone(),
@@ -1622,6 +1624,36 @@ async fn tokens_per_credential_are_capped_and_expired_ones_purged(db: TestDb) {
         .unwrap();
     assert_eq!(store.purge_expired_tokens(20_002).await.unwrap(), 1);
     assert!(store.token(&format!("{:064x}", 9)).await.unwrap().is_some());
+
+    // Console sessions have their own limit: five sign-ins past it leave the API tokens alone,
+    // and each kind reads back as itself.
+    for i in 100..105 {
+        let session = TokenRecord {
+            kind: TokenKind::ConsoleSession,
+            ..token(i, 20_003, 90_000)
+        };
+        store.insert_token(&session, 3).await.unwrap();
+    }
+    let (t, _) = store.token(&format!("{:064x}", 9)).await.unwrap().unwrap();
+    assert_eq!(t.kind, TokenKind::Api, "the API token is kept");
+    for i in 100..105 {
+        let live = store.token(&format!("{i:064x}")).await.unwrap();
+        assert_eq!(live.is_some(), i >= 102, "session {i}");
+        if let Some((t, _)) = live {
+            assert_eq!(t.kind, TokenKind::ConsoleSession);
+        }
+    }
+    // ... and the reverse: API tokens past the limit push out the oldest API token, no session.
+    for i in 200..203 {
+        store
+            .insert_token(&token(i, 20_004, 90_000), 3)
+            .await
+            .unwrap();
+    }
+    assert!(store.token(&format!("{:064x}", 9)).await.unwrap().is_none());
+    for i in 102..105 {
+        assert!(store.token(&format!("{i:064x}")).await.unwrap().is_some());
+    }
 }
 
 async fn reminders_are_due_once_per_kind_and_expiry(db: TestDb) {
@@ -2184,6 +2216,7 @@ async fn console_sessions_are_deleted_by_hash(db: TestDb) {
     let c = credential(1, &a, &p);
     store.insert_credential(&c).await.unwrap();
     let t = TokenRecord {
+        kind: TokenKind::Api,
         token_hash: "ef".repeat(32),
         access_key: c.access_key.clone(),
         domain_id: a.domain_id.clone(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use scm_proto::{AccessKeyId, DomainId, ProjectId};
 use scm_sign::Request;
-use scm_store::{AccountRecord, CredentialStatus, TokenRecord};
+use scm_store::{AccountRecord, CredentialStatus, TokenKind, TokenRecord};
 use zeroize::Zeroizing;
 
 use crate::auth::{self, AuthFailure, AuthMethod, CachedCredential, Principal};
@@ -173,12 +173,21 @@ impl Scm {
         if !(32..=2_097_152).contains(&token.len()) {
             return Err(AuthFailure::BadToken.into());
         }
-        self.verify_token_hash(&auth::token_hash(token)).await
+        self.verify_token_hash(&auth::token_hash(token), TokenKind::Api)
+            .await
     }
 
-    /// The caller of the token stored under `hash` (API tokens and console sessions alike).
-    pub(super) async fn verify_token_hash(&self, hash: &str) -> Result<Principal, DomainError> {
+    /// The caller of the token of `kind` stored under `hash` (API tokens and console sessions).
+    pub(super) async fn verify_token_hash(
+        &self,
+        hash: &str,
+        kind: TokenKind,
+    ) -> Result<Principal, DomainError> {
         let (rec, status) = self.store.token(hash).await?.ok_or(AuthFailure::BadToken)?;
+        // The hashes of the two kinds differ already; the stored kind makes it explicit.
+        if rec.kind != kind {
+            return Err(AuthFailure::BadToken.into());
+        }
         if status != CredentialStatus::Active {
             return Err(AuthFailure::Revoked.into());
         }
@@ -201,6 +210,7 @@ impl Scm {
         let token = Zeroizing::new(random::token()?);
         let now = self.clock.now();
         let record = TokenRecord {
+            kind: TokenKind::Api,
             token_hash: auth::token_hash(&token),
             access_key: p.access_key.clone(),
             domain_id: p.account.clone(),

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use aws_lc_rs::hmac;
 use scm_proto::AccessKeyId;
 use scm_sign::SecretKey;
-use scm_store::{CredentialStatus, TokenRecord};
+use scm_store::{CredentialStatus, TokenKind, TokenRecord};
 use zeroize::Zeroizing;
 
 use crate::auth::{self, AuthFailure, AuthMethod, Principal};
@@ -231,6 +231,7 @@ impl Scm {
         let token = Zeroizing::new(random::token()?);
         let expires_ms = unix_ms(now + SESSION_TTL);
         let record = TokenRecord {
+            kind: TokenKind::ConsoleSession,
             token_hash: session_hash(&token),
             access_key: ak.clone(),
             domain_id: cred.account.clone(),
@@ -261,7 +262,8 @@ impl Scm {
         if !(32..=256).contains(&token.len()) {
             return Err(AuthFailure::BadToken.into());
         }
-        self.verify_token_hash(&session_hash(token)).await
+        self.verify_token_hash(&session_hash(token), TokenKind::ConsoleSession)
+            .await
     }
 
     /// Ends a console session (its token is deleted: no server accepts it any more).

@@ -67,6 +67,18 @@ pub struct FileConfig {
     /// Who may read `/metrics`.
     #[serde(default)]
     pub metrics: MetricsFile,
+    /// The audit log.
+    #[serde(default)]
+    pub audit: AuditFile,
+}
+
+/// The `[audit]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFile {
+    /// Days audit events are kept (1..=36500); unset (the default): kept for ever. Older events
+    /// are deleted by the hourly housekeeping of every server.
+    pub retention_days: Option<u64>,
 }
 
 /// The `[metrics]` table: `/metrics` answers clients from `allow` without a token, and anyone
@@ -831,6 +843,12 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
             1,
             1..=64,
         )?)?,
+        audit_retention: match file.audit.retention_days {
+            None => None,
+            Some(days) => Some(std::time::Duration::from_secs(
+                ranged("audit.retention_days", days, 1..=36_500)? * 86_400,
+            )),
+        },
         ..CoreConfig::default()
     };
     let shutdown_grace = std::time::Duration::from_secs(pick(
@@ -1059,6 +1077,35 @@ mod tests {
         );
         let e = toml::from_str::<FileConfig>("[metrics]\ntoken = \"x\"\n").unwrap_err();
         assert!(e.message().contains("token"), "{}", e.message());
+    }
+
+    #[test]
+    fn audit_retention_is_for_ever_unless_set_in_range() {
+        let d = tempfile::tempdir().unwrap();
+        let config = d.path().join("openscm.toml");
+        let resolved = |text: &str| {
+            std::fs::write(&config, text).unwrap();
+            let common = CommonArgs {
+                config: Some(config.clone()),
+                data_dir: Some(d.path().to_owned()),
+                ..CommonArgs::default()
+            };
+            resolve(&common, None)
+        };
+        assert_eq!(resolved("").unwrap().core.audit_retention, None);
+        assert_eq!(
+            resolved("[audit]\nretention_days = 400\n")
+                .unwrap()
+                .core
+                .audit_retention,
+            Some(std::time::Duration::from_secs(400 * 86_400))
+        );
+        for bad in ["0", "36501"] {
+            let e = resolved(&format!("[audit]\nretention_days = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("audit.retention_days"), "{e}");
+        }
     }
 
     #[test]

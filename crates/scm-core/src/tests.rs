@@ -1210,3 +1210,60 @@ async fn console_timeline_buckets_expiries_by_week_from_today() {
     let weeks = w.scm.expiry_timeline(&w.admin, 26).await.unwrap();
     assert!(weeks.iter().all(|wk| wk.count == 0));
 }
+
+#[tokio::test]
+async fn housekeeping_deletes_audit_events_only_past_a_set_retention() {
+    use scm_store::{AuditEvent, AuditQuery};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqlStore::connect(&DatabaseUrl::sqlite_file(&dir.path().join("t.db")))
+            .await
+            .unwrap(),
+    );
+    let clock = Arc::new(FixedClock::new(datetime!(2026-01-01 00:00 UTC)));
+    let master = Arc::new(MasterKey::generate().unwrap());
+    let created = bootstrap::run(store.as_ref(), clock.as_ref(), &master)
+        .await
+        .unwrap()
+        .unwrap();
+    let open = |retention_days: Option<u64>| {
+        let config = CoreConfig {
+            audit_retention: retention_days.map(|d| std::time::Duration::from_secs(d * 86_400)),
+            ..CoreConfig::default()
+        };
+        Scm::open(store.clone(), clock.clone(), master.clone(), config)
+    };
+    let event = |op: &str| AuditEvent {
+        at_ms: 0,
+        account: created.domain_id.clone(),
+        credential: created.access_key.clone(),
+        operation: op.into(),
+        targets: Vec::new(),
+        outcome: "ok".into(),
+        status: 200,
+        request_id: "0".repeat(32),
+        source: "127.0.0.1".into(),
+    };
+    let kept = open(None).await.unwrap();
+    kept.audit(event("DeleteCsr")).await.unwrap();
+    clock.advance(time::Duration::days(40));
+    kept.audit(event("ExportCertificate")).await.unwrap();
+    let ops = |events: Vec<AuditEvent>| -> Vec<String> {
+        events.into_iter().map(|e| e.operation).collect()
+    };
+    let all = AuditQuery {
+        limit: 10,
+        ..AuditQuery::default()
+    };
+    // No retention set: nothing goes, however old.
+    kept.housekeeping().await;
+    assert_eq!(ops(kept.audit_events(&all).await.unwrap()).len(), 2);
+    // 30 days: the 40-day-old event goes, the new one stays.
+    let pruning = open(Some(30)).await.unwrap();
+    pruning.housekeeping().await;
+    assert_eq!(
+        ops(pruning.audit_events(&all).await.unwrap()),
+        ["ExportCertificate"]
+    );
+}

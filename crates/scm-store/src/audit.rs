@@ -48,13 +48,17 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
-/// The audit log. There is no update or delete: the log is append-only.
+/// The audit log. There is no update: the log is append-only. The only delete is the operator's
+/// retention ([`Audit::prune_audit`], from the servers' housekeeping; the API cannot reach it).
 #[async_trait]
 pub trait Audit: Send + Sync {
     /// Appends `events` in one transaction.
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<()>;
     /// The events matching `q`, newest first.
     async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>>;
+    /// Deletes the events older than `before_ms` (past the configured retention); returns how
+    /// many.
+    async fn prune_audit(&self, before_ms: i64) -> Result<u64>;
 }
 
 /// Whole-store aggregates for the metrics endpoint.
@@ -197,6 +201,16 @@ impl Audit for SqlStore {
             .await?
         });
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> Result<u64> {
+        db_run!(&self.pool, |p| {
+            let done = sqlx::query("DELETE FROM audit_events WHERE at_ms < $1")
+                .bind(before_ms)
+                .execute(p)
+                .await?;
+            Ok(done.rows_affected())
+        })
     }
 }
 

@@ -156,6 +156,7 @@ suite!(
     // --- audit ---
     audit_events_are_appended_filtered_and_newest_first,
     audit_events_cannot_be_updated,
+    audit_events_past_the_retention_are_pruned,
     stats_count_certificates_by_status_and_expiry,
     // --- console ---
     console_expiry_histogram_and_window,
@@ -2028,6 +2029,27 @@ async fn audit_events_are_appended_filtered_and_newest_first(db: TestDb) {
         ..all(10)
     };
     assert_eq!(store.audit_events(&q).await.unwrap(), vec![e3]);
+}
+
+async fn audit_events_past_the_retention_are_pruned(db: TestDb) {
+    let store = db.store().await;
+    let old = audit_event(1, 1_000, "DeleteCsr", &["csr1"], "ok");
+    let edge = audit_event(1, 2_000, "DeleteCsr", &["csr2"], "ok");
+    let new = audit_event(2, 3_000, "ExportCertificate", &["scs1"], "ok");
+    store
+        .append_audit(&[old, edge.clone(), new.clone()])
+        .await
+        .unwrap();
+    assert_eq!(store.prune_audit(2_000).await.unwrap(), 1);
+    assert_eq!(store.prune_audit(2_000).await.unwrap(), 0);
+    let left = store
+        .audit_events(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(left, vec![new, edge]);
 }
 
 async fn audit_events_cannot_be_updated(db: TestDb) {

@@ -441,6 +441,10 @@ impl scm_store::Audit for RemoteStore {
         self.wire().await;
         self.inner.audit_events(q).await
     }
+    async fn prune_audit(&self, before_ms: i64) -> Result<u64> {
+        self.wire().await;
+        self.inner.prune_audit(before_ms).await
+    }
 }
 
 #[async_trait]

@@ -72,6 +72,8 @@ pub struct CoreConfig {
     /// Server-side key generations an account may run at once (RSA keys take up to seconds of
     /// a core each): one account's burst waits for itself, not for others.
     pub keygen_per_account: u32,
+    /// How long audit events are kept; `None` (the default): for ever.
+    pub audit_retention: Option<std::time::Duration>,
 }
 
 impl Default for CoreConfig {
@@ -90,6 +92,7 @@ impl Default for CoreConfig {
                 orders_per_day: 1_000,
             },
             keygen_per_account: 1,
+            audit_retention: None,
         }
     }
 }
@@ -244,7 +247,8 @@ impl Scm {
         Ok(())
     }
 
-    /// Deletes expired tokens, and ended jobs older than the retention.
+    /// Deletes expired tokens, ended jobs older than their retention and, when a retention is
+    /// set, audit events older than it.
     pub async fn housekeeping(&self) {
         let now = self.clock.now_ms();
         match self.store.purge_expired_tokens(now).await {
@@ -261,6 +265,14 @@ impl Scm {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "deleted ended jobs past their retention"),
             Err(e) => tracing::warn!(error = %e, "cannot delete old jobs"),
+        }
+        if let Some(keep) = self.config.audit_retention {
+            let keep = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+            match self.store.prune_audit(now.saturating_sub(keep)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, "deleted audit events past their retention"),
+                Err(e) => tracing::warn!(error = %e, "cannot delete old audit events"),
+            }
         }
     }
 

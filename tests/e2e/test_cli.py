@@ -324,6 +324,15 @@ def test_csr_commands(cli):
     assert up["name"] == "ext"
     assert cli.json("csr", "delete", csr_id, up["id"]) == {"deleted": [csr_id, up["id"]]}
     cli.run("csr", "show", csr_id, check=1)
+    # A failure in the middle: what was deleted, the failure, what was not done; exit code 5.
+    first = cli.json("csr", "create", "--name", "cli-csr-a", "--domain", "a.csr.cli.test")["id"]
+    last = cli.json("csr", "create", "--name", "cli-csr-b", "--domain", "b.csr.cli.test")["id"]
+    partial = cli.json("csr", "delete", first, csr_id, last, check=5)
+    assert partial["deleted"] == [first] and partial["not_done"] == [last], partial
+    assert [f["id"] for f in partial["failed"]] == [csr_id], partial
+    assert partial["failed"][0]["error"]["code"].startswith("SCM."), partial
+    assert last in [c["id"] for c in cli.json("csr", "list")]
+    assert cli.json("csr", "delete", last) == {"deleted": [last]}
 
 
 def test_tag_commands(cli):

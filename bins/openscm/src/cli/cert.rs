@@ -745,16 +745,30 @@ async fn import(ctx: &Ctx, args: ImportArgs) -> Result<u8, Failure> {
 // ---------------------------------------------------------------- delete
 
 async fn delete(ctx: &Ctx, ids: Vec<String>) -> Result<u8, Failure> {
+    delete_each(ctx.format, ids, |id| async move {
+        ctx.client.delete_certificate(&id).await
+    })
+    .await
+}
+
+/// Deletes `ids` one after the other (`cert delete`, `csr delete`). When one fails after others
+/// were deleted, prints what was deleted, the failure and what was not done, and answers
+/// [`exit::PARTIAL`]; a failure of the first is the plain error.
+pub async fn delete_each<F, Fut>(format: Format, ids: Vec<String>, delete: F) -> Result<u8, Failure>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), scm_client::ClientError>>,
+{
     let mut deleted: Vec<String> = Vec::new();
     for (n, id) in ids.iter().enumerate() {
-        if let Err(e) = ctx.client.delete_certificate(id).await {
+        if let Err(e) = delete(id.clone()).await {
             let failure = Failure::from(e);
             if deleted.is_empty() {
                 return Err(failure);
             }
             let not_done = ids.get(n + 1..).unwrap_or_default();
             let doc = json!({"deleted": deleted, "failed": [{"id": id, "error": failure.to_json()}], "not_done": not_done});
-            output::print(ctx.format, &doc, || {
+            output::print(format, &doc, || {
                 let mut t = Table::new(&["DELETED"]);
                 for d in &deleted {
                     t.row([d.clone()]);
@@ -767,7 +781,7 @@ async fn delete(ctx: &Ctx, ids: Vec<String>) -> Result<u8, Failure> {
         deleted.push(id.clone());
     }
     let doc = json!({"deleted": deleted});
-    output::print(ctx.format, &doc, || {
+    output::print(format, &doc, || {
         let mut t = Table::new(&["DELETED"]);
         for d in &deleted {
             t.row([d.clone()]);

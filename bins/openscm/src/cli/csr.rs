@@ -193,16 +193,10 @@ pub async fn run(ctx: &Ctx, command: CsrCommand) -> Result<u8, Failure> {
             output::print(ctx.format, &c, || csr_table(std::slice::from_ref(&c)));
         }
         CsrCommand::Delete { ids } => {
-            for id in &ids {
-                client.delete_csr(id).await?;
-            }
-            output::print(ctx.format, &json!({"deleted": ids}), || {
-                let mut t = Table::new(&["DELETED"]);
-                for id in &ids {
-                    t.row([id.clone()]);
-                }
-                t
-            });
+            return super::cert::delete_each(ctx.format, ids, |id| async move {
+                client.delete_csr(&id).await
+            })
+            .await;
         }
         CsrCommand::Key { id, out } => {
             let key = client.show_csr_private_key(&id).await?;

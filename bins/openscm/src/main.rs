@@ -54,6 +54,10 @@ enum Command {
     /// Tags of certificates: add, list, delete, all, find.
     Tag(cli::TagArgs),
     /// Print a shell completion script: `openscm completions bash > /etc/bash_completion.d/openscm`.
+    #[command(after_help = "Examples:
+  openscm completions bash > ~/.local/share/bash-completion/completions/openscm
+  openscm completions zsh > \"${fpath[1]}/_openscm\"
+  openscm completions fish > ~/.config/fish/completions/openscm.fish")]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,

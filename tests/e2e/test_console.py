@@ -19,9 +19,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from huaweicloudsdkscm.v3 import (
@@ -133,20 +133,24 @@ def sign_in_with_requests(server, creds) -> requests.Session:
 
 class navigating:
     """Waits for the navigation an action starts (a form sent with Enter, a link or button
-    clicked): until the old page's root is gone and the new one is loaded. WebDriver does not
-    always wait for a navigation a keypress starts, and the old page's elements go stale."""
+    clicked): until a new document is loaded. WebDriver does not always wait for a navigation a
+    keypress starts, and the old page's elements go stale. The old document is marked (a
+    property of its window, which a new document does not have); while the navigation runs,
+    Chromium may answer any WebDriver error, so errors only mean "not yet"."""
+
+    MARK = "__openscm_old_page"
 
     def __init__(self, driver):
         self.driver = driver
 
     def __enter__(self):
-        self.old = self.driver.find_element(By.TAG_NAME, "html")
+        self.driver.execute_script(f"window.{self.MARK} = true")
 
     def __exit__(self, *exc):
         if exc[0] is None:
-            wait = WebDriverWait(self.driver, 15)
-            wait.until(EC.staleness_of(self.old))
-            wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+            WebDriverWait(self.driver, 15, ignored_exceptions=(WebDriverException,)).until(
+                lambda d: d.execute_script(
+                    f"return !window.{self.MARK} && document.readyState === 'complete'"))
         return False
 
 

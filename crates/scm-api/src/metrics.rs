@@ -272,7 +272,7 @@ impl Metrics {
         // `write!` into a String cannot fail.
         let _ = self.write_requests(&mut out);
         let snapshot = scm.observe().await;
-        let _ = write_snapshot(&mut out, &snapshot);
+        let _ = write_snapshot(&mut out, &snapshot, &scm.cache_figures());
         let _ = self.write_process(&mut out);
         out
     }
@@ -372,7 +372,11 @@ impl Metrics {
     }
 }
 
-fn write_snapshot(out: &mut String, s: &scm_core::service::Snapshot) -> std::fmt::Result {
+fn write_snapshot(
+    out: &mut String,
+    s: &scm_core::service::Snapshot,
+    cache: &scm_core::service::CacheFigures,
+) -> std::fmt::Result {
     writeln!(
         out,
         "# HELP openscm_store_up Whether the database answered a ping (1) or not (0)."
@@ -400,7 +404,7 @@ fn write_snapshot(out: &mut String, s: &scm_core::service::Snapshot) -> std::fmt
         "# HELP openscm_cache_entries Entries held by each read cache."
     )?;
     writeln!(out, "# TYPE openscm_cache_entries gauge")?;
-    for c in &s.caches {
+    for c in &cache.caches {
         writeln!(
             out,
             "openscm_cache_entries{{cache=\"{}\"}} {}",
@@ -412,7 +416,7 @@ fn write_snapshot(out: &mut String, s: &scm_core::service::Snapshot) -> std::fmt
         "# HELP openscm_cache_lookups_total Lookups in each read cache, by result (hit: answered from memory; miss: read from the store)."
     )?;
     writeln!(out, "# TYPE openscm_cache_lookups_total counter")?;
-    for c in &s.caches {
+    for c in &cache.caches {
         for (result, n) in [("hit", c.hits), ("miss", c.misses)] {
             writeln!(
                 out,
@@ -426,7 +430,7 @@ fn write_snapshot(out: &mut String, s: &scm_core::service::Snapshot) -> std::fmt
         "# HELP openscm_cache_invalidations_total Times the read caches were invalidated (by a write here or a change seen from another process)."
     )?;
     writeln!(out, "# TYPE openscm_cache_invalidations_total counter")?;
-    writeln!(out, "openscm_cache_invalidations_total {}", s.cache_drops)?;
+    writeln!(out, "openscm_cache_invalidations_total {}", cache.drops)?;
     // Without the store's aggregates the series below are left out (not reported as zero).
     let Some(stats) = &s.stats else {
         return Ok(());

@@ -71,6 +71,7 @@ struct World {
     scm: Arc<Scm>,
     store: Arc<dyn Store>,
     clock: Arc<FixedClock>,
+    master: Arc<MasterKey>,
     admin: Principal,
     admin_secret: SecretKey,
     dir: tempfile::TempDir,
@@ -134,7 +135,7 @@ async fn world_with(
         });
     }
     let scm = Arc::new(
-        Scm::open(store.clone(), clock.clone(), master, config)
+        Scm::open(store.clone(), clock.clone(), master.clone(), config)
             .await
             .unwrap(),
     );
@@ -148,6 +149,7 @@ async fn world_with(
         scm,
         store,
         clock,
+        master,
         admin,
         admin_secret: created.secret_key,
         dir,
@@ -1215,29 +1217,12 @@ async fn console_timeline_buckets_expiries_by_week_from_today() {
 async fn housekeeping_deletes_audit_events_only_past_a_set_retention() {
     use scm_store::{AuditEvent, AuditQuery};
 
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        SqlStore::connect(&DatabaseUrl::sqlite_file(&dir.path().join("t.db")))
-            .await
-            .unwrap(),
-    );
-    let clock = Arc::new(FixedClock::new(datetime!(2026-01-01 00:00 UTC)));
-    let master = Arc::new(MasterKey::generate().unwrap());
-    let created = bootstrap::run(store.as_ref(), clock.as_ref(), &master)
-        .await
-        .unwrap()
-        .unwrap();
-    let open = |retention_days: Option<u64>| {
-        let config = CoreConfig {
-            audit_retention: retention_days.map(|d| std::time::Duration::from_secs(d * 86_400)),
-            ..CoreConfig::default()
-        };
-        Scm::open(store.clone(), clock.clone(), master.clone(), config)
-    };
+    // The world's service keeps audit events for ever (the default).
+    let w = world().await;
     let event = |op: &str| AuditEvent {
         at_ms: 0,
-        account: created.domain_id.clone(),
-        credential: created.access_key.clone(),
+        account: w.admin.account.clone(),
+        credential: w.admin.access_key.clone(),
         operation: op.into(),
         targets: Vec::new(),
         outcome: "ok".into(),
@@ -1245,9 +1230,9 @@ async fn housekeeping_deletes_audit_events_only_past_a_set_retention() {
         request_id: "0".repeat(32),
         source: "127.0.0.1".into(),
     };
-    let kept = open(None).await.unwrap();
+    let kept = &w.scm;
     kept.audit(event("DeleteCsr")).await.unwrap();
-    clock.advance(time::Duration::days(40));
+    w.clock.advance(time::Duration::days(40));
     kept.audit(event("ExportCertificate")).await.unwrap();
     let ops = |events: Vec<AuditEvent>| -> Vec<String> {
         events.into_iter().map(|e| e.operation).collect()
@@ -1260,7 +1245,13 @@ async fn housekeeping_deletes_audit_events_only_past_a_set_retention() {
     kept.housekeeping().await;
     assert_eq!(ops(kept.audit_events(&all).await.unwrap()).len(), 2);
     // 30 days: the 40-day-old event goes, the new one stays.
-    let pruning = open(Some(30)).await.unwrap();
+    let config = CoreConfig {
+        audit_retention: Some(std::time::Duration::from_secs(30 * 86_400)),
+        ..CoreConfig::default()
+    };
+    let pruning = Scm::open(w.store.clone(), w.clock.clone(), w.master.clone(), config)
+        .await
+        .unwrap();
     pruning.housekeeping().await;
     assert_eq!(
         ops(pruning.audit_events(&all).await.unwrap()),

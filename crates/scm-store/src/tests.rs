@@ -2238,7 +2238,7 @@ async fn console_sessions_are_deleted_by_hash(db: TestDb) {
     let c = credential(1, &a, &p);
     store.insert_credential(&c).await.unwrap();
     let t = TokenRecord {
-        kind: TokenKind::Api,
+        kind: TokenKind::ConsoleSession,
         token_hash: "ef".repeat(32),
         access_key: c.access_key.clone(),
         domain_id: a.domain_id.clone(),

@@ -45,7 +45,7 @@ use crate::{Clock, DomainError};
 pub use crate::cache::CacheStat;
 pub use authentication::HeadCheck;
 pub use certificates::ListRequest;
-pub use observe::Snapshot;
+pub use observe::{CacheFigures, Snapshot};
 
 /// Settings of the domain layer.
 #[derive(Debug, Clone)]

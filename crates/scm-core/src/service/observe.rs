@@ -74,11 +74,15 @@ pub struct Snapshot {
     pub ping: Duration,
     /// When this was taken (the clock's Unix ms).
     pub taken_ms: i64,
-    /// Entries, hits and misses of each read cache (read live at every call, unlike the store's
-    /// figures).
+}
+
+/// The read caches' figures for the metrics endpoint: counters in memory, read at every scrape.
+#[derive(Debug, Clone)]
+pub struct CacheFigures {
+    /// Entries, hits and misses of each read cache.
     pub caches: Vec<CacheStat>,
     /// How many times the read caches were dropped (writes and changes from other processes).
-    pub cache_drops: u64,
+    pub drops: u64,
 }
 
 /// The snapshot cache: one refresh at a time, so concurrent scrapes wait for it instead of each
@@ -110,7 +114,15 @@ impl Scm {
         Ok(self.store.audit_events(q).await?)
     }
 
-    /// The store's aggregates, its health and the read caches' sizes, read at most once per
+    /// The read caches' figures, as they are now.
+    pub fn cache_figures(&self) -> CacheFigures {
+        CacheFigures {
+            caches: self.cache.stats(),
+            drops: self.cache.generation(),
+        }
+    }
+
+    /// The store's aggregates and its health, read at most once per
     /// [`SNAPSHOT_TTL_MS`] of the injected clock.
     pub async fn observe(&self) -> Arc<Snapshot> {
         let mut cached = self.snapshot.lock().await;
@@ -119,12 +131,7 @@ impl Scm {
             && now >= s.taken_ms
             && now - s.taken_ms < SNAPSHOT_TTL_MS
         {
-            // The cache figures are counters in memory: always current.
-            return Arc::new(Snapshot {
-                caches: self.cache.stats(),
-                cache_drops: self.cache.generation(),
-                ..Snapshot::clone(s)
-            });
+            return s.clone();
         }
         let started = Instant::now();
         let store_up = match self.store.ping().await {
@@ -151,8 +158,6 @@ impl Scm {
             store_up,
             ping,
             taken_ms: now,
-            caches: self.cache.stats(),
-            cache_drops: self.cache.generation(),
         });
         *cached = Some(snapshot.clone());
         snapshot

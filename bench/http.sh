@@ -62,7 +62,8 @@ run() {
   if grep -q "Non-2xx" <<<"$out"; then echo "$out" >&2; echo "non-2xx answers: not a valid run" >&2; exit 1; fi
   awk '/Requests\/sec/ {print $2}' <<<"$out"
 }
-echo "OpenSCM HTTP benchmark: $(nproc) cores, wrk -t2 -c32 -d${SECONDS_PER_RUN}s on loopback, server and wrk on the same machine"
+MACHINE="$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+echo "OpenSCM HTTP benchmark: authenticated reads per second beside /health, over HTTP and HTTPS (wrk -t2 -c32 -d${SECONDS_PER_RUN}s on loopback, server and wrk on the same machine); machine: $MACHINE"
 # A short warm-up first (caches, connections), not measured.
 wrk -t2 -c32 -d1s -s "$D/history.lua" "http://127.0.0.1:$PORT" >/dev/null
 HEALTH="$(run "http://127.0.0.1:$PORT/health")"

@@ -49,11 +49,45 @@ class E2EError(AssertionError):
 # --------------------------------------------------------------------------- misc
 
 
+def _port_range():
+    """The ports this process hands out: OPENSCM_TEST_PORTS="LO-HI" (scripts/test-all gives each
+    suite running at once its own range, below the kernel's ephemeral range), split evenly between
+    pytest-xdist workers; None when unset (then the kernel picks)."""
+    spec = os.environ.get("OPENSCM_TEST_PORTS")
+    if not spec:
+        return None
+    lo, hi = (int(x) for x in spec.split("-"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker[2:]) if worker.startswith("gw") else 0
+    share = (hi - lo + 1) // max(count, 1)
+    return lo + index * share, lo + (index + 1) * share - 1
+
+
+_PORTS = {"next": None}
+
+
 def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port that is free on 127.0.0.1 now and that no other process of the test run will be
+    handed (its own range, never reused in this process), so that suites running side by side do
+    not race for the same port between this check and the server's bind."""
+    bounds = _port_range()
+    if bounds is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    lo, hi = bounds
+    port = _PORTS["next"] or lo
+    while port <= hi:
+        candidate, port = port, port + 1
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+        _PORTS["next"] = port
+        return candidate
+    raise E2EError(f"no free port left in {lo}-{hi} (OPENSCM_TEST_PORTS)")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -62,6 +96,25 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
             return True
     except OSError:
         return False
+
+
+def wait_until(condition, timeout: float, what: str, seen=None, interval: float = 0.02):
+    """Polls `condition()` until it returns something truthy (returned) or `timeout` seconds pass;
+    then fails saying what was awaited and, from `seen()` when given, what there was instead."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            detail = ""
+            if seen is not None:
+                try:
+                    detail = f"; saw: {seen()}"
+                except Exception as exc:  # what was seen cannot be read: say so
+                    detail = f"; reading what was there failed: {exc!r}"
+            raise E2EError(f"timed out after {timeout:.1f} s waiting for {what}{detail}")
+        time.sleep(interval)
 
 
 def require_tool(name: str) -> str:

@@ -2,6 +2,8 @@
 # Run the OpenSCM end-to-end suite.
 #
 #   tests/e2e/run.sh [pytest args...]     e.g.  tests/e2e/run.sh -k flow -x
+#   tests/e2e/run.sh --prepare-only       packages and venv only (scripts/test-all does this once
+#                                         before it runs the two suites side by side)
 #
 # - installs nginx, openssl, postgresql-client, prometheus (promtool), a Java runtime (keytool),
 #   chromium and chromium-driver with apt-get when missing (we are root);
@@ -53,6 +55,10 @@ if [ "$(cat "$VENV/.e2e-requirements.sha256" 2>/dev/null || true)" != "$want" ];
   log "installing requirements.txt into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$HERE/requirements.txt"
   echo "$want" > "$VENV/.e2e-requirements.sha256"
+fi
+
+if [ "${1:-}" = "--prepare-only" ]; then
+  exit 0
 fi
 
 # ---------------------------------------------------------------- PostgreSQL

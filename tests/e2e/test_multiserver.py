@@ -14,7 +14,7 @@ APPLY = {"domain": "lb.multi.test", "applicant_name": "Tom Smith", "applicant_ph
          "key_algorithm": "EC_P256"}
 
 
-def eventually(check, what, timeout=3.0):
+def eventually(check, what, timeout=15.0):
     deadline = time.monotonic() + timeout
     while True:
         result = check()

@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from e2e_helpers import push_target_toml
+from e2e_helpers import push_target_toml, tail, wait_until
 
 BUY = {"cert_brand": "GLOBALSIGN", "cert_type": "DV_SSL_CERT", "domain_type": "SINGLE_DOMAIN",
        "effective_time": 1, "domain_numbers": 1, "order_number": 1, "agree_privacy_protection": True}
@@ -33,8 +33,10 @@ def test_sigterm_finishes_requests_in_flight(servers, module_tmp):
 
     def config(creds):
         # A target whose reload takes 2 s keeps a push request in flight long enough.
+        # The reload leaves a mark when it starts, so the test knows the push is in flight.
         return push_target_toml("slow", account=creds["domain_id"], service="WAF", region="cn-north-4",
-                                cert_path=out / "c.pem", key_path=out / "k.pem", reload_command=["sleep", "2"])
+                                cert_path=out / "c.pem", key_path=out / "k.pem",
+                                reload_command=["sh", "-c", f"touch {out / 'reloading'}; sleep 2"])
 
     server = servers.bootstrap_then_configure("graceful", config)
     cert_id = issued_cert(server, "slow.graceful.test")
@@ -46,17 +48,21 @@ def test_sigterm_finishes_requests_in_flight(servers, module_tmp):
 
     worker = threading.Thread(target=push)
     worker.start()
-    time.sleep(0.5)
+    wait_until(lambda: (out / "reloading").exists(), 20, "the push's reload command to start",
+               seen=server.logs)
     proc = server.proc
     proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+
     # No new connections once shutting down...
-    refused = False
-    try:
-        requests.get(server.url + "/health", timeout=1)
-    except requests.exceptions.RequestException:
-        refused = True
-    assert refused, "the server still accepted a connection after SIGTERM"
+    def refused():
+        try:
+            requests.get(server.url + "/health", timeout=1)
+        except requests.exceptions.RequestException:
+            return True
+        return False
+
+    wait_until(refused, 10, "the server to refuse new connections after SIGTERM", seen=server.logs)
+    assert result.get("resp") is None, "the push answered before its reload ended"
     # ...but the push in flight completes, and the process exits cleanly.
     worker.join(timeout=20)
     assert result["resp"].status == 200, result["resp"].text
@@ -82,7 +88,10 @@ def test_one_log_line_per_request_and_no_secrets(servers):
     assert bad.status == 400
     unauth = server.raw("GET", "/v3/scm/certificates")
     assert unauth.status == 401
-    time.sleep(0.2)
+    # The access line is written after the answer: wait for the last request's.
+    last = unauth.headers["X-Request-Id"]
+    wait_until(lambda: f"request_id={last}" in server.stderr_path.read_text(), 10,
+               f"the log line of request {last}", seen=lambda: tail(server.stderr_path))
     log = server.stderr_path.read_text()
     for resp, operation, status, code in [
         (exported, "ExportCertificate", 200, None),
@@ -112,8 +121,11 @@ def test_logs_to_a_file_carry_no_colour_codes(servers):
     server = servers.new("plainlogs")
     server.env = {"NO_COLOR": ""}
     server.start()
-    assert server.raw("GET", "/v3/scm/certificates").status == 401
-    time.sleep(0.2)
+    resp = server.raw("GET", "/v3/scm/certificates")
+    assert resp.status == 401
+    rid = resp.headers["X-Request-Id"]
+    wait_until(lambda: f"request_id={rid}" in server.stderr_path.read_text(), 10,
+               f"the log line of request {rid}", seen=lambda: tail(server.stderr_path))
     log = server.stderr_path.read_text()
     assert "request_id=" in log
     assert "\x1b[" not in log, log[:500]
@@ -196,7 +208,9 @@ def test_each_401_logs_its_real_reason_and_answers_the_same(servers):
          "unknown or malformed token"),
         (server.raw("GET", "/v3/scm/certificates"), "no signature and no token"),
     ]
-    time.sleep(0.2)
+    last = cases[-1][0].headers["X-Request-Id"]
+    wait_until(lambda: f"request_id={last}" in server.stderr_path.read_text(), 10,
+               f"the log line of request {last}", seen=lambda: tail(server.stderr_path))
     log = server.stderr_path.read_text()
     for resp, reason in cases:
         assert resp.status == 401, resp.text

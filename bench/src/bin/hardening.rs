@@ -88,8 +88,10 @@ async fn main() {
     let root = std::env::temp_dir().join(format!("openscm-hardening-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     println!(
-        "OpenSCM hardening benchmark: {} cores, server and load on loopback",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "OpenSCM hardening benchmark: memory under slow unauthenticated connections, and \
+         authenticated buys per second with the rate limit and quotas on and off, server and load \
+         on loopback; machine: {}",
+        openscm_bench::machine()
     );
 
     // 1. Memory with 1,000 slow unauthenticated connections.

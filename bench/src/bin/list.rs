@@ -302,10 +302,11 @@ async fn main() {
     let server = Server::start(&bin, &root.join("data"), db.as_deref(), &toml);
     let client = server.client();
     println!(
-        "OpenSCM list benchmark: {} cores, {certificates} certificates ({issued} issued) in one \
-         account, store {}, {requests} sequential signed requests per query",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "OpenSCM list benchmark: ListCertificates and console latency, {certificates} certificates \
+         ({issued} issued) in one account, store {}, {requests} sequential signed requests per \
+         query; machine: {}",
         if db.is_some() { "PostgreSQL" } else { "SQLite" },
+        openscm_bench::machine()
     );
 
     let started = Instant::now();

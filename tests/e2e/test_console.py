@@ -122,6 +122,8 @@ def shot(backend, driver, name):
 
 def sign_in_with_requests(server, creds) -> requests.Session:
     s = requests.Session()
+    # A browser says where a form comes from; the console refuses forms from other sites.
+    s.headers["Origin"] = server.url
     r = s.post(server.url + "/console/sign-in", allow_redirects=False,
                data={"access_key": creds["access_key"], "secret_key": creds["secret_key"]})
     assert r.status_code == 303 and r.headers["Location"] == "/console/certificates", r.text
@@ -322,7 +324,7 @@ def test_bad_csrf_token_is_refused_and_nothing_is_done(server, creds, seeded):
 
 
 def test_security_headers_and_cookie_attributes(server, creds):
-    r = requests.post(server.url + "/console/sign-in", allow_redirects=False,
+    r = requests.post(server.url + "/console/sign-in", allow_redirects=False, headers={"Origin": server.url},
                       data={"access_key": creds["access_key"], "secret_key": creds["secret_key"]})
     cookie = r.headers["Set-Cookie"]
     for attr in ("Path=/console", "Max-Age=28800", "Secure", "HttpOnly", "SameSite=Strict"):
@@ -346,7 +348,7 @@ def test_security_headers_and_cookie_attributes(server, creds):
 
 def test_bad_and_revoked_credentials_are_refused_alike(server, creds):
     def attempt(ak, sk):
-        r = requests.post(server.url + "/console/sign-in", allow_redirects=False,
+        r = requests.post(server.url + "/console/sign-in", allow_redirects=False, headers={"Origin": server.url},
                           data={"access_key": ak, "secret_key": sk})
         return r.status_code, re.search(r'role="alert">([^<]*)<', r.text).group(1) if r.status_code == 401 else r.text, r
 
@@ -356,7 +358,7 @@ def test_bad_and_revoked_credentials_are_refused_alike(server, creds):
     wrong = attempt(creds["access_key"], creds["secret_key"] + "x")
     revoked = attempt(extra["access_key"], extra["secret_key"])
     for status, message, r in (unknown, wrong, revoked):
-        assert status == 401 and "Set-Cookie" not in r.headers, r
+        assert status == 401 and "openscm_console=" not in r.headers.get("Set-Cookie", ""), r
     assert unknown[1] == wrong[1] == revoked[1], (unknown[1], wrong[1], revoked[1])
     # Each refusal is logged with its real reason (never shown).
     logs = server.logs()
@@ -369,13 +371,13 @@ def test_sign_in_is_throttled_per_access_key(server, creds):
     # A second credential of the account, so the other tests' credential is not locked.
     victim = server.create_credential(creds["domain_id"])
     for _ in range(5):
-        r = requests.post(server.url + "/console/sign-in", allow_redirects=False,
+        r = requests.post(server.url + "/console/sign-in", allow_redirects=False, headers={"Origin": server.url},
                           data={"access_key": victim["access_key"], "secret_key": "wrong"})
         assert r.status_code == 401
     # Now even the right secret is refused, with the same message; another key still gets in.
-    r = requests.post(server.url + "/console/sign-in", allow_redirects=False,
+    r = requests.post(server.url + "/console/sign-in", allow_redirects=False, headers={"Origin": server.url},
                       data={"access_key": victim["access_key"], "secret_key": victim["secret_key"]})
-    assert r.status_code == 401 and "Set-Cookie" not in r.headers, r
+    assert r.status_code == 401 and "openscm_console=" not in r.headers.get("Set-Cookie", ""), r
     assert "throttled" in server.logs()
     sign_in_with_requests(server, creds)
 
@@ -467,3 +469,50 @@ def test_console_sign_in_export_and_sign_out_are_audited(server, creds, seeded):
         assert e["source"] == "127.0.0.1", e
     assert audit("--operation", "ConsoleSignIn", "--limit", "1")
     assert audit("--operation", "ConsoleSignOut", "--limit", "1")
+
+
+def test_a_page_on_another_site_cannot_sign_the_browser_in(server, creds, browser, tmp_path):
+    """Login CSRF: a page on another site (served from `localhost`, while the console is at
+    127.0.0.1: another site to the browser) posts the attacker's credentials to the console's
+    sign-in form when the victim clicks. The console refuses it (the browser says the form is
+    cross-site) and the victim's browser gets no session."""
+    import http.server
+    import socketserver
+
+    from e2e_helpers import free_port
+
+    attacker = server.create_credential(creds["domain_id"])
+    page = tmp_path / "attacker.html"
+    page.write_text(
+        "<!doctype html><title>win a prize</title>"
+        f"<form method='post' action='{server.url}/console/sign-in'>"
+        f"<input type='hidden' name='access_key' value='{attacker['access_key']}'>"
+        f"<input type='hidden' name='secret_key' value='{attacker['secret_key']}'>"
+        "<button id='prize' type='submit'>Claim</button></form>")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(tmp_path), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    port = free_port()
+    httpd = socketserver.TCPServer(("127.0.0.1", port), Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        browser.get(server.url + "/console/sign-in")
+        browser.delete_all_cookies()  # a clean start: no session on the console's site
+        browser.get(f"http://localhost:{port}/attacker.html")
+        browser.find_element(By.ID, "prize").click()
+        WebDriverWait(browser, 15).until(lambda d: "/console/" in d.current_url)
+        assert "Refused" in browser.page_source or "not sent from this console" in browser.page_source, \
+            browser.page_source[:2000]
+        # The browser is not signed in to the attacker's account.
+        browser.get(server.url + "/console/certificates")
+        WebDriverWait(browser, 15).until(lambda d: d.current_url.endswith("/console/sign-in"))
+        assert attacker["access_key"] not in browser.page_source
+        assert "console form refused: sent from another site" in server.logs()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

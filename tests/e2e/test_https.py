@@ -165,6 +165,7 @@ def replace(path: Path, data: bytes):
     """Writes `path` as a deployment tool would: a new file renamed over the old."""
     tmp = path.with_suffix(".new")
     tmp.write_bytes(data)
+    os.chmod(tmp, 0o600)  # key files others may read are refused
     os.replace(tmp, path)
 
 
@@ -189,6 +190,10 @@ def test_sdk_over_https_with_the_builtin_ca(openscm_bin, tmp_path):
         # /metrics (over the same TLS listener) reports that certificate's expiry.
         scraped = requests.get(server.url + "/metrics", verify=str(server.ca_root_path), timeout=5)
         assert scraped.status_code == 200, scraped.text
+        # Every HTTPS answer tells browsers to stay on HTTPS.
+        assert scraped.headers.get("Strict-Transport-Security") == "max-age=31536000", scraped.headers
+        console = requests.get(server.url + "/console/sign-in", verify=str(server.ca_root_path), timeout=5)
+        assert console.headers.get("Strict-Transport-Security") == "max-age=31536000", console.headers
         expiry = [line for line in scraped.text.splitlines()
                   if line.startswith("openscm_serving_certificate_expiry_timestamp_seconds ")]
         assert len(expiry) == 1, scraped.text
@@ -216,6 +221,7 @@ def test_sdk_over_https_with_files_reloaded_on_change(openscm_bin, tmp_path):
     chain, key, first_serial = ca.leaf()
     cert_file.write_bytes(chain)
     key_file.write_bytes(key)
+    os.chmod(key_file, 0o600)  # a key file others may read is refused
     workdir = tmp_path / "files"
     server = TlsServer(
         openscm_bin, workdir, ca_file=ca.path,

@@ -70,6 +70,19 @@ pub struct FileConfig {
     /// The audit log.
     #[serde(default)]
     pub audit: AuditFile,
+    /// The web console.
+    #[serde(default)]
+    pub console: ConsoleFile,
+}
+
+/// The `[console]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleFile {
+    /// Reverse proxies (CIDR ranges, or single addresses) whose `X-Forwarded-For` names the
+    /// client, for the sign-in throttle; default none (the TCP peer is the client). Behind a proxy
+    /// on the same host, name it (`["127.0.0.1/32"]`), or every client counts as the proxy.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The `[audit]` table.
@@ -128,6 +141,13 @@ pub struct LimitsFile {
     pub request_timeout_seconds: Option<u64>,
     /// Connections open at once (default 1024, 16..=1000000; never above the open-file limit).
     pub max_connections: Option<u64>,
+    /// Connections open at once from one client address, an IPv4 address or an IPv6 /64
+    /// (default 128, 1..=1000000; at most `max_connections`). Behind a proxy on the same host
+    /// every client has the proxy's address: raise it to `max_connections` there.
+    pub max_connections_per_address: Option<u64>,
+    /// Seconds a new connection has to send its first byte (default 5, 1..=300; at most
+    /// `header_timeout_seconds`).
+    pub first_byte_timeout_seconds: Option<u64>,
     /// Requests per second per account, sustained (default 100, 0..=1000000; 0: no limit).
     pub rate_limit_per_second: Option<u64>,
     /// Requests at once per account after a quiet spell (default 200, 1..=1000000).
@@ -344,6 +364,25 @@ pub struct RuntimeConfig {
     pub core: CoreConfig,
     /// Who may read `/metrics`.
     pub metrics: scm_api::MetricsConfig,
+    /// Whether a proxy sits in front (plain HTTP allowed on purpose, or trusted proxies named):
+    /// then loopback is every client of a proxy on the same host.
+    pub behind_proxy: bool,
+}
+
+impl RuntimeConfig {
+    /// The warning to give at start when `/metrics` is readable from loopback without a token
+    /// behind a proxy: a proxy on the same host makes every one of its clients loopback.
+    pub fn metrics_exposure_warning(&self) -> Option<&'static str> {
+        let loopback_allowed = self.metrics.allow.iter().any(|c| {
+            c.contains(std::net::IpAddr::from([127, 0, 0, 1]))
+                || c.contains(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST))
+        });
+        (self.behind_proxy && loopback_allowed && self.metrics.token.is_none()).then_some(
+            "/metrics is readable from loopback without a token, and a proxy sits in front: a \
+             proxy on the same host makes every one of its clients loopback. Set [metrics] \
+             token_file (and allow = []), or keep /metrics out of the proxy's routes",
+        )
+    }
 }
 
 /// A host name given for `listen`, and every address it resolved to.
@@ -664,6 +703,17 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         listen_name.as_ref().map(|(n, _)| n.as_str()),
         explicit_endpoint.as_deref(),
     )?;
+    // Plain HTTP allowed on purpose, or a proxy named: a TLS-terminating proxy sits in front.
+    let behind_proxy = (!tls.on()
+        && server
+            .and_then(|s| s.tls.allow_plain_http)
+            .or(file.tls.allow_plain_http)
+            .unwrap_or(false))
+        || file
+            .console
+            .trusted_proxies
+            .as_ref()
+            .is_some_and(|p| !p.is_empty());
     let public_endpoint = explicit_endpoint.clone().unwrap_or_else(|| {
         endpoint_of(
             listen,
@@ -858,22 +908,46 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         30,
         1..=600,
     )?);
+    let header_timeout = pick(
+        "limits.header_timeout_seconds",
+        None,
+        limits.header_timeout_seconds,
+        30,
+        1..=300,
+    )?;
+    let max_connections = pick(
+        "limits.max_connections",
+        None,
+        limits.max_connections,
+        1024,
+        16..=1_000_000,
+    )?;
     let serve = scm_api::ServeLimits {
-        header_read_timeout: std::time::Duration::from_secs(pick(
-            "limits.header_timeout_seconds",
-            None,
-            limits.header_timeout_seconds,
-            30,
-            1..=300,
-        )?),
+        header_read_timeout: std::time::Duration::from_secs(header_timeout),
+        // The first byte never gets longer than the whole head.
+        first_byte_timeout: std::time::Duration::from_secs(
+            pick(
+                "limits.first_byte_timeout_seconds",
+                None,
+                limits.first_byte_timeout_seconds,
+                5,
+                1..=300,
+            )?
+            .min(header_timeout),
+        ),
         grace: shutdown_grace,
-        max_connections: usize::try_from(pick(
-            "limits.max_connections",
-            None,
-            limits.max_connections,
-            1024,
-            16..=1_000_000,
-        )?)?,
+        max_connections: usize::try_from(max_connections)?,
+        // One address never gets more than the whole cap.
+        max_connections_per_address: usize::try_from(
+            pick(
+                "limits.max_connections_per_address",
+                None,
+                limits.max_connections_per_address,
+                128,
+                1..=1_000_000,
+            )?
+            .min(max_connections),
+        )?,
     };
     let per_second = pick(
         "limits.rate_limit_per_second",
@@ -909,6 +983,17 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
             per_second: per_second as f64,
             burst: burst as f64,
         }),
+        trusted_proxies: file
+            .console
+            .trusted_proxies
+            .iter()
+            .flatten()
+            .map(|a| {
+                a.parse::<scm_api::Cidr>()
+                    .map_err(|e| anyhow::anyhow!("console.trusted_proxies: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+            .into(),
     };
     Ok(RuntimeConfig {
         listen,
@@ -925,6 +1010,7 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         api,
         core,
         metrics,
+        behind_proxy,
     })
 }
 
@@ -1161,6 +1247,34 @@ mod tests {
             master_key_file: None,
             log_format: None,
         }
+    }
+
+    #[test]
+    fn metrics_open_to_loopback_behind_a_proxy_are_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("c.toml");
+        let warned = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            resolve(&common_in(d.path(), Some(file.clone())), Some(&server_args(&[])))
+                .unwrap()
+                .metrics_exposure_warning()
+                .is_some()
+        };
+        let behind = "listen = \"0.0.0.0:8080\"\n[tls]\nallow_plain_http = true\n";
+        assert!(warned(behind), "plain HTTP behind a proxy, /metrics open to loopback");
+        assert!(warned(
+            "[console]\ntrusted_proxies = [\"127.0.0.1/32\"]\n"
+        ));
+        assert!(!warned(""), "no proxy: loopback is loopback");
+        assert!(!warned(&format!("{behind}[metrics]\nallow = [\"10.0.0.0/8\"]\n")));
+        let token = d.path().join("token");
+        std::fs::write(&token, "scrape-token-0123456789").unwrap();
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(!warned(&format!(
+            "{behind}[metrics]\ntoken_file = \"{}\"\n",
+            token.display()
+        )));
     }
 
     #[test]

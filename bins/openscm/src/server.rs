@@ -236,6 +236,10 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
             cfg.tls.on(),
         );
     }
+    if let Some(warning) = cfg.metrics_exposure_warning() {
+        tracing::warn!("{warning}");
+        println!("OpenSCM: warning: {warning}");
+    }
     let (scm, store, created) = open_or_bootstrap(&cfg).await?;
     let credentials = cfg.data_dir.join("credentials.json");
     if created.is_none() {
@@ -265,9 +269,16 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
         "listening"
     );
     scm.start_background(&background).await?;
-    let metrics =
-        Arc::new(scm_api::Metrics::new(cfg.metrics.clone()).with_serving(serving.clone()));
-    let app = scm_api::router_with(scm.clone(), cfg.api, metrics);
+    let connections = scm_api::ConnectionStats::default();
+    let metrics = Arc::new(
+        scm_api::Metrics::new(cfg.metrics.clone())
+            .with_serving(serving.clone())
+            .with_connections(connections.clone()),
+    );
+    let mut app = scm_api::router_with(scm.clone(), cfg.api, metrics);
+    if tls.is_some() {
+        app = scm_api::tls::with_hsts(app);
+    }
     let limits = connection_limits(cfg.serve);
     let stop_claiming = background.token();
     let signalled = Arc::new(std::sync::Mutex::new(None::<Instant>));
@@ -287,6 +298,7 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
         },
         limits,
         tls.map(|t| t.acceptor),
+        connections,
     )
     .await;
     if !drained {

@@ -85,7 +85,7 @@ async fn authorise(
             headers: &headers,
             body: &bytes,
         };
-        state.scm.authenticate_body(head, &full)?
+        state.scm.authenticate_body(head, &full).await?
     };
     // Only a request proven to be the account's spends its budget (one that merely names its
     // access key must not be able to throttle it).

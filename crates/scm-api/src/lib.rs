@@ -33,7 +33,7 @@ use scm_core::Scm;
 
 pub use error::ApiError;
 pub use metrics::{Cidr, Metrics, MetricsConfig, MetricsToken};
-pub use serve::{Peer, ServeLimits, serve, serve_with};
+pub use serve::{ConnectionStats, Peer, ServeLimits, serve, serve_with};
 pub use throttle::RateLimit;
 
 /// The web console's calls that the audit log records, by the names it records them under (the
@@ -43,8 +43,11 @@ pub const CONSOLE_AUDITED: &[&str] = &[console::SIGN_IN, console::SIGN_OUT, cons
 /// Largest request body accepted (bytes). Certificates and CSRs are a few KiB.
 pub const MAX_BODY: usize = 1024 * 1024;
 
+/// Largest body of a console form (sign-in, sign-out, export): a few hundred bytes in practice.
+pub const MAX_FORM_BODY: usize = 4 * 1024;
+
 /// Limits of request handling (those of connections are [`ServeLimits`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ApiLimits {
     /// Time the body of an authenticated request has to arrive.
     pub body_timeout: Duration,
@@ -52,6 +55,9 @@ pub struct ApiLimits {
     pub request_timeout: Duration,
     /// Requests per account; `None`: unlimited.
     pub rate: Option<RateLimit>,
+    /// Proxies whose `X-Forwarded-For` names the client (for the console's sign-in throttle);
+    /// empty (the default): the TCP peer is the client.
+    pub trusted_proxies: Arc<[Cidr]>,
 }
 
 impl Default for ApiLimits {
@@ -63,6 +69,7 @@ impl Default for ApiLimits {
                 per_second: 100.0,
                 burst: 200.0,
             }),
+            trusted_proxies: Arc::from(Vec::new()),
         }
     }
 }

@@ -162,6 +162,8 @@ pub struct Metrics {
     /// The HTTPS listener's certificate (its `not_after`), shared with the TLS task that renews
     /// or reloads it.
     serving: crate::tls::ServingStatus,
+    /// The accept loop's connection counters.
+    connections: crate::serve::ConnectionStats,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -216,6 +218,7 @@ impl Metrics {
             buckets: counters(op_slots() * (BUCKETS.len() + 1)),
             micros: counters(op_slots()),
             serving: crate::tls::ServingStatus::default(),
+            connections: crate::serve::ConnectionStats::default(),
         }
     }
 
@@ -244,6 +247,14 @@ impl Metrics {
     #[must_use]
     pub fn with_serving(mut self, serving: crate::tls::ServingStatus) -> Self {
         self.serving = serving;
+        self
+    }
+
+    /// Reports the accept loop's connections (give the same counters to
+    /// [`crate::serve_with`]).
+    #[must_use]
+    pub fn with_connections(mut self, connections: crate::serve::ConnectionStats) -> Self {
+        self.connections = connections;
         self
     }
 
@@ -345,6 +356,33 @@ impl Metrics {
     }
 
     fn write_process(&self, out: &mut String) -> std::fmt::Result {
+        let c = &self.connections;
+        writeln!(
+            out,
+            "# HELP openscm_connections_open Client connections open now (the scrape's own included)."
+        )?;
+        writeln!(out, "# TYPE openscm_connections_open gauge")?;
+        writeln!(out, "openscm_connections_open {}", c.open())?;
+        writeln!(
+            out,
+            "# HELP openscm_connections_refused_total Connections refused at once (503) or closed unheard: the server-wide cap was full (total), the client's address had its share open (address), or no first byte came in time (silent)."
+        )?;
+        writeln!(out, "# TYPE openscm_connections_refused_total counter")?;
+        writeln!(
+            out,
+            "openscm_connections_refused_total{{reason=\"total\"}} {}",
+            c.refused_total_cap()
+        )?;
+        writeln!(
+            out,
+            "openscm_connections_refused_total{{reason=\"address\"}} {}",
+            c.refused_address_cap()
+        )?;
+        writeln!(
+            out,
+            "openscm_connections_refused_total{{reason=\"silent\"}} {}",
+            c.silent()
+        )?;
         if let Some(not_after) = self.serving.not_after_unix() {
             writeln!(
                 out,

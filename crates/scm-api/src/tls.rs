@@ -212,6 +212,57 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| TlsError::Read(path.to_owned(), e.to_string()))
 }
 
+/// Reads a private key file, refusing one that group or others may read, as every other secret
+/// file of the server is refused (the mode is that of the handle read, not of whatever the path
+/// names a moment later).
+fn read_private(path: &Path) -> Result<Zeroizing<Vec<u8>>, TlsError> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |e: std::io::Error| TlsError::Read(path.to_owned(), e.to_string());
+    let mut file = std::fs::File::open(path).map_err(failed)?;
+    let mode = file.metadata().map_err(failed)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(TlsError::Read(
+            path.to_owned(),
+            format!(
+                "the private key file is readable by group or others (mode {:o}); run `chmod 600` on it",
+                mode & 0o777
+            ),
+        ));
+    }
+    let mut key = Zeroizing::new(Vec::with_capacity(4096));
+    file.read_to_end(&mut key).map_err(failed)?;
+    Ok(key)
+}
+
+/// How near its end a served certificate is, for the warning of files mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// More than [`EXPIRY_WARNING`] left.
+    Fine,
+    /// Valid, but for less than [`EXPIRY_WARNING`].
+    Soon,
+    /// Past its `not_after`.
+    Expired,
+}
+
+/// A served certificate with less than this left is warned about (files mode; the built-in one
+/// is renewed at 2/3 of its life).
+pub const EXPIRY_WARNING: time::Duration = time::Duration::days(7);
+
+impl Expiry {
+    /// Where `not_after` stands at `now`.
+    pub fn at(not_after: OffsetDateTime, now: OffsetDateTime) -> Self {
+        if not_after <= now {
+            Self::Expired
+        } else if not_after - now < EXPIRY_WARNING {
+            Self::Soon
+        } else {
+            Self::Fine
+        }
+    }
+}
+
 impl FileSource {
     /// A source reading `cert_file` (PEM chain, leaf first) and `key_file` (PEM key).
     pub fn new(cert_file: PathBuf, key_file: PathBuf) -> Self {
@@ -225,7 +276,7 @@ impl FileSource {
     /// Reads and loads the pair (the first load at start: an error stops the start).
     pub fn load(&self) -> Result<Loaded, TlsError> {
         let chain = read(&self.cert_file)?;
-        let key = Zeroizing::new(read(&self.key_file)?);
+        let key = read_private(&self.key_file)?;
         let loaded = load_pem_pair(&chain, &key)?;
         if let Ok(mut seen) = self.seen.lock() {
             *seen = Some((chain, key));
@@ -236,10 +287,7 @@ impl FileSource {
     /// Reads the files again; when they changed and load, installs the new pair in `target`.
     pub fn reload(&self, target: &ServingCert) -> Reload {
         let read_both = || -> Result<Pair, TlsError> {
-            Ok((
-                read(&self.cert_file)?,
-                Zeroizing::new(read(&self.key_file)?),
-            ))
+            Ok((read(&self.cert_file)?, read_private(&self.key_file)?))
         };
         let (chain, key) = match read_both() {
             Ok(pair) => pair,
@@ -363,6 +411,24 @@ pub enum Source {
     Builtin(BuiltinSource),
 }
 
+/// The `Strict-Transport-Security` value of every HTTPS answer: a year, this host only (the
+/// server's name may be shared with sites it does not speak for, so no `includeSubDomains`).
+pub const HSTS: &str = "max-age=31536000";
+
+/// `app` with `Strict-Transport-Security` on every answer (for a router served over TLS only:
+/// over plain HTTP the header means nothing and browsers ignore it).
+pub fn with_hsts(app: axum::Router) -> axum::Router {
+    app.layer(axum::middleware::map_response(
+        |mut resp: axum::response::Response| async move {
+            resp.headers_mut().insert(
+                axum::http::header::STRICT_TRANSPORT_SECURITY,
+                axum::http::HeaderValue::from_static(HSTS),
+            );
+            resp
+        },
+    ))
+}
+
 /// A TLS listener's certificate, with the task that keeps it current.
 pub struct Tls {
     /// The acceptor for the listener.
@@ -399,9 +465,25 @@ pub fn start(
         async move {
             // The last refusal, so that a file that stays missing is logged once, not every look.
             let mut refused: Option<TlsError> = None;
+            // The certificate (serial) and state last warned about: once each, not every look.
+            let mut warned: Option<(String, Expiry)> = None;
             loop {
                 let nap = match source.as_ref() {
                     Source::Files { files, poll } => {
+                        if let Some(served) = target.current() {
+                            let state = Expiry::at(served.not_after, OffsetDateTime::now_utc());
+                            let seen = Some((served.serial_hex.clone(), state));
+                            if state != Expiry::Fine && warned != seen {
+                                tracing::warn!(
+                                    serial = %served.serial_hex,
+                                    not_after = %served.not_after,
+                                    expired = state == Expiry::Expired,
+                                    "the TLS certificate served from the configured files {}; replace the files (they are reloaded when they change)",
+                                    if state == Expiry::Expired { "has expired" } else { "expires within 7 days" }
+                                );
+                            }
+                            warned = seen;
+                        }
                         match files.reload(&target) {
                             Reload::Unchanged => {}
                             Reload::Installed(serial) => {
@@ -499,6 +581,7 @@ mod tests {
             std::future::pending(),
             crate::ServeLimits::default(),
             Some(acceptor),
+            crate::ConnectionStats::default(),
         ));
         addr
     }
@@ -537,6 +620,42 @@ mod tests {
         CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
     }
 
+    #[test]
+    fn a_served_certificate_is_fine_then_expiring_within_7_days_then_expired() {
+        let end = datetime!(2027-01-31 00:00 UTC);
+        assert_eq!(
+            Expiry::at(end, datetime!(2027-01-23 23:59 UTC)),
+            Expiry::Fine
+        );
+        assert_eq!(
+            Expiry::at(end, datetime!(2027-01-24 00:01 UTC)),
+            Expiry::Soon
+        );
+        assert_eq!(Expiry::at(end, end), Expiry::Expired);
+    }
+
+    #[tokio::test]
+    async fn https_answers_carry_strict_transport_security() {
+        use tower::ServiceExt;
+        let app = with_hsts(
+            axum::Router::new().route("/health", axum::routing::get(|| async { "ok" })),
+        );
+        let resp = app
+            .oneshot(
+                axum::http::Request::get("/health")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.headers()
+                .get(axum::http::header::STRICT_TRANSPORT_SECURITY)
+                .unwrap(),
+            HSTS
+        );
+    }
+
     #[tokio::test]
     async fn a_changed_pair_reaches_the_next_connection_and_a_broken_one_keeps_the_old() {
         let ca = TestCa::new();
@@ -545,6 +664,16 @@ mod tests {
         let (first, first_key) = ca.leaf();
         std::fs::write(&cert_file, &first).unwrap();
         std::fs::write(&key_file, &first_key).unwrap();
+        // A key file others may read is refused, as every secret file is.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let refused = FileSource::new(cert_file.clone(), key_file.clone())
+                .load()
+                .unwrap_err();
+            assert!(refused.to_string().contains("chmod 600"), "{refused}");
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let files = FileSource::new(cert_file.clone(), key_file.clone());
         let status = ServingStatus::default();
         assert_eq!(status.not_after_unix(), None, "no TLS yet");

@@ -204,11 +204,22 @@ impl Audit for SqlStore {
     }
 
     async fn prune_audit(&self, before_ms: i64) -> Result<u64> {
+        // The delete trigger lets through only rows older than the gate, which is open to the
+        // cut-off within this transaction alone (migration 0012).
         db_run!(&self.pool, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE audit_prune_gate SET before_ms = $1 WHERE id = 1")
+                .bind(before_ms)
+                .execute(&mut *tx)
+                .await?;
             let done = sqlx::query("DELETE FROM audit_events WHERE at_ms < $1")
                 .bind(before_ms)
-                .execute(p)
+                .execute(&mut *tx)
                 .await?;
+            sqlx::query("UPDATE audit_prune_gate SET before_ms = 0 WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
             Ok(done.rows_affected())
         })
     }

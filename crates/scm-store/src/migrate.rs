@@ -68,6 +68,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0011_token_kind.sql"),
         include_str!("../migrations/postgres/0011_token_kind.sql"),
     ),
+    (
+        12,
+        "audit no delete",
+        include_str!("../migrations/sqlite/0012_audit_no_delete.sql"),
+        include_str!("../migrations/postgres/0012_audit_no_delete.sql"),
+    ),
     // --- import ---
     (
         5,

@@ -2065,6 +2065,27 @@ async fn audit_events_cannot_be_updated(db: TestDb) {
             .map(|_| ())
     });
     assert!(refused.is_err(), "an audit row was changed");
+    // Nor deleted, by anything but the retention job (whose gate is closed again after it).
+    for sql in [
+        "DELETE FROM audit_events",
+        "DELETE FROM audit_events WHERE at_ms < 5000",
+    ] {
+        let refused = crate::pool::db_run!(&store.pool, |p| {
+            sqlx::query(sql).execute(p).await.map(|_| ())
+        });
+        assert!(refused.is_err(), "{sql}: an audit row was deleted");
+    }
+    assert_eq!(store.prune_audit(500).await.unwrap(), 0);
+    let refused = crate::pool::db_run!(&store.pool, |p| {
+        sqlx::query("DELETE FROM audit_events").execute(p).await.map(|_| ())
+    });
+    assert!(refused.is_err(), "the gate stayed open after a prune");
+    if matches!(store.pool, crate::pool::Pool::Postgres(_)) {
+        let refused = crate::pool::db_run!(&store.pool, |p| {
+            sqlx::query("TRUNCATE audit_events").execute(p).await.map(|_| ())
+        });
+        assert!(refused.is_err(), "audit_events was truncated");
+    }
     let rows = store
         .audit_events(&AuditQuery {
             limit: 10,

@@ -54,6 +54,9 @@ impl Server {
             .unwrap_or(data)
             .join(format!("server-{port}.log"));
         let mut cmd = Command::new(BIN);
+        // Its own process group, as a service manager gives it: the commands it runs (push
+        // targets' reloads) are in it too, and `sigkill_group` stops them with it.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.arg("server")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
@@ -102,6 +105,20 @@ impl Server {
     pub(crate) fn sigkill(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGKILL to the server's whole process group (what systemd's `KillMode=control-group`
+    /// and a shell's `kill -9 %job` do): the server and any command it is running die together.
+    pub(crate) fn sigkill_group(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let group = format!("-{}", c.id());
+            let killed = Command::new("kill")
+                .args(["-KILL", "--", &group])
+                .status()
+                .unwrap();
+            assert!(killed.success(), "kill -KILL -- {group}");
             c.wait().unwrap();
         }
     }
@@ -277,7 +294,9 @@ async fn a_job_survives_sigkill_of_its_worker_and_is_done_once() {
             .any(|(k, j, _)| k == "start" && *j == job)
     });
     let a_pid = a.pid();
-    a.sigkill();
+    // A's whole process group: its reload command dies with it, so the delivery is not finished
+    // behind B's back (commands must be idempotent all the same: a target may be reloaded again).
+    a.sigkill_group();
     let b = Server::start(&data, None, Some(&config));
     wait_for("the job to be done", Duration::from_secs(30), || {
         jobs(&data, None)
@@ -307,6 +326,14 @@ async fn a_job_survives_sigkill_of_its_worker_and_is_done_once() {
         .filter(|(k, j, pid)| k == "end" && *j == job && *pid == b.pid())
         .count();
     assert_eq!(ends_by_b, 1);
+    let ends_by_a = runs
+        .iter()
+        .filter(|(k, j, pid)| k == "end" && *j == job && *pid == a_pid)
+        .count();
+    assert_eq!(
+        ends_by_a, 0,
+        "A's reload was killed with A, not finished after it: {runs:?}"
+    );
     let client = Client::from_credentials_file(data.join("credentials.json"))
         .unwrap()
         .with_endpoint_for_tests(&b.url);

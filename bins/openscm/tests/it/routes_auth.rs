@@ -585,3 +585,60 @@ async fn routes_domain_and_project_headers_must_be_the_callers() {
     assert_eq!(count(&other).await, 0);
     s.stop().await;
 }
+
+/// A forged request (the right access key, a wrong secret) gets the same 401 whatever scope it
+/// names: its own project or another account's, in `X-Project-Id`, `X-Domain-Id` or a v2 path.
+/// The signature is verified before any scope is looked at, so a refusal tells nothing about
+/// which projects and accounts exist or belong together.
+#[tokio::test]
+async fn routes_a_forged_request_gets_the_same_401_whatever_scope_it_names() {
+    let s = TestServer::start().await;
+    let other = s.other_account("other").await;
+    let other_domain = other.credentials().domain_id.clone().unwrap();
+    let other_project = other.credentials().project_id.clone().unwrap();
+    let admin_creds = s.admin.credentials().clone();
+    let forged = s.admin.with_credentials(
+        Credentials::new(
+            &admin_creds.access_key,
+            "SKwrongSKwrongSKwrongSKwrongSKwrong0000",
+        )
+        .with_domain_id(admin_creds.domain_id.clone().unwrap()),
+    );
+    let list = |name: &str, value: &str| {
+        forged
+            .request(Operation::ListCertificates, &[], &[], None)
+            .without_header(name)
+            .header(name, value)
+    };
+    let v2 = |project: &str| {
+        forged.request(
+            Operation::V2PurchaseCertificate,
+            &[project],
+            &[],
+            Some(&buy_json()),
+        )
+    };
+    let cases = [
+        ("own X-Project-Id", list("X-Project-Id", &s.project_id)),
+        ("other's X-Project-Id", list("X-Project-Id", &other_project)),
+        (
+            "unknown X-Project-Id",
+            list("X-Project-Id", "0123456789abcdef0123456789abcdef"),
+        ),
+        ("own X-Domain-Id", list("X-Domain-Id", &s.domain_id)),
+        ("other's X-Domain-Id", list("X-Domain-Id", &other_domain)),
+        ("own v2 project", v2(&s.project_id)),
+        ("other's v2 project", v2(&other_project)),
+    ];
+    let mut answers = Vec::new();
+    for (what, req) in cases {
+        let resp = forged.send(req).await.unwrap();
+        answers.push((what, resp.status, refused(&resp, 401, AUTH)));
+    }
+    let first = &answers.first().unwrap().2;
+    for (what, _, body) in &answers {
+        assert_eq!(body, first, "{what}: the refusal differs from the others'");
+    }
+    assert_eq!(count(&s.admin).await, 0, "nothing bought");
+    s.stop().await;
+}

@@ -100,13 +100,19 @@ pub(crate) fn page(title: &str, chrome: Option<&Chrome<'_>>, main: &str) -> Stri
 }
 
 /// The sign-in form, with a refusal message when there was one.
-pub(crate) fn sign_in(message: Option<&str>) -> String {
+pub(crate) fn sign_in(message: Option<&str>, form_token: &str) -> String {
     let mut m = String::from("<h1>Sign in</h1>");
     if let Some(msg) = message {
         let _ = write!(m, "<p class=\"error\" role=\"alert\">{}</p>", escape(msg));
     }
-    m.push_str(
+    let _ = write!(
+        m,
         "<form class=\"signin\" method=\"post\" action=\"/console/sign-in\">\
+         <input type=\"hidden\" name=\"login_csrf\" value=\"{}\">",
+        escape(form_token)
+    );
+    m.push_str(
+        "\
          <label for=\"access_key\">Access key</label>\
          <input id=\"access_key\" name=\"access_key\" autocomplete=\"username\" required \
           spellcheck=\"false\" autocapitalize=\"none\">\

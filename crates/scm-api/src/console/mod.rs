@@ -10,7 +10,16 @@
 //!
 //! A session is a cookie `openscm_console` (`Secure; HttpOnly; SameSite=Strict; Path=/console`,
 //! 8 hours, also ended on the server at that time); every state-changing form (sign-out, export)
-//! carries the session's CSRF token, checked in constant time. Every answer carries a strict
+//! carries the session's CSRF token, checked in constant time. Every state-changing form, sign-in
+//! included, must come from the console itself: a browser's `Sec-Fetch-Site` must say
+//! `same-origin` (or `none`), else its `Origin` must be this host; a request with neither (an old
+//! browser, a script) must carry the sign-in form's own token (double-submit: a `SameSite=Strict`
+//! cookie set with the form, and the same value in the form), so another site cannot sign a
+//! victim's browser into the attacker's session (login CSRF).
+//!
+//! Bodies follow the API's rules: a form is at most [`crate::MAX_FORM_BODY`] bytes (a larger
+//! declared length is refused before anything is read), must arrive within the body deadline,
+//! and the session of sign-out and export is checked before their body is read. Every answer carries a strict
 //! Content-Security-Policy (no script at all), `X-Frame-Options: DENY`,
 //! `Referrer-Policy: no-referrer` and `X-Content-Type-Options: nosniff`; pages are `no-store`.
 
@@ -18,7 +27,7 @@ mod html;
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -46,6 +55,10 @@ use html::{ChainEntry, Chrome, Details};
 
 /// The session cookie's name.
 const COOKIE: &str = "openscm_console";
+
+/// The cookie of the sign-in form's token (login CSRF, for requests without `Origin` and
+/// `Sec-Fetch-Site`).
+const LOGIN_COOKIE: &str = "openscm_console_login";
 
 /// The embedded stylesheet.
 const STYLE: &str = include_str!("assets/console.css");
@@ -110,15 +123,146 @@ pub(crate) fn cleared_cookie() -> String {
 
 /// The session cookie's value, if the request has one.
 fn cookie(headers: &HeaderMap) -> Option<Zeroizing<String>> {
+    cookie_named(headers, COOKIE)
+}
+
+/// The value of the cookie `name`, if the request has one.
+fn cookie_named(headers: &HeaderMap, name: &str) -> Option<Zeroizing<String>> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| Zeroizing::new(v.trim().to_owned()))
         .filter(|v| !v.is_empty())
+}
+
+/// Where a state-changing form came from, by the browser's own word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FormOrigin {
+    /// `Sec-Fetch-Site: same-origin` (or `none`: typed, a bookmark), or an `Origin` naming this
+    /// host.
+    Console,
+    /// Another site, or an `Origin` of `null`.
+    Elsewhere,
+    /// The request says neither (no such header): only a token can tell.
+    Unknown,
+}
+
+/// Reads `Sec-Fetch-Site`, then `Origin` (against the `Host` the request was sent to).
+fn form_origin(headers: &HeaderMap) -> FormOrigin {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    if let Some(site) = text("sec-fetch-site") {
+        return if site == "same-origin" || site == "none" {
+            FormOrigin::Console
+        } else {
+            FormOrigin::Elsewhere
+        };
+    }
+    let Some(origin) = text("origin") else {
+        return FormOrigin::Unknown;
+    };
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    match (authority, text("host")) {
+        (Some(a), Some(host)) if a.trim_end_matches('/') == host => FormOrigin::Console,
+        _ => FormOrigin::Elsewhere,
+    }
+}
+
+/// The 403 page of a form sent from elsewhere.
+fn cross_site_refusal() -> Response {
+    tracing::warn!("console form refused: sent from another site");
+    page(
+        StatusCode::FORBIDDEN,
+        html::problem(
+            None,
+            "Refused",
+            "The form was not sent from this console. Open the console and try again.",
+        ),
+    )
+}
+
+/// Reads a console form's body within the API's rules: at most [`crate::MAX_FORM_BODY`] bytes (a
+/// larger declared length is refused unread) and within the body deadline. `Err` is the answer.
+async fn read_form(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<(String, String)>, Response> {
+    let too_large = || {
+        page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            html::problem(None, "Refused", "The form is larger than a console form can be."),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > crate::MAX_FORM_BODY as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(
+        s.limits.body_timeout,
+        axum::body::to_bytes(body, crate::MAX_FORM_BODY),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => Ok(form(&bytes)),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(page(
+            StatusCode::REQUEST_TIMEOUT,
+            html::problem(None, "Refused", "The form did not arrive in time."),
+        )),
+    }
+}
+
+/// The client's address for the sign-in throttle: the TCP peer, or, when the peer is a proxy the
+/// operator trusts, the right-most address of `X-Forwarded-For` that is not itself a trusted
+/// proxy. An IPv6 client counts by its /64 (the block one client usually has).
+fn client_address(s: &AppState, peer: Option<std::net::IpAddr>, headers: &HeaderMap) -> String {
+    let trusted = |ip: &std::net::IpAddr| s.limits.trusted_proxies.iter().any(|c| c.contains(*ip));
+    let mut client = peer;
+    if peer.as_ref().is_some_and(trusted) {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in forwarded.iter().rev() {
+            match hop.parse::<std::net::IpAddr>() {
+                Ok(ip) if trusted(&ip) => continue,
+                Ok(ip) => {
+                    client = Some(ip);
+                    break;
+                }
+                // A hop that is no address: stop at the last one that was.
+                Err(_) => break,
+            }
+        }
+    }
+    match client {
+        Some(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{}/64", std::net::Ipv6Addr::from(bits))
+        }
+        Some(std::net::IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_owned(),
+    }
 }
 
 /// A signed-in request.
@@ -288,7 +432,24 @@ async fn style() -> Response {
 }
 
 async fn sign_in_form() -> Response {
-    page(StatusCode::OK, html::sign_in(None))
+    sign_in_page(StatusCode::OK, None)
+}
+
+/// The sign-in page with a fresh form token (its cookie set beside it).
+fn sign_in_page(status: StatusCode, message: Option<&str>) -> Response {
+    let token = match scm_core::random::token() {
+        Ok(t) => Zeroizing::new(t),
+        Err(e) => return failure(None, e),
+    };
+    let mut resp = page(status, html::sign_in(message, &token));
+    let cookie = format!(
+        "{LOGIN_COOKIE}={}; Path=/console/sign-in; Max-Age=3600; Secure; HttpOnly; SameSite=Strict",
+        token.as_str()
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
 }
 
 /// The one message of every refused sign-in (which key exists is not told).
@@ -299,12 +460,36 @@ async fn sign_in(
     State(s): State<AppState>,
     Extension(limiter): Extension<Arc<SignInLimiter>>,
     peer: Option<Extension<Peer>>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    let mut fields = form(&body);
+    let origin = form_origin(&headers);
+    if origin == FormOrigin::Elsewhere {
+        return cross_site_refusal();
+    }
+    let mut fields = match read_form(&s, &headers, body).await {
+        Ok(fields) => fields,
+        Err(resp) => return resp,
+    };
+    if origin == FormOrigin::Unknown {
+        // No browser word on where the form came from: the form's own token must match its
+        // cookie (which another site can neither read nor send).
+        let presented = take(&mut fields, "login_csrf");
+        let matches = cookie_named(&headers, LOGIN_COOKIE).is_some_and(|c| {
+            !presented.is_empty()
+                && subtle::ConstantTimeEq::ct_eq(c.as_bytes(), presented.as_bytes()).into()
+        });
+        if !matches {
+            tracing::warn!("console sign-in refused: no origin and no valid form token");
+            return sign_in_page(
+                StatusCode::FORBIDDEN,
+                Some("The sign-in form has expired. Sign in again from this page."),
+            );
+        }
+    }
     let access_key = take(&mut fields, "access_key");
     let secret = SecretKey::new(std::mem::take(&mut *take(&mut fields, "secret_key")));
-    let source = peer.map_or_else(|| "unknown".to_owned(), |Extension(p)| p.0.ip().to_string());
+    let source = client_address(&s, peer.map(|Extension(p)| p.0.ip()), &headers);
     match s
         .scm
         .console_sign_in(&limiter, &access_key, &secret, &source)
@@ -323,17 +508,25 @@ async fn sign_in(
             });
             resp
         }
-        Err(SignInError::Refused) => page(StatusCode::UNAUTHORIZED, html::sign_in(Some(REFUSED))),
+        Err(SignInError::Refused) => sign_in_page(StatusCode::UNAUTHORIZED, Some(REFUSED)),
         Err(SignInError::Failed(e)) => failure(None, e),
     }
 }
 
-async fn sign_out(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn sign_out(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    // The session first: nothing of the body is read for a request without one.
     let session = match session(&s, &headers).await {
         Ok(session) => session,
         Err(resp) => return resp,
     };
-    if let Some(resp) = csrf_refusal(&session, &mut form(&body)) {
+    if form_origin(&headers) == FormOrigin::Elsewhere {
+        return signed(cross_site_refusal(), &session);
+    }
+    let mut fields = match read_form(&s, &headers, body).await {
+        Ok(fields) => fields,
+        Err(resp) => return signed(resp, &session),
+    };
+    if let Some(resp) = csrf_refusal(&session, &mut fields) {
         return resp;
     }
     let mut resp = match s.scm.console_sign_out(&session.token).await {
@@ -471,8 +664,9 @@ async fn export(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    // The session first: nothing of the body is read for a request without one.
     let session = match session(&s, &headers).await {
         Ok(session) => session,
         Err(resp) => return resp,
@@ -482,13 +676,25 @@ async fn export(
         operation: EXPORT,
         targets: vec![id.clone()],
     };
-    let mut resp = export_for(&s, &session, &id, &body).await;
+    let mut resp = if form_origin(&headers) == FormOrigin::Elsewhere {
+        signed(cross_site_refusal(), &session)
+    } else {
+        match read_form(&s, &headers, body).await {
+            Ok(mut fields) => export_for(&s, &session, &id, &mut fields).await,
+            Err(resp) => signed(resp, &session),
+        }
+    };
     resp.extensions_mut().insert(call);
     resp
 }
 
-async fn export_for(s: &AppState, session: &Session, id: &str, body: &Bytes) -> Response {
-    if let Some(resp) = csrf_refusal(session, &mut form(body)) {
+async fn export_for(
+    s: &AppState,
+    session: &Session,
+    id: &str,
+    fields: &mut [(String, String)],
+) -> Response {
+    if let Some(resp) = csrf_refusal(session, fields) {
         return signed(resp, session);
     }
     let chrome = session.chrome();

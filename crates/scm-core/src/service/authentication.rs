@@ -45,7 +45,7 @@ impl Scm {
     /// [`Scm::authenticate_body`].
     pub async fn authenticate(&self, req: &Request<'_>) -> Result<Principal, DomainError> {
         let head = self.authenticate_head(req).await?;
-        self.authenticate_body(head, req)
+        self.authenticate_body(head, req).await
     }
 
     /// Everything that can be checked without the body (`req.body` is not looked at): the token,
@@ -81,7 +81,21 @@ impl Scm {
                 None => return Err(AuthFailure::Missing.into()),
             },
         };
-        let principal = &check.principal;
+        // A token is proven by now; a signature only once the body is in (its scope headers are
+        // checked then), so that a forged request learns nothing from a scope refusal.
+        if check.signed_with.is_none() {
+            self.check_scope_headers(&check.principal, req).await?;
+        }
+        Ok(check)
+    }
+
+    /// `X-Domain-Id` and `X-Project-Id`, when the request carries them, name the caller's account
+    /// and one of its projects.
+    async fn check_scope_headers(
+        &self,
+        principal: &Principal,
+        req: &Request<'_>,
+    ) -> Result<(), DomainError> {
         if let Some(d) = auth::header(req, "x-domain-id")?
             && d.trim() != principal.account.as_str()
         {
@@ -90,12 +104,12 @@ impl Scm {
         if let Some(p) = auth::header(req, "x-project-id")? {
             self.project_scope(principal, p.trim()).await?;
         }
-        Ok(check)
+        Ok(())
     }
 
     /// Finishes [`Scm::authenticate_head`] once the body is in `req`: checks the signature over
     /// the whole request (a JSON body must be covered by it: `UNSIGNED-PAYLOAD` is refused).
-    pub fn authenticate_body(
+    pub async fn authenticate_body(
         &self,
         head: HeadCheck,
         req: &Request<'_>,
@@ -118,6 +132,7 @@ impl Scm {
             self.config.max_skew,
         )
         .map_err(|e| DomainError::from(auth::sign_failure(&e)))?;
+        self.check_scope_headers(&head.principal, req).await?;
         Ok(head.principal)
     }
 

@@ -6,7 +6,6 @@
 //! hash of the token alone: a console cookie is therefore no `X-Auth-Token` for the API, and an
 //! API token is no console session.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aws_lc_rs::hmac;
@@ -24,19 +23,26 @@ use super::Scm;
 /// How long a console session lasts (a working day).
 pub const SESSION_TTL: time::Duration = time::Duration::hours(8);
 
-/// Failed sign-ins allowed per access key within [`THROTTLE_WINDOW_MS`]; past it every attempt
-/// with that key (even a right one) is refused until the window ends.
+/// Failed sign-ins allowed per access key *from one client address* within
+/// [`THROTTLE_WINDOW_MS`]; past it that address's attempts with that key (even a right one) are
+/// refused until the window ends. The key's owner elsewhere is not affected: failures are never
+/// counted per key alone, since such a count would let anyone lock an owner out (and 40-character
+/// random secret keys make guessing from many addresses hopeless anyway).
 pub const MAX_FAILURES: u32 = 5;
 
-/// Failed sign-ins allowed per client address within [`THROTTLE_WINDOW_MS`] (higher than per key:
-/// a team behind one address should not lock itself out at the first few typos).
+/// Failed sign-ins allowed per client address within [`THROTTLE_WINDOW_MS`], whatever the keys
+/// (higher than per key: a team behind one address should not lock itself out at the first few
+/// typos). Behind a proxy, the client address is the proxy's unless the operator names the proxy
+/// (`[console] trusted_proxies`).
 pub const MAX_FAILURES_PER_SOURCE: u32 = 20;
 
 /// The window of [`MAX_FAILURES`] (15 minutes).
 pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
 
-/// Entries the limiter keeps at most (a flood of made-up keys cannot grow it without bound).
-const LIMITER_CAPACITY: usize = 10_000;
+/// Buckets per row of the limiter's table (two rows; 16 bytes a bucket: 4 MiB in all). An
+/// attacker is held to [`MAX_FAILURES_PER_SOURCE`] counted failures per address and window, so
+/// filling it far enough for counts of strangers to add up takes tens of thousands of addresses.
+const LIMITER_WIDTH: usize = 1 << 17;
 
 /// A console session just opened.
 pub struct ConsoleSession {
@@ -74,54 +80,113 @@ impl From<DomainError> for SignInError {
     }
 }
 
-/// Failed sign-in attempts by access key and by client address, in fixed windows.
-#[derive(Debug, Default)]
+/// Failed sign-in attempts per (access key, client address) and per client address, in fixed
+/// windows.
+///
+/// The counts live in a table of fixed size (a count-min sketch: each name is counted in one
+/// bucket of each of two rows, chosen by two independently and randomly keyed hashes, and its
+/// count is the smaller of the two). A flood of made-up keys or addresses therefore can neither
+/// grow it nor push anything out of it: every failure is counted, always. Sharing a bucket only
+/// ever makes a count higher, never lower, and since the hash keys are random per process an
+/// attacker cannot aim at another name's buckets.
+#[derive(Debug)]
 pub struct SignInLimiter {
-    failures: Mutex<HashMap<String, (u32, i64)>>,
+    hashers: [std::collections::hash_map::RandomState; 2],
+    buckets: Mutex<Vec<Bucket>>,
+}
+
+/// Failures counted since `since_ms` (the window's start).
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    count: u32,
+    since_ms: i64,
+}
+
+impl Bucket {
+    fn count_at(&self, now_ms: i64) -> u32 {
+        if now_ms - self.since_ms < THROTTLE_WINDOW_MS {
+            self.count
+        } else {
+            0
+        }
+    }
+}
+
+impl Default for SignInLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl SignInLimiter {
     /// An empty limiter.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            hashers: Default::default(),
+            buckets: Mutex::new(vec![Bucket::default(); 2 * LIMITER_WIDTH]),
+        }
     }
 
-    /// Whether none of `keys` has used up its failures (the limit given with it) in the window
-    /// running at `now_ms`.
-    pub fn allows(&self, keys: &[(String, u32)], now_ms: i64) -> bool {
-        let Ok(map) = self.failures.lock() else {
-            return false;
-        };
-        keys.iter().all(|(k, limit)| match map.get(k) {
-            Some((n, since)) if now_ms - since < THROTTLE_WINDOW_MS => n < limit,
-            _ => true,
+    /// The name of an (access key, address) pair and of an address in the table.
+    fn names(access_key: &str, source: &str) -> [(String, u32); 2] {
+        [
+            (format!("pair\n{}\n{source}", access_key.trim()), MAX_FAILURES),
+            (format!("src\n{source}"), MAX_FAILURES_PER_SOURCE),
+        ]
+    }
+
+    /// The two buckets of `name` (one per row).
+    fn slots(&self, name: &str) -> [usize; 2] {
+        use std::hash::BuildHasher;
+        let [a, b] = &self.hashers;
+        // The remainder is below the width, so it fits a usize on every target.
+        let at = |h: u64| usize::try_from(h % LIMITER_WIDTH as u64).unwrap_or(0);
+        [at(a.hash_one(name)), LIMITER_WIDTH + at(b.hash_one(name))]
+    }
+
+    /// Whether `source` may try `access_key` at `now_ms`: neither the pair nor the address has
+    /// used up its failures in the window.
+    pub fn allows(&self, access_key: &str, source: &str, now_ms: i64) -> bool {
+        // A poisoned table (a panic while it was held) still holds valid counts.
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        Self::names(access_key, source).iter().all(|(name, limit)| {
+            let count = self
+                .slots(name)
+                .iter()
+                .map(|i| buckets.get(*i).map_or(0, |b| b.count_at(now_ms)))
+                .min()
+                .unwrap_or(0);
+            count < *limit
         })
     }
 
-    /// Counts a failure against each of `keys`.
-    pub fn failed(&self, keys: &[(String, u32)], now_ms: i64) {
-        let Ok(mut map) = self.failures.lock() else {
-            return;
-        };
-        if map.len() >= LIMITER_CAPACITY {
-            map.retain(|_, (_, since)| now_ms - *since < THROTTLE_WINDOW_MS);
-        }
-        for (k, _) in keys {
-            if map.len() >= LIMITER_CAPACITY && !map.contains_key(k) {
-                continue;
+    /// Counts a failure of `source` with `access_key`.
+    pub fn failed(&self, access_key: &str, source: &str, now_ms: i64) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, _) in Self::names(access_key, source) {
+            for i in self.slots(&name) {
+                if let Some(b) = buckets.get_mut(i) {
+                    if now_ms - b.since_ms >= THROTTLE_WINDOW_MS {
+                        *b = Bucket {
+                            count: 0,
+                            since_ms: now_ms,
+                        };
+                    }
+                    b.count = b.count.saturating_add(1);
+                }
             }
-            let e = map.entry(k.clone()).or_insert((0, now_ms));
-            if now_ms - e.1 >= THROTTLE_WINDOW_MS {
-                *e = (0, now_ms);
-            }
-            e.0 = e.0.saturating_add(1);
         }
     }
 
-    /// Forgets the failures of `key` (after a sign-in with it succeeded).
-    pub fn clear(&self, key: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(key);
+    /// Forgets the failures of `source` with `access_key` (after a sign-in with them succeeded);
+    /// the address's own count stays.
+    pub fn clear(&self, access_key: &str, source: &str) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let [(pair, _), _] = Self::names(access_key, source);
+        for i in self.slots(&pair) {
+            if let Some(b) = buckets.get_mut(i) {
+                *b = Bucket::default();
+            }
         }
     }
 }
@@ -198,12 +263,7 @@ impl Scm {
     ) -> Result<ConsoleSession, SignInError> {
         let now = self.clock.now();
         let now_ms = unix_ms(now);
-        let ak_key = format!("ak:{}", access_key.trim());
-        let keys = [
-            (ak_key.clone(), MAX_FAILURES),
-            (format!("src:{source}"), MAX_FAILURES_PER_SOURCE),
-        ];
-        if !limiter.allows(&keys, now_ms) {
+        if !limiter.allows(access_key, source, now_ms) {
             tracing::warn!(access_key = %access_key.trim(), %source, reason = "throttled", "console sign-in refused");
             return Err(SignInError::Refused);
         }
@@ -212,7 +272,7 @@ impl Scm {
             Err(_) => None,
         };
         let refused = |reason: AuthFailure| {
-            limiter.failed(&keys, now_ms);
+            limiter.failed(access_key, source, now_ms);
             tracing::warn!(access_key = %access_key.trim(), %source, ?reason, "console sign-in refused");
             SignInError::Refused
         };
@@ -227,7 +287,7 @@ impl Scm {
         if cred.status != CredentialStatus::Active {
             return Err(refused(AuthFailure::Revoked));
         }
-        limiter.clear(&ak_key);
+        limiter.clear(access_key, source);
         let token = Zeroizing::new(random::token()?);
         let expires_ms = unix_ms(now + SESSION_TTL);
         let record = TokenRecord {
@@ -322,27 +382,50 @@ mod tests {
     }
 
     #[test]
-    fn limiter_refuses_past_the_failures_until_the_window_ends() {
+    fn limiter_refuses_a_pair_then_an_address_past_their_failures_until_the_window_ends() {
         let l = SignInLimiter::new();
-        let key = |k: &str| (format!("ak:{k}"), MAX_FAILURES);
-        let src = |s: &str| (format!("src:{s}"), MAX_FAILURES_PER_SOURCE);
-        let keys = [key("A"), src("1.2.3.4")];
         for i in 0..MAX_FAILURES {
-            assert!(l.allows(&keys, 1000 + i64::from(i)));
-            l.failed(&keys, 1000 + i64::from(i));
+            assert!(l.allows("A", "1.2.3.4", 1000 + i64::from(i)));
+            l.failed("A", "1.2.3.4", 1000 + i64::from(i));
         }
-        assert!(!l.allows(&keys, 2000));
+        assert!(!l.allows("A", "1.2.3.4", 2000), "the pair is used up");
+        // The key's owner elsewhere is not locked out by someone else's failures.
+        assert!(l.allows("A", "5.6.7.8", 2000));
         // Another key from the same address is still let in, until the address's own limit.
-        assert!(l.allows(&[key("B"), src("1.2.3.4")], 2000));
+        assert!(l.allows("B", "1.2.3.4", 2000));
         for i in MAX_FAILURES..MAX_FAILURES_PER_SOURCE {
-            l.failed(&[key(&format!("K{i}")), src("1.2.3.4")], 2000);
+            l.failed(&format!("K{i}"), "1.2.3.4", 2000);
         }
-        assert!(!l.allows(&[key("B"), src("1.2.3.4")], 2000));
-        assert!(l.allows(&[key("B"), src("5.6.7.8")], 2000));
+        assert!(!l.allows("B", "1.2.3.4", 2000), "the address is used up");
+        assert!(l.allows("B", "5.6.7.8", 2000));
         // The window ends.
-        assert!(l.allows(&keys, 1000 + THROTTLE_WINDOW_MS));
-        l.clear("ak:A");
-        assert!(l.allows(&[key("A"), src("5.6.7.8")], 2001));
+        assert!(l.allows("A", "1.2.3.4", 1000 + THROTTLE_WINDOW_MS));
+        // A success forgets the pair, not the address.
+        l.clear("A", "5.6.7.8");
+        assert!(l.allows("A", "5.6.7.8", 2001));
+    }
+
+    #[test]
+    fn a_full_limiter_still_counts_every_failure() {
+        let l = SignInLimiter::new();
+        // Twice the 10,000 entries the old table held: 20 made-up keys from each of 1,000
+        // addresses (each address's whole budget).
+        for a in 0..1000 {
+            let source = format!("10.0.{}.{}", a >> 8, a & 255);
+            for k in 0..MAX_FAILURES_PER_SOURCE {
+                l.failed(&format!("FAKE{a}-{k}"), &source, 1000);
+            }
+        }
+        // A fresh key and address is still counted, and refused after its failures...
+        for _ in 0..MAX_FAILURES {
+            assert!(l.allows("VICTIM", "192.0.2.1", 2000));
+            l.failed("VICTIM", "192.0.2.1", 2000);
+        }
+        assert!(!l.allows("VICTIM", "192.0.2.1", 2000));
+        // ...and the flood locked nobody else out.
+        for i in 0..1000 {
+            assert!(l.allows(&format!("OWNER{i}"), &format!("198.51.100.{}", i % 250), 2000));
+        }
     }
 
     #[test]

@@ -212,3 +212,53 @@ def test_ids_and_list_parameters_refused_as_documented(scm):
     sdk_error(lambda: scm.list_csr(ListCsrRequest(limit=5)), 400, "SCM.0005", "limit")
     sdk_error(lambda: scm.list_csr(ListCsrRequest(private_key_algo="DSA")), 400, "SCM.0005",
               "private_key_algo")
+
+
+def test_a_certificate_from_a_csr_whose_key_the_server_holds_exports_that_key(scm, tmp_path):
+    """A certificate applied for with a CSR made by CreateCsr (or uploaded with its key): the
+    server holds the key, so ExportCertificate answers it — the key ShowCsrPrivateKey answers —
+    not `private_key: null`, and the certificate can be pushed (`push_support` ON). A CSR whose
+    key the server never had still exports no key."""
+    from huaweicloudsdkscm.v3 import ExportCertificateRequest
+
+    from sdk_helpers import apply, bought_id
+    from sdk_helpers import show as show_certificate
+
+    def export(cert_id):
+        return scm.export_certificate(ExportCertificateRequest(certificate_id=cert_id))
+
+    made = create(scm, name="for-apply", domain_name="apply.csr.conformance.test",
+                  sans="alt.apply.csr.conformance.test", private_key_algo="EC_P256")
+    pem = show(scm, made.id).csr
+    key = private_key(scm, made.id)
+    cert_id = bought_id(scm, domain_type="MULTI_DOMAIN", domain_numbers=2)
+    apply(scm, cert_id, "apply.csr.conformance.test", sans="alt.apply.csr.conformance.test",
+          csr=pem)
+    e = export(cert_id)
+    assert e.private_key == key
+    leaf_path = tmp_path / "leaf.pem"
+    leaf_path.write_text(e.certificate)
+    assert openssl("x509", "-in", str(leaf_path), "-noout", "-pubkey") == \
+        public_key_of_key(tmp_path, key)
+    assert show_certificate(scm, cert_id).push_support == "ON"
+
+    # Uploaded with its key: held as well.
+    key_path, csr_path = tmp_path / "held.key", tmp_path / "held.csr"
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-subj", "/CN=held.csr.conformance.test", "-keyout", str(key_path),
+            "-out", str(csr_path))
+    upload(scm, "held-upload", csr_path.read_text(), key_path.read_text())
+    cert_id = bought_id(scm)
+    apply(scm, cert_id, "held.csr.conformance.test", csr=csr_path.read_text())
+    assert public_key_of_key(tmp_path, export(cert_id).private_key) == \
+        public_key_of_key(tmp_path, key_path.read_text())
+
+    # Made elsewhere, its key never given: nothing to export.
+    key_path, csr_path = tmp_path / "theirs.key", tmp_path / "theirs.csr"
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-subj", "/CN=theirs.csr.conformance.test", "-keyout", str(key_path),
+            "-out", str(csr_path))
+    cert_id = bought_id(scm)
+    apply(scm, cert_id, "theirs.csr.conformance.test", csr=csr_path.read_text())
+    assert export(cert_id).private_key is None
+    assert show_certificate(scm, cert_id).push_support == "OFF"

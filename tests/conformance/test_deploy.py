@@ -129,9 +129,13 @@ def test_deployed_resources_follow_the_history(scm, cert_id):
     assert [(g.region_id, g.is_error, [x.resource_id for x in g.resources])
             for g in cdn.region_resources] == [("global", False, [DOMAIN])]
     assert (elb.resource_location, elb.resource_num) == ("region", 2)
-    assert [(g.region_id, [(x.resource_id, x.resource_name) for x in g.resources])
-            for g in elb.region_resources] == [("cn-east-3", [("lb-east", "lb-east")]),
-                                               ("cn-north-4", [("lb-north", "lb-north")])]
+    # lb-broken (cn-south-1) never took it and its last delivery failed: its region is listed,
+    # in error, with no resource.
+    assert [(g.region_id, g.is_error, [(x.resource_id, x.resource_name) for x in g.resources])
+            for g in elb.region_resources] == [
+        ("cn-east-3", False, [("lb-east", "lb-east")]),
+        ("cn-north-4", False, [("lb-north", "lb-north")]),
+        ("cn-south-1", True, [])]
     assert (waf.resource_num, waf.region_resources) == (0, [])
     assert r.total_num == 3
     # Only the services asked for; a certificate never pushed is deployed nowhere.
@@ -216,3 +220,24 @@ def test_push_answers_204_and_nginx_serves_it(scm, scm_other, cert_id, nginx):
     sdk_error(lambda: push(scm, "scs123", "ELB", "cn-east-3"), 400, "SCM.0008")
     sdk_error(lambda: push(scm, "scs0000000000001", "ELB", "cn-east-3"), 404, "SCM.0020")
     sdk_error(lambda: push(scm_other, cert_id, "ELB", "cn-east-3"), 404, "SCM.0020")
+
+
+def test_deployed_resources_refuse_unissued_certificates_and_flag_failed_deliveries(scm):
+    """ListDeployedResources answers for issued (and imported) certificates only: a PAID one is
+    refused as a push or deploy of it is (400 SCM.0010), and the whole call with it. A region is
+    `is_error: true` while the last delivery of the certificate to one of its targets failed
+    (what that target serves is not known); a region whose targets took it is not."""
+    paid = bought_id(scm)
+    fresh = issued_id(scm, "flags.deploy.conformance.test")
+    for ids in ([paid], [fresh, paid]):
+        sdk_error(lambda: deployed(scm, ids, ["ALL"]), 400, "SCM.0010")
+
+    resp = deploy(scm, fresh, "ELB", [DeployedResource(id="lb-east"),
+                                      DeployedResource(id="lb-broken")])
+    assert [f.resource for f in resp.failure_list] == ["lb-broken"]
+    [r] = deployed(scm, [fresh], ["ELB"]).results
+    [elb] = r.deployed_resources
+    assert [(g.region_id, g.is_error, [x.resource_id for x in g.resources])
+            for g in elb.region_resources] == [("cn-east-3", False, ["lb-east"]),
+                                               ("cn-south-1", True, [])]
+    assert (elb.resource_num, r.total_num) == (1, 1)

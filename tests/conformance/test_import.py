@@ -211,3 +211,32 @@ def test_refusals(scm, pki):
         sdk_error(lambda: do_import(scm, b), 400, code, field)
     after = scm.list_certificates(ListCertificatesRequest(limit=50)).total_count
     assert after == before, "no refusal imported anything"
+
+
+def test_listing_applies_the_documented_expired_days_since_default(scm, pki):
+    """ListCertificates' `expired_days_since` is 0..1095, default 0: without it, expired
+    certificates are left out (they used to be listed unless the parameter was sent); with a
+    window they are back; `status=EXPIRED` asks for them and lists them without a window."""
+    expired, key = pki["leaf"](cn="gone.window.import.conformance.test", days=(-30, -1),
+                               sans=[x509.DNSName("gone.window.import.conformance.test")])
+    old_id = do_import(scm, body("window-expired", pem(expired), key_pem(key),
+                                 chain=pem(pki["inter"]))).certificate_id
+    valid, key = pki["leaf"](cn="live.window.import.conformance.test",
+                             sans=[x509.DNSName("live.window.import.conformance.test")])
+    live_id = do_import(scm, body("window-valid", pem(valid), key_pem(key),
+                                  chain=pem(pki["inter"]))).certificate_id
+
+    def listed(**query):
+        resp = scm.list_certificates(ListCertificatesRequest(
+            limit=50, content="window.import.conformance", **query))
+        ids = {c.id for c in resp.certificates}
+        assert resp.total_count == len(ids)
+        return ids
+
+    assert listed() == {live_id}, "the default, 0: expired certificates are left out"
+    assert listed(expired_days_since=0) == {live_id}
+    assert listed(expired_days_since=30) == {live_id, old_id}
+    assert listed(expired_days_since=1095) == {live_id, old_id}
+    assert listed(status="EXPIRED") == {old_id}
+    assert listed(status="ALL") == {live_id}
+    sdk_error(lambda: listed(expired_days_since=1096), 400, "SCM.0005", "expired_days_since")

@@ -103,3 +103,42 @@ def test_tag_refusals(scm, scm_other):
         sdk_error(lambda: create(who, cert_id, "k", "v"), status, code)
         sdk_error(lambda: batch(who, cert_id, "create", [("k", "v")]), status, code)
         sdk_error(lambda: tags_of(who, cert_id), status, code)
+
+
+def test_tags_given_at_buy_are_listed_by_every_tag_operation(scm):
+    """Tags sent with SubscribeCertificate are the certificates' tags from the start:
+    ListTagsByCertificate, ListAllTags and ListCertificatesByTag see them (they used to be
+    stored and seen by none)."""
+    from huaweicloudsdkscm.v3 import (
+        ListCertificatesByTagRequest,
+        ListCertificatesByTagRequestBody,
+        ScsTag,
+    )
+
+    from sdk_helpers import buy
+
+    resp = buy(scm, order_number=2,
+               tags=[ScsResourceTag(key="bought-with", value="buy"),
+                     ScsResourceTag(key="bought-团队", value="a/b")])
+    ids = sorted(c.cert_id for c in resp.cert)
+    for cert_id in ids:
+        assert tags_of(scm, cert_id) == [("bought-with", "buy"), ("bought-团队", "a/b")]
+
+    by_key = {t.key: t.values for t in scm.list_all_tags(ListAllTagsRequest()).tags}
+    assert by_key["bought-with"] == ["buy"]
+    assert by_key["bought-团队"] == ["a/b"]
+
+    found = scm.list_certificates_by_tag(ListCertificatesByTagRequest(
+        resource_instances="resource_instances",
+        body=ListCertificatesByTagRequestBody(
+            action="filter", limit=50, offset=0,
+            tags=[ScsTag(key="bought-with", values=["buy"])])))
+    assert found.total_count == 2
+    assert sorted(r.resource_id for r in found.resources) == ids
+    for r in found.resources:
+        assert sorted((t.key, t.value) for t in r.tags) == [("bought-with", "buy"),
+                                                            ("bought-团队", "a/b")]
+
+    # They are the certificates' own tags: a batch delete removes them like any other.
+    assert batch(scm, ids[0], "delete", [("bought-with", None)]).desc == "delete tags success"
+    assert tags_of(scm, ids[0]) == [("bought-团队", "a/b")]

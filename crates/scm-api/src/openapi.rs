@@ -826,22 +826,20 @@ fn v2_purchase(schema: &mut Value) {
     }
 }
 
-/// The v2 save/complete pages: the company fields must be present (non-null), the applicant
-/// name is at most 63 characters, a CSR at most 8192; no validation method (v3 only).
+/// The v2 save/complete pages: `country` must be present (the company fields only for OV and
+/// EV certificates, which a schema cannot say), the applicant name is 0..63 characters, the
+/// e-mail fields have no form checked (the page's own example is `example.huawei.com`), a CSR
+/// at most 8192; no validation method (v3 only).
 fn v2_application(schema: &mut Value) {
-    const COMPANY: &[&str] = &[
-        "company_name",
-        "company_province",
-        "company_city",
-        "country",
-    ];
-    for name in COMPANY {
-        if let Some(p) = property(schema, name) {
-            p.insert("type".into(), json!("string"));
-        }
+    if let Some(p) = property(schema, "country") {
+        p.insert("type".into(), json!("string"));
     }
     if let Some(p) = property(schema, "applicant_name") {
+        p.insert("minLength".into(), json!(0));
         p.insert("maxLength".into(), json!(63));
+    }
+    if let Some(p) = property(schema, "applicant_email") {
+        p.insert("minLength".into(), json!(1));
     }
     if let Some(p) = property(schema, "csr") {
         p.insert("maxLength".into(), json!(8192));
@@ -852,12 +850,16 @@ fn v2_application(schema: &mut Value) {
     }
     if let Some(Value::Array(required)) = schema.get_mut("required") {
         required.retain(|r| r != "domain_method");
-        required.extend(COMPANY.iter().map(|c| json!(c)));
+        required.push(json!("country"));
     }
     if let Some(obj) = schema.as_object_mut() {
         obj.insert(
             "description".into(),
-            json!("v2 application form (save and complete): the company fields are required."),
+            json!(
+                "v2 application form (save and complete): `country` is required; \
+                 `company_name`, `company_province` and `company_city` are required for OV and \
+                 EV certificates."
+            ),
         );
     }
 }

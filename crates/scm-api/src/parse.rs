@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use scm_core::deploy::PushService;
 use scm_core::{DomainError, ListRequest};
+use scm_proto::CertificateStatus;
 use scm_proto::v2::PushBody as V2PushBody;
 use scm_proto::v3::PushBody as V3PushBody;
 use scm_store::{ListQuery, SortKey};
@@ -188,10 +189,16 @@ pub(crate) fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, Ap
     Ok(out)
 }
 
+/// The documented default of ListCertificates' `expired_days_since`.
+pub(crate) const DEFAULT_EXPIRED_DAYS_SINCE: i64 = 0;
+
 /// Parses the query of `GET /v3/scm/certificates`.
 ///
 /// `enterprise_project_id` filters unless `all`. `owned_by_self` is accepted: nothing is shared
 /// between accounts, so every certificate listed is the caller's own. Unknown keys are ignored.
+/// `expired_days_since` absent is its documented default, 0 (certificates valid now, or not
+/// issued yet), except when `status` asks for `EXPIRED` certificates, which no window of 0 days
+/// could match: there the window applies only when given.
 pub(crate) fn list_request(pairs: &[(String, String)]) -> Result<ListRequest, DomainError> {
     let mut q = ListQuery::default();
     let mut expired_days_since = None;
@@ -270,6 +277,8 @@ pub(crate) fn list_request(pairs: &[(String, String)]) -> Result<ListRequest, Do
             _ => {}
         }
     }
+    let expired_days_since = expired_days_since
+        .or((q.status != Some(CertificateStatus::Expired)).then_some(DEFAULT_EXPIRED_DAYS_SINCE));
     Ok(ListRequest {
         query: q,
         expired_days_since,
@@ -381,6 +390,27 @@ mod tests {
             }
         }
         assert!(query_pairs(Some("content=%ff")).is_err());
+        // `expired_days_since` absent is its documented default, 0 (expired certificates left
+        // out), unless the status asked for is EXPIRED.
+        assert_eq!(list_request(&[]).unwrap().expired_days_since, Some(0));
+        assert_eq!(
+            list_request(&pairs("status=ISSUED"))
+                .unwrap()
+                .expired_days_since,
+            Some(0)
+        );
+        assert_eq!(
+            list_request(&pairs("status=EXPIRED"))
+                .unwrap()
+                .expired_days_since,
+            None
+        );
+        assert_eq!(
+            list_request(&pairs("status=EXPIRED&expired_days_since=30"))
+                .unwrap()
+                .expired_days_since,
+            Some(30)
+        );
         // Empty values of the fields documented from length 0 are the defaults.
         let r = list_request(&pairs("sort_dir=&sort_key=&enterprise_project_id=")).unwrap();
         assert_eq!(r, list_request(&[]).unwrap());

@@ -114,10 +114,18 @@ fn max_chars(s: &str, max: usize, field: &str) -> Result<(), DomainError> {
     }
 }
 
-/// A plausible email address: `local@domain` with a fully qualified domain.
-fn check_email(s: &str, field: &str) -> Result<(), DomainError> {
+/// Longest e-mail address (RFC 5321's path limit).
+const MAX_EMAIL: usize = 254;
+
+/// An e-mail field. v3 (example `example@huawei.com`): a plausible address, `local@domain`
+/// with a fully qualified domain. v2: at most 254 characters, no form checked — the v2 page's
+/// own example value is `example.huawei.com`, which no address check would take.
+fn check_email(s: &str, field: &str, kind: ApiVersion) -> Result<(), DomainError> {
+    if kind == ApiVersion::V2 {
+        return max_chars(s, MAX_EMAIL, field);
+    }
     let bad = || DomainError::invalid(field, "must be an email address such as name@example.com");
-    if s.len() > 254 {
+    if s.len() > MAX_EMAIL {
         return Err(bad());
     }
     let (local, domain) = s.rsplit_once('@').ok_or_else(bad)?;
@@ -254,13 +262,12 @@ impl ApplicationForm {
         };
         let (domain, sans) = parse_names(&domain_raw, &text(&body.sans), max_sans)?;
 
-        let company_required = kind == ApiVersion::V2;
+        // The company fields are mandatory for OV and EV certificates only (both pages say so;
+        // the v2 table's "Yes" is qualified by that text), so a DV form may leave them out. The
+        // v2 page lists `country` as mandatory without qualification: v2 needs it present
+        // (empty is allowed for DV).
         let company = |v: &Option<String>, field: &str| -> Result<String, DomainError> {
-            let s = if company_required {
-                present(v, field)?
-            } else {
-                text(v)
-            };
+            let s = text(v);
             max_chars(&s, 63, field)?;
             if organisation_validated && s.is_empty() {
                 return Err(DomainError::invalid(
@@ -273,6 +280,9 @@ impl ApplicationForm {
         let company_name = company(&body.company_name, "company_name")?;
         let company_province = company(&body.company_province, "company_province")?;
         let company_city = company(&body.company_city, "company_city")?;
+        if kind == ApiVersion::V2 {
+            present(&body.country, "country")?;
+        }
         let country = company(&body.country, "country")?;
         let two_letters = country.len() == 2 && country.bytes().all(|b| b.is_ascii_alphabetic());
         if !country.is_empty() && !two_letters {
@@ -284,15 +294,23 @@ impl ApplicationForm {
         let company_unit = text(&body.company_unit);
         max_chars(&company_unit, 63, "company_unit")?;
 
-        let applicant_name = non_empty(&body.applicant_name, "applicant_name")?;
-        match kind {
-            ApiVersion::V2 => max_chars(&applicant_name, 63, "applicant_name")?,
-            ApiVersion::V3 => check_v3_applicant_name(&applicant_name)?,
-        }
+        // v2: required (present) and 0..63 characters, as the v2 page says; v3: 4..100 bytes.
+        let applicant_name = match kind {
+            ApiVersion::V2 => {
+                let name = present(&body.applicant_name, "applicant_name")?;
+                max_chars(&name, 63, "applicant_name")?;
+                name
+            }
+            ApiVersion::V3 => {
+                let name = non_empty(&body.applicant_name, "applicant_name")?;
+                check_v3_applicant_name(&name)?;
+                name
+            }
+        };
         let applicant_phone = non_empty(&body.applicant_phone, "applicant_phone")?;
         check_phone(&applicant_phone, "applicant_phone")?;
         let applicant_email = non_empty(&body.applicant_email, "applicant_email")?;
-        check_email(&applicant_email, "applicant_email")?;
+        check_email(&applicant_email, "applicant_email", kind)?;
         let contact_name = text(&body.contact_name);
         max_chars(&contact_name, 63, "contact_name")?;
         let contact_phone = text(&body.contact_phone);
@@ -301,7 +319,7 @@ impl ApplicationForm {
         }
         let contact_email = text(&body.contact_email);
         if !contact_email.is_empty() {
-            check_email(&contact_email, "contact_email")?;
+            check_email(&contact_email, "contact_email", kind)?;
         }
 
         let domain_method = match kind {
@@ -514,17 +532,28 @@ mod tests {
                 "country",
             ),
             (
-                |b| b.applicant_email = Some("example.huawei.com".into()),
+                |b| b.applicant_email = Some(format!("{}@qq.com", "x".repeat(248))),
                 ApiVersion::V2,
                 "applicant_email",
             ),
+            (
+                |b| b.applicant_email = None,
+                ApiVersion::V2,
+                "applicant_email",
+            ),
+            (
+                |b| b.applicant_name = None,
+                ApiVersion::V2,
+                "applicant_name",
+            ),
+            (|b| b.country = None, ApiVersion::V2, "country"),
             (
                 |b| b.applicant_phone = Some("call me".into()),
                 ApiVersion::V2,
                 "applicant_phone",
             ),
             (
-                |b| b.contact_email = Some("a@b".into()),
+                |b| b.contact_email = Some("x".repeat(255)),
                 ApiVersion::V2,
                 "contact_email",
             ),
@@ -564,6 +593,12 @@ mod tests {
                 "ca_hash_algorithm",
             ),
             (|b| b.country = Some("C1".into()), "country"),
+            // v3's example is an address (`example@huawei.com`): v3 checks the form.
+            (
+                |b| b.applicant_email = Some("example.huawei.com".into()),
+                "applicant_email",
+            ),
+            (|b| b.contact_email = Some("a@b".into()), "contact_email"),
         ];
         for (i, (mutate, want)) in v3_cases.into_iter().enumerate() {
             let mut b = v3_capture();
@@ -578,6 +613,53 @@ mod tests {
         assert_eq!(
             invalid_field(ApplicationForm::parse(&v3_capture(), ApiVersion::V3, true)),
             "company_name"
+        );
+    }
+
+    /// What the v2 save page allows is taken: its own example e-mail value
+    /// (`example.huawei.com`, "Example" of `applicant_email` and `contact_email`), an empty
+    /// `applicant_name` ("0 to 63 characters"), and, for a DV certificate, no company fields
+    /// ("mandatory for certificates of the OV and EV types").
+    #[test]
+    fn v2_forms_take_what_the_v2_page_allows() {
+        let mut b = v2_seed();
+        b.applicant_email = Some("example.huawei.com".into());
+        b.contact_email = Some("example.huawei.com".into());
+        let f = ApplicationForm::parse(&b, ApiVersion::V2, true).unwrap();
+        assert_eq!(f.applicant.applicant_email, "example.huawei.com");
+        assert_eq!(f.applicant.contact_email, "example.huawei.com");
+
+        let mut b = v2_seed();
+        b.applicant_name = Some(String::new());
+        let f = ApplicationForm::parse(&b, ApiVersion::V2, true).unwrap();
+        assert_eq!(f.applicant.applicant_name, "");
+
+        let mut dv = v2_seed();
+        dv.company_name = None;
+        dv.company_unit = None;
+        dv.company_province = None;
+        dv.company_city = None;
+        let f = ApplicationForm::parse(&dv, ApiVersion::V2, false).unwrap();
+        assert_eq!(
+            (
+                f.applicant.company_name.as_str(),
+                f.applicant.company_province.as_str(),
+                f.applicant.company_city.as_str()
+            ),
+            ("", "", "")
+        );
+        // The same form for an OV certificate still needs the company.
+        assert_eq!(
+            invalid_field(ApplicationForm::parse(&dv, ApiVersion::V2, true)),
+            "company_name"
+        );
+        // `country` is mandatory on the v2 page without qualification: present, even if empty.
+        dv.country = Some(String::new());
+        assert!(ApplicationForm::parse(&dv, ApiVersion::V2, false).is_ok());
+        dv.country = None;
+        assert_eq!(
+            invalid_field(ApplicationForm::parse(&dv, ApiVersion::V2, false)),
+            "country"
         );
     }
 

@@ -1,6 +1,8 @@
 //! Time as a dependency: the server uses [`SystemClock`]; tests use [`FixedClock`] so expiry,
 //! skew and ordering are checked without sleeping.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 
 use time::OffsetDateTime;
@@ -13,6 +15,13 @@ pub trait Clock: Send + Sync + 'static {
     /// Now as Unix milliseconds.
     fn now_ms(&self) -> i64 {
         unix_ms(self.now())
+    }
+
+    /// Waits until this clock has moved on by `d` (what a caller that must let the clock catch
+    /// up does). The system clock sleeps; a [`FixedClock`] moves itself on at once, so that code
+    /// waiting for time to pass runs on it without sleeping.
+    fn sleep(&self, d: std::time::Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(tokio::time::sleep(d))
     }
 }
 
@@ -62,5 +71,11 @@ impl Clock for FixedClock {
             .lock()
             .map(|g| *g)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Moves the clock on by `d`, at once.
+    fn sleep(&self, d: std::time::Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        self.advance(time::Duration::try_from(d).unwrap_or(time::Duration::MAX));
+        Box::pin(std::future::ready(()))
     }
 }

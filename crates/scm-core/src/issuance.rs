@@ -24,8 +24,10 @@ pub struct IssueRequest<'a> {
     pub id: &'a CertificateId,
     /// Names, subject and key choice.
     pub form: &'a ApplicationForm,
-    /// The key generated for the certificate when the application has no CSR
-    /// (see [`KeyGenerator`]).
+    /// The certificate's private key when OpenSCM holds it, sealed into the issued record:
+    /// generated here when the application has no CSR (see [`KeyGenerator`]), or, with a CSR,
+    /// the key of a CSR OpenSCM made or was given with its key (the CSR's public key is
+    /// certified, and must be this key's). `None` with a CSR whose key is the applicant's alone.
     pub key: Option<&'a PrivateKey>,
     /// The time of issuance.
     pub now: OffsetDateTime,
@@ -271,15 +273,14 @@ pub fn check_product(product: &Product, names: &[DnsName]) -> Result<(), DomainE
     Ok(())
 }
 
-/// How many wildcard names a product carries (the `wildcard_count` of show and list).
+/// The `wildcard_count` of show and list: the number of *additional* wildcard domains the
+/// product carries (reference §4.3.2), so a wildcard primary domain is not counted: 0 for a
+/// `WILDCARD` certificate (its one name is the primary) and for `SINGLE_DOMAIN`, the
+/// `wildcard_domain_number` bought for `MULTI_DOMAIN`.
 pub fn wildcard_count(product: &Product) -> i64 {
     match product.domain_type {
-        DomainType::Wildcard => 1,
-        DomainType::Multi => {
-            product.wildcard_domain_number.unwrap_or(0)
-                + i64::from(product.primary_domain_type == Some(PrimaryDomainType::Wildcard))
-        }
-        DomainType::Single => 0,
+        DomainType::Multi => product.wildcard_domain_number.unwrap_or(0),
+        DomainType::Wildcard | DomainType::Single => 0,
     }
 }
 
@@ -341,25 +342,27 @@ pub fn check_policy(policy: &str, names: &[DnsName]) -> Result<(), DomainError> 
 
 #[async_trait]
 impl Issuer for BuiltinCa {
-    /// Signs the certificate (generating its key on a blocking thread when there is no CSR) and
-    /// seals the key for storage.
+    /// Signs the certificate and seals its key, when given, for storage.
     async fn issue(&self, req: IssueRequest<'_>) -> Result<IssuedRecord, DomainError> {
         let form = req.form;
-        let generated = match &form.csr {
-            Some(_) => None,
-            None => Some(req.key.ok_or_else(|| {
-                DomainError::internal("no key given for an application without a CSR")
-            })?),
-        };
         let names = form.names();
         let a = &form.applicant;
         fn opt(s: &str) -> Option<&str> {
             Some(s).filter(|s| !s.is_empty())
         }
-        let public_key = match (&form.csr, generated) {
+        let public_key = match (&form.csr, req.key) {
+            (Some((_, csr)), Some(key)) if !csr.matches_key(key) => {
+                return Err(DomainError::internal(
+                    "the key given is not the key of the CSR",
+                ));
+            }
             (Some((_, csr)), _) => LeafKey::Csr(csr),
             (None, Some(key)) => LeafKey::Generated(key),
-            (None, None) => return Err(DomainError::internal("no key to certify")),
+            (None, None) => {
+                return Err(DomainError::internal(
+                    "no key given for an application without a CSR",
+                ));
+            }
         };
         let now = req.now;
         let leaf = self
@@ -379,7 +382,7 @@ impl Issuer for BuiltinCa {
                 public_key,
             })
             .map_err(|e| DomainError::internal_from("signing", e))?;
-        let private_key_sealed = match generated {
+        let private_key_sealed = match req.key {
             Some(key) => Some(
                 self.master
                     .seal(key.pkcs8_der(), key_aad(req.id).as_bytes())
@@ -466,6 +469,25 @@ mod tests {
         assert!(check_product(&p, &names(&["a.test", "b.test", "*.c.test", "*.d.test"])).is_ok());
         assert!(check_product(&p, &names(&["a.test", "b.test", "c.test"])).is_err());
         assert!(check_product(&p, &names(&["*.a.test", "b.test"])).is_err());
+        // A multi-domain certificate of one domain (the v3 minimum) carries its primary only.
+        assert!(check_product(&product("MULTI_DOMAIN", 1), &names(&["a.test"])).is_ok());
+        assert!(check_product(&product("MULTI_DOMAIN", 1), &names(&["a.test", "b.test"])).is_err());
+    }
+
+    /// `wildcard_count` is the number of additional wildcard domains (reference §4.3.2): a
+    /// wildcard primary domain is not one of them.
+    #[test]
+    fn wildcard_count_leaves_out_a_wildcard_primary_domain() {
+        assert_eq!(wildcard_count(&product("SINGLE_DOMAIN", 1)), 0);
+        assert_eq!(wildcard_count(&product("WILDCARD", 1)), 0);
+        let mut p = product("MULTI_DOMAIN", 4);
+        p.primary_domain_type = Some(PrimaryDomainType::Wildcard);
+        assert_eq!(wildcard_count(&p), 0);
+        p.single_domain_number = Some(1);
+        p.wildcard_domain_number = Some(2);
+        assert_eq!(wildcard_count(&p), 2);
+        p.primary_domain_type = Some(PrimaryDomainType::Single);
+        assert_eq!(wildcard_count(&p), 2);
     }
 
     #[test]

@@ -182,7 +182,13 @@ impl PurchaseSpec {
         )?;
         let domain_numbers = required(&body.domain_numbers, "domain_numbers")?;
         if domain_type == DomainType::Multi {
-            in_range(domain_numbers, 2, 100, "domain_numbers")?;
+            // The v3 page's range is 1..100 (a multi-domain certificate may hold its primary
+            // domain only, more added later); the v2 page says 2..100 for MULTI_DOMAIN.
+            let min = match version {
+                ApiVersion::V2 => 2,
+                ApiVersion::V3 => 1,
+            };
+            in_range(domain_numbers, min, 100, "domain_numbers")?;
         } else if domain_numbers != 1 {
             return Err(DomainError::invalid(
                 "domain_numbers",
@@ -304,6 +310,25 @@ mod tests {
         .unwrap()
     }
 
+    /// The v3 seed page documents `domain_numbers` 1..100: a MULTI_DOMAIN certificate of one
+    /// domain (its primary) is a purchase it allows.
+    #[test]
+    fn v3_multi_domain_allows_one_domain() {
+        let mut b = seed();
+        b.domain_numbers = Some(1);
+        let s = PurchaseSpec::parse(&b, ApiVersion::V3).unwrap();
+        assert_eq!(
+            (s.product.domain_type, s.product.domain_numbers),
+            (DomainType::Multi, 1)
+        );
+        // With an additional domain, the one bought is not enough.
+        b.single_domain_number = Some(1);
+        assert_eq!(
+            crate::error::invalid_field(PurchaseSpec::parse(&b, ApiVersion::V3)),
+            "domain_numbers"
+        );
+    }
+
     #[test]
     fn seed_example_parses_on_both_versions() {
         for v in [ApiVersion::V2, ApiVersion::V3] {
@@ -376,8 +401,14 @@ mod tests {
                 ApiVersion::V2,
                 "order_number",
             ),
+            // The v2 page's MULTI_DOMAIN range starts at 2, the v3 page's at 1.
             (
                 |b| b.domain_numbers = Some(1),
+                ApiVersion::V2,
+                "domain_numbers",
+            ),
+            (
+                |b| b.domain_numbers = Some(0),
                 ApiVersion::V3,
                 "domain_numbers",
             ),

@@ -1265,3 +1265,556 @@ async fn housekeeping_deletes_audit_events_only_past_a_set_retention() {
         ["ExportCertificate"]
     );
 }
+
+// --- the API's last divergences (trust round 3) ---
+
+/// Tags given at buy are the certificates' tags: every tag operation sees them
+/// (ListTagsByCertificate, ListAllTags, ListCertificatesByTag), as tags added later are.
+#[tokio::test]
+async fn tags_given_at_buy_are_seen_by_every_tag_operation() {
+    use scm_proto::tags::{KeyValues, ListByTagBody};
+
+    let w = world().await;
+    let body: PurchaseBody = serde_json::from_value(serde_json::json!({
+        "cert_brand": "GLOBALSIGN", "cert_type": "DV_SSL_CERT", "domain_type": "SINGLE_DOMAIN",
+        "effective_time": 1, "domain_numbers": 1, "order_number": 2, "agree_privacy_protection": true,
+        "tags": [{"key": "env", "value": "prod"}, {"key": "团队", "value": "a/b"}]
+    }))
+    .unwrap();
+    let (_, ids) = w
+        .scm
+        .purchase(&w.admin, &w.admin.project, &body, ApiVersion::V3)
+        .await
+        .unwrap();
+    let untagged = buy(&w, "SINGLE_DOMAIN", 1).await;
+    for id in &ids {
+        let tags: Vec<(String, String)> = w
+            .scm
+            .certificate_tags(&w.admin, id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.key, t.value))
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                ("env".to_owned(), "prod".to_owned()),
+                ("团队".to_owned(), "a/b".to_owned())
+            ]
+        );
+    }
+    let all = w.scm.all_tags(&w.admin).await.unwrap();
+    assert_eq!(
+        all,
+        [
+            KeyValues {
+                key: Some("env".into()),
+                values: Some(vec!["prod".into()]),
+            },
+            KeyValues {
+                key: Some("团队".into()),
+                values: Some(vec!["a/b".into()]),
+            },
+        ]
+    );
+    let query = |body: serde_json::Value| {
+        let body: ListByTagBody = serde_json::from_value(body).unwrap();
+        crate::service::tag_query::TagQuery::parse(&body).unwrap()
+    };
+    let found = w
+        .scm
+        .certificates_by_tag(
+            &w.admin,
+            &query(serde_json::json!({"action": "filter", "tags": [{"key": "env", "values": ["prod"]}]})),
+        )
+        .await
+        .unwrap();
+    let mut got: Vec<CertificateId> = found
+        .items
+        .iter()
+        .map(|i| i.certificate.id.clone())
+        .collect();
+    got.sort();
+    assert_eq!((found.total, got), (2, ids.clone()));
+    let bare = w
+        .scm
+        .certificates_by_tag(
+            &w.admin,
+            &query(serde_json::json!({"action": "filter", "without_any_tag": true})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bare.total, 1);
+    assert_eq!(bare.items[0].certificate.id, untagged);
+    // They are the certificates' own: a batch delete removes them like any tag.
+    w.scm
+        .batch_tags(
+            &w.admin,
+            &ids[0],
+            &serde_json::from_value(
+                serde_json::json!({"action": "delete", "tags": [{"key": "env"}]}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        w.scm
+            .certificate_tags(&w.admin, &ids[0])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// A certificate applied for with a CSR whose key OpenSCM holds (CreateCsr, or UploadCsr with
+/// its key) gets that key: export answers it (the key ShowCsrPrivateKey answers), and the
+/// certificate can be pushed. A CSR whose key only the applicant has still gets none.
+#[tokio::test]
+async fn a_certificate_from_a_csr_whose_key_is_held_has_that_key() {
+    use scm_proto::csr::{CreateCsrBody, UploadCsrBody};
+
+    use crate::DnsName;
+
+    let ok = ScriptedDeployer::failing(Vec::new());
+    let w = world_with(
+        vec![("lb", PushService::Elb, Some("cn-north-4"), ok.clone())],
+        Vec::new(),
+    )
+    .await;
+    let csr = w
+        .scm
+        .create_csr(
+            &w.admin,
+            &CreateCsrBody {
+                name: Some("held".into()),
+                domain_name: Some("www.held.test".into()),
+                sans: Some("api.held.test".into()),
+                private_key_algo: Some("EC_P256".into()),
+                usage: Some("PERSONAL".into()),
+                ..CreateCsrBody::default()
+            },
+        )
+        .await
+        .unwrap();
+    let held_key = w.scm.csr_private_key(&w.admin, &csr.id).await.unwrap();
+    let id = buy(&w, "MULTI_DOMAIN", 2).await;
+    let body = ApplicationBody {
+        csr: Some(csr.csr_pem.clone()),
+        ..apply_body("www.held.test", "api.held.test")
+    };
+    w.scm
+        .apply(&w.admin, &id, Some(&body), ApiVersion::V3)
+        .await
+        .unwrap();
+    let export = w.scm.export(&w.admin, &id).await.unwrap();
+    assert_eq!(
+        export.private_key.as_deref().map(String::as_str),
+        Some(held_key.as_str()),
+        "the key of the CSR OpenSCM made is the certificate's"
+    );
+    let info = scm_pki::parse_certificate_pem(&export.certificate).unwrap();
+    let key = scm_pki::PrivateKey::from_pem(&held_key).unwrap();
+    assert!(info.public_key_matches(&key));
+    w.scm
+        .push(&w.admin, &id, PushService::Elb, Some("cn-north-4".into()))
+        .await
+        .unwrap();
+    assert_eq!(ok.deliveries(), 1);
+
+    // Uploaded with its key: held too.
+    let own = scm_pki::PrivateKey::generate(scm_pki::KeyAlgorithm::EcP256).unwrap();
+    let names = [DnsName::parse("up.held.test").unwrap()];
+    let pem = scm_pki::generate_csr(&own, &names, &scm_pki::SubjectFields::default()).unwrap();
+    w.scm
+        .upload_csr(
+            &w.admin,
+            &UploadCsrBody {
+                name: Some("uploaded".into()),
+                csr: Some(pem.clone()),
+                private_key: Some(own.to_pem().as_str().to_owned()),
+            },
+        )
+        .await
+        .unwrap();
+    let id = buy(&w, "SINGLE_DOMAIN", 1).await;
+    let body = ApplicationBody {
+        csr: Some(pem),
+        ..apply_body("up.held.test", "")
+    };
+    w.scm
+        .apply(&w.admin, &id, Some(&body), ApiVersion::V3)
+        .await
+        .unwrap();
+    let export = w.scm.export(&w.admin, &id).await.unwrap();
+    assert_eq!(
+        export.private_key.as_deref().map(String::as_str),
+        Some(own.to_pem().as_str())
+    );
+
+    // A CSR OpenSCM was never given the key of: no key, as before.
+    let theirs = scm_pki::PrivateKey::generate(scm_pki::KeyAlgorithm::EcP256).unwrap();
+    let names = [DnsName::parse("www.held.test").unwrap()];
+    let pem = scm_pki::generate_csr(&theirs, &names, &scm_pki::SubjectFields::default()).unwrap();
+    let id = buy(&w, "SINGLE_DOMAIN", 1).await;
+    let body = ApplicationBody {
+        csr: Some(pem),
+        ..apply_body("www.held.test", "")
+    };
+    w.scm
+        .apply(&w.admin, &id, Some(&body), ApiVersion::V3)
+        .await
+        .unwrap();
+    assert!(
+        w.scm
+            .export(&w.admin, &id)
+            .await
+            .unwrap()
+            .private_key
+            .is_none()
+    );
+    // Another account's CSR of the same key is not this account's to use.
+    let (account, project) = w.scm.create_account("other").await.unwrap();
+    let other = Principal {
+        account: account.domain_id,
+        project: project.project_id,
+        ..w.admin.clone()
+    };
+    let id = {
+        let (_, ids) = w
+            .scm
+            .purchase(
+                &other,
+                &other.project,
+                &buy_body("MULTI_DOMAIN", 2),
+                ApiVersion::V3,
+            )
+            .await
+            .unwrap();
+        ids[0].clone()
+    };
+    let body = ApplicationBody {
+        csr: Some(csr.csr_pem.clone()),
+        ..apply_body("www.held.test", "api.held.test")
+    };
+    w.scm
+        .apply(&other, &id, Some(&body), ApiVersion::V3)
+        .await
+        .unwrap();
+    assert!(
+        w.scm
+            .export(&other, &id)
+            .await
+            .unwrap()
+            .private_key
+            .is_none()
+    );
+}
+
+/// ListDeployedResources answers only for certificates that were issued or imported (a `PAID`
+/// one is refused as a push of it is, `SCM.0010`, and the whole call with it), and a region is
+/// in error while the last delivery of the certificate to one of its targets failed.
+#[tokio::test]
+async fn deployed_resources_refuse_unissued_certificates_and_flag_failed_deliveries() {
+    use scm_proto::deploy::ListDeployedBody;
+
+    let north = ScriptedDeployer::failing(Vec::new());
+    // Takes the first push, refuses the second, takes the third.
+    let east = ScriptedDeployer::failing(vec![
+        Ok(()),
+        Err(DeliveryError::permanent("test command failed")),
+    ]);
+    let never = ScriptedDeployer::failing(vec![Err(DeliveryError::permanent("refused"))]);
+    let w = world_with(
+        vec![
+            ("lb-north", PushService::Elb, Some("cn-north-4"), north),
+            ("lb-east", PushService::Elb, Some("cn-east-3"), east),
+            ("waf-south", PushService::Waf, Some("cn-south-1"), never),
+        ],
+        Vec::new(),
+    )
+    .await;
+    let id = issued(&w, "www.deployed.test").await;
+    let paid = buy(&w, "SINGLE_DOMAIN", 1).await;
+    let ask = |ids: &[&CertificateId]| ListDeployedBody {
+        certificate_ids: Some(ids.iter().map(|i| i.to_string()).collect()),
+        service_names: Some(vec!["ALL".into()]),
+    };
+    // A certificate never issued is deployed nowhere and cannot be: refused, with the call.
+    for ids in [vec![&paid], vec![&id, &paid]] {
+        let refused = w.scm.deployed_resources(&w.admin, &ask(&ids)).await;
+        assert!(
+            matches!(
+                refused,
+                Err(DomainError::WrongStatus(CertificateStatus::Paid))
+            ),
+            "{refused:?}"
+        );
+    }
+    let push = |region: &'static str, service: PushService| {
+        let (scm, admin, id) = (w.scm.clone(), w.admin.clone(), id.clone());
+        async move { scm.push(&admin, &id, service, Some(region.into())).await }
+    };
+    push("cn-north-4", PushService::Elb).await.unwrap();
+    push("cn-east-3", PushService::Elb).await.unwrap();
+    assert!(push("cn-east-3", PushService::Elb).await.is_err());
+    assert!(push("cn-south-1", PushService::Waf).await.is_err());
+    // (region, is_error, resources) per service.
+    let regions = |w: &World| {
+        let (scm, admin, body) = (w.scm.clone(), w.admin.clone(), ask(&[&id]));
+        async move {
+            let placed = scm.deployed_resources(&admin, &body).await.unwrap();
+            assert_eq!(placed.len(), 1);
+            placed[0]
+                .1
+                .iter()
+                .map(|(service, regions)| {
+                    let rows: Vec<(String, bool, Vec<String>)> = regions
+                        .iter()
+                        .map(|(r, p)| {
+                            (r.clone(), p.is_error, p.resources.iter().cloned().collect())
+                        })
+                        .collect();
+                    ((*service).to_owned(), rows)
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let row = |r: &str, e: bool, names: &[&str]| {
+        (
+            r.to_owned(),
+            e,
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        regions(&w).await,
+        vec![
+            ("CDN".to_owned(), vec![]),
+            (
+                "ELB".to_owned(),
+                // lb-east took the certificate once, then refused it: still listed, in error.
+                vec![
+                    row("cn-east-3", true, &["lb-east"]),
+                    row("cn-north-4", false, &["lb-north"]),
+                ]
+            ),
+            // Never delivered, last delivery failed: the region is there, in error, empty.
+            ("WAF".to_owned(), vec![row("cn-south-1", true, &[])]),
+        ]
+    );
+    // A later delivery that works clears the error.
+    push("cn-east-3", PushService::Elb).await.unwrap();
+    let now = regions(&w).await;
+    assert_eq!(now[1].1[0], row("cn-east-3", false, &["lb-east"]));
+}
+
+/// The v3 seed page's `domain_numbers` range is 1..100: a MULTI_DOMAIN certificate of one
+/// domain is bought and issued for its primary domain alone. `wildcard_count` counts the
+/// additional wildcard domains only, not a wildcard primary domain.
+#[tokio::test]
+async fn multi_domain_of_one_domain_and_wildcard_count_of_additional_names() {
+    let w = world().await;
+    let id = buy(&w, "MULTI_DOMAIN", 1).await;
+    let refused = w
+        .scm
+        .apply(
+            &w.admin,
+            &id,
+            Some(&apply_body("www.one.test", "api.one.test")),
+            ApiVersion::V3,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(DomainError::DomainMismatch(_))),
+        "{refused:?}"
+    );
+    w.scm
+        .apply(
+            &w.admin,
+            &id,
+            Some(&apply_body("www.one.test", "")),
+            ApiVersion::V3,
+        )
+        .await
+        .unwrap();
+    let cert = w.scm.certificate(&w.admin, &id).await.unwrap();
+    assert_eq!(cert.status, CertificateStatus::Issued);
+    assert_eq!(crate::issuance::wildcard_count(&cert.product), 0);
+    // v2 keeps its own page's MULTI_DOMAIN minimum, 2.
+    let mut v2 = buy_body("MULTI_DOMAIN", 1);
+    v2.cert_type = Some("OV_SSL_CERT".into());
+    let refused = w
+        .scm
+        .purchase(&w.admin, &w.admin.project, &v2, ApiVersion::V2)
+        .await;
+    assert_eq!(crate::error::invalid_field(refused), "domain_numbers");
+
+    let wild = buy(&w, "WILDCARD", 1).await;
+    let cert = w.scm.certificate(&w.admin, &wild).await.unwrap();
+    assert_eq!(
+        crate::issuance::wildcard_count(&cert.product),
+        0,
+        "the one wildcard name is the primary domain"
+    );
+    let body: PurchaseBody = serde_json::from_value(serde_json::json!({
+        "cert_brand": "GLOBALSIGN", "cert_type": "DV_SSL_CERT", "domain_type": "MULTI_DOMAIN",
+        "effective_time": 1, "domain_numbers": 4, "order_number": 1, "agree_privacy_protection": true,
+        "primary_domain_type": "WILDCARD_DOMAIN", "single_domain_number": 1, "wildcard_domain_number": 2
+    }))
+    .unwrap();
+    let (_, ids) = w
+        .scm
+        .purchase(&w.admin, &w.admin.project, &body, ApiVersion::V3)
+        .await
+        .unwrap();
+    let cert = w.scm.certificate(&w.admin, &ids[0]).await.unwrap();
+    assert_eq!(crate::issuance::wildcard_count(&cert.product), 2);
+}
+
+/// v2 `save` takes what its page allows: the page's own example e-mail value
+/// (`example.huawei.com`), an empty `applicant_name` (0..63 characters), and, for a DV
+/// certificate, no company fields; what was saved is then issued by `complete`.
+#[tokio::test]
+async fn v2_save_takes_what_its_page_allows() {
+    let w = world().await;
+    let id = buy(&w, "SINGLE_DOMAIN", 1).await;
+    let form: ApplicationBody = serde_json::from_value(serde_json::json!({
+        "domain": "www.saved-dv.test", "country": "CN", "applicant_name": "",
+        "applicant_phone": "13212345678", "applicant_email": "example.huawei.com",
+        "contact_email": "example.huawei.com", "csr": "", "sans": "",
+        "agree_privacy_protection": true
+    }))
+    .unwrap();
+    w.scm.save_application(&w.admin, &id, &form).await.unwrap();
+    let saved = w.scm.certificate(&w.admin, &id).await.unwrap();
+    assert_eq!(saved.status, CertificateStatus::Paid);
+    assert_eq!(
+        saved.application.as_ref().map(|a| a.domain.as_str()),
+        Some("www.saved-dv.test")
+    );
+    w.scm
+        .apply(&w.admin, &id, None, ApiVersion::V2)
+        .await
+        .unwrap();
+    let issued = w.scm.certificate(&w.admin, &id).await.unwrap();
+    assert_eq!(issued.status, CertificateStatus::Issued);
+    let info =
+        scm_pki::parse_certificate_pem(&issued.issued.as_ref().unwrap().certificate_pem).unwrap();
+    assert_eq!(info.dns_names, ["www.saved-dv.test"]);
+    // An OV certificate still needs the company.
+    let mut ov = buy_body("SINGLE_DOMAIN", 1);
+    ov.cert_type = Some("OV_SSL_CERT".into());
+    let (_, ids) = w
+        .scm
+        .purchase(&w.admin, &w.admin.project, &ov, ApiVersion::V2)
+        .await
+        .unwrap();
+    let refused = w.scm.save_application(&w.admin, &ids[0], &form).await;
+    assert_eq!(crate::error::invalid_field(refused), "company_name");
+}
+
+/// Certificate ids (`scs` + a millisecond time) do not run ahead of the clock: on a fixed
+/// clock, a 1,000-certificate purchase takes the 1,000 milliseconds up to now. A second one
+/// in the same instant would run 1,000 ms ahead: it waits for the clock instead (the fixed
+/// clock moves on when waited for) until its ids are at most `MAX_ID_LEAD_MS` ahead. Two
+/// processes on one database buying at once never share an id.
+#[tokio::test]
+async fn certificate_ids_stay_unique_without_running_ahead_of_the_clock() {
+    use crate::Clock;
+    use crate::service::MAX_ID_LEAD_MS;
+
+    let w = world().await;
+    let v2: PurchaseBody = serde_json::from_value(serde_json::json!({
+        "cert_brand": "GLOBALSIGN", "cert_type": "OV_SSL_CERT", "domain_type": "SINGLE_DOMAIN",
+        "effective_time": 1, "domain_numbers": 1, "order_number": 1000, "agree_privacy_protection": true
+    }))
+    .unwrap();
+    let start = w.clock.now_ms();
+    let millis = |ids: &[CertificateId]| -> Vec<i64> {
+        ids.iter()
+            .map(|i| i64::try_from(i.millis()).unwrap())
+            .collect()
+    };
+    let (_, first) = w
+        .scm
+        .purchase(&w.admin, &w.admin.project, &v2, ApiVersion::V2)
+        .await
+        .unwrap();
+    let first = millis(&first);
+    assert_eq!(first.len(), 1000);
+    assert_eq!(
+        w.clock.now_ms(),
+        start,
+        "no wait: the milliseconds before now were free"
+    );
+    assert!(
+        first.iter().all(|&ms| ms <= start),
+        "ids ahead of the clock by up to {} ms",
+        first.iter().max().unwrap() - start
+    );
+    assert_eq!(*first.last().unwrap(), start);
+    assert!(first.windows(2).all(|p| p[1] == p[0] + 1));
+
+    let (_, second) = w
+        .scm
+        .purchase(&w.admin, &w.admin.project, &v2, ApiVersion::V2)
+        .await
+        .unwrap();
+    let second = millis(&second);
+    let now = w.clock.now_ms();
+    assert!(second[0] > *first.last().unwrap(), "ids are never reused");
+    assert!(
+        *second.last().unwrap() <= now + MAX_ID_LEAD_MS,
+        "at most {MAX_ID_LEAD_MS} ms ahead: {} ms",
+        second.last().unwrap() - now
+    );
+    assert!(
+        now - start <= 1000,
+        "waited {} ms for 1,000 ids",
+        now - start
+    );
+
+    // Another process on the same database, with its own clock, buying at the same time.
+    let url = DatabaseUrl::sqlite_file(&w.dir.path().join("t.db"));
+    let other_store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
+    let other_clock = Arc::new(FixedClock::new(w.clock.now()));
+    let other = Arc::new(
+        Scm::open(
+            other_store,
+            other_clock.clone(),
+            w.master.clone(),
+            CoreConfig::default(),
+        )
+        .await
+        .unwrap(),
+    );
+    let mut v3 = buy_body("SINGLE_DOMAIN", 1);
+    v3.order_number = Some(100);
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let scm = if i % 2 == 0 {
+            w.scm.clone()
+        } else {
+            other.clone()
+        };
+        let (admin, body) = (w.admin.clone(), v3.clone());
+        tasks.push(tokio::spawn(async move {
+            scm.purchase(&admin, &admin.project, &body, ApiVersion::V3)
+                .await
+                .unwrap()
+                .1
+        }));
+    }
+    let mut all: std::collections::BTreeSet<i64> = first.iter().chain(&second).copied().collect();
+    for t in tasks {
+        for ms in millis(&t.await.unwrap()) {
+            assert!(all.insert(ms), "id {ms} handed out twice");
+        }
+    }
+    assert_eq!(all.len(), 2600);
+    let latest = w.clock.now_ms().max(other_clock.now_ms());
+    assert!(*all.last().unwrap() <= latest + MAX_ID_LEAD_MS);
+}

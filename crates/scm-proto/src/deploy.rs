@@ -133,7 +133,8 @@ pub struct DeployedResourceDetail {
 pub struct RegionResourceDetail {
     /// Region, `global` for CDN.
     pub region_id: String,
-    /// Always `false`: OpenSCM's own history answers, there is no region to fail to query.
+    /// Whether the last delivery of the certificate to one of the region's resources failed:
+    /// what that resource serves is then not known, and the count may be wrong.
     pub is_error: bool,
     /// The resources.
     pub resources: Vec<ResourceDetail>,

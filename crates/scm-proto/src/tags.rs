@@ -143,7 +143,7 @@ pub struct TagResourceDetail {
     pub order_status: String,
     /// Domains bought.
     pub domain_num: i64,
-    /// Wildcard domains bought.
+    /// Additional wildcard domains bought (a wildcard primary domain is not one).
     pub wildcard_number: i64,
     /// Additional domains, `;`-separated.
     pub sans: String,

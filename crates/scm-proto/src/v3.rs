@@ -316,7 +316,7 @@ pub struct ShowCertificateResponse {
     pub sans: Option<String>,
     /// Number of domains the certificate may bind.
     pub domain_count: i64,
-    /// Number of wildcard domains.
+    /// Number of additional wildcard domains (a wildcard primary domain is not one).
     pub wildcard_count: i64,
     /// SHA-1 fingerprint, 40 lower-case hex.
     pub fingerprint: Option<String>,
@@ -364,7 +364,7 @@ pub struct CertificateDetail {
     pub status: String,
     /// Domain count.
     pub domain_count: i64,
-    /// Wildcard count.
+    /// Number of additional wildcard domains (a wildcard primary domain is not one).
     pub wildcard_count: i64,
     /// Description.
     pub description: String,
@@ -474,7 +474,8 @@ pub struct ListCertificatesQuery {
     pub deploy_support: Option<bool>,
     /// Accepted and without effect: nothing is shared between accounts.
     pub owned_by_self: Option<bool>,
-    /// Also list certificates expired at most this many days ago, 0..1095.
+    /// Leave out certificates expired more than this many days ago, 0..1095; default 0 (only
+    /// certificates valid now, or not issued yet), no window when `status` is `EXPIRED`.
     #[schemars(range(min = 0, max = 1095))]
     pub expired_days_since: Option<u32>,
     /// Enterprise project filter: `all` (default), `0` or a UUID.

@@ -332,6 +332,7 @@ impl Certificates for SqlStore {
         template: &NewCertificate,
         count: u32,
         now_ms: i64,
+        max_lead_ms: Option<i64>,
         quotas: &Quotas,
     ) -> Result<Vec<CertificateId>> {
         let n = i64::from(count);
@@ -381,13 +382,22 @@ impl Certificates for SqlStore {
             }
             // Write first, so that SQLite takes its write lock at once (a read-then-write
             // transaction can fail to upgrade under contention). The allocator hands out `n`
-            // consecutive milliseconds above both the last id and now, so ids stay unique across
-            // processes even when 100 certificates are bought in one millisecond.
+            // consecutive milliseconds above the last id handed out (by any process), ending at
+            // `now_ms` when the milliseconds since then leave room: a burst takes the unused
+            // milliseconds just before now instead of running ahead of the clock, and only runs
+            // ahead when the ids asked for outnumber the milliseconds elapsed (or another
+            // process's clock is ahead of this one's).
             let last: i64 = sqlx::query_scalar(dialect::of(pool).alloc_certificate_ids)
                 .bind(n)
-                .bind(now_ms + n - 1)
+                .bind(now_ms)
                 .fetch_one(&mut *tx)
                 .await?;
+            if let Some(lead) = max_lead_ms
+                && last > now_ms.saturating_add(lead)
+            {
+                tx.rollback().await?;
+                return Err(StoreError::IdsAhead(last - now_ms - lead));
+            }
             let insert_order = sqlx::query(INSERT_ORDER)
                 .bind(order.order_id.as_str())
                 .bind(order.domain_id.as_str())
@@ -426,6 +436,20 @@ impl Certificates for SqlStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(conflict_or)?;
+                // The purchase's tags, where the tag operations read them.
+                for t in &template.tags {
+                    sqlx::query(
+                        "INSERT INTO certificate_tags (cert_id, domain_id, tag_key, tag_value, \
+                         created_ms) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(id.as_str())
+                    .bind(order.domain_id.as_str())
+                    .bind(t.key.as_str())
+                    .bind(t.value.as_str())
+                    .bind(order.created_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 ids.push(id);
             }
             tx.commit().await?;

@@ -102,7 +102,14 @@ pub trait Csrs: Send + Sync {
     ) -> Result<bool>;
     /// Deletes a CSR of `account` and its key; `false` if there is none with that id in it.
     async fn delete_csr(&self, account: &DomainId, id: &CsrId) -> Result<bool>;
+    /// The CSRs of `account` whose `domain_name` is `domain_name` and whose key is held, newest
+    /// first, at most [`MAX_KEYED_CSRS`]: the candidates for the key of a CSR given to apply.
+    async fn keyed_csrs_for(&self, account: &DomainId, domain_name: &str)
+    -> Result<Vec<CsrRecord>>;
 }
+
+/// The most CSRs [`Csrs::keyed_csrs_for`] answers.
+pub const MAX_KEYED_CSRS: u32 = 1000;
 
 macro_rules! select_csrs {
     ($rest:literal) => {
@@ -226,5 +233,23 @@ impl Csrs for SqlStore {
                 .rows_affected()
         });
         Ok(done > 0)
+    }
+
+    async fn keyed_csrs_for(
+        &self,
+        account: &DomainId,
+        domain_name: &str,
+    ) -> Result<Vec<CsrRecord>> {
+        Ok(db_run!(&self.pool, |p| {
+            sqlx::query_as(select_csrs!(
+                "WHERE domain_id = $1 AND domain_name = $2 AND private_key_sealed IS NOT NULL \
+                 ORDER BY created_ms DESC, id DESC LIMIT $3"
+            ))
+            .bind(account.as_str())
+            .bind(domain_name)
+            .bind(i64::from(MAX_KEYED_CSRS))
+            .fetch_all(p)
+            .await?
+        }))
     }
 }

@@ -49,7 +49,7 @@ pub use pool::Backend;
 pub use records::*;
 pub use tags::{CertificateTag, TagRecord, Tags};
 // --- csr ---
-pub use csrs::{CsrQuery, CsrRecord, Csrs};
+pub use csrs::{CsrQuery, CsrRecord, Csrs, MAX_KEYED_CSRS};
 // --- import ---
 pub use imports::{ImportOutcome, Imports};
 pub use url::DatabaseUrl;
@@ -84,6 +84,10 @@ pub enum StoreError {
     /// A quota of the account would be exceeded; nothing was written. The text says which.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// The certificate ids of an order would run further ahead of the clock than allowed;
+    /// nothing was written. Retry after this many milliseconds.
+    #[error("certificate ids would run {0} ms too far ahead of the clock")]
+    IdsAhead(i64),
 }
 
 impl StoreError {
@@ -98,7 +102,8 @@ impl StoreError {
             | Self::Corrupt(_)
             | Self::Migration(_)
             | Self::Config(_)
-            | Self::QuotaExceeded(_) => false,
+            | Self::QuotaExceeded(_)
+            | Self::IdsAhead(_) => false,
         }
     }
 }
@@ -186,16 +191,23 @@ pub trait Accounts: Send + Sync {
 /// Orders, certificates, applications and issuance.
 #[async_trait]
 pub trait Certificates: Send + Sync {
-    /// Creates an order and `count` certificates from `template` in one transaction, within the
-    /// account's `quotas` (checked and counted in the same transaction: an order past them writes
-    /// nothing and is [`StoreError::QuotaExceeded`]). Certificate ids are allocated here, strictly
-    /// increasing across all processes and never below `now_ms`.
+    /// Creates an order and `count` certificates from `template` (with its tags) in one
+    /// transaction, within the account's `quotas` (checked and counted in the same transaction:
+    /// an order past them writes nothing and is [`StoreError::QuotaExceeded`]).
+    ///
+    /// Certificate ids are allocated here from one counter shared by all processes: `count`
+    /// consecutive milliseconds, all above every id handed out before (so ids are never reused,
+    /// deleted ones included) and ending at `now_ms` when the milliseconds since the last
+    /// allocation leave room, else just above the last one. With `max_lead_ms`, an order whose
+    /// ids would end more than that many milliseconds after `now_ms` writes nothing and is
+    /// [`StoreError::IdsAhead`] (how long to wait); with `None` it is allocated whatever the lead.
     async fn create_order(
         &self,
         order: &OrderRecord,
         template: &NewCertificate,
         count: u32,
         now_ms: i64,
+        max_lead_ms: Option<i64>,
         quotas: &Quotas,
     ) -> Result<Vec<CertificateId>>;
     /// One certificate, whichever account owns it (operators and job workers only).

@@ -242,6 +242,9 @@ pub struct NewCertificate {
     pub status: CertificateStatus,
     /// Description.
     pub description: String,
+    /// Tags every certificate of the order starts with (the purchase's `tags`), stored where the
+    /// tag operations read them.
+    pub tags: Vec<crate::TagRecord>,
 }
 
 /// A certificate row.

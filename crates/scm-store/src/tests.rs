@@ -130,6 +130,7 @@ suite!(
     accounts_projects_credentials,
     tokens_follow_credential_status,
     order_ids_are_unique_in_one_millisecond,
+    an_orders_tags_are_its_certificates_tags,
     certificates_of_an_account_are_found_by_id_and_account,
     concurrent_orders_never_share_ids,
     application_and_issuance_are_conditional,
@@ -263,9 +264,10 @@ pub(crate) async fn order(
         name: "scm".into(),
         status: CertificateStatus::Paid,
         description: String::new(),
+        tags: Vec::new(),
     };
     match store
-        .create_order(&rec, &template, n, now_ms, &Quotas::UNLIMITED)
+        .create_order(&rec, &template, n, now_ms, None, &Quotas::UNLIMITED)
         .await
     {
         Ok(ids) => ids,
@@ -381,18 +383,96 @@ async fn order_ids_are_unique_in_one_millisecond(db: TestDb) {
     let first = order(&store, &a, &p, 100, now).await;
     let second = order(&store, &a, &p, 3, now).await;
     assert_eq!(first.len(), 100);
-    assert_eq!(first[0].millis(), 1_700_000_000_000);
+    // The first order takes the 100 milliseconds up to now: none is ahead of the clock.
+    assert_eq!(first[0].millis(), 1_699_999_999_901);
+    assert_eq!(first[99].millis(), 1_700_000_000_000);
     let all: HashSet<_> = first.iter().chain(second.iter()).collect();
     assert_eq!(all.len(), 103);
+    // Nothing is left below now in the same millisecond: the next ids are just above.
     assert_eq!(second[0].millis(), first[99].millis() + 1);
     // A clock that went backwards still gets fresh ids.
     let third = order(&store, &a, &p, 1, now - 5_000).await;
     assert!(third[0].millis() > second[2].millis());
+    // Once the clock has moved on, the milliseconds in between are used: ids end at now.
+    let later = order(&store, &a, &p, 10, now + 60_000).await;
+    assert_eq!(later[9].millis(), 1_700_000_060_000);
+    assert!(later[0].millis() > third[0].millis());
+    // With a lead allowed, an order whose ids would run further ahead writes nothing and says
+    // how long to wait; without one it is allocated.
+    let template = NewCertificate {
+        name: "scm".into(),
+        status: CertificateStatus::Paid,
+        description: String::new(),
+        tags: Vec::new(),
+    };
+    let mut rec = order_record(&a, &p, 5, 7);
+    rec.created_ms = now + 60_000;
+    let ahead = store
+        .create_order(
+            &rec,
+            &template,
+            5,
+            now + 60_000,
+            Some(3),
+            &Quotas::UNLIMITED,
+        )
+        .await;
+    assert!(matches!(ahead, Err(StoreError::IdsAhead(2))), "{ahead:?}");
+    let within = store
+        .create_order(
+            &rec,
+            &template,
+            5,
+            now + 60_000,
+            Some(5),
+            &Quotas::UNLIMITED,
+        )
+        .await
+        .unwrap();
+    assert_eq!(within[4].millis(), 1_700_000_060_005);
     let c = store.certificate(&first[42]).await.unwrap().unwrap();
     assert_eq!(c.status, CertificateStatus::Paid);
     assert_eq!(c.product, product());
     assert_eq!(c.domain_id, a.domain_id);
     assert!(c.application.is_none() && c.issued.is_none());
+}
+
+/// The tags of an order's template are on every certificate of the order, where the tag
+/// operations read them; they go with their certificate.
+async fn an_orders_tags_are_its_certificates_tags(db: TestDb) {
+    let store = db.store().await;
+    let (a, p) = account(1);
+    store.create_account(&a, &p).await.unwrap();
+    let tag = |k: &str, v: &str| TagRecord {
+        key: k.into(),
+        value: v.into(),
+    };
+    let template = NewCertificate {
+        name: "scm".into(),
+        status: CertificateStatus::Paid,
+        description: String::new(),
+        tags: vec![tag("env", "prod"), tag("team", "")],
+    };
+    let ids = store
+        .create_order(
+            &order_record(&a, &p, 2, 9),
+            &template,
+            2,
+            1_700_000_000_000,
+            None,
+            &Quotas::UNLIMITED,
+        )
+        .await
+        .unwrap();
+    for id in &ids {
+        assert_eq!(
+            store.tags_of(id).await.unwrap(),
+            [tag("env", "prod"), tag("team", "")]
+        );
+    }
+    let all = store.account_tags(&a.domain_id).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert!(all.iter().all(|t| ids.contains(&t.cert_id)));
 }
 
 /// `certificate_of` finds a certificate only with its own account: another account's and an id
@@ -1506,6 +1586,7 @@ async fn quotas_are_checked_and_counted_with_the_order(db: TestDb) {
         name: "scm".into(),
         status: CertificateStatus::Paid,
         description: String::new(),
+        tags: Vec::new(),
     };
     let quotas = Quotas {
         certificates_per_account: 10,
@@ -1513,11 +1594,25 @@ async fn quotas_are_checked_and_counted_with_the_order(db: TestDb) {
     };
     let day = 20_000 * 86_400_000_i64;
     store
-        .create_order(&order_record(&a, &p, 6, 1), &template, 6, day + 1, &quotas)
+        .create_order(
+            &order_record(&a, &p, 6, 1),
+            &template,
+            6,
+            day + 1,
+            None,
+            &quotas,
+        )
         .await
         .unwrap();
     let over = store
-        .create_order(&order_record(&a, &p, 5, 2), &template, 5, day + 2, &quotas)
+        .create_order(
+            &order_record(&a, &p, 5, 2),
+            &template,
+            5,
+            day + 2,
+            None,
+            &quotas,
+        )
         .await;
     assert!(
         matches!(&over, Err(StoreError::QuotaExceeded(m)) if m.contains("11") && m.contains("10")),
@@ -1529,7 +1624,14 @@ async fn quotas_are_checked_and_counted_with_the_order(db: TestDb) {
         .unwrap();
     assert_eq!(total, 6, "a refused order writes nothing");
     store
-        .create_order(&order_record(&a, &p, 4, 3), &template, 4, day + 3, &quotas)
+        .create_order(
+            &order_record(&a, &p, 4, 3),
+            &template,
+            4,
+            day + 3,
+            None,
+            &quotas,
+        )
         .await
         .unwrap();
     // Orders per day: the third of the day is allowed, the fourth not; the next day it is.
@@ -1538,11 +1640,25 @@ async fn quotas_are_checked_and_counted_with_the_order(db: TestDb) {
         ..quotas
     };
     store
-        .create_order(&order_record(&a, &p, 1, 4), &template, 1, day + 4, &big)
+        .create_order(
+            &order_record(&a, &p, 1, 4),
+            &template,
+            1,
+            day + 4,
+            None,
+            &big,
+        )
         .await
         .unwrap();
     let fourth = store
-        .create_order(&order_record(&a, &p, 1, 5), &template, 1, day + 5, &big)
+        .create_order(
+            &order_record(&a, &p, 1, 5),
+            &template,
+            1,
+            day + 5,
+            None,
+            &big,
+        )
         .await;
     assert!(
         matches!(&fourth, Err(StoreError::QuotaExceeded(m)) if m.contains("orders")),
@@ -1554,6 +1670,7 @@ async fn quotas_are_checked_and_counted_with_the_order(db: TestDb) {
             &template,
             1,
             day + 86_400_000,
+            None,
             &big,
         )
         .await
@@ -1570,7 +1687,14 @@ async fn quotas_are_checked_and_counted_with_the_order(db: TestDb) {
         let (store, b, q, template) = (store.clone(), b.clone(), q.clone(), template.clone());
         tasks.push(tokio::spawn(async move {
             store
-                .create_order(&order_record(&b, &q, 1, 10 + i), &template, 1, day, &tight)
+                .create_order(
+                    &order_record(&b, &q, 1, 10 + i),
+                    &template,
+                    1,
+                    day,
+                    None,
+                    &tight,
+                )
                 .await
                 .is_ok()
         }));

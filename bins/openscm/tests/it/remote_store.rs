@@ -134,11 +134,12 @@ impl Certificates for RemoteStore {
         template: &NewCertificate,
         count: u32,
         now_ms: i64,
+        max_lead_ms: Option<i64>,
         quotas: &Quotas,
     ) -> Result<Vec<CertificateId>> {
         self.wire().await;
         self.inner
-            .create_order(order, template, count, now_ms, quotas)
+            .create_order(order, template, count, now_ms, max_lead_ms, quotas)
             .await
     }
     async fn certificate(&self, id: &CertificateId) -> Result<Option<CertificateRecord>> {
@@ -389,6 +390,14 @@ impl Csrs for RemoteStore {
     async fn delete_csr(&self, account: &DomainId, id: &CsrId) -> Result<bool> {
         self.wire().await;
         self.inner.delete_csr(account, id).await
+    }
+    async fn keyed_csrs_for(
+        &self,
+        account: &DomainId,
+        domain_name: &str,
+    ) -> Result<Vec<CsrRecord>> {
+        self.wire().await;
+        self.inner.keyed_csrs_for(account, domain_name).await
     }
 }
 

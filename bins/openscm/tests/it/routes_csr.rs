@@ -415,3 +415,52 @@ async fn routes_csr_refusals() {
     assert_eq!(c.show_csr(&id).await.unwrap().name, "mine");
     s.stop().await;
 }
+
+/// A certificate applied for with a CSR made by CreateCsr gets the key the server holds for
+/// it: export answers it (the key ShowCsrPrivateKey answers, not `null`), and the certificate
+/// says it can be pushed. A CSR made elsewhere still exports no key.
+#[tokio::test]
+async fn routes_csr_a_certificate_from_a_created_csr_exports_its_key() {
+    let s = TestServer::start().await;
+    let c = &s.admin;
+    let made = c
+        .create_csr(&create_body("for-apply", "EC_P256"))
+        .await
+        .unwrap();
+    let pem = c.show_csr(&made.id).await.unwrap().csr;
+    let key = c.show_csr_private_key(&made.id).await.unwrap().private_key;
+    let id = c
+        .subscribe(&scm_proto::v3::PurchaseBody {
+            domain_type: Some("MULTI_DOMAIN".into()),
+            domain_numbers: Some(3),
+            ..crate::routes::buy_body()
+        })
+        .await
+        .unwrap()
+        .cert[0]
+        .cert_id
+        .clone();
+    let apply = scm_proto::v3::ApplicationBody {
+        sans: Some("a.csr.test;*.b.csr.test".into()),
+        csr: Some(pem),
+        ..crate::routes::apply_body("www.csr.test")
+    };
+    c.apply(&id, &apply).await.unwrap();
+    let export = c.export(&id).await.unwrap();
+    assert_eq!(export.private_key.as_deref(), Some(key.as_str()));
+    let leaf = scm_pki::parse_certificate_pem(&export.certificate).unwrap();
+    assert!(leaf.public_key_matches(&PrivateKey::from_pem(&key).unwrap()));
+    assert_eq!(c.show(&id).await.unwrap().push_support, "ON");
+
+    // A CSR whose key the server never had: no key to export.
+    let (foreign, _) = csr(&["www.foreign-csr.test"]);
+    let id = crate::routes::paid(c).await;
+    let apply = scm_proto::v3::ApplicationBody {
+        csr: Some(foreign),
+        ..crate::routes::apply_body("www.foreign-csr.test")
+    };
+    c.apply(&id, &apply).await.unwrap();
+    assert_eq!(c.export(&id).await.unwrap().private_key, None);
+    assert_eq!(c.show(&id).await.unwrap().push_support, "OFF");
+    s.stop().await;
+}

@@ -266,7 +266,8 @@ async fn routes_deploy_and_deployed_resources() {
     );
     request_id(&resp);
 
-    // Where it is deployed now: web, web2 (ELB, two regions) and the CDN domain; broken never.
+    // Where it is deployed now: web, web2 (ELB, two regions) and the CDN domain; broken never,
+    // and its last delivery failed: its region is in error (what it serves is not known).
     let listed = |services: &[&str]| {
         let (admin, id) = (s.admin.clone(), id.clone());
         let services: Vec<String> = services.iter().map(|s| (*s).to_owned()).collect();
@@ -296,7 +297,8 @@ async fn routes_deploy_and_deployed_resources() {
                      {"region_id": "cn-east-3", "is_error": false, "resources": [
                          {"resource_id": "web2", "resource_name": "web2"}]},
                      {"region_id": "cn-north-4", "is_error": false, "resources": [
-                         {"resource_id": "web", "resource_name": "web"}]}]},
+                         {"resource_id": "web", "resource_name": "web"}]},
+                     {"region_id": "cn-south-1", "is_error": true, "resources": []}]},
                 {"service": "WAF", "resource_num": 0, "resource_location": "region",
                  "region_resources": []}
             ]
@@ -393,6 +395,15 @@ async fn routes_deploy_and_deployed_resources() {
         404,
         "SCM.0020",
     );
+    // A certificate not issued is deployed nowhere and cannot be: refused as a deploy of it
+    // is, and the whole call with it.
+    for ids in [json!([unissued]), json!([id, unissued])] {
+        refused(
+            &list(json!({"certificate_ids": ids, "service_names": ["ALL"]})).await,
+            400,
+            "SCM.0010",
+        );
+    }
     // Another account sees neither the certificate nor where it went.
     let other = s.other_account("other").await;
     let resp = other

@@ -416,6 +416,109 @@ async fn routes_v2_complete_without_a_saved_application_names_domain() {
     s.stop().await;
 }
 
+/// Certificate ids are `scs` + a millisecond time: a 1,000-certificate purchase takes the
+/// milliseconds up to the purchase, so when it is answered no id is ahead of the clock; a
+/// second one at once runs at most 100 ms ahead (it waits for the clock beyond that).
+#[tokio::test]
+async fn routes_v2_a_1000_certificate_purchase_does_not_run_ahead_of_the_clock() {
+    let s = TestServer::start().await;
+    let body = PurchaseBody {
+        order_number: Some(1000),
+        ..v2_buy_body()
+    };
+    let now_ms = || {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    };
+    let millis = |ids: &[scm_proto::v3::CertRef]| -> Vec<i64> {
+        ids.iter()
+            .map(|c| c.cert_id[3..].parse().unwrap())
+            .collect()
+    };
+    let first = millis(
+        &s.admin
+            .v2_purchase(&s.project_id, &body)
+            .await
+            .unwrap()
+            .cert,
+    );
+    let answered = now_ms();
+    assert_eq!(first.len(), 1000);
+    let ahead = first.iter().max().unwrap() - answered;
+    assert!(ahead <= 0, "ids {ahead} ms ahead of the clock");
+    let second = millis(
+        &s.admin
+            .v2_purchase(&s.project_id, &body)
+            .await
+            .unwrap()
+            .cert,
+    );
+    let answered = now_ms();
+    assert!(
+        second.iter().min() > first.iter().max(),
+        "ids are never reused"
+    );
+    let ahead = second.iter().max().unwrap() - answered;
+    assert!(ahead <= 100, "ids {ahead} ms ahead of the clock");
+    s.stop().await;
+}
+
+/// v2 `save` takes what its page allows (the page's own example e-mail value
+/// `example.huawei.com`, an empty `applicant_name` — "0 to 63 characters" — and, for a DV
+/// certificate, no company fields: "mandatory for certificates of the OV and EV types"), and
+/// `complete` issues what was saved.
+#[tokio::test]
+async fn routes_v2_save_takes_what_its_page_allows() {
+    let s = TestServer::start().await;
+    let dv = paid(&s.admin).await;
+    let form = serde_json::json!({
+        "domain": "www.dv-save.v2.test", "country": "CN", "applicant_name": "",
+        "applicant_phone": "13212345678", "applicant_email": "example.huawei.com",
+        "contact_email": "example.huawei.com", "csr": "", "sans": "",
+        "agree_privacy_protection": true
+    });
+    let resp = s
+        .admin
+        .call(
+            Operation::V2SaveApplication,
+            &[&s.project_id, &dv],
+            &[],
+            Some(&json(&form)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let c = s.admin.show(&dv).await.unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.domain.as_deref()),
+        ("PAID", Some("www.dv-save.v2.test"))
+    );
+    let info = c.application_info.unwrap();
+    assert_eq!(info.applicant_email.as_deref(), Some("example.huawei.com"));
+    assert_eq!(info.company_name, None);
+    s.admin.v2_complete(&s.project_id, &dv, None).await.unwrap();
+    assert_eq!(leaf_names(&s.admin, &dv).await, ["www.dv-save.v2.test"]);
+    // The same form for an OV certificate: the company is required.
+    let ov = v2_paid(&s.admin, &s.project_id, &v2_buy_body()).await;
+    let resp = s
+        .admin
+        .call(
+            Operation::V2SaveApplication,
+            &[&s.project_id, &ov],
+            &[],
+            Some(&json(&form)),
+        )
+        .await
+        .unwrap();
+    invalid(&resp, "company_name");
+    s.stop().await;
+}
+
 /// Each refused save names its field and leaves the saved application as it was.
 #[tokio::test]
 async fn routes_v2_save_refusals_name_the_field_and_keep_the_saved_application() {
@@ -448,12 +551,15 @@ async fn routes_v2_save_refusals_name_the_field_and_keep_the_saved_application()
             with(|b| b.applicant_phone = Some("phone".into())),
             "applicant_phone",
         ),
+        // The v2 page checks no e-mail form (its own example is `example.huawei.com`), only
+        // the length an address can have.
         (
-            with(|b| b.applicant_email = Some("not-an-email".into())),
+            with(|b| b.applicant_email = Some(format!("{}@example.test", "x".repeat(250)))),
             "applicant_email",
         ),
+        (with(|b| b.applicant_email = None), "applicant_email"),
         (
-            with(|b| b.contact_email = Some("nobody@".into())),
+            with(|b| b.contact_email = Some("x".repeat(255))),
             "contact_email",
         ),
         (

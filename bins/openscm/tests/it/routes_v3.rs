@@ -100,9 +100,21 @@ async fn routes_subscribe_checks_the_v3_ranges() {
     let c = s.admin.show(&split[0]).await.unwrap();
     assert_eq!(c.status, "PAID", "paid at once");
     assert_eq!(c.multi_domain_type.as_deref(), Some("primary_wildcard"));
-    assert_eq!((c.domain_count, c.wildcard_count), (3, 2));
+    // `wildcard_count` counts the additional wildcard domains: not the wildcard primary.
+    assert_eq!((c.domain_count, c.wildcard_count), (3, 1));
+    // The tags given at buy are the certificate's tags.
+    let tags = s.admin.certificate_tags(&split[0]).await.unwrap().tags;
+    assert_eq!(
+        tags.iter()
+            .map(|t| (t.key.as_deref(), t.value.as_deref()))
+            .collect::<Vec<_>>(),
+        [(Some("team"), Some("web"))]
+    );
+    // The v3 page's `domain_numbers` starts at 1, for MULTI_DOMAIN too.
+    let one = bought(&s.admin, &multi(1)).await;
+    assert_eq!(s.admin.show(&one[0]).await.unwrap().domain_count, 1);
     let total = count(&s.admin).await;
-    assert_eq!(total, 102);
+    assert_eq!(total, 103);
 
     let with = |f: fn(&mut PurchaseBody)| {
         let mut b = buy_body();
@@ -120,7 +132,7 @@ async fn routes_subscribe_checks_the_v3_ranges() {
         (with(|b| b.effective_time = Some(0)), "effective_time"),
         (with(|b| b.effective_time = Some(4)), "effective_time"),
         (with(|b| b.domain_numbers = Some(2)), "domain_numbers"),
-        (json(&multi(1)), "domain_numbers"),
+        (json(&multi(0)), "domain_numbers"),
         (json(&multi(101)), "domain_numbers"),
         (
             with(|b| b.cert_type = Some("CHEAP_SSL_CERT".into())),
@@ -1108,8 +1120,9 @@ async fn routes_list_refusals_name_the_parameter() {
     s.stop().await;
 }
 
-/// `expired_days_since=N` leaves out certificates expired more than N days ago, only when
-/// given. The server's clock is moved: a certificate issued 400 days ago expired 35 days ago.
+/// `expired_days_since=N` leaves out certificates expired more than N days ago; absent, it is
+/// its documented default, 0, except with `status=EXPIRED`. The server's clock is moved: a
+/// certificate issued 400 days ago expired 35 days ago.
 #[tokio::test]
 async fn routes_list_expired_days_since_leaves_out_long_expired_certificates() {
     let now = OffsetDateTime::now_utc();
@@ -1128,7 +1141,15 @@ async fn routes_list_expired_days_since_leaves_out_long_expired_certificates() {
     );
     let all = set(&[&old, &fresh, &unissued]);
     for (query, want) in [
-        (vec![], all.clone()),
+        // The documented default, 0: the expired certificate is left out.
+        (vec![], set(&[&fresh, &unissued])),
+        (vec![("status", "ALL")], set(&[&fresh, &unissued])),
+        // Asked for by status, expired certificates are listed without a window.
+        (vec![("status", "EXPIRED")], set(&[&old])),
+        (
+            vec![("status", "EXPIRED"), ("expired_days_since", "30")],
+            set(&[]),
+        ),
         (vec![("expired_days_since", "40")], all.clone()),
         (vec![("expired_days_since", "1095")], all.clone()),
         (

@@ -541,12 +541,18 @@ async fn sign_out(State(s): State<AppState>, headers: HeaderMap, body: Body) -> 
 }
 
 /// The inventory's query: the list API's parameters (`content`, `status`, `sort_key`,
-/// `sort_dir`, `limit`, `offset`) and the timeline's window (`expires_from`, `expires_before`).
+/// `sort_dir`, `limit`, `offset`, `expired_days_since`, which leaves nothing out unless given)
+/// and the timeline's window (`expires_from`, `expires_before`).
 fn inventory_request(raw: Option<&str>) -> Result<ListRequest, String> {
     let pairs = parse::query_pairs(raw).map_err(|_| "the query is not valid text".to_owned())?;
     let mut req = parse::list_request(&pairs).map_err(|e| e.to_string())?;
     if !pairs.iter().any(|(k, _)| k == "limit") {
         req.query.limit = PAGE_SIZE;
+    }
+    // The inventory is the operator's whole estate: expired certificates are in it unless a
+    // window is asked for (the API's default of 0 days is for API clients).
+    if !pairs.iter().any(|(k, _)| k == "expired_days_since") {
+        req.expired_days_since = None;
     }
     let ms = |name: &str| -> Result<Option<i64>, String> {
         pairs

@@ -78,10 +78,11 @@ pub(crate) async fn list_deployed_resources(
                 .map(|(service, regions)| {
                     let region_resources: Vec<RegionResourceDetail> = regions
                         .into_iter()
-                        .map(|(region_id, names)| RegionResourceDetail {
+                        .map(|(region_id, region)| RegionResourceDetail {
                             region_id,
-                            is_error: false,
-                            resources: names
+                            is_error: region.is_error,
+                            resources: region
+                                .resources
                                 .into_iter()
                                 .map(|n| ResourceDetail {
                                     resource_id: n.clone(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use scm_pki::PrivateKey;
 use scm_proto::v3::{ApplicationBody, PurchaseBody};
 use scm_proto::{CertificateId, CertificateStatus, OrderId, ProjectId};
-use scm_store::{CertificateRecord, ListQuery, NewCertificate, OrderRecord, StoreError};
+use scm_store::{CertificateRecord, ListQuery, NewCertificate, OrderRecord, StoreError, TagRecord};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -18,18 +18,38 @@ use crate::{DomainError, random};
 
 use super::{Export, Scm};
 
+/// How far ahead of the clock the certificate ids of an order may run (see
+/// [`Scm::purchase`]).
+pub const MAX_ID_LEAD_MS: i64 = 100;
+/// How long an order whose ids would run further ahead waits for the clock before it takes them
+/// anyway: long enough for the largest order (1,000 certificates, one a millisecond).
+pub const MAX_ID_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A certificate list request, as parsed from the query string.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListRequest {
     /// Filters, sort and page. `expired_after_ms` is left unset: it follows from
     /// `expired_days_since` and the clock.
     pub query: ListQuery,
-    /// Leave out certificates that expired more than this many days ago (only when given).
+    /// Leave out certificates that expired more than this many days ago; `None`: leave out
+    /// nothing for having expired. (The API's parser gives the documented default, 0, when the
+    /// parameter is absent.)
     pub expired_days_since: Option<i64>,
 }
 
 impl Scm {
-    /// Buys `order_number` certificates in one transaction; they start in `PAID`.
+    /// Buys `order_number` certificates in one transaction; they start in `PAID`, with the
+    /// purchase's tags.
+    ///
+    /// Certificate ids are `scs` + a millisecond time, one per millisecond, from a counter
+    /// shared by every process on the database (see [`scm_store::Certificates::create_order`]):
+    /// an order takes the unused milliseconds up to now, so its ids are not ahead of the clock.
+    /// Only orders that ask for more ids than milliseconds have passed (bursts beyond 1,000
+    /// certificates a second) would run ahead; they run at most [`MAX_ID_LEAD_MS`] ahead, and
+    /// beyond that wait for the clock to catch up, up to [`MAX_ID_WAIT`]. An order still
+    /// refused after that (the clock stands still, or another process's clock is that far
+    /// ahead of this one's) takes its ids anyway, and says so in the log: ids must be unique,
+    /// and the purchase must not fail for want of a millisecond.
     pub async fn purchase(
         &self,
         p: &Principal,
@@ -44,9 +64,18 @@ impl Scm {
             name: "scm".into(),
             status: CertificateStatus::Paid,
             description: String::new(),
+            tags: spec
+                .tags
+                .iter()
+                .map(|t| TagRecord {
+                    key: t.key.clone(),
+                    value: t.value.clone(),
+                })
+                .collect(),
         };
-        // Order ids carry 5 random characters per minute; retry on the rare collision.
-        for _ in 0..5 {
+        let mut collisions = 0;
+        let mut waited = std::time::Duration::ZERO;
+        loop {
             let now = self.clock.now();
             let order = OrderRecord {
                 order_id: order_id(now)?,
@@ -57,6 +86,7 @@ impl Scm {
                 tags_json: tags_json.clone(),
                 created_ms: unix_ms(now),
             };
+            let lead = (waited < MAX_ID_WAIT).then_some(MAX_ID_LEAD_MS);
             match self
                 .store
                 .create_order(
@@ -64,18 +94,42 @@ impl Scm {
                     &template,
                     spec.order_number,
                     unix_ms(now),
+                    lead,
                     &self.config.quotas,
                 )
                 .await
             {
-                Ok(ids) => return Ok((order.order_id, ids)),
-                Err(StoreError::Conflict(_)) => continue,
+                Ok(ids) => {
+                    let ahead = ids.last().map_or(0, |id| {
+                        i64::try_from(id.millis()).unwrap_or(i64::MAX) - unix_ms(now)
+                    });
+                    if ahead > MAX_ID_LEAD_MS {
+                        tracing::warn!(
+                            order = %order.order_id,
+                            ahead_ms = ahead,
+                            "certificate ids run ahead of the clock: the clock did not catch up \
+                             with the orders (or another server's clock is ahead of this one's)"
+                        );
+                    }
+                    return Ok((order.order_id, ids));
+                }
+                // Order ids carry 5 random characters per minute; retry on the rare collision.
+                Err(StoreError::Conflict(_)) if collisions < 4 => collisions += 1,
+                Err(StoreError::Conflict(_)) => {
+                    return Err(DomainError::internal(
+                        "could not allocate a unique order id",
+                    ));
+                }
+                Err(StoreError::IdsAhead(ms)) => {
+                    let wait = std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(1))
+                        .max(std::time::Duration::from_millis(1))
+                        .min(MAX_ID_WAIT.saturating_sub(waited));
+                    self.clock.sleep(wait).await;
+                    waited += wait;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(DomainError::internal(
-            "could not allocate a unique order id",
-        ))
     }
 
     /// Loads a certificate of the caller's account.
@@ -199,8 +253,11 @@ impl Scm {
             .await?
             .ok_or(DomainError::OtherTenant)?;
         issuance::check_policy(&account.policy, &names)?;
+        // With a CSR, the key is the applicant's, unless it is the key of a CSR OpenSCM made
+        // (CreateCsr) or was given with its key (UploadCsr): then OpenSCM holds it, and the
+        // certificate gets it (export, push) as one issued with a key made here.
         let key = match &form.csr {
-            Some(_) => None,
+            Some((_, csr)) => self.held_csr_key(&p.account, csr).await?,
             None => Some(self.keygen.generate(&p.account, form.key_algorithm).await?),
         };
         let now = self.clock.now();

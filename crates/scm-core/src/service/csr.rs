@@ -33,8 +33,8 @@
 //! [`KeyGenerator`]: crate::issuance::KeyGenerator
 
 use scm_pki::{DnsName, KeyAlgorithm, ParsedCsr, PrivateKey, SubjectFields, generate_csr};
-use scm_proto::CsrId;
 use scm_proto::csr::{CreateCsrBody, UpdateCsrBody, UploadCsrBody};
+use scm_proto::{CsrId, DomainId};
 use scm_store::{CsrQuery, CsrRecord, StoreError};
 use zeroize::Zeroizing;
 
@@ -361,6 +361,43 @@ fn key_aad(id: &CsrId) -> String {
 }
 
 impl Scm {
+    /// The private key of `csr` (a CSR given to apply) when OpenSCM holds it: the key of one of
+    /// the account's CSRs, made by CreateCsr or uploaded with its key, for the same public key
+    /// (the CSR given need not be that one's text: any CSR of its key will do). `None` for any
+    /// other CSR. The candidates are the account's keyed CSRs made for the same first name.
+    pub(super) async fn held_csr_key(
+        &self,
+        account: &DomainId,
+        csr: &ParsedCsr,
+    ) -> Result<Option<PrivateKey>, DomainError> {
+        let Some(first) = csr.dns_names().first().and_then(|n| DnsName::parse(n).ok()) else {
+            return Ok(None);
+        };
+        for rec in self.store.keyed_csrs_for(account, first.as_str()).await? {
+            let Some(sealed) = &rec.private_key_sealed else {
+                continue;
+            };
+            let same_key = ParsedCsr::from_pem(&rec.csr_pem)
+                .is_ok_and(|held| held.public_key_info_der() == csr.public_key_info_der());
+            if !same_key {
+                continue;
+            }
+            let der = self
+                .master
+                .open(sealed, key_aad(&rec.id).as_bytes())
+                .map_err(|e| {
+                    DomainError::internal_from(format!("opening the key of CSR {}", rec.id), e)
+                })?;
+            let key = PrivateKey::from_pkcs8_der(&der)
+                .map_err(|e| DomainError::internal_from(format!("the key of CSR {}", rec.id), e))?;
+            if csr.matches_key(&key) {
+                tracing::info!(csr = %rec.id, "the key of a CSR OpenSCM holds is the certificate's");
+                return Ok(Some(key));
+            }
+        }
+        Ok(None)
+    }
+
     fn new_csr_id() -> Result<CsrId, DomainError> {
         Ok(CsrId::from_random(random::bytes()?))
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use scm_proto::CertificateId;
 use scm_proto::deploy::{BatchPushBody, DeployBody, ListDeployedBody};
-use scm_store::CertificateRecord;
+use scm_store::{CertificateRecord, PushOutcome};
 use tokio::task::JoinSet;
 
 use crate::DomainError;
@@ -33,8 +33,19 @@ const MAX_LISTED: usize = 50;
 const HISTORY_SCAN: u32 = 10_000;
 
 /// Where a certificate is deployed: service label (`CDN`, `WAF`, `ELB`) → region (`global` for
-/// CDN) → push target names.
-pub type Placement = BTreeMap<&'static str, BTreeMap<String, BTreeSet<String>>>;
+/// CDN) → what is known of the region.
+pub type Placement = BTreeMap<&'static str, BTreeMap<String, RegionPlacement>>;
+
+/// A region of a service a certificate was delivered to (or failed to be).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegionPlacement {
+    /// The push targets a successful delivery of the certificate reached, by name.
+    pub resources: BTreeSet<String>,
+    /// Whether the last delivery of the certificate to one of the region's targets failed: what
+    /// that target serves is then not known (a failed reload restores the previous files, a
+    /// failure past the write may not), so the answer may be wrong for it.
+    pub is_error: bool,
+}
 
 /// The label ListDeployedResources gives a service (at most 5 characters: `Enhance_ELB` is an
 /// `ELB`).
@@ -352,8 +363,11 @@ impl Scm {
     }
 
     /// ListDeployedResources: for each certificate (all the caller's, else `SCM.0020` for the
-    /// call), the push targets its successful pushes reached and that are still configured,
-    /// grouped by the services asked for and by region.
+    /// call; all issued or imported, else `SCM.0010` for the call, as for a push), the push
+    /// targets that a delivery of it reached and that are still configured, grouped by the
+    /// services asked for and by region; a region is in error when the last delivery of the
+    /// certificate to one of its targets failed (such a region is listed even if no delivery
+    /// to it ever succeeded).
     pub async fn deployed_resources(
         &self,
         p: &Principal,
@@ -361,35 +375,75 @@ impl Scm {
     ) -> Result<Vec<(CertificateId, Placement)>, DomainError> {
         let ids = parse_listed_ids(body.certificate_ids.as_deref())?;
         let services = parse_listed_services(body.service_names.as_deref())?;
-        let mut out = Vec::with_capacity(ids.len());
+        let mut certs = Vec::with_capacity(ids.len());
         for id in ids {
             let cert = self.certificate(p, &id).await?;
-            let mut placement: Placement = services.iter().map(|s| (*s, BTreeMap::new())).collect();
+            ensure_issued_or_imported(&cert)?;
+            certs.push(cert);
+        }
+        let mut out = Vec::with_capacity(certs.len());
+        for cert in certs {
             let history = self
                 .store
-                .push_history(&cert.id, HISTORY_SCAN, true)
+                .push_history(&cert.id, HISTORY_SCAN, false)
                 .await?;
-            // Successful pushes only: the store filters them.
-            for record in &history {
-                for name in record.targets.split(';').filter(|n| !n.is_empty()) {
-                    let Some(t) = self
-                        .config
-                        .push_targets
-                        .iter()
-                        .find(|t| t.name == name && t.account == cert.domain_id)
-                    else {
-                        continue;
-                    };
-                    let Some(regions) = placement.get_mut(service_label(t.service)) else {
-                        continue;
-                    };
-                    let region = t.region.clone().unwrap_or_else(|| "global".into());
-                    regions.entry(region).or_default().insert(t.name.clone());
-                }
-            }
-            out.push((cert.id.clone(), placement));
+            out.push((cert.id.clone(), self.placement(&cert, &services, &history)));
         }
         Ok(out)
+    }
+
+    /// Where the history (newest first) says `cert` went, for `services`.
+    fn placement(
+        &self,
+        cert: &CertificateRecord,
+        services: &[&'static str],
+        history: &[scm_store::PushRecord],
+    ) -> Placement {
+        let mut placement: Placement = services.iter().map(|s| (*s, BTreeMap::new())).collect();
+        // Targets whose last delivery was already seen (the history is newest first).
+        let mut decided: BTreeSet<&str> = BTreeSet::new();
+        for record in history {
+            for name in record.targets.split(';').filter(|n| !n.is_empty()) {
+                let last = decided.insert(name);
+                let Some(t) = self
+                    .config
+                    .push_targets
+                    .iter()
+                    .find(|t| t.name == name && t.account == cert.domain_id)
+                else {
+                    continue;
+                };
+                let Some(regions) = placement.get_mut(service_label(t.service)) else {
+                    continue;
+                };
+                let delivered = record.outcome == PushOutcome::Success
+                    || super::jobs::delivered_to(&record.detail, name);
+                if !delivered && !last {
+                    continue;
+                }
+                let region = regions
+                    .entry(t.region.clone().unwrap_or_else(|| "global".into()))
+                    .or_default();
+                if delivered {
+                    region.resources.insert(t.name.clone());
+                } else {
+                    region.is_error = true;
+                }
+            }
+        }
+        placement
+    }
+}
+
+/// ListDeployedResources answers for certificates that can have been deployed: issued or
+/// imported ones (`ISSUED`, `UPLOAD`, and the same once `EXPIRED`: where an expired certificate
+/// is still deployed is what one looks for). Any other (`PAID`, an application under review) is
+/// refused as a push of it is: `SCM.0010`.
+fn ensure_issued_or_imported(cert: &CertificateRecord) -> Result<(), DomainError> {
+    if cert.issued.is_some() {
+        Ok(())
+    } else {
+        Err(DomainError::WrongStatus(cert.status))
     }
 }
 

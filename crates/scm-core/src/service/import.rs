@@ -524,6 +524,7 @@ mod tests {
             (Some(1), Some(1))
         );
         assert_eq!((p.domain_numbers, p.effective_time), (3, 2));
-        assert_eq!(issuance::wildcard_count(&p), 2);
+        // The additional wildcard name only: the wildcard primary is not counted.
+        assert_eq!(issuance::wildcard_count(&p), 1);
     }
 }

@@ -31,6 +31,19 @@ impl JobHandler for Scm {
     }
 }
 
+/// The entry of a push record's `detail` for a target that took the certificate; the entries
+/// of a record are joined with `"; "`, and those of targets that failed start with `target`.
+fn delivered_entry(name: &str) -> String {
+    format!("{name}: ok")
+}
+
+/// Whether the attempt recorded with `detail` delivered to the target `name` (an attempt with
+/// several targets can fail for some and deliver to others).
+pub(super) fn delivered_to(detail: &str, name: &str) -> bool {
+    let entry = delivered_entry(name);
+    detail.split("; ").any(|e| e == entry)
+}
+
 fn permanent(message: String) -> Attempt {
     Attempt::Failed {
         message,
@@ -105,7 +118,7 @@ impl Scm {
                     .map_err(|e| (format!("target {name}: {}", e.message), e.kind)),
             };
             match outcome {
-                Ok(()) => details.push(format!("{name}: ok")),
+                Ok(()) => details.push(delivered_entry(name)),
                 Err((message, kind)) => {
                     details.push(message.clone());
                     failures.push((message, kind));
@@ -184,5 +197,25 @@ impl Attempt {
     fn logged(self, cause: &dyn std::fmt::Display) -> Self {
         tracing::warn!(error = %cause, "job attempt failed");
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detail_says_which_targets_took_the_certificate() {
+        let detail = [
+            delivered_entry("lb-a"),
+            "target lb-b: reload failed: exit status 1".to_owned(),
+            delivered_entry("lb-c"),
+        ]
+        .join("; ");
+        assert!(delivered_to(&detail, "lb-a"));
+        assert!(!delivered_to(&detail, "lb-b"));
+        assert!(delivered_to(&detail, "lb-c"));
+        assert!(!delivered_to(&detail, "lb"));
+        assert!(!delivered_to("", "lb-a"));
     }
 }

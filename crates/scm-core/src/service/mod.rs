@@ -44,7 +44,7 @@ use crate::{Clock, DomainError};
 
 pub use crate::cache::CacheStat;
 pub use authentication::HeadCheck;
-pub use certificates::ListRequest;
+pub use certificates::{ListRequest, MAX_ID_LEAD_MS, MAX_ID_WAIT};
 pub use observe::{CacheFigures, Snapshot};
 
 /// Settings of the domain layer.

@@ -84,8 +84,8 @@ async fn setup(url: &str) -> Setup {
                 ..CoreConfig::default()
             },
         )
-            .await
-            .unwrap(),
+        .await
+        .unwrap(),
     );
     let admin = Principal {
         account: created.domain_id,

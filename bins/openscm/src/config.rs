@@ -1256,18 +1256,24 @@ mod tests {
         let file = d.path().join("c.toml");
         let warned = |text: &str| {
             std::fs::write(&file, text).unwrap();
-            resolve(&common_in(d.path(), Some(file.clone())), Some(&server_args(&[])))
-                .unwrap()
-                .metrics_exposure_warning()
-                .is_some()
+            resolve(
+                &common_in(d.path(), Some(file.clone())),
+                Some(&server_args(&[])),
+            )
+            .unwrap()
+            .metrics_exposure_warning()
+            .is_some()
         };
         let behind = "listen = \"0.0.0.0:8080\"\n[tls]\nallow_plain_http = true\n";
-        assert!(warned(behind), "plain HTTP behind a proxy, /metrics open to loopback");
-        assert!(warned(
-            "[console]\ntrusted_proxies = [\"127.0.0.1/32\"]\n"
-        ));
+        assert!(
+            warned(behind),
+            "plain HTTP behind a proxy, /metrics open to loopback"
+        );
+        assert!(warned("[console]\ntrusted_proxies = [\"127.0.0.1/32\"]\n"));
         assert!(!warned(""), "no proxy: loopback is loopback");
-        assert!(!warned(&format!("{behind}[metrics]\nallow = [\"10.0.0.0/8\"]\n")));
+        assert!(!warned(&format!(
+            "{behind}[metrics]\nallow = [\"10.0.0.0/8\"]\n"
+        )));
         let token = d.path().join("token");
         std::fs::write(&token, "scrape-token-0123456789").unwrap();
         std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();

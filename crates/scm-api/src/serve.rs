@@ -395,9 +395,7 @@ mod tests {
     /// A connection from `source` (a loopback address) to `addr`.
     async fn connect_from(source: &str, addr: std::net::SocketAddr) -> tokio::net::TcpStream {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket
-            .bind(format!("{source}:0").parse().unwrap())
-            .unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
         socket.connect(addr).await.unwrap()
     }
 

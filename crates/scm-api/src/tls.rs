@@ -637,9 +637,8 @@ mod tests {
     #[tokio::test]
     async fn https_answers_carry_strict_transport_security() {
         use tower::ServiceExt;
-        let app = with_hsts(
-            axum::Router::new().route("/health", axum::routing::get(|| async { "ok" })),
-        );
+        let app =
+            with_hsts(axum::Router::new().route("/health", axum::routing::get(|| async { "ok" })));
         let resp = app
             .oneshot(
                 axum::http::Request::get("/health")

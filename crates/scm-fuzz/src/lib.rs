@@ -5,7 +5,12 @@
 //! `cargo test` runs over every committed seed and crash input (`tests/replay.rs`) exercise the
 //! same code. A harness panics when an invariant breaks; that is how a fuzzer reports a finding.
 // A fuzz harness states its invariants with assertions and unwraps: a panic is the finding.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use scm_api::fuzzing;
 use scm_core::application::ApplicationForm;
@@ -14,9 +19,12 @@ use scm_pki::import::parse_import;
 use scm_pki::{DnsName, PrivateKey, parse_certificate_pem, pem_blocks};
 use scm_sign::{Authorization, Request, SecretKey, canonical_request, single_header, verify};
 
+/// A harness: runs one input, panics on a finding.
+pub type Harness = fn(&[u8]);
+
 /// Every target: its name (the directory of its corpus under `fuzz/corpus/` and of its crash
 /// inputs under `fuzz/regressions/`) and its harness.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Harness)] = &[
     ("application_body", application_body),
     ("authorization_header", authorization_header),
     ("certificate_der", certificate_der),
@@ -34,7 +42,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The harness of the target called `name`.
-pub fn target(name: &str) -> Option<fn(&[u8])> {
+pub fn target(name: &str) -> Option<Harness> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 

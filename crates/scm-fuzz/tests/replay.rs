@@ -2,7 +2,12 @@
 //! inputs kept under `fuzz/regressions/<target>/`) through the targets' harness functions, as an
 //! ordinary test: no nightly toolchain, no sanitizer build. The coverage-guided campaign is
 //! `fuzz/run.sh`; a crash it finds is fixed, and its input committed under `fuzz/regressions/`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -50,8 +55,8 @@ fn every_fuzz_target_has_a_harness_and_a_seed_corpus() {
     for name in &harnesses {
         let seeds = files_in(&fuzz.join("corpus").join(name));
         assert!(!seeds.is_empty(), "fuzz/corpus/{name}/ has no seed");
-        let source = std::fs::read_to_string(fuzz.join("fuzz_targets").join(format!("{name}.rs")))
-            .unwrap();
+        let source =
+            std::fs::read_to_string(fuzz.join("fuzz_targets").join(format!("{name}.rs"))).unwrap();
         assert!(
             source.contains(&format!("scm_fuzz::{name}(")),
             "fuzz/fuzz_targets/{name}.rs does not call scm_fuzz::{name}: the campaign and the \
@@ -94,5 +99,9 @@ fn every_committed_seed_and_crash_input_replays_without_a_finding() {
         scm_fuzz::TARGETS.len()
     );
     assert!(replayed >= scm_fuzz::TARGETS.len(), "nothing replayed");
-    assert!(findings.is_empty(), "fuzz inputs that fail:\n{}", findings.join("\n"));
+    assert!(
+        findings.is_empty(),
+        "fuzz inputs that fail:\n{}",
+        findings.join("\n")
+    );
 }

@@ -2201,12 +2201,18 @@ async fn audit_events_cannot_be_updated(db: TestDb) {
     }
     assert_eq!(store.prune_audit(500).await.unwrap(), 0);
     let refused = crate::pool::db_run!(&store.pool, |p| {
-        sqlx::query("DELETE FROM audit_events").execute(p).await.map(|_| ())
+        sqlx::query("DELETE FROM audit_events")
+            .execute(p)
+            .await
+            .map(|_| ())
     });
     assert!(refused.is_err(), "the gate stayed open after a prune");
     if matches!(store.pool, crate::pool::Pool::Postgres(_)) {
         let refused = crate::pool::db_run!(&store.pool, |p| {
-            sqlx::query("TRUNCATE audit_events").execute(p).await.map(|_| ())
+            sqlx::query("TRUNCATE audit_events")
+                .execute(p)
+                .await
+                .map(|_| ())
         });
         assert!(refused.is_err(), "audit_events was truncated");
     }

@@ -579,7 +579,9 @@ fn files_are_private_whatever_the_umask() {
 /// A connection from `source` (a loopback address of its own) to the server.
 fn connect_from(server: &Server, source: &str) -> TcpStream {
     let socket = socket2_free_connect(source, port(server));
-    socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     socket
 }
 
@@ -614,7 +616,10 @@ fn console_bodies_are_limited_and_never_read_before_the_session() {
     let routes = [
         ("/console/sign-in", "HTTP/1.1 413"),
         ("/console/sign-out", "HTTP/1.1 303"),
-        ("/console/certificates/scs1700000000000/export", "HTTP/1.1 303"),
+        (
+            "/console/certificates/scs1700000000000/export",
+            "HTTP/1.1 303",
+        ),
     ];
     for (path, answer) in routes {
         let head = format!(
@@ -705,7 +710,10 @@ fn one_address_holding_its_share_leaves_room_for_others() {
     }
     // Generous: the figure (p99 under 100 ms) is the hardening benchmark's; this only shows the
     // others are served, not queued behind the share.
-    assert!(slowest < Duration::from_secs(2), "slowest /health {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(2),
+        "slowest /health {slowest:?}"
+    );
     drop(held);
 }
 

@@ -201,7 +201,11 @@ async fn read_form(
     let too_large = || {
         page(
             StatusCode::PAYLOAD_TOO_LARGE,
-            html::problem(None, "Refused", "The form is larger than a console form can be."),
+            html::problem(
+                None,
+                "Refused",
+                "The form is larger than a console form can be.",
+            ),
         )
     };
     let declared = headers

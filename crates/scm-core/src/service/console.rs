@@ -130,7 +130,10 @@ impl SignInLimiter {
     /// The name of an (access key, address) pair and of an address in the table.
     fn names(access_key: &str, source: &str) -> [(String, u32); 2] {
         [
-            (format!("pair\n{}\n{source}", access_key.trim()), MAX_FAILURES),
+            (
+                format!("pair\n{}\n{source}", access_key.trim()),
+                MAX_FAILURES,
+            ),
             (format!("src\n{source}"), MAX_FAILURES_PER_SOURCE),
         ]
     }
@@ -424,7 +427,11 @@ mod tests {
         assert!(!l.allows("VICTIM", "192.0.2.1", 2000));
         // ...and the flood locked nobody else out.
         for i in 0..1000 {
-            assert!(l.allows(&format!("OWNER{i}"), &format!("198.51.100.{}", i % 250), 2000));
+            assert!(l.allows(
+                &format!("OWNER{i}"),
+                &format!("198.51.100.{}", i % 250),
+                2000
+            ));
         }
     }
 

@@ -1,7 +1,6 @@
 //! `openscm cert ...`.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use scm_proto::v3::{ApplicationBody, PurchaseBody, PushBody};
 use serde_json::json;
 
 use super::output::{self, Format, Table};
-use super::profile::open_private;
+use super::profile::write_new_file;
 use super::{Ctx, Failure, exit, read_text, stderr_is_terminal, stdin_is_terminal};
 
 const LIST_EXAMPLES: &str = "\
@@ -497,7 +496,7 @@ async fn export(ctx: &Ctx, args: ExportArgs) -> Result<u8, Failure> {
         chain_pem.push('\n');
     }
     let crt = args.dir.join(format!("{stem}.crt"));
-    std::fs::write(&crt, &chain_pem).map_err(|e| write_err(&crt, e))?;
+    write_new_file(&crt, chain_pem.as_bytes(), 0o644).map_err(|e| write_err(&crt, e))?;
 
     let mut files = serde_json::Map::new();
     files.insert("crt".into(), json!(crt.display().to_string()));
@@ -507,9 +506,7 @@ async fn export(ctx: &Ctx, args: ExportArgs) -> Result<u8, Failure> {
         .filter(|k| !k.trim().is_empty());
     if let Some(key_pem) = key_pem {
         let key = args.dir.join(format!("{stem}.key"));
-        open_private(&key)
-            .and_then(|mut f| f.write_all(key_pem.as_bytes()))
-            .map_err(|e| write_err(&key, e))?;
+        write_new_file(&key, key_pem.as_bytes(), 0o600).map_err(|e| write_err(&key, e))?;
         files.insert("key".into(), json!(key.display().to_string()));
     }
     if let Some(password) = password {
@@ -522,9 +519,7 @@ async fn export(ctx: &Ctx, args: ExportArgs) -> Result<u8, Failure> {
         };
         let p12 = make_pkcs12(key_pem, &chain_pem, &name, &password)?;
         let path = args.dir.join(format!("{stem}.p12"));
-        open_private(&path)
-            .and_then(|mut f| f.write_all(&p12))
-            .map_err(|e| write_err(&path, e))?;
+        write_new_file(&path, &p12, 0o600).map_err(|e| write_err(&path, e))?;
         files.insert("p12".into(), json!(path.display().to_string()));
     }
     let doc = json!({"certificate_id": args.id, "files": files});

@@ -1,6 +1,5 @@
 //! `openscm csr ...`.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -8,7 +7,7 @@ use scm_proto::csr::{CreateCsrBody, CsrResponse, UpdateCsrBody, UploadCsrBody};
 use serde_json::json;
 
 use super::output::{self, Table};
-use super::profile::open_private;
+use super::profile::write_new_file;
 use super::{Ctx, Failure, read_text};
 
 const EXAMPLES: &str = "\
@@ -203,8 +202,7 @@ pub async fn run(ctx: &Ctx, command: CsrCommand) -> Result<u8, Failure> {
             let pem = zeroize::Zeroizing::new(key.private_key);
             match out {
                 Some(path) => {
-                    open_private(&path)
-                        .and_then(|mut f| f.write_all(pem.as_bytes()))
+                    write_new_file(&path, pem.as_bytes(), 0o600)
                         .map_err(|e| {
                             Failure::Other(format!("cannot write {}: {e}", path.display()))
                         })?;

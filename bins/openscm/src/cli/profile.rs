@@ -135,6 +135,56 @@ impl ProfileFile {
     }
 }
 
+/// Writes `content` to `path` with `mode` as a new file: it is created under a fresh name in the
+/// same directory (`O_CREAT|O_EXCL`: never through a symbolic link or into an existing file),
+/// synced, and renamed over `path` (which replaces a link planted at `path`, never what it points
+/// to). A directory that others may write to is refused unless it is sticky (`/tmp`): there,
+/// someone else could swap the file between its checks and its use.
+pub fn write_new_file(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_owned(),
+        None => PathBuf::from("."),
+    };
+    let dir_mode = std::fs::metadata(&dir)?.permissions().mode();
+    if dir_mode & 0o002 != 0 && dir_mode & 0o1000 == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is writable by others and not sticky (mode {:o}): write to a directory of \
+                 your own",
+                dir.display(),
+                dir_mode & 0o7777
+            ),
+        ));
+    }
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("file");
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let tmp = dir.join(format!(".{name}.{}-{stamp:09}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        // The umask may have narrowed the mode at creation: set it exactly.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        file.write_all(content)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 /// Creates (truncates) a file only its owner can read.
 pub fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -257,6 +307,42 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_files_never_follow_a_planted_link_nor_land_in_an_open_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        // A file of someone else's, and a link to it where the key will be written.
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = d.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let key = out.join("site.key");
+        std::os::unix::fs::symlink(&victim, &key).unwrap();
+        write_new_file(&key, b"KEY", 0o600).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        let victim_mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(victim_mode, 0o644, "the victim's mode changed");
+        let meta = std::fs::symlink_metadata(&key).unwrap();
+        assert!(meta.file_type().is_file(), "the link was replaced by a file");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&key).unwrap(), "KEY");
+        // A directory others may write to is refused, unless sticky.
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let refused = write_new_file(&out.join("other.key"), b"KEY", 0o600).unwrap_err();
+        assert!(refused.to_string().contains("writable by others"), "{refused}");
+        assert!(!out.join("other.key").exists());
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        write_new_file(&out.join("other.key"), b"KEY", 0o600).unwrap();
+        // Nothing is left behind but the files written.
+        let mut names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["other.key", "site.key"]);
+    }
 
     const FILE: &str = r#"
 [default]

@@ -82,6 +82,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_csrs.sql"),
         include_str!("../migrations/postgres/0006_csrs.sql"),
     ),
+    // --- import ---
+    (
+        12,
+        "chain trust",
+        include_str!("../migrations/sqlite/0012_chain_trust.sql"),
+        include_str!("../migrations/postgres/0012_chain_trust.sql"),
+    ),
 ];
 
 fn migrator(postgres: bool) -> Migrator {

@@ -1,7 +1,11 @@
 """ImportCertificate through the official SDK (ImportCertificateRequest): certificates made here
 with `cryptography` (a root, an intermediate, leaves with EC and RSA keys, PKCS#8 and the
 traditional key forms) are imported, then shown, listed, exported and deleted field by field;
-and every documented refusal answers its status and code."""
+and every documented refusal answers its status and code. The chain is checked by its
+signatures, not its names: an intermediate with the right name and another key, a loop, a CA
+leaf, an unknown critical extension and a leaf not valid yet are refused; a chain up to a root of
+the server's trust store (SSL_CERT_FILE) shows its issuer's brand, the same names under a root
+nobody trusts show none."""
 
 import datetime
 import hashlib
@@ -38,7 +42,7 @@ def key_pem(key, traditional=False) -> str:
 
 
 def make_cert(subject_cn, key, issuer_cert=None, issuer_key=None, ca=False, sans=(),
-              days=(-1, 90), cn=True):
+              days=(-1, 90), cn=True, extensions=()):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)] if cn else [])
     builder = (x509.CertificateBuilder()
                .subject_name(name)
@@ -51,6 +55,8 @@ def make_cert(subject_cn, key, issuer_cert=None, issuer_key=None, ca=False, sans
         builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), False)
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical)
     return builder.sign(issuer_key or key, hashes.SHA256())
 
 
@@ -67,7 +73,8 @@ def pki():
             "api.import.conformance.test")]
         return make_cert(cn, key, inter, inter_key, sans=names, days=days, cn=cn_), key
 
-    return {"root": root, "inter": inter, "leaf": leaf}
+    return {"root": root, "root_key": root_key, "inter": inter, "inter_key": inter_key,
+            "leaf": leaf}
 
 
 def body(name, certificate, private_key, chain=None, **extra):
@@ -240,3 +247,144 @@ def test_listing_applies_the_documented_expired_days_since_default(scm, pki):
     assert listed(status="EXPIRED") == {old_id}
     assert listed(status="ALL") == {live_id}
     sdk_error(lambda: listed(expired_days_since=1096), 400, "SCM.0005", "expired_days_since")
+
+
+# ------------------------------------------------------------------ the chain by its signatures
+
+UNKNOWN_CRITICAL = (x509.UnrecognizedExtension(
+    x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00"), True)
+
+
+def test_an_intermediate_with_the_right_name_and_another_key_is_refused(scm, pki):
+    # The leaf is the real intermediate's; the chain given is another CA of the same name
+    # (signed by the same root): the names chain, the signatures do not.
+    leaf, key = pki["leaf"](cn="wrong-key.import.conformance.test", sans=[])
+    impostor_key = ec.generate_private_key(ec.SECP256R1())
+    impostor = make_cert("Conformance Import Intermediate", impostor_key, pki["root"],
+                         pki["root_key"], ca=True)
+    before = scm.list_certificates(ListCertificatesRequest(limit=50)).total_count
+    err = sdk_error(lambda: do_import(scm, body(
+        "wrong-key", pem(leaf), key_pem(key), chain=pem(impostor) + pem(pki["root"]))),
+        400, "SCM.0079")
+    assert "chain certificate 1" in err.error_msg, err.error_msg
+    assert "Conformance Import Intermediate" in err.error_msg, err.error_msg
+    assert "wrong-key.import.conformance.test" in err.error_msg, err.error_msg
+    # The same leaf with its real intermediate: imported.
+    do_import(scm, body("right-key", pem(leaf), key_pem(key), chain=pem(pki["inter"])))
+    after = scm.list_certificates(ListCertificatesRequest(limit=50)).total_count
+    assert after == before + 1
+
+
+def test_chain_refusals_name_the_certificate_at_fault(scm, pki):
+    inter, inter_key = pki["inter"], pki["inter_key"]
+    # A and B sign each other; a leaf of A's, given with A -> B -> A.
+    a_key, b_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    a_self = make_cert("Conformance Loop A", a_key, ca=True)
+    b_self = make_cert("Conformance Loop B", b_key, ca=True)
+    a_by_b = make_cert("Conformance Loop A", a_key, b_self, b_key, ca=True)
+    b_by_a = make_cert("Conformance Loop B", b_key, a_self, a_key, ca=True)
+    loop_key = ec.generate_private_key(ec.SECP256R1())
+    loop_leaf = make_cert("loop.import.conformance.test", loop_key, a_self, a_key,
+                          sans=[x509.DNSName("loop.import.conformance.test")])
+
+    def leaf(cn, **kw):
+        k = ec.generate_private_key(ec.SECP256R1())
+        return make_cert(cn, k, inter, inter_key, sans=[x509.DNSName(cn)], **kw), k
+
+    ca_leaf = leaf("ca.import.conformance.test", ca=True)
+    ext_leaf = leaf("ext.import.conformance.test", extensions=[UNKNOWN_CRITICAL])
+    later = leaf("later.import.conformance.test", days=(2, 90))
+    odd_key = ec.generate_private_key(ec.SECP256R1())
+    odd = make_cert("Conformance Odd Intermediate", odd_key, pki["root"], pki["root_key"],
+                    ca=True, extensions=[UNKNOWN_CRITICAL])
+    under_odd_key = ec.generate_private_key(ec.SECP256R1())
+    under_odd = make_cert("odd.import.conformance.test", under_odd_key, odd, odd_key,
+                          sans=[x509.DNSName("odd.import.conformance.test")])
+    cases = [
+        # (certificate, key, chain, code, words the message holds)
+        (loop_leaf, loop_key, pem(a_by_b) + pem(b_by_a) + pem(a_by_b), "SCM.0079",
+         ["loops", "chain certificate 3", "Conformance Loop A"]),
+        (ca_leaf[0], ca_leaf[1], pem(inter), "SCM.0006",
+         ["CA:TRUE", "ca.import.conformance.test"]),
+        (ext_leaf[0], ext_leaf[1], pem(inter), "SCM.0006",
+         ["1.3.6.1.4.1.55555.1", "ext.import.conformance.test"]),
+        (later[0], later[1], pem(inter), "SCM.0006",
+         ["not valid before", "later.import.conformance.test"]),
+        (under_odd, under_odd_key, pem(odd) + pem(pki["root"]), "SCM.0013",
+         ["1.3.6.1.4.1.55555.1", "chain certificate 1", "Conformance Odd Intermediate"]),
+    ]
+    before = scm.list_certificates(ListCertificatesRequest(limit=50)).total_count
+    for cert, key, chain, code, words in cases:
+        b = body("chain-refused", pem(cert), key_pem(key), chain=chain)
+        err = sdk_error(lambda: do_import(scm, b), 400, code)
+        for word in words:
+            assert word in err.error_msg, (word, err.error_msg)
+    after = scm.list_certificates(ListCertificatesRequest(limit=50)).total_count
+    assert after == before, "no refusal imported anything"
+
+
+@pytest.fixture(scope="module")
+def trusting(servers, module_tmp):
+    """A server whose machine trust store is one test root named like a brand's: SSL_CERT_FILE
+    names it, and an empty SSL_CERT_DIR keeps the system's directory out (the environment may
+    set one). A chain up to that root is trusted."""
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = make_cert("GlobalSign Conformance Root", root_key, ca=True, days=(-1, 3650))
+    store = module_tmp / "trust-store.pem"
+    store.write_text(pem(root))
+    server = servers.new("conformance-trust")
+    server.env["SSL_CERT_FILE"] = str(store)
+    server.env["SSL_CERT_DIR"] = ""
+    server.start()
+    return {"scm": server.sdk_client(), "root": root, "root_key": root_key}
+
+
+def test_a_good_chain_is_imported_and_shown_as_it_is(trusting):
+    scm, root, root_key = trusting["scm"], trusting["root"], trusting["root_key"]
+    inter_key = ec.generate_private_key(ec.SECP256R1())
+    inter = make_cert("GlobalSign Conformance CA 2026", inter_key, root, root_key, ca=True,
+                      days=(-1, 3650))
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = make_cert("good.trust.conformance.test", key, inter, inter_key,
+                     sans=[x509.DNSName("good.trust.conformance.test")])
+    cert_id = do_import(scm, body("trusted-chain", pem(leaf), key_pem(key),
+                                  chain=pem(inter))).certificate_id
+    s = show(scm, cert_id)
+    assert (s.id, s.name, s.status) == (cert_id, "trusted-chain", "UPLOAD")
+    # The chain reaches the trust store's root: the issuer's name is verified, and it is a
+    # documented brand's.
+    assert s.brand == "GLOBALSIGN"
+    assert (s.type, s.order_id, s.validation_method, s.revoke_reason) == (None, None, None, None)
+    assert s.signature_algorithm == "SHA256WITHECDSA"
+    assert s.fingerprint == hashlib.sha1(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
+    assert (s.domain, s.sans, s.domain_type, s.multi_domain_type) == (
+        "good.trust.conformance.test", "", "SINGLE_DOMAIN", None)
+    assert (s.domain_count, s.wildcard_count, s.validity_period) == (1, 0, 3)
+    assert s.not_before == s.issue_time
+    assert s.not_after.startswith(leaf.not_valid_after_utc.strftime("%Y-%m-%d %H:%M:%S"))
+    assert s.push_support == "ON"
+    assert not s.authentification
+    assert s.enterprise_project_id == "0"
+    e = export(scm, cert_id)
+    assert (e.certificate, e.certificate_chain) == (pem(leaf), pem(inter))
+    assert e.entire_certificate == pem(leaf) + pem(inter)
+
+    # The same names under a root the server does not trust: imported (a private CA is no
+    # refusal), but an issuer name nobody verified makes no brand.
+    evil_key = ec.generate_private_key(ec.SECP256R1())
+    evil_root = make_cert("Evil Conformance Root", evil_key, ca=True, days=(-1, 3650))
+    fake_inter_key = ec.generate_private_key(ec.SECP256R1())
+    fake_inter = make_cert("GlobalSign Conformance CA 2026", fake_inter_key, evil_root, evil_key,
+                           ca=True, days=(-1, 3650))
+    fake_key = ec.generate_private_key(ec.SECP256R1())
+    fake = make_cert("fake.trust.conformance.test", fake_key, fake_inter, fake_inter_key,
+                     sans=[x509.DNSName("fake.trust.conformance.test")])
+    fake_id = do_import(scm, body("untrusted-chain", pem(fake), key_pem(fake_key),
+                                  chain=pem(fake_inter) + pem(evil_root))).certificate_id
+    s = show(scm, fake_id)
+    assert (s.status, s.brand, s.type) == ("UPLOAD", None, None)
+    assert s.signature_algorithm == "SHA256WITHECDSA"
+    # And the real leaf given with the impostor intermediate is refused.
+    sdk_error(lambda: do_import(scm, body("mixed", pem(leaf), key_pem(key),
+                                          chain=pem(fake_inter) + pem(evil_root))),
+              400, "SCM.0079")

@@ -15,10 +15,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use scm_core::bootstrap::Created;
+use scm_core::service::import::SYSTEM_TRUST_SOURCE;
 use scm_core::tasks::Supervisor;
 use scm_core::{Scm, SystemClock};
 use scm_outbound::fsutil;
-use scm_pki::MasterKey;
+use scm_pki::{MasterKey, TrustAnchors};
 use scm_store::{Backend, Meta, SqlStore, Store};
 use tracing_subscriber::EnvFilter;
 
@@ -72,7 +73,9 @@ pub async fn open_or_bootstrap(
         write_credentials(cfg, c).await?;
     }
     let dyn_store: Arc<dyn Store> = store.clone();
-    let scm = Scm::open(dyn_store, clock, Arc::new(master), cfg.core.clone()).await?;
+    let mut core = cfg.core.clone();
+    core.import_trust = Arc::new(system_trust());
+    let scm = Scm::open(dyn_store, clock, Arc::new(master), core).await?;
     fsutil::write_atomic(
         &cfg.data_dir.join("ca-root.pem"),
         scm.ca_root_pem().as_bytes(),
@@ -80,6 +83,31 @@ pub async fn open_or_bootstrap(
     )
     .await?;
     Ok((Arc::new(scm), store, created))
+}
+
+/// The machine's trust store: the certificates of `SSL_CERT_FILE` and `SSL_CERT_DIR` when set,
+/// else the system's (`/etc/ssl/certs/ca-certificates.crt` and the like, found as OpenSSL finds
+/// them). ImportCertificate trusts a chain that reaches one of them (or the built-in CA's root);
+/// a store that cannot be read only leaves chains untrusted, it does not stop the server.
+fn system_trust() -> TrustAnchors {
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::warn!(error = %e, "cannot read all of the machine's trust store");
+    }
+    let mut anchors = TrustAnchors::new();
+    let mut unreadable = 0_usize;
+    for cert in &found.certs {
+        if anchors.add_der(cert.as_ref(), SYSTEM_TRUST_SOURCE).is_err() {
+            unreadable += 1;
+        }
+    }
+    tracing::info!(
+        roots = anchors.len(),
+        unreadable,
+        "imported chains are trusted when they reach a root of the machine's trust store or the \
+         built-in CA"
+    );
+    anchors
 }
 
 /// Opens an existing store for the admin CLI; refuses, rather than creating one, when there is

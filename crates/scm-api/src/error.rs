@@ -158,6 +158,14 @@ fn status_code_message(e: &ApiError) -> (StatusCode, ErrorCode, String) {
                         ErrorCode::ChainOrder,
                         "The certificate chain does not match the certificate",
                     ),
+                    ImportRefusal::ChainUnverified => (
+                        ErrorCode::ChainOrder,
+                        "The certificate chain does not verify",
+                    ),
+                    ImportRefusal::CertificateRefused => (
+                        ErrorCode::CertificateUnparsable,
+                        "The uploaded certificate cannot be used",
+                    ),
                     ImportRefusal::NoDomain => (
                         ErrorCode::CertificateWithoutDomain,
                         "Failed to upload the certificate because no domain name is bound to the certificate",
@@ -487,6 +495,8 @@ mod tests {
             ),
             (import(ImportRefusal::ChainUnparsable), 400, "SCM.0013"),
             (import(ImportRefusal::ChainOrder), 400, "SCM.0079"),
+            (import(ImportRefusal::ChainUnverified), 400, "SCM.0079"),
+            (import(ImportRefusal::CertificateRefused), 400, "SCM.0006"),
             (import(ImportRefusal::NoDomain), 400, "SCM.0009"),
             (import(ImportRefusal::KeyMarkers), 400, "SCM.0114"),
             (import(ImportRefusal::KeyUnparsable), 400, "SCM.0012"),

@@ -669,17 +669,25 @@ const fn code_note(code: ErrorCode) -> &'static str {
         E::QuotaExceeded => "the account's quota of certificates or orders is reached",
         E::KeyMismatch => "the private key does not belong to the CSR or certificate",
         // --- import ---
-        E::CertificateUnparsable => "the imported certificate is not a valid X.509 certificate",
+        E::CertificateUnparsable => {
+            "the imported certificate is not a valid X.509 certificate, or cannot be used: a CA \
+             certificate, a critical extension not processed, not valid yet"
+        }
         E::CertificateWithoutDomain => "the imported certificate names no DNS name",
         E::KeyUnparsable => {
             "the imported private key does not parse, is passphrase-protected or unsupported"
         }
-        E::ChainUnparsable => "the imported certificate chain does not parse",
+        E::ChainUnparsable => {
+            "the imported certificate chain does not parse, or a certificate of it has a \
+             critical extension not processed"
+        }
         E::CertificateName => "the certificate name is not 3..63 of A-Z a-z 0-9 _ - .",
         E::CertificateMarkers => "the imported certificate lacks its BEGIN/END markers",
         E::CertificateEmpty => "the imported certificate is empty between its markers",
         E::ChainOrder => {
-            "the chain is out of order: each issuer must be the next certificate's subject"
+            "the chain does not verify: out of order (each issuer must be the next \
+             certificate's subject), a signature that does not verify with the next \
+             certificate's key, a loop, or a certificate that may not issue the one below it"
         }
         E::KeyMarkers => "the imported private key lacks its BEGIN/END markers",
     }

@@ -45,12 +45,14 @@ fn cert_type(c: &CertificateRecord) -> Option<String> {
     (!c.is_imported()).then(|| c.product.cert_type.as_str().to_owned())
 }
 
-/// The brand: what was bought, or, for an imported certificate, the one its issuer is (`None`
-/// when it is none of the documented brands).
-fn brand(c: &CertificateRecord) -> Option<String> {
-    match &c.issuer {
-        Some(issuer) => import::brand_of_issuer(issuer).map(|b| b.as_str().to_owned()),
-        None => Some(c.product.brand.as_str().to_owned()),
+/// The brand: what was bought, or, for an imported certificate, the one its issuer is when its
+/// chain was verified up to a certificate the server trusts ([`import::imported_brand`]; `None`
+/// otherwise, and when the issuer is none of the documented brands).
+pub(crate) fn brand(c: &CertificateRecord) -> Option<String> {
+    if c.is_imported() {
+        import::imported_brand(c).map(|b| b.as_str().to_owned())
+    } else {
+        Some(c.product.brand.as_str().to_owned())
     }
 }
 

@@ -103,6 +103,14 @@ pub enum ImportRefusal {
     ChainUnparsable,
     /// The chain is out of order (`SCM.0079`).
     ChainOrder,
+    /// The chain does not verify: a signature that does not verify with the next certificate's
+    /// key, a loop, a certificate that may not issue the one below it (`SCM.0079`, the
+    /// reference's chain-check code).
+    ChainUnverified,
+    /// The certificate parses but cannot be used: a CA certificate, a critical extension OpenSCM
+    /// does not process, not valid yet (`SCM.0006`, the "failed to be resolved … ensure that it
+    /// has been issued" code).
+    CertificateRefused,
     /// The leaf names no domain (`SCM.0009`).
     NoDomain,
     /// The key lacks its BEGIN/END markers (`SCM.0114`).

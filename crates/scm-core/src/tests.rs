@@ -1085,6 +1085,239 @@ async fn imports_are_sealed_read_expired_after_not_after_and_refusals_write_noth
     w.scm.delete_certificate(&w.admin, &id).await.unwrap();
 }
 
+/// A CA made with rcgen for the import tests: its certificate and the key it signs with.
+struct TestCa {
+    params: rcgen::CertificateParams,
+    key: rcgen::KeyPair,
+    pem: String,
+}
+
+impl TestCa {
+    fn params(cn: &str) -> rcgen::CertificateParams {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p
+    }
+
+    fn root(cn: &str) -> Self {
+        let params = Self::params(cn);
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        Self { params, key, pem }
+    }
+
+    fn sub(cn: &str, parent: &TestCa) -> Self {
+        let params = Self::params(cn);
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let pem = params.signed_by(&key, &parent.issuer()).unwrap().pem();
+        Self { params, key, pem }
+    }
+
+    fn issuer(&self) -> rcgen::Issuer<'_, &rcgen::KeyPair> {
+        rcgen::Issuer::from_params(&self.params, &self.key)
+    }
+
+    /// A leaf for `name` valid from `from` for 90 days, changed by `change`; with its key.
+    fn leaf(
+        &self,
+        name: &str,
+        from: OffsetDateTime,
+        change: impl FnOnce(&mut rcgen::CertificateParams),
+    ) -> (String, String) {
+        let mut p = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, name);
+        p.not_before = from;
+        p.not_after = from + time::Duration::days(90);
+        change(&mut p);
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        (
+            p.signed_by(&key, &self.issuer()).unwrap().pem(),
+            key.serialize_pem(),
+        )
+    }
+}
+
+/// ImportCertificate verifies the chain by its signatures at the domain's clock, records whether
+/// it reaches a trusted root, and shows a brand only for a trusted chain: a chain that reaches a
+/// root of the configured trust store is trusted and shows its issuer's brand; an impostor
+/// intermediate named like a brand's, under a root nobody trusts, is imported untrusted with no
+/// brand; a chain whose intermediate has the right name and another key, a loop, a CA leaf, an
+/// unknown critical extension and a leaf not valid yet are refused (the kind that becomes
+/// `SCM.0079` / `SCM.0006` at the API), naming the certificate at fault, and write nothing.
+#[tokio::test]
+async fn imported_chains_are_verified_by_signature_and_their_trust_recorded() {
+    use scm_proto::import::ImportCertificateBody;
+
+    use crate::service::import::{BUILTIN_CA_SOURCE, imported_brand};
+    use crate::{Clock as _, ImportRefusal};
+
+    let w = world().await;
+    let root = TestCa::root("GlobalSign Test Root");
+    let inter = TestCa::sub("GlobalSign Test Intermediate", &root);
+    let mut trust = scm_pki::TrustAnchors::new();
+    assert_eq!(trust.add_pem(&root.pem, "test trust store"), (1, 0));
+    let config = CoreConfig {
+        import_trust: Arc::new(trust),
+        ..CoreConfig::default()
+    };
+    let scm = Scm::open(w.store.clone(), w.clock.clone(), w.master.clone(), config)
+        .await
+        .unwrap();
+    let now = w.clock.now();
+    let yesterday = now - time::Duration::days(1);
+    let body = |name: &str, (cert, key): &(String, String), chain: &str| ImportCertificateBody {
+        name: Some(name.into()),
+        certificate: Some(cert.clone()),
+        certificate_chain: Some(chain.into()),
+        private_key: Some(key.clone()),
+        ..ImportCertificateBody::default()
+    };
+    let imported = |id: CertificateId| {
+        let (store, account) = (w.store.clone(), w.admin.account.clone());
+        async move { store.certificate_of(&account, &id).await.unwrap().unwrap() }
+    };
+
+    // Up to a root of the trust store: trusted, the brand read from the verified issuer.
+    let good = inter.leaf("good.import.test", yesterday, |_| {});
+    let id = scm
+        .import_certificate(&w.admin, &body("trusted", &good, &inter.pem))
+        .await
+        .unwrap();
+    let c = imported(id).await;
+    let t = c.chain_trust.clone().unwrap();
+    assert!(t.trusted, "{}", t.note);
+    assert_eq!(
+        t.note,
+        "the chain reaches \"CN=GlobalSign Test Root\", which the server trusts (test trust store)"
+    );
+    assert_eq!(imported_brand(&c), Some(scm_proto::Brand::GlobalSign));
+
+    // An impostor: an intermediate named like the brand's, under a root nobody trusts. It
+    // imports (a private CA is no refusal), untrusted, and its issuer's name makes no brand.
+    let evil_root = TestCa::root("Evil Root");
+    let impostor = TestCa::sub("GlobalSign Test Intermediate", &evil_root);
+    let fake = impostor.leaf("fake.import.test", yesterday, |_| {});
+    let chain = format!("{}{}", impostor.pem, evil_root.pem);
+    let id = scm
+        .import_certificate(&w.admin, &body("impostor", &fake, &chain))
+        .await
+        .unwrap();
+    let c = imported(id).await;
+    assert_eq!(c.issuer.as_deref(), Some("CN=GlobalSign Test Intermediate"));
+    let t = c.chain_trust.clone().unwrap();
+    assert!(!t.trusted);
+    assert!(
+        t.note.contains("self-signed root \"CN=Evil Root\""),
+        "{}",
+        t.note
+    );
+    assert_eq!(
+        imported_brand(&c),
+        None,
+        "no brand from an unverified issuer name"
+    );
+
+    // Refusals: each names the certificate at fault; nothing is written.
+    let before = scm.list(&w.admin, &ListRequest::default()).await.unwrap().1;
+    let refused = |b: ImportCertificateBody| {
+        let (scm, admin) = (&scm, w.admin.clone());
+        async move {
+            match scm.import_certificate(&admin, &b).await {
+                Err(DomainError::ImportRefused { refusal, reason }) => (refusal, reason),
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+    };
+    // The real intermediate's leaf, given with the impostor (the right name, another key).
+    let (kind, why) = refused(body("wrong-key", &good, &chain)).await;
+    assert_eq!(kind, ImportRefusal::ChainUnverified);
+    assert!(
+        why.contains("the leaf \"CN=good.import.test\"")
+            && why.contains("chain certificate 1 \"CN=GlobalSign Test Intermediate\""),
+        "{why}"
+    );
+    // A → B → A.
+    let (a_key, b_key) = (
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(),
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(),
+    );
+    let (a, b) = (TestCa::params("Loop A"), TestCa::params("Loop B"));
+    let a_by_b = a
+        .signed_by(&a_key, &rcgen::Issuer::from_params(&b, &b_key))
+        .unwrap()
+        .pem();
+    let b_by_a = b
+        .signed_by(&b_key, &rcgen::Issuer::from_params(&a, &a_key))
+        .unwrap()
+        .pem();
+    let a_ca = TestCa {
+        params: a,
+        key: a_key,
+        pem: a_by_b.clone(),
+    };
+    let looped = a_ca.leaf("loop.import.test", yesterday, |_| {});
+    let (kind, why) = refused(body(
+        "loop",
+        &looped,
+        &format!("{a_by_b}{b_by_a}{}", a_ca.pem),
+    ))
+    .await;
+    assert_eq!(kind, ImportRefusal::ChainUnverified);
+    assert!(why.contains("loops"), "{why}");
+    // A CA leaf, an unknown critical extension, a leaf valid from tomorrow.
+    let ca_leaf = inter.leaf("ca.import.test", yesterday, |p| {
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    });
+    let ext_leaf = inter.leaf("ext.import.test", yesterday, |p| {
+        let mut ext =
+            rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 55555, 1], vec![5, 0]);
+        ext.set_criticality(true);
+        p.custom_extensions.push(ext);
+    });
+    let later = inter.leaf("later.import.test", now + time::Duration::days(1), |_| {});
+    for (leaf, says) in [
+        (&ca_leaf, "CA:TRUE"),
+        (&ext_leaf, "1.3.6.1.4.1.55555.1"),
+        (&later, "is not valid before 2026-11-24 12:00:00"),
+    ] {
+        let (kind, why) = refused(body("refused", leaf, &inter.pem)).await;
+        assert_eq!(kind, ImportRefusal::CertificateRefused, "{why}");
+        assert!(
+            why.contains("the leaf \"CN=") && why.contains(says),
+            "{why}"
+        );
+    }
+    assert_eq!(
+        scm.list(&w.admin, &ListRequest::default()).await.unwrap().1,
+        before,
+        "refusals wrote nothing"
+    );
+    // "Now" is the domain's clock: the same leaf imports once it is valid.
+    w.clock.advance(time::Duration::days(2));
+    scm.import_certificate(&w.admin, &body("later", &later, &inter.pem))
+        .await
+        .unwrap();
+
+    // A certificate of the built-in CA, imported back with its chain: trusted through the CA's
+    // own root, which every server trusts.
+    let source = issued(&w, "builtin.import.test").await;
+    let e = w.scm.export(&w.admin, &source).await.unwrap();
+    let own = (e.certificate, e.private_key.unwrap().to_string());
+    let id = scm
+        .import_certificate(&w.admin, &body("builtin", &own, &e.chain))
+        .await
+        .unwrap();
+    let t = imported(id).await.chain_trust.unwrap();
+    assert!(
+        t.trusted && t.note.contains(BUILTIN_CA_SOURCE),
+        "{}",
+        t.note
+    );
+}
+
 // --- console ---
 #[tokio::test]
 async fn console_sessions_sign_in_out_and_are_no_api_tokens() {

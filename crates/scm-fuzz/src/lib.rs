@@ -16,7 +16,7 @@ use scm_api::fuzzing;
 use scm_core::application::ApplicationForm;
 use scm_core::purchase::ApiVersion;
 use scm_pki::import::parse_import;
-use scm_pki::{DnsName, PrivateKey, parse_certificate_pem, pem_blocks};
+use scm_pki::{DnsName, PrivateKey, TrustAnchors, parse_certificate_pem, pem_blocks};
 use scm_sign::{Authorization, Request, SecretKey, canonical_request, single_header, verify};
 
 /// A harness: runs one input, panics on a finding.
@@ -128,15 +128,27 @@ pub fn dns_name(data: &[u8]) {
 }
 
 /// ImportCertificate's material: `parse_import` reads a certificate (or bundle), an optional chain
-/// and a private key, and checks them against each other. The input is the three texts separated
-/// by U+0001 (a character no PEM holds).
+/// and a private key, checks them against each other and verifies the chain's signatures, at a
+/// fixed time (reproducible) and with no trust anchor, so nothing may come out trusted. The input
+/// is the three texts separated by U+0001 (a character no PEM holds).
 pub fn import_material(data: &[u8]) {
     let Some(text) = text(data) else { return };
     let mut parts = text.splitn(3, '\u{1}');
     let certificate = parts.next().unwrap_or_default();
     let chain = parts.next();
     let key = parts.next().unwrap_or_default();
-    let _ = parse_import(certificate, chain.filter(|c| !c.is_empty()), key);
+    let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    if let Ok(imported) = parse_import(
+        certificate,
+        chain.filter(|c| !c.is_empty()),
+        key,
+        now,
+        &TrustAnchors::new(),
+    ) {
+        assert!(!imported.trust.is_trusted(), "trusted without an anchor");
+        assert!(!imported.trust.to_string().is_empty());
+    }
 }
 
 /// The query of `GET /v3/scm/certificates`: decoded into pairs, then checked into a list request.

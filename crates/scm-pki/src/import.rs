@@ -1,5 +1,6 @@
 //! Reading what a user imports (ImportCertificate): a leaf certificate, its chain and its
-//! private key, in PEM, checked against each other.
+//! private key, in PEM, checked against each other, and whether the chain reaches a certificate
+//! the server trusts.
 //!
 //! [`parse_import`] checks, in this order, and stops at the first refusal:
 //! 1. `certificate`: `-----BEGIN CERTIFICATE-----` / `-----END CERTIFICATE-----` markers, each
@@ -11,16 +12,29 @@
 //!    ([`ImportError::Chain`] for anything wrong with it);
 //! 3. the order: each certificate's issuer is the next one's subject, leaf first, then the
 //!    lowest CA ([`ImportError::ChainOrder`]);
-//! 4. the leaf's names: its subject CN and its DNS subjectAltNames that are DNS names; none is
+//! 4. the chain by its signatures, not only its names ([`crate::chain`]): the leaf not a CA
+//!    ([`ImportError::LeafIsCa`]), without a critical extension OpenSCM does not process
+//!    ([`ImportError::CriticalExtension`], chain certificates too) and valid already at `now`
+//!    ([`ImportError::NotYetValid`]; an expired leaf is accepted); no loop
+//!    ([`ImportError::ChainLoop`]); each signature verifies, from the leaf to the last certificate
+//!    given, a self-signed last one included ([`ImportError::ChainSignature`]); each chain
+//!    certificate may issue the one below it ([`ImportError::ChainIssuer`]);
+//! 5. the leaf's names: its subject CN and its DNS subjectAltNames that are DNS names; none is
 //!    [`ImportError::NoDomain`];
-//! 5. `private_key`: BEGIN/END markers of a private key ([`ImportError::KeyMarkers`]); an
+//! 6. `private_key`: BEGIN/END markers of a private key ([`ImportError::KeyMarkers`]); an
 //!    unencrypted PKCS#8, PKCS#1 (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`) key of a
 //!    supported type, RSA 2048/3072/4096 or EC P-256/P-384 ([`ImportError::Key`]);
-//! 6. the key is the leaf's ([`ImportError::KeyMismatch`]).
+//! 7. the key is the leaf's ([`ImportError::KeyMismatch`]).
+//!
+//! An import that passes carries the verdict on its chain ([`ImportedCertificate::trust`]):
+//! trusted when it reaches one of the given [`TrustAnchors`], else why not.
 //!
 //! `\r\n` line endings are accepted everywhere. Text outside the blocks is ignored.
 
+use time::OffsetDateTime;
+
 use crate::cert::{CertificateInfo, parse_certificate_der};
+use crate::chain::{ChainTrust, TrustAnchors, check_chain};
 use crate::key::PrivateKey;
 use crate::name::DnsName;
 use crate::util::pem_encode;
@@ -46,6 +60,34 @@ pub enum ImportError {
     /// A certificate's issuer is not the next one's subject (the text says where).
     #[error("{0}")]
     ChainOrder(String),
+    /// The leaf is a CA certificate, `basicConstraints` CA:TRUE (the text names it).
+    #[error("{0}")]
+    LeafIsCa(String),
+    /// A certificate has a critical extension OpenSCM does not process, or one it cannot read
+    /// (the text names the certificate and the extension).
+    #[error("{reason}")]
+    CriticalExtension {
+        /// A chain certificate (else the leaf).
+        in_chain: bool,
+        /// What is wrong, naming the certificate.
+        reason: String,
+    },
+    /// The leaf's validity starts later than now (with [`crate::chain::NOT_BEFORE_LEEWAY`]).
+    #[error("{0}")]
+    NotYetValid(String),
+    /// A CA comes twice along the chain, or the last certificate is issued by one before it
+    /// (the text names them).
+    #[error("{0}")]
+    ChainLoop(String),
+    /// A signature along the chain does not verify with the next certificate's key (the same
+    /// name, another key), a self-signed last certificate's with its own, or one uses an
+    /// algorithm OpenSCM cannot verify (the text names the certificates).
+    #[error("{0}")]
+    ChainSignature(String),
+    /// A chain certificate may not issue the certificate below it: not a CA, no keyCertSign,
+    /// its path length or its DNS name constraints exceeded (the text names it and says why).
+    #[error("{0}")]
+    ChainIssuer(String),
     /// The leaf names no DNS name (no DNS subjectAltName, no DNS-name CN).
     #[error("the certificate names no domain (no DNS subjectAltName, no subject CN)")]
     NoDomain,
@@ -79,6 +121,8 @@ pub struct ImportedCertificate {
     pub names: Vec<DnsName>,
     /// The key.
     pub key: PrivateKey,
+    /// Whether the chain reaches a trust anchor given to [`parse_import`], and if not why.
+    pub trust: ChainTrust,
 }
 
 const BEGIN_CERT: &str = "-----BEGIN CERTIFICATE-----";
@@ -155,11 +199,15 @@ fn leaf_names(leaf: &CertificateInfo) -> Vec<DnsName> {
 
 /// Checks and reads an import (see the module documentation for the checks and their order).
 ///
-/// `chain` `None` or blank: the blocks of `certificate` after the first are the chain.
+/// `chain` `None` or blank: the blocks of `certificate` after the first are the chain. `now` is
+/// when the leaf must be valid already (the caller's clock); `anchors` are the certificates the
+/// chain is trusted for reaching.
 pub fn parse_import(
     certificate: &str,
     chain: Option<&str>,
     private_key: &str,
+    now: OffsetDateTime,
+    anchors: &TrustAnchors,
 ) -> Result<ImportedCertificate, ImportError> {
     let certificate = certificate.replace("\r\n", "\n");
     let mut blocks = certificate_blocks(&certificate)
@@ -191,8 +239,9 @@ pub fn parse_import(
         })?,
         _ => blocks.collect(),
     };
+    let (chain, chain_pems): (Vec<CertificateInfo>, Vec<String>) = chain_blocks.into_iter().unzip();
     let mut previous = &leaf;
-    for (i, (ca, _)) in chain_blocks.iter().enumerate() {
+    for (i, ca) in chain.iter().enumerate() {
         if previous.issuer != ca.subject {
             let which = if i == 0 {
                 "the leaf".to_owned()
@@ -208,6 +257,7 @@ pub fn parse_import(
         previous = ca;
     }
     let names = leaf_names(&leaf);
+    let trust = check_chain(&leaf, &chain, &names, now, anchors)?;
     if names.is_empty() {
         return Err(ImportError::NoDomain);
     }
@@ -226,17 +276,14 @@ pub fn parse_import(
     if !leaf.public_key_matches(&key) {
         return Err(ImportError::KeyMismatch);
     }
-    let chain_pem = chain_blocks
-        .iter()
-        .map(|(_, pem)| pem.as_str())
-        .collect::<String>();
     Ok(ImportedCertificate {
         leaf,
         leaf_pem,
-        chain: chain_blocks.into_iter().map(|(info, _)| info).collect(),
-        chain_pem,
+        chain_pem: chain_pems.concat(),
+        chain,
         names,
         key,
+        trust,
     })
 }
 
@@ -246,6 +293,21 @@ mod tests {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SignatureAlgorithm,
     };
+
+    /// [`parse_import`] now, with no trust anchors.
+    fn parse(
+        certificate: &str,
+        chain: Option<&str>,
+        private_key: &str,
+    ) -> Result<ImportedCertificate, ImportError> {
+        parse_import(
+            certificate,
+            chain,
+            private_key,
+            OffsetDateTime::now_utc(),
+            &TrustAnchors::new(),
+        )
+    }
 
     /// A CA (self-signed root or intermediate under `parent`) with its signing key.
     struct Ca {
@@ -313,7 +375,7 @@ mod tests {
         // Separate chain, CRLF line endings everywhere.
         let crlf = |s: &str| s.replace('\n', "\r\n");
         let chain = format!("{}{}", inter.pem, root.pem);
-        let got = parse_import(&crlf(&leaf), Some(&crlf(&chain)), &crlf(&key)).unwrap();
+        let got = parse(&crlf(&leaf), Some(&crlf(&chain)), &crlf(&key)).unwrap();
         assert_eq!(got.leaf_pem, leaf);
         assert_eq!(got.chain_pem, chain);
         assert_eq!(got.chain.len(), 2);
@@ -326,20 +388,20 @@ mod tests {
 
         // The bundle in `certificate`, no chain: the rest is the chain.
         let bundle = format!("{leaf}{}{}", inter.pem, root.pem);
-        let got = parse_import(&bundle, None, &key).unwrap();
+        let got = parse(&bundle, None, &key).unwrap();
         assert_eq!(
             (got.leaf_pem.as_str(), got.chain_pem.as_str()),
             (leaf.as_str(), chain.as_str())
         );
-        let got = parse_import(&bundle, Some("  \n"), &key).unwrap();
+        let got = parse(&bundle, Some("  \n"), &key).unwrap();
         assert_eq!(got.chain.len(), 2, "a blank chain is no chain");
 
         // The bundle in `certificate` and a chain: only the leaf is taken from `certificate`.
-        let got = parse_import(&bundle, Some(&inter.pem), &key).unwrap();
+        let got = parse(&bundle, Some(&inter.pem), &key).unwrap();
         assert_eq!(got.chain_pem, inter.pem);
 
         // No chain at all.
-        let got = parse_import(&leaf, None, &key).unwrap();
+        let got = parse(&leaf, None, &key).unwrap();
         assert!(got.chain.is_empty() && got.chain_pem.is_empty());
     }
 
@@ -352,11 +414,11 @@ mod tests {
             &rcgen::PKCS_RSA_SHA256,
         ] {
             let (leaf, key) = leaf_with(alg, Some("k.import.test"), &[], &inter);
-            let got = parse_import(&leaf, None, &key).unwrap();
+            let got = parse(&leaf, None, &key).unwrap();
             assert_eq!(got.names.len(), 1, "the CN alone is a name");
             // The traditional forms, as openssl writes them.
             let der = pem::parse(&key).unwrap().into_contents();
-            parse_import(&leaf, None, &traditional(&der)).unwrap();
+            parse(&leaf, None, &traditional(&der)).unwrap();
         }
     }
 
@@ -400,7 +462,7 @@ mod tests {
             .trim_start_matches(BEGIN_CERT)
             .trim_end_matches(END_CERT)
             .to_owned();
-        let err = |c: &str, chain: Option<&str>, k: &str| parse_import(c, chain, k).unwrap_err();
+        let err = |c: &str, chain: Option<&str>, k: &str| parse(c, chain, k).unwrap_err();
 
         // Markers.
         assert_eq!(err(&body, None, &key), ImportError::CertificateMarkers);

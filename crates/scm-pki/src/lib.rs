@@ -7,7 +7,9 @@
 //! - [`cert`]: reading certificates and splitting PEM chains;
 //! - [`name`]: the rules for DNS names in certificates ([`DnsName`]);
 //! - [`pkcs12`]: writing PKCS#12 files (key + chain under a password);
-//! - [`import`]: checking an imported certificate, its chain and its key against each other.
+//! - [`import`]: checking an imported certificate, its chain and its key against each other;
+//! - [`chain`]: an imported chain checked by its signatures, and whether it reaches a certificate
+//!   the server trusts ([`TrustAnchors`]).
 //!
 //! All cryptography is done by aws-lc-rs (directly or through rcgen). Private key material
 //! is wiped on drop where this crate holds it and never appears in `Debug` output or errors.
@@ -15,6 +17,8 @@
 
 pub mod ca;
 pub mod cert;
+// --- import ---
+pub mod chain;
 pub mod csr;
 mod error;
 // --- import ---
@@ -35,6 +39,7 @@ pub use cert::{CertificateInfo, parse_certificate_der, parse_certificate_pem, pe
 pub use csr::{ParsedCsr, generate_csr};
 pub use error::PkiError;
 // --- import ---
+pub use chain::{ChainTrust, TrustAnchors};
 pub use import::{ImportError, ImportedCertificate, parse_import};
 pub use key::{KeyAlgorithm, PrivateKey};
 pub use name::{DnsName, NameError};

@@ -92,13 +92,16 @@ error_codes! {
     /// "does not match the private key" code).
     KeyMismatch = "SCM.0014",
     // --- import ---
-    /// The imported certificate does not parse (the documented "failed to be resolved" code).
+    /// The imported certificate does not parse, or cannot be used: a CA certificate, a critical
+    /// extension OpenSCM does not process, not valid yet (the documented "failed to be resolved"
+    /// code).
     CertificateUnparsable = "SCM.0006",
     /// The imported certificate names no domain.
     CertificateWithoutDomain = "SCM.0009",
     /// The imported private key does not parse, is passphrase-protected or unsupported.
     KeyUnparsable = "SCM.0012",
-    /// The imported certificate chain does not parse.
+    /// The imported certificate chain does not parse, or one of its certificates has a critical
+    /// extension OpenSCM does not process.
     ChainUnparsable = "SCM.0013",
     /// The certificate name is not 3..63 of `A-Z a-z 0-9 _ - .`.
     CertificateName = "SCM.0032",
@@ -106,7 +109,9 @@ error_codes! {
     CertificateMarkers = "SCM.0053",
     /// The imported certificate is empty between its markers.
     CertificateEmpty = "SCM.0054",
-    /// The chain is out of order: a certificate's issuer is not the next one's subject.
+    /// The chain does not verify: out of order (a certificate's issuer is not the next one's
+    /// subject), a signature that does not verify with the next certificate's key, a loop, or a
+    /// certificate that may not issue the one below it (the documented chain-check code).
     ChainOrder = "SCM.0079",
     /// The imported private key lacks its BEGIN/END markers.
     KeyMarkers = "SCM.0114",

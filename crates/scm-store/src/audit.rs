@@ -205,7 +205,7 @@ impl Audit for SqlStore {
 
     async fn prune_audit(&self, before_ms: i64) -> Result<u64> {
         // The delete trigger lets through only rows older than the gate, which is open to the
-        // cut-off within this transaction alone (migration 0012).
+        // cut-off within this transaction alone (migration 0013).
         db_run!(&self.pool, |p| {
             let mut tx = p.begin().await?;
             sqlx::query("UPDATE audit_prune_gate SET before_ms = $1 WHERE id = 1")

@@ -8,8 +8,8 @@ use scm_proto::{
 
 use crate::pool::{BUMP, Pool, conflict_or, corrupt, db_run};
 use crate::records::{
-    ApplicationRecord, CertificateRecord, IssuedRecord, ListQuery, NewCertificate, OrderRecord,
-    Product, Quotas, SortKey,
+    ApplicationRecord, CertificateRecord, ChainTrustRecord, IssuedRecord, ListQuery,
+    NewCertificate, OrderRecord, Product, Quotas, SortKey,
 };
 use crate::{Certificates, Result, SqlStore, StoreError, dialect};
 
@@ -21,7 +21,8 @@ macro_rules! select_certificates {
              wildcard_domain_number, enterprise_project_id, description, tags, domain, sans, \
              application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, \
              private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, \
-             not_before_ms, not_after_ms, created_ms, updated_ms, issuer FROM certificates ",
+             not_before_ms, not_after_ms, created_ms, updated_ms, issuer, chain_trusted, \
+             chain_trust_note FROM certificates ",
             $tail
         )
     };
@@ -68,6 +69,8 @@ struct CertificateRow {
     created_ms: i64,
     updated_ms: i64,
     issuer: Option<String>,
+    chain_trusted: Option<bool>,
+    chain_trust_note: Option<String>,
 }
 
 fn parsed<T>(v: Option<T>, what: &str) -> Result<T> {
@@ -145,6 +148,13 @@ impl TryFrom<CertificateRow> for CertificateRecord {
             created_ms: r.created_ms,
             updated_ms: r.updated_ms,
             issuer: r.issuer,
+            chain_trust: match r.chain_trusted {
+                Some(trusted) => Some(ChainTrustRecord {
+                    trusted,
+                    note: r.chain_trust_note.unwrap_or_default(),
+                }),
+                None => None,
+            },
         })
     }
 }

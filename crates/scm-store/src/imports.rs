@@ -142,10 +142,10 @@ impl Imports for SqlStore {
                  tags, domain, sans, application, csr_pem, validation_method, key_algorithm, \
                  certificate_pem, chain_pem, private_key_sealed, serial_hex, fingerprint, \
                  signature_algorithm, issued_ms, not_before_ms, not_after_ms, created_ms, \
-                 updated_ms, issuer) \
+                 updated_ms, issuer, chain_trusted, chain_trust_note) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
                  $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, \
-                 $34, $35)",
+                 $34, $35, $36, $37)",
             )
             .bind(cert.id.as_str())
             .bind(cert.domain_id.as_str())
@@ -160,6 +160,8 @@ impl Imports for SqlStore {
                 .bind(cert.created_ms)
                 .bind(cert.updated_ms)
                 .bind(cert.issuer.as_deref())
+                .bind(cert.chain_trust.as_ref().map(|t| t.trusted))
+                .bind(cert.chain_trust.as_ref().map(|t| t.note.as_str()))
                 .execute(&mut *tx)
                 .await
                 .map_err(conflict_or)?;
@@ -174,7 +176,7 @@ mod tests {
     use scm_proto::{Brand, CertType, CertificateStatus, DomainType, OrderId};
 
     use super::*;
-    use crate::records::{ApplicationRecord, IssuedRecord, ListQuery, Product};
+    use crate::records::{ApplicationRecord, ChainTrustRecord, IssuedRecord, ListQuery, Product};
     use crate::tests::{TestDb, account};
     use crate::{Accounts, Certificates, Lifecycle};
 
@@ -289,6 +291,10 @@ mod tests {
             created_ms: 10,
             updated_ms: 10,
             issuer: Some("CN=Import Test CA".into()),
+            chain_trust: Some(ChainTrustRecord {
+                trusted: tag % 2 == 1,
+                note: format!("verdict {tag}"),
+            }),
         };
         (order, cert)
     }

@@ -69,10 +69,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/postgres/0011_token_kind.sql"),
     ),
     (
-        12,
+        13,
         "audit no delete",
-        include_str!("../migrations/sqlite/0012_audit_no_delete.sql"),
-        include_str!("../migrations/postgres/0012_audit_no_delete.sql"),
+        include_str!("../migrations/sqlite/0013_audit_no_delete.sql"),
+        include_str!("../migrations/postgres/0013_audit_no_delete.sql"),
     ),
     // --- import ---
     (
@@ -87,6 +87,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "csrs",
         include_str!("../migrations/sqlite/0006_csrs.sql"),
         include_str!("../migrations/postgres/0006_csrs.sql"),
+    ),
+    // --- import ---
+    (
+        12,
+        "chain trust",
+        include_str!("../migrations/sqlite/0012_chain_trust.sql"),
+        include_str!("../migrations/postgres/0012_chain_trust.sql"),
     ),
 ];
 

@@ -280,6 +280,21 @@ pub struct CertificateRecord {
     /// It is what tells the two apart whatever the status (an imported certificate may be
     /// stored `EXPIRED`).
     pub issuer: Option<String>,
+    /// What the import found about the chain of an imported certificate: whether it reaches a
+    /// certificate the server trusts. `None` for a purchased certificate, and for one imported
+    /// before chains were verified (migration 0012), which counts as not trusted.
+    pub chain_trust: Option<ChainTrustRecord>,
+}
+
+// --- import ---
+/// Whether an imported certificate's chain reached a certificate the server trusts when it was
+/// imported, and the sentence that says so (or why not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTrustRecord {
+    /// The signatures lead to a trust anchor.
+    pub trusted: bool,
+    /// The verdict in words, naming the anchor reached or where the chain stops.
+    pub note: String,
 }
 
 impl CertificateRecord {

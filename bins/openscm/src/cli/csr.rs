@@ -202,10 +202,9 @@ pub async fn run(ctx: &Ctx, command: CsrCommand) -> Result<u8, Failure> {
             let pem = zeroize::Zeroizing::new(key.private_key);
             match out {
                 Some(path) => {
-                    write_new_file(&path, pem.as_bytes(), 0o600)
-                        .map_err(|e| {
-                            Failure::Other(format!("cannot write {}: {e}", path.display()))
-                        })?;
+                    write_new_file(&path, pem.as_bytes(), 0o600).map_err(|e| {
+                        Failure::Other(format!("cannot write {}: {e}", path.display()))
+                    })?;
                     output::print(
                         ctx.format,
                         &json!({"id": id, "file": path.display().to_string()}),

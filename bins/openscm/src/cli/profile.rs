@@ -158,10 +158,7 @@ pub fn write_new_file(path: &Path, content: &[u8], mode: u32) -> std::io::Result
             ),
         ));
     }
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("file");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -325,13 +322,19 @@ mod tests {
         let victim_mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
         assert_eq!(victim_mode, 0o644, "the victim's mode changed");
         let meta = std::fs::symlink_metadata(&key).unwrap();
-        assert!(meta.file_type().is_file(), "the link was replaced by a file");
+        assert!(
+            meta.file_type().is_file(),
+            "the link was replaced by a file"
+        );
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read_to_string(&key).unwrap(), "KEY");
         // A directory others may write to is refused, unless sticky.
         std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
         let refused = write_new_file(&out.join("other.key"), b"KEY", 0o600).unwrap_err();
-        assert!(refused.to_string().contains("writable by others"), "{refused}");
+        assert!(
+            refused.to_string().contains("writable by others"),
+            "{refused}"
+        );
         assert!(!out.join("other.key").exists());
         std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o1777)).unwrap();
         write_new_file(&out.join("other.key"), b"KEY", 0o600).unwrap();

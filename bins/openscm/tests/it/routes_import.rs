@@ -4,8 +4,8 @@
 //! `OPENSCM_TEST_PG_URL` is set.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    SignatureAlgorithm,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
+    KeyPair, SignatureAlgorithm,
 };
 use scm_client::Client;
 use scm_proto::Operation;
@@ -366,6 +366,78 @@ async fn import_refusals(s: TestServer) {
         &inter,
         (-1, 30),
     );
+    // The chain by its signatures. An intermediate with the right name and another key:
+    let impostor = ca("Import IT Intermediate", Some(&root));
+    // A and B sign each other; a leaf of A's.
+    let (a, b) = (ca("Import IT Loop A", None), ca("Import IT Loop B", None));
+    let a_by_b = a
+        .params
+        .signed_by(&a.key, &Issuer::from_params(&b.params, &b.key))
+        .unwrap()
+        .pem();
+    let b_by_a = b
+        .params
+        .signed_by(&b.key, &Issuer::from_params(&a.params, &a.key))
+        .unwrap()
+        .pem();
+    let looped = leaf(
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        None,
+        &["loop.import.test"],
+        &a,
+        (-1, 30),
+    );
+    let later = leaf(
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        None,
+        &["later.import.test"],
+        &inter,
+        (2, 30),
+    );
+    let signed = |params: CertificateParams, issuer: &Ca| {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let pem = params
+            .signed_by(&key, &Issuer::from_params(&issuer.params, &issuer.key))
+            .unwrap()
+            .pem();
+        Leaf {
+            pem,
+            key: key.serialize_pem(),
+        }
+    };
+    let critical = || {
+        let mut ext = CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 55555, 1], vec![5, 0]);
+        ext.set_criticality(true);
+        ext
+    };
+    let mut p = CertificateParams::new(vec!["ca.import.test".to_owned()]).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_leaf = signed(p, &inter);
+    let mut p = CertificateParams::new(vec!["ext.import.test".to_owned()]).unwrap();
+    p.custom_extensions.push(critical());
+    let ext_leaf = signed(p, &inter);
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name = DistinguishedName::new();
+    p.distinguished_name
+        .push(DnType::CommonName, "Import IT Odd Intermediate");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.custom_extensions.push(critical());
+    let odd_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let odd = Ca {
+        pem: p
+            .signed_by(&odd_key, &Issuer::from_params(&root.params, &root.key))
+            .unwrap()
+            .pem(),
+        params: p,
+        key: odd_key,
+    };
+    let under_odd = leaf(
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        None,
+        &["odd.import.test"],
+        &odd,
+        (-1, 30),
+    );
     let base = json!({
         "name": "good-name", "certificate": good.pem, "certificate_chain": chain,
         "private_key": good.key,
@@ -473,6 +545,42 @@ async fn import_refusals(s: TestServer) {
         (
             json!({"certificate_chain": null, "certificate": format!("{}{}", good.pem, root.pem)}),
             "SCM.0079",
+            None,
+        ),
+        // The chain by its signatures: the right name and another key, a loop (SCM.0079).
+        (
+            json!({"certificate_chain": format!("{}{}", impostor.pem, root.pem)}),
+            "SCM.0079",
+            None,
+        ),
+        (
+            json!({"certificate": looped.pem, "private_key": looped.key,
+                   "certificate_chain": format!("{a_by_b}{b_by_a}{a_by_b}")}),
+            "SCM.0079",
+            None,
+        ),
+        // A leaf that cannot be used: a CA, an unknown critical extension, not valid yet
+        // (SCM.0006).
+        (
+            json!({"certificate": ca_leaf.pem, "private_key": ca_leaf.key}),
+            "SCM.0006",
+            None,
+        ),
+        (
+            json!({"certificate": ext_leaf.pem, "private_key": ext_leaf.key}),
+            "SCM.0006",
+            None,
+        ),
+        (
+            json!({"certificate": later.pem, "private_key": later.key}),
+            "SCM.0006",
+            None,
+        ),
+        // A chain certificate with an unknown critical extension (SCM.0013).
+        (
+            json!({"certificate": under_odd.pem, "private_key": under_odd.key,
+                   "certificate_chain": format!("{}{}", odd.pem, root.pem)}),
+            "SCM.0013",
             None,
         ),
         // No domain.

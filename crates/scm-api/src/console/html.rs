@@ -332,16 +332,36 @@ pub(crate) fn details(chrome: &Chrome<'_>, d: &Details<'_>) -> String {
     );
     row(&mut m, "Certificate ID", c.id.as_str());
     row(&mut m, "Status", c.status.as_str());
-    row(
-        &mut m,
-        "Product",
-        &format!(
-            "{} {} {}",
-            c.product.brand.as_str(),
-            c.product.cert_type.as_str(),
-            c.product.domain_type.as_str()
-        ),
-    );
+    if c.is_imported() {
+        // An imported certificate was bought from no one: its product row is a placeholder.
+        row(
+            &mut m,
+            "Product",
+            &format!("imported {}", c.product.domain_type.as_str()),
+        );
+        row(
+            &mut m,
+            "Brand",
+            crate::views::brand(c).as_deref().unwrap_or("—"),
+        );
+        let trust = match &c.chain_trust {
+            Some(t) if t.trusted => format!("trusted: {}", t.note),
+            Some(t) => format!("not trusted: {}", t.note),
+            None => "not verified (imported before OpenSCM verified chains)".to_owned(),
+        };
+        row(&mut m, "Chain trust", &trust);
+    } else {
+        row(
+            &mut m,
+            "Product",
+            &format!(
+                "{} {} {}",
+                c.product.brand.as_str(),
+                c.product.cert_type.as_str(),
+                c.product.domain_type.as_str()
+            ),
+        );
+    }
     let app = c.application.as_ref();
     row(&mut m, "Domain", app.map_or("—", |a| a.domain.as_str()));
     m.push_str("<dt>Names (subject alternative names)</dt><dd>");
@@ -655,6 +675,83 @@ mod tests {
         assert!(html.contains("expires_from=1796342400000&amp;expires_before=1796947200000"));
         assert!(html.contains("Week of 2026-12-04: 4 certificates"));
         assert!(html.contains("6 certificates expire in the next 3 weeks"));
+    }
+
+    /// An imported certificate's details say whether its chain is trusted, and show a brand
+    /// only for a trusted chain (never the placeholder product it is stored with).
+    #[test]
+    fn imported_details_tell_the_chain_trust() {
+        use scm_proto::{Brand, CertType, CertificateId, CertificateStatus, DomainType, OrderId};
+        use scm_store::ChainTrustRecord;
+
+        let chrome = Chrome {
+            account: "a",
+            access_key: "k",
+            csrf: "c",
+        };
+        let record = |trust: Option<ChainTrustRecord>| CertificateRecord {
+            id: CertificateId::try_from("scs1764770000000").unwrap(),
+            domain_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+            project_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+            order_id: OrderId::new("2612031500", [1, 2, 3, 4, 5]).unwrap(),
+            name: "imported".into(),
+            status: CertificateStatus::Upload,
+            product: scm_store::Product {
+                brand: Brand::Cfca,
+                cert_type: CertType::DvSsl,
+                domain_type: DomainType::Single,
+                effective_time: 1,
+                domain_numbers: 1,
+                primary_domain_type: None,
+                single_domain_number: None,
+                wildcard_domain_number: None,
+                enterprise_project_id: "0".into(),
+            },
+            description: String::new(),
+            tags_json: "[]".into(),
+            application: None,
+            issued: None,
+            created_ms: 0,
+            updated_ms: 0,
+            issuer: Some("CN=GlobalSign RSA OV SSL CA 2018".into()),
+            chain_trust: trust,
+        };
+        let page = |c: &CertificateRecord| {
+            details(
+                &chrome,
+                &Details {
+                    cert: c,
+                    chain: &[],
+                    pushes: &[],
+                    tags: &[],
+                },
+            )
+        };
+        let trusted = page(&record(Some(ChainTrustRecord {
+            trusted: true,
+            note: "the chain reaches \"CN=GlobalSign\", which the server trusts (x)".into(),
+        })));
+        assert!(
+            trusted.contains("<dt>Brand</dt><dd>GLOBALSIGN</dd>"),
+            "{trusted}"
+        );
+        assert!(trusted.contains("<dd>trusted: the chain reaches &quot;CN=GlobalSign&quot;"));
+        assert!(
+            !trusted.contains("CFCA"),
+            "the placeholder product is not shown"
+        );
+        let untrusted = page(&record(Some(ChainTrustRecord {
+            trusted: false,
+            note: "the certificate is self-signed".into(),
+        })));
+        assert!(
+            untrusted.contains("<dt>Brand</dt><dd>—</dd>"),
+            "{untrusted}"
+        );
+        assert!(untrusted.contains("<dd>not trusted: the certificate is self-signed</dd>"));
+        let old = page(&record(None));
+        assert!(old.contains("<dt>Brand</dt><dd>—</dd>"));
+        assert!(old.contains("not verified (imported before OpenSCM verified chains)"));
     }
 
     #[test]

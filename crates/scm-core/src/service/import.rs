@@ -14,8 +14,16 @@
 //!    cryptography (aws-lc) has no SM2, so an SM2 dual certificate cannot be checked or used;
 //! 4. the PEM texts ([`scm_pki::import`]): certificate markers `SCM.0053`, empty body
 //!    `SCM.0054`, unparsable certificate `SCM.0006`, unparsable chain `SCM.0013`, chain order
-//!    `SCM.0079`, no domain `SCM.0009`, key markers `SCM.0114`, unparsable, passphrase-protected
-//!    or unsupported key `SCM.0012`, key not the certificate's `SCM.0014`;
+//!    `SCM.0079`; then the chain by its signatures ([`scm_pki::chain`], at the injected clock's
+//!    now), each refusal naming the certificate at fault: a CA leaf (CA:TRUE), a leaf with a
+//!    critical extension OpenSCM does not process, or one not valid yet `SCM.0006` (the
+//!    documented "failed to be resolved … ensure that the certificate has been issued" code);
+//!    a chain certificate with such an extension `SCM.0013`; a signature that does not verify
+//!    with the next certificate's key (a CA of the right name and another key), a loop, or a
+//!    chain certificate that may not issue (not a CA, no keyCertSign, path length or DNS name
+//!    constraints) `SCM.0079` (the chain-check code); then no domain `SCM.0009`, key markers
+//!    `SCM.0114`, unparsable, passphrase-protected or unsupported key `SCM.0012`, key not the
+//!    certificate's `SCM.0014`;
 //! 5. `duplicate_check: true` (the SDK's reading of the contradictory docs, open question 5):
 //!    the account already holds a certificate with the leaf's SHA-1 fingerprint (imported or
 //!    issued here) is `SCM.0005` naming `certificate`; absent or `false` allows the copy;
@@ -24,16 +32,21 @@
 //! What is stored is derived from the leaf: domain (the CN when it is a DNS name, else the first
 //! DNS subjectAltName), sans (the other names), domain type and counts, signature algorithm,
 //! fingerprint, serial, validity (`issue_time` is `not_before`), and the issuer, which also marks
-//! the certificate imported; its brand is recognised from the issuer when it is one of the
-//! documented brands. An imported certificate has no order for the client: `certificates.order_id`
+//! the certificate imported. With them the verdict on the chain: whether its signatures lead to a
+//! certificate the server trusts (the anchors given in [`crate::CoreConfig::import_trust`], the
+//! machine's trust store in the server, and the built-in CA's root), and if not why
+//! ([`scm_pki::ChainTrust`]); a chain that is not trusted is no refusal (ACM and Vault import
+//! certificates of private CAs too). The brand is recognised from the issuer's name only when the
+//! chain is trusted ([`imported_brand`]): a name alone proves nothing, anyone can call their CA
+//! "GlobalSign". An imported certificate has no order for the client: `certificates.order_id`
 //! must name one, so each import writes an order row of its own, never shown.
 
 use scm_pki::{DnsName, ImportError, ImportedCertificate, parse_import};
 use scm_proto::import::ImportCertificateBody;
 use scm_proto::{Brand, CertType, CertificateId, CertificateStatus, DomainType, PrimaryDomainType};
 use scm_store::{
-    ApplicationRecord, CertificateRecord, ImportOutcome, IssuedRecord, OrderRecord, Product,
-    StoreError,
+    ApplicationRecord, CertificateRecord, ChainTrustRecord, ImportOutcome, IssuedRecord,
+    OrderRecord, Product, StoreError,
 };
 use zeroize::Zeroizing;
 
@@ -58,6 +71,10 @@ pub const MAX_PRIVATE_KEY: usize = 4096;
 pub const MAX_ENC: usize = 4096;
 /// Longest `enterprise_project_id`.
 pub const MAX_ENTERPRISE_PROJECT: usize = 64;
+/// The source named in the verdict of a chain that reaches the built-in CA's root.
+pub const BUILTIN_CA_SOURCE: &str = "OpenSCM's built-in CA";
+/// The source named in the verdict of a chain that reaches a root of the machine's trust store.
+pub const SYSTEM_TRUST_SOURCE: &str = "the machine's trust store";
 
 /// A checked ImportCertificate body, before its PEM texts are read.
 #[derive(Clone)]
@@ -171,6 +188,15 @@ fn refused(e: ImportError) -> DomainError {
         ImportError::Certificate(_) => ImportRefusal::CertificateUnparsable,
         ImportError::Chain(_) => ImportRefusal::ChainUnparsable,
         ImportError::ChainOrder(_) => ImportRefusal::ChainOrder,
+        ImportError::ChainLoop(_)
+        | ImportError::ChainSignature(_)
+        | ImportError::ChainIssuer(_) => ImportRefusal::ChainUnverified,
+        ImportError::LeafIsCa(_)
+        | ImportError::NotYetValid(_)
+        | ImportError::CriticalExtension {
+            in_chain: false, ..
+        } => ImportRefusal::CertificateRefused,
+        ImportError::CriticalExtension { in_chain: true, .. } => ImportRefusal::ChainUnparsable,
         ImportError::NoDomain => ImportRefusal::NoDomain,
         ImportError::KeyMarkers => ImportRefusal::KeyMarkers,
         ImportError::Key(_) => ImportRefusal::KeyUnparsable,
@@ -196,6 +222,17 @@ pub fn brand_of_issuer(issuer: &str) -> Option<Brand> {
     .into_iter()
     .find(|(needle, _)| lower.contains(needle))
     .map(|(_, brand)| brand)
+}
+
+/// The brand an imported certificate shows: the documented brand its issuer is
+/// ([`brand_of_issuer`]), read from the issuer's name only when the chain was verified up to a
+/// certificate the server trusts; `None` (shown `null`, as for an issuer that is no documented
+/// brand) when it was not, or when the certificate was imported before chains were verified.
+/// `None` too for a purchased certificate, whose brand is the product's.
+pub fn imported_brand(c: &CertificateRecord) -> Option<Brand> {
+    let issuer = c.issuer.as_deref()?;
+    c.chain_trust.as_ref().filter(|t| t.trusted)?;
+    brand_of_issuer(issuer)
 }
 
 /// Average month, ms (365.2425 / 12 days).
@@ -258,11 +295,14 @@ impl Scm {
             spec.chain.clone(),
             spec.private_key.clone(),
         );
-        // Checking an RSA-4096 key takes milliseconds: off the async workers.
-        let parsed: ImportedCertificate =
-            tokio::task::spawn_blocking(move || parse_import(&certificate, chain.as_deref(), &key))
-                .await?
-                .map_err(refused)?;
+        let (now, anchors) = (self.clock.now(), self.import_anchors.clone());
+        // Checking an RSA-4096 key and the chain's signatures takes milliseconds: off the async
+        // workers.
+        let parsed: ImportedCertificate = tokio::task::spawn_blocking(move || {
+            parse_import(&certificate, chain.as_deref(), &key, now, &anchors)
+        })
+        .await?
+        .map_err(refused)?;
         let not_before_ms = unix_ms(parsed.leaf.not_before);
         let not_after_ms = unix_ms(parsed.leaf.not_after);
         let product = product_of(
@@ -336,6 +376,10 @@ impl Scm {
                 created_ms: now_ms,
                 updated_ms: now_ms,
                 issuer: Some(parsed.leaf.issuer.clone()),
+                chain_trust: Some(ChainTrustRecord {
+                    trusted: parsed.trust.is_trusted(),
+                    note: parsed.trust.to_string(),
+                }),
             };
             match self
                 .store
@@ -343,7 +387,13 @@ impl Scm {
                 .await
             {
                 Ok(ImportOutcome::Imported) => {
-                    tracing::info!(cert = %id, serial = %parsed.leaf.serial_hex, "certificate imported");
+                    tracing::info!(
+                        cert = %id,
+                        serial = %parsed.leaf.serial_hex,
+                        trusted = parsed.trust.is_trusted(),
+                        chain = %parsed.trust,
+                        "certificate imported"
+                    );
                     return Ok(id);
                 }
                 Ok(ImportOutcome::Duplicate(existing)) => {
@@ -476,12 +526,38 @@ mod tests {
 
     #[test]
     fn pem_refusals_have_their_kind() {
-        assert_eq!(
-            match refused(ImportError::KeyMismatch) {
-                DomainError::ImportRefused { refusal, .. } => refusal,
-                _ => unreachable!(),
+        let kind = |e: ImportError| match refused(e) {
+            DomainError::ImportRefused { refusal, .. } => refusal,
+            _ => unreachable!(),
+        };
+        let text = || "what".to_owned();
+        assert_eq!(kind(ImportError::KeyMismatch), ImportRefusal::KeyMismatch);
+        // The chain by its signatures: the chain-check code, SCM.0079.
+        for e in [
+            ImportError::ChainSignature(text()),
+            ImportError::ChainLoop(text()),
+            ImportError::ChainIssuer(text()),
+        ] {
+            assert_eq!(kind(e), ImportRefusal::ChainUnverified);
+        }
+        // The leaf that cannot be used: SCM.0006.
+        for e in [
+            ImportError::LeafIsCa(text()),
+            ImportError::NotYetValid(text()),
+            ImportError::CriticalExtension {
+                in_chain: false,
+                reason: text(),
             },
-            ImportRefusal::KeyMismatch
+        ] {
+            assert_eq!(kind(e), ImportRefusal::CertificateRefused);
+        }
+        // A chain certificate with an unknown critical extension: SCM.0013.
+        assert_eq!(
+            kind(ImportError::CriticalExtension {
+                in_chain: true,
+                reason: text()
+            }),
+            ImportRefusal::ChainUnparsable
         );
     }
 

@@ -41,6 +41,7 @@ use crate::jobs::{JobHandler, JobRunner, JobSettings};
 use crate::notify::NotifierTarget;
 use crate::tasks::Supervisor;
 use crate::{Clock, DomainError};
+use import::BUILTIN_CA_SOURCE;
 
 pub use crate::cache::CacheStat;
 pub use authentication::HeadCheck;
@@ -74,6 +75,11 @@ pub struct CoreConfig {
     pub keygen_per_account: u32,
     /// How long audit events are kept; `None` (the default): for ever.
     pub audit_retention: Option<std::time::Duration>,
+    // --- import ---
+    /// The certificates an imported chain is trusted for reaching, besides the built-in CA's
+    /// root (which [`Scm::open`] adds): the server gives the machine's trust store; empty by
+    /// default.
+    pub import_trust: Arc<scm_pki::TrustAnchors>,
 }
 
 impl Default for CoreConfig {
@@ -93,6 +99,7 @@ impl Default for CoreConfig {
             },
             keygen_per_account: 1,
             audit_retention: None,
+            import_trust: Arc::new(scm_pki::TrustAnchors::new()),
         }
     }
 }
@@ -147,6 +154,9 @@ pub struct Scm {
     issuer: Arc<dyn Issuer>,
     ca: Arc<BuiltinCa>,
     ca_root_pem: String,
+    /// What imported chains are trusted for reaching: [`CoreConfig::import_trust`] and the
+    /// built-in CA's root.
+    import_anchors: Arc<scm_pki::TrustAnchors>,
     config: CoreConfig,
     cache: Arc<ReadCache>,
     jobs: Arc<JobRunner>,
@@ -178,8 +188,16 @@ impl Scm {
         let ca = Arc::new(BuiltinCa::load(&rec, master.clone())?);
         let jobs = JobRunner::new(store.clone(), clock.clone(), config.jobs);
         let audit = observe::AuditWriter::spawn(store.clone());
+        let mut import_anchors = (*config.import_trust).clone();
+        let (_, unreadable) = import_anchors.add_pem(ca.root_pem(), BUILTIN_CA_SOURCE);
+        if unreadable > 0 {
+            return Err(DomainError::internal(
+                "the built-in CA's root certificate does not parse",
+            ));
+        }
         Ok(Self {
             ca_root_pem: ca.root_pem().to_owned(),
+            import_anchors: Arc::new(import_anchors),
             issuer: ca.clone(),
             ca,
             store,

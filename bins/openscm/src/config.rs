@@ -85,12 +85,15 @@ pub struct ConsoleFile {
     pub trusted_proxies: Option<Vec<String>>,
 }
 
+/// Days audit events are kept unless `[audit] retention_days` says otherwise.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 30;
+
 /// The `[audit]` table.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditFile {
-    /// Days audit events are kept (1..=36500); unset (the default): kept for ever. Older events
-    /// are deleted by the hourly housekeeping of every server.
+    /// Days audit events are kept (default 30; 1..=36500; `0`: kept for ever, on purpose). Older
+    /// events are deleted by the hourly housekeeping of every server.
     pub retention_days: Option<u64>,
 }
 
@@ -166,6 +169,8 @@ pub struct QuotasFile {
     pub certificates_per_account: Option<u64>,
     /// Orders an account may place per UTC day (default 1000, 1..=10000000).
     pub orders_per_day: Option<u64>,
+    /// CSRs an account may hold, created or uploaded (default 1000, 1..=10000000).
+    pub csrs_per_account: Option<u64>,
 }
 
 /// The `[jobs]` table.
@@ -885,6 +890,13 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
                 1_000,
                 1..=10_000_000,
             )?,
+            csrs_per_account: pick(
+                "quotas.csrs_per_account",
+                None,
+                quotas.csrs_per_account,
+                1_000,
+                1..=10_000_000,
+            )?,
         },
         keygen_per_account: u32::try_from(pick(
             "limits.keygen_per_account",
@@ -893,10 +905,15 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
             1,
             1..=64,
         )?)?,
-        audit_retention: match file.audit.retention_days {
-            None => None,
-            Some(days) => Some(std::time::Duration::from_secs(
-                ranged("audit.retention_days", days, 1..=36_500)? * 86_400,
+        // A default a small disk survives (about 360 bytes an event); 0 keeps them for ever.
+        audit_retention: match file
+            .audit
+            .retention_days
+            .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS)
+        {
+            0 => None,
+            days => Some(std::time::Duration::from_secs(
+                ranged("audit.retention_days", days, 0..=36_500)? * 86_400,
             )),
         },
         ..CoreConfig::default()
@@ -1178,7 +1195,19 @@ mod tests {
             };
             resolve(&common, None)
         };
-        assert_eq!(resolved("").unwrap().core.audit_retention, None);
+        assert_eq!(
+            resolved("").unwrap().core.audit_retention,
+            Some(std::time::Duration::from_secs(30 * 86_400)),
+            "a default a small disk survives"
+        );
+        assert_eq!(
+            resolved("[audit]\nretention_days = 0\n")
+                .unwrap()
+                .core
+                .audit_retention,
+            None,
+            "for ever, on purpose"
+        );
         assert_eq!(
             resolved("[audit]\nretention_days = 400\n")
                 .unwrap()
@@ -1186,12 +1215,10 @@ mod tests {
                 .audit_retention,
             Some(std::time::Duration::from_secs(400 * 86_400))
         );
-        for bad in ["0", "36501"] {
-            let e = resolved(&format!("[audit]\nretention_days = {bad}\n"))
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains("audit.retention_days"), "{e}");
-        }
+        let e = resolved("[audit]\nretention_days = 36501\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("audit.retention_days"), "{e}");
     }
 
     #[test]

@@ -505,6 +505,18 @@ fn write_snapshot(
     )?;
     writeln!(
         out,
+        "# HELP openscm_audit_events Audit events kept (they are deleted after [audit] retention_days)."
+    )?;
+    writeln!(out, "# TYPE openscm_audit_events gauge")?;
+    writeln!(out, "openscm_audit_events {}", stats.audit_events)?;
+    writeln!(
+        out,
+        "# HELP openscm_csrs CSRs kept, all accounts (each account holds at most [quotas] csrs_per_account)."
+    )?;
+    writeln!(out, "# TYPE openscm_csrs gauge")?;
+    writeln!(out, "openscm_csrs {}", stats.csrs)?;
+    writeln!(
+        out,
         "# HELP openscm_push_attempts_total Push attempts in the push history, by outcome."
     )?;
     writeln!(out, "# TYPE openscm_push_attempts_total counter")?;

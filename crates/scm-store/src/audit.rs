@@ -75,6 +75,11 @@ pub struct StoreStats {
     pub pushes_by_outcome: Vec<(String, i64)>,
     /// Jobs by kind and state.
     pub jobs: Vec<(String, String, i64)>,
+    /// Audit events kept, from the range of their ids (events are appended in id order and
+    /// pruned oldest first, so this is the count without scanning the table).
+    pub audit_events: i64,
+    /// CSRs kept, all accounts.
+    pub csrs: i64,
 }
 
 /// Aggregates and a liveness check.
@@ -259,12 +264,21 @@ impl Stats for SqlStore {
             )
             .fetch_all(p)
             .await?;
+            let (audit_events,): (i64,) =
+                sqlx::query_as("SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM audit_events")
+                    .fetch_one(p)
+                    .await?;
+            let (csrs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM csrs")
+                .fetch_one(p)
+                .await?;
             Ok(StoreStats {
                 certificates_by_status,
                 expiring_7d,
                 expiring_30d,
                 pushes_by_outcome,
                 jobs,
+                audit_events,
+                csrs,
             })
         })
     }

@@ -86,8 +86,10 @@ impl Default for CsrQuery {
 /// The CSRs of accounts.
 #[async_trait]
 pub trait Csrs: Send + Sync {
-    /// Stores a new CSR ([`crate::StoreError::Conflict`] if the id exists).
-    async fn insert_csr(&self, rec: &CsrRecord) -> Result<()>;
+    /// Stores a new CSR ([`crate::StoreError::Conflict`] if the id exists), unless its account
+    /// holds `max_per_account` CSRs already ([`crate::StoreError::QuotaExceeded`], nothing
+    /// written). The count and the insert are one transaction, serialised per account.
+    async fn insert_csr(&self, rec: &CsrRecord, max_per_account: u64) -> Result<()>;
     /// One CSR of `account`: `None` when there is none with that id in `account`.
     async fn csr_of(&self, account: &DomainId, id: &CsrId) -> Result<Option<CsrRecord>>;
     /// A page of the account's CSRs, newest first, and how many match.
@@ -131,8 +133,27 @@ macro_rules! csr_filter {
 
 #[async_trait]
 impl Csrs for SqlStore {
-    async fn insert_csr(&self, r: &CsrRecord) -> Result<()> {
+    async fn insert_csr(&self, r: &CsrRecord, max_per_account: u64) -> Result<()> {
+        let max = i64::try_from(max_per_account).unwrap_or(i64::MAX);
         db_run!(&self.pool, |p| {
+            let mut tx = p.begin().await?;
+            // A write to the account's row first: it serialises this account's CSR inserts (a
+            // row lock on PostgreSQL, the write lock on SQLite) so that two cannot both count
+            // one below the quota.
+            sqlx::query("UPDATE accounts SET domain_id = domain_id WHERE domain_id = $1")
+                .bind(r.domain_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            let (held,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM csrs WHERE domain_id = $1")
+                .bind(r.domain_id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            if held >= max {
+                tx.rollback().await?;
+                return Err(crate::StoreError::QuotaExceeded(format!(
+                    "the account holds {held} CSRs of the {max} it may hold; delete some first"
+                )));
+            }
             sqlx::query(
                 "INSERT INTO csrs (id, domain_id, name, csr_pem, domain_name, sans, \
                  private_key_algo, usage, company_country, company_province, company_city, \
@@ -154,9 +175,10 @@ impl Csrs for SqlStore {
             .bind(r.private_key_sealed.as_deref())
             .bind(r.created_ms)
             .bind(r.updated_ms)
-            .execute(p)
+            .execute(&mut *tx)
             .await
             .map_err(conflict_or)?;
+            tx.commit().await?;
         });
         Ok(())
     }

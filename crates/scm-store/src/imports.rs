@@ -392,6 +392,7 @@ mod tests {
         let quotas = Quotas {
             certificates_per_account: 1,
             orders_per_day: 1,
+            csrs_per_account: 1,
         };
         let id = store.allocate_certificate_id(NOW).await.unwrap();
         let (order, cert) = import(&a, &p, id, 1, &"01".repeat(20));

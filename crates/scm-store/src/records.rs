@@ -223,6 +223,8 @@ pub struct Quotas {
     pub certificates_per_account: u64,
     /// Orders the account may place per UTC day.
     pub orders_per_day: u64,
+    /// CSRs the account may hold (created or uploaded).
+    pub csrs_per_account: u64,
 }
 
 impl Quotas {
@@ -230,6 +232,7 @@ impl Quotas {
     pub const UNLIMITED: Self = Self {
         certificates_per_account: i64::MAX as u64,
         orders_per_day: i64::MAX as u64,
+        csrs_per_account: i64::MAX as u64,
     };
 }
 

@@ -153,6 +153,7 @@ suite!(
     reminders_are_due_once_per_kind_and_expiry,
     // --- csr ---
     csrs_belong_to_their_account,
+    csrs_per_account_are_capped,
     csrs_are_listed_filtered_and_paged,
     // --- audit ---
     audit_events_are_appended_filtered_and_newest_first,
@@ -1591,6 +1592,7 @@ async fn quotas_are_checked_and_counted_with_the_order(db: TestDb) {
     let quotas = Quotas {
         certificates_per_account: 10,
         orders_per_day: 3,
+        csrs_per_account: 10,
     };
     let day = 20_000 * 86_400_000_i64;
     store
@@ -1681,6 +1683,7 @@ async fn quotas_are_checked_and_counted_with_the_order(db: TestDb) {
     let tight = Quotas {
         certificates_per_account: 5,
         orders_per_day: 1000,
+        csrs_per_account: 5,
     };
     let mut tasks = Vec::new();
     for i in 0..10u8 {
@@ -1916,6 +1919,39 @@ fn csr_record(a: &AccountRecord, n: u8, name: &str, algo: &str, created_ms: i64)
     }
 }
 
+/// An account holds at most its quota of CSRs: past it an insert writes nothing and says so,
+/// concurrent inserts never overshoot, and another account is not affected.
+async fn csrs_per_account_are_capped(db: TestDb) {
+    let store = std::sync::Arc::new(db.store().await);
+    let (a, pa) = account(1);
+    let (b, pb) = account(2);
+    store.create_account(&a, &pa).await.unwrap();
+    store.create_account(&b, &pb).await.unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..12u8 {
+        let (store, rec) = (store.clone(), csr_record(&a, n, "q", "EC_P256", 100));
+        tasks.push(tokio::spawn(async move { store.insert_csr(&rec, 5).await }));
+    }
+    let mut stored = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => stored += 1,
+            Err(StoreError::QuotaExceeded(why)) => assert!(why.contains("CSRs"), "{why}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(stored, 5, "exactly the quota was stored");
+    let (_, total) = store
+        .list_csrs(&a.domain_id, &CsrQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(total, 5);
+    store
+        .insert_csr(&csr_record(&b, 50, "other", "EC_P256", 100), 5)
+        .await
+        .unwrap();
+}
+
 /// A CSR is stored whole, and found, renamed and deleted only through its own account.
 async fn csrs_belong_to_their_account(db: TestDb) {
     let store = db.store().await;
@@ -1924,9 +1960,9 @@ async fn csrs_belong_to_their_account(db: TestDb) {
     store.create_account(&a, &pa).await.unwrap();
     store.create_account(&b, &pb).await.unwrap();
     let rec = csr_record(&a, 1, "csr-1", "EC_P256", 100);
-    store.insert_csr(&rec).await.unwrap();
+    store.insert_csr(&rec, u64::MAX).await.unwrap();
     assert!(matches!(
-        store.insert_csr(&rec).await,
+        store.insert_csr(&rec, u64::MAX).await,
         Err(StoreError::Conflict(_))
     ));
     let mut bare = csr_record(&a, 2, "uploaded", "RSA_2048", 101);
@@ -1937,7 +1973,7 @@ async fn csrs_belong_to_their_account(db: TestDb) {
     bare.company_city = None;
     bare.company_name = None;
     bare.private_key_sealed = None;
-    store.insert_csr(&bare).await.unwrap();
+    store.insert_csr(&bare, u64::MAX).await.unwrap();
 
     assert_eq!(
         store.csr_of(&a.domain_id, &rec.id).await.unwrap(),
@@ -2001,12 +2037,15 @@ async fn csrs_are_listed_filtered_and_paged(db: TestDb) {
         (5, "100%", "EC_P256"),
     ] {
         store
-            .insert_csr(&csr_record(&a, n, name, algo, 1000 + i64::from(n)))
+            .insert_csr(
+                &csr_record(&a, n, name, algo, 1000 + i64::from(n)),
+                u64::MAX,
+            )
             .await
             .unwrap();
     }
     store
-        .insert_csr(&csr_record(&b, 50, "web-other", "EC_P256", 5000))
+        .insert_csr(&csr_record(&b, 50, "web-other", "EC_P256", 5000), u64::MAX)
         .await
         .unwrap();
     let names = |rows: &[CsrRecord]| rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>();

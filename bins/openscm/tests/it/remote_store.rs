@@ -365,9 +365,9 @@ impl scm_store::Lifecycle for RemoteStore {
 // --- csr ---
 #[async_trait]
 impl Csrs for RemoteStore {
-    async fn insert_csr(&self, rec: &CsrRecord) -> Result<()> {
+    async fn insert_csr(&self, rec: &CsrRecord, max_per_account: u64) -> Result<()> {
         self.wire().await;
-        self.inner.insert_csr(rec).await
+        self.inner.insert_csr(rec, max_per_account).await
     }
     async fn csr_of(&self, account: &DomainId, id: &CsrId) -> Result<Option<CsrRecord>> {
         self.wire().await;

@@ -403,7 +403,11 @@ impl Scm {
     }
 
     async fn insert_csr(&self, rec: &CsrRecord) -> Result<(), DomainError> {
-        match self.store.insert_csr(rec).await {
+        match self
+            .store
+            .insert_csr(rec, self.config.quotas.csrs_per_account)
+            .await
+        {
             Ok(()) => Ok(()),
             // 128 random bits: a collision is a broken random source, not bad luck.
             Err(StoreError::Conflict(_)) => Err(DomainError::internal("CSR id collision")),

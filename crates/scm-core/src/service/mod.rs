@@ -96,6 +96,7 @@ impl Default for CoreConfig {
             quotas: scm_store::Quotas {
                 certificates_per_account: 10_000,
                 orders_per_day: 1_000,
+                csrs_per_account: 1_000,
             },
             keygen_per_account: 1,
             audit_retention: None,

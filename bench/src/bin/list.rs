@@ -224,7 +224,7 @@ fn console_sign_in(port: u16, data: &std::path::Path) -> String {
     let (status, head, _) = http(
         &mut s,
         &format!(
-            "POST /console/sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST /console/sign-in HTTP/1.1\r\nHost: x\r\nOrigin: http://x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ),
     );

@@ -145,8 +145,9 @@ pub struct LimitsFile {
     /// Connections open at once (default 1024, 16..=1000000; never above the open-file limit).
     pub max_connections: Option<u64>,
     /// Connections open at once from one client address, an IPv4 address or an IPv6 /64
-    /// (default 128, 1..=1000000; at most `max_connections`). Behind a proxy on the same host
-    /// every client has the proxy's address: raise it to `max_connections` there.
+    /// (default 256, a quarter of the default cap, 1..=1000000; at most `max_connections`).
+    /// Behind a proxy on the same host every client has the proxy's address: raise it to
+    /// `max_connections` there.
     pub max_connections_per_address: Option<u64>,
     /// Seconds a new connection has to send its first byte (default 5, 1..=300; at most
     /// `header_timeout_seconds`).
@@ -960,7 +961,7 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
                 "limits.max_connections_per_address",
                 None,
                 limits.max_connections_per_address,
-                128,
+                256,
                 1..=1_000_000,
             )?
             .min(max_connections),

@@ -49,7 +49,7 @@ impl Default for ServeLimits {
             first_byte_timeout: Duration::from_secs(5),
             grace: Duration::from_secs(30),
             max_connections: 1024,
-            max_connections_per_address: 128,
+            max_connections_per_address: 256,
         }
     }
 }

@@ -76,7 +76,8 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 fn unauthenticated_bodies_are_never_read() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, _, config) = prepared(dir.path(), "");
+    // All 300 from one address: room for them (the per-address cap has a test of its own).
+    let (data, _, config) = prepared(dir.path(), "[limits]\nmax_connections_per_address = 1024\n");
     let server = Server::start(&data, None, Some(&config));
     let head = "POST /v3/scm/certificates/buy HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
                 Content-Length: 1048576\r\nExpect: 100-continue\r\n\r\n";
@@ -611,7 +612,8 @@ fn socket2_free_connect(source: &str, port: u16) -> TcpStream {
 #[test]
 fn console_bodies_are_limited_and_never_read_before_the_session() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, _, config) = prepared(dir.path(), "");
+    // All 300 from one address: room for them (the per-address cap has a test of its own).
+    let (data, _, config) = prepared(dir.path(), "[limits]\nmax_connections_per_address = 1024\n");
     let server = Server::start(&data, None, Some(&config));
     let routes = [
         ("/console/sign-in", "HTTP/1.1 413"),

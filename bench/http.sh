@@ -6,14 +6,24 @@
 # with the HTTPS/HTTP ratio of the authenticated read.
 #
 #   bench/http.sh [seconds]        (builds the release binaries first)
+#
+# With OPENSCM_BIN set (scripts/test-all sets it), that binary and the `signed` tool beside it
+# are used as they are, with no build: a `cargo build -p` here would unify features differently
+# from the workspace build and compile the server a second time.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_PER_RUN="${1:-5}"
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-(cd "$REPO" && cargo build --release -q -p openscm -p openscm-bench)
-TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
-BIN="$TARGET/release/openscm"
-SIGNED="$TARGET/release/signed"
+if [ -n "${OPENSCM_BIN:-}" ]; then
+  BIN="$OPENSCM_BIN"
+  SIGNED="$(dirname "$OPENSCM_BIN")/signed"
+else
+  (cd "$REPO" && cargo build --release -q -p openscm -p openscm-bench)
+  TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+  BIN="$TARGET/release/openscm"
+  SIGNED="$TARGET/release/signed"
+fi
+[ -x "$BIN" ] && [ -x "$SIGNED" ] || { echo "bench/http.sh: $BIN or $SIGNED is missing" >&2; exit 1; }
 D="$(mktemp -d)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 PID=""

@@ -46,6 +46,8 @@ def test_sigterm_finishes_requests_in_flight(servers, module_tmp):
         result["resp"] = server.v2("POST", f"/scm/cert/{cert_id}/push",
                                    {"service_type": "WAF", "remote_project": "cn-north-4"})
 
+    # The module's directory is shared by both backends' runs: start without the other's mark.
+    (out / "reloading").unlink(missing_ok=True)
     worker = threading.Thread(target=push)
     worker.start()
     wait_until(lambda: (out / "reloading").exists(), 20, "the push's reload command to start",

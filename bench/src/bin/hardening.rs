@@ -5,7 +5,11 @@
 //! 2. `/health` p99 latency on an open connection while the connection cap is full (and how fast
 //!    a new connection is refused then), beside idle;
 //! 3. authenticated buys per second with rate limiting and quotas on (limits set above the load,
-//!    so only their cost shows) beside the same with them off; SQLite, or `--database-url`.
+//!    so only their cost shows) beside the same with them off; SQLite, or `--database-url`;
+//! 4. resident memory with 1,000 unauthenticated 1 MiB uploads to the console's form routes
+//!    (sign-in, sign-out, export), beside idle;
+//! 5. `/health` p99 for another address (a new connection each) while one address holds its
+//!    whole share of connections (`max_connections_per_address`), beside the same unloaded.
 //!
 //! `cargo run --release -p openscm-bench --bin hardening -- [--seconds N] [--database-url URL]
 //!  [--server target/release/openscm]`
@@ -21,6 +25,41 @@ use std::time::{Duration, Instant};
 
 use openscm_bench::{Server, arg, health_latencies, p99};
 use scm_proto::v3::PurchaseBody;
+
+/// A blocking connection to the server from the loopback address `source` (std cannot bind
+/// before connecting; tokio's socket can).
+async fn connect_from(source: &str, port: u16) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(format!("{source}:0").parse().unwrap())?;
+    let stream = socket
+        .connect(format!("127.0.0.1:{port}").parse().unwrap())
+        .await?
+        .into_std()?;
+    stream.set_nonblocking(false)?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// `n` latencies of `GET /health` from `source`, each on a new connection (what a client arriving
+/// while others hold connections sees).
+async fn fresh_health(source: &str, port: u16, n: usize) -> Vec<Duration> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let mut s = connect_from(source, port).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).unwrap();
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "/health was not answered"
+        );
+        out.push(started.elapsed());
+    }
+    out.sort();
+    out
+}
 
 /// `n` connections that send a request head one byte at a time (one byte each `every`).
 fn slow_heads(port: u16, n: usize, every: Duration) -> Vec<std::thread::JoinHandle<()>> {
@@ -99,7 +138,8 @@ async fn main() {
         &bin,
         &root.join("mem/data"),
         None,
-        "[limits]\nmax_connections = 1100\n",
+        // All from one address: room for them (5. measures the per-address share).
+        "[limits]\nmax_connections = 1100\nmax_connections_per_address = 1100\n",
     );
     std::thread::sleep(Duration::from_millis(500));
     let idle = server.rss_mib();
@@ -156,6 +196,67 @@ async fn main() {
     for t in slow {
         let _ = t.join();
     }
+
+    // 4. Memory with 1,000 unauthenticated 1 MiB uploads to the console's forms, from four
+    // addresses (room for all of them under the per-address share).
+    let server = Server::start(&bin, &root.join("console/data"), None, "");
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = server.rss_mib();
+    let mut peak = idle;
+    let routes = [
+        "/console/sign-in",
+        "/console/sign-out",
+        "/console/certificates/scs1700000000000/export",
+    ];
+    let mut held = Vec::new();
+    for i in 0..1000 {
+        let Ok(mut s) = connect_from(&format!("127.0.0.{}", 2 + i % 4), server.port).await else {
+            continue;
+        };
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: 1048576\r\n\r\n",
+            routes[i % routes.len()]
+        );
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(&[b'x'; 16 * 1024]);
+        held.push(s);
+        if i % 100 == 0 {
+            peak = peak.max(server.rss_mib());
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    peak = peak.max(server.rss_mib());
+    println!(
+        "  resident memory, idle                                   {idle:>8.1} MiB\n  \
+         resident memory, 1000 unauthenticated console uploads   {peak:>8.1} MiB   (+{:.1} MiB)",
+        peak - idle
+    );
+    drop(held);
+    drop(server);
+
+    // 5. /health for others while one address holds its share.
+    let share = 256;
+    let server = Server::start(&bin, &root.join("share/data"), None, "");
+    let quiet = fresh_health("127.0.0.3", server.port, 500).await;
+    let mut hog = Vec::new();
+    for _ in 0..share + 44 {
+        if let Ok(mut s) = connect_from("127.0.0.9", server.port).await {
+            // One byte: past the first-byte deadline, held until the header timeout.
+            let _ = s.write_all(b"G");
+            hog.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let loaded = fresh_health("127.0.0.3", server.port, 500).await;
+    println!(
+        "  /health p99 from another address, new connections, idle      {:>8.3} ms\n  \
+         ... while one address holds its share ({share})               {:>8.3} ms   ceiling 100 ms",
+        p99(&quiet).as_secs_f64() * 1e3,
+        p99(&loaded).as_secs_f64() * 1e3
+    );
+    drop(hog);
+    drop(server);
 
     // 3. Buys with limits on (above the load) and off, alternately, twice each: the buys are
     // bound by durable commits, whose cost drifts on a shared machine, so the mean of each mode

@@ -41,11 +41,6 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("signed_request", signed_request),
 ];
 
-/// The harness of the target called `name`.
-pub fn target(name: &str) -> Option<Harness> {
-    TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
-}
-
 /// Text targets see only UTF-8 input, as libfuzzer-sys's `|text: &str|` targets do.
 fn text(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(data).ok()

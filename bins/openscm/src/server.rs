@@ -131,6 +131,7 @@ pub async fn open_existing(cfg: &RuntimeConfig) -> anyhow::Result<(Arc<Scm>, Arc
             .with_context(|| format!("cannot open the database {}", cfg.database_url))?,
     );
     if !store.is_bootstrapped().await? {
+        store.close().await;
         return Err(none_here());
     }
     let master = load_master_key(cfg, store.as_ref()).await?;
@@ -146,8 +147,17 @@ pub async fn open_existing(cfg: &RuntimeConfig) -> anyhow::Result<(Arc<Scm>, Arc
 }
 
 /// The master key of a store that is set up already: the file must exist and hold the key the
-/// store was set up with. Either failure says what is wrong and what to do; nothing is created.
-async fn load_master_key(cfg: &RuntimeConfig, store: &dyn Store) -> anyhow::Result<MasterKey> {
+/// store was set up with. Either failure says what is wrong and what to do, and closes the store
+/// first, so that nothing is left behind (an SQLite store unclosed keeps its -wal and -shm files).
+async fn load_master_key(cfg: &RuntimeConfig, store: &SqlStore) -> anyhow::Result<MasterKey> {
+    let loaded = read_master_key(cfg, store).await;
+    if loaded.is_err() {
+        store.close().await;
+    }
+    loaded
+}
+
+async fn read_master_key(cfg: &RuntimeConfig, store: &dyn Store) -> anyhow::Result<MasterKey> {
     let path = cfg.master_key_file.display();
     let Some(master) = MasterKey::load(&cfg.master_key_file)? else {
         anyhow::bail!(

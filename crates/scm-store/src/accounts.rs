@@ -70,14 +70,14 @@ macro_rules! insert_credential {
 
 pub(crate) use {insert_account, insert_credential, insert_project};
 
-#[derive(sqlx::FromRow)]
 struct AccountRow {
-    #[sqlx(try_from = "String")]
     domain_id: DomainId,
     name: String,
     policy: String,
     created_ms: i64,
 }
+
+crate::row::from_row!(AccountRow { domain_id [via String], name, policy, created_ms });
 
 impl From<AccountRow> for AccountRecord {
     fn from(r: AccountRow) -> Self {
@@ -90,15 +90,14 @@ impl From<AccountRow> for AccountRecord {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct ProjectRow {
-    #[sqlx(try_from = "String")]
     project_id: ProjectId,
-    #[sqlx(try_from = "String")]
     domain_id: DomainId,
     name: String,
     created_ms: i64,
 }
+
+crate::row::from_row!(ProjectRow { project_id [via String], domain_id [via String], name, created_ms });
 
 impl From<ProjectRow> for ProjectRecord {
     fn from(r: ProjectRow) -> Self {
@@ -121,13 +120,9 @@ macro_rules! select_credentials {
     };
 }
 
-#[derive(sqlx::FromRow)]
 struct CredentialRow {
-    #[sqlx(try_from = "String")]
     access_key: AccessKeyId,
-    #[sqlx(try_from = "String")]
     domain_id: DomainId,
-    #[sqlx(try_from = "String")]
     project_id: ProjectId,
     secret_sealed: Vec<u8>,
     status: String,
@@ -135,6 +130,8 @@ struct CredentialRow {
     created_ms: i64,
     revoked_ms: Option<i64>,
 }
+
+crate::row::from_row!(CredentialRow { access_key [via String], domain_id [via String], project_id [via String], secret_sealed, status, description, created_ms, revoked_ms });
 
 impl TryFrom<CredentialRow> for CredentialRecord {
     type Error = crate::StoreError;
@@ -153,20 +150,18 @@ impl TryFrom<CredentialRow> for CredentialRecord {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct TokenRow {
     token_hash: String,
     kind: String,
-    #[sqlx(try_from = "String")]
     access_key: AccessKeyId,
-    #[sqlx(try_from = "String")]
     domain_id: DomainId,
-    #[sqlx(try_from = "String")]
     project_id: ProjectId,
     issued_ms: i64,
     expires_ms: i64,
     status: String,
 }
+
+crate::row::from_row!(TokenRow { token_hash, kind, access_key [via String], domain_id [via String], project_id [via String], issued_ms, expires_ms, status });
 
 #[async_trait]
 impl Accounts for SqlStore {

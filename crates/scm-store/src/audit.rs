@@ -93,12 +93,9 @@ pub trait Stats: Send + Sync {
 
 const DAY_MS: i64 = 86_400_000;
 
-#[derive(sqlx::FromRow)]
 struct AuditRow {
     at_ms: i64,
-    #[sqlx(try_from = "String")]
     account: DomainId,
-    #[sqlx(try_from = "String")]
     credential: AccessKeyId,
     operation: String,
     targets: String,
@@ -107,6 +104,8 @@ struct AuditRow {
     request_id: String,
     source: String,
 }
+
+crate::row::from_row!(AuditRow { at_ms, account [via String], credential [via String], operation, targets, outcome, status, request_id, source });
 
 impl TryFrom<AuditRow> for AuditEvent {
     type Error = StoreError;

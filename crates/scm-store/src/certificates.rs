@@ -28,15 +28,10 @@ macro_rules! select_certificates {
     };
 }
 
-#[derive(sqlx::FromRow)]
 struct CertificateRow {
-    #[sqlx(try_from = "String")]
     id: CertificateId,
-    #[sqlx(try_from = "String")]
     domain_id: DomainId,
-    #[sqlx(try_from = "String")]
     project_id: ProjectId,
-    #[sqlx(try_from = "String")]
     order_id: OrderId,
     name: String,
     status: String,
@@ -72,6 +67,8 @@ struct CertificateRow {
     chain_trusted: Option<bool>,
     chain_trust_note: Option<String>,
 }
+
+crate::row::from_row!(CertificateRow { id [via String], domain_id [via String], project_id [via String], order_id [via String], name, status, brand, cert_type, domain_type, effective_time, domain_numbers, primary_domain_type, single_domain_number, wildcard_domain_number, enterprise_project_id, description, tags, domain, sans, application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, not_before_ms, not_after_ms, created_ms, updated_ms, issuer, chain_trusted, chain_trust_note });
 
 fn parsed<T>(v: Option<T>, what: &str) -> Result<T> {
     v.ok_or_else(|| corrupt(what))

@@ -10,13 +10,11 @@ use crate::pool::{conflict_or, db_run};
 use crate::{Result, SqlStore};
 
 /// One stored CSR.
-#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct CsrRecord {
     /// Id.
-    #[sqlx(try_from = "String")]
     pub id: CsrId,
     /// Owning account.
-    #[sqlx(try_from = "String")]
     pub domain_id: DomainId,
     /// Name.
     pub name: String,
@@ -45,6 +43,8 @@ pub struct CsrRecord {
     /// Last changed, ms.
     pub updated_ms: i64,
 }
+
+crate::row::from_row!(CsrRecord { id [via String], domain_id [via String], name, csr_pem, domain_name, sans, private_key_algo, usage, company_country, company_province, company_city, company_name, private_key_sealed, created_ms, updated_ms });
 
 impl std::fmt::Debug for CsrRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -8,7 +8,6 @@ use crate::pushes::insert_push;
 use crate::records::{JobEffect, JobId, JobOutcome, JobRecord, JobState, NewJob};
 use crate::{Jobs, Result, SqlStore, StoreError};
 
-#[derive(sqlx::FromRow)]
 struct JobRow {
     id: i64,
     kind: String,
@@ -25,6 +24,23 @@ struct JobRow {
     updated_ms: i64,
     finished_ms: Option<i64>,
 }
+
+crate::row::from_row!(JobRow {
+    id,
+    kind,
+    payload,
+    dedupe_key,
+    state,
+    due_ms,
+    attempts,
+    max_attempts,
+    last_error,
+    lease_owner,
+    lease_expires_ms,
+    created_ms,
+    updated_ms,
+    finished_ms
+});
 
 impl TryFrom<JobRow> for JobRecord {
     type Error = StoreError;

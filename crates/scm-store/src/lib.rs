@@ -34,6 +34,7 @@ mod notices;
 mod pool;
 mod pushes;
 mod records;
+mod row;
 mod tags;
 mod url;
 

@@ -7,7 +7,6 @@ use crate::pool::{corrupt, db_run};
 use crate::records::{Bootstrap, CaRecord};
 use crate::{Meta, Result, SqlStore};
 
-#[derive(sqlx::FromRow)]
 struct CaRow {
     root_cert_pem: String,
     root_key_sealed: Vec<u8>,
@@ -15,6 +14,14 @@ struct CaRow {
     intermediate_key_sealed: Vec<u8>,
     created_ms: i64,
 }
+
+crate::row::from_row!(CaRow {
+    root_cert_pem,
+    root_key_sealed,
+    intermediate_cert_pem,
+    intermediate_key_sealed,
+    created_ms
+});
 
 #[async_trait]
 impl Meta for SqlStore {

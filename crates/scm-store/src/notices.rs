@@ -11,13 +11,11 @@ use crate::{Result, SqlStore};
 
 /// A reminder the sweep owes: a certificate in its reminder window whose reminder of this kind
 /// for this expiry was not sent yet.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueReminder {
     /// The certificate.
-    #[sqlx(try_from = "String")]
     pub cert_id: CertificateId,
     /// Its account.
-    #[sqlx(try_from = "String")]
     pub account: DomainId,
     /// Its name.
     pub name: String,
@@ -31,6 +29,8 @@ pub struct DueReminder {
     /// still recorded, so that it is not looked at again).
     pub enabled: bool,
 }
+
+crate::row::from_row!(DueReminder { cert_id [via String], account [via String], name, domain, not_after_ms, notice_type, enabled });
 
 /// Expiry reminder settings and the reminders sent.
 #[async_trait]

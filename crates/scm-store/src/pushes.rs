@@ -7,11 +7,8 @@ use crate::pool::{BUMP, corrupt, db_run};
 use crate::records::{PushOutcome, PushRecord};
 use crate::{Pushes, Result, SqlStore, StoreError};
 
-#[derive(sqlx::FromRow)]
 struct PushRow {
-    #[sqlx(try_from = "String")]
     cert_id: CertificateId,
-    #[sqlx(try_from = "String")]
     domain_id: DomainId,
     pushed_ms: i64,
     service: String,
@@ -20,6 +17,8 @@ struct PushRow {
     detail: String,
     targets: String,
 }
+
+crate::row::from_row!(PushRow { cert_id [via String], domain_id [via String], pushed_ms, service, region, outcome, detail, targets });
 
 impl TryFrom<PushRow> for PushRecord {
     type Error = StoreError;

@@ -8,15 +8,15 @@ use crate::pool::{BUMP, db_run};
 use crate::{Result, SqlStore};
 
 /// One tag of a certificate.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagRecord {
     /// Key, unique per certificate.
-    #[sqlx(rename = "tag_key")]
     pub key: String,
     /// Value (may be empty).
-    #[sqlx(rename = "tag_value")]
     pub value: String,
 }
+
+crate::row::from_row!(TagRecord { key [column "tag_key"], value [column "tag_value"] });
 
 /// A tag and the certificate it is on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,20 +52,19 @@ pub trait Tags: Send + Sync {
     async fn certificate_names(&self, account: &DomainId) -> Result<Vec<(CertificateId, String)>>;
 }
 
-#[derive(sqlx::FromRow)]
 struct NameRow {
-    #[sqlx(try_from = "String")]
     id: CertificateId,
     name: String,
 }
 
-#[derive(sqlx::FromRow)]
+crate::row::from_row!(NameRow { id [via String], name });
+
 struct CertTagRow {
-    #[sqlx(try_from = "String")]
     cert_id: CertificateId,
-    #[sqlx(flatten)]
     tag: TagRecord,
 }
+
+crate::row::from_row!(CertTagRow { cert_id [via String], tag [flatten] });
 
 #[async_trait]
 impl Tags for SqlStore {

@@ -18,6 +18,20 @@ pub fn arg(name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
+/// The server binary a benchmark starts: `--server PATH`, else `$OPENSCM_BIN`, else the `openscm`
+/// beside this benchmark's own executable (the same build profile: `target/release` when run with
+/// `cargo run --release`, `target/ci` under `scripts/test-all`).
+pub fn server_bin() -> std::path::PathBuf {
+    arg("--server")
+        .or_else(|| std::env::var("OPENSCM_BIN").ok())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.parent()?.join("openscm"))
+        })
+        .unwrap_or_else(|| "target/release/openscm".into())
+}
+
 /// The machine a figure was measured on: cores, processor model and memory, from `/proc`.
 pub fn machine() -> String {
     let cores = std::thread::available_parallelism()

@@ -2,25 +2,20 @@
 //! CA per second, with and without generating each leaf's key, on one and on all cores, beside
 //! raw aws-lc-rs P-256 signatures per second (the ceiling) measured in the same run.
 //!
-//! `cargo run --release -p openscm-bench --bin ca -- [--count N]`
+//! `cargo run --release -p openscm-bench --bin ca -- [--seconds S]` (default 8: a quarter of it for
+//! each of the four figures, each counted over the time it was given)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration as StdDuration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+use openscm_bench::arg;
 use scm_pki::{
     DnsName, Issuer, KeyAlgorithm, LeafKey, LeafRequest, PrivateKey, SubjectFields, generate_ca,
 };
 use time::{Duration, OffsetDateTime};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
 
 fn issue(issuer: &Issuer, dns: &[DnsName], key: &PrivateKey) {
     let now = OffsetDateTime::now_utc();
@@ -38,8 +33,31 @@ fn issue(issuer: &Issuer, dns: &[DnsName], key: &PrivateKey) {
         .unwrap();
 }
 
+/// Runs `f` on `threads` threads until `budget` is spent; returns how many times per second it
+/// ran, all threads together.
+fn per_second(budget: StdDuration, threads: usize, f: impl Fn() + Sync) -> f64 {
+    let start = Instant::now();
+    let done: usize = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0usize;
+                    while n == 0 || start.elapsed() < budget {
+                        f();
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    done as f64 / start.elapsed().as_secs_f64()
+}
+
 fn main() {
-    let n: usize = arg("--count").and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let seconds: f64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(8.0);
+    let budget = StdDuration::from_secs_f64(seconds / 4.0);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -50,56 +68,30 @@ fn main() {
         .iter()
         .map(|n| DnsName::parse(n).unwrap())
         .collect();
-    let rate = |d: std::time::Duration| n as f64 / d.as_secs_f64();
+    println!(
+        "OpenSCM CA benchmark: EC P-256 leaves signed by the built-in CA per second ({seconds} s, \
+         {cores} cores), beside raw aws-lc-rs signatures measured in the same run; machine: {}",
+        openscm_bench::machine()
+    );
 
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
     let raw = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
-    let start = Instant::now();
-    for _ in 0..n {
+    let ceiling = per_second(budget, 1, || {
         raw.sign(&rng, &[7u8; 600]).unwrap();
-    }
-    let ceiling = rate(start.elapsed());
-
+    });
     let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
-    let start = Instant::now();
-    for _ in 0..n {
-        issue(&issuer, &dns, &key);
-    }
-    let sign_only = rate(start.elapsed());
-
-    let start = Instant::now();
-    for _ in 0..n {
+    let sign_only = per_second(budget, 1, || issue(&issuer, &dns, &key));
+    let fresh = || {
         issue(
             &issuer,
             &dns,
             &PrivateKey::generate(KeyAlgorithm::EcP256).unwrap(),
-        );
-    }
-    let with_keygen = rate(start.elapsed());
+        )
+    };
+    let with_keygen = per_second(budget, 1, fresh);
+    let all_cores = per_second(budget, cores, fresh);
 
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..cores {
-            let (issuer, dns) = (Arc::clone(&issuer), &dns);
-            s.spawn(move || {
-                for _ in 0..n / cores {
-                    issue(
-                        &issuer,
-                        dns,
-                        &PrivateKey::generate(KeyAlgorithm::EcP256).unwrap(),
-                    );
-                }
-            });
-        }
-    });
-    let all_cores = rate(start.elapsed());
-
-    println!(
-        "OpenSCM CA benchmark: EC P-256 leaves signed by the built-in CA per second ({n} leaves, \
-         {cores} cores used), beside raw signatures; machine: {}",
-        openscm_bench::machine()
-    );
     println!("  ceiling: raw aws-lc-rs P-256 signatures, 1 core    {ceiling:>10.0} /s");
     println!(
         "  leaf signed (key given), 1 core                    {sign_only:>10.0} /s   {:>5.1}% of ceiling",

@@ -12,12 +12,11 @@
 //!    whole share of connections (`max_connections_per_address`), beside the same unloaded.
 //!
 //! `cargo run --release -p openscm-bench --bin hardening -- [--seconds N] [--database-url URL]
-//!  [--server target/release/openscm]`
+//!  [--server PATH (default: the openscm beside this binary)]`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,7 +121,7 @@ async fn buy_rate(server: &Server, seconds: f64, tasks: usize) -> f64 {
 #[tokio::main]
 async fn main() {
     let seconds: f64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(5.0);
-    let bin = PathBuf::from(arg("--server").unwrap_or_else(|| "target/release/openscm".into()));
+    let bin = openscm_bench::server_bin();
     let db = arg("--database-url");
     let root = std::env::temp_dir().join(format!("openscm-hardening-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);

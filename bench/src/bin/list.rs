@@ -8,12 +8,14 @@
 //! timed too: its p99 over the same number of sequential requests on one keep-alive connection.
 //!
 //! `cargo run --release -p openscm-bench --bin list -- [--certificates N] [--issued N]
-//!  [--requests N] [--database-url URL] [--server target/release/openscm]`
+//!  [--requests N | --seconds S] [--database-url URL] [--server PATH (default: the openscm beside this binary)]`
+//!
+//! `--seconds S` sizes the measuring part (after the seeding, which the first lines time) to about
+//! S seconds: each query's request count is what fits in its share, from a 10-request sample.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -290,7 +292,8 @@ async fn main() {
     let requests: usize = arg("--requests")
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
-    let bin = PathBuf::from(arg("--server").unwrap_or_else(|| "target/release/openscm".into()));
+    let seconds: Option<f64> = arg("--seconds").and_then(|s| s.parse().ok());
+    let bin = openscm_bench::server_bin();
     let db = arg("--database-url");
     let root = std::env::temp_dir().join(format!("openscm-list-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
@@ -301,10 +304,13 @@ async fn main() {
     );
     let server = Server::start(&bin, &root.join("data"), db.as_deref(), &toml);
     let client = server.client();
+    let per_query = match seconds {
+        Some(s) => format!("about {s} s of sequential signed requests in all"),
+        None => format!("{requests} sequential signed requests per query"),
+    };
     println!(
         "OpenSCM list benchmark: ListCertificates and console latency, {certificates} certificates \
-         ({issued} issued) in one account, store {}, {requests} sequential signed requests per \
-         query; machine: {}",
+         ({issued} issued) in one account, store {}, {per_query}; machine: {}",
         if db.is_some() { "PostgreSQL" } else { "SQLite" },
         openscm_bench::machine()
     );
@@ -374,8 +380,18 @@ async fn main() {
         ),
     ];
     let cookie = console_sign_in(server.port, &root.join("data"));
+    // Each query's share of --seconds: three measurements per query, and the show at the end.
+    let share = seconds.map(|s| s / (3 * cases.len() + 2) as f64);
+    let count_for = |sample: &[Duration]| match share {
+        Some(share) => {
+            let each = sample.iter().sum::<Duration>().as_secs_f64() / sample.len().max(1) as f64;
+            ((share / each.max(1e-6)) as usize).clamp(10, 1_000_000)
+        }
+        None => requests,
+    };
     let mut met = true;
     for (name, query) in &cases {
+        let requests = count_for(&latencies(&client, query, 10).await.0);
         let (lat, total) = latencies(&client, query, requests).await;
         let (page_lat, caption) = console_latencies(server.port, &cookie, query, requests);
         let rate = list_rate(&client, query, requests).await;
@@ -395,6 +411,7 @@ async fn main() {
             p.as_secs_f64() * 1e3,
         );
     }
+    let requests = count_for(&show_figures(&client, &ids[0], 10).await.0);
     let (lat, rate) = show_figures(&client, &ids[0], requests).await;
     let p = p99(&lat);
     met &= p <= CEILING;

@@ -18,9 +18,9 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from components import Nginx, started  # noqa: E402
 from e2e_helpers import (  # noqa: E402
     REPO_ROOT,
-    Nginx,
     PgBase,
     Server,
     push_target_toml,
@@ -161,10 +161,8 @@ def servers(openscm_bin, module_tmp, backend):
 def nginx(module_tmp, backend):
     """A throwaway nginx on a free loopback port serving an initial self-signed cert from
     the files a push target writes (cert_path / key_path)."""
-    instance = Nginx(module_tmp / f"nginx-{backend.name}")
-    instance.start()
-    yield instance
-    instance.stop()
+    with started(Nginx(module_tmp / f"nginx-{backend.name}")) as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from e2e_helpers import Nginx, port_open, require_tool, self_signed_pem, sign_sdk_request
+from components import Nginx
+from e2e_helpers import port_open, require_tool, self_signed_pem, sign_sdk_request
 
 # Vector V3 of shared/reference/signing-vectors.json (huaweicloudsdkcore 3.1.219 output).
 V3 = {

@@ -1,0 +1,215 @@
+"""External programs the suites run beside OpenSCM: nginx today; HAProxy, Pebble,
+challtestsrv or BIND, and an SMTP server as the lifecycle issues add them.
+
+A `Component` is started once for as long as a fixture's scope says (a session-scoped
+fixture starts it once for the whole suite run: seconds, not minutes, per suite), in its
+own process group, with its output in files under its root. It is ready when its
+`ready()` condition holds, polled against a deadline, never after a fixed sleep; when it
+exits or misses the deadline, the error carries what it printed. A fixture starts one with
+`started(...)`, which also stops it:
+
+    @pytest.fixture(scope="session")
+    def pebble(tmp_path_factory):
+        with started(Pebble(tmp_path_factory.mktemp("pebble"))) as component:
+            yield component
+"""
+
+import contextlib
+import os
+import signal
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+from cryptography import x509
+
+from e2e_helpers import (E2EError, free_port, port_open, require_tool, self_signed_pem,
+                         served_cert_der, tail)
+
+
+class Component:
+    """One external program. Subclasses give `name`, `command()` and `ready()`; they may
+    add `check()` (a configuration test run before the start), `stop_signal` and
+    `log_files()` (the program's own logs, shown when something fails)."""
+
+    name = "component"
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.logs_dir = self.root / "logs"
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.stdout_path = self.logs_dir / f"{self.name}.stdout.log"
+        self.stderr_path = self.logs_dir / f"{self.name}.stderr.log"
+        self.proc = None
+
+    # ---- what a subclass says
+    def command(self) -> list:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def check(self):
+        """Runs before each start (e.g. `nginx -t`); raises with the program's words."""
+
+    def log_files(self) -> list:
+        return []
+
+    def env(self) -> dict:
+        return dict(os.environ)
+
+    # ---- the lifecycle
+    def start(self, timeout: float = 15.0):
+        self.check()
+        with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=err, env=self.env(), start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                rc, self.proc = self.proc.returncode, None
+                raise E2EError(f"{self.name} exited with {rc} while starting\n{self.output()}")
+            if self.ready():
+                return self
+            if time.monotonic() >= deadline:
+                self.stop()
+                raise E2EError(f"{self.name} was not ready within {timeout:.1f} s\n{self.output()}")
+            time.sleep(0.02)
+
+    def stop(self, timeout: float = 10.0):
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, self.stop_signal)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=timeout)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def output(self) -> str:
+        """What the program printed and logged, for failure messages."""
+        parts = []
+        for path in [self.stdout_path, self.stderr_path, *self.log_files()]:
+            parts.append(f"--- {self.name} {Path(path).name}:\n{tail(path)}")
+        return "\n".join(parts)
+
+
+class TcpComponent(Component):
+    """A component that is ready when it accepts TCP connections on `port` (127.0.0.1)."""
+
+    port = 0
+
+    def ready(self) -> bool:
+        return port_open(self.port)
+
+
+@contextlib.contextmanager
+def started(component: Component, timeout: float = 15.0):
+    """Starts `component`, yields it, and stops it however the block ends."""
+    component.start(timeout=timeout)
+    try:
+        yield component
+    finally:
+        component.stop()
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+pid {D}/logs/nginx.pid;
+error_log {D}/logs/error.log info;
+events {{ worker_connections 64; }}
+http {{
+  access_log {D}/logs/access.log;
+  client_body_temp_path {D}/temp/client_body; proxy_temp_path {D}/temp/proxy; fastcgi_temp_path {D}/temp/fastcgi;
+  uwsgi_temp_path {D}/temp/uwsgi; scgi_temp_path {D}/temp/scgi;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    server_name _;
+    ssl_certificate     {cert};
+    ssl_certificate_key {key};
+    location / {{ return 200 "ok\\n"; }}
+  }}
+}}
+"""
+
+
+class Nginx(TcpComponent):
+    """A throwaway nginx (test-infra.md section 3, foreground variant) on a free loopback port,
+    serving an initial self-signed certificate from the files a push target writes."""
+
+    name = "nginx"
+    stop_signal = signal.SIGQUIT  # graceful: the master finishes its workers
+
+    def __init__(self, root: Path):
+        super().__init__(root)
+        self.binary = require_tool("nginx")
+        for sub in ("conf", "temp", "certs"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.cert_path = self.root / "certs" / "live.crt"
+        self.key_path = self.root / "certs" / "live.key"
+        self.conf_path = self.root / "conf" / "nginx.conf"
+        self.error_log = self.logs_dir / "error.log"
+        cert_pem, key_pem = self_signed_pem("openscm-e2e initial", ["example.test"])
+        self.initial_cert_pem = cert_pem
+        self.cert_path.write_bytes(cert_pem)
+        self.key_path.write_bytes(key_pem)
+        os.chmod(self.key_path, 0o600)
+        self.conf_path.write_text(NGINX_CONF.format(D=self.root, port=self.port,
+                                                    cert=self.cert_path, key=self.key_path))
+
+    def base_command(self):
+        return [self.binary, "-p", str(self.root), "-e", str(self.error_log), "-c", str(self.conf_path)]
+
+    def command(self):
+        return self.base_command()
+
+    def test_command(self):
+        return self.base_command() + ["-t"]
+
+    def reload_command(self):
+        return self.base_command() + ["-s", "reload"]
+
+    def check(self):
+        result = subprocess.run(self.test_command(), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise E2EError(f"nginx -t failed: {result.stderr}")
+
+    def log_files(self):
+        return [self.error_log]
+
+    def served_cert(self, sni: str, cafile: str = None) -> bytes:
+        return served_cert_der(self.port, sni, cafile)
+
+    def wait_for_cert(self, sni: str, der: bytes, timeout: float = 10.0, cafile: str = None,
+                      stable: int = 5) -> bytes:
+        """Poll new TLS connections until nginx serves `der` on `stable` handshakes in a row.
+
+        A reload is not instant and old workers may still take a connection or two after
+        the new certificate first shows up (test-infra.md section 3). With `cafile` every
+        handshake also verifies the chain and the host name."""
+        deadline = time.monotonic() + timeout
+        got, streak, last_error = None, 0, None
+        while time.monotonic() < deadline:
+            try:
+                got = self.served_cert(sni, cafile)
+            except ssl.SSLError as exc:
+                got, last_error = None, exc
+            streak = streak + 1 if got == der else 0
+            if streak >= stable:
+                return got
+            time.sleep(0.02)
+        got_desc = x509.load_der_x509_certificate(got).subject.rfc4514_string() if got else None
+        raise AssertionError(f"nginx never served the expected certificate steadily (last: {got_desc}, "
+                             f"last TLS error: {last_error})\n{tail(self.error_log)}")

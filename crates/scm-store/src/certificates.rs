@@ -9,7 +9,7 @@ use scm_proto::{
 use crate::pool::{BUMP, Pool, conflict_or, corrupt, db_run};
 use crate::records::{
     ApplicationRecord, CertificateRecord, ChainTrustRecord, IssuedRecord, ListQuery,
-    NewCertificate, OrderRecord, Product, Quotas, SortKey,
+    NewCertificate, OrderRecord, Product, Quotas, RevocationRecord, SortKey,
 };
 use crate::{Certificates, Result, SqlStore, StoreError, dialect};
 
@@ -22,7 +22,7 @@ macro_rules! select_certificates {
              application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, \
              private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, \
              not_before_ms, not_after_ms, created_ms, updated_ms, issuer, chain_trusted, \
-             chain_trust_note FROM certificates ",
+             chain_trust_note, revoked_ms, revoke_reason FROM certificates ",
             $tail
         )
     };
@@ -71,6 +71,8 @@ struct CertificateRow {
     issuer: Option<String>,
     chain_trusted: Option<bool>,
     chain_trust_note: Option<String>,
+    revoked_ms: Option<i64>,
+    revoke_reason: Option<String>,
 }
 
 fn parsed<T>(v: Option<T>, what: &str) -> Result<T> {
@@ -155,6 +157,10 @@ impl TryFrom<CertificateRow> for CertificateRecord {
                 }),
                 None => None,
             },
+            revocation: r.revoked_ms.map(|revoked_ms| RevocationRecord {
+                revoked_ms,
+                reason: r.revoke_reason.unwrap_or_default(),
+            }),
         })
     }
 }

@@ -5,7 +5,7 @@
 //! the built-in CA, the change counter), [`Accounts`] (accounts, projects, credentials, tokens),
 //! [`Certificates`] (orders, certificates, applications, issuance), [`Pushes`] (push history),
 //! [`Tags`] (certificate tags), [`Csrs`] (certificate signing requests and their keys), [`Imports`]
-//! (imported certificates), [`Audit`] (the audit log), [`Stats`] (aggregates for metrics) and
+//! (imported certificates), [`Revocations`] (revoked serials and each CA's CRL), [`Audit`] (the audit log), [`Stats`] (aggregates for metrics) and
 //! [`Jobs`] (the durable job queue). SQL that is the same on both backends is written once and run
 //! on either pool ([`pool`]); what differs (id allocation, job claiming) lives in [`dialect`].
 //!
@@ -34,6 +34,8 @@ mod notices;
 mod pool;
 mod pushes;
 mod records;
+// --- revocation ---
+mod revocations;
 mod tags;
 mod url;
 
@@ -47,6 +49,8 @@ pub use console::Console;
 pub use notices::{DueReminder, Notices};
 pub use pool::Backend;
 pub use records::*;
+// --- revocation ---
+pub use revocations::{CrlInputs, CrlRecord, NewRevocation, Revocations, RevokedSerial};
 pub use tags::{CertificateTag, TagRecord, Tags};
 // --- csr ---
 pub use csrs::{CsrQuery, CsrRecord, Csrs, MAX_KEYED_CSRS};
@@ -355,6 +359,8 @@ pub trait Store:
     + Csrs
     // --- import ---
     + Imports
+    // --- revocation ---
+    + Revocations
     // --- audit ---
     + Audit
     + Stats

@@ -715,6 +715,7 @@ mod tests {
             updated_ms: 0,
             issuer: Some("CN=GlobalSign RSA OV SSL CA 2018".into()),
             chain_trust: trust,
+            revocation: None,
         };
         let page = |c: &CertificateRecord| {
             details(

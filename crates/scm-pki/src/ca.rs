@@ -235,10 +235,20 @@ impl Issuer {
 
     /// The same issuer, writing `url` as the CRL distribution point of every leaf it signs from
     /// now on.
-    #[must_use]
-    pub fn with_crl_url(mut self, url: impl Into<String>) -> Self {
-        self.crl_url = Some(url.into());
-        self
+    ///
+    /// Errors: [`PkiError::InvalidRequest`] unless `url` is an `http://` or `https://` URL of
+    /// printable ASCII (a certificate writes it as an IA5String).
+    pub fn with_crl_url(mut self, url: impl Into<String>) -> Result<Self, PkiError> {
+        let url = url.into();
+        let printable = url.bytes().all(|b| b.is_ascii_graphic());
+        let http = url.starts_with("http://") || url.starts_with("https://");
+        if !printable || !http {
+            return Err(PkiError::InvalidRequest(
+                "a CRL distribution point must be an http(s) URL of printable ASCII",
+            ));
+        }
+        self.crl_url = Some(url);
+        Ok(self)
     }
 
     /// The CRL distribution point written into leaves, if any.

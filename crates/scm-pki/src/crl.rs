@@ -244,7 +244,8 @@ mod tests {
         let ca = generate_ca("Crl", OffsetDateTime::now_utc()).unwrap();
         let issuer = Issuer::from_pem(&ca.intermediate_cert_pem, &ca.intermediate_key)
             .unwrap()
-            .with_crl_url("http://scm.example.test/crl/x.crl");
+            .with_crl_url("http://scm.example.test/crl/x.crl")
+            .unwrap();
         let dir = TempDir::new(label);
         // One CA file with both: `-crl_check` checks the leaf only, against its issuer's CRL.
         dir.write(
@@ -416,6 +417,16 @@ mod tests {
     #[test]
     fn bad_requests_are_refused() {
         let s = setup("crl-bad");
+        for url in [
+            "ftp://x/y.crl",
+            "http://bücher.test/c.crl",
+            "http://a b/c",
+            "",
+        ] {
+            let ca = generate_ca("Url", OffsetDateTime::now_utc()).unwrap();
+            let issuer = Issuer::from_pem(&ca.intermediate_cert_pem, &ca.intermediate_key).unwrap();
+            assert!(issuer.with_crl_url(url).is_err(), "{url}");
+        }
         let now = OffsetDateTime::now_utc();
         let req = |next_update, revoked| CrlRequest {
             number: 1,

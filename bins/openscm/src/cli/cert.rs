@@ -324,7 +324,10 @@ fn confirmed(question: &str) -> Result<bool, Failure> {
         .lock()
         .read_line(&mut line)
         .map_err(|e| Failure::Usage(format!("cannot read the answer: {e}")))?;
-    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "yes" | "y"))
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "yes" | "y"
+    ))
 }
 
 async fn list(ctx: &Ctx, args: ListArgs) -> Result<u8, Failure> {

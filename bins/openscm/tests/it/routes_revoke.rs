@@ -34,7 +34,13 @@ fn openssl(args: &[&str]) -> (bool, String) {
 }
 
 /// `openssl verify -crl_check` of `leaf_pem` against the root, the chain and the CRL (DER).
-fn verify(dir: &Path, root_pem: &str, chain_pem: &str, crl_der: &[u8], leaf_pem: &str) -> (bool, String) {
+fn verify(
+    dir: &Path,
+    root_pem: &str,
+    chain_pem: &str,
+    crl_der: &[u8],
+    leaf_pem: &str,
+) -> (bool, String) {
     let cas = dir.join("cas.pem");
     std::fs::write(&cas, format!("{root_pem}{chain_pem}")).unwrap();
     let crl = dir.join("crl.pem");
@@ -109,7 +115,13 @@ async fn routes_revoke_puts_the_certificate_on_the_served_crl() {
     // The leaf's CRL distribution point is the URL the CRL is served at.
     let leaf_path = dir.path().join("show.pem");
     std::fs::write(&leaf_path, &bad_export.certificate).unwrap();
-    let (ok, text) = openssl(&["x509", "-noout", "-text", "-in", leaf_path.to_str().unwrap()]);
+    let (ok, text) = openssl(&[
+        "x509",
+        "-noout",
+        "-text",
+        "-in",
+        leaf_path.to_str().unwrap(),
+    ]);
     assert!(ok, "{text}");
     let url = format!("{}/crl/{file}", s.url);
     assert!(text.contains(&format!("URI:{url}")), "{url} not in {text}");
@@ -250,7 +262,11 @@ async fn routes_revoke_refusals_change_nothing() {
         .await
         .unwrap();
     refused(&anonymous, 401, "APIGW.0301");
-    assert_eq!(shown(&s.admin, &id).await, before, "a refusal changed nothing");
+    assert_eq!(
+        shown(&s.admin, &id).await,
+        before,
+        "a refusal changed nothing"
+    );
     assert_eq!(before["status"], "ISSUED");
     assert!(before["revoke_reason"].is_null());
 

@@ -410,7 +410,10 @@ async fn routes_revoke_body_refuses_control_and_bidi_characters() {
     let shown = shown(&s.admin, &id).await;
     assert_eq!(
         (&shown["status"], &shown["revoke_reason"]),
-        (&serde_json::json!("REVOKED"), &serde_json::json!("服务器已下线"))
+        (
+            &serde_json::json!("REVOKED"),
+            &serde_json::json!("服务器已下线")
+        )
     );
     s.stop().await;
 }

@@ -500,7 +500,11 @@ pub(crate) fn revocable(c: &CertificateRecord) -> bool {
 
 /// The confirmation step of a revocation: what is revoked, what it means, a reason and a box to
 /// tick; `problem` says why the last attempt was refused.
-pub(crate) fn revoke_form(chrome: &Chrome<'_>, c: &CertificateRecord, problem: Option<&str>) -> String {
+pub(crate) fn revoke_form(
+    chrome: &Chrome<'_>,
+    c: &CertificateRecord,
+    problem: Option<&str>,
+) -> String {
     let id = escape(&query_value(c.id.as_str()));
     let mut m = String::new();
     let _ = write!(
@@ -511,7 +515,11 @@ pub(crate) fn revoke_form(chrome: &Chrome<'_>, c: &CertificateRecord, problem: O
         escape(&c.name)
     );
     if let Some(p) = problem {
-        let _ = write!(m, "<p class=\"problem\" id=\"revoke-problem\">{}</p>", escape(p));
+        let _ = write!(
+            m,
+            "<p class=\"problem\" id=\"revoke-problem\">{}</p>",
+            escape(p)
+        );
     }
     m.push_str(
         "<p><strong>Revocation cannot be undone.</strong> The certificate's CA lists it on its \
@@ -819,6 +827,48 @@ mod tests {
         let old = page(&record(None));
         assert!(old.contains("<dt>Brand</dt><dd>—</dd>"));
         assert!(old.contains("not verified (imported before OpenSCM verified chains)"));
+
+        // --- revocation ---
+        // Only an issued certificate OpenSCM issued has a revoke step; a revoked one shows why.
+        assert!(
+            !old.contains("/revoke"),
+            "an imported certificate is not revoked"
+        );
+        let mut issued = record(None);
+        issued.issuer = None;
+        issued.chain_trust = None;
+        issued.name = "<shop>".into();
+        issued.status = CertificateStatus::Issued;
+        issued.issued = Some(scm_store::IssuedRecord {
+            certificate_pem: String::new(),
+            chain_pem: String::new(),
+            private_key_sealed: None,
+            serial_hex: "4a01".into(),
+            fingerprint: "f".repeat(40),
+            signature_algorithm: "SHA256WITHECDSA".into(),
+            issued_ms: 0,
+            not_before_ms: 0,
+            not_after_ms: 1,
+        });
+        assert!(page(&issued).contains("href=\"/console/certificates/scs1764770000000/revoke\""));
+        let form = revoke_form(&chrome, &issued, Some("the reason <is> bad"));
+        assert!(
+            form.contains("Revoke &lt;shop&gt;") && !form.contains("<shop>"),
+            "{form}"
+        );
+        assert!(form.contains("the reason &lt;is&gt; bad"));
+        assert!(form.contains("name=\"csrf\" value=\"c\""));
+        assert!(form.contains("name=\"confirm\" value=\"yes\" required"));
+        assert!(form.contains("action=\"/console/certificates/scs1764770000000/revoke\""));
+        let mut revoked = issued.clone();
+        revoked.status = CertificateStatus::Revoked;
+        revoked.revocation = Some(scm_store::RevocationRecord {
+            revoked_ms: 0,
+            reason: "<b>gone</b>".into(),
+        });
+        let shown = page(&revoked);
+        assert!(shown.contains("<dt>Revocation reason</dt><dd>&lt;b&gt;gone&lt;/b&gt;</dd>"));
+        assert!(!shown.contains("/revoke\""), "{shown}");
     }
 
     #[test]

@@ -49,8 +49,8 @@ pub(crate) const EXPORT: &str = "ConsoleExportCertificate";
 /// The audit log's name of a revocation through the console.
 pub(crate) const REVOKE: &str = "ConsoleRevokeCertificate";
 use scm_proto::CertificateId;
-use scm_store::CertificateRecord;
 use scm_sign::SecretKey;
+use scm_store::CertificateRecord;
 use zeroize::Zeroizing;
 
 use crate::error::ApiError;
@@ -756,14 +756,24 @@ async fn export_for(
 
 // --- revocation ---
 /// The caller's certificate `id` if the console offers to revoke it; else the answer to give.
-async fn revocable(s: &AppState, session: &Session, id: &str) -> Result<Arc<CertificateRecord>, Response> {
+async fn revocable(
+    s: &AppState,
+    session: &Session,
+    id: &str,
+) -> Result<Arc<CertificateRecord>, Response> {
     let chrome = session.chrome();
     let Ok(id) = CertificateId::try_from(id) else {
-        return Err(signed(failure(Some(&chrome), DomainError::CertificateNotFound), session));
+        return Err(signed(
+            failure(Some(&chrome), DomainError::CertificateNotFound),
+            session,
+        ));
     };
     match s.scm.certificate(&session.principal, &id).await {
         Ok(c) if html::revocable(&c) => Ok(c),
-        Ok(c) => Err(signed(failure(Some(&chrome), DomainError::WrongStatus(c.status)), session)),
+        Ok(c) => Err(signed(
+            failure(Some(&chrome), DomainError::WrongStatus(c.status)),
+            session,
+        )),
         Err(e) => Err(signed(failure(Some(&chrome), e), session)),
     }
 }
@@ -780,7 +790,10 @@ async fn revoke_form(
     };
     match revocable(&s, &session, &id).await {
         Ok(c) => signed(
-            page(StatusCode::OK, html::revoke_form(&session.chrome(), &c, None)),
+            page(
+                StatusCode::OK,
+                html::revoke_form(&session.chrome(), &c, None),
+            ),
             &session,
         ),
         Err(resp) => resp,
@@ -849,7 +862,11 @@ async fn revoke_for(
     {
         return again(&format!("Not revoked: the reason {why}."));
     }
-    match s.scm.revoke(&session.principal, &cert.id, Some(&reason)).await {
+    match s
+        .scm
+        .revoke(&session.principal, &cert.id, Some(&reason))
+        .await
+    {
         Ok(()) => {
             tracing::info!(account = %session.principal.account, cert = %cert.id, "console revocation");
             let to = format!("/console/certificates/{}", cert.id.as_str());

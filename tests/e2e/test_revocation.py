@@ -305,3 +305,50 @@ def test_the_console_revokes_after_a_confirmation(server, client):
         "audit", "--output", "json", "--operation", "ConsoleRevokeCertificate", parse=False,
     ).stdout.splitlines() if line.strip()]
     assert [e["outcome"] for e in events if e["targets"] == [cert_id]].count("ok") == 1, events
+
+
+def test_every_server_of_a_postgres_cluster_serves_the_same_crl(openscm_bin, pg_base, tmp_path):
+    """Two servers on one PostgreSQL: a certificate revoked through one is on the CRL the other
+    serves (the CRL and its number are stored, not kept per server), byte for byte."""
+    import threading
+
+    from conftest import Backend, ServerFactory
+
+    backend = Backend("postgres", pg_base)
+    factory = ServerFactory(openscm_bin, tmp_path, backend)
+    try:
+        url = backend.new_database_url()
+        a = factory.new("crl-a", database_url=url)
+        b = factory.new("crl-b", database_url=url)
+        key = os.urandom(32).hex() + "\n"
+        for s in (a, b):
+            path = s.data_dir / "master.key"
+            path.write_text(key)
+            path.chmod(0o600)
+        starters = [threading.Thread(target=s.start) for s in (a, b)]
+        for t in starters:
+            t.start()
+        for t in starters:
+            t.join()
+        creds = next(s for s in (a, b) if s.credentials_path.exists()).credentials
+        client = a.sdk_client(creds)
+        cert_id = issue(client, "cluster.e2e.test")
+        leaf = export(client, cert_id).certificate
+        path = "/crl/" + crl_url_of(leaf).rsplit("/crl/", 1)[1]
+        assert crl_url_of(leaf) == a.url + path
+        serial = format(x509.load_pem_x509_certificate(leaf.encode()).serial_number, "x")
+        assert revoke(a, cert_id, {"reason": "superseded"}, creds=creds).status == 200
+        wait_for_serial(b.url + path, serial)
+        # Both serve the stored CRL: the same bytes (a signing between the two fetches, e.g. the
+        # one the second server's start queued, is waited out).
+        seen = {}
+
+        def same():
+            seen["a"], seen["b"] = fetch_crl(a.url + path), fetch_crl(b.url + path)
+            return seen["a"] == seen["b"] and serial in crl_serials(seen["a"])
+
+        wait_until(same, 10, "both servers to serve one CRL listing the serial",
+                   seen=lambda: f"CRL numbers {crl_number(seen['a'])} and {crl_number(seen['b'])}")
+    finally:
+        factory.close()
+        backend.cleanup()

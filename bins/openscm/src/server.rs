@@ -75,6 +75,9 @@ pub async fn open_or_bootstrap(
     let dyn_store: Arc<dyn Store> = store.clone();
     let mut core = cfg.core.clone();
     core.import_trust = Arc::new(system_trust());
+    // Known only now (a listen port of 0 is bound by `run` first): leaves carry their CRL's URL
+    // under it.
+    core.public_endpoint = Some(cfg.public_endpoint.clone());
     let scm = Scm::open(dyn_store, clock, Arc::new(master), core).await?;
     fsutil::write_atomic(
         &cfg.data_dir.join("ca-root.pem"),

@@ -38,7 +38,12 @@ pub use throttle::RateLimit;
 
 /// The web console's calls that the audit log records, by the names it records them under (the
 /// API's are the operation table's, see `Operation::audited`).
-pub const CONSOLE_AUDITED: &[&str] = &[console::SIGN_IN, console::SIGN_OUT, console::EXPORT];
+pub const CONSOLE_AUDITED: &[&str] = &[
+    console::SIGN_IN,
+    console::SIGN_OUT,
+    console::EXPORT,
+    console::REVOKE,
+];
 
 /// Largest request body accepted (bytes). Certificates and CSRs are a few KiB.
 pub const MAX_BODY: usize = 1024 * 1024;

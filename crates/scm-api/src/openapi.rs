@@ -30,7 +30,7 @@ use scm_proto::tags::{
     AllTagsResponse, BatchTagsBody, CreateTagBody, DescResponse, ListByTagBody, ListByTagResponse,
     ResourceTagsResponse,
 };
-use scm_proto::v2::{MessageResponse, PushBody as V2PushBody, PushHistoryResponse};
+use scm_proto::v2::{MessageResponse, PushBody as V2PushBody, PushHistoryResponse, RevokeBody};
 use scm_proto::v3::{
     ApplicationBody, CERTIFICATE_ID_PATTERN, DomainsResponse, ExportCertificateResponse,
     HealthResponse, ListCertificatesQuery, ListCertificatesResponse, PurchaseBody,
@@ -69,9 +69,16 @@ enum Body {
 struct Success {
     status: u16,
     description: &'static str,
-    /// The JSON body; `None`: no body.
+    /// The JSON body; `None`: no body (or the binary body of [`BINARY_BODIES`]).
     schema: Option<SchemaFn>,
 }
+
+/// Operations whose success body is not JSON: their media type and what the body is.
+const BINARY_BODIES: &[(Operation, &str, &str)] = &[(
+    Operation::CertificateRevocationList,
+    "application/pkix-crl",
+    "The CRL, DER (RFC 5280).",
+)];
 
 /// Everything the description says about one operation.
 struct Spec {
@@ -124,7 +131,7 @@ impl Group {
 
     const fn description(self) -> &'static str {
         match self {
-            Self::Meta => "Liveness and this description; no authentication.",
+            Self::Meta => "Liveness, this description and the CRLs; no authentication.",
             Self::Iam => {
                 "The IAM calls the SDKs make: a bearer token for an AK/SK, and the caller's domain."
             }
@@ -314,6 +321,15 @@ fn spec(op: Operation) -> Spec {
             body: Body::None,
             success: ok("Newest first.", schema::<PushHistoryResponse>),
             errors: CERT,
+        },
+        // --- revocation ---
+        Operation::V2RevokeCertificate => Spec {
+            summary: "Revoke an issued certificate (v2); its CA's CRL lists it at once",
+            group: Group::V2,
+            query: None,
+            body: json_body("V2RevokeBody", schema::<RevokeBody>),
+            success: ok("Revoked (status REVOKED).", schema::<MessageResponse>),
+            errors: CERT_STATUS_BODY,
         },
         Operation::ListCertificates => Spec {
             summary: "List certificates",
@@ -593,6 +609,20 @@ fn spec(op: Operation) -> Spec {
             success: ok("The OpenAPI document.", schema::<OpenApiDocument>),
             errors: &[],
         },
+        // --- revocation ---
+        Operation::CertificateRevocationList => Spec {
+            summary: "The CRL of a CA of this server (DER), the CRL distribution point of the certificates it issues",
+            group: Group::Meta,
+            query: None,
+            body: Body::None,
+            success: Success {
+                status: 200,
+                description: "The CA's current CRL: signed, with nextUpdate; re-signed before it lapses and at once after a revocation.",
+                schema: None,
+            },
+            // No such CA (or its first CRL not signed yet): 404; the store can fail.
+            errors: &[E::RouteNotFound, E::Internal, E::Unavailable],
+        },
     }
 }
 
@@ -728,6 +758,10 @@ fn path_param(name: &str) -> Value {
         "project_id" => (
             "A project of the caller's account: 32 lower-case hex characters.",
             json!({"type": "string", "pattern": "^[0-9a-f]{32}$"}),
+        ),
+        "crl_file" => (
+            "`<ca id>.crl`: the CA's id is the lower-case hex of its key identifier.",
+            json!({"type": "string", "pattern": "^[0-9a-f]{2,128}\\.crl$"}),
         ),
         // The CSR routes' `{id}`.
         "id" => (
@@ -999,6 +1033,12 @@ pub fn document() -> Value {
             success.insert(
                 "content".into(),
                 json!({"application/json": {"schema": schema(&mut responses_gen)}}),
+            );
+        }
+        if let Some((_, media, what)) = BINARY_BODIES.iter().find(|(o, _, _)| *o == op) {
+            success.insert(
+                "content".into(),
+                json!({*media: {"schema": {"type": "string", "contentMediaType": media, "description": what}}}),
             );
         }
         responses.insert(spec.success.status.to_string(), Value::Object(success));

@@ -35,6 +35,8 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         Operation::V2CompleteApplication => on(m, handlers::v2_complete),
         Operation::V2PushCertificate => on(m, handlers::v2_push),
         Operation::V2ListPushHistory => on(m, handlers::v2_push_history),
+        // --- revocation ---
+        Operation::V2RevokeCertificate => on(m, handlers::revocation::v2_revoke),
         Operation::ListCertificates => on(m, handlers::list_certificates),
         Operation::SubscribeCertificate => on(m, handlers::subscribe),
         Operation::ShowCertificate => on(m, handlers::show_certificate),
@@ -71,6 +73,8 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         Operation::ListDeployedResources => on(m, handlers::deploy::list_deployed_resources),
         // --- openapi ---
         Operation::OpenApiDescription => on(m, handlers::openapi::openapi_description),
+        // --- revocation ---
+        Operation::CertificateRevocationList => on(m, handlers::revocation::crl),
     }
 }
 

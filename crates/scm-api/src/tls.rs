@@ -767,7 +767,7 @@ mod tests {
             created_ms: 0,
         };
         (
-            Arc::new(BuiltinCa::load(&rec, master).unwrap()),
+            Arc::new(BuiltinCa::load(&rec, master, None).unwrap()),
             generated.root_cert_pem,
         )
     }

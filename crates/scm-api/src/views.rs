@@ -77,7 +77,7 @@ pub(crate) fn show(c: &CertificateRecord) -> ShowCertificateResponse {
         } else {
             "OFF".into()
         },
-        revoke_reason: None,
+        revoke_reason: c.revocation.as_ref().map(|r| r.reason.clone()),
         signature_algorithm: issued.map(|i| i.signature_algorithm.clone()),
         issue_time: issued.and_then(|i| api_time(i.issued_ms)),
         not_before: issued.and_then(|i| api_time(i.not_before_ms)),

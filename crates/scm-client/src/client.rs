@@ -606,6 +606,33 @@ impl Client {
         .await
     }
 
+    /// `POST /v2/{project_id}/scm/cert/{cert_id}/revoke`.
+    pub async fn v2_revoke(
+        &self,
+        project_id: &str,
+        cert_id: &str,
+        body: &v2::RevokeBody,
+    ) -> Result<v2::MessageResponse, ClientError> {
+        let body = to_json(body)?;
+        self.typed(
+            Operation::V2RevokeCertificate,
+            &[project_id, cert_id],
+            &[],
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `GET /crl/<ca id>.crl`: the CRL of a CA of the server, DER (no authentication). The
+    /// address is the CRL distribution point of the certificates the CA issued.
+    pub async fn crl(&self, ca_id: &str) -> Result<Vec<u8>, ClientError> {
+        let file = format!("{ca_id}.crl");
+        let resp = self
+            .call(Operation::CertificateRevocationList, &[&file], &[], None)
+            .await?;
+        Ok(resp.check()?.body.to_vec())
+    }
+
     /// `GET /v2/{project_id}/scm/cert/{cert_id}/push-history`.
     pub async fn v2_push_history(
         &self,
@@ -968,6 +995,8 @@ mod tests {
             Operation::V2CompleteApplication => "v2_complete",
             Operation::V2PushCertificate => "v2_push",
             Operation::V2ListPushHistory => "v2_push_history",
+            // --- revocation ---
+            Operation::V2RevokeCertificate => "v2_revoke",
             Operation::ListCertificates => "list_certificates",
             Operation::SubscribeCertificate => "subscribe",
             Operation::ShowCertificate => "show",
@@ -1003,6 +1032,8 @@ mod tests {
             Operation::ListDeployedResources => "deployed_resources",
             // --- openapi ---
             Operation::OpenApiDescription => "openapi_description",
+            // --- revocation ---
+            Operation::CertificateRevocationList => "crl",
         }
     }
 

@@ -129,8 +129,14 @@ impl std::fmt::Debug for BuiltinCa {
 }
 
 impl BuiltinCa {
-    /// Opens the stored CA with the master key.
-    pub fn load(rec: &CaRecord, master: Arc<MasterKey>) -> Result<Self, DomainError> {
+    /// Opens the stored CA with the master key. With `public_endpoint` (the URL clients reach
+    /// the server at), every leaf it signs carries its CRL's URL there as its CRL distribution
+    /// point ([`crate::service::revocation::crl_url`]); without, leaves carry none.
+    pub fn load(
+        rec: &CaRecord,
+        master: Arc<MasterKey>,
+        public_endpoint: Option<&str>,
+    ) -> Result<Self, DomainError> {
         let key_der = master
             .open(&rec.intermediate_key_sealed, b"ca:intermediate")
             .map_err(|e| {
@@ -141,8 +147,18 @@ impl BuiltinCa {
             })?;
         let key = PrivateKey::from_pkcs8_der(&key_der)
             .map_err(|e| DomainError::internal_from("CA key", e))?;
-        let issuer = scm_pki::Issuer::from_pem(&rec.intermediate_cert_pem, &key)
+        let mut issuer = scm_pki::Issuer::from_pem(&rec.intermediate_cert_pem, &key)
             .map_err(|e| DomainError::internal_from("CA", e))?;
+        if let Some(endpoint) = public_endpoint {
+            let url = crate::service::revocation::crl_url(endpoint, &issuer.key_id_hex());
+            issuer = issuer.with_crl_url(url).map_err(|_| {
+                DomainError::invalid(
+                    "public_endpoint",
+                    "must be an http(s) URL of printable ASCII: leaves carry it as their CRL \
+                     distribution point",
+                )
+            })?;
+        }
         Ok(Self {
             issuer,
             master,
@@ -159,6 +175,24 @@ impl BuiltinCa {
     /// The root certificate, for clients to trust.
     pub fn root_pem(&self) -> &str {
         &self.root_pem
+    }
+
+    /// The CA's id: the lower-case hex of the issuing certificate's key identifier. It names
+    /// the CA's CRL (`/crl/<id>.crl`) and keys its revocations.
+    pub fn ca_id(&self) -> String {
+        self.issuer.key_id_hex()
+    }
+
+    /// The CRL distribution point its leaves carry, if any.
+    pub fn crl_url(&self) -> Option<&str> {
+        self.issuer.crl_url()
+    }
+
+    /// Signs a CRL of this CA, DER.
+    pub fn sign_crl(&self, req: &scm_pki::CrlRequest<'_>) -> Result<Vec<u8>, DomainError> {
+        self.issuer
+            .sign_crl(req)
+            .map_err(|e| DomainError::internal_from("CRL signing", e))
     }
 
     /// Issues a serving certificate for OpenSCM's own HTTPS listener: a new P-256 key, a leaf

@@ -67,6 +67,9 @@ impl Notifier for RecordingNotifier {
     }
 }
 
+/// The `public_endpoint` of the test worlds (leaves carry their CRL's URL under it).
+const PUBLIC_ENDPOINT: &str = "https://scm.example.test:8443/";
+
 struct World {
     scm: Arc<Scm>,
     store: Arc<dyn Store>,
@@ -116,6 +119,7 @@ async fn world_with(
             lease: std::time::Duration::from_secs(60),
             ..JobSettings::default()
         },
+        public_endpoint: Some(PUBLIC_ENDPOINT.into()),
         ..CoreConfig::default()
     };
     for (name, service, region, deployer) in targets {
@@ -2050,4 +2054,193 @@ async fn certificate_ids_stay_unique_without_running_ahead_of_the_clock() {
     assert_eq!(all.len(), 2600);
     let latest = w.clock.now_ms().max(other_clock.now_ms());
     assert!(*all.last().unwrap() <= latest + MAX_ID_LEAD_MS);
+}
+
+/// The CRL stored for the built-in CA, parsed.
+async fn stored_crl(w: &World) -> Option<(scm_store::CrlRecord, scm_pki::CrlInfo)> {
+    let file = format!("{}.crl", w.scm.builtin_ca().ca_id());
+    let crl = w.scm.crl(&file).await.unwrap()?;
+    let info = scm_pki::parse_crl_der(&crl.der).unwrap();
+    Some((crl, info))
+}
+
+/// Revocation on a fixed clock: the CRL exists from the start (number 1, empty), is re-signed
+/// at once after a revocation (it then lists the serial) and when two thirds of its validity
+/// have passed, its number always growing; what may not be revoked is refused with nothing
+/// changed; a revoked certificate is not pushed.
+#[tokio::test]
+async fn revocation_refusals_and_the_crl_on_a_fixed_clock() {
+    use crate::Clock;
+    use crate::service::revocation::{CRL_REFRESH, CRL_VALIDITY};
+    let ok = ScriptedDeployer::failing(Vec::new());
+    let w = world_with(
+        vec![("t-ok", PushService::Elb, Some("cn-north-4"), ok.clone())],
+        Vec::new(),
+    )
+    .await;
+    let start = w.clock.now_ms();
+    assert!(stored_crl(&w).await.is_none(), "no CRL before its job ran");
+    w.scm.schedule_crl().await.unwrap();
+    let reports = w.scm.job_runner().run_due(&w.handler()).await.unwrap();
+    assert_eq!(reports, vec![AttemptReport::Done]);
+    let (crl, info) = stored_crl(&w).await.unwrap();
+    assert_eq!((crl.number, info.number), (1, Some(1)));
+    assert!(info.revoked_serials.is_empty());
+    assert_eq!(
+        crl.next_update_ms,
+        start + CRL_VALIDITY.whole_milliseconds() as i64
+    );
+    assert_eq!(
+        info.next_update.map(crate::clock::unix_ms),
+        Some(crl.next_update_ms)
+    );
+    assert!(crl.this_update_ms < start, "backdated");
+    // Scheduling again (another start) keeps the pending refresh.
+    w.scm.schedule_crl().await.unwrap();
+    assert!(
+        w.scm
+            .job_runner()
+            .run_due(&w.handler())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let id = issued(&w, "revoke.test").await;
+    let keep = issued(&w, "keep.test").await;
+    let serial = w
+        .scm
+        .certificate(&w.admin, &id)
+        .await
+        .unwrap()
+        .issued
+        .clone()
+        .unwrap()
+        .serial_hex;
+    // The leaf carries its CRL's URL under the public endpoint.
+    let pem = w.scm.export(&w.admin, &id).await.unwrap().certificate;
+    let der = scm_pki::parse_certificate_pem(&pem).unwrap().der;
+    let url = format!(
+        "https://scm.example.test:8443/crl/{}.crl",
+        w.scm.builtin_ca().ca_id()
+    );
+    assert!(
+        der.windows(url.len()).any(|win| win == url.as_bytes()),
+        "the leaf does not carry {url}"
+    );
+
+    // Refusals change nothing: a bad reason, another account, a status other than ISSUED.
+    let bad = w.scm.revoke(&w.admin, &id, None).await;
+    assert_eq!(crate::error::invalid_field(bad), "reason");
+    let long = "x".repeat(64);
+    let bad = w.scm.revoke(&w.admin, &id, Some(&long)).await;
+    assert_eq!(crate::error::invalid_field(bad), "reason");
+    let (other, _) = w.scm.create_account("other").await.unwrap();
+    let cred = w
+        .scm
+        .create_credential(&other.domain_id, None, "t")
+        .await
+        .unwrap();
+    let intruder = Principal {
+        account: cred.domain_id.clone(),
+        project: cred.project_id.clone(),
+        access_key: cred.access_key.clone(),
+        method: crate::AuthMethod::Signature,
+    };
+    assert!(matches!(
+        w.scm.revoke(&intruder, &id, Some("mine")).await,
+        Err(DomainError::CertificateNotFound)
+    ));
+    let paid = buy(&w, "SINGLE_DOMAIN", 1).await;
+    assert!(matches!(
+        w.scm.revoke(&w.admin, &paid, Some("x")).await,
+        Err(DomainError::WrongStatus(CertificateStatus::Paid))
+    ));
+    let cert = w.scm.certificate(&w.admin, &id).await.unwrap();
+    assert_eq!(cert.status, CertificateStatus::Issued);
+    assert!(
+        w.scm
+            .job_runner()
+            .run_due(&w.handler())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The revocation: REVOKED at once, with its reason; the CRL is signed again at once.
+    w.clock.advance(time::Duration::minutes(10));
+    w.scm
+        .revoke(&w.admin, &id, Some("keyCompromise"))
+        .await
+        .unwrap();
+    let cert = w.scm.certificate(&w.admin, &id).await.unwrap();
+    assert_eq!(cert.status, CertificateStatus::Revoked);
+    assert_eq!(
+        cert.revocation
+            .as_ref()
+            .map(|r| (r.revoked_ms, r.reason.as_str())),
+        Some((w.clock.now_ms(), "keyCompromise"))
+    );
+    assert!(matches!(
+        w.scm.revoke(&w.admin, &id, Some("again")).await,
+        Err(DomainError::WrongStatus(CertificateStatus::Revoked))
+    ));
+    assert_eq!(
+        w.scm.job_runner().run_due(&w.handler()).await.unwrap(),
+        vec![AttemptReport::Done]
+    );
+    let (crl, info) = stored_crl(&w).await.unwrap();
+    assert_eq!(crl.number, 2);
+    assert_eq!(info.revoked_serials, vec![serial.clone()]);
+    // A revoked certificate is not pushed, nor exported; the other one still is.
+    assert!(matches!(
+        w.scm
+            .push(&w.admin, &id, PushService::Elb, Some("cn-north-4".into()))
+            .await,
+        Err(DomainError::WrongStatus(CertificateStatus::Revoked))
+    ));
+    assert!(matches!(
+        w.scm.export(&w.admin, &id).await,
+        Err(DomainError::WrongStatus(CertificateStatus::Revoked))
+    ));
+    w.scm
+        .push(&w.admin, &keep, PushService::Elb, Some("cn-north-4".into()))
+        .await
+        .unwrap();
+    assert_eq!(ok.deliveries(), 1);
+
+    // Nothing is due until two thirds of the validity have passed; then the CRL is re-signed
+    // (a new number, the serial still on it), before its nextUpdate.
+    w.clock.advance(CRL_REFRESH - time::Duration::seconds(1));
+    assert!(
+        w.scm
+            .job_runner()
+            .run_due(&w.handler())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    w.clock.advance(time::Duration::seconds(1));
+    assert_eq!(
+        w.scm.job_runner().run_due(&w.handler()).await.unwrap(),
+        vec![AttemptReport::Done]
+    );
+    let (refreshed, info) = stored_crl(&w).await.unwrap();
+    assert_eq!(refreshed.number, 3);
+    assert!(refreshed.this_update_ms < crl.next_update_ms);
+    assert_eq!(
+        refreshed.next_update_ms,
+        w.clock.now_ms() + CRL_VALIDITY.whole_milliseconds() as i64
+    );
+    assert_eq!(info.revoked_serials, vec![serial]);
+    // Once the revoked certificate has expired, its serial leaves the CRL.
+    let not_after = cert.issued.as_ref().unwrap().not_after_ms;
+    w.clock.set(crate::clock::from_unix_ms(not_after + 1));
+    assert_eq!(
+        w.scm.job_runner().run_due(&w.handler()).await.unwrap(),
+        vec![AttemptReport::Done]
+    );
+    let (last, info) = stored_crl(&w).await.unwrap();
+    assert_eq!(last.number, 4);
+    assert!(info.revoked_serials.is_empty());
 }

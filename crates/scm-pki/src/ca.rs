@@ -172,10 +172,15 @@ pub struct IssuedCertificate {
 /// issuer name, key identifier and signing key, and each [`Issuer::issue`] costs one
 /// signature plus DER encoding.
 pub struct Issuer {
-    inner: rcgen::Issuer<'static, CaSigner>,
+    pub(crate) inner: rcgen::Issuer<'static, CaSigner>,
     certificate_pem: String,
     not_after: OffsetDateTime,
     signature_algorithm: &'static str,
+    /// The issuing certificate's subject key identifier (what its leaves and CRLs carry as
+    /// their authority key identifier).
+    pub(crate) key_id: Vec<u8>,
+    /// The URL written as the CRL distribution point of every leaf, when set.
+    crl_url: Option<String>,
 }
 
 impl fmt::Debug for Issuer {
@@ -183,6 +188,7 @@ impl fmt::Debug for Issuer {
         f.debug_struct("Issuer")
             .field("not_after", &self.not_after)
             .field("signature_algorithm", &self.signature_algorithm)
+            .field("crl_url", &self.crl_url)
             .finish_non_exhaustive()
     }
 }
@@ -214,6 +220,7 @@ impl Issuer {
         }
         let signer = CaSigner::new(intermediate_key)?;
         let signature_algorithm = signer.huawei_name();
+        let key_id = key_identifier(&der)?;
         let inner = rcgen::Issuer::from_ca_cert_der(&der.as_slice().into(), signer)
             .map_err(|_| PkiError::BadCertificatePem)?;
         Ok(Self {
@@ -221,7 +228,39 @@ impl Issuer {
             certificate_pem: block,
             not_after: info.not_after,
             signature_algorithm,
+            key_id,
+            crl_url: None,
         })
+    }
+
+    /// The same issuer, writing `url` as the CRL distribution point of every leaf it signs from
+    /// now on.
+    ///
+    /// Errors: [`PkiError::InvalidRequest`] unless `url` is an `http://` or `https://` URL of
+    /// printable ASCII (a certificate writes it as an IA5String).
+    pub fn with_crl_url(mut self, url: impl Into<String>) -> Result<Self, PkiError> {
+        let url = url.into();
+        let printable = url.bytes().all(|b| b.is_ascii_graphic());
+        let http = url.starts_with("http://") || url.starts_with("https://");
+        if !printable || !http {
+            return Err(PkiError::InvalidRequest(
+                "a CRL distribution point must be an http(s) URL of printable ASCII",
+            ));
+        }
+        self.crl_url = Some(url);
+        Ok(self)
+    }
+
+    /// The CRL distribution point written into leaves, if any.
+    pub fn crl_url(&self) -> Option<&str> {
+        self.crl_url.as_deref()
+    }
+
+    /// The issuing certificate's key identifier (its subjectKeyIdentifier; without one, the
+    /// first 20 bytes of the SHA-256 of its public key, as rcgen then writes in leaves), lower-case
+    /// hex: a stable name of this CA, for its CRL's URL and its revocations.
+    pub fn key_id_hex(&self) -> String {
+        hex::encode(&self.key_id)
     }
 
     /// The issuing certificate, PEM (what to append to a leaf to build its chain).
@@ -239,7 +278,8 @@ impl Issuer {
     /// Subject: C, ST, L, O, OU (those present and non-empty) and CN = first name. SAN: all
     /// names. Extensions: basicConstraints CA:FALSE (critical), keyUsage digitalSignature
     /// (+ keyEncipherment for RSA keys, critical), extendedKeyUsage serverAuth + clientAuth,
-    /// authority and subject key identifiers. Serial: 16 random bytes, positive.
+    /// authority and subject key identifiers, and the CRL distribution point when one is set
+    /// ([`Issuer::with_crl_url`]). Serial: 16 random bytes, positive.
     ///
     /// Errors: [`PkiError::InvalidRequest`] for no names or an empty/out-of-range validity,
     /// [`PkiError::InvalidName`] for a name the encoder refuses.
@@ -349,6 +389,11 @@ impl Issuer {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.use_authority_key_identifier_extension = true;
+        if let Some(url) = &self.crl_url {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![url.clone()],
+            }];
+        }
 
         let cert = params
             .signed_by(&public_key, &self.inner)
@@ -364,6 +409,26 @@ impl Issuer {
             signature_algorithm: self.signature_algorithm,
         })
     }
+}
+
+/// The subjectKeyIdentifier of a CA certificate (DER), or, when it has none, the first 20 bytes
+/// of the SHA-256 of its SubjectPublicKeyInfo: what rcgen writes as the authority key identifier
+/// of what it signs in either case.
+fn key_identifier(der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    use x509_parser::extensions::ParsedExtension;
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+        .map_err(|_| PkiError::BadCertificatePem)?;
+    let ski = cert
+        .iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        });
+    Ok(ski.unwrap_or_else(|| {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.public_key().raw);
+        digest.as_ref().iter().take(20).copied().collect()
+    }))
 }
 
 /// What one leaf is made of, checked (shared by application leaves and the serving certificate).

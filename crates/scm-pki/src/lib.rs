@@ -4,6 +4,7 @@
 //! - [`key`]: key algorithms, key generation and PEM/PKCS#8 import/export;
 //! - [`csr`]: parsing and verifying certificate signing requests;
 //! - [`ca`]: the built-in two-level ECDSA P-256 CA and leaf issuance;
+//! - [`crl`]: certificate revocation lists signed by the CA, and reading them;
 //! - [`cert`]: reading certificates and splitting PEM chains;
 //! - [`name`]: the rules for DNS names in certificates ([`DnsName`]);
 //! - [`pkcs12`]: writing PKCS#12 files (key + chain under a password);
@@ -17,6 +18,7 @@
 
 pub mod ca;
 pub mod cert;
+pub mod crl;
 // --- import ---
 pub mod chain;
 pub mod csr;
@@ -36,6 +38,7 @@ pub use ca::{
     generate_ca,
 };
 pub use cert::{CertificateInfo, parse_certificate_der, parse_certificate_pem, pem_blocks};
+pub use crl::{CrlInfo, CrlReason, CrlRequest, RevokedEntry, crl_pem, parse_crl_der};
 pub use csr::{ParsedCsr, generate_csr};
 pub use error::PkiError;
 // --- import ---

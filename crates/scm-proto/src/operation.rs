@@ -36,7 +36,7 @@ impl Method {
 /// What a caller must prove before an operation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
-    /// Nothing: anyone may call it (`/health`).
+    /// Nothing: anyone may call it (`/health`, `/openapi.json`, the CRLs).
     Public,
     /// An authenticated caller; every resource it names must belong to the caller's account.
     Account,
@@ -105,6 +105,9 @@ operations! {
     V2PushCertificate = (Post, "/v2/{project_id}/scm/cert/{cert_id}/push", Project),
     /// v2: the last successful pushes.
     V2ListPushHistory = (Get, "/v2/{project_id}/scm/cert/{cert_id}/push-history", Project),
+    // --- revocation ---
+    /// v2: revoke an issued certificate (it is put on its CA's CRL).
+    V2RevokeCertificate = (Post, "/v2/{project_id}/scm/cert/{cert_id}/revoke", Project),
     /// v3: list certificates.
     ListCertificates = (Get, "/v3/scm/certificates", Account),
     /// v3: buy certificates.
@@ -170,6 +173,10 @@ operations! {
     // --- openapi ---
     /// The OpenAPI 3.1 description of every route (this one included), unauthenticated.
     OpenApiDescription = (Get, "/openapi.json", Public),
+    // --- revocation ---
+    /// The CRL of a CA of this server, unauthenticated, at `/crl/<ca id>.crl` (the router cannot
+    /// match a parameter with a suffix: the segment `<ca id>.crl` is the parameter).
+    CertificateRevocationList = (Get, "/crl/{crl_file}", Public),
 }
 
 impl Operation {
@@ -202,7 +209,8 @@ impl Operation {
             | Self::ShowCsrPrivateKey
             | Self::UploadCsr
             | Self::BatchPushCertificate
-            | Self::DeployCertificate => true,
+            | Self::DeployCertificate
+            | Self::V2RevokeCertificate => true,
             Self::Health
             | Self::KeystoneListAuthDomains
             | Self::V2ListPushHistory
@@ -214,7 +222,8 @@ impl Operation {
             | Self::ListCsr
             | Self::ShowCsr
             | Self::ListDeployedResources
-            | Self::OpenApiDescription => false,
+            | Self::OpenApiDescription
+            | Self::CertificateRevocationList => false,
         }
     }
 

@@ -40,3 +40,14 @@ pub struct PushHistoryResponse {
     /// The records.
     pub push_history_list: Vec<PushHistoryItem>,
 }
+
+// --- revocation ---
+/// `POST .../revoke` request: why the certificate is revoked (required, 0..63 characters).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct RevokeBody {
+    /// The reason, free text; an RFC 5280 reason name (`keyCompromise`, `superseded`, ...)
+    /// also becomes the reason code of the CRL entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required, length(max = 63))]
+    pub reason: Option<String>,
+}

@@ -9,7 +9,7 @@ use scm_proto::{
 use crate::pool::{BUMP, Pool, conflict_or, corrupt, db_run};
 use crate::records::{
     ApplicationRecord, CertificateRecord, ChainTrustRecord, IssuedRecord, ListQuery,
-    NewCertificate, OrderRecord, Product, Quotas, SortKey,
+    NewCertificate, OrderRecord, Product, Quotas, RevocationRecord, SortKey,
 };
 use crate::{Certificates, Result, SqlStore, StoreError, dialect};
 
@@ -22,7 +22,7 @@ macro_rules! select_certificates {
              application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, \
              private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, \
              not_before_ms, not_after_ms, created_ms, updated_ms, issuer, chain_trusted, \
-             chain_trust_note FROM certificates ",
+             chain_trust_note, revoked_ms, revoke_reason FROM certificates ",
             $tail
         )
     };
@@ -66,6 +66,8 @@ struct CertificateRow {
     issuer: Option<String>,
     chain_trusted: Option<bool>,
     chain_trust_note: Option<String>,
+    revoked_ms: Option<i64>,
+    revoke_reason: Option<String>,
 }
 
 crate::row::from_row!(CertificateRow { id [via String], domain_id [via String], project_id [via String], order_id [via String], name, status, brand, cert_type, domain_type, effective_time, domain_numbers, primary_domain_type, single_domain_number, wildcard_domain_number, enterprise_project_id, description, tags, domain, sans, application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, not_before_ms, not_after_ms, created_ms, updated_ms, issuer, chain_trusted, chain_trust_note });
@@ -152,6 +154,10 @@ impl TryFrom<CertificateRow> for CertificateRecord {
                 }),
                 None => None,
             },
+            revocation: r.revoked_ms.map(|revoked_ms| RevocationRecord {
+                revoked_ms,
+                reason: r.revoke_reason.unwrap_or_default(),
+            }),
         })
     }
 }

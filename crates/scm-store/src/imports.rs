@@ -295,6 +295,7 @@ mod tests {
                 trusted: tag % 2 == 1,
                 note: format!("verdict {tag}"),
             }),
+            revocation: None,
         };
         (order, cert)
     }

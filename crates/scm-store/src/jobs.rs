@@ -95,6 +95,7 @@ macro_rules! insert_job {
         .await
     }};
 }
+pub(crate) use insert_job;
 
 #[async_trait]
 impl Jobs for SqlStore {
@@ -238,6 +239,12 @@ impl Jobs for SqlStore {
                     }
                     JobEffect::Enqueue(job) => {
                         let _: Option<i64> = insert_job!(&mut *tx, job)?;
+                        if let Some(notify) = dialect::of(p).notify_enqueued {
+                            sqlx::query(notify).execute(&mut *tx).await?;
+                        }
+                    }
+                    JobEffect::StoreCrl { crl, covers, next } => {
+                        crate::revocations::store_crl!(tx, crl, *covers, next, now_ms);
                         if let Some(notify) = dialect::of(p).notify_enqueued {
                             sqlx::query(notify).execute(&mut *tx).await?;
                         }

@@ -5,7 +5,7 @@
 //! the built-in CA, the change counter), [`Accounts`] (accounts, projects, credentials, tokens),
 //! [`Certificates`] (orders, certificates, applications, issuance), [`Pushes`] (push history),
 //! [`Tags`] (certificate tags), [`Csrs`] (certificate signing requests and their keys), [`Imports`]
-//! (imported certificates), [`Audit`] (the audit log), [`Stats`] (aggregates for metrics) and
+//! (imported certificates), [`Revocations`] (revoked serials and each CA's CRL), [`Audit`] (the audit log), [`Stats`] (aggregates for metrics) and
 //! [`Jobs`] (the durable job queue). SQL that is the same on both backends is written once and run
 //! on either pool ([`pool`]); what differs (id allocation, job claiming) lives in [`dialect`].
 //!
@@ -24,7 +24,6 @@ mod certificates;
 mod console;
 mod csrs;
 mod dialect;
-// --- import ---
 mod imports;
 mod jobs;
 mod lifecycle;
@@ -34,6 +33,7 @@ mod notices;
 mod pool;
 mod pushes;
 mod records;
+mod revocations;
 mod row;
 mod tags;
 mod url;
@@ -48,10 +48,9 @@ pub use console::Console;
 pub use notices::{DueReminder, Notices};
 pub use pool::Backend;
 pub use records::*;
+pub use revocations::{CrlInputs, CrlRecord, NewRevocation, Revocations, RevokedSerial};
 pub use tags::{CertificateTag, TagRecord, Tags};
-// --- csr ---
 pub use csrs::{CsrQuery, CsrRecord, Csrs, MAX_KEYED_CSRS};
-// --- import ---
 pub use imports::{ImportOutcome, Imports};
 pub use url::DatabaseUrl;
 
@@ -350,13 +349,10 @@ pub trait Store:
     + Tags
     + Lifecycle
     + Notices
-    // --- console ---
     + Console
-    // --- csr ---
     + Csrs
-    // --- import ---
     + Imports
-    // --- audit ---
+    + Revocations
     + Audit
     + Stats
     + Send

@@ -95,6 +95,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0012_chain_trust.sql"),
         include_str!("../migrations/postgres/0012_chain_trust.sql"),
     ),
+    // --- revocation ---
+    (
+        14,
+        "revocation",
+        include_str!("../migrations/sqlite/0014_revocation.sql"),
+        include_str!("../migrations/postgres/0014_revocation.sql"),
+    ),
 ];
 
 fn migrator(postgres: bool) -> Migrator {

@@ -1,5 +1,7 @@
 //! Plain records as stored. The domain layer builds and interprets them.
 
+use crate::revocations::CrlRecord;
+
 use scm_proto::{
     AccessKeyId, Brand, CertType, CertificateId, CertificateStatus, DomainId, DomainType, OrderId,
     PrimaryDomainType, ProjectId,
@@ -287,6 +289,17 @@ pub struct CertificateRecord {
     /// certificate the server trusts. `None` for a purchased certificate, and for one imported
     /// before chains were verified (migration 0012), which counts as not trusted.
     pub chain_trust: Option<ChainTrustRecord>,
+    /// When and why it was revoked; `None` unless its status is `REVOKED`.
+    pub revocation: Option<RevocationRecord>,
+}
+
+/// When and why a certificate was revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRecord {
+    /// When.
+    pub revoked_ms: i64,
+    /// The reason given (free text, as the API took it).
+    pub reason: String,
 }
 
 // --- import ---
@@ -631,5 +644,17 @@ pub enum JobEffect {
         not_after_ms: i64,
         /// When.
         sent_ms: i64,
+    },
+    /// Store a CRL just signed, unless one with this number or a higher one is stored already
+    /// (the number only grows), and queue `next`, the next signing: at its `due_ms`, or at once
+    /// if the CA revoked a certificate after the revocations were read for this CRL (`covers`
+    /// is the CA's change count read before them).
+    StoreCrl {
+        /// The CRL.
+        crl: CrlRecord,
+        /// The CA's change count the CRL was signed from ([`crate::CrlInputs::changes`]).
+        covers: i64,
+        /// The next signing of this CA's CRL.
+        next: NewJob,
     },
 }

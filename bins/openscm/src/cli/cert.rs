@@ -50,6 +50,14 @@ Examples:
 const DELETE_EXAMPLES: &str = "\
 Examples:
   openscm cert delete scs1700000000000 scs1700000000001";
+const REVOKE_EXAMPLES: &str = "\
+Examples:
+  openscm cert revoke scs1700000000000 --reason keyCompromise        # asks for confirmation
+  openscm cert revoke scs1700000000000 --reason superseded --yes      # no question (scripts)
+Revocation cannot be undone: the certificate is REVOKED and its CA's CRL lists it at once. The
+question is asked on stderr and answered on stdin (yes or y); anything else, or no answer, revokes
+nothing (exit code 2). An RFC 5280 reason name (keyCompromise, superseded, cessationOfOperation,
+affiliationChanged, ...) also becomes the reason code of the CRL entry.";
 const SHOW_EXAMPLES: &str = "\
 Examples:
   openscm cert show scs1700000000000
@@ -82,6 +90,9 @@ pub enum CertCommand {
     /// Push a certificate to a service (a configured push target).
     #[command(after_help = PUSH_EXAMPLES)]
     Push(PushArgs),
+    /// Revoke an issued certificate (asks for confirmation; cannot be undone).
+    #[command(after_help = REVOKE_EXAMPLES)]
+    Revoke(RevokeArgs),
     /// Delete certificates.
     #[command(after_help = DELETE_EXAMPLES)]
     Delete {
@@ -219,6 +230,19 @@ pub struct PushArgs {
     region: Option<String>,
 }
 
+/// `cert revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Certificate id.
+    id: String,
+    /// Why (at most 63 characters), shown as the certificate's revoke_reason.
+    #[arg(long)]
+    reason: String,
+    /// Revoke without asking.
+    #[arg(long, short = 'y')]
+    yes: bool,
+}
+
 /// Runs a `cert` subcommand; answers the exit code.
 pub async fn run(ctx: &Ctx, command: CertCommand) -> Result<u8, Failure> {
     match command {
@@ -245,8 +269,65 @@ pub async fn run(ctx: &Ctx, command: CertCommand) -> Result<u8, Failure> {
             });
             Ok(0)
         }
+        CertCommand::Revoke(args) => revoke(ctx, args).await,
         CertCommand::Delete { ids } => delete(ctx, ids).await,
     }
+}
+
+/// `cert revoke`: shows what is about to be revoked and asks (unless `--yes`), then revokes
+/// through the v2 route (the one the API has for it), in the profile's project.
+async fn revoke(ctx: &Ctx, args: RevokeArgs) -> Result<u8, Failure> {
+    let Some(project) = ctx.client.credentials().project_id.clone() else {
+        return Err(Failure::Config(
+            "the profile names no project id, which revoke needs (openscm configure --project-id ...)"
+                .into(),
+        ));
+    };
+    let c = ctx.client.show(&args.id).await?;
+    if !args.yes {
+        let what = format!(
+            "Revoke {} ({}, {}, status {})? It cannot be undone. Type yes to revoke: ",
+            c.id,
+            c.name,
+            c.domain.as_deref().unwrap_or("no domain"),
+            c.status
+        );
+        if !confirmed(&what)? {
+            return Err(Failure::Usage(format!(
+                "{} was not revoked: not confirmed (answer yes, or pass --yes)",
+                args.id
+            )));
+        }
+    }
+    let body = scm_proto::v2::RevokeBody {
+        reason: Some(args.reason.clone()),
+    };
+    ctx.client.v2_revoke(&project, &args.id, &body).await?;
+    let doc = json!({"certificate_id": args.id, "status": "REVOKED", "reason": args.reason});
+    output::print(ctx.format, &doc, || {
+        output::fields(&[
+            ("revoked", Some(args.id.clone())),
+            ("reason", Some(args.reason.clone())),
+        ])
+    });
+    Ok(0)
+}
+
+/// Asks `question` on stderr and reads one line of stdin: `yes` or `y` (any case) confirms;
+/// anything else, or no line at all, does not.
+fn confirmed(question: &str) -> Result<bool, Failure> {
+    use std::io::{BufRead, Write};
+    eprint!("{question}");
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Failure::Usage(format!("cannot read the answer: {e}")))?;
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "yes" | "y"
+    ))
 }
 
 async fn list(ctx: &Ctx, args: ListArgs) -> Result<u8, Failure> {
@@ -293,6 +374,7 @@ async fn show(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
             ("signature_algorithm", c.signature_algorithm.clone()),
             ("fingerprint", c.fingerprint.clone()),
             ("push_support", Some(c.push_support.clone())),
+            ("revoke_reason", c.revoke_reason.clone()),
         ])
     });
     Ok(0)

@@ -177,7 +177,13 @@ impl TestServer {
             .await
             .unwrap()
             .unwrap();
-        let mut config = CoreConfig::default();
+        // Bound first: leaves carry their CRL's URL under the server's address.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let mut config = CoreConfig {
+            public_endpoint: Some(url.clone()),
+            ..CoreConfig::default()
+        };
         configure(&created.domain_id, &out, &mut config);
         let dyn_store: Arc<dyn Store> = wrap(store);
         let scm = Arc::new(
@@ -187,8 +193,6 @@ impl TestServer {
         );
         let background = Supervisor::new();
         scm.start_background(&background).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(scm_api::serve(
             listener,
@@ -252,6 +256,21 @@ impl TestServer {
             .with_project_id(project.project_id.as_str()),
         )
         .unwrap()
+    }
+
+    /// The file name of the built-in CA's CRL (`<ca id>.crl`), once its first CRL is signed (the
+    /// job queued at start), waiting for it up to 10 s.
+    pub async fn crl_file(&self) -> String {
+        let file = format!("{}.crl", self.scm.builtin_ca().ca_id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.scm.crl(&file).await.unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no CRL signed 10 s after the start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        file
     }
 
     /// Stops serving and the background tasks.

@@ -9,7 +9,8 @@
 //!   [`routes_tags`]: the tag routes; [`routes_csr`]: the CSR routes; [`routes_import`]:
 //!   ImportCertificate (on SQLite and PostgreSQL);
 //!   [`routes_openapi`]: the served OpenAPI description;
-//!   [`routes_text`]: control and bidirectional characters are refused in every text field);
+//!   [`routes_text`]: control and bidirectional characters are refused in every text field;
+//!   [`routes_revoke`]: v2 revoke and the served CRL, checked with `openssl verify -crl_check`);
 //! - [`processes`]: the job runner across real `openscm` processes: a job survives SIGKILL of its
 //!   worker and is done exactly once; two servers on one PostgreSQL never run one job at once.
 
@@ -43,3 +44,5 @@ mod routes_csr;
 mod routes_deploy;
 // --- import ---
 mod routes_import;
+// --- revocation ---
+mod routes_revoke;

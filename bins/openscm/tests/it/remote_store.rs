@@ -467,3 +467,24 @@ impl scm_store::Stats for RemoteStore {
         self.inner.ping().await
     }
 }
+
+// --- revocation ---
+#[async_trait]
+impl scm_store::Revocations for RemoteStore {
+    async fn revoke_certificate(
+        &self,
+        r: &scm_store::NewRevocation,
+        crl_job: &NewJob,
+    ) -> Result<bool> {
+        self.wire().await;
+        self.inner.revoke_certificate(r, crl_job).await
+    }
+    async fn crl_inputs(&self, ca_id: &str, now_ms: i64) -> Result<scm_store::CrlInputs> {
+        self.wire().await;
+        self.inner.crl_inputs(ca_id, now_ms).await
+    }
+    async fn crl(&self, ca_id: &str) -> Result<Option<scm_store::CrlRecord>> {
+        self.wire().await;
+        self.inner.crl(ca_id).await
+    }
+}

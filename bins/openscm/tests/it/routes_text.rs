@@ -383,6 +383,41 @@ async fn routes_push_bodies_refuse_control_and_bidi_characters_in_every_field() 
     s.stop().await;
 }
 
+// --- revocation ---
+/// v2 revoke: the reason refuses every class; nothing is revoked; a clean Chinese reason
+/// revokes.
+#[tokio::test]
+async fn routes_revoke_body_refuses_control_and_bidi_characters() {
+    let s = TestServer::start().await;
+    let id = issued(&s.admin, "www.text-revoke.test").await;
+    let p = s.project_id.clone();
+    let body = serde_json::json!({"reason": "keyCompromise"});
+    sets_every_field::<scm_proto::v2::RevokeBody>(&body);
+    refuses_every_field(&s.admin, Operation::V2RevokeCertificate, &[&p, &id], &body).await;
+    assert_eq!(shown(&s.admin, &id).await["status"], "ISSUED");
+    let clean = serde_json::json!({"reason": "服务器已下线"});
+    let resp = s
+        .admin
+        .call(
+            Operation::V2RevokeCertificate,
+            &[&p, &id],
+            &[],
+            Some(&bytes(&clean)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let shown = shown(&s.admin, &id).await;
+    assert_eq!(
+        (&shown["status"], &shown["revoke_reason"]),
+        (
+            &serde_json::json!("REVOKED"),
+            &serde_json::json!("服务器已下线")
+        )
+    );
+    s.stop().await;
+}
+
 /// The list query: every parameter (all are text on the wire), every class, refused naming the
 /// parameter; Chinese `content` passes.
 #[tokio::test]

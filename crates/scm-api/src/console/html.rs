@@ -390,6 +390,10 @@ pub(crate) fn details(chrome: &Chrome<'_>, d: &Details<'_>) -> String {
         row(&mut m, "Serial number", &i.serial_hex);
         row(&mut m, "SHA-1 fingerprint", &i.fingerprint);
     }
+    if let Some(r) = &c.revocation {
+        row(&mut m, "Revoked", &datetime(r.revoked_ms));
+        row(&mut m, "Revocation reason", &r.reason);
+    }
     row(&mut m, "Created", &datetime(c.created_ms));
     row(&mut m, "Last change", &datetime(c.updated_ms));
     m.push_str("</dl>");
@@ -474,7 +478,77 @@ pub(crate) fn details(chrome: &Chrome<'_>, d: &Details<'_>) -> String {
             escape(c.status.as_str())
         );
     }
+    // --- revocation ---
+    if revocable(c) {
+        let _ = write!(
+            m,
+            "<h2 id=\"revoke\">Revoke</h2><p><a href=\"/console/certificates/{}/revoke\" \
+             id=\"revoke-link\">Revoke this certificate…</a></p>\
+             <p class=\"hint\">Asks for a reason and a confirmation first.</p>",
+            escape(&query_value(c.id.as_str()))
+        );
+    }
     page(&c.name, Some(chrome), &m)
+}
+
+// --- revocation ---
+/// Whether the console offers to revoke `c`: an issued certificate OpenSCM issued (the rule of
+/// `Scm::revoke`, which decides).
+pub(crate) fn revocable(c: &CertificateRecord) -> bool {
+    c.status == CertificateStatus::Issued && !c.is_imported() && c.issued.is_some()
+}
+
+/// The confirmation step of a revocation: what is revoked, what it means, a reason and a box to
+/// tick; `problem` says why the last attempt was refused.
+pub(crate) fn revoke_form(
+    chrome: &Chrome<'_>,
+    c: &CertificateRecord,
+    problem: Option<&str>,
+) -> String {
+    let id = escape(&query_value(c.id.as_str()));
+    let mut m = String::new();
+    let _ = write!(
+        m,
+        "<p class=\"crumbs\"><a href=\"/console/certificates\">Certificates</a> › \
+         <a href=\"/console/certificates/{id}\">{}</a></p><h1>Revoke {}</h1>",
+        escape(&c.name),
+        escape(&c.name)
+    );
+    if let Some(p) = problem {
+        let _ = write!(
+            m,
+            "<p class=\"problem\" id=\"revoke-problem\">{}</p>",
+            escape(p)
+        );
+    }
+    m.push_str(
+        "<p><strong>Revocation cannot be undone.</strong> The certificate's CA lists it on its \
+         CRL at once; clients that check revocation refuse it from then on, and it can no longer \
+         be exported or pushed.</p><dl class=\"facts\">",
+    );
+    row(&mut m, "Certificate ID", c.id.as_str());
+    row(
+        &mut m,
+        "Domain",
+        c.application.as_ref().map_or("—", |a| a.domain.as_str()),
+    );
+    if let Some(i) = &c.issued {
+        row(&mut m, "Serial number", &i.serial_hex);
+        row(&mut m, "Valid until", &datetime(i.not_after_ms));
+    }
+    let _ = write!(
+        m,
+        "</dl><form method=\"post\" action=\"/console/certificates/{id}/revoke\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <label for=\"reason\">Reason (at most 63 characters; e.g. keyCompromise, superseded)</label>\
+         <input id=\"reason\" name=\"reason\" maxlength=\"63\" required>\
+         <p><input type=\"checkbox\" id=\"confirm\" name=\"confirm\" value=\"yes\" required> \
+         <label for=\"confirm\">I understand that this cannot be undone</label></p>\
+         <button type=\"submit\" id=\"revoke-button\">Revoke certificate</button> \
+         <a href=\"/console/certificates/{id}\">Cancel</a></form>",
+        escape(chrome.csrf)
+    );
+    page(&format!("Revoke {}", c.name), Some(chrome), &m)
 }
 
 /// The names of a certificate: its domain, then the other SANs of its application.
@@ -715,6 +789,7 @@ mod tests {
             updated_ms: 0,
             issuer: Some("CN=GlobalSign RSA OV SSL CA 2018".into()),
             chain_trust: trust,
+            revocation: None,
         };
         let page = |c: &CertificateRecord| {
             details(
@@ -752,6 +827,48 @@ mod tests {
         let old = page(&record(None));
         assert!(old.contains("<dt>Brand</dt><dd>—</dd>"));
         assert!(old.contains("not verified (imported before OpenSCM verified chains)"));
+
+        // --- revocation ---
+        // Only an issued certificate OpenSCM issued has a revoke step; a revoked one shows why.
+        assert!(
+            !old.contains("/revoke"),
+            "an imported certificate is not revoked"
+        );
+        let mut issued = record(None);
+        issued.issuer = None;
+        issued.chain_trust = None;
+        issued.name = "<shop>".into();
+        issued.status = CertificateStatus::Issued;
+        issued.issued = Some(scm_store::IssuedRecord {
+            certificate_pem: String::new(),
+            chain_pem: String::new(),
+            private_key_sealed: None,
+            serial_hex: "4a01".into(),
+            fingerprint: "f".repeat(40),
+            signature_algorithm: "SHA256WITHECDSA".into(),
+            issued_ms: 0,
+            not_before_ms: 0,
+            not_after_ms: 1,
+        });
+        assert!(page(&issued).contains("href=\"/console/certificates/scs1764770000000/revoke\""));
+        let form = revoke_form(&chrome, &issued, Some("the reason <is> bad"));
+        assert!(
+            form.contains("Revoke &lt;shop&gt;") && !form.contains("<shop>"),
+            "{form}"
+        );
+        assert!(form.contains("the reason &lt;is&gt; bad"));
+        assert!(form.contains("name=\"csrf\" value=\"c\""));
+        assert!(form.contains("name=\"confirm\" value=\"yes\" required"));
+        assert!(form.contains("action=\"/console/certificates/scs1764770000000/revoke\""));
+        let mut revoked = issued.clone();
+        revoked.status = CertificateStatus::Revoked;
+        revoked.revocation = Some(scm_store::RevocationRecord {
+            revoked_ms: 0,
+            reason: "<b>gone</b>".into(),
+        });
+        let shown = page(&revoked);
+        assert!(shown.contains("<dt>Revocation reason</dt><dd>&lt;b&gt;gone&lt;/b&gt;</dd>"));
+        assert!(!shown.contains("/revoke\""), "{shown}");
     }
 
     #[test]

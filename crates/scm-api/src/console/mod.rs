@@ -1,6 +1,7 @@
 //! The web console at `/console`: sign-in with an access key and secret key, the account's
 //! inventory (the list operation of the API, with its search, status filter, sorts and paging),
-//! a certificate's details and export, and the expiry timeline. Server-rendered HTML that works
+//! a certificate's details, export and revocation (after a confirmation page), and the expiry
+//! timeline. Server-rendered HTML that works
 //! without JavaScript; the stylesheet is embedded in the binary.
 //!
 //! Its routes are their own small router, merged into the API's inside the request-log layer
@@ -9,7 +10,8 @@
 //! `scm_core::service::console`, the HTML in [`html`].
 //!
 //! A session is a cookie `openscm_console` (`Secure; HttpOnly; SameSite=Strict; Path=/console`,
-//! 8 hours, also ended on the server at that time); every state-changing form (sign-out, export)
+//! 8 hours, also ended on the server at that time); every state-changing form (sign-out, export,
+//! revoke)
 //! carries the session's CSRF token, checked in constant time. Every state-changing form, sign-in
 //! included, must come from the console itself: a browser's `Sec-Fetch-Site` must say
 //! `same-origin` (or `none`), else its `Origin` must be this host; a request with neither (an old
@@ -19,7 +21,7 @@
 //!
 //! Bodies follow the API's rules: a form is at most [`crate::MAX_FORM_BODY`] bytes (a larger
 //! declared length is refused before anything is read), must arrive within the body deadline,
-//! and the session of sign-out and export is checked before their body is read. Every answer carries a strict
+//! and the session of sign-out, export and revoke is checked before their body is read. Every answer carries a strict
 //! Content-Security-Policy (no script at all), `X-Frame-Options: DENY`,
 //! `Referrer-Policy: no-referrer` and `X-Content-Type-Options: nosniff`; pages are `no-store`.
 
@@ -44,8 +46,11 @@ pub(crate) const SIGN_IN: &str = "ConsoleSignIn";
 pub(crate) const SIGN_OUT: &str = "ConsoleSignOut";
 /// The audit log's name of an export (certificate, chain and key) through the console.
 pub(crate) const EXPORT: &str = "ConsoleExportCertificate";
+/// The audit log's name of a revocation through the console.
+pub(crate) const REVOKE: &str = "ConsoleRevokeCertificate";
 use scm_proto::CertificateId;
 use scm_sign::SecretKey;
+use scm_store::CertificateRecord;
 use zeroize::Zeroizing;
 
 use crate::error::ApiError;
@@ -84,6 +89,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/certificates", get(inventory))
         .route("/console/certificates/{id}", get(details))
         .route("/console/certificates/{id}/export", post(export))
+        .route(
+            "/console/certificates/{id}/revoke",
+            get(revoke_form).post(revoke),
+        )
         .route("/console/timeline", get(timeline))
         .route("/console/static/console.css", get(style))
         .layer(Extension(Arc::new(SignInLimiter::new())))
@@ -743,6 +752,135 @@ async fn export_for(
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     signed(resp, session)
+}
+
+// --- revocation ---
+/// The caller's certificate `id` if the console offers to revoke it; else the answer to give.
+async fn revocable(
+    s: &AppState,
+    session: &Session,
+    id: &str,
+) -> Result<Arc<CertificateRecord>, Response> {
+    let chrome = session.chrome();
+    let Ok(id) = CertificateId::try_from(id) else {
+        return Err(signed(
+            failure(Some(&chrome), DomainError::CertificateNotFound),
+            session,
+        ));
+    };
+    match s.scm.certificate(&session.principal, &id).await {
+        Ok(c) if html::revocable(&c) => Ok(c),
+        Ok(c) => Err(signed(
+            failure(Some(&chrome), DomainError::WrongStatus(c.status)),
+            session,
+        )),
+        Err(e) => Err(signed(failure(Some(&chrome), e), session)),
+    }
+}
+
+/// `GET /console/certificates/{id}/revoke`: the confirmation page.
+async fn revoke_form(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match session(&s, &headers).await {
+        Ok(session) => session,
+        Err(resp) => return resp,
+    };
+    match revocable(&s, &session, &id).await {
+        Ok(c) => signed(
+            page(
+                StatusCode::OK,
+                html::revoke_form(&session.chrome(), &c, None),
+            ),
+            &session,
+        ),
+        Err(resp) => resp,
+    }
+}
+
+/// `POST /console/certificates/{id}/revoke`: revokes once the form says `confirm=yes`, then
+/// back to the certificate's page.
+async fn revoke(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    // The session first: nothing of the body is read for a request without one.
+    let session = match session(&s, &headers).await {
+        Ok(session) => session,
+        Err(resp) => return resp,
+    };
+    // Every revocation by a signed-in user is in the audit log, refused or not.
+    let call = AuditCall {
+        operation: REVOKE,
+        targets: vec![id.clone()],
+    };
+    let mut resp = if form_origin(&headers) == FormOrigin::Elsewhere {
+        signed(cross_site_refusal(), &session)
+    } else {
+        match read_form(&s, &headers, body).await {
+            Ok(mut fields) => revoke_for(&s, &session, &id, &mut fields).await,
+            Err(resp) => signed(resp, &session),
+        }
+    };
+    resp.extensions_mut().insert(call);
+    resp
+}
+
+async fn revoke_for(
+    s: &AppState,
+    session: &Session,
+    id: &str,
+    fields: &mut [(String, String)],
+) -> Response {
+    if let Some(resp) = csrf_refusal(session, fields) {
+        return signed(resp, session);
+    }
+    let cert = match revocable(s, session, id).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let chrome = session.chrome();
+    let again = |problem: &str| {
+        signed(
+            page(
+                StatusCode::BAD_REQUEST,
+                html::revoke_form(&chrome, &cert, Some(problem)),
+            ),
+            session,
+        )
+    };
+    if take(fields, "confirm").as_str() != "yes" {
+        return again("Not revoked: tick the box to confirm that this cannot be undone.");
+    }
+    let reason = take(fields, "reason");
+    // The API's rules for text (control and bidirectional characters), then the domain's.
+    if let Err(ApiError::BadJson { reason: why, .. }) = parse::check_text(&reason, "reason", false)
+    {
+        return again(&format!("Not revoked: the reason {why}."));
+    }
+    match s
+        .scm
+        .revoke(&session.principal, &cert.id, Some(&reason))
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(account = %session.principal.account, cert = %cert.id, "console revocation");
+            let to = format!("/console/certificates/{}", cert.id.as_str());
+            let mut resp = see_other("/console/certificates");
+            if let Ok(v) = HeaderValue::from_str(&to) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            signed(resp, session)
+        }
+        Err(DomainError::InvalidParameter { reason: why, .. }) => {
+            again(&format!("Not revoked: the reason {why}."))
+        }
+        Err(e) => signed(failure(Some(&chrome), e), session),
+    }
 }
 
 async fn timeline(State(s): State<AppState>, headers: HeaderMap) -> Response {

@@ -36,6 +36,8 @@ pub(crate) mod import;
 
 // --- openapi ---
 pub(crate) mod openapi;
+// --- revocation ---
+pub(crate) mod revocation;
 
 type ApiResult<T> = Result<T, ApiError>;
 

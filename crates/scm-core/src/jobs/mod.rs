@@ -1,6 +1,6 @@
 //! Durable jobs: work that must happen outside a request, and must happen even if the process
-//! that asked for it dies (pushes and their retries today; validation checks, renewals, expiry
-//! sweeps and notifications next). A job is a row in the store ([`scm_store::Jobs`]); a
+//! that asked for it dies (pushes and their retries, notifications, the expiry sweep, CRL
+//! signing; validation checks and renewals next). A job is a row in the store ([`scm_store::Jobs`]); a
 //! [`JobRunner`] claims due jobs with a lease, runs them through a [`JobHandler`], and records
 //! each attempt's outcome together with its effects on the store, in one transaction.
 //!
@@ -25,11 +25,14 @@ pub enum JobKind {
     Notify,
     /// The recurring sweep that queues expiry reminders (one live job per store).
     Reminders,
+    /// Sign and store the CRL of one CA (one live job per CA): at once after a revocation, and
+    /// again before the last one lapses.
+    Crl,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [Self; 3] = [Self::Deliver, Self::Notify, Self::Reminders];
+    pub const ALL: [Self; 4] = [Self::Deliver, Self::Notify, Self::Reminders, Self::Crl];
 
     /// Stored spelling.
     pub fn as_str(self) -> &'static str {
@@ -37,6 +40,7 @@ impl JobKind {
             Self::Deliver => "deliver",
             Self::Notify => "notify",
             Self::Reminders => "reminders",
+            Self::Crl => "crl",
         }
     }
 
@@ -68,6 +72,15 @@ impl JobKind {
                 max_attempts: 200,
                 base: Duration::from_secs(60),
                 cap: Duration::from_secs(3600),
+            },
+            // A CRL must be re-signed before it lapses: a store outage is retried soon and
+            // often (30 s, 1 min, ... capped at 15 min, for about two days, well within the
+            // third of its validity left when its refresh is due); then the next server start
+            // queues it again.
+            Self::Crl => RetryPolicy {
+                max_attempts: 200,
+                base: Duration::from_secs(30),
+                cap: Duration::from_secs(900),
             },
         }
     }

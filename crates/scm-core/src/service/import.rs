@@ -380,6 +380,7 @@ impl Scm {
                     trusted: parsed.trust.is_trusted(),
                     note: parsed.trust.to_string(),
                 }),
+                revocation: None,
             };
             match self
                 .store

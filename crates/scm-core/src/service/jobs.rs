@@ -12,6 +12,7 @@ use crate::notify::Notification;
 use super::Scm;
 use super::notifications::NotifyJob;
 use super::push::DeliverJob;
+use super::revocation::CrlJob;
 
 #[async_trait]
 impl JobHandler for Scm {
@@ -26,6 +27,10 @@ impl JobHandler for Scm {
                 Err(e) => permanent(format!("unreadable notify job: {e}")),
             },
             Some(JobKind::Reminders) => self.attempt_reminders().await,
+            Some(JobKind::Crl) => match serde_json::from_str::<CrlJob>(&job.payload) {
+                Ok(c) => self.attempt_crl(&c).await,
+                Err(e) => permanent(format!("unreadable crl job: {e}")),
+            },
             None => permanent(format!("unknown job kind {:?}", job.kind)),
         }
     }

@@ -6,7 +6,8 @@
 //! audit log and the store's gauges for metrics); [`lifecycle`]
 //! (delete, unsubscribe, cancel-cert); [`tags`] and [`tag_query`] (tags, and certificates found
 //! by them); [`csr`] (certificate signing requests and their keys); [`import`] (certificates
-//! imported with their chain and key); [`console`] (the web console's sessions and timeline).
+//! imported with their chain and key); [`console`] (the web console's sessions and timeline);
+//! [`revocation`] (revoking certificates, and the CRL of the built-in CA).
 
 mod admin;
 mod authentication;
@@ -19,6 +20,8 @@ mod notices;
 mod notifications;
 pub mod observe;
 mod push;
+// --- revocation ---
+pub mod revocation;
 pub mod tag_query;
 pub mod tags;
 // --- csr ---
@@ -80,6 +83,11 @@ pub struct CoreConfig {
     /// root (which [`Scm::open`] adds): the server gives the machine's trust store; empty by
     /// default.
     pub import_trust: Arc<scm_pki::TrustAnchors>,
+    // --- revocation ---
+    /// The URL clients reach the server at (the server's `public_endpoint`): leaves the built-in
+    /// CA issues carry `<public_endpoint>/crl/<ca id>.crl` as their CRL distribution point.
+    /// `None` (the default): no distribution point.
+    pub public_endpoint: Option<String>,
 }
 
 impl Default for CoreConfig {
@@ -101,6 +109,7 @@ impl Default for CoreConfig {
             keygen_per_account: 1,
             audit_retention: None,
             import_trust: Arc::new(scm_pki::TrustAnchors::new()),
+            public_endpoint: None,
         }
     }
 }
@@ -186,7 +195,11 @@ impl Scm {
             .ca()
             .await?
             .ok_or_else(|| DomainError::internal("the store has no CA: bootstrap first"))?;
-        let ca = Arc::new(BuiltinCa::load(&rec, master.clone())?);
+        let ca = Arc::new(BuiltinCa::load(
+            &rec,
+            master.clone(),
+            config.public_endpoint.as_deref(),
+        )?);
         let jobs = JobRunner::new(store.clone(), clock.clone(), config.jobs);
         let audit = observe::AuditWriter::spawn(store.clone());
         let mut import_anchors = (*config.import_trust).clone();
@@ -221,6 +234,7 @@ impl Scm {
         supervisor: &Supervisor,
     ) -> Result<(), DomainError> {
         self.schedule_reminders().await?;
+        self.schedule_crl().await?;
         let revision = self.store.revision().await?;
         let (cache, store) = (Arc::downgrade(&self.cache), self.store.clone());
         supervisor.spawn("cache-poller", move |cancel| {

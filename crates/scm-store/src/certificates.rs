@@ -70,7 +70,7 @@ struct CertificateRow {
     revoke_reason: Option<String>,
 }
 
-crate::row::from_row!(CertificateRow { id [via String], domain_id [via String], project_id [via String], order_id [via String], name, status, brand, cert_type, domain_type, effective_time, domain_numbers, primary_domain_type, single_domain_number, wildcard_domain_number, enterprise_project_id, description, tags, domain, sans, application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, not_before_ms, not_after_ms, created_ms, updated_ms, issuer, chain_trusted, chain_trust_note });
+crate::row::from_row!(CertificateRow { id [via String], domain_id [via String], project_id [via String], order_id [via String], name, status, brand, cert_type, domain_type, effective_time, domain_numbers, primary_domain_type, single_domain_number, wildcard_domain_number, enterprise_project_id, description, tags, domain, sans, application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, not_before_ms, not_after_ms, created_ms, updated_ms, issuer, chain_trusted, chain_trust_note, revoked_ms, revoke_reason });
 
 fn parsed<T>(v: Option<T>, what: &str) -> Result<T> {
     v.ok_or_else(|| corrupt(what))

@@ -45,13 +45,13 @@ use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, Project
 
 pub use audit::{Audit, AuditEvent, AuditQuery, Stats, StoreStats};
 pub use console::Console;
+pub use csrs::{CsrQuery, CsrRecord, Csrs, MAX_KEYED_CSRS};
+pub use imports::{ImportOutcome, Imports};
 pub use notices::{DueReminder, Notices};
 pub use pool::Backend;
 pub use records::*;
 pub use revocations::{CrlInputs, CrlRecord, NewRevocation, Revocations, RevokedSerial};
 pub use tags::{CertificateTag, TagRecord, Tags};
-pub use csrs::{CsrQuery, CsrRecord, Csrs, MAX_KEYED_CSRS};
-pub use imports::{ImportOutcome, Imports};
 pub use url::DatabaseUrl;
 
 use crate::certificates::IssueWriter;

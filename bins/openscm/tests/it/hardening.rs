@@ -365,7 +365,7 @@ async fn one_accounts_key_burst_does_not_stall_another() {
         .collect();
     let calm_ids: Vec<String> = calm
         .subscribe(&PurchaseBody {
-            order_number: Some(20),
+            order_number: Some(30),
             ..buy_body()
         })
         .await
@@ -374,16 +374,10 @@ async fn one_accounts_key_burst_does_not_stall_another() {
         .into_iter()
         .map(|c| c.cert_id)
         .collect();
-    // The calm account's EC applications on a quiet server, for comparison.
-    let mut quiet = Vec::new();
-    for (i, id) in calm_ids[10..].iter().enumerate() {
-        let started = Instant::now();
-        calm.apply(id, &apply_body(&format!("q{i}.calm.test")))
-            .await
-            .unwrap();
-        quiet.push(started.elapsed());
-    }
-    quiet.sort();
+    // The calm account's EC applications without the burst, for comparison: before it and after
+    // it, so that a machine busy with other work (a build, another suite) slows the comparison as
+    // much as the measure.
+    let quiet_before = timed_applications(&calm, &calm_ids[10..20], "q").await;
     let mut burst = Vec::new();
     for (i, id) in burst_ids.into_iter().enumerate() {
         let greedy = greedy.clone();
@@ -412,25 +406,45 @@ async fn one_accounts_key_burst_does_not_stall_another() {
             rsa.push(started.elapsed());
         }
     }
-    let still_running = burst.iter().filter(|t| !t.is_finished()).count();
+    let burst_done = burst.iter().filter(|t| t.is_finished()).count();
     ec.sort();
     rsa.sort();
-    assert!(still_running > 0, "the burst was over before the measure");
-    // Unfair (every key of the burst generated at once), the calm account's EC applications wait
-    // for CPU behind it: about 10x their quiet time on 2 cores. Fair, they barely notice.
-    let bound = quiet[2] * 3 + Duration::from_millis(5);
-    assert!(
-        ec[2] < bound,
-        "EC applications took {ec:?} beside another account's RSA_4096 burst, {quiet:?} on a \
-         quiet server"
-    );
-    assert!(
-        rsa[2] < Duration::from_millis(500),
-        "RSA_2048 applications took {rsa:?} beside another account's RSA_4096 burst"
-    );
     for t in burst {
         t.await.unwrap().unwrap();
     }
+    let quiet_after = timed_applications(&calm, &calm_ids[20..], "r").await;
+    // The burst's keys are made one at a time (one per account at once), 12 RSA_4096 keys in
+    // seconds; the calm account's own RSA keys take their turn beside it, not after it. Queued
+    // behind the burst, they would end after it: a matter of order, whatever the machine's load.
+    assert!(
+        burst_done < 6,
+        "{burst_done} of 12 RSA_4096 keys of the burst were made before the calm account's 5 \
+         RSA_2048 and 5 EC applications were done (they took {rsa:?} and {ec:?})"
+    );
+    // Unfair (every key of the burst generated at once), the calm account's EC applications wait
+    // for CPU behind it: about 10x their quiet time on 2 cores. Fair, they barely notice.
+    let quiet = quiet_before[5].max(quiet_after[5]);
+    let bound = quiet * 3 + Duration::from_millis(5);
+    assert!(
+        ec[2] < bound,
+        "EC applications took {ec:?} beside another account's RSA_4096 burst; without it \
+         {quiet_before:?} before and {quiet_after:?} after"
+    );
+}
+
+/// The times of EC applications for `ids`, sorted.
+async fn timed_applications(client: &Client, ids: &[String], prefix: &str) -> Vec<Duration> {
+    let mut times = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let started = Instant::now();
+        client
+            .apply(id, &apply_body(&format!("{prefix}{i}.calm.test")))
+            .await
+            .unwrap();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    times
 }
 
 /// The output of a start that must fail.

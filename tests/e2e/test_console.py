@@ -4,11 +4,14 @@ its push history (pushed first to a real nginx), the expiry timeline and its lin
 export (the file's PEM checked), sign out. And with plain `requests`: no session cookie, a bad
 CSRF token, bad or revoked credentials, the security headers, sign-in throttling.
 
-The browser run on SQLite writes the screenshots of the README to docs/screenshots/.
+The browser run on SQLite takes the screenshots of the README; it writes them to docs/screenshots/
+with OPENSCM_UPDATE_SCREENSHOTS=1 (elsewhere, to a temporary directory: a test run leaves the
+tree as it was).
 """
 
 import os
 import re
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -35,7 +38,8 @@ from conftest import Backend, ServerFactory
 from e2e_helpers import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
-SHOTS = REPO / "docs" / "screenshots"
+SHOTS = (REPO / "docs" / "screenshots" if os.environ.get("OPENSCM_UPDATE_SCREENSHOTS") == "1"
+         else Path(tempfile.mkdtemp(prefix="openscm-screenshots-")))
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 APPLICANT = dict(applicant_name="Tom Smith", applicant_phone="13212345678",

@@ -8,6 +8,7 @@
 //! map the result to the wire type.
 #![deny(missing_docs)]
 
+mod address;
 mod auth;
 // --- console ---
 mod console;

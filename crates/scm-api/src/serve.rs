@@ -25,6 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::address::AddressKey;
+
 /// Limits of the accept loop.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeLimits {
@@ -86,29 +88,6 @@ impl ConnectionStats {
     /// Connections closed because no first byte came in time.
     pub fn silent(&self) -> u64 {
         self.0.silent.load(Ordering::Relaxed)
-    }
-}
-
-/// The key a client's connections are counted under: its IPv4 address, or the /64 of its IPv6
-/// address (an IPv4-mapped IPv6 address counts as the IPv4 one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum AddressKey {
-    V4(u32),
-    V6Prefix(u64),
-}
-
-impl AddressKey {
-    fn of(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(v4) => Self::V4(u32::from(v4)),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self::V4(u32::from(v4)),
-                None => {
-                    let bits = u128::from(v6) >> 64;
-                    Self::V6Prefix(u64::try_from(bits).unwrap_or(u64::MAX))
-                }
-            },
-        }
     }
 }
 
@@ -471,18 +450,6 @@ mod tests {
         );
         stop.send(()).unwrap();
         assert!(task.await.unwrap());
-    }
-
-    #[test]
-    fn ipv6_clients_are_counted_by_their_64_and_mapped_ipv4_as_ipv4() {
-        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
-        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(AddressKey::of(a), AddressKey::of(b));
-        assert_ne!(AddressKey::of(a), AddressKey::of(c));
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        let v4: IpAddr = "192.0.2.7".parse().unwrap();
-        assert_eq!(AddressKey::of(mapped), AddressKey::of(v4));
     }
 
     #[tokio::test]

@@ -265,17 +265,10 @@ fn client_address(s: &AppState, peer: Option<std::net::IpAddr>, headers: &Header
             }
         }
     }
-    match client {
-        Some(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            format!("{}/64", std::net::Ipv6Addr::from(bits))
-        }
-        Some(std::net::IpAddr::V6(v6)) => v6
-            .to_ipv4_mapped()
-            .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
-        Some(ip) => ip.to_string(),
-        None => "unknown".to_owned(),
-    }
+    client.map_or_else(
+        || "unknown".to_owned(),
+        |ip| crate::address::AddressKey::of(ip).to_string(),
+    )
 }
 
 /// A signed-in request.

@@ -61,21 +61,12 @@ async fn authorise(
         // Nothing of the body is read (nor `100 Continue` sent) for a request that fails here.
         state.scm.authenticate_head(&head).await?
     };
-    let declared = parts
-        .headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(ApiError::BodyTooLarge);
-    }
-    let bytes = tokio::time::timeout(
-        state.limits.body_timeout,
-        axum::body::to_bytes(body, MAX_BODY),
-    )
-    .await
-    .map_err(|_| ApiError::BodyTimeout)?
-    .map_err(|_| ApiError::BodyTooLarge)?;
+    let bytes = crate::body::read_body(&parts.headers, body, MAX_BODY, state.limits.body_timeout)
+        .await
+        .map_err(|refusal| match refusal {
+            crate::body::BodyRefusal::TooLarge => ApiError::BodyTooLarge,
+            crate::body::BodyRefusal::Timeout => ApiError::BodyTimeout,
+        })?;
     let principal = {
         let headers = header_pairs(&parts.headers);
         let full = scm_sign::Request {

@@ -10,6 +10,7 @@
 
 mod address;
 mod auth;
+mod body;
 // --- console ---
 mod console;
 mod error;

@@ -38,6 +38,7 @@ use axum::{Extension, Router};
 use scm_core::service::console::{self as core_console, SESSION_TTL, SignInError, SignInLimiter};
 use scm_core::{DomainError, ListRequest, Principal};
 
+use crate::body::{BodyRefusal, read_body};
 use crate::request_log::AuditCall;
 
 /// The audit log's name of a console sign-in.
@@ -217,22 +218,10 @@ async fn read_form(
             ),
         )
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > crate::MAX_FORM_BODY as u64) {
-        return Err(too_large());
-    }
-    match tokio::time::timeout(
-        s.limits.body_timeout,
-        axum::body::to_bytes(body, crate::MAX_FORM_BODY),
-    )
-    .await
-    {
-        Ok(Ok(bytes)) => Ok(form(&bytes)),
-        Ok(Err(_)) => Err(too_large()),
-        Err(_) => Err(page(
+    match read_body(headers, body, crate::MAX_FORM_BODY, s.limits.body_timeout).await {
+        Ok(bytes) => Ok(form(&bytes)),
+        Err(BodyRefusal::TooLarge) => Err(too_large()),
+        Err(BodyRefusal::Timeout) => Err(page(
             StatusCode::REQUEST_TIMEOUT,
             html::problem(None, "Refused", "The form did not arrive in time."),
         )),

@@ -285,6 +285,7 @@ impl Metrics {
         let snapshot = scm.observe().await;
         let _ = write_snapshot(&mut out, &snapshot, &scm.cache_figures());
         let _ = self.write_process(&mut out);
+        let _ = write_key_generations(&mut out, scm.key_generations());
         out
     }
 
@@ -702,4 +703,22 @@ mod tests {
         assert!(out.contains("bucket{operation=\"Unknown\",le=\"+Inf\"} 1"));
         assert!(out.contains("openscm_request_duration_seconds_sum{operation=\"Health\"} 0.0007"));
     }
+}
+
+fn write_key_generations(
+    out: &mut String,
+    k: scm_core::issuance::KeyGenerations,
+) -> std::fmt::Result {
+    writeln!(
+        out,
+        "# HELP openscm_key_generations_running RSA private keys being generated now (at most one per core)."
+    )?;
+    writeln!(out, "# TYPE openscm_key_generations_running gauge")?;
+    writeln!(out, "openscm_key_generations_running {}", k.running)?;
+    writeln!(
+        out,
+        "# HELP openscm_key_generations_waiting RSA key generations waiting for their account's turn or for a core."
+    )?;
+    writeln!(out, "# TYPE openscm_key_generations_waiting gauge")?;
+    writeln!(out, "openscm_key_generations_waiting {}", k.waiting)
 }

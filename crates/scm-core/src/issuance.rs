@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use scm_pki::{
@@ -44,6 +45,34 @@ pub struct KeyGenerator {
     cores: Arc<tokio::sync::Semaphore>,
     per_account: u32,
     accounts: std::sync::Mutex<HashMap<DomainId, Arc<tokio::sync::Semaphore>>>,
+    running: AtomicUsize,
+    waiting: AtomicUsize,
+}
+
+/// RSA key generations under way and waiting for their turn ([`KeyGenerator::counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyGenerations {
+    /// Running now, at most one per core.
+    pub running: usize,
+    /// Waiting for their account's turn or for a core.
+    pub waiting: usize,
+}
+
+/// One unit of a gauge, given back however the generation ends (a client that goes away drops
+/// the future while it waits).
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(gauge: &'a AtomicUsize) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Self(gauge)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for KeyGenerator {
@@ -62,6 +91,16 @@ impl KeyGenerator {
             cores: Arc::new(tokio::sync::Semaphore::new(cores)),
             per_account: per_account.max(1),
             accounts: std::sync::Mutex::new(HashMap::new()),
+            running: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// RSA generations running and waiting now (for `/metrics`).
+    pub fn counts(&self) -> KeyGenerations {
+        KeyGenerations {
+            running: self.running.load(Ordering::Relaxed),
+            waiting: self.waiting.load(Ordering::Relaxed),
         }
     }
 
@@ -87,6 +126,7 @@ impl KeyGenerator {
             Err(_) => return Err(DomainError::internal("key generator lock poisoned")),
         };
         // The account's own turn first, then a core: a burst queues behind itself.
+        let waiting = Counted::new(&self.waiting);
         let _turn = mine
             .acquire_owned()
             .await
@@ -97,6 +137,8 @@ impl KeyGenerator {
             .acquire_owned()
             .await
             .map_err(|e| DomainError::internal_from("key generator", e))?;
+        drop(waiting);
+        let _running = Counted::new(&self.running);
         tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm))
             .await?
             .map_err(|e| DomainError::internal_from("key generation", e))

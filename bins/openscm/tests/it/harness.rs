@@ -286,3 +286,22 @@ impl TestServer {
             .await;
     }
 }
+
+/// Polls `probe` every 20 ms until it answers `Ok`, and returns that; after `limit`, fails saying
+/// what was awaited and what the last probe saw (its `Err`).
+pub(crate) async fn eventually<T, F, Fut>(what: &str, limit: std::time::Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(seen) if std::time::Instant::now() >= deadline => {
+                panic!("timed out after {limit:?} waiting for {what}; saw: {seen}")
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+}

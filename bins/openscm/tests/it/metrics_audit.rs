@@ -13,7 +13,7 @@ use crate::harness::TestServer;
 use crate::routes::{apply_body, buy_body, paid, request_id};
 
 /// `GET /metrics` over a plain connection: (status, body).
-async fn scrape(url: &str, bearer: Option<&str>) -> (u16, String) {
+pub(crate) async fn scrape(url: &str, bearer: Option<&str>) -> (u16, String) {
     let addr = url.trim_start_matches("http://");
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
     let auth = bearer
@@ -34,7 +34,7 @@ async fn scrape(url: &str, bearer: Option<&str>) -> (u16, String) {
 }
 
 /// The value of the sample `name{labels}` exactly as written (`None`: no such sample).
-fn sample(body: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())

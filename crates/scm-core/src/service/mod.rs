@@ -319,6 +319,11 @@ impl Scm {
         self.ca.clone()
     }
 
+    /// RSA key generations running and waiting now.
+    pub fn key_generations(&self) -> crate::issuance::KeyGenerations {
+        self.keygen.counts()
+    }
+
     /// The root certificate of the built-in CA.
     pub fn ca_root_pem(&self) -> &str {
         &self.ca_root_pem

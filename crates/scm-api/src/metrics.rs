@@ -611,6 +611,24 @@ pub(crate) async fn handler(State(s): State<MetricsState>, req: Request) -> Resp
         .into_response()
 }
 
+fn write_key_generations(
+    out: &mut String,
+    k: scm_core::issuance::KeyGenerations,
+) -> std::fmt::Result {
+    writeln!(
+        out,
+        "# HELP openscm_key_generations_running RSA private keys being generated now (at most one per core)."
+    )?;
+    writeln!(out, "# TYPE openscm_key_generations_running gauge")?;
+    writeln!(out, "openscm_key_generations_running {}", k.running)?;
+    writeln!(
+        out,
+        "# HELP openscm_key_generations_waiting RSA key generations waiting for their account's turn or for a core."
+    )?;
+    writeln!(out, "# TYPE openscm_key_generations_waiting gauge")?;
+    writeln!(out, "openscm_key_generations_waiting {}", k.waiting)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,22 +721,4 @@ mod tests {
         assert!(out.contains("bucket{operation=\"Unknown\",le=\"+Inf\"} 1"));
         assert!(out.contains("openscm_request_duration_seconds_sum{operation=\"Health\"} 0.0007"));
     }
-}
-
-fn write_key_generations(
-    out: &mut String,
-    k: scm_core::issuance::KeyGenerations,
-) -> std::fmt::Result {
-    writeln!(
-        out,
-        "# HELP openscm_key_generations_running RSA private keys being generated now (at most one per core)."
-    )?;
-    writeln!(out, "# TYPE openscm_key_generations_running gauge")?;
-    writeln!(out, "openscm_key_generations_running {}", k.running)?;
-    writeln!(
-        out,
-        "# HELP openscm_key_generations_waiting RSA key generations waiting for their account's turn or for a core."
-    )?;
-    writeln!(out, "# TYPE openscm_key_generations_waiting gauge")?;
-    writeln!(out, "openscm_key_generations_waiting {}", k.waiting)
 }

@@ -114,23 +114,26 @@ def test_v2_save_takes_what_its_page_allows(server, scm):
 
 def test_certificate_ids_do_not_run_ahead_of_the_clock(server, scm):
     """Certificate ids are `scs` + a millisecond time. A 1,000-certificate purchase (v2 allows
-    1..1000; signed with the SDK's own signer) takes the milliseconds up to the purchase: when it
-    is answered, no id is ahead of the clock (they ran about 950 ms ahead). A second one at once
-    runs at most 100 ms ahead. Ids bought through the SDK afterwards are above them all."""
+    1..1000; signed with the SDK's own signer) takes the milliseconds up to the purchase, and
+    those before them that no id has taken: when it is answered, no id is more than 100 ms ahead
+    of the clock (they ran about 950 ms ahead), and neither is any of a second one bought at once.
+    (Not "never ahead" for the first: ids handed out by the tests just before it, within the last
+    second, take some of its milliseconds, which a busy machine made happen.) Ids bought through
+    the SDK afterwards are above them all."""
     import time
 
     order = {"cert_brand": "GLOBALSIGN", "cert_type": "OV_SSL_CERT",
              "domain_type": "SINGLE_DOMAIN", "effective_time": 1, "domain_numbers": 1,
              "order_number": 1000, "agree_privacy_protection": True}
     seen = set()
-    for allowed_ms in (0, 100):
+    for _ in range(2):
         resp = server.v2("POST", "/scm/cert/purchase", order)
         answered = int(time.time() * 1000)
         assert resp.status == 200, resp
         ids = [c["cert_id"] for c in resp.json["cert"]]
         assert len(ids) == 1000 and all(CERT_ID.match(i) for i in ids)
         millis = [int(i[3:]) for i in ids]
-        assert max(millis) - answered <= allowed_ms, f"{max(millis) - answered} ms ahead"
+        assert max(millis) - answered <= 100, f"{max(millis) - answered} ms ahead"
         assert not seen & set(ids), "an id was handed out twice"
         seen |= set(ids)
     # The SDK's own purchase after them: a fresh id, above every one before.

@@ -96,7 +96,13 @@ struct CrlRow {
     next_update_ms: Option<i64>,
 }
 
-crate::row::from_row!(CrlRow { ca_id, crl_number, der, this_update_ms, next_update_ms });
+crate::row::from_row!(CrlRow {
+    ca_id,
+    crl_number,
+    der,
+    this_update_ms,
+    next_update_ms
+});
 
 struct RevokedRow {
     serial_hex: String,
@@ -104,7 +110,11 @@ struct RevokedRow {
     reason: String,
 }
 
-crate::row::from_row!(RevokedRow { serial_hex, revoked_ms, reason });
+crate::row::from_row!(RevokedRow {
+    serial_hex,
+    revoked_ms,
+    reason
+});
 
 /// Applies a [`crate::JobEffect::StoreCrl`] in the job's transaction `$tx` (an identifier);
 /// `$now` is the job's end. Uses `?`: for the body of a function that returns a store result.
@@ -329,6 +339,7 @@ mod tests {
             issued_ms: 100,
             not_before_ms: 100,
             not_after_ms: 10_000,
+            ca_id: None,
         };
         assert!(
             store

@@ -46,6 +46,7 @@ Examples:
   openscm cert buy && openscm cert list
   openscm cert apply scs1700000000000 --domain www.shop.test
   openscm cert export scs1700000000000 --dir ./out --pkcs12 --password-env P12_PASS
+  openscm ca root > root.pem                      # the root the account's certificates chain to
   openscm completions bash > ~/.local/share/bash-completion/completions/openscm
 
 Exit codes of the client commands: 0 ok, 1 API refused, 2 usage, 3 auth/config, 4 network/TLS,

@@ -2636,3 +2636,55 @@ async fn a_store_with_the_shared_ca_is_migrated_without_breaking_its_certificate
             >= 2
     );
 }
+
+/// An account without a CA (made before each account had one) gets one on first use, and two
+/// servers on one database asking at once get the same one: the store lets one CA in.
+#[tokio::test]
+async fn two_servers_make_one_ca_for_an_account_that_has_none() {
+    let w = world().await;
+    let account = scm_store::AccountRecord {
+        domain_id: crate::random::domain_id().unwrap(),
+        name: "older".into(),
+        policy: crate::issuance::DEFAULT_POLICY.into(),
+        created_ms: 0,
+    };
+    let project = scm_store::ProjectRecord {
+        project_id: crate::random::project_id().unwrap(),
+        domain_id: account.domain_id.clone(),
+        name: "default".into(),
+        created_ms: 0,
+    };
+    w.store.create_account(&account, &project).await.unwrap();
+    let url = DatabaseUrl::sqlite_file(&w.dir.path().join("t.db"));
+    let other_store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
+    let other = Scm::open(
+        other_store,
+        w.clock.clone(),
+        w.master.clone(),
+        CoreConfig::default(),
+    )
+    .await
+    .unwrap();
+    let (mine, theirs) = tokio::join!(
+        w.scm.tenant_ca(&account.domain_id),
+        other.tenant_ca(&account.domain_id)
+    );
+    let (mine, theirs) = (mine.unwrap(), theirs.unwrap());
+    assert_eq!(mine.ca_id(), theirs.ca_id());
+    assert_eq!(mine.root_pem(), theirs.root_pem());
+    let admin_root = w
+        .scm
+        .account_roots(&w.admin.account)
+        .await
+        .unwrap()
+        .root_pem;
+    assert_ne!(mine.root_pem(), admin_root);
+    assert_eq!(
+        w.store
+            .cas_of_account(&account.domain_id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -31,7 +31,7 @@ cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null;
 trap cleanup EXIT
 SCHEME=http
 start() { "$BIN" server --listen "127.0.0.1:$PORT" --data-dir "$D/data" "$@" >"$D/out" 2>"$D/log" & PID=$!;
-  for _ in $(seq 100); do curl -sf --cacert "$D/data/ca-root.pem" "$SCHEME://127.0.0.1:$PORT/health" >/dev/null 2>&1 && return; sleep 0.05; done; cat "$D/log"; exit 1; }
+  for _ in $(seq 100); do curl -sf --cacert "$D/data/https-root.pem" "$SCHEME://127.0.0.1:$PORT/health" >/dev/null 2>&1 && return; sleep 0.05; done; cat "$D/log"; exit 1; }
 
 start
 DOMAIN="$(python3 -c "import json;print(json.load(open('$D/data/credentials.json'))['domain_id'])")"

@@ -380,7 +380,14 @@ class Server:
 
     @property
     def ca_root_path(self) -> Path:
+        """The roots the bootstrap account's certificates chain to."""
         return self.data_dir / "ca-root.pem"
+
+    @property
+    def https_root_path(self) -> Path:
+        """The root of the server's own HTTPS certificate (`--tls builtin`): its CA issues
+        nothing else."""
+        return self.data_dir / "https-root.pem"
 
     @property
     def credentials(self) -> dict:

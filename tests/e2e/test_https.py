@@ -1,5 +1,5 @@
 """HTTPS: the official SDK over TLS against both modes (the operator's files, reloaded when they
-change; a certificate from the built-in CA, trusted through DATA_DIR/ca-root.pem), a client that
+change; a certificate from the built-in serving CA, trusted through DATA_DIR/https-root.pem), a client that
 does not trust the CA, the plain-HTTP refusal on a non-loopback address, and credentials.json's
 endpoint following a restart on another address."""
 
@@ -42,7 +42,7 @@ class TlsServer(Server):
     def __init__(self, binary, workdir, args=(), ca_file=None, **kw):
         super().__init__(binary, workdir, **kw)
         self.args = list(args)
-        self.ca_file = ca_file  # None: DATA_DIR/ca-root.pem (the built-in CA)
+        self.ca_file = ca_file  # None: DATA_DIR/https-root.pem (the built-in serving CA)
         self.https = True
 
     @property
@@ -51,7 +51,7 @@ class TlsServer(Server):
 
     @property
     def trust(self) -> str:
-        return str(self.ca_file or self.ca_root_path)
+        return str(self.ca_file or self.https_root_path)
 
     def command(self):
         return super().command() + self.args
@@ -181,18 +181,18 @@ def test_sdk_over_https_with_the_builtin_ca(openscm_bin, tmp_path):
         assert buy_apply_show(server.sdk()) == "ISSUED"
 
         # The served certificate: issued by the built-in CA for localhost and 127.0.0.1.
-        cert = served_certificate(server.port, server.ca_root_path)
+        cert = served_certificate(server.port, server.https_root_path)
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert "localhost" in sans.get_values_for_type(x509.DNSName), sans
         assert ipaddress.ip_address("127.0.0.1") in sans.get_values_for_type(x509.IPAddress), sans
         life = cert.not_valid_after_utc - cert.not_valid_before_utc
         assert dt.timedelta(days=29) < life <= dt.timedelta(days=31), life
         # /metrics (over the same TLS listener) reports that certificate's expiry.
-        scraped = requests.get(server.url + "/metrics", verify=str(server.ca_root_path), timeout=5)
+        scraped = requests.get(server.url + "/metrics", verify=str(server.https_root_path), timeout=5)
         assert scraped.status_code == 200, scraped.text
         # Every HTTPS answer tells browsers to stay on HTTPS.
         assert scraped.headers.get("Strict-Transport-Security") == "max-age=31536000", scraped.headers
-        console = requests.get(server.url + "/console/sign-in", verify=str(server.ca_root_path), timeout=5)
+        console = requests.get(server.url + "/console/sign-in", verify=str(server.https_root_path), timeout=5)
         assert console.headers.get("Strict-Transport-Security") == "max-age=31536000", console.headers
         expiry = [line for line in scraped.text.splitlines()
                   if line.startswith("openscm_serving_certificate_expiry_timestamp_seconds ")]
@@ -200,6 +200,11 @@ def test_sdk_over_https_with_the_builtin_ca(openscm_bin, tmp_path):
         assert int(float(expiry[0].split()[1])) == int(cert.not_valid_after_utc.timestamp())
         out = server.stdout_path.read_text()
         assert "built-in CA" in out and "in memory only" in out and "https://" in out, out
+        assert str(server.https_root_path) in out, out
+        # The serving CA issues nothing else, and no account's root is the HTTPS root: a client
+        # trusting the bootstrap account's roots (ca-root.pem) only refuses the server.
+        with pytest.raises(ssl.SSLError):
+            served_certificate(server.port, server.ca_root_path)
 
         # A client that does not trust the CA (the system's roots only, or another CA) fails.
         with pytest.raises(requests.exceptions.SSLError):
@@ -321,7 +326,7 @@ def test_credentials_endpoint_follows_a_restart_on_another_address(openscm_bin, 
 
 
 def test_the_cli_over_https_trusts_the_builtin_ca_from_its_profile(openscm_bin, tmp_path):
-    """`openscm configure --from-credentials` on an HTTPS server picks up ca-root.pem beside
+    """`openscm configure --from-credentials` on an HTTPS server picks up https-root.pem beside
     credentials.json, and the client commands then work over TLS; without the CA they fail
     with the network/TLS exit code (4)."""
     import json as _json
@@ -341,7 +346,7 @@ def test_the_cli_over_https_trusts_the_builtin_ca_from_its_profile(openscm_bin, 
 
         done = cli("configure", "--from-credentials", server.credentials_path, "-o", "json")
         assert done.returncode == 0, done.stderr
-        assert "ca-root.pem" in profile.read_text() or "ca_file" in profile.read_text()
+        assert "https-root.pem" in profile.read_text(), profile.read_text()
         bought = cli("cert", "buy", "-o", "json")
         assert bought.returncode == 0, bought.stderr
         cert_id = _json.loads(bought.stdout)["cert"][0]["cert_id"]

@@ -53,6 +53,8 @@ enum Command {
     Csr(cli::CsrArgs),
     /// Tags of certificates: add, list, delete, all, find.
     Tag(cli::TagArgs),
+    /// The account's own CA: root.
+    Ca(cli::CaArgs),
     /// Print a shell completion script: `openscm completions bash > /etc/bash_completion.d/openscm`.
     #[command(after_help = "Examples:
   openscm completions bash > ~/.local/share/bash-completion/completions/openscm
@@ -112,6 +114,7 @@ fn main() -> std::process::ExitCode {
             Command::Cert(args) => return cli::cert(args).await,
             Command::Csr(args) => return cli::csr(args).await,
             Command::Tag(args) => return cli::tag(args).await,
+            Command::Ca(args) => return cli::ca(args).await,
         }
         .map_or_else(
             |e| {

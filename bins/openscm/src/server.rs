@@ -45,6 +45,13 @@ fn init_logs(json: bool) {
     };
 }
 
+/// The file of the data directory holding the roots the bootstrap account's certificates chain
+/// to.
+pub const CA_ROOT_FILE: &str = "ca-root.pem";
+/// The file of the data directory holding the root of the serving CA, which issues the HTTPS
+/// listener's certificate (`--tls builtin`) and nothing else: what HTTPS clients trust.
+pub const HTTPS_ROOT_FILE: &str = "https-root.pem";
+
 /// Opens the store and the domain service, bootstrapping an empty store (the server's start).
 pub async fn open_or_bootstrap(
     cfg: &RuntimeConfig,
@@ -79,9 +86,21 @@ pub async fn open_or_bootstrap(
     // under it.
     core.public_endpoint = Some(cfg.public_endpoint.clone());
     let scm = Scm::open(dyn_store, clock, Arc::new(master), core).await?;
+    // The root of the HTTPS listener's certificate, in a file of its own (its CA issues nothing
+    // else), then the roots the bootstrap account's certificates chain to (its own CA's, then
+    // the retired shared CA's of a store made before each account had its own). In that order:
+    // whoever waits for ca-root.pem (tests, benchmarks) finds both.
+    let serving = scm.serving_ca().await?;
     fsutil::write_atomic(
-        &cfg.data_dir.join("ca-root.pem"),
-        scm.ca_root_pem().as_bytes(),
+        &cfg.data_dir.join(HTTPS_ROOT_FILE),
+        serving.root_pem().as_bytes(),
+        0o644,
+    )
+    .await?;
+    let roots = scm.bootstrap_account_roots().await?;
+    fsutil::write_atomic(
+        &cfg.data_dir.join(CA_ROOT_FILE),
+        roots.bundle().as_bytes(),
         0o644,
     )
     .await?;
@@ -293,7 +312,7 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
     let background = Supervisor::new();
     // The serving certificate's expiry, for /metrics (0 while plain HTTP).
     let serving = scm_api::tls::ServingStatus::default();
-    let tls = start_tls(&cfg, &scm, &serving, &background)?;
+    let tls = start_tls(&cfg, &scm, &serving, &background).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
         "OpenSCM listening on {scheme}://{addr} (database: {})",
@@ -366,7 +385,7 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
 
 /// Loads (files) or issues (built-in CA) the serving certificate and starts the task that keeps
 /// it current; `None` when TLS is off. Says on stdout what is served.
-fn start_tls(
+async fn start_tls(
     cfg: &RuntimeConfig,
     scm: &Arc<Scm>,
     serving: &scm_api::tls::ServingStatus,
@@ -384,7 +403,7 @@ fn start_tls(
             poll: *poll,
         },
         TlsConfig::Builtin { hosts, validity } => Source::Builtin(BuiltinSource::new(
-            scm.builtin_ca(),
+            scm.serving_ca().await?,
             hosts.clone(),
             *validity,
             Arc::new(SystemClock),
@@ -412,9 +431,9 @@ fn start_tls(
         TlsConfig::Builtin { hosts, .. } => {
             let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
             println!(
-                "OpenSCM: TLS certificate from the built-in CA for {} (valid until {until}, renewed at 2/3 of its life; its key is kept in memory only); clients trust {}",
+                "OpenSCM: TLS certificate from the built-in CA of the HTTPS listener (it issues nothing else) for {} (valid until {until}, renewed at 2/3 of its life; its key is kept in memory only); clients trust {}",
                 names.join(", "),
-                cfg.data_dir.join("ca-root.pem").display()
+                cfg.data_dir.join(HTTPS_ROOT_FILE).display()
             );
         }
         TlsConfig::Off => {}

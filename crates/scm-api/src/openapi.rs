@@ -32,10 +32,10 @@ use scm_proto::tags::{
 };
 use scm_proto::v2::{MessageResponse, PushBody as V2PushBody, PushHistoryResponse, RevokeBody};
 use scm_proto::v3::{
-    ApplicationBody, CERTIFICATE_ID_PATTERN, DomainsResponse, ExportCertificateResponse,
-    HealthResponse, ListCertificatesQuery, ListCertificatesResponse, PurchaseBody,
-    PurchaseResponse, PushBody as V3PushBody, RequestInfoResponse, ShowCertificateResponse,
-    TokenResponse,
+    ApplicationBody, CERTIFICATE_ID_PATTERN, CaRootResponse, DomainsResponse,
+    ExportCertificateResponse, HealthResponse, ListCertificatesQuery, ListCertificatesResponse,
+    PurchaseBody, PurchaseResponse, PushBody as V3PushBody, RequestInfoResponse,
+    ShowCertificateResponse, TokenResponse,
 };
 use scm_proto::{CertType, ErrorBody, ErrorCode, Method, Operation, Scope};
 use serde_json::{Map, Value, json};
@@ -622,6 +622,18 @@ fn spec(op: Operation) -> Spec {
             },
             // No such CA (or its first CRL not signed yet): 404; the store can fail.
             errors: &[E::RouteNotFound, E::Internal, E::Unavailable],
+        },
+        // --- tenant ca ---
+        Operation::ShowCaRoot => Spec {
+            summary: "OpenSCM extension: the root certificate of the account's own CA, for its clients to trust",
+            group: Group::Certificates,
+            query: None,
+            body: Body::None,
+            success: ok(
+                "The account's root (every certificate issued to it chains to it, no other account's does), and the roots of retired CAs that issued its older certificates.",
+                schema::<CaRootResponse>,
+            ),
+            errors: &[],
         },
     }
 }

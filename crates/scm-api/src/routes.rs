@@ -75,6 +75,8 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         Operation::OpenApiDescription => on(m, handlers::openapi::openapi_description),
         // --- revocation ---
         Operation::CertificateRevocationList => on(m, handlers::revocation::crl),
+        // --- tenant ca ---
+        Operation::ShowCaRoot => on(m, handlers::ca::show_ca_root),
     }
 }
 

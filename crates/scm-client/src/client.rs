@@ -921,6 +921,14 @@ impl Client {
         self.typed(Operation::OpenApiDescription, &[], &[], None)
             .await
     }
+
+    // --- tenant ca ---
+
+    /// `GET /v3/scm/ca/root` (OpenSCM extension): the root of the account's own CA, and the
+    /// roots of retired CAs that issued its older certificates.
+    pub async fn ca_root(&self) -> Result<scm_proto::v3::CaRootResponse, ClientError> {
+        self.typed(Operation::ShowCaRoot, &[], &[], None).await
+    }
 }
 
 fn to_json<T: Serialize>(body: &T) -> Result<Vec<u8>, ClientError> {
@@ -1034,6 +1042,8 @@ mod tests {
             Operation::OpenApiDescription => "openapi_description",
             // --- revocation ---
             Operation::CertificateRevocationList => "crl",
+            // --- tenant ca ---
+            Operation::ShowCaRoot => "ca_root",
         }
     }
 

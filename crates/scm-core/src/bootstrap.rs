@@ -1,15 +1,16 @@
-//! First start: on an empty store, create the admin account, its project and credential, and the
-//! built-in CA, in one transaction (so two servers starting on one PostgreSQL create one of each).
+//! First start: on an empty store, create the admin account, its project, credential and CA, and
+//! the serving CA of the HTTPS listener, in one transaction (so two servers starting on one
+//! PostgreSQL create one of each).
 
-use scm_pki::{MasterKey, generate_ca};
+use scm_pki::MasterKey;
 use scm_proto::{AccessKeyId, DomainId, ProjectId};
 use scm_sign::SecretKey;
 use scm_store::{
-    AccountRecord, Bootstrap, CaRecord, CredentialRecord, CredentialStatus, ProjectRecord, Store,
+    AccountRecord, Bootstrap, CaRole, CredentialRecord, CredentialStatus, ProjectRecord, Store,
 };
 
 use crate::clock::unix_ms;
-use crate::issuance::DEFAULT_POLICY;
+use crate::issuance::{DEFAULT_POLICY, new_ca, tenant_ca_name};
 use crate::{Clock, DomainError, random};
 
 /// What a bootstrap created, for the caller to hand to the operator once.
@@ -95,29 +96,26 @@ pub async fn run(
     }
     let now = clock.now();
     let now_ms = unix_ms(now);
-    let ca = tokio::task::spawn_blocking(move || generate_ca("OpenSCM", now))
-        .await?
-        .map_err(|e| DomainError::internal_from("CA generation", e))?;
-    let seal = |der: &[u8], aad: &[u8]| {
-        master
-            .seal(der, aad)
-            .map_err(|e| DomainError::internal_from("sealing CA key", e))
-    };
-    let ca = CaRecord {
-        root_cert_pem: ca.root_cert_pem.clone(),
-        root_key_sealed: seal(ca.root_key.pkcs8_der(), b"ca:root")?,
-        intermediate_cert_pem: ca.intermediate_cert_pem.clone(),
-        intermediate_key_sealed: seal(ca.intermediate_key.pkcs8_der(), b"ca:intermediate")?,
-        created_ms: now_ms,
-    };
     let domain_id = random::domain_id()?;
     let project_id = random::project_id()?;
     let access_key = random::access_key()?;
     let secret_key = SecretKey::new(random::secret_key()?);
+    let name = "admin";
+    let cas = vec![
+        new_ca(
+            master,
+            CaRole::Tenant,
+            Some(&domain_id),
+            &tenant_ca_name(&domain_id, name),
+            now,
+        )
+        .await?,
+        new_ca(master, CaRole::Serving, None, "OpenSCM HTTPS", now).await?,
+    ];
     let b = Bootstrap {
         account: AccountRecord {
             domain_id: domain_id.clone(),
-            name: "admin".into(),
+            name: name.into(),
             policy: DEFAULT_POLICY.into(),
             created_ms: now_ms,
         },
@@ -137,7 +135,7 @@ pub async fn run(
             created_ms: now_ms,
             revoked_ms: None,
         },
-        ca,
+        cas,
     };
     if store.bootstrap(&b).await? {
         Ok(Some(Created {

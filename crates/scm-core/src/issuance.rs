@@ -1,5 +1,5 @@
 //! Issuance: the product and the account's issuance policy decide which names may be issued;
-//! then an [`Issuer`] signs. The built-in CA ([`BuiltinCa`]) signs either the user's CSR or a key
+//! then an [`Issuer`] signs. The account's own CA ([`BuiltinCa`]) signs either the user's CSR or a key
 //! generated here; ACME issuers plug in beside it through the same trait.
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use scm_pki::{
     DnsName, KeyAlgorithm, LeafKey, LeafRequest, MasterKey, PrivateKey, ServingHost, SubjectFields,
 };
 use scm_proto::{CertificateId, DomainId, DomainType, PrimaryDomainType};
-use scm_store::{CaRecord, IssuedRecord, Product};
+use scm_store::{CaRecord, CaRole, IssuedRecord, Product, StoredCa};
 use time::OffsetDateTime;
 
 use crate::DomainError;
@@ -156,22 +156,89 @@ pub trait Issuer: Send + Sync + std::fmt::Debug {
 /// issues for and which therefore need no domain validation to be safe.
 pub const DEFAULT_POLICY: &str = ".test;.internal;.localhost;.example";
 
-/// The built-in CA, loaded once and shared.
+/// One of OpenSCM's own CAs (an account's, the serving CA, or the retired shared CA of a store
+/// made before migration 0015), loaded with the master key and shared.
 pub struct BuiltinCa {
     issuer: scm_pki::Issuer,
     master: Arc<MasterKey>,
     chain_pem: String,
     root_pem: String,
+    id: String,
+    role: CaRole,
+    account: Option<DomainId>,
+    retired: bool,
 }
 
 impl std::fmt::Debug for BuiltinCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BuiltinCa").finish_non_exhaustive()
+        f.debug_struct("BuiltinCa")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
     }
 }
 
+/// The associated data sealing a CA key: `part` is `root` or `intermediate`. The CAs made
+/// before migration 0015 (one per store) sealed theirs as `ca:<part>`; every CA since binds its
+/// keys to its id, so a key cannot be moved to another CA's row.
+fn ca_key_aad(id: Option<&str>, part: &str) -> String {
+    match id {
+        Some(id) => format!("ca:{id}:{part}"),
+        None => format!("ca:{part}"),
+    }
+}
+
+/// Makes a new CA (a P-256 root and intermediate, as [`scm_pki::generate_ca`]) for `role`,
+/// owned by `account` for [`CaRole::Tenant`], its keys sealed bound to its id. The subject names
+/// start with `name` (trimmed and cut short: it is shown in certificates).
+pub async fn new_ca(
+    master: &MasterKey,
+    role: CaRole,
+    account: Option<&DomainId>,
+    name: &str,
+    now: OffsetDateTime,
+) -> Result<StoredCa, DomainError> {
+    let prefix: String = name.chars().filter(|c| !c.is_control()).take(40).collect();
+    let generated = tokio::task::spawn_blocking(move || scm_pki::generate_ca(&prefix, now))
+        .await?
+        .map_err(|e| DomainError::internal_from("CA generation", e))?;
+    let id = scm_pki::Issuer::from_pem(
+        &generated.intermediate_cert_pem,
+        &generated.intermediate_key,
+    )
+    .map_err(|e| DomainError::internal_from("CA", e))?
+    .key_id_hex();
+    let seal = |der: &[u8], part: &str| {
+        master
+            .seal(der, ca_key_aad(Some(&id), part).as_bytes())
+            .map_err(|e| DomainError::internal_from("sealing CA key", e))
+    };
+    Ok(StoredCa {
+        role,
+        domain_id: account.cloned(),
+        ca: CaRecord {
+            root_cert_pem: generated.root_cert_pem.clone(),
+            root_key_sealed: seal(generated.root_key.pkcs8_der(), "root")?,
+            intermediate_cert_pem: generated.intermediate_cert_pem.clone(),
+            intermediate_key_sealed: seal(generated.intermediate_key.pkcs8_der(), "intermediate")?,
+            created_ms: unix_ms(now),
+        },
+        retired_ms: None,
+        id,
+    })
+}
+
+/// The subject name prefix of an account's CA: `OpenSCM <account name> <start of its id>` (the
+/// id keeps two accounts' roots apart when their names start alike).
+pub fn tenant_ca_name(account: &DomainId, name: &str) -> String {
+    let short: String = name.chars().filter(|c| !c.is_control()).take(24).collect();
+    let id: String = account.as_str().chars().take(8).collect();
+    format!("OpenSCM {} {id}", short.trim())
+}
+
 impl BuiltinCa {
-    /// Opens the stored CA with the master key. With `public_endpoint` (the URL clients reach
+    /// Opens the shared CA of a store made before migration 0015 (keys sealed as `ca:root` and
+    /// `ca:intermediate`) with the master key. With `public_endpoint` (the URL clients reach
     /// the server at), every leaf it signs carries its CRL's URL there as its CRL distribution
     /// point ([`crate::service::revocation::crl_url`]); without, leaves carry none.
     pub fn load(
@@ -179,8 +246,57 @@ impl BuiltinCa {
         master: Arc<MasterKey>,
         public_endpoint: Option<&str>,
     ) -> Result<Self, DomainError> {
+        Self::open_record(
+            rec,
+            None,
+            master,
+            public_endpoint,
+            CaRole::Shared,
+            None,
+            true,
+        )
+    }
+
+    /// Opens a CA of `cas` with the master key; `public_endpoint` as in [`BuiltinCa::load`].
+    /// Fails when the row's id is not its intermediate's key identifier.
+    pub fn open(
+        stored: &StoredCa,
+        master: Arc<MasterKey>,
+        public_endpoint: Option<&str>,
+    ) -> Result<Self, DomainError> {
+        let sealed_with_id = stored.role != CaRole::Shared;
+        let ca = Self::open_record(
+            &stored.ca,
+            sealed_with_id.then_some(stored.id.as_str()),
+            master,
+            public_endpoint,
+            stored.role,
+            stored.domain_id.clone(),
+            stored.retired_ms.is_some(),
+        )?;
+        if ca.id != stored.id {
+            return Err(DomainError::internal(format!(
+                "the CA stored as {} has the key identifier {}",
+                stored.id, ca.id
+            )));
+        }
+        Ok(ca)
+    }
+
+    fn open_record(
+        rec: &CaRecord,
+        aad_id: Option<&str>,
+        master: Arc<MasterKey>,
+        public_endpoint: Option<&str>,
+        role: CaRole,
+        account: Option<DomainId>,
+        retired: bool,
+    ) -> Result<Self, DomainError> {
         let key_der = master
-            .open(&rec.intermediate_key_sealed, b"ca:intermediate")
+            .open(
+                &rec.intermediate_key_sealed,
+                ca_key_aad(aad_id, "intermediate").as_bytes(),
+            )
             .map_err(|e| {
                 DomainError::internal_from(
                     "cannot open the CA key; is this the right master key?",
@@ -191,8 +307,9 @@ impl BuiltinCa {
             .map_err(|e| DomainError::internal_from("CA key", e))?;
         let mut issuer = scm_pki::Issuer::from_pem(&rec.intermediate_cert_pem, &key)
             .map_err(|e| DomainError::internal_from("CA", e))?;
+        let id = issuer.key_id_hex();
         if let Some(endpoint) = public_endpoint {
-            let url = crate::service::revocation::crl_url(endpoint, &issuer.key_id_hex());
+            let url = crate::service::revocation::crl_url(endpoint, &id);
             issuer = issuer.with_crl_url(url).map_err(|_| {
                 DomainError::invalid(
                     "public_endpoint",
@@ -206,7 +323,26 @@ impl BuiltinCa {
             master,
             chain_pem: rec.intermediate_cert_pem.clone(),
             root_pem: rec.root_cert_pem.clone(),
+            id,
+            role,
+            account,
+            retired,
         })
+    }
+
+    /// What the CA is for.
+    pub fn role(&self) -> CaRole {
+        self.role
+    }
+
+    /// The account owning it ([`CaRole::Tenant`] only).
+    pub fn account(&self) -> Option<&DomainId> {
+        self.account.as_ref()
+    }
+
+    /// Whether it is retired (issues nothing new; its CRL is still signed).
+    pub fn is_retired(&self) -> bool {
+        self.retired
     }
 
     /// The intermediate certificate (the chain served with every leaf).
@@ -222,7 +358,7 @@ impl BuiltinCa {
     /// The CA's id: the lower-case hex of the issuing certificate's key identifier. It names
     /// the CA's CRL (`/crl/<id>.crl`) and keys its revocations.
     pub fn ca_id(&self) -> String {
-        self.issuer.key_id_hex()
+        self.id.clone()
     }
 
     /// The CRL distribution point its leaves carry, if any.
@@ -418,8 +554,15 @@ pub fn check_policy(policy: &str, names: &[DnsName]) -> Result<(), DomainError> 
 
 #[async_trait]
 impl Issuer for BuiltinCa {
-    /// Signs the certificate and seals its key, when given, for storage.
+    /// Signs the certificate and seals its key, when given, for storage. A retired CA, and the
+    /// serving CA, sign no certificates of accounts.
     async fn issue(&self, req: IssueRequest<'_>) -> Result<IssuedRecord, DomainError> {
+        if self.retired || self.role != CaRole::Tenant {
+            return Err(DomainError::internal(format!(
+                "CA {} does not issue certificates of accounts",
+                self.id
+            )));
+        }
         let form = req.form;
         let names = form.names();
         let a = &form.applicant;
@@ -476,6 +619,7 @@ impl Issuer for BuiltinCa {
             issued_ms: unix_ms(now),
             not_before_ms: unix_ms(leaf.not_before),
             not_after_ms: unix_ms(leaf.not_after),
+            ca_id: Some(self.id.clone()),
         })
     }
 }

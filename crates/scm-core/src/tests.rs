@@ -2056,9 +2056,12 @@ async fn certificate_ids_stay_unique_without_running_ahead_of_the_clock() {
     assert!(*all.last().unwrap() <= latest + MAX_ID_LEAD_MS);
 }
 
-/// The CRL stored for the built-in CA, parsed.
+/// The CRL stored for the admin account's CA, parsed.
 async fn stored_crl(w: &World) -> Option<(scm_store::CrlRecord, scm_pki::CrlInfo)> {
-    let file = format!("{}.crl", w.scm.builtin_ca().ca_id());
+    let file = format!(
+        "{}.crl",
+        w.scm.tenant_ca(&w.admin.account).await.unwrap().ca_id()
+    );
     let crl = w.scm.crl(&file).await.unwrap()?;
     let info = scm_pki::parse_crl_der(&crl.der).unwrap();
     Some((crl, info))
@@ -2122,7 +2125,7 @@ async fn revocation_refusals_and_the_crl_on_a_fixed_clock() {
     let der = scm_pki::parse_certificate_pem(&pem).unwrap().der;
     let url = format!(
         "https://scm.example.test:8443/crl/{}.crl",
-        w.scm.builtin_ca().ca_id()
+        w.scm.tenant_ca(&w.admin.account).await.unwrap().ca_id()
     );
     assert!(
         der.windows(url.len()).any(|win| win == url.as_bytes()),
@@ -2135,7 +2138,24 @@ async fn revocation_refusals_and_the_crl_on_a_fixed_clock() {
     let long = "x".repeat(64);
     let bad = w.scm.revoke(&w.admin, &id, Some(&long)).await;
     assert_eq!(crate::error::invalid_field(bad), "reason");
-    let (other, _) = w.scm.create_account("other").await.unwrap();
+    // An account made in the store directly (as before each account had a CA): no CA, so no
+    // CRL job of its own joins this test's.
+    let other = scm_store::AccountRecord {
+        domain_id: crate::random::domain_id().unwrap(),
+        name: "other".into(),
+        policy: String::new(),
+        created_ms: 0,
+    };
+    let other_project = scm_store::ProjectRecord {
+        project_id: crate::random::project_id().unwrap(),
+        domain_id: other.domain_id.clone(),
+        name: "default".into(),
+        created_ms: 0,
+    };
+    w.store
+        .create_account(&other, &other_project)
+        .await
+        .unwrap();
     let cred = w
         .scm
         .create_credential(&other.domain_id, None, "t")
@@ -2243,4 +2263,428 @@ async fn revocation_refusals_and_the_crl_on_a_fixed_clock() {
     let (last, info) = stored_crl(&w).await.unwrap();
     assert_eq!(last.number, 4);
     assert!(info.revoked_serials.is_empty());
+}
+
+// --- tenant ca ---
+
+/// A new account and a principal of it.
+async fn second_account(w: &World, name: &str) -> Principal {
+    let (account, _) = w.scm.create_account(name).await.unwrap();
+    let cred = w
+        .scm
+        .create_credential(&account.domain_id, None, "t")
+        .await
+        .unwrap();
+    Principal {
+        account: cred.domain_id,
+        project: cred.project_id,
+        access_key: cred.access_key,
+        method: crate::AuthMethod::Signature,
+    }
+}
+
+/// Buys and issues (key made by the server) a single-domain certificate for `domain` as `p`.
+async fn issued_as(w: &World, p: &Principal, domain: &str) -> CertificateId {
+    let (_, ids) = w
+        .scm
+        .purchase(p, &p.project, &buy_body("SINGLE_DOMAIN", 1), ApiVersion::V3)
+        .await
+        .unwrap();
+    w.scm
+        .apply(p, &ids[0], Some(&apply_body(domain, "")), ApiVersion::V3)
+        .await
+        .unwrap();
+    ids[0].clone()
+}
+
+/// Whether the exported certificate `id` of `p` verifies (by signature, at the domain's clock)
+/// up to one of `roots` (PEM): what a client trusting only those roots decides.
+async fn verifies_against<R: AsRef<str>>(
+    w: &World,
+    p: &Principal,
+    id: &CertificateId,
+    roots: &[R],
+) -> bool {
+    use crate::Clock as _;
+    let e = w.scm.export(p, id).await.unwrap();
+    let mut anchors = scm_pki::TrustAnchors::new();
+    for root in roots {
+        assert_eq!(anchors.add_pem(root.as_ref(), "test").1, 0);
+    }
+    let key = e.private_key.unwrap();
+    scm_pki::parse_import(
+        &e.certificate,
+        Some(&e.chain),
+        &key,
+        w.clock.now(),
+        &anchors,
+    )
+    .unwrap()
+    .trust
+    .is_trusted()
+}
+
+/// Issue 19, point 15: two accounts get CAs of their own; both may be issued `www.shop.test`,
+/// but A's trust store (A's root) refuses B's certificate, and B's refuses A's. Each revokes
+/// onto its own CA's CRL; an import is trusted through the importer's own root only; the
+/// serving CA is another CA again, and signs no CRL.
+#[tokio::test]
+async fn each_account_has_its_own_root_and_refuses_the_others_certificates() {
+    let w = world().await;
+    let a = w.admin.clone();
+    let b = second_account(&w, "shop-b").await;
+    let (ra, rb) = (
+        w.scm.account_roots(&a.account).await.unwrap(),
+        w.scm.account_roots(&b.account).await.unwrap(),
+    );
+    assert_ne!(ra.root_pem, rb.root_pem);
+    assert_ne!(ra.ca_id, rb.ca_id);
+    assert!(ra.retired_root_pems.is_empty() && rb.retired_root_pems.is_empty());
+    let serving = w.scm.serving_ca().await.unwrap();
+    assert!(serving.root_pem() != ra.root_pem && serving.root_pem() != rb.root_pem);
+
+    let cert_a = issued_as(&w, &a, "www.shop.test").await;
+    let cert_b = issued_as(&w, &b, "www.shop.test").await;
+    assert!(verifies_against(&w, &a, &cert_a, &[&ra.root_pem]).await);
+    assert!(verifies_against(&w, &b, &cert_b, &[&rb.root_pem]).await);
+    assert!(
+        !verifies_against(&w, &b, &cert_b, &[&ra.root_pem]).await,
+        "A's trust store accepts B's www.shop.test"
+    );
+    assert!(!verifies_against(&w, &a, &cert_a, &[&rb.root_pem]).await);
+    assert!(!verifies_against(&w, &a, &cert_a, &[serving.root_pem()]).await);
+    let ca_of = |p: Principal, id: CertificateId| {
+        let scm = w.scm.clone();
+        async move {
+            scm.certificate(&p, &id)
+                .await
+                .unwrap()
+                .issued
+                .clone()
+                .unwrap()
+                .ca_id
+                .unwrap()
+        }
+    };
+    assert_eq!(ca_of(a.clone(), cert_a.clone()).await, ra.ca_id);
+    assert_eq!(ca_of(b.clone(), cert_b.clone()).await, rb.ca_id);
+
+    // Revocation goes onto the issuing CA's CRL: B's serial is on B's, not on A's.
+    w.scm.schedule_crl().await.unwrap();
+    w.scm.job_runner().run_due(&w.handler()).await.unwrap();
+    w.scm.revoke(&b, &cert_b, Some("superseded")).await.unwrap();
+    w.scm.job_runner().run_due(&w.handler()).await.unwrap();
+    let serial_b = w
+        .scm
+        .certificate(&b, &cert_b)
+        .await
+        .unwrap()
+        .issued
+        .clone()
+        .unwrap()
+        .serial_hex;
+    let crl = |ca_id: String| {
+        let scm = w.scm.clone();
+        async move {
+            let crl = scm.crl(&format!("{ca_id}.crl")).await.unwrap().unwrap();
+            scm_pki::parse_crl_der(&crl.der).unwrap().revoked_serials
+        }
+    };
+    assert_eq!(crl(rb.ca_id.clone()).await, vec![serial_b]);
+    assert!(crl(ra.ca_id.clone()).await.is_empty());
+    assert!(
+        w.scm
+            .crl(&format!("{}.crl", serving.ca_id()))
+            .await
+            .unwrap()
+            .is_none(),
+        "the serving CA revokes nothing and signs no CRL"
+    );
+
+    // A's certificate imported by B is not trusted (A's root is not B's); by A it is.
+    use scm_proto::import::ImportCertificateBody;
+    let e = w.scm.export(&a, &cert_a).await.unwrap();
+    let body = |name: &str| -> ImportCertificateBody {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "certificate": e.certificate, "certificate_chain": e.chain,
+            "private_key": e.private_key.as_deref().map(|k| k.to_string()),
+        }))
+        .unwrap()
+    };
+    let by_b = w.scm.import_certificate(&b, &body("from-a")).await.unwrap();
+    let by_a = w.scm.import_certificate(&a, &body("mine")).await.unwrap();
+    let trust = |p: Principal, id: CertificateId| {
+        let scm = w.scm.clone();
+        async move {
+            scm.certificate(&p, &id)
+                .await
+                .unwrap()
+                .chain_trust
+                .clone()
+                .unwrap()
+                .trusted
+        }
+    };
+    assert!(!trust(b.clone(), by_b).await, "B trusts A's root");
+    assert!(trust(a.clone(), by_a).await);
+}
+
+/// A store made before each account had a CA: the certificates of its one shared CA, revoked
+/// or not, keep verifying against its root after the upgrade; new certificates chain to the
+/// account's own new root (made on first use), never to the shared one, which issues nothing
+/// new; its CRL is still signed (and lists revocations of its certificates) until its last
+/// certificate expires; `ca-root.pem` (the bootstrap account's roots) holds both roots.
+#[tokio::test]
+async fn a_store_with_the_shared_ca_is_migrated_without_breaking_its_certificates() {
+    use sqlx::Connection as _;
+
+    use crate::Clock as _;
+    use crate::application::ApplicationForm;
+    use crate::issuance::{IssueRequest, Issuer as _};
+    use crate::service::revocation::CRL_REFRESH;
+
+    let w = world().await;
+    // The shared CA, sealed as before 0015, and a certificate it issued (as the old server did).
+    let now = w.clock.now();
+    let generated = scm_pki::generate_ca("OpenSCM", now).unwrap();
+    let shared = scm_store::CaRecord {
+        root_cert_pem: generated.root_cert_pem.clone(),
+        root_key_sealed: w
+            .master
+            .seal(generated.root_key.pkcs8_der(), b"ca:root")
+            .unwrap(),
+        intermediate_cert_pem: generated.intermediate_cert_pem.clone(),
+        intermediate_key_sealed: w
+            .master
+            .seal(generated.intermediate_key.pkcs8_der(), b"ca:intermediate")
+            .unwrap(),
+        created_ms: w.clock.now_ms(),
+    };
+    let shared_id = scm_pki::Issuer::from_pem(
+        &generated.intermediate_cert_pem,
+        &generated.intermediate_key,
+    )
+    .unwrap()
+    .key_id_hex();
+    let (_, ids) = w
+        .scm
+        .purchase(
+            &w.admin,
+            &w.admin.project,
+            &buy_body("SINGLE_DOMAIN", 1),
+            ApiVersion::V3,
+        )
+        .await
+        .unwrap();
+    let old = ids[0].clone();
+    let form =
+        ApplicationForm::parse(&apply_body("old.shop.test", ""), ApiVersion::V3, false).unwrap();
+    let key = scm_pki::PrivateKey::generate(scm_pki::KeyAlgorithm::EcP256).unwrap();
+    let leaf = scm_pki::Issuer::from_pem(
+        &generated.intermediate_cert_pem,
+        &generated.intermediate_key,
+    )
+    .unwrap()
+    .issue(&scm_pki::LeafRequest {
+        dns_names: &form.names(),
+        subject: scm_pki::SubjectFields::default(),
+        not_before: now,
+        not_after: now + time::Duration::days(30),
+        public_key: scm_pki::LeafKey::Generated(&key),
+    })
+    .unwrap();
+    let record = scm_store::IssuedRecord {
+        certificate_pem: leaf.certificate_pem,
+        chain_pem: generated.intermediate_cert_pem.clone(),
+        private_key_sealed: Some(
+            w.master
+                .seal(key.pkcs8_der(), crate::issuance::key_aad(&old).as_bytes())
+                .unwrap(),
+        ),
+        serial_hex: leaf.serial_hex.clone(),
+        fingerprint: leaf.sha1_fingerprint_hex,
+        signature_algorithm: leaf.signature_algorithm.into(),
+        issued_ms: w.clock.now_ms(),
+        not_before_ms: crate::clock::unix_ms(leaf.not_before),
+        not_after_ms: crate::clock::unix_ms(leaf.not_after),
+        ca_id: None,
+    };
+    assert!(
+        w.store
+            .mark_issued(
+                &old,
+                CertificateStatus::Paid,
+                &form.to_record().unwrap(),
+                &record,
+                w.clock.now_ms()
+            )
+            .await
+            .unwrap()
+    );
+    // The database as the previous release left it: the shared CA in `ca`, no `cas` rows.
+    let db = w.dir.path().join("t.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM cas")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO ca (id, root_cert_pem, root_key_sealed, intermediate_cert_pem, \
+         intermediate_key_sealed, created_ms) VALUES ('builtin', $1, $2, $3, $4, $5)",
+    )
+    .bind(shared.root_cert_pem.as_str())
+    .bind(shared.root_key_sealed.as_slice())
+    .bind(shared.intermediate_cert_pem.as_str())
+    .bind(shared.intermediate_key_sealed.as_slice())
+    .bind(shared.created_ms)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    // The upgraded server.
+    let up = Arc::new(
+        Scm::open(
+            w.store.clone(),
+            w.clock.clone(),
+            w.master.clone(),
+            CoreConfig {
+                public_endpoint: Some(PUBLIC_ENDPOINT.into()),
+                ..CoreConfig::default()
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    let w = World { scm: up, ..w };
+    let admin = w.admin.clone();
+    let cert = w.scm.certificate(&admin, &old).await.unwrap();
+    assert_eq!(
+        cert.issued.as_ref().unwrap().ca_id.as_deref(),
+        Some(shared_id.as_str())
+    );
+    assert!(verifies_against(&w, &admin, &old, &[&shared.root_cert_pem]).await);
+
+    // New certificates: the account's own new root, not the shared one.
+    let roots = w.scm.account_roots(&admin.account).await.unwrap();
+    assert_ne!(roots.ca_id, shared_id);
+    assert_eq!(roots.retired_root_pems, vec![shared.root_cert_pem.clone()]);
+    let new = issued_as(&w, &admin, "new.shop.test").await;
+    assert!(verifies_against(&w, &admin, &new, &[&roots.root_pem]).await);
+    assert!(!verifies_against(&w, &admin, &new, &[&shared.root_cert_pem]).await);
+    assert!(!verifies_against(&w, &admin, &old, &[&roots.root_pem]).await);
+    // ca-root.pem: both roots, so the bootstrap account's old and new certificates verify.
+    let bundle = w.scm.bootstrap_account_roots().await.unwrap().bundle();
+    assert!(verifies_against(&w, &admin, &old, &[&bundle]).await);
+    assert!(verifies_against(&w, &admin, &new, &[&bundle]).await);
+    // The shared CA issues nothing new.
+    let retired = w.scm.ca_by_id(&shared_id).await.unwrap().unwrap();
+    assert!(retired.is_retired());
+    let refused = retired
+        .issue(IssueRequest {
+            id: &new,
+            form: &form,
+            key: Some(&key),
+            now: w.clock.now(),
+            validity: time::Duration::days(1),
+        })
+        .await;
+    assert!(refused.is_err());
+
+    // Its CRL is still signed, and lists a revocation of one of its certificates.
+    w.scm.schedule_crl().await.unwrap();
+    w.scm.job_runner().run_due(&w.handler()).await.unwrap();
+    let shared_crl = format!("{shared_id}.crl");
+    assert_eq!(w.scm.crl(&shared_crl).await.unwrap().unwrap().number, 1);
+    w.scm
+        .revoke(&admin, &old, Some("superseded"))
+        .await
+        .unwrap();
+    w.scm.job_runner().run_due(&w.handler()).await.unwrap();
+    let crl = w.scm.crl(&shared_crl).await.unwrap().unwrap();
+    assert_eq!(crl.number, 2);
+    assert_eq!(
+        scm_pki::parse_crl_der(&crl.der).unwrap().revoked_serials,
+        vec![leaf.serial_hex]
+    );
+    // Refreshed while its certificate is valid; once it has expired, left to lapse.
+    w.clock.advance(CRL_REFRESH);
+    w.scm.job_runner().run_due(&w.handler()).await.unwrap();
+    assert_eq!(w.scm.crl(&shared_crl).await.unwrap().unwrap().number, 3);
+    w.clock.advance(CRL_REFRESH * 6);
+    w.scm.job_runner().run_due(&w.handler()).await.unwrap();
+    w.clock.advance(CRL_REFRESH);
+    w.scm.job_runner().run_due(&w.handler()).await.unwrap();
+    let last = w.scm.crl(&shared_crl).await.unwrap().unwrap().number;
+    w.clock.advance(CRL_REFRESH * 2);
+    w.scm.job_runner().run_due(&w.handler()).await.unwrap();
+    assert_eq!(
+        w.scm.crl(&shared_crl).await.unwrap().unwrap().number,
+        last,
+        "not signed again after its last certificate expired"
+    );
+    // The account's own CA goes on.
+    assert!(
+        w.scm
+            .crl(&format!("{}.crl", roots.ca_id))
+            .await
+            .unwrap()
+            .unwrap()
+            .number
+            >= 2
+    );
+}
+
+/// An account without a CA (made before each account had one) gets one on first use, and two
+/// servers on one database asking at once get the same one: the store lets one CA in.
+#[tokio::test]
+async fn two_servers_make_one_ca_for_an_account_that_has_none() {
+    let w = world().await;
+    let account = scm_store::AccountRecord {
+        domain_id: crate::random::domain_id().unwrap(),
+        name: "older".into(),
+        policy: crate::issuance::DEFAULT_POLICY.into(),
+        created_ms: 0,
+    };
+    let project = scm_store::ProjectRecord {
+        project_id: crate::random::project_id().unwrap(),
+        domain_id: account.domain_id.clone(),
+        name: "default".into(),
+        created_ms: 0,
+    };
+    w.store.create_account(&account, &project).await.unwrap();
+    let url = DatabaseUrl::sqlite_file(&w.dir.path().join("t.db"));
+    let other_store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
+    let other = Scm::open(
+        other_store,
+        w.clock.clone(),
+        w.master.clone(),
+        CoreConfig::default(),
+    )
+    .await
+    .unwrap();
+    let (mine, theirs) = tokio::join!(
+        w.scm.tenant_ca(&account.domain_id),
+        other.tenant_ca(&account.domain_id)
+    );
+    let (mine, theirs) = (mine.unwrap(), theirs.unwrap());
+    assert_eq!(mine.ca_id(), theirs.ca_id());
+    assert_eq!(mine.root_pem(), theirs.root_pem());
+    let admin_root = w
+        .scm
+        .account_roots(&w.admin.account)
+        .await
+        .unwrap()
+        .root_pem;
+    assert_ne!(mine.root_pem(), admin_root);
+    assert_eq!(
+        w.store
+            .cas_of_account(&account.domain_id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

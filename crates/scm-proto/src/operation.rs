@@ -177,6 +177,10 @@ operations! {
     /// The CRL of a CA of this server, unauthenticated, at `/crl/<ca id>.crl` (the router cannot
     /// match a parameter with a suffix: the segment `<ca id>.crl` is the parameter).
     CertificateRevocationList = (Get, "/crl/{crl_file}", Public),
+    // --- tenant ca ---
+    /// OpenSCM extension: the root certificate of the caller's account's own CA (and the roots
+    /// of retired CAs that issued its older certificates), for its clients to trust.
+    ShowCaRoot = (Get, "/v3/scm/ca/root", Account),
 }
 
 impl Operation {
@@ -223,7 +227,8 @@ impl Operation {
             | Self::ShowCsr
             | Self::ListDeployedResources
             | Self::OpenApiDescription
-            | Self::CertificateRevocationList => false,
+            | Self::CertificateRevocationList
+            | Self::ShowCaRoot => false,
         }
     }
 

@@ -490,3 +490,20 @@ fn list_status_values() -> Vec<&'static str> {
         .chain(CertificateStatus::wire_names())
         .collect()
 }
+
+// --- tenant ca ---
+/// `GET /v3/scm/ca/root` (an OpenSCM extension): the roots the caller's account's clients trust.
+/// Every certificate issued to the account chains to `root_certificate` (or, for one issued
+/// before the account had a CA of its own, to one of `retired_root_certificates`); no other
+/// account's certificate chains to it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CaRootResponse {
+    /// The id of the account's CA: the lower-case hex of its key identifier, also the name of
+    /// its CRL (`/crl/<ca_id>.crl`).
+    pub ca_id: String,
+    /// The root certificate of the account's CA, PEM.
+    pub root_certificate: String,
+    /// The roots of retired CAs that issued older certificates of the account (they issue
+    /// nothing new), PEM; empty for an account made since OpenSCM gave each account its own CA.
+    pub retired_root_certificates: Vec<String>,
+}

@@ -22,7 +22,7 @@ macro_rules! select_certificates {
              application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, \
              private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, \
              not_before_ms, not_after_ms, created_ms, updated_ms, issuer, chain_trusted, \
-             chain_trust_note, revoked_ms, revoke_reason FROM certificates ",
+             chain_trust_note, revoked_ms, revoke_reason, ca_id FROM certificates ",
             $tail
         )
     };
@@ -68,9 +68,10 @@ struct CertificateRow {
     chain_trust_note: Option<String>,
     revoked_ms: Option<i64>,
     revoke_reason: Option<String>,
+    ca_id: Option<String>,
 }
 
-crate::row::from_row!(CertificateRow { id [via String], domain_id [via String], project_id [via String], order_id [via String], name, status, brand, cert_type, domain_type, effective_time, domain_numbers, primary_domain_type, single_domain_number, wildcard_domain_number, enterprise_project_id, description, tags, domain, sans, application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, not_before_ms, not_after_ms, created_ms, updated_ms, issuer, chain_trusted, chain_trust_note, revoked_ms, revoke_reason });
+crate::row::from_row!(CertificateRow { id [via String], domain_id [via String], project_id [via String], order_id [via String], name, status, brand, cert_type, domain_type, effective_time, domain_numbers, primary_domain_type, single_domain_number, wildcard_domain_number, enterprise_project_id, description, tags, domain, sans, application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, not_before_ms, not_after_ms, created_ms, updated_ms, issuer, chain_trusted, chain_trust_note, revoked_ms, revoke_reason, ca_id });
 
 fn parsed<T>(v: Option<T>, what: &str) -> Result<T> {
     v.ok_or_else(|| corrupt(what))
@@ -106,6 +107,7 @@ impl TryFrom<CertificateRow> for CertificateRecord {
                 issued_ms: parsed(r.issued_ms, "certificates.issued_ms")?,
                 not_before_ms: parsed(r.not_before_ms, "certificates.not_before_ms")?,
                 not_after_ms: parsed(r.not_after_ms, "certificates.not_after_ms")?,
+                ca_id: r.ca_id,
             }),
             None => None,
         };
@@ -665,12 +667,13 @@ macro_rules! execute_issue {
              validation_method = $5, key_algorithm = $6, certificate_pem = $7, chain_pem = $8, \
              private_key_sealed = $9, serial_hex = $10, fingerprint = $11, signature_algorithm = $12, \
              issued_ms = $13, not_before_ms = $14, not_after_ms = $15, status = 'ISSUED', \
-             updated_ms = $16 WHERE id = $17 AND status = $18",
+             updated_ms = $16, ca_id = $19 WHERE id = $17 AND status = $18",
         );
         bind_material!(update, &job.app, &job.issued)
         .bind(job.now_ms)
         .bind(job.id.as_str())
         .bind(job.expect.as_str())
+        .bind(job.issued.ca_id.as_deref())
         .execute($tx)
         .await
         .map(|done| done.rows_affected() == 1)

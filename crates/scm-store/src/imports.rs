@@ -287,6 +287,7 @@ mod tests {
                 issued_ms: 5,
                 not_before_ms: 5,
                 not_after_ms: i64::MAX / 2,
+                ca_id: None,
             }),
             created_ms: 10,
             updated_ms: 10,

@@ -2,7 +2,7 @@
 //! implements them on typed sqlx pools for SQLite and PostgreSQL, each with its own migration set.
 //!
 //! The store is split by aggregate, one trait and one file each: [`Meta`] (bootstrap, settings,
-//! the built-in CA, the change counter), [`Accounts`] (accounts, projects, credentials, tokens),
+//! the change counter), [`Cas`] (the CAs: one per account, the serving CA), [`Accounts`] (accounts, projects, credentials, tokens),
 //! [`Certificates`] (orders, certificates, applications, issuance), [`Pushes`] (push history),
 //! [`Tags`] (certificate tags), [`Csrs`] (certificate signing requests and their keys), [`Imports`]
 //! (imported certificates), [`Revocations`] (revoked serials and each CA's CRL), [`Audit`] (the audit log), [`Stats`] (aggregates for metrics) and
@@ -20,6 +20,7 @@
 
 mod accounts;
 mod audit;
+mod cas;
 mod certificates;
 mod console;
 mod csrs;
@@ -44,6 +45,7 @@ use async_trait::async_trait;
 use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, ProjectId};
 
 pub use audit::{Audit, AuditEvent, AuditQuery, Stats, StoreStats};
+pub use cas::Cas;
 pub use console::Console;
 pub use csrs::{CsrQuery, CsrRecord, Csrs, MAX_KEYED_CSRS};
 pub use imports::{ImportOutcome, Imports};
@@ -133,7 +135,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Bootstrap, settings, the built-in CA and the change counter.
 #[async_trait]
 pub trait Meta: Send + Sync {
-    /// Creates the first account, its project, its credential and the built-in CA in one
+    /// Creates the first account, its project, its credential and the CAs of `b.cas` in one
     /// transaction, unless the store was bootstrapped already (then returns `false`, writes nothing).
     async fn bootstrap(&self, b: &Bootstrap) -> Result<bool>;
     /// Whether [`Meta::bootstrap`] has run on this store.
@@ -145,7 +147,8 @@ pub trait Meta: Send + Sync {
     async fn meta(&self, key: &str) -> Result<Option<String>>;
     /// Sets a meta value unless present; returns the value now stored.
     async fn init_meta(&self, key: &str, value: &str) -> Result<String>;
-    /// The built-in CA.
+    /// The one CA every account shared in a store made before migration 0015 (table `ca`);
+    /// `None` in a store made since. The server records it as retired in [`Cas`].
     async fn ca(&self) -> Result<Option<CaRecord>>;
 }
 
@@ -343,6 +346,7 @@ pub trait Lifecycle: Send + Sync {
 pub trait Store:
     Meta
     + Accounts
+    + Cas
     + Certificates
     + Pushes
     + Jobs

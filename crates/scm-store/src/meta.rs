@@ -1,8 +1,10 @@
-//! [`Meta`]: the one-shot bootstrap, settings, the built-in CA and the change counter.
+//! [`Meta`]: the one-shot bootstrap, settings, the shared CA of stores made before migration 0015
+//! and the change counter.
 
 use async_trait::async_trait;
 
 use crate::accounts::{insert_account, insert_credential, insert_project};
+use crate::cas::insert_ca;
 use crate::pool::{corrupt, db_run};
 use crate::records::{Bootstrap, CaRecord};
 use crate::{Meta, Result, SqlStore};
@@ -42,17 +44,11 @@ impl Meta for SqlStore {
             insert_account!(&mut *tx, &b.account)?;
             insert_project!(&mut *tx, &b.project)?;
             insert_credential!(&mut *tx, &b.credential)?;
-            sqlx::query(
-                "INSERT INTO ca (id, root_cert_pem, root_key_sealed, intermediate_cert_pem, \
-                 intermediate_key_sealed, created_ms) VALUES ('builtin', $1, $2, $3, $4, $5)",
-            )
-            .bind(b.ca.root_cert_pem.as_str())
-            .bind(b.ca.root_key_sealed.as_slice())
-            .bind(b.ca.intermediate_cert_pem.as_str())
-            .bind(b.ca.intermediate_key_sealed.as_slice())
-            .bind(b.ca.created_ms)
-            .execute(&mut *tx)
-            .await?;
+            for ca in &b.cas {
+                if !insert_ca!(&mut *tx, ca)? {
+                    return Err(crate::StoreError::Conflict(format!("CA {}", ca.id)));
+                }
+            }
             tx.commit().await?;
             Ok(true)
         })

@@ -102,6 +102,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0014_revocation.sql"),
         include_str!("../migrations/postgres/0014_revocation.sql"),
     ),
+    (
+        15,
+        "tenant ca",
+        include_str!("../migrations/sqlite/0015_tenant_ca.sql"),
+        include_str!("../migrations/postgres/0015_tenant_ca.sql"),
+    ),
 ];
 
 fn migrator(postgres: bool) -> Migrator {

@@ -140,7 +140,7 @@ pub struct TokenRecord {
     pub expires_ms: i64,
 }
 
-/// The built-in CA: certificates in PEM, keys sealed.
+/// A CA's certificates in PEM and its keys sealed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CaRecord {
     /// Root certificate.
@@ -163,6 +163,53 @@ impl std::fmt::Debug for CaRecord {
     }
 }
 
+/// What a CA is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaRole {
+    /// The CA of one account: it issues that account's certificates and nothing else.
+    Tenant,
+    /// The CA of the server's own HTTPS certificate; it issues nothing else.
+    Serving,
+    /// The one CA every account shared before migration 0015, retired.
+    Shared,
+}
+
+impl CaRole {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Serving => "serving",
+            Self::Shared => "shared",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "tenant" => Some(Self::Tenant),
+            "serving" => Some(Self::Serving),
+            "shared" => Some(Self::Shared),
+            _ => None,
+        }
+    }
+}
+
+/// A CA as stored in `cas`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCa {
+    /// Its id: the lower-case hex of the intermediate's key identifier (the name of its CRL).
+    pub id: String,
+    /// What it is for.
+    pub role: CaRole,
+    /// The owning account of a [`CaRole::Tenant`] CA; `None` for the others.
+    pub domain_id: Option<DomainId>,
+    /// Certificates and sealed keys.
+    pub ca: CaRecord,
+    /// When it stopped issuing; `None` while it issues.
+    pub retired_ms: Option<i64>,
+}
+
 /// What a first start creates, in one transaction.
 #[derive(Debug, Clone)]
 pub struct Bootstrap {
@@ -172,8 +219,8 @@ pub struct Bootstrap {
     pub project: ProjectRecord,
     /// Its admin credential.
     pub credential: CredentialRecord,
-    /// The built-in CA.
-    pub ca: CaRecord,
+    /// The admin account's CA and the serving CA.
+    pub cas: Vec<StoredCa>,
 }
 
 /// The product bought: shared by an order and its certificates.
@@ -393,6 +440,9 @@ pub struct IssuedRecord {
     pub not_before_ms: i64,
     /// Validity end.
     pub not_after_ms: i64,
+    /// The id of the CA that issued it ([`StoredCa::id`]); `None` for an imported certificate
+    /// (and, until the server's first start after migration 0015, for one the shared CA issued).
+    pub ca_id: Option<String>,
 }
 
 impl std::fmt::Debug for IssuedRecord {

@@ -339,6 +339,7 @@ mod tests {
             issued_ms: 100,
             not_before_ms: 100,
             not_after_ms: 10_000,
+            ca_id: None,
         };
         assert!(
             store

@@ -205,18 +205,16 @@ fn credential(n: u8, a: &AccountRecord, p: &ProjectRecord) -> CredentialRecord {
 
 fn bootstrap_records(n: u8) -> Bootstrap {
     let (account, project) = account(n);
+    let d = account.domain_id.clone();
     let credential = credential(n, &account, &project);
     Bootstrap {
         account,
         project,
         credential,
-        ca: CaRecord {
-            root_cert_pem: "root".into(),
-            root_key_sealed: vec![9; 40],
-            intermediate_cert_pem: "int".into(),
-            intermediate_key_sealed: vec![8; 40],
-            created_ms: 3,
-        },
+        cas: vec![
+            crate::cas::tests::ca(&format!("a{n}"), CaRole::Tenant, Some(&d), None),
+            crate::cas::tests::ca(&format!("b{n}"), CaRole::Serving, None, None),
+        ],
     }
 }
 
@@ -284,7 +282,23 @@ async fn bootstrap_happens_once(db: TestDb) {
     assert!(!store.bootstrap(&bootstrap_records(2)).await.unwrap());
     let accounts = store.accounts().await.unwrap();
     assert_eq!(accounts.len(), 1, "the loser wrote nothing");
-    assert_eq!(store.ca().await.unwrap().unwrap().root_cert_pem, "root");
+    // A new store has no shared CA: the account's CA and the serving CA are in `cas`.
+    assert!(store.ca().await.unwrap().is_none());
+    let own = store
+        .live_ca(CaRole::Tenant, Some(&accounts[0].domain_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(own.id, "a1");
+    assert_eq!(
+        store
+            .live_ca(CaRole::Serving, None)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "b1"
+    );
     assert_eq!(
         store.meta("bootstrapped").await.unwrap().unwrap(),
         accounts[0].domain_id.as_str()
@@ -537,7 +551,7 @@ async fn concurrent_orders_never_share_ids(db: TestDb) {
     assert_eq!(all.len(), 80);
 }
 
-fn application(domain: &str) -> ApplicationRecord {
+pub(crate) fn application(domain: &str) -> ApplicationRecord {
     ApplicationRecord {
         domain: domain.into(),
         sans: "a.test;b.test".into(),
@@ -548,7 +562,7 @@ fn application(domain: &str) -> ApplicationRecord {
     }
 }
 
-fn issued(not_after_ms: i64) -> IssuedRecord {
+pub(crate) fn issued(not_after_ms: i64) -> IssuedRecord {
     IssuedRecord {
         certificate_pem: "leaf".into(),
         chain_pem: "chain".into(),
@@ -559,6 +573,7 @@ fn issued(not_after_ms: i64) -> IssuedRecord {
         issued_ms: 100,
         not_before_ms: 100,
         not_after_ms,
+        ca_id: None,
     }
 }
 

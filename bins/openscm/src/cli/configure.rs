@@ -16,7 +16,7 @@ Examples:
   openscm configure                                   # asks for each setting
   openscm configure --from-credentials openscm-data/credentials.json
   echo \"$SK\" | openscm configure --profile ci --endpoint https://scm.internal:8443 \\
-      --access-key AK... --project-id p... --ca-file ca-root.pem
+      --access-key AK... --project-id p... --ca-file https-root.pem
 The secret key is read without echo from the terminal, or as one line from stdin when stdin is
 not a terminal. Settings not given keep the profile's current value.";
 
@@ -39,7 +39,7 @@ pub struct ConfigureArgs {
     /// Domain (account) id.
     #[arg(long)]
     domain_id: Option<String>,
-    /// PEM file of CA certificates to trust for HTTPS (e.g. the server's ca-root.pem).
+    /// PEM file of CA certificates to trust for HTTPS (e.g. the server's https-root.pem).
     #[arg(long)]
     ca_file: Option<PathBuf>,
     /// Take endpoint, keys and ids from a server's DATA_DIR/credentials.json.
@@ -72,8 +72,10 @@ fn configure(args: ConfigureArgs) -> Result<u8, Failure> {
         p.secret_key = Some(c.credentials.secret_key);
         p.domain_id = c.credentials.domain_id.or(p.domain_id);
         p.project_id = c.credentials.project_id.or(p.project_id);
-        // The server's own CA root, when it sits beside the file and the endpoint is HTTPS.
-        let root = creds.with_file_name("ca-root.pem");
+        // The root of the server's HTTPS certificate (`--tls builtin`), when it sits beside the
+        // file and the endpoint is HTTPS. Not ca-root.pem: that is the root of the account's
+        // certificates, which never serve OpenSCM itself.
+        let root = creds.with_file_name(crate::server::HTTPS_ROOT_FILE);
         if p.ca_file.is_none()
             && p.endpoint
                 .as_deref()

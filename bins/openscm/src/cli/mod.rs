@@ -1,4 +1,4 @@
-//! The client CLI: `openscm configure`, `cert`, `csr`, `tag`, talking to a server through
+//! The client CLI: `openscm configure`, `cert`, `csr`, `tag`, `ca`, talking to a server through
 //! `scm-client` with the credentials of a profile (see [`profile`]).
 //!
 //! Exit codes (see [`exit`]): 0 done; 1 the API refused (its SCM code and message are printed),
@@ -7,6 +7,7 @@
 //! 401); 4 network or TLS problem (endpoint unreachable, certificate not trusted); 5 a bulk
 //! command did part of its work (the summary says what was done and what was not).
 
+mod ca;
 mod cert;
 mod configure;
 mod csr;
@@ -45,6 +46,7 @@ Examples:
   openscm cert buy && openscm cert list
   openscm cert apply scs1700000000000 --domain www.shop.test
   openscm cert export scs1700000000000 --dir ./out --pkcs12 --password-env P12_PASS
+  openscm ca root > root.pem                      # the root the account's certificates chain to
   openscm completions bash > ~/.local/share/bash-completion/completions/openscm
 
 Exit codes of the client commands: 0 ok, 1 API refused, 2 usage, 3 auth/config, 4 network/TLS,
@@ -297,6 +299,25 @@ pub async fn tag(args: TagArgs) -> ExitCode {
     finish(format, async move {
         let ctx = args.client.connect()?;
         tag::run(&ctx, args.command).await
+    })
+    .await
+}
+
+/// `openscm ca ...`.
+#[derive(Debug, Args)]
+pub struct CaArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: ca::CaCommand,
+}
+
+/// Runs `openscm ca ...`.
+pub async fn ca(args: CaArgs) -> ExitCode {
+    let format = args.client.output;
+    finish(format, async move {
+        let ctx = args.client.connect()?;
+        ca::run(&ctx, args.command).await
     })
     .await
 }

@@ -8,7 +8,7 @@
 //! secret_key = "..."
 //! project_id = "..."
 //! domain_id = "..."          # optional: sent as X-Domain-Id
-//! ca_file = "/path/ca-root.pem"  # optional: an extra root for HTTPS
+//! ca_file = "/path/https-root.pem"  # optional: an extra root for HTTPS
 //! ```
 //!
 //! What a command uses, per setting: its flag (`--endpoint`, `--profile`), else the environment

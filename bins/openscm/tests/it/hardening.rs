@@ -582,6 +582,7 @@ fn files_are_private_whatever_the_umask() {
         assert_eq!(mode(&f), 0o600, "{}", f.display());
     }
     assert_eq!(mode(&data.join("ca-root.pem")), 0o644);
+    assert_eq!(mode(&data.join("https-root.pem")), 0o644);
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

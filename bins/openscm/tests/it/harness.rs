@@ -258,10 +258,16 @@ impl TestServer {
         .unwrap()
     }
 
-    /// The file name of the built-in CA's CRL (`<ca id>.crl`), once its first CRL is signed (the
-    /// job queued at start), waiting for it up to 10 s.
+    /// The roots of the admin account's own CA.
+    pub async fn admin_roots(&self) -> scm_core::service::cas::AccountRoots {
+        let account = DomainId::try_from(self.domain_id.clone()).unwrap();
+        self.scm.account_roots(&account).await.unwrap()
+    }
+
+    /// The file name of the admin account's CA's CRL (`<ca id>.crl`), once its first CRL is
+    /// signed (the job queued at start), waiting for it up to 10 s.
     pub async fn crl_file(&self) -> String {
-        let file = format!("{}.crl", self.scm.builtin_ca().ca_id());
+        let file = format!("{}.crl", self.admin_roots().await.ca_id);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while self.scm.crl(&file).await.unwrap().is_none() {
             assert!(

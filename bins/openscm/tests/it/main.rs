@@ -46,3 +46,5 @@ mod routes_deploy;
 mod routes_import;
 // --- revocation ---
 mod routes_revoke;
+// --- tenant ca ---
+mod routes_tenant_ca;

@@ -488,3 +488,51 @@ impl scm_store::Revocations for RemoteStore {
         self.inner.crl(ca_id).await
     }
 }
+
+// --- tenant ca ---
+#[async_trait]
+impl scm_store::Cas for RemoteStore {
+    async fn insert_ca(&self, ca: &scm_store::StoredCa) -> Result<bool> {
+        self.wire().await;
+        self.inner.insert_ca(ca).await
+    }
+    async fn create_account_with_ca(
+        &self,
+        account: &AccountRecord,
+        project: &ProjectRecord,
+        ca: &scm_store::StoredCa,
+    ) -> Result<()> {
+        self.wire().await;
+        self.inner
+            .create_account_with_ca(account, project, ca)
+            .await
+    }
+    async fn live_ca(
+        &self,
+        role: scm_store::CaRole,
+        account: Option<&DomainId>,
+    ) -> Result<Option<scm_store::StoredCa>> {
+        self.wire().await;
+        self.inner.live_ca(role, account).await
+    }
+    async fn ca_by_id(&self, id: &str) -> Result<Option<scm_store::StoredCa>> {
+        self.wire().await;
+        self.inner.ca_by_id(id).await
+    }
+    async fn cas_of_account(&self, account: &DomainId) -> Result<Vec<scm_store::StoredCa>> {
+        self.wire().await;
+        self.inner.cas_of_account(account).await
+    }
+    async fn cas_of_role(&self, role: scm_store::CaRole) -> Result<Vec<scm_store::StoredCa>> {
+        self.wire().await;
+        self.inner.cas_of_role(role).await
+    }
+    async fn crl_ca_ids(&self, now_ms: i64) -> Result<Vec<String>> {
+        self.wire().await;
+        self.inner.crl_ca_ids(now_ms).await
+    }
+    async fn retire_shared_ca(&self, ca: &scm_store::StoredCa) -> Result<()> {
+        self.wire().await;
+        self.inner.retire_shared_ca(ca).await
+    }
+}

@@ -97,7 +97,7 @@ async fn routes_revoke_puts_the_certificate_on_the_served_crl() {
     let s = TestServer::with_web_target().await;
     let dir = tempfile::tempdir().unwrap();
     let file = s.crl_file().await;
-    let root = s.scm.ca_root_pem().to_owned();
+    let root = s.admin_roots().await.root_pem;
     let (first, info) = served_crl(&s.admin, &file, |_| true).await;
     assert!(info.revoked_serials.is_empty());
     let first_number = info.number.unwrap();

@@ -669,7 +669,7 @@ async fn routes_export_answers_the_chain_and_the_key() {
     );
     let leaf = parse_certificate_pem(&e.certificate).unwrap();
     let intermediate = parse_certificate_pem(&e.certificate_chain).unwrap();
-    let root = parse_certificate_pem(s.scm.ca_root_pem()).unwrap();
+    let root = parse_certificate_pem(&s.admin_roots().await.root_pem).unwrap();
     assert_eq!(leaf.issuer, intermediate.subject);
     assert_eq!(intermediate.issuer, root.subject);
     assert_ne!(intermediate.der, root.der, "not the root");

@@ -82,7 +82,8 @@ pub(crate) fn page(title: &str, chrome: Option<&Chrome<'_>>, main: &str) -> Stri
         let _ = write!(
             h,
             "<nav aria-label=\"Console\"><a href=\"/console/certificates\">Certificates</a>\
-             <a href=\"/console/timeline\">Expiry timeline</a></nav>\
+             <a href=\"/console/timeline\">Expiry timeline</a>\
+             <a href=\"/console/ca-root.pem\" download>Download this account's root</a></nav>\
              <form class=\"signout\" method=\"post\" action=\"/console/sign-out\">\
              <span class=\"who\">{} · {}</span>\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
@@ -849,6 +850,7 @@ mod tests {
             issued_ms: 0,
             not_before_ms: 0,
             not_after_ms: 1,
+            ca_id: None,
         });
         assert!(page(&issued).contains("href=\"/console/certificates/scs1764770000000/revoke\""));
         let form = revoke_form(&chrome, &issued, Some("the reason <is> bad"));

@@ -1,7 +1,7 @@
 //! The web console at `/console`: sign-in with an access key and secret key, the account's
 //! inventory (the list operation of the API, with its search, status filter, sorts and paging),
-//! a certificate's details, export and revocation (after a confirmation page), and the expiry
-//! timeline. Server-rendered HTML that works
+//! a certificate's details, export and revocation (after a confirmation page), the expiry
+//! timeline, and the download of the account's root (`/console/ca-root.pem`). Server-rendered HTML that works
 //! without JavaScript; the stylesheet is embedded in the binary.
 //!
 //! Its routes are their own small router, merged into the API's inside the request-log layer
@@ -95,6 +95,7 @@ pub(crate) fn router() -> Router<AppState> {
             get(revoke_form).post(revoke),
         )
         .route("/console/timeline", get(timeline))
+        .route("/console/ca-root.pem", get(ca_root))
         .route("/console/static/console.css", get(style))
         .layer(Extension(Arc::new(SignInLimiter::new())))
         .layer(axum::middleware::map_response(security_headers))
@@ -878,6 +879,38 @@ async fn timeline(State(s): State<AppState>, headers: HeaderMap) -> Response {
         Ok(weeks) => page(StatusCode::OK, html::timeline(&session.chrome(), &weeks)),
         Err(e) => failure(Some(&session.chrome()), e),
     };
+    signed(resp, &session)
+}
+
+// --- tenant ca ---
+/// `GET /console/ca-root.pem`: the roots the account's clients trust (its CA's, then those of
+/// retired CAs that issued its older certificates), a PEM bundle to download. Certificates only,
+/// nothing secret: a GET, with the session checked as for every page.
+async fn ca_root(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let session = match session(&s, &headers).await {
+        Ok(session) => session,
+        Err(resp) => return resp,
+    };
+    let roots = match s.scm.account_roots(&session.principal.account).await {
+        Ok(roots) => roots,
+        Err(e) => return signed(failure(Some(&session.chrome()), e), &session),
+    };
+    let resp = (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-pem-file"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"ca-root.pem\""),
+            ),
+        ],
+        roots.bundle(),
+    )
+        .into_response();
     signed(resp, &session)
 }
 

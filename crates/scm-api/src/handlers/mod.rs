@@ -38,6 +38,8 @@ pub(crate) mod import;
 pub(crate) mod openapi;
 // --- revocation ---
 pub(crate) mod revocation;
+// --- tenant ca ---
+pub(crate) mod ca;
 
 type ApiResult<T> = Result<T, ApiError>;
 

@@ -3,18 +3,20 @@
 use scm_proto::{AccessKeyId, DomainId, ProjectId};
 use scm_sign::SecretKey;
 use scm_store::{
-    AccountRecord, CredentialRecord, CredentialStatus, JobRecord, JobState, ProjectRecord,
+    AccountRecord, CaRole, CredentialRecord, CredentialStatus, JobRecord, JobState, ProjectRecord,
     StoreError,
 };
 
 use crate::bootstrap::seal_secret;
-use crate::issuance::DEFAULT_POLICY;
+use crate::issuance::{DEFAULT_POLICY, new_ca, tenant_ca_name};
 use crate::{DomainError, random};
 
+use super::revocation::crl_job;
 use super::{NewCredential, Scm};
 
 impl Scm {
-    /// Creates an account with one project named `default` and the default issuance policy.
+    /// Creates an account with one project named `default`, the default issuance policy and a CA
+    /// of its own (in the same transaction), whose CRL is signed by a `crl` job queued now.
     pub async fn create_account(
         &self,
         name: &str,
@@ -36,8 +38,23 @@ impl Scm {
             name: "default".into(),
             created_ms: now_ms,
         };
-        match self.store.create_account(&account, &project).await {
-            Ok(()) => Ok((account, project)),
+        let ca = new_ca(
+            &self.master,
+            CaRole::Tenant,
+            Some(&account.domain_id),
+            &tenant_ca_name(&account.domain_id, name),
+            self.clock.now(),
+        )
+        .await?;
+        match self
+            .store
+            .create_account_with_ca(&account, &project, &ca)
+            .await
+        {
+            Ok(()) => {
+                self.store.enqueue(&crl_job(&ca.id, now_ms)?).await?;
+                Ok((account, project))
+            }
             Err(StoreError::Conflict(_)) => Err(DomainError::invalid(
                 "name",
                 "an account with this name exists",

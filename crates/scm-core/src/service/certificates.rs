@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::application::ApplicationForm;
 use crate::auth::Principal;
 use crate::clock::unix_ms;
-use crate::issuance::{self, IssueRequest};
+use crate::issuance::{self, IssueRequest, Issuer};
 use crate::purchase::{ApiVersion, PurchaseSpec};
 use crate::{DomainError, random};
 
@@ -223,7 +223,7 @@ impl Scm {
 
     /// v3 `apply` (with a body) or v2 `complete` (body optional: the saved application is used):
     /// checks the names against the product and the issuance policy, then issues with the
-    /// built-in CA. The certificate is `ISSUED` when this returns.
+    /// account's own CA. The certificate is `ISSUED` when this returns.
     pub async fn apply(
         &self,
         p: &Principal,
@@ -261,8 +261,9 @@ impl Scm {
             None => Some(self.keygen.generate(&p.account, form.key_algorithm).await?),
         };
         let now = self.clock.now();
-        let issued = self
-            .issuer
+        // The account's own CA: its clients trust its root, and no other account's.
+        let ca = self.tenant_ca(&p.account).await?;
+        let issued = ca
             .issue(IssueRequest {
                 id: &cert.id,
                 form: &form,

@@ -34,7 +34,7 @@
 //! fingerprint, serial, validity (`issue_time` is `not_before`), and the issuer, which also marks
 //! the certificate imported. With them the verdict on the chain: whether its signatures lead to a
 //! certificate the server trusts (the anchors given in [`crate::CoreConfig::import_trust`], the
-//! machine's trust store in the server, and the built-in CA's root), and if not why
+//! machine's trust store in the server, and the roots of the importing account's own CAs), and if not why
 //! ([`scm_pki::ChainTrust`]); a chain that is not trusted is no refusal (ACM and Vault import
 //! certificates of private CAs too). The brand is recognised from the issuer's name only when the
 //! chain is trusted ([`imported_brand`]): a name alone proves nothing, anyone can call their CA
@@ -71,8 +71,9 @@ pub const MAX_PRIVATE_KEY: usize = 4096;
 pub const MAX_ENC: usize = 4096;
 /// Longest `enterprise_project_id`.
 pub const MAX_ENTERPRISE_PROJECT: usize = 64;
-/// The source named in the verdict of a chain that reaches the built-in CA's root.
-pub const BUILTIN_CA_SOURCE: &str = "OpenSCM's built-in CA";
+/// The source named in the verdict of a chain that reaches the root of one of the importing
+/// account's own CAs (another account's CA is not trusted).
+pub const BUILTIN_CA_SOURCE: &str = "this account's OpenSCM CA";
 /// The source named in the verdict of a chain that reaches a root of the machine's trust store.
 pub const SYSTEM_TRUST_SOURCE: &str = "the machine's trust store";
 
@@ -295,7 +296,7 @@ impl Scm {
             spec.chain.clone(),
             spec.private_key.clone(),
         );
-        let (now, anchors) = (self.clock.now(), self.import_anchors.clone());
+        let (now, anchors) = (self.clock.now(), self.import_anchors(&p.account).await?);
         // Checking an RSA-4096 key and the chain's signatures takes milliseconds: off the async
         // workers.
         let parsed: ImportedCertificate = tokio::task::spawn_blocking(move || {
@@ -372,6 +373,7 @@ impl Scm {
                     issued_ms: not_before_ms,
                     not_before_ms,
                     not_after_ms,
+                    ca_id: None,
                 }),
                 created_ms: now_ms,
                 updated_ms: now_ms,

@@ -7,10 +7,12 @@
 //! (delete, unsubscribe, cancel-cert); [`tags`] and [`tag_query`] (tags, and certificates found
 //! by them); [`csr`] (certificate signing requests and their keys); [`import`] (certificates
 //! imported with their chain and key); [`console`] (the web console's sessions and timeline);
-//! [`revocation`] (revoking certificates, and the CRL of the built-in CA).
+//! [`revocation`] (revoking certificates, and each CA's CRL); [`cas`] (each account's own CA, the
+//! serving CA of the HTTPS listener, and the retired shared CA of an older store).
 
 mod admin;
 mod authentication;
+pub mod cas;
 mod certificates;
 pub mod console;
 pub mod deployments;
@@ -39,12 +41,11 @@ use zeroize::Zeroizing;
 
 use crate::cache::{self, ReadCache};
 use crate::deploy::PushTarget;
-use crate::issuance::{BuiltinCa, Issuer, KeyGenerator};
+use crate::issuance::KeyGenerator;
 use crate::jobs::{JobHandler, JobRunner, JobSettings};
 use crate::notify::NotifierTarget;
 use crate::tasks::Supervisor;
 use crate::{Clock, DomainError};
-use import::BUILTIN_CA_SOURCE;
 
 pub use crate::cache::CacheStat;
 pub use authentication::HeadCheck;
@@ -79,13 +80,13 @@ pub struct CoreConfig {
     /// How long audit events are kept; `None` (the default): for ever.
     pub audit_retention: Option<std::time::Duration>,
     // --- import ---
-    /// The certificates an imported chain is trusted for reaching, besides the built-in CA's
-    /// root (which [`Scm::open`] adds): the server gives the machine's trust store; empty by
+    /// The certificates an imported chain is trusted for reaching, besides the roots of the
+    /// importing account's own CAs: the server gives the machine's trust store; empty by
     /// default.
     pub import_trust: Arc<scm_pki::TrustAnchors>,
     // --- revocation ---
-    /// The URL clients reach the server at (the server's `public_endpoint`): leaves the built-in
-    /// CA issues carry `<public_endpoint>/crl/<ca id>.crl` as their CRL distribution point.
+    /// The URL clients reach the server at (the server's `public_endpoint`): leaves the accounts'
+    /// CAs issue carry `<public_endpoint>/crl/<ca id>.crl` as their CRL distribution point.
     /// `None` (the default): no distribution point.
     pub public_endpoint: Option<String>,
 }
@@ -161,12 +162,10 @@ pub struct Scm {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     master: Arc<MasterKey>,
-    issuer: Arc<dyn Issuer>,
-    ca: Arc<BuiltinCa>,
-    ca_root_pem: String,
-    /// What imported chains are trusted for reaching: [`CoreConfig::import_trust`] and the
-    /// built-in CA's root.
-    import_anchors: Arc<scm_pki::TrustAnchors>,
+    /// The CAs loaded so far ([`cas`]).
+    cas: cas::CaCache,
+    /// The id of the retired shared CA of a store made before migration 0015.
+    shared_ca_id: Option<String>,
     config: CoreConfig,
     cache: Arc<ReadCache>,
     jobs: Arc<JobRunner>,
@@ -191,29 +190,24 @@ impl Scm {
         master: Arc<MasterKey>,
         config: CoreConfig,
     ) -> Result<Self, DomainError> {
-        let rec = store
-            .ca()
-            .await?
-            .ok_or_else(|| DomainError::internal("the store has no CA: bootstrap first"))?;
-        let ca = Arc::new(BuiltinCa::load(
-            &rec,
-            master.clone(),
-            config.public_endpoint.as_deref(),
-        )?);
+        // Checked here rather than when the first CA is loaded: a bad endpoint stops the start.
+        if let Some(endpoint) = &config.public_endpoint {
+            let url = revocation::crl_url(endpoint, "00");
+            if !url.bytes().all(|b| b.is_ascii_graphic())
+                || !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(DomainError::invalid(
+                    "public_endpoint",
+                    "must be an http(s) URL of printable ASCII: leaves carry it as their CRL \
+                     distribution point",
+                ));
+            }
+        }
         let jobs = JobRunner::new(store.clone(), clock.clone(), config.jobs);
         let audit = observe::AuditWriter::spawn(store.clone());
-        let mut import_anchors = (*config.import_trust).clone();
-        let (_, unreadable) = import_anchors.add_pem(ca.root_pem(), BUILTIN_CA_SOURCE);
-        if unreadable > 0 {
-            return Err(DomainError::internal(
-                "the built-in CA's root certificate does not parse",
-            ));
-        }
-        Ok(Self {
-            ca_root_pem: ca.root_pem().to_owned(),
-            import_anchors: Arc::new(import_anchors),
-            issuer: ca.clone(),
-            ca,
+        let mut scm = Self {
+            cas: cas::CaCache::default(),
+            shared_ca_id: None,
             store,
             clock,
             master,
@@ -223,7 +217,9 @@ impl Scm {
             audit,
             snapshot: tokio::sync::Mutex::new(None),
             config,
-        })
+        };
+        scm.shared_ca_id = scm.retire_shared_ca().await?;
+        Ok(scm)
     }
 
     /// Starts the background work of a server under `supervisor`: the cache poller (changes made
@@ -314,19 +310,9 @@ impl Scm {
         &self.jobs
     }
 
-    /// The built-in CA (it also issues the serving certificate of the HTTPS listener).
-    pub fn builtin_ca(&self) -> Arc<BuiltinCa> {
-        self.ca.clone()
-    }
-
     /// RSA key generations running and waiting now.
     pub fn key_generations(&self) -> crate::issuance::KeyGenerations {
         self.keygen.counts()
-    }
-
-    /// The root certificate of the built-in CA.
-    pub fn ca_root_pem(&self) -> &str {
-        &self.ca_root_pem
     }
 
     /// Which database the store runs on.

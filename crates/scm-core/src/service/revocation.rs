@@ -1,4 +1,5 @@
-//! Revocation: the v2 `revoke` operation, and the CRL of the built-in CA.
+//! Revocation: the v2 `revoke` operation, and the CRL of each CA (every account's own, and the
+//! retired shared CA of a store made before migration 0015, until its last certificate expires).
 //!
 //! Choices where the reference is silent (written in README.md under the API section):
 //! - only an `ISSUED` certificate can be revoked (reference §4.8.3); `EXPIRED` (past `not_after`,
@@ -20,7 +21,7 @@
 
 use scm_pki::{CrlReason, CrlRequest, RevokedEntry};
 use scm_proto::{CertificateId, CertificateStatus};
-use scm_store::{CrlRecord, JobEffect, NewJob, NewRevocation};
+use scm_store::{CaRole, CrlRecord, JobEffect, NewJob, NewRevocation};
 use serde::{Deserialize, Serialize};
 use time::Duration;
 
@@ -92,7 +93,7 @@ pub(crate) struct CrlJob {
 }
 
 /// The `crl` job of `ca_id`, due at `due_ms` (one live job per CA, by its dedupe key).
-fn crl_job(ca_id: &str, due_ms: i64) -> Result<NewJob, DomainError> {
+pub(super) fn crl_job(ca_id: &str, due_ms: i64) -> Result<NewJob, DomainError> {
     let kind = JobKind::Crl;
     Ok(NewJob {
         kind: kind.as_str().into(),
@@ -112,7 +113,8 @@ fn millis(d: Duration) -> i64 {
 }
 
 impl Scm {
-    /// v2 `revoke`: revokes an `ISSUED` certificate of the caller's, issued by the built-in CA.
+    /// v2 `revoke`: revokes an `ISSUED` certificate of the caller's, issued by one of OpenSCM's
+    /// CAs (the account's own, or the retired shared CA).
     /// It is `REVOKED` (with `revoke_reason`) when this returns; the CA's CRL is re-signed at
     /// once by its `crl` job.
     pub async fn revoke(
@@ -127,9 +129,13 @@ impl Scm {
             Some(i) if cert.status == CertificateStatus::Issued && !cert.is_imported() => i,
             _ => return Err(DomainError::WrongStatus(cert.status)),
         };
-        // Every issued certificate is the built-in CA's today (an account's own CA, or an ACME
-        // CA, will be chosen here by the certificate's issuer).
-        let ca_id = self.ca.ca_id();
+        // The CA that issued it: recorded at issuance; a certificate the shared CA issued before
+        // migration 0015 may not be marked yet if an older server issued it during an upgrade.
+        let ca_id = issued
+            .ca_id
+            .clone()
+            .or_else(|| self.shared_ca_id.clone())
+            .ok_or_else(|| DomainError::internal(format!("no CA is recorded for {}", cert.id)))?;
         let now = self.clock.now_ms();
         let revocation = NewRevocation {
             ca_id: ca_id.clone(),
@@ -163,25 +169,21 @@ impl Scm {
         Ok(self.store.crl(ca_id).await?)
     }
 
-    /// Queues the built-in CA's `crl` job, due now, unless one is queued already (then it keeps
-    /// its time): at start, so that a CRL exists, and one that lapsed while no server ran (or
-    /// whose job gave up) is signed again.
+    /// Queues the `crl` job of every CA whose CRL is still needed (every live account CA, and a
+    /// retired CA until its last certificate expires), due now, unless one is queued already
+    /// (then it keeps its time): at start, so that a CRL exists, and one that lapsed while no
+    /// server ran (or whose job gave up) is signed again.
     pub async fn schedule_crl(&self) -> Result<(), DomainError> {
-        let job = crl_job(&self.ca.ca_id(), self.clock.now_ms())?;
-        self.store.enqueue(&job).await?;
+        let now = self.clock.now_ms();
+        for ca_id in self.store.crl_ca_ids(now).await? {
+            self.store.enqueue(&crl_job(&ca_id, now)?).await?;
+        }
         Ok(())
     }
 
     /// One run of a `crl` job: sign the CA's CRL from the revocations stored, store it with its
     /// next number, and queue its refresh.
     pub(super) async fn attempt_crl(&self, job: &CrlJob) -> Attempt {
-        if job.ca_id != self.ca.ca_id() {
-            return Attempt::Failed {
-                message: format!("CA {} is not a CA of this server", job.ca_id),
-                transient: false,
-                effects: Vec::new(),
-            };
-        }
         let now = self.clock.now();
         let now_ms = unix_ms(now);
         let failed = |message: &str| Attempt::Failed {
@@ -189,6 +191,36 @@ impl Scm {
             transient: true,
             effects: Vec::new(),
         };
+        let ca = match self.ca_by_id(&job.ca_id).await {
+            Ok(Some(ca)) if ca.role() != CaRole::Serving => ca,
+            Ok(_) => {
+                return Attempt::Failed {
+                    message: format!("CA {} is not a CA that signs CRLs", job.ca_id),
+                    transient: false,
+                    effects: Vec::new(),
+                };
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ca = %job.ca_id, "CRL: the CA cannot be loaded");
+                return failed("the CA cannot be loaded");
+            }
+        };
+        if ca.is_retired() {
+            // A retired CA's CRL is signed until its last certificate expires, then left to lapse.
+            match self.store.crl_ca_ids(now_ms).await {
+                Ok(ids) if !ids.contains(&job.ca_id) => {
+                    tracing::info!(ca = %job.ca_id, "CRL: the retired CA has no certificate left; not signed again");
+                    return Attempt::Done {
+                        effects: Vec::new(),
+                    };
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, ca = %job.ca_id, "CRL: the store is unavailable");
+                    return failed("the store is unavailable");
+                }
+            }
+        }
         let inputs = match self.store.crl_inputs(&job.ca_id, now_ms).await {
             Ok(inputs) => inputs,
             Err(e) => {
@@ -212,7 +244,7 @@ impl Scm {
             })
             .collect();
         let (this_update, next_update) = (now - CRL_BACKDATE, now + CRL_VALIDITY);
-        let der = match self.ca.sign_crl(&CrlRequest {
+        let der = match ca.sign_crl(&CrlRequest {
             number,
             this_update,
             next_update,

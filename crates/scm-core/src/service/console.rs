@@ -419,20 +419,30 @@ mod tests {
                 l.failed(&format!("FAKE{a}-{k}"), &source, 1000);
             }
         }
-        // A fresh key and address is still counted, and refused after its failures...
+        // A fresh key and address is still counted: refused after its failures (a count-min
+        // table never counts low, so this holds whatever the hashes)...
         for _ in 0..MAX_FAILURES {
-            assert!(l.allows("VICTIM", "192.0.2.1", 2000));
             l.failed("VICTIM", "192.0.2.1", 2000);
         }
         assert!(!l.allows("VICTIM", "192.0.2.1", 2000));
-        // ...and the flood locked nobody else out.
-        for i in 0..1000 {
-            assert!(l.allows(
-                &format!("OWNER{i}"),
-                &format!("198.51.100.{}", i % 250),
-                2000
-            ));
-        }
+        // ...and the flood locked (almost) nobody else out. Counting in shared buckets can count
+        // high: a name whose bucket in both rows also holds a flooded address reads as used up.
+        // With 1,000 flooded addresses in 131,072 buckets a row, that is about 6 in 100,000
+        // names (a handful of false refusals would mean the table is too small or the hashes
+        // are not independent); the test saw one such name in a few dozen runs of 1,000.
+        let refused = (0..1000)
+            .filter(|i| {
+                !l.allows(
+                    &format!("OWNER{i}"),
+                    &format!("198.51.100.{}", i % 250),
+                    2000,
+                )
+            })
+            .count();
+        assert!(
+            refused <= 10,
+            "{refused} of 1,000 other sign-ins refused after the flood"
+        );
     }
 
     #[test]

@@ -858,10 +858,15 @@ async fn drain_gives_back_jobs_that_outlive_the_grace_period() {
             .await
     });
     let runner = w.scm.job_runner().clone();
-    for _ in 0..100 {
-        if w.scm.jobs(Some(JobState::Running), 10).await.unwrap().len() == 1 {
-            break;
-        }
+    // The push's job running (a busy machine may take seconds to get there: wait on that, not
+    // for a number of polls, and say what there was if it never does).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while w.scm.jobs(Some(JobState::Running), 10).await.unwrap().len() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the push's job never ran within 30 s: {:?}",
+            w.scm.jobs(None, 10).await
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     let released = runner.drain(std::time::Duration::from_millis(100)).await;

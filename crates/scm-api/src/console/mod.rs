@@ -668,26 +668,43 @@ async fn export(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    // The session first: nothing of the body is read for a request without one.
-    let session = match session(&s, &headers).await {
-        Ok(session) => session,
-        Err(resp) => return resp,
-    };
-    // Every export of a key by a signed-in user is in the audit log, refused or not.
+    match certificate_form(&s, &headers, &id, body, EXPORT).await {
+        Ok((session, mut fields, call)) => {
+            let mut resp = export_for(&s, &session, &id, &mut fields).await;
+            resp.extensions_mut().insert(call);
+            resp
+        }
+        Err(resp) => resp,
+    }
+}
+
+/// A signed-in user's form about certificate `id`, for the audited `operation`: the session
+/// first (nothing of the body is read for a request without one), then the form's origin, then
+/// its body. Every answer past the session check carries the audit call, refused or not (the
+/// `Ok` one is for the caller to add to its own answer).
+async fn certificate_form(
+    s: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    body: Body,
+    operation: &'static str,
+) -> Result<(Session, Vec<(String, String)>, AuditCall), Response> {
+    let session = session(s, headers).await?;
     let call = AuditCall {
-        operation: EXPORT,
-        targets: vec![id.clone()],
+        operation,
+        targets: vec![id.to_owned()],
     };
-    let mut resp = if form_origin(&headers) == FormOrigin::Elsewhere {
-        signed(cross_site_refusal(), &session)
+    let refused = if form_origin(headers) == FormOrigin::Elsewhere {
+        cross_site_refusal()
     } else {
-        match read_form(&s, &headers, body).await {
-            Ok(mut fields) => export_for(&s, &session, &id, &mut fields).await,
-            Err(resp) => signed(resp, &session),
+        match read_form(s, headers, body).await {
+            Ok(fields) => return Ok((session, fields, call)),
+            Err(resp) => resp,
         }
     };
+    let mut resp = signed(refused, &session);
     resp.extensions_mut().insert(call);
-    resp
+    Err(resp)
 }
 
 async fn export_for(
@@ -791,26 +808,14 @@ async fn revoke(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    // The session first: nothing of the body is read for a request without one.
-    let session = match session(&s, &headers).await {
-        Ok(session) => session,
-        Err(resp) => return resp,
-    };
-    // Every revocation by a signed-in user is in the audit log, refused or not.
-    let call = AuditCall {
-        operation: REVOKE,
-        targets: vec![id.clone()],
-    };
-    let mut resp = if form_origin(&headers) == FormOrigin::Elsewhere {
-        signed(cross_site_refusal(), &session)
-    } else {
-        match read_form(&s, &headers, body).await {
-            Ok(mut fields) => revoke_for(&s, &session, &id, &mut fields).await,
-            Err(resp) => signed(resp, &session),
+    match certificate_form(&s, &headers, &id, body, REVOKE).await {
+        Ok((session, mut fields, call)) => {
+            let mut resp = revoke_for(&s, &session, &id, &mut fields).await;
+            resp.extensions_mut().insert(call);
+            resp
         }
-    };
-    resp.extensions_mut().insert(call);
-    resp
+        Err(resp) => resp,
+    }
 }
 
 async fn revoke_for(

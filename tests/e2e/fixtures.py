@@ -7,6 +7,7 @@ fail, never skip.
 
 import os
 import tempfile
+import threading
 
 # The SDK writes ~/.huaweicloud/application_id when it is imported: keep it out of the
 # real home even when pytest is run directly (run.sh also points HOME at a temp dir).
@@ -126,6 +127,26 @@ class ServerFactory:
         self.servers.append(server)
         _LIVE_SERVERS.append(server)
         return server
+
+    def cluster_of_two(self, prefix: str):
+        """Two servers on one new database with the same master key (32 random bytes, hex, mode
+        0600, as an operator gives them), started at once on the empty store: (a, b, the
+        credentials of whichever bootstrapped it)."""
+        url = self.backend.new_database_url()
+        a = self.new(f"{prefix}a", database_url=url)
+        b = self.new(f"{prefix}b", database_url=url)
+        key = os.urandom(32).hex() + "\n"
+        for s in (a, b):
+            path = s.data_dir / "master.key"
+            path.write_text(key)
+            path.chmod(0o600)
+        starters = [threading.Thread(target=s.start) for s in (a, b)]
+        for t in starters:
+            t.start()
+        for t in starters:
+            t.join()
+        creds = next(s for s in (a, b) if s.credentials_path.exists()).credentials
+        return a, b, creds
 
     def bootstrap_then_configure(self, name: str, make_config) -> Server:
         """Start on an empty store (bootstrap writes credentials.json), stop, write the

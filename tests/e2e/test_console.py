@@ -415,20 +415,7 @@ def test_a_session_works_on_every_server_of_a_postgres_cluster(openscm_bin, pg_b
     backend = Backend("postgres", pg_base)
     factory = ServerFactory(openscm_bin, tmp_path, backend)
     try:
-        url = backend.new_database_url()
-        a = factory.new("a", database_url=url)
-        b = factory.new("b", database_url=url)
-        key = os.urandom(32).hex() + "\n"
-        for s in (a, b):
-            path = s.data_dir / "master.key"
-            path.write_text(key)
-            path.chmod(0o600)
-        starters = [threading.Thread(target=s.start) for s in (a, b)]
-        for t in starters:
-            t.start()
-        for t in starters:
-            t.join()
-        creds = next(s for s in (a, b) if s.credentials_path.exists()).credentials
+        a, b, creds = factory.cluster_of_two("")
         on_a = sign_in_with_requests(a, creds)
         on_b = requests.Session()
         on_b.headers["Cookie"] = on_a.headers["Cookie"]

@@ -310,27 +310,12 @@ def test_the_console_revokes_after_a_confirmation(server, client):
 def test_every_server_of_a_postgres_cluster_serves_the_same_crl(openscm_bin, pg_base, tmp_path):
     """Two servers on one PostgreSQL: a certificate revoked through one is on the CRL the other
     serves (the CRL and its number are stored, not kept per server), byte for byte."""
-    import threading
-
     from conftest import Backend, ServerFactory
 
     backend = Backend("postgres", pg_base)
     factory = ServerFactory(openscm_bin, tmp_path, backend)
     try:
-        url = backend.new_database_url()
-        a = factory.new("crl-a", database_url=url)
-        b = factory.new("crl-b", database_url=url)
-        key = os.urandom(32).hex() + "\n"
-        for s in (a, b):
-            path = s.data_dir / "master.key"
-            path.write_text(key)
-            path.chmod(0o600)
-        starters = [threading.Thread(target=s.start) for s in (a, b)]
-        for t in starters:
-            t.start()
-        for t in starters:
-            t.join()
-        creds = next(s for s in (a, b) if s.credentials_path.exists()).credentials
+        a, b, creds = factory.cluster_of_two("crl-")
         client = a.sdk_client(creds)
         cert_id = issue(client, "cluster.e2e.test")
         leaf = export(client, cert_id).certificate

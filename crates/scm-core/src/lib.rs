@@ -19,6 +19,7 @@ pub mod deploy;
 pub mod error;
 pub mod issuance;
 pub mod jobs;
+pub mod lifecycle;
 pub mod notify;
 pub mod purchase;
 pub mod random;

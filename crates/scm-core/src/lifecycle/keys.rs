@@ -1,0 +1,1 @@
+//! Private keys of certificates (placeholder: KeyGenerator moves here with the RSA key pool).

@@ -1,0 +1,1 @@
+//! The names a certificate may carry (placeholder: filled in by the name-rules work).

@@ -10,6 +10,7 @@ use clap::Args;
 use scm_core::CoreConfig;
 use scm_core::deploy::PushTarget;
 use scm_core::jobs::JobSettings;
+use scm_core::lifecycle::{Probes, RenewalSettings, ValidationSettings};
 use scm_core::notify::NotifierTarget;
 use scm_outbound::deploy::TargetConfig;
 use scm_outbound::http::{EgressPolicy, OutboundHttp};
@@ -41,6 +42,9 @@ pub struct FileConfig {
     pub token_ttl_seconds: Option<u64>,
     /// Validity of issued certificates in days (default 365).
     pub leaf_validity_days: Option<u64>,
+    /// The longest validity the built-in CA may give (default 397, the CA/Browser Forum's
+    /// ceiling until March 2026): `leaf_validity_days` above it is refused at start.
+    pub max_validity_days: Option<u64>,
     /// Seconds to let requests in flight finish on SIGTERM (default 30).
     pub shutdown_grace_seconds: Option<u64>,
     /// The job runner.
@@ -58,6 +62,12 @@ pub struct FileConfig {
     /// Connection and request limits.
     #[serde(default)]
     pub limits: LimitsFile,
+    /// Domain control validation.
+    #[serde(default)]
+    pub validation: ValidationFile,
+    /// Automatic renewal.
+    #[serde(default)]
+    pub renewal: RenewalFile,
     /// What each account may buy.
     #[serde(default)]
     pub quotas: QuotasFile,
@@ -172,6 +182,38 @@ pub struct QuotasFile {
     pub orders_per_day: Option<u64>,
     /// CSRs an account may hold, created or uploaded (default 1000, 1..=10000000).
     pub csrs_per_account: Option<u64>,
+}
+
+/// The `[validation]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationFile {
+    /// The name servers (`host:port`) DNS validation asks; default: the system's resolvers.
+    pub nameservers: Option<Vec<String>>,
+    /// Ask the zone's authoritative servers (found through `nameservers`) rather than a
+    /// recursive resolver's answer (default false).
+    pub authoritative: Option<bool>,
+    /// The port FILE validation fetches `http://<name>/.well-known/pki-validation/...` on
+    /// (default 80, what a CA uses).
+    pub http_port: Option<u16>,
+    /// Days after which a validation not passed ends `UNPASSED` (default 7).
+    pub deadline_days: Option<u64>,
+    /// Days a name proven once needs no new check (default 30).
+    pub reuse_days: Option<u64>,
+    /// Longest wait between two checks of a pending validation, in seconds (default 300).
+    pub max_interval_seconds: Option<u64>,
+}
+
+/// The `[renewal]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalFile {
+    /// Renew when this fraction of a version's lifetime is left (default 0.33; 0.05..=0.9).
+    pub remaining_fraction: Option<f64>,
+    /// Seconds between renewal sweeps (default 60).
+    pub sweep_seconds: Option<u64>,
+    /// Minutes before a queued renewal that produced no version is looked at again (default 60).
+    pub retry_minutes: Option<u64>,
 }
 
 /// The `[jobs]` table.
@@ -666,6 +708,84 @@ fn secs(v: u64) -> time::Duration {
     time::Duration::seconds(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
+/// A setting from the flag/environment, else the file, else its default, checked in range.
+fn pick(
+    name: &str,
+    flag: Option<u64>,
+    file: Option<u64>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> anyhow::Result<u64> {
+    ranged(name, flag.or(file).unwrap_or(default), range)
+}
+
+/// The `[validation]` and `[renewal]` sections, and the adapters validation checks through.
+fn resolve_lifecycle(
+    v: &ValidationFile,
+    r: &RenewalFile,
+    http: &OutboundHttp,
+) -> anyhow::Result<(ValidationSettings, RenewalSettings, Probes)> {
+    let days = |d: u64| std::time::Duration::from_secs(d * 86_400);
+    let validation = ValidationSettings {
+        deadline: days(pick(
+            "validation.deadline_days",
+            None,
+            v.deadline_days,
+            7,
+            1..=90,
+        )?),
+        reuse: days(pick(
+            "validation.reuse_days",
+            None,
+            v.reuse_days,
+            30,
+            0..=398,
+        )?),
+        max_interval: std::time::Duration::from_secs(pick(
+            "validation.max_interval_seconds",
+            None,
+            v.max_interval_seconds,
+            300,
+            5..=3600,
+        )?),
+    };
+    let fraction = r.remaining_fraction.unwrap_or(0.33);
+    if !(0.05..=0.9).contains(&fraction) {
+        bail!("renewal.remaining_fraction: {fraction} is out of range (0.05..=0.9)");
+    }
+    let renewal = RenewalSettings {
+        remaining_fraction: fraction,
+        sweep_every: std::time::Duration::from_secs(pick(
+            "renewal.sweep_seconds",
+            None,
+            r.sweep_seconds,
+            60,
+            1..=3600,
+        )?),
+        retry_after: std::time::Duration::from_secs(
+            pick("renewal.retry_minutes", None, r.retry_minutes, 60, 1..=1440)? * 60,
+        ),
+        ..RenewalSettings::default()
+    };
+    let mut nameservers = Vec::new();
+    for (i, ns) in v.nameservers.iter().flatten().enumerate() {
+        let addr: SocketAddr = ns.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "validation.nameservers[{i}]: {ns:?} is not an address such as 127.0.0.1:53"
+            )
+        })?;
+        nameservers.push(addr);
+    }
+    let probes = scm_outbound::probes::probes(
+        &nameservers,
+        v.authoritative.unwrap_or(false),
+        v.http_port.unwrap_or(80),
+        http,
+    )
+    .map_err(|e| anyhow::anyhow!("validation: {e}"))?;
+    Ok((validation, renewal, probes))
+}
+
 /// `value` if it lies in `range`; else the error names the setting and the range. A setting out of
 /// range stops the start rather than working strangely (a huge skew would turn the date check off).
 fn ranged(name: &str, value: u64, range: std::ops::RangeInclusive<u64>) -> anyhow::Result<u64> {
@@ -736,14 +856,6 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         "text" => false,
         "json" => true,
         other => bail!("log_format: {other:?} is not text or json"),
-    };
-    // A setting from the flag/environment, else the file, else its default, checked in range.
-    let pick = |name: &str,
-                flag: Option<u64>,
-                file: Option<u64>,
-                default: u64,
-                range: std::ops::RangeInclusive<u64>| {
-        ranged(name, flag.or(file).unwrap_or(default), range)
     };
     let push_configs = match server.and_then(|s| s.push_targets.clone()) {
         Some(inline) => {
@@ -842,7 +954,28 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
     };
     let limits = &file.limits;
     let quotas = &file.quotas;
+    let (validation, renewal, probes) = resolve_lifecycle(&file.validation, &file.renewal, &http)?;
+    let max_validity = pick(
+        "max_validity_days",
+        None,
+        file.max_validity_days,
+        397,
+        1..=3650,
+    )?;
+    let leaf_days = pick(
+        "leaf_validity_days",
+        server.and_then(|s| s.leaf_validity_days),
+        file.leaf_validity_days,
+        365,
+        1..=3650,
+    )?;
+    if leaf_days > max_validity {
+        bail!("leaf_validity_days: {leaf_days} is longer than max_validity_days ({max_validity})");
+    }
     let core = CoreConfig {
+        validation,
+        renewal,
+        probes,
         max_skew: secs(pick(
             "max_clock_skew_seconds",
             server.and_then(|s| s.max_clock_skew_seconds),
@@ -857,15 +990,7 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
             86_400,
             300..=604_800,
         )?),
-        leaf_validity: secs(
-            pick(
-                "leaf_validity_days",
-                server.and_then(|s| s.leaf_validity_days),
-                file.leaf_validity_days,
-                365,
-                1..=3650,
-            )? * 86_400,
-        ),
+        leaf_validity: secs(leaf_days * 86_400),
         push_targets,
         notifiers,
         jobs,

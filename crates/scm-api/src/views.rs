@@ -105,6 +105,18 @@ pub(crate) fn show(c: &CertificateRecord) -> ShowCertificateResponse {
     }
 }
 
+/// A proof of control the account must publish, as `authentification` shows it.
+pub(crate) fn authentification(
+    p: scm_core::lifecycle::validation::Proof,
+) -> scm_proto::v3::Authentification {
+    scm_proto::v3::Authentification {
+        record_name: Some(p.record_name),
+        record_type: Some(p.record_type),
+        record_value: Some(p.record_value),
+        domain: Some(p.domain),
+    }
+}
+
 pub(crate) fn detail(c: &CertificateRecord) -> CertificateDetail {
     let app = c.application.as_ref();
     let issued = c.issued.as_ref();

@@ -30,6 +30,9 @@ pub struct IssueRequest<'a> {
     /// the key of a CSR OpenSCM made or was given with its key (the CSR's public key is
     /// certified, and must be this key's). `None` with a CSR whose key is the applicant's alone.
     pub key: Option<&'a PrivateKey>,
+    /// The version this issuance makes (1 for the first): a generated key is sealed bound to
+    /// the certificate and this version ([`version_key_aad`]).
+    pub version: u32,
     /// The time of issuance.
     pub now: OffsetDateTime,
     /// How long the certificate is valid.
@@ -604,7 +607,10 @@ impl Issuer for BuiltinCa {
         let private_key_sealed = match req.key {
             Some(key) => Some(
                 self.master
-                    .seal(key.pkcs8_der(), key_aad(req.id).as_bytes())
+                    .seal(
+                        key.pkcs8_der(),
+                        version_key_aad(req.id, req.version).as_bytes(),
+                    )
                     .map_err(|e| DomainError::internal_from("sealing key", e))?,
             ),
             None => None,
@@ -630,9 +636,21 @@ pub fn full_chain(leaf_pem: &str, chain_pem: &str) -> String {
     format!("{leaf_pem}{sep}{chain_pem}")
 }
 
-/// The associated data binding a sealed leaf key to its certificate row.
+/// The associated data binding a sealed leaf key to its certificate row (an imported
+/// certificate's key, and version 1 of a purchased one).
 pub fn key_aad(id: &CertificateId) -> String {
     format!("cert-key:{id}")
+}
+
+/// The associated data binding the sealed key of version `seq` of a certificate: version 1 keeps
+/// [`key_aad`] (every key sealed before versions existed is a version 1), later versions add
+/// their number, so that no sealed key can be moved to another version.
+pub fn version_key_aad(id: &CertificateId, seq: u32) -> String {
+    if seq <= 1 {
+        key_aad(id)
+    } else {
+        format!("cert-key:{id}:{seq}")
+    }
 }
 
 #[cfg(test)]

@@ -55,6 +55,17 @@ pub enum Event {
         /// Its expiry (Unix ms).
         not_after_ms: i64,
     },
+    /// A renewal is still failing with a tenth of the current version's lifetime left.
+    RenewalFailed {
+        /// The certificate.
+        certificate_id: String,
+        /// Its name.
+        name: String,
+        /// When its current version expires (Unix ms).
+        not_after_ms: i64,
+        /// Why the renewal fails.
+        error: String,
+    },
 }
 
 impl Event {
@@ -64,6 +75,7 @@ impl Event {
             Self::PushFailed { .. } => "push_failed",
             Self::CertificateExpiring { .. } => "certificate_expiring",
             Self::CertificateExpired { .. } => "certificate_expired",
+            Self::RenewalFailed { .. } => "renewal_failed",
         }
     }
 }

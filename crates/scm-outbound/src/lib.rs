@@ -21,3 +21,4 @@ pub mod deploy;
 pub mod fsutil;
 pub mod http;
 pub mod notify;
+pub mod probes;

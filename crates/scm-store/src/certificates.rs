@@ -8,8 +8,9 @@ use scm_proto::{
 
 use crate::pool::{BUMP, Pool, conflict_or, corrupt, db_run};
 use crate::records::{
-    ApplicationRecord, CertificateRecord, ChainTrustRecord, IssuedRecord, ListQuery,
-    NewCertificate, OrderRecord, Product, Quotas, RevocationRecord, SortKey,
+    ApplicationRecord, CertificateRecord, ChainTrustRecord, IssuedRecord, LifecycleRecord,
+    ListQuery, NewCertificate, NewVersion, OrderRecord, Product, Quotas, RevocationRecord, SortKey,
+    VersionExpect,
 };
 use crate::{Certificates, Result, SqlStore, StoreError, dialect};
 
@@ -22,7 +23,8 @@ macro_rules! select_certificates {
              application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, \
              private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, \
              not_before_ms, not_after_ms, created_ms, updated_ms, issuer, chain_trusted, \
-             chain_trust_note, revoked_ms, revoke_reason, ca_id FROM certificates ",
+             chain_trust_note, revoked_ms, revoke_reason, ca_id, current_version, renew_at_ms, \
+             auto_renew, validation_started_ms FROM certificates ",
             $tail
         )
     };
@@ -69,9 +71,13 @@ struct CertificateRow {
     revoked_ms: Option<i64>,
     revoke_reason: Option<String>,
     ca_id: Option<String>,
+    current_version: Option<i64>,
+    renew_at_ms: Option<i64>,
+    auto_renew: bool,
+    validation_started_ms: Option<i64>,
 }
 
-crate::row::from_row!(CertificateRow { id [via String], domain_id [via String], project_id [via String], order_id [via String], name, status, brand, cert_type, domain_type, effective_time, domain_numbers, primary_domain_type, single_domain_number, wildcard_domain_number, enterprise_project_id, description, tags, domain, sans, application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, not_before_ms, not_after_ms, created_ms, updated_ms, issuer, chain_trusted, chain_trust_note, revoked_ms, revoke_reason, ca_id });
+crate::row::from_row!(CertificateRow { id [via String], domain_id [via String], project_id [via String], order_id [via String], name, status, brand, cert_type, domain_type, effective_time, domain_numbers, primary_domain_type, single_domain_number, wildcard_domain_number, enterprise_project_id, description, tags, domain, sans, application, csr_pem, validation_method, key_algorithm, certificate_pem, chain_pem, private_key_sealed, serial_hex, fingerprint, signature_algorithm, issued_ms, not_before_ms, not_after_ms, created_ms, updated_ms, issuer, chain_trusted, chain_trust_note, revoked_ms, revoke_reason, ca_id, current_version, renew_at_ms, auto_renew, validation_started_ms });
 
 fn parsed<T>(v: Option<T>, what: &str) -> Result<T> {
     v.ok_or_else(|| corrupt(what))
@@ -160,6 +166,15 @@ impl TryFrom<CertificateRow> for CertificateRecord {
                 revoked_ms,
                 reason: r.revoke_reason.unwrap_or_default(),
             }),
+            lifecycle: LifecycleRecord {
+                current_version: r
+                    .current_version
+                    .map(|v| u32::try_from(v).map_err(|_| corrupt("certificates.current_version")))
+                    .transpose()?,
+                renew_at_ms: r.renew_at_ms,
+                auto_renew: r.auto_renew,
+                validation_started_ms: r.validation_started_ms,
+            },
         })
     }
 }
@@ -638,52 +653,142 @@ impl Certificates for SqlStore {
         issued: &IssuedRecord,
         now_ms: i64,
     ) -> Result<bool> {
-        let job = IssueJob {
-            id: id.clone(),
-            expect,
-            app: app.clone(),
-            issued: issued.clone(),
-            now_ms,
-        };
-        self.issue_writer.submit(job).await
+        self.issue_writer
+            .submit(NewVersion {
+                id: id.clone(),
+                expect: VersionExpect::Status(expect),
+                application: Some(app.clone()),
+                issued: issued.clone(),
+                reason: "issued".into(),
+                renew_at_ms: None,
+                event: crate::records::NewEvent {
+                    event: "issued".into(),
+                    detail: format!("serial {}", issued.serial_hex),
+                    actor: "store".into(),
+                },
+                now_ms,
+            })
+            .await
+    }
+
+    async fn add_version(&self, version: NewVersion) -> Result<bool> {
+        self.issue_writer.submit(version).await
     }
 }
 
-/// One issuance to record: the conditional `expect -> ISSUED` update.
-struct IssueJob {
-    id: CertificateId,
-    expect: CertificateStatus,
-    app: ApplicationRecord,
-    issued: IssuedRecord,
-    now_ms: i64,
+/// Binds the nine columns of issued material (certificate_pem .. not_after_ms, in table order).
+macro_rules! bind_issued {
+    ($q:expr, $issued:expr) => {{
+        let i: &IssuedRecord = $issued;
+        $q.bind(i.certificate_pem.as_str())
+            .bind(i.chain_pem.as_str())
+            .bind(i.private_key_sealed.as_deref())
+            .bind(i.serial_hex.as_str())
+            .bind(i.fingerprint.as_str())
+            .bind(i.signature_algorithm.as_str())
+            .bind(i.issued_ms)
+            .bind(i.not_before_ms)
+            .bind(i.not_after_ms)
+    }};
 }
 
-/// Runs the conditional update of `$job` in transaction `$tx`; evaluates to `Result<bool>`.
+/// Records version `$job` ([`NewVersion`]) in transaction `$tx`: the conditional update of the
+/// certificate row (its material, status `ISSUED`, the pointer moved one on, the renewal time,
+/// no validation pending), then the version row and the history entry. Evaluates to
+/// `Result<bool, sqlx::Error>`: `false` when the condition no longer held (nothing written).
 macro_rules! execute_issue {
     ($tx:expr, $job:expr) => {{
-        let job: &IssueJob = $job;
-        let update = sqlx::query(
-            "UPDATE certificates SET domain = $1, sans = $2, application = $3, csr_pem = $4, \
-             validation_method = $5, key_algorithm = $6, certificate_pem = $7, chain_pem = $8, \
-             private_key_sealed = $9, serial_hex = $10, fingerprint = $11, signature_algorithm = $12, \
-             issued_ms = $13, not_before_ms = $14, not_after_ms = $15, status = 'ISSUED', \
-             updated_ms = $16, ca_id = $19 WHERE id = $17 AND status = $18",
-        );
-        bind_material!(update, &job.app, &job.issued)
-        .bind(job.now_ms)
-        .bind(job.id.as_str())
-        .bind(job.expect.as_str())
-        .bind(job.issued.ca_id.as_deref())
-        .execute($tx)
-        .await
-        .map(|done| done.rows_affected() == 1)
+        let job: &NewVersion = $job;
+        let seq: Option<i64> = match (&job.expect, &job.application) {
+            (VersionExpect::Status(expect), Some(app)) => {
+                let update = sqlx::query_scalar(
+                    "UPDATE certificates SET domain = $1, sans = $2, application = $3, csr_pem = $4, \
+                     validation_method = $5, key_algorithm = $6, certificate_pem = $7, chain_pem = $8, \
+                     private_key_sealed = $9, serial_hex = $10, fingerprint = $11, signature_algorithm = $12, \
+                     issued_ms = $13, not_before_ms = $14, not_after_ms = $15, status = 'ISSUED', \
+                     updated_ms = $16, ca_id = $19, current_version = 1, \
+                     renew_at_ms = CASE WHEN auto_renew THEN $20 END, \
+                     validation_started_ms = NULL \
+                     WHERE id = $17 AND status = $18 AND current_version IS NULL RETURNING current_version",
+                );
+                bind_material!(update, app, &job.issued)
+                    .bind(job.now_ms)
+                    .bind(job.id.as_str())
+                    .bind(expect.as_str())
+                    .bind(job.issued.ca_id.as_deref())
+                    .bind(job.renew_at_ms)
+                    .fetch_optional(&mut *$tx)
+                    .await?
+            }
+            (VersionExpect::Status(expect), None) => {
+                let update = sqlx::query_scalar(
+                    "UPDATE certificates SET certificate_pem = $1, chain_pem = $2, \
+                     private_key_sealed = $3, serial_hex = $4, fingerprint = $5, signature_algorithm = $6, \
+                     issued_ms = $7, not_before_ms = $8, not_after_ms = $9, status = 'ISSUED', \
+                     updated_ms = $10, ca_id = $13, current_version = 1, \
+                     renew_at_ms = CASE WHEN auto_renew THEN $14 END, \
+                     validation_started_ms = NULL \
+                     WHERE id = $11 AND status = $12 AND current_version IS NULL RETURNING current_version",
+                );
+                bind_issued!(update, &job.issued)
+                    .bind(job.now_ms)
+                    .bind(job.id.as_str())
+                    .bind(expect.as_str())
+                    .bind(job.issued.ca_id.as_deref())
+                    .bind(job.renew_at_ms)
+                    .fetch_optional(&mut *$tx)
+                    .await?
+            }
+            (VersionExpect::Current(current), _) => {
+                let update = sqlx::query_scalar(
+                    "UPDATE certificates SET certificate_pem = $1, chain_pem = $2, \
+                     private_key_sealed = $3, serial_hex = $4, fingerprint = $5, signature_algorithm = $6, \
+                     issued_ms = $7, not_before_ms = $8, not_after_ms = $9, status = 'ISSUED', \
+                     updated_ms = $10, ca_id = $13, current_version = current_version + 1, \
+                     renew_at_ms = CASE WHEN auto_renew THEN $14 END, \
+                     validation_started_ms = NULL \
+                     WHERE id = $11 AND current_version = $12 AND status IN ('ISSUED', 'EXPIRED') \
+                     RETURNING current_version",
+                );
+                bind_issued!(update, &job.issued)
+                    .bind(job.now_ms)
+                    .bind(job.id.as_str())
+                    .bind(i64::from(*current))
+                    .bind(job.issued.ca_id.as_deref())
+                    .bind(job.renew_at_ms)
+                    .fetch_optional(&mut *$tx)
+                    .await?
+            }
+        };
+        match seq {
+            Some(seq) => {
+                let insert = sqlx::query(
+                    "INSERT INTO certificate_versions (cert_id, seq, reason, certificate_pem, \
+                     chain_pem, private_key_sealed, serial_hex, fingerprint, signature_algorithm, \
+                     issued_ms, not_before_ms, not_after_ms, ca_id, renew_at_ms, created_ms) \
+                     VALUES ($10, $11, $12, $1, $2, $3, $4, $5, $6, $7, $8, $9, $13, $14, $15)",
+                );
+                bind_issued!(insert, &job.issued)
+                    .bind(job.id.as_str())
+                    .bind(seq)
+                    .bind(job.reason.as_str())
+                    .bind(job.issued.ca_id.as_deref())
+                    .bind(job.renew_at_ms)
+                    .bind(job.now_ms)
+                    .execute(&mut *$tx)
+                    .await?;
+                crate::versions::insert_event!(&mut *$tx, &job.id, job.now_ms, &job.event)?;
+                Ok::<bool, sqlx::Error>(true)
+            }
+            None => Ok(false),
+        }
     }};
 }
 
 type IssueReply = tokio::sync::oneshot::Sender<Result<bool>>;
 
 enum Message {
-    Issue(Box<IssueJob>, IssueReply),
+    Issue(Box<NewVersion>, IssueReply),
     /// Finish what was queued before, then stop.
     Close(tokio::sync::oneshot::Sender<()>),
 }
@@ -730,7 +835,7 @@ impl IssueWriter {
         Self { queue }
     }
 
-    async fn submit(&self, job: IssueJob) -> Result<bool> {
+    async fn submit(&self, job: NewVersion) -> Result<bool> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.queue
             .send(Message::Issue(Box::new(job), reply))
@@ -800,7 +905,7 @@ async fn write_batches(
 
 /// Commits `jobs` in one transaction; if that fails, each in its own, so that one failing
 /// issuance fails only itself.
-async fn commit_all(pool: &Pool, jobs: Vec<IssueJob>) -> Vec<Result<bool>> {
+async fn commit_all(pool: &Pool, jobs: Vec<NewVersion>) -> Vec<Result<bool>> {
     match commit_batch(pool, &jobs).await {
         Ok(results) => results.into_iter().map(Ok).collect(),
         Err(e) if jobs.len() == 1 => vec![Err(e)],
@@ -819,7 +924,7 @@ async fn commit_all(pool: &Pool, jobs: Vec<IssueJob>) -> Vec<Result<bool>> {
     }
 }
 
-async fn commit_batch(pool: &Pool, jobs: &[IssueJob]) -> Result<Vec<bool>> {
+async fn commit_batch(pool: &Pool, jobs: &[NewVersion]) -> Result<Vec<bool>> {
     db_run!(pool, |p| {
         let mut tx = p.begin().await?;
         let mut results = Vec::with_capacity(jobs.len());

@@ -297,6 +297,7 @@ mod tests {
                 note: format!("verdict {tag}"),
             }),
             revocation: None,
+            lifecycle: crate::records::LifecycleRecord::default(),
         };
         (order, cert)
     }

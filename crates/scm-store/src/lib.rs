@@ -38,6 +38,8 @@ mod revocations;
 mod row;
 mod tags;
 mod url;
+mod validations;
+mod versions;
 
 use std::time::Duration;
 
@@ -55,6 +57,8 @@ pub use records::*;
 pub use revocations::{CrlInputs, CrlRecord, NewRevocation, Revocations, RevokedSerial};
 pub use tags::{CertificateTag, TagRecord, Tags};
 pub use url::DatabaseUrl;
+pub use validations::{CheckResult, Validations};
+pub use versions::{EndValidation, QueuedRenewal, Versions};
 
 use crate::certificates::IssueWriter;
 use crate::pool::Pool;
@@ -248,6 +252,11 @@ pub trait Certificates: Send + Sync {
         issued: &IssuedRecord,
         now_ms: i64,
     ) -> Result<bool>;
+    /// Records a new version of a certificate (its first issuance, or a renewal) if what it
+    /// replaces is still there ([`crate::VersionExpect`]): the version row, the certificate's
+    /// copy of the current material, its pointer and renewal time, and the history entry, in
+    /// one transaction, grouped with concurrent issuances like [`Certificates::mark_issued`].
+    async fn add_version(&self, version: NewVersion) -> Result<bool>;
 }
 
 /// The history of pushes.
@@ -352,6 +361,8 @@ pub trait Store:
     + Jobs
     + Tags
     + Lifecycle
+    + Versions
+    + Validations
     + Notices
     + Console
     + Csrs

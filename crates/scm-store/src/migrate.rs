@@ -108,6 +108,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0015_tenant_ca.sql"),
         include_str!("../migrations/postgres/0015_tenant_ca.sql"),
     ),
+    (
+        17,
+        "lifecycle",
+        include_str!("../migrations/sqlite/0017_lifecycle.sql"),
+        include_str!("../migrations/postgres/0017_lifecycle.sql"),
+    ),
 ];
 
 fn migrator(postgres: bool) -> Migrator {

@@ -338,6 +338,123 @@ pub struct CertificateRecord {
     pub chain_trust: Option<ChainTrustRecord>,
     /// When and why it was revoked; `None` unless its status is `REVOKED`.
     pub revocation: Option<RevocationRecord>,
+    /// Versions, renewal and validation state.
+    pub lifecycle: LifecycleRecord,
+}
+
+/// Where a certificate is in its lifecycle: which version is current, when it is due for
+/// renewal, and whether a domain validation is pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifecycleRecord {
+    /// The seq of the current version (the row's material); `None` before the first issuance.
+    pub current_version: Option<u32>,
+    /// When the current version is due for renewal; `None` when it is not to be renewed.
+    pub renew_at_ms: Option<i64>,
+    /// The certificate's auto-renew switch.
+    pub auto_renew: bool,
+    /// When the pending domain validation began; `None` when none is pending.
+    pub validation_started_ms: Option<i64>,
+}
+
+impl Default for LifecycleRecord {
+    fn default() -> Self {
+        Self {
+            current_version: None,
+            renew_at_ms: None,
+            auto_renew: true,
+            validation_started_ms: None,
+        }
+    }
+}
+
+/// One issuance of a certificate: its material, why it was made, and when it is due for renewal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRecord {
+    /// 1, 2, ... in the order of issuance.
+    pub seq: u32,
+    /// Why it was made: `issued` (the application), `renewal` (automatic), `renewal-manual`
+    /// (asked for by a person), `imported`.
+    pub reason: String,
+    /// The material.
+    pub issued: IssuedRecord,
+    /// When it was (or is) due for renewal; `None` when it is not renewed.
+    pub renew_at_ms: Option<i64>,
+}
+
+/// What a new version replaces: the first issuance moves the certificate out of a status, a
+/// renewal replaces the current version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionExpect {
+    /// The first issuance: the certificate must still be in this status; it becomes `ISSUED`.
+    Status(CertificateStatus),
+    /// A renewal: the current version must still be this seq, and the certificate `ISSUED` or
+    /// `EXPIRED` (it becomes `ISSUED`).
+    Current(u32),
+}
+
+/// A version to record ([`crate::Versions::add_version`]).
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    /// The certificate.
+    pub id: CertificateId,
+    /// What it replaces.
+    pub expect: VersionExpect,
+    /// The application it was issued for (stored with the first issuance; `None` keeps the
+    /// stored one).
+    pub application: Option<ApplicationRecord>,
+    /// The material.
+    pub issued: IssuedRecord,
+    /// Why ([`VersionRecord::reason`]).
+    pub reason: String,
+    /// When it is due for renewal; `None`: never.
+    pub renew_at_ms: Option<i64>,
+    /// The history entry that goes with it.
+    pub event: NewEvent,
+    /// When.
+    pub now_ms: i64,
+}
+
+/// A state change of a certificate to record in its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// What happened: `applied`, `validation_passed`, `validation_failed`, `issued`,
+    /// `renewal_scheduled`, `renewed`, `renewal_failed`, `expired`, `cancelled`, `unpassed`,
+    /// `auto_renew`.
+    pub event: String,
+    /// The cause, safe to show (an error, the names, the serial).
+    pub detail: String,
+    /// Who or what: `user <access key or account>`, `job <id>`, `sweep`.
+    pub actor: String,
+}
+
+/// A recorded state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// When.
+    pub at_ms: i64,
+    /// What ([`NewEvent::event`]).
+    pub event: String,
+    /// Why.
+    pub detail: String,
+    /// Who.
+    pub actor: String,
+}
+
+/// Proof of control of one name by one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationRecord {
+    /// The name (lower case; `*.` kept for a wildcard).
+    pub name: String,
+    /// The TXT value and file content, stable for the account and name.
+    pub value: String,
+    /// The last successful check.
+    pub validated_ms: Option<i64>,
+    /// The method of the last successful check (`DNS`, `FILE`).
+    pub method: Option<String>,
+    /// The last check.
+    pub checked_ms: Option<i64>,
+    /// What the last failed check saw (cleared by a success).
+    pub last_error: Option<String>,
 }
 
 /// When and why a certificate was revoked.

@@ -160,7 +160,7 @@ impl Revocations for SqlStore {
             let mut tx = p.begin().await?;
             let done = sqlx::query(
                 "UPDATE certificates SET status = 'REVOKED', revoked_ms = $1, revoke_reason = $2, \
-                 updated_ms = $1 WHERE id = $3 AND domain_id = $4 AND status = 'ISSUED' \
+                 updated_ms = $1, renew_at_ms = NULL WHERE id = $3 AND domain_id = $4 AND status = 'ISSUED' \
                  AND serial_hex = $5",
             )
             .bind(r.revoked_ms)

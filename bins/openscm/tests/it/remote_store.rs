@@ -185,6 +185,10 @@ impl Certificates for RemoteStore {
             .mark_issued(id, expect, app, issued, now_ms)
             .await
     }
+    async fn add_version(&self, version: scm_store::NewVersion) -> Result<bool> {
+        self.wire().await;
+        self.inner.add_version(version).await
+    }
 }
 
 #[async_trait]
@@ -534,5 +538,124 @@ impl scm_store::Cas for RemoteStore {
     async fn retire_shared_ca(&self, ca: &scm_store::StoredCa) -> Result<()> {
         self.wire().await;
         self.inner.retire_shared_ca(ca).await
+    }
+}
+
+#[async_trait]
+impl scm_store::Versions for RemoteStore {
+    async fn versions(&self, id: &CertificateId) -> Result<Vec<scm_store::VersionRecord>> {
+        self.wire().await;
+        self.inner.versions(id).await
+    }
+    async fn version(
+        &self,
+        id: &CertificateId,
+        seq: u32,
+    ) -> Result<Option<scm_store::VersionRecord>> {
+        self.wire().await;
+        self.inner.version(id, seq).await
+    }
+    async fn events(&self, id: &CertificateId, limit: u32) -> Result<Vec<scm_store::EventRecord>> {
+        self.wire().await;
+        self.inner.events(id, limit).await
+    }
+    async fn record_event(
+        &self,
+        id: &CertificateId,
+        now_ms: i64,
+        event: &scm_store::NewEvent,
+    ) -> Result<()> {
+        self.wire().await;
+        self.inner.record_event(id, now_ms, event).await
+    }
+    async fn start_validation(
+        &self,
+        id: &CertificateId,
+        expect: CertificateStatus,
+        to: CertificateStatus,
+        application: Option<&ApplicationRecord>,
+        event: &scm_store::NewEvent,
+        job: Option<&NewJob>,
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.wire().await;
+        self.inner
+            .start_validation(id, expect, to, application, event, job, now_ms)
+            .await
+    }
+    async fn end_validation(
+        &self,
+        id: &CertificateId,
+        end: &scm_store::EndValidation,
+    ) -> Result<bool> {
+        self.wire().await;
+        self.inner.end_validation(id, end).await
+    }
+    async fn transition(
+        &self,
+        id: &CertificateId,
+        expect: CertificateStatus,
+        to: CertificateStatus,
+        event: &scm_store::NewEvent,
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.wire().await;
+        self.inner.transition(id, expect, to, event, now_ms).await
+    }
+    async fn queue_due_renewals(
+        &self,
+        now_ms: i64,
+        limit: u32,
+        next_check_ms: i64,
+        make: &(dyn for<'c> Fn(&'c CertificateId, u32) -> NewJob + Send + Sync),
+    ) -> Result<Vec<scm_store::QueuedRenewal>> {
+        self.wire().await;
+        self.inner
+            .queue_due_renewals(now_ms, limit, next_check_ms, make)
+            .await
+    }
+    async fn postpone_renewal(&self, id: &CertificateId, seq: u32, at_ms: i64) -> Result<bool> {
+        self.wire().await;
+        self.inner.postpone_renewal(id, seq, at_ms).await
+    }
+    async fn set_auto_renew(
+        &self,
+        id: &CertificateId,
+        on: bool,
+        event: &scm_store::NewEvent,
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.wire().await;
+        self.inner.set_auto_renew(id, on, event, now_ms).await
+    }
+    async fn renewals_due(&self, now_ms: i64) -> Result<u64> {
+        self.wire().await;
+        self.inner.renewals_due(now_ms).await
+    }
+}
+
+#[async_trait]
+impl scm_store::Validations for RemoteStore {
+    async fn validation_records(
+        &self,
+        account: &DomainId,
+        names: &[String],
+        make_value: &(dyn Fn() -> String + Send + Sync),
+        now_ms: i64,
+    ) -> Result<Vec<scm_store::ValidationRecord>> {
+        self.wire().await;
+        self.inner
+            .validation_records(account, names, make_value, now_ms)
+            .await
+    }
+    async fn record_check(
+        &self,
+        account: &DomainId,
+        name: &str,
+        result: &scm_store::CheckResult,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.wire().await;
+        self.inner.record_check(account, name, result, now_ms).await
     }
 }

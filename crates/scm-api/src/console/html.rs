@@ -791,6 +791,7 @@ mod tests {
             issuer: Some("CN=GlobalSign RSA OV SSL CA 2018".into()),
             chain_trust: trust,
             revocation: None,
+            lifecycle: scm_store::LifecycleRecord::default(),
         };
         let page = |c: &CertificateRecord| {
             details(

@@ -230,7 +230,10 @@ pub(crate) async fn show_certificate(
     CertId(id): CertId,
 ) -> ApiResult<Json<ShowCertificateResponse>> {
     let c = s.scm.certificate(&p, &id).await?;
-    Ok(Json(views::show(&c)))
+    let proofs = s.scm.proofs(&c).await?;
+    let mut shown = views::show(&c);
+    shown.authentification = proofs.into_iter().map(views::authentification).collect();
+    Ok(Json(shown))
 }
 
 pub(crate) async fn list_certificates(

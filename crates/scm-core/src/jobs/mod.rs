@@ -28,11 +28,26 @@ pub enum JobKind {
     /// Sign and store the CRL of one CA (one live job per CA): at once after a revocation, and
     /// again before the last one lapses.
     Crl,
+    /// Check the domain validation of one application, and issue when it passes (one live job
+    /// per certificate).
+    Validate,
+    /// Renew one version of one certificate (one job per certificate and version).
+    Renew,
+    /// The recurring sweep that queues renewals of due certificates (one live job per store).
+    RenewalSweep,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [Self; 4] = [Self::Deliver, Self::Notify, Self::Reminders, Self::Crl];
+    pub const ALL: [Self; 7] = [
+        Self::Deliver,
+        Self::Notify,
+        Self::Reminders,
+        Self::Crl,
+        Self::Validate,
+        Self::Renew,
+        Self::RenewalSweep,
+    ];
 
     /// Stored spelling.
     pub fn as_str(self) -> &'static str {
@@ -41,6 +56,9 @@ impl JobKind {
             Self::Notify => "notify",
             Self::Reminders => "reminders",
             Self::Crl => "crl",
+            Self::Validate => "validate",
+            Self::Renew => "renew",
+            Self::RenewalSweep => "renewal-sweep",
         }
     }
 
@@ -82,7 +100,41 @@ impl JobKind {
                 base: Duration::from_secs(30),
                 cap: Duration::from_secs(900),
             },
+            // Checks wait on the outside world without counting an attempt ([`not_yet`]);
+            // what counts is a failure of the store or the CA: retried often, for about a
+            // day, then the certificate stays where it is until the next `apply`.
+            Self::Validate => RetryPolicy {
+                max_attempts: 10_000,
+                base: Duration::from_secs(5),
+                cap: Duration::from_secs(300),
+            },
+            // A renewal that fails (CA or store) is retried for about two days (30 s ... 1 h);
+            // then the sweep queues it again after `[renewal] retry_minutes`, while the version
+            // is still good.
+            Self::Renew => RetryPolicy {
+                max_attempts: 60,
+                base: Duration::from_secs(30),
+                cap: Duration::from_secs(3600),
+            },
+            Self::RenewalSweep => RetryPolicy {
+                max_attempts: 200,
+                base: Duration::from_secs(30),
+                cap: Duration::from_secs(900),
+            },
         }
+    }
+}
+
+/// "Not ready yet, look again at `until_ms`": an attempt that waits on the outside world (a DNS
+/// record not there yet).
+pub fn not_yet(until_ms: i64) -> Attempt {
+    // Until the runner has a wait outcome, a wait is a transient failure, retried by the
+    // kind's policy.
+    let _ = until_ms;
+    Attempt::Failed {
+        message: "waiting".into(),
+        transient: true,
+        effects: Vec::new(),
     }
 }
 

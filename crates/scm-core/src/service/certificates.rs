@@ -5,14 +5,18 @@ use std::sync::Arc;
 use scm_pki::PrivateKey;
 use scm_proto::v3::{ApplicationBody, PurchaseBody};
 use scm_proto::{CertificateId, CertificateStatus, OrderId, ProjectId};
-use scm_store::{CertificateRecord, ListQuery, NewCertificate, OrderRecord, StoreError, TagRecord};
+use scm_store::{
+    CertificateRecord, ListQuery, NewCertificate, OrderRecord, StoreError, TagRecord, VersionExpect,
+};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::application::ApplicationForm;
 use crate::auth::Principal;
 use crate::clock::unix_ms;
-use crate::issuance::{self, IssueRequest, Issuer};
+use crate::issuance;
+use crate::lifecycle::validation::Method;
+use crate::lifecycle::versions::VersionReason;
 use crate::purchase::{ApiVersion, PurchaseSpec};
 use crate::{DomainError, random};
 
@@ -151,7 +155,7 @@ impl Scm {
     }
 
     /// [`Self::certificate`] as stored (for writes conditional on the stored status).
-    pub(super) async fn stored_certificate(
+    pub(crate) async fn stored_certificate(
         &self,
         p: &Principal,
         id: &CertificateId,
@@ -222,8 +226,11 @@ impl Scm {
     }
 
     /// v3 `apply` (with a body) or v2 `complete` (body optional: the saved application is used):
-    /// checks the names against the product and the issuance policy, then issues with the
-    /// account's own CA. The certificate is `ISSUED` when this returns.
+    /// checks the names against the product, the CA/Browser Forum rules and the issuance
+    /// policy. Names the account's policy pre-authorizes, or that it proved control of within
+    /// the reuse period, are issued at once (the certificate is `ISSUED` when this returns);
+    /// otherwise the certificate moves to `CHECKING_DOMAIN` and OpenSCM checks the proofs shown
+    /// in its `authentification` ([`crate::lifecycle::validation`]).
     pub async fn apply(
         &self,
         p: &Principal,
@@ -248,45 +255,31 @@ impl Scm {
         };
         let names = form.names();
         issuance::check_product(&cert.product, &names)?;
-        let account = self
-            .account(&p.account)
-            .await?
-            .ok_or(DomainError::OtherTenant)?;
-        issuance::check_policy(&account.policy, &names)?;
-        // With a CSR, the key is the applicant's, unless it is the key of a CSR OpenSCM made
-        // (CreateCsr) or was given with its key (UploadCsr): then OpenSCM holds it, and the
-        // certificate gets it (export, push) as one issued with a key made here.
-        let key = match &form.csr {
-            Some((_, csr)) => self.held_csr_key(&p.account, csr).await?,
-            None => Some(self.keygen.generate(&p.account, form.key_algorithm).await?),
-        };
-        let now = self.clock.now();
-        // The account's own CA: its clients trust its root, and no other account's.
-        let ca = self.tenant_ca(&p.account).await?;
-        let issued = ca
-            .issue(IssueRequest {
-                id: &cert.id,
-                form: &form,
-                key: key.as_ref(),
-                now,
-                validity: self.config.leaf_validity,
-            })
-            .await?;
-        let rec = form.to_record()?;
+        crate::lifecycle::names::check_names(&names, Method::of(&form))?;
+        let actor = crate::lifecycle::actor(p);
+        let unproven = self.unproven(&p.account, &form).await?;
+        if !unproven.is_empty() {
+            if self
+                .start_application_validation(&cert, &form, &unproven, &actor)
+                .await?
+            {
+                tracing::info!(cert = %cert.id, names = unproven.len(), "domain validation started");
+                return Ok(());
+            }
+            return Err(self.status_changed(p, &cert.id).await);
+        }
         // Conditional on PAID: of two concurrent applications only one certificate is recorded.
         if self
-            .store
-            .mark_issued(
-                &cert.id,
-                CertificateStatus::Paid,
-                &rec,
-                &issued,
-                unix_ms(now),
+            .issue_version(
+                &cert,
+                &form,
+                VersionExpect::Status(CertificateStatus::Paid),
+                VersionReason::Issued,
+                &actor,
             )
-            .await
-            .inspect(|_| self.cache.forget_certificate(&cert.domain_id, &cert.id))?
+            .await?
+            .is_some()
         {
-            tracing::info!(cert = %cert.id, serial = %issued.serial_hex, "certificate issued");
             return Ok(());
         }
         Err(self.status_changed(p, &cert.id).await)
@@ -321,7 +314,11 @@ impl Scm {
             _ => return Err(DomainError::WrongStatus(cert.status)),
         };
         let private_key = match &issued.private_key_sealed {
-            Some(sealed) => Some(self.open_key(&cert.id, sealed)?),
+            Some(sealed) => Some(self.open_key(
+                &cert.id,
+                cert.lifecycle.current_version.unwrap_or(1),
+                sealed,
+            )?),
             None => None,
         };
         Ok(Export {
@@ -332,14 +329,16 @@ impl Scm {
         })
     }
 
+    /// Opens the sealed key of version `seq` of certificate `id` (1 for an imported one).
     pub(super) fn open_key(
         &self,
         id: &CertificateId,
+        seq: u32,
         sealed: &[u8],
     ) -> Result<Zeroizing<String>, DomainError> {
         let der = self
             .master
-            .open(sealed, issuance::key_aad(id).as_bytes())
+            .open(sealed, issuance::version_key_aad(id, seq).as_bytes())
             .map_err(|e| DomainError::internal_from(format!("opening the key of {id}"), e))?;
         let key = PrivateKey::from_pkcs8_der(&der)
             .map_err(|e| DomainError::internal_from(format!("the key of {id}"), e))?;

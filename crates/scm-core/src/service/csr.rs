@@ -365,7 +365,7 @@ impl Scm {
     /// the account's CSRs, made by CreateCsr or uploaded with its key, for the same public key
     /// (the CSR given need not be that one's text: any CSR of its key will do). `None` for any
     /// other CSR. The candidates are the account's keyed CSRs made for the same first name.
-    pub(super) async fn held_csr_key(
+    pub(crate) async fn held_csr_key(
         &self,
         account: &DomainId,
         csr: &ParsedCsr,

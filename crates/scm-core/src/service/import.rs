@@ -383,6 +383,7 @@ impl Scm {
                     note: parsed.trust.to_string(),
                 }),
                 revocation: None,
+                lifecycle: scm_store::LifecycleRecord::default(),
             };
             match self
                 .store

@@ -7,6 +7,8 @@ use scm_store::{JobEffect, JobRecord, PushOutcome, PushRecord};
 use crate::deploy::{DeliveryErrorKind, Material, PushTarget};
 use crate::issuance;
 use crate::jobs::{Attempt, JobHandler, JobKind};
+use crate::lifecycle::renewal::RenewJob;
+use crate::lifecycle::validation::ValidateJob;
 use crate::notify::Notification;
 
 use super::Scm;
@@ -31,6 +33,15 @@ impl JobHandler for Scm {
                 Ok(c) => self.attempt_crl(&c).await,
                 Err(e) => permanent(format!("unreadable crl job: {e}")),
             },
+            Some(JobKind::Validate) => match serde_json::from_str::<ValidateJob>(&job.payload) {
+                Ok(v) => self.attempt_validation(job, &v).await,
+                Err(e) => permanent(format!("unreadable validate job: {e}")),
+            },
+            Some(JobKind::Renew) => match serde_json::from_str::<RenewJob>(&job.payload) {
+                Ok(r) => self.attempt_renewal(job, &r).await,
+                Err(e) => permanent(format!("unreadable renew job: {e}")),
+            },
+            Some(JobKind::RenewalSweep) => self.attempt_renewal_sweep().await,
             None => permanent(format!("unknown job kind {:?}", job.kind)),
         }
     }
@@ -44,7 +55,7 @@ fn delivered_entry(name: &str) -> String {
 
 /// Whether the attempt recorded with `detail` delivered to the target `name` (an attempt with
 /// several targets can fail for some and deliver to others).
-pub(super) fn delivered_to(detail: &str, name: &str) -> bool {
+pub(crate) fn delivered_to(detail: &str, name: &str) -> bool {
     let entry = delivered_entry(name);
     detail.split("; ").any(|e| e == entry)
 }
@@ -83,7 +94,11 @@ impl Scm {
         };
         let material = match &cert.issued {
             Some(issued) if cert.status.is_deployable() => match &issued.private_key_sealed {
-                Some(sealed) => match self.open_key(&cert.id, sealed) {
+                Some(sealed) => match self.open_key(
+                    &cert.id,
+                    cert.lifecycle.current_version.unwrap_or(1),
+                    sealed,
+                ) {
                     Ok(key_pem) => Ok(Material {
                         fullchain_pem: issuance::full_chain(
                             &issued.certificate_pem,

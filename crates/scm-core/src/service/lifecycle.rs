@@ -85,14 +85,22 @@ impl Scm {
         if !cancellable(cert.status) {
             return Err(DomainError::WrongStatus(cert.status));
         }
+        // The validation's job stops (a pending one at once; a running one finds the status
+        // moved), and the history says who withdrew it.
+        let end = scm_store::EndValidation {
+            expect: cert.status,
+            to: CertificateStatus::Paid,
+            job_key: crate::lifecycle::validation::job_key(&cert.id),
+            event: scm_store::NewEvent {
+                event: "cancelled".into(),
+                detail: "application withdrawn".into(),
+                actor: crate::lifecycle::actor(p),
+            },
+            now_ms: self.clock.now_ms(),
+        };
         if self
             .store
-            .move_status(
-                &cert.id,
-                cert.status,
-                CertificateStatus::Paid,
-                self.clock.now_ms(),
-            )
+            .end_validation(&cert.id, &end)
             .await
             .inspect(|_| self.cache.forget_certificate(&cert.domain_id, &cert.id))?
         {

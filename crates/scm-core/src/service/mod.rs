@@ -50,6 +50,7 @@ use crate::{Clock, DomainError};
 pub use crate::cache::CacheStat;
 pub use authentication::HeadCheck;
 pub use certificates::{ListRequest, MAX_ID_LEAD_MS, MAX_ID_WAIT};
+pub(crate) use jobs::delivered_to;
 pub use observe::{CacheFigures, Snapshot};
 
 /// Settings of the domain layer.
@@ -89,6 +90,12 @@ pub struct CoreConfig {
     /// CAs issue carry `<public_endpoint>/crl/<ca id>.crl` as their CRL distribution point.
     /// `None` (the default): no distribution point.
     pub public_endpoint: Option<String>,
+    /// How domain validation works.
+    pub validation: crate::lifecycle::ValidationSettings,
+    /// When certificates are renewed.
+    pub renewal: crate::lifecycle::RenewalSettings,
+    /// The adapters domain validation checks through.
+    pub probes: crate::lifecycle::Probes,
 }
 
 impl Default for CoreConfig {
@@ -111,6 +118,9 @@ impl Default for CoreConfig {
             audit_retention: None,
             import_trust: Arc::new(scm_pki::TrustAnchors::new()),
             public_endpoint: None,
+            validation: crate::lifecycle::ValidationSettings::default(),
+            renewal: crate::lifecycle::RenewalSettings::default(),
+            probes: crate::lifecycle::Probes::default(),
         }
     }
 }
@@ -159,19 +169,19 @@ pub struct NewCredential {
 
 /// The OpenSCM domain service.
 pub struct Scm {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    master: Arc<MasterKey>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) master: Arc<MasterKey>,
     /// The CAs loaded so far ([`cas`]).
-    cas: cas::CaCache,
+    pub(crate) cas: cas::CaCache,
     /// The id of the retired shared CA of a store made before migration 0015.
-    shared_ca_id: Option<String>,
-    config: CoreConfig,
-    cache: Arc<ReadCache>,
-    jobs: Arc<JobRunner>,
-    keygen: KeyGenerator,
-    audit: observe::AuditWriter,
-    snapshot: observe::SnapshotCache,
+    pub(crate) shared_ca_id: Option<String>,
+    pub(crate) config: CoreConfig,
+    pub(crate) cache: Arc<ReadCache>,
+    pub(crate) jobs: Arc<JobRunner>,
+    pub(crate) keygen: KeyGenerator,
+    pub(crate) audit: observe::AuditWriter,
+    pub(crate) snapshot: observe::SnapshotCache,
 }
 
 impl std::fmt::Debug for Scm {
@@ -231,6 +241,7 @@ impl Scm {
     ) -> Result<(), DomainError> {
         self.schedule_reminders().await?;
         self.schedule_crl().await?;
+        self.schedule_renewal_sweep().await?;
         let revision = self.store.revision().await?;
         let (cache, store) = (Arc::downgrade(&self.cache), self.store.clone());
         supervisor.spawn("cache-poller", move |cancel| {

@@ -46,7 +46,7 @@ impl Scm {
         self.notify_jobs(account, &notification, now)
     }
 
-    pub(super) fn notify_jobs(
+    pub(crate) fn notify_jobs(
         &self,
         account: &DomainId,
         n: &Notification,

@@ -111,6 +111,21 @@ impl Scm {
         region: Option<String>,
         targets: &[&PushTarget],
     ) -> Result<JobId, DomainError> {
+        let job = self.delivery_job(cert, service, region, targets)?;
+        let job_id = self.store.enqueue(&job).await?;
+        tracing::debug!(job = %job_id, cert = %cert.id, "push queued");
+        Ok(job_id)
+    }
+
+    /// The `deliver` job of a push of `cert` to `targets` (refused when `cert` cannot be pushed,
+    /// or there is no target).
+    pub(crate) fn delivery_job(
+        &self,
+        cert: &CertificateRecord,
+        service: PushService,
+        region: Option<String>,
+        targets: &[&PushTarget],
+    ) -> Result<NewJob, DomainError> {
         ensure_pushable(cert)?;
         if targets.is_empty() {
             return Err(DomainError::NoPushTarget {
@@ -127,20 +142,15 @@ impl Scm {
         };
         let kind = JobKind::Deliver;
         let now = self.clock.now_ms();
-        let job_id = self
-            .store
-            .enqueue(&NewJob {
-                kind: kind.as_str().into(),
-                payload: serde_json::to_string(&job)
-                    .map_err(|e| DomainError::internal_from("job payload", e))?,
-                dedupe_key: None,
-                due_ms: now,
-                max_attempts: kind.retry_policy().max_attempts,
-                created_ms: now,
-            })
-            .await?;
-        tracing::debug!(job = %job_id, cert = %cert.id, "push queued");
-        Ok(job_id)
+        Ok(NewJob {
+            kind: kind.as_str().into(),
+            payload: serde_json::to_string(&job)
+                .map_err(|e| DomainError::internal_from("job payload", e))?,
+            dedupe_key: None,
+            due_ms: now,
+            max_attempts: kind.retry_policy().max_attempts,
+            created_ms: now,
+        })
     }
 
     /// Waits for the first attempt of a job another process claimed first.

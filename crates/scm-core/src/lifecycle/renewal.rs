@@ -1,0 +1,382 @@
+//! Automatic renewal: every issued version of a purchased certificate has a renewal time
+//! ([`super::versions::renew_at`]); a sweep (a job, at start and every
+//! [`RenewalSettings::sweep_every`]) finds the due ones through an index on that time and queues
+//! one `renew` job per certificate and version; the job re-validates the names whose proof is too
+//! old, issues the next version through the same CA, and queues a push of it to every target the
+//! previous version was delivered to.
+//!
+//! Exactly once: the job's dedupe key is `renew:<id>:<version>`, and the new version is recorded
+//! only if the current one is still the version the job renews, so two servers (or a retried
+//! job) never make two versions from one.
+//!
+//! While a renewal waits on validation the certificate stays `ISSUED` (its current version is
+//! still good) and its pending records show in `authentification`. A renewal that keeps failing
+//! is retried; when a tenth of the version's lifetime is left and it still fails, the account's
+//! notifiers hear `renewal_failed` (once per version).
+//!
+//! [`RenewalSettings::sweep_every`]: super::RenewalSettings::sweep_every
+
+use std::collections::BTreeMap;
+
+use scm_proto::{CertificateId, CertificateStatus};
+use scm_store::{CertificateRecord, JobEffect, JobRecord, NewEvent, NewJob, VersionExpect};
+use serde::{Deserialize, Serialize};
+
+use crate::DomainError;
+use crate::application::ApplicationForm;
+use crate::auth::Principal;
+use crate::deploy::{PushService, PushTarget};
+use crate::jobs::{Attempt, JobKind};
+use crate::notify::{Event, Notification};
+use crate::service::Scm;
+
+use super::validation::{Method, Round};
+use super::versions::VersionReason;
+
+/// The dedupe key of the one live sweep job.
+const SWEEP_KEY: &str = "renewal-sweep";
+
+/// The input of a `renew` job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RenewJob {
+    /// The certificate.
+    pub cert: String,
+    /// The version it renews.
+    pub seq: u32,
+    /// Asked for by a person (renews even with auto-renew off, and before it is due).
+    #[serde(default)]
+    pub manual: bool,
+}
+
+/// The dedupe key of the renewal of version `seq` of `id`.
+fn job_key(id: &CertificateId, seq: u32) -> String {
+    format!("renew:{id}:{seq}")
+}
+
+fn renew_job(id: &CertificateId, seq: u32, manual: bool, now_ms: i64) -> NewJob {
+    let kind = JobKind::Renew;
+    NewJob {
+        kind: kind.as_str().into(),
+        payload: serde_json::to_string(&RenewJob {
+            cert: id.to_string(),
+            seq,
+            manual,
+        })
+        .unwrap_or_default(),
+        dedupe_key: Some(job_key(id, seq)),
+        due_ms: now_ms,
+        max_attempts: kind.retry_policy().max_attempts,
+        created_ms: now_ms,
+    }
+}
+
+fn sweep_job(due_ms: i64) -> NewJob {
+    let kind = JobKind::RenewalSweep;
+    NewJob {
+        kind: kind.as_str().into(),
+        payload: "{}".into(),
+        dedupe_key: Some(SWEEP_KEY.into()),
+        due_ms,
+        max_attempts: kind.retry_policy().max_attempts,
+        created_ms: due_ms,
+    }
+}
+
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Scm {
+    /// Queues the renewal sweep to run now (at server start: a certificate that fell due while
+    /// the server was down is renewed as soon as it runs). A sweep already queued stays as it is.
+    pub async fn schedule_renewal_sweep(&self) -> Result<(), DomainError> {
+        self.store.enqueue(&sweep_job(self.clock.now_ms())).await?;
+        Ok(())
+    }
+
+    /// The `renewal-sweep` job: queues a renewal of every due certificate (up to a batch), then
+    /// its own next run.
+    pub(crate) async fn attempt_renewal_sweep(&self) -> Attempt {
+        let now = self.clock.now_ms();
+        let settings = self.config.renewal;
+        let next_check = now.saturating_add(millis(settings.retry_after));
+        let make = |id: &CertificateId, seq: u32| renew_job(id, seq, false, now);
+        let queued = match self
+            .store
+            .queue_due_renewals(now, settings.sweep_batch, next_check, &make)
+            .await
+        {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(error = %e, "renewal sweep: the store is unavailable");
+                return Attempt::Failed {
+                    message: "the store is unavailable".into(),
+                    transient: true,
+                    effects: Vec::new(),
+                };
+            }
+        };
+        if !queued.is_empty() {
+            tracing::info!(renewals = queued.len(), "renewals queued");
+            self.jobs.wake();
+        }
+        let full = u32::try_from(queued.len()).unwrap_or(u32::MAX) >= settings.sweep_batch;
+        let next = if full {
+            now
+        } else {
+            now.saturating_add(millis(settings.sweep_every))
+        };
+        Attempt::Done {
+            effects: vec![JobEffect::Enqueue(sweep_job(next))],
+        }
+    }
+
+    /// Renews the caller's certificate now (CLI, console): queues the renewal of its current
+    /// version, whatever its renewal time and auto-renew switch. Returns the version renewed.
+    pub async fn renew_now(&self, p: &Principal, id: &CertificateId) -> Result<u32, DomainError> {
+        let cert = self.stored_certificate(p, id).await?;
+        let seq = match cert.lifecycle.current_version {
+            Some(seq) if Self::renewable_status(cert.status) && !cert.is_imported() => seq,
+            _ => {
+                return Err(DomainError::WrongStatus(
+                    cert.status_at(self.clock.now_ms()),
+                ));
+            }
+        };
+        let now = self.clock.now_ms();
+        self.store
+            .enqueue(&renew_job(&cert.id, seq, true, now))
+            .await?;
+        self.store
+            .record_event(
+                &cert.id,
+                now,
+                &NewEvent {
+                    event: "renewal_scheduled".into(),
+                    detail: format!("renewal of version {seq} asked for"),
+                    actor: crate::lifecycle::actor(p),
+                },
+            )
+            .await?;
+        self.jobs.wake();
+        Ok(seq)
+    }
+
+    /// Turns the caller's certificate's auto-renew switch on or off.
+    pub async fn set_auto_renew(
+        &self,
+        p: &Principal,
+        id: &CertificateId,
+        on: bool,
+    ) -> Result<(), DomainError> {
+        let cert = self.stored_certificate(p, id).await?;
+        if cert.is_imported() {
+            return Err(DomainError::invalid(
+                "auto_renew",
+                "an imported certificate is not renewed by OpenSCM",
+            ));
+        }
+        let event = NewEvent {
+            event: "auto_renew".into(),
+            detail: if on { "on" } else { "off" }.into(),
+            actor: crate::lifecycle::actor(p),
+        };
+        let now = self.clock.now_ms();
+        if !self
+            .store
+            .set_auto_renew(&cert.id, on, &event, now)
+            .await
+            .inspect(|_| self.cache.forget_certificate(&cert.domain_id, &cert.id))?
+        {
+            return Err(DomainError::CertificateNotFound);
+        }
+        Ok(())
+    }
+
+    /// A `renew` job: one step of the renewal of version `r.seq`.
+    pub(crate) async fn attempt_renewal(&self, job: &JobRecord, r: &RenewJob) -> Attempt {
+        let actor = format!("job {}", job.id);
+        match self.renewal_step(r, &actor).await {
+            Ok(RenewStep::Done(effects)) => Attempt::Done { effects },
+            Ok(RenewStep::Again(until_ms)) => crate::jobs::not_yet(until_ms),
+            Err(e) => {
+                let last = crate::jobs::is_last_attempt(job, true);
+                tracing::warn!(job = %job.id, cert = %r.cert, error = %e, last, "renewal attempt failed");
+                Attempt::Failed {
+                    message: e.to_string(),
+                    transient: true,
+                    effects: Vec::new(),
+                }
+            }
+        }
+    }
+
+    async fn renewal_step(&self, r: &RenewJob, actor: &str) -> Result<RenewStep, DomainError> {
+        let Ok(id) = CertificateId::try_from(r.cert.as_str()) else {
+            return Ok(RenewStep::Done(Vec::new()));
+        };
+        let Some(cert) = self.store.certificate(&id).await? else {
+            return Ok(RenewStep::Done(Vec::new()));
+        };
+        // Re-read: another server may have renewed it, or it was revoked, or switched off.
+        let current = cert.lifecycle.current_version;
+        if current != Some(r.seq)
+            || !Self::renewable_status(cert.status)
+            || cert.is_imported()
+            || (!r.manual && !cert.lifecycle.auto_renew)
+        {
+            return Ok(RenewStep::Done(Vec::new()));
+        }
+        let Some(saved) = cert.application.as_ref() else {
+            return Ok(RenewStep::Done(Vec::new()));
+        };
+        let form = ApplicationForm::from_record(saved)?;
+        let unproven = self.unproven(&cert.domain_id, &form).await?;
+        if !unproven.is_empty() {
+            let now = self.clock.now_ms();
+            if cert.lifecycle.validation_started_ms.is_none() {
+                let names: Vec<&str> = unproven.iter().map(|v| v.name.as_str()).collect();
+                let event = NewEvent {
+                    event: "renewal_validation".into(),
+                    detail: format!("proof of control too old for {}", names.join(", ")),
+                    actor: actor.into(),
+                };
+                self.store
+                    .start_validation(&cert.id, cert.status, cert.status, None, &event, None, now)
+                    .await?;
+                self.cache.forget_certificate(&cert.domain_id, &cert.id);
+            }
+            let started = cert.lifecycle.validation_started_ms.unwrap_or(now);
+            if let Round::Pending(failing) = self
+                .check_round(&cert, &unproven, Method::of(&form), actor)
+                .await?
+            {
+                let why = failing
+                    .iter()
+                    .map(|(n, why)| format!("{n}: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let next = now
+                    + super::validation::next_check_in_ms(
+                        &self.config.validation,
+                        now.saturating_sub(started),
+                    );
+                if let Some(notice) =
+                    self.renewal_failing(&cert, &format!("domain validation pending: {why}"))
+                {
+                    self.store.enqueue(&notice).await?;
+                }
+                return Ok(RenewStep::Again(next));
+            }
+        }
+        let reason = if r.manual {
+            VersionReason::ManualRenewal
+        } else {
+            VersionReason::Renewal
+        };
+        let Some(_issued) = self
+            .issue_version(&cert, &form, VersionExpect::Current(r.seq), reason, actor)
+            .await?
+        else {
+            // Another server renewed it first.
+            return Ok(RenewStep::Done(Vec::new()));
+        };
+        let pushes = self.repush_after_renewal(&cert).await;
+        Ok(RenewStep::Done(pushes))
+    }
+
+    /// A `renewal_failed` notification of `cert`'s current version, when a tenth of its
+    /// lifetime is left (once per version: the job's dedupe key).
+    fn renewal_failing(&self, cert: &CertificateRecord, why: &str) -> Option<NewJob> {
+        let issued = cert.issued.as_ref()?;
+        let now = self.clock.now_ms();
+        let lifetime = issued.not_after_ms.saturating_sub(issued.not_before_ms);
+        if issued.not_after_ms.saturating_sub(now) > lifetime / 10 {
+            return None;
+        }
+        let n = Notification {
+            account: cert.domain_id.to_string(),
+            at_ms: now,
+            event: Event::RenewalFailed {
+                certificate_id: cert.id.to_string(),
+                name: cert.name.clone(),
+                not_after_ms: issued.not_after_ms,
+                error: why.chars().take(500).collect(),
+            },
+        };
+        let mut jobs = self.notify_jobs(&cert.domain_id, &n, now);
+        let seq = cert.lifecycle.current_version.unwrap_or(0);
+        // One notice per notifier and version.
+        for (i, j) in jobs.iter_mut().enumerate() {
+            if let JobEffect::Enqueue(job) = j {
+                job.dedupe_key = Some(format!("renewal_failed:{}:{seq}:{i}", cert.id));
+            }
+        }
+        jobs.into_iter().find_map(|j| match j {
+            JobEffect::Enqueue(job) => Some(job),
+            _ => None,
+        })
+    }
+
+    /// Queues, as effects of the renewal job, a push of the new version to every target the
+    /// previous version was delivered to (per service and region, the targets still
+    /// configured for the account).
+    async fn repush_after_renewal(&self, previous: &CertificateRecord) -> Vec<JobEffect> {
+        let since = previous.issued.as_ref().map_or(0, |i| i.issued_ms);
+        let history = match self.store.push_history(&previous.id, 1_000, false).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(cert = %previous.id, error = %e, "cannot read the push history of a renewed certificate: no push queued");
+                return Vec::new();
+            }
+        };
+        let mut groups: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
+        for rec in history.iter().filter(|r| r.pushed_ms >= since) {
+            for name in rec.targets.split(';').filter(|t| !t.is_empty()) {
+                if crate::service::delivered_to(&rec.detail, name) {
+                    let names = groups
+                        .entry((rec.service.clone(), rec.region.clone()))
+                        .or_default();
+                    if !names.iter().any(|n| n == name) {
+                        names.push(name.to_owned());
+                    }
+                }
+            }
+        }
+        let mut effects = Vec::new();
+        for ((service, region), names) in groups {
+            let Some(service) = PushService::parse(&service) else {
+                continue;
+            };
+            let targets: Vec<&PushTarget> = self
+                .config
+                .push_targets
+                .iter()
+                .filter(|t| names.contains(&t.name) && t.account == previous.domain_id)
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            match self.delivery_job(previous, service, region, &targets) {
+                Ok(job) => effects.push(JobEffect::Enqueue(job)),
+                Err(e) => {
+                    tracing::warn!(cert = %previous.id, error = %e, "cannot queue the push of a renewed certificate")
+                }
+            }
+        }
+        effects
+    }
+}
+
+/// What a renewal step leaves.
+enum RenewStep {
+    /// Finished, with these effects (pushes of the new version).
+    Done(Vec<JobEffect>),
+    /// Waiting on validation: look again at this time.
+    Again(i64),
+}
+
+/// Whether `status` may be renewed (re-exported for the API's views).
+pub fn renewable(status: CertificateStatus) -> bool {
+    Scm::renewable_status(status)
+}

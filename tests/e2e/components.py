@@ -213,3 +213,38 @@ class Nginx(TcpComponent):
         got_desc = x509.load_der_x509_certificate(got).subject.rfc4514_string() if got else None
         raise AssertionError(f"nginx never served the expected certificate steadily (last: {got_desc}, "
                              f"last TLS error: {last_error})\n{tail(self.error_log)}")
+
+
+class ChallTestSrv(TcpComponent):
+    """pebble-challtestsrv (test-infra.md section 1, Mode B) as the DNS server OpenSCM's
+    validation resolver is pointed at: TXT records are set and cleared through its management
+    API; every A query is answered with 127.0.0.1. Ready when the management port answers."""
+    name = "challtestsrv"
+
+    def __init__(self, root: Path):
+        super().__init__(root)
+        self.binary = require_tool("pebble-challtestsrv")
+        self.dns_port = free_port()
+        self.port = free_port()  # management
+
+    @property
+    def dns_addr(self) -> str:
+        return f"127.0.0.1:{self.dns_port}"
+
+    def command(self):
+        return [self.binary, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+                "-dns01", self.dns_addr, "-http01", "", "-https01", "", "-tlsalpn01", "",
+                "-management", f"127.0.0.1:{self.port}"]
+
+    def _post(self, path: str, body: dict):
+        import requests
+        resp = requests.post(f"http://127.0.0.1:{self.port}{path}", json=body, timeout=5)
+        if resp.status_code != 200:
+            raise E2EError(f"challtestsrv {path} {body}: {resp.status_code} {resp.text}")
+
+    def set_txt(self, host: str, value: str):
+        """Adds a TXT record (`host` without the trailing dot is fine)."""
+        self._post("/set-txt", {"host": host.rstrip(".") + ".", "value": value})
+
+    def clear_txt(self, host: str):
+        self._post("/clear-txt", {"host": host.rstrip(".") + "."})

@@ -42,6 +42,12 @@ pub enum AdminCommand {
         #[arg(long)]
         region: Option<String>,
     },
+    /// A certificate's versions and the history of its state changes (validation, issuance,
+    /// renewal), as JSON.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
     /// Background jobs (pushes and their retries, notifications).
     Job {
         #[command(subcommand)]
@@ -91,7 +97,18 @@ pub enum AuditOutput {
     Json,
 }
 
-/// Job commands.
+/// `admin cert ...`.
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Every version (newest first: seq, reason, serial, validity, renewal time) and the
+    /// history of state changes (oldest first: time, event, detail, who).
+    History {
+        /// The certificate id (scs...).
+        certificate: String,
+    },
+}
+
+/// `admin job ...`.
 #[derive(Debug, Subcommand)]
 pub enum JobCommand {
     /// List jobs, newest first.
@@ -489,6 +506,35 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
             })?;
             let job = scm.queue_push(&id, service, region).await.map_err(err)?;
             print(&serde_json::json!({"job_id": job.0}))
+        }
+        AdminCommand::Cert {
+            command: CertCommand::History { certificate },
+        } => {
+            let id = scm_proto::CertificateId::try_from(certificate.as_str())
+                .map_err(|_| anyhow::anyhow!("{certificate:?} is not a certificate id"))?;
+            let (versions, events) = scm.certificate_history(&id).await.map_err(err)?;
+            let time = |ms: i64| {
+                scm_core::clock::from_unix_ms(ms)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            };
+            print(&serde_json::json!({
+                "versions": versions.iter().map(|v| serde_json::json!({
+                    "seq": v.seq,
+                    "reason": v.reason,
+                    "serial": v.issued.serial_hex,
+                    "not_before": time(v.issued.not_before_ms),
+                    "not_after": time(v.issued.not_after_ms),
+                    "issued": time(v.issued.issued_ms),
+                    "renew_at": v.renew_at_ms.map(time),
+                })).collect::<Vec<_>>(),
+                "events": events.iter().map(|e| serde_json::json!({
+                    "at": time(e.at_ms),
+                    "event": e.event,
+                    "detail": e.detail,
+                    "actor": e.actor,
+                })).collect::<Vec<_>>(),
+            }))
         }
         AdminCommand::Job {
             command: JobCommand::List { state, limit },

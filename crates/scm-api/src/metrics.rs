@@ -506,6 +506,34 @@ fn write_snapshot(
     )?;
     writeln!(
         out,
+        "# HELP openscm_validations_pending Certificates waiting for domain validation (applications in CHECKING_DOMAIN and renewals whose proof is pending)."
+    )?;
+    writeln!(out, "# TYPE openscm_validations_pending gauge")?;
+    writeln!(
+        out,
+        "openscm_validations_pending {}",
+        stats.validations_pending
+    )?;
+    writeln!(
+        out,
+        "# HELP openscm_renewals_due Certificates whose renewal is due and not yet queued (the sweep queues them every [renewal] sweep_seconds)."
+    )?;
+    writeln!(out, "# TYPE openscm_renewals_due gauge")?;
+    writeln!(out, "openscm_renewals_due {}", stats.renewals_due)?;
+    if let Some(ms) = stats.next_renewable_expiry_ms {
+        writeln!(
+            out,
+            "# HELP openscm_next_renewable_expiry_seconds Seconds until the soonest expiry of a certificate OpenSCM renews (negative: it expired without a successful renewal)."
+        )?;
+        writeln!(out, "# TYPE openscm_next_renewable_expiry_seconds gauge")?;
+        writeln!(
+            out,
+            "openscm_next_renewable_expiry_seconds {}",
+            (ms - s.taken_ms) / 1000
+        )?;
+    }
+    writeln!(
+        out,
         "# HELP openscm_audit_events Audit events kept (they are deleted after [audit] retention_days)."
     )?;
     writeln!(out, "# TYPE openscm_audit_events gauge")?;

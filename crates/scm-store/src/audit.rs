@@ -80,6 +80,15 @@ pub struct StoreStats {
     pub audit_events: i64,
     /// CSRs kept, all accounts.
     pub csrs: i64,
+    /// Certificates waiting for domain validation: applications (`CHECKING_DOMAIN`) and
+    /// renewals whose proof is pending.
+    pub validations_pending: i64,
+    /// Certificates whose renewal is due and not yet queued by the sweep.
+    pub renewals_due: i64,
+    /// The soonest expiry (Unix ms) of a certificate OpenSCM renews (purchased, issued,
+    /// auto-renew on): when it passes, a renewal did not happen in time. `None` when there is
+    /// none.
+    pub next_renewable_expiry_ms: Option<i64>,
 }
 
 /// Aggregates and a liveness check.
@@ -270,6 +279,25 @@ impl Stats for SqlStore {
             let (csrs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM csrs")
                 .fetch_one(p)
                 .await?;
+            let (validations_pending,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM certificates WHERE status = 'CHECKING_DOMAIN' \
+                 OR validation_started_ms IS NOT NULL",
+            )
+            .fetch_one(p)
+            .await?;
+            let (renewals_due,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM certificates WHERE renew_at_ms <= $1 \
+                 AND status IN ('ISSUED', 'EXPIRED')",
+            )
+            .bind(now_ms)
+            .fetch_one(p)
+            .await?;
+            let (next_renewable_expiry_ms,): (Option<i64>,) = sqlx::query_as(
+                "SELECT MIN(not_after_ms) FROM certificates WHERE renew_at_ms IS NOT NULL \
+                 AND status IN ('ISSUED', 'EXPIRED')",
+            )
+            .fetch_one(p)
+            .await?;
             Ok(StoreStats {
                 certificates_by_status,
                 expiring_7d,
@@ -278,6 +306,9 @@ impl Stats for SqlStore {
                 jobs,
                 audit_events,
                 csrs,
+                validations_pending,
+                renewals_due,
+                next_renewable_expiry_ms,
             })
         })
     }

@@ -152,6 +152,21 @@ impl Scm {
         }
     }
 
+    /// A certificate's versions (newest first) and history (oldest first, the last 500), for
+    /// operators.
+    pub async fn certificate_history(
+        &self,
+        id: &scm_proto::CertificateId,
+    ) -> Result<(Vec<scm_store::VersionRecord>, Vec<scm_store::EventRecord>), DomainError> {
+        if self.store.certificate(id).await?.is_none() {
+            return Err(DomainError::CertificateNotFound);
+        }
+        Ok((
+            self.store.versions(id).await?,
+            self.store.events(id, 500).await?,
+        ))
+    }
+
     /// Whether `status` is one a certificate's current version is renewed in.
     pub(crate) fn renewable_status(status: CertificateStatus) -> bool {
         matches!(

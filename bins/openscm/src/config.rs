@@ -723,7 +723,7 @@ fn pick(
 fn resolve_lifecycle(
     v: &ValidationFile,
     r: &RenewalFile,
-    http: &OutboundHttp,
+    egress: &EgressPolicy,
 ) -> anyhow::Result<(ValidationSettings, RenewalSettings, Probes)> {
     let days = |d: u64| std::time::Duration::from_secs(d * 86_400);
     let validation = ValidationSettings {
@@ -780,7 +780,7 @@ fn resolve_lifecycle(
         &nameservers,
         v.authoritative.unwrap_or(false),
         v.http_port.unwrap_or(80),
-        http,
+        egress,
     )
     .map_err(|e| anyhow::anyhow!("validation: {e}"))?;
     Ok((validation, renewal, probes))
@@ -954,7 +954,7 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
     };
     let limits = &file.limits;
     let quotas = &file.quotas;
-    let (validation, renewal, probes) = resolve_lifecycle(&file.validation, &file.renewal, &http)?;
+    let (validation, renewal, probes) = resolve_lifecycle(&file.validation, &file.renewal, &file.egress)?;
     let max_validity = pick(
         "max_validity_days",
         None,

@@ -954,7 +954,8 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
     };
     let limits = &file.limits;
     let quotas = &file.quotas;
-    let (validation, renewal, probes) = resolve_lifecycle(&file.validation, &file.renewal, &file.egress)?;
+    let (validation, renewal, probes) =
+        resolve_lifecycle(&file.validation, &file.renewal, &file.egress)?;
     let max_validity = pick(
         "max_validity_days",
         None,

@@ -9,6 +9,9 @@
 //!
 //! - [`http`]: the one outbound HTTP client ([`http::OutboundHttp`]), guarded by the operator's
 //!   [`http::EgressPolicy`];
+//! - [`dns`]: the DNS lookups of domain validation ([`dns::TxtResolver`]);
+//! - [`dcv`]: the file fetch of domain validation ([`dcv::ValidationFileFetcher`]), through
+//!   [`http::OutboundHttp`];
 //! - [`deploy`]: push targets (nginx), the domain's `Deployer`s, with their configuration;
 //! - [`notify`]: notifiers (webhooks), the domain's `Notifier`s, with their configuration;
 //! - [`fsutil`]: atomic file replacement, lock files, secret files.
@@ -17,7 +20,9 @@
 //! the binary's config aggregates them.
 #![deny(missing_docs)]
 
+pub mod dcv;
 pub mod deploy;
+pub mod dns;
 pub mod fsutil;
 pub mod http;
 pub mod notify;

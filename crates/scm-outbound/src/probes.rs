@@ -26,8 +26,9 @@ pub fn probes(
         ..TxtResolverConfig::default()
     };
     let resolver = Arc::new(TxtResolver::new(&config, egress).map_err(|e| e.to_string())?);
-    let files = ValidationFileFetcher::new(egress, &FileFetchConfig { http_port }, resolver.clone())
-        .map_err(|e| e.to_string())?;
+    let files =
+        ValidationFileFetcher::new(egress, &FileFetchConfig { http_port }, resolver.clone())
+            .map_err(|e| e.to_string())?;
     Ok(Probes {
         txt: Some(resolver),
         files: Some(Arc::new(files)),

@@ -30,7 +30,7 @@ use crate::jobs::{Attempt, JobKind};
 use crate::notify::{Event, Notification};
 use crate::service::Scm;
 
-use super::validation::{Method, Round};
+use super::validation::{Round, method_of};
 use super::versions::VersionReason;
 
 /// The dedupe key of the one live sweep job.
@@ -248,7 +248,7 @@ impl Scm {
             }
             let started = cert.lifecycle.validation_started_ms.unwrap_or(now);
             if let Round::Pending(failing) = self
-                .check_round(&cert, &unproven, Method::of(&form), actor)
+                .check_round(&cert, &unproven, method_of(&form), actor)
                 .await?
             {
                 let why = failing

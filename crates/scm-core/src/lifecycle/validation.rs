@@ -34,31 +34,15 @@ use crate::{DomainError, random};
 use super::ValidationSettings;
 use super::versions::VersionReason;
 
-/// How control of a name is proven.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// A TXT record at `_dnsauth.<name>`.
-    Dns,
-    /// A file under `/.well-known/pki-validation/` on the name's web server.
-    File,
-}
+pub use super::names::ValidationMethod as Method;
 
-impl Method {
-    /// From the application's `domain_method` (`DNS` when none was given).
-    pub fn of(form: &ApplicationForm) -> Self {
-        match form.domain_method.as_deref() {
-            Some(m) if m.eq_ignore_ascii_case("FILE") => Self::File,
-            _ => Self::Dns,
-        }
-    }
-
-    /// API spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Dns => "DNS",
-            Self::File => "FILE",
-        }
-    }
+/// The method of an application: its `domain_method`, `DNS` when it names none OpenSCM checks
+/// (`apply` refuses `EMAIL` for names that need proof).
+pub fn method_of(form: &ApplicationForm) -> Method {
+    form.domain_method
+        .as_deref()
+        .and_then(|m| Method::from_form(&m.trim().to_ascii_uppercase()))
+        .unwrap_or(Method::Dns)
 }
 
 /// What the account must publish for one name.
@@ -164,7 +148,7 @@ impl Scm {
             .ok_or(DomainError::OtherTenant)?;
         let names = needing_proof(&account.policy, &form.names());
         let records = self.validation_records(&cert.domain_id, &names).await?;
-        let method = Method::of(&form);
+        let method = method_of(&form);
         Ok(records
             .iter()
             .map(|r| self.proof(&r.name, &r.value, method))
@@ -347,7 +331,7 @@ impl Scm {
             event: "applied".into(),
             detail: format!(
                 "domain validation ({}) of {}",
-                Method::of(form).as_str(),
+                method_of(form).as_str(),
                 listed.join(", ")
             ),
             actor: actor.into(),
@@ -422,7 +406,7 @@ impl Scm {
         let round = if unproven.is_empty() {
             Round::Passed
         } else {
-            self.check_round(&cert, &unproven, Method::of(&form), actor)
+            self.check_round(&cert, &unproven, method_of(&form), actor)
                 .await?
         };
         match round {

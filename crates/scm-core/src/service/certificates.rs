@@ -15,7 +15,7 @@ use crate::application::ApplicationForm;
 use crate::auth::Principal;
 use crate::clock::unix_ms;
 use crate::issuance;
-use crate::lifecycle::validation::Method;
+use crate::lifecycle::validation::method_of;
 use crate::lifecycle::versions::VersionReason;
 use crate::purchase::{ApiVersion, PurchaseSpec};
 use crate::{DomainError, random};
@@ -255,10 +255,24 @@ impl Scm {
         };
         let names = form.names();
         issuance::check_product(&cert.product, &names)?;
-        crate::lifecycle::names::check_names(&names, Method::of(&form))?;
+        crate::lifecycle::names::check_names(&names, method_of(&form))?;
         let actor = crate::lifecycle::actor(p);
         let unproven = self.unproven(&p.account, &form).await?;
         if !unproven.is_empty() {
+            let method = form.domain_method.as_deref().unwrap_or("DNS");
+            if crate::lifecycle::names::ValidationMethod::from_form(
+                &method.trim().to_ascii_uppercase(),
+            )
+            .is_none()
+            {
+                return Err(DomainError::invalid(
+                    "domain_method",
+                    format!(
+                        "{method} validation is not offered: use DNS or FILE to prove control of {}",
+                        unproven[0].name
+                    ),
+                ));
+            }
             if self
                 .start_application_validation(&cert, &form, &unproven, &actor)
                 .await?

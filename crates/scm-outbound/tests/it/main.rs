@@ -1,0 +1,21 @@
+//! The integration tests of scm-outbound, against real peers (one binary, many modules):
+//!
+//! - [`dns`]: [`scm_outbound::dns::TxtResolver`] against `pebble-challtestsrv` (TXT records set
+//!   and cleared, SERVFAIL, addresses) and BIND (no cache despite long TTLs; authoritative mode
+//!   with two servers that disagree, and with servers that cannot be asked);
+//! - [`dcv_fetch`]: [`scm_outbound::dcv::ValidationFileFetcher`] against an HTTP responder on
+//!   loopback, its names resolved by challtestsrv: status, redirects, limits, egress policy.
+//!
+//! The peers are started by each test ([`support`]); a missing one fails the test.
+
+// Test code: failing loudly is the point (clippy.toml allows these only inside #[test] functions).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod dcv_fetch;
+mod dns;
+mod support;

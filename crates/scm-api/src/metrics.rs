@@ -613,7 +613,7 @@ pub(crate) async fn handler(State(s): State<MetricsState>, req: Request) -> Resp
 
 fn write_key_generations(
     out: &mut String,
-    k: scm_core::issuance::KeyGenerations,
+    k: scm_core::lifecycle::keys::KeyGenerations,
 ) -> std::fmt::Result {
     writeln!(
         out,

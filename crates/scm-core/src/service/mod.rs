@@ -41,8 +41,8 @@ use zeroize::Zeroizing;
 
 use crate::cache::{self, ReadCache};
 use crate::deploy::PushTarget;
-use crate::issuance::KeyGenerator;
 use crate::jobs::{JobHandler, JobRunner, JobSettings};
+use crate::lifecycle::keys::KeyGenerator;
 use crate::notify::NotifierTarget;
 use crate::tasks::Supervisor;
 use crate::{Clock, DomainError};
@@ -311,7 +311,7 @@ impl Scm {
     }
 
     /// RSA key generations running and waiting now.
-    pub fn key_generations(&self) -> crate::issuance::KeyGenerations {
+    pub fn key_generations(&self) -> crate::lifecycle::keys::KeyGenerations {
         self.keygen.counts()
     }
 

@@ -21,6 +21,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scm_core::Scm;
+use scm_core::lifecycle::keys::KeyGenerations;
 use scm_proto::{CertificateStatus, ErrorCode, Operation};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -639,13 +640,10 @@ pub(crate) async fn handler(State(s): State<MetricsState>, req: Request) -> Resp
         .into_response()
 }
 
-fn write_key_generations(
-    out: &mut String,
-    k: scm_core::issuance::KeyGenerations,
-) -> std::fmt::Result {
+fn write_key_generations(out: &mut String, k: KeyGenerations) -> std::fmt::Result {
     writeln!(
         out,
-        "# HELP openscm_key_generations_running RSA private keys being generated now (at most one per core)."
+        "# HELP openscm_key_generations_running RSA private keys being generated now (at most one per core), the key pool's refill included."
     )?;
     writeln!(out, "# TYPE openscm_key_generations_running gauge")?;
     writeln!(out, "openscm_key_generations_running {}", k.running)?;
@@ -654,7 +652,30 @@ fn write_key_generations(
         "# HELP openscm_key_generations_waiting RSA key generations waiting for their account's turn or for a core."
     )?;
     writeln!(out, "# TYPE openscm_key_generations_waiting gauge")?;
-    writeln!(out, "openscm_key_generations_waiting {}", k.waiting)
+    writeln!(out, "openscm_key_generations_waiting {}", k.waiting)?;
+    writeln!(
+        out,
+        "# HELP openscm_key_pool_ready RSA private keys generated ahead, in memory, ready for applications, by algorithm."
+    )?;
+    writeln!(out, "# TYPE openscm_key_pool_ready gauge")?;
+    for (algorithm, ready) in k.pool_ready {
+        writeln!(
+            out,
+            "openscm_key_pool_ready{{algorithm=\"{}\"}} {ready}",
+            label(algorithm.as_str())
+        )?;
+    }
+    writeln!(
+        out,
+        "# HELP openscm_keys_total RSA private keys handed to requests: taken from the key pool, or generated on the request path."
+    )?;
+    writeln!(out, "# TYPE openscm_keys_total counter")?;
+    writeln!(out, "openscm_keys_total{{source=\"pool\"}} {}", k.from_pool)?;
+    writeln!(
+        out,
+        "openscm_keys_total{{source=\"request\"}} {}",
+        k.on_request
+    )
 }
 
 #[cfg(test)]
@@ -748,5 +769,49 @@ mod tests {
         assert!(out.contains("bucket{operation=\"Unknown\",le=\"10\"} 0"));
         assert!(out.contains("bucket{operation=\"Unknown\",le=\"+Inf\"} 1"));
         assert!(out.contains("openscm_request_duration_seconds_sum{operation=\"Health\"} 0.0007"));
+    }
+
+    #[test]
+    fn the_key_pool_is_reported_by_algorithm_and_by_source() {
+        use scm_pki::KeyAlgorithm;
+        let mut out = String::new();
+        write_key_generations(
+            &mut out,
+            KeyGenerations {
+                running: 1,
+                waiting: 2,
+                pool_ready: [
+                    (KeyAlgorithm::Rsa2048, 8),
+                    (KeyAlgorithm::Rsa3072, 0),
+                    (KeyAlgorithm::Rsa4096, 2),
+                ],
+                from_pool: 5,
+                on_request: 3,
+            },
+        )
+        .unwrap();
+        for line in [
+            "openscm_key_generations_running 1",
+            "openscm_key_generations_waiting 2",
+            "# TYPE openscm_key_pool_ready gauge",
+            "openscm_key_pool_ready{algorithm=\"RSA_2048\"} 8",
+            "openscm_key_pool_ready{algorithm=\"RSA_3072\"} 0",
+            "openscm_key_pool_ready{algorithm=\"RSA_4096\"} 2",
+            "# TYPE openscm_keys_total counter",
+            "openscm_keys_total{source=\"pool\"} 5",
+            "openscm_keys_total{source=\"request\"} 3",
+        ] {
+            assert!(out.lines().any(|l| l == line), "no {line:?} in\n{out}");
+        }
+        // Every series has its HELP and TYPE, once.
+        for name in [
+            "openscm_key_generations_running",
+            "openscm_key_generations_waiting",
+            "openscm_key_pool_ready",
+            "openscm_keys_total",
+        ] {
+            assert_eq!(out.matches(&format!("# HELP {name} ")).count(), 1, "{out}");
+            assert_eq!(out.matches(&format!("# TYPE {name} ")).count(), 1, "{out}");
+        }
     }
 }

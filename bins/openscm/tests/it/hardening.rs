@@ -500,6 +500,10 @@ fn operator_mistakes_stop_the_start() {
             "limits.body_timeout_seconds",
         ),
         (
+            "[keys]\nrsa_pool_size = 1000\n".to_owned(),
+            "keys.rsa_pool_size",
+        ),
+        (
             "[quotas]\norders_per_day = 0\n".to_owned(),
             "quotas.orders_per_day",
         ),

@@ -30,7 +30,7 @@
 //! The key is generated through the same fair, off-the-async-workers [`KeyGenerator`] as the
 //! keys of certificates, and stored sealed under the master key, bound to the CSR's id.
 //!
-//! [`KeyGenerator`]: crate::issuance::KeyGenerator
+//! [`KeyGenerator`]: crate::lifecycle::keys::KeyGenerator
 
 use scm_pki::{DnsName, KeyAlgorithm, ParsedCsr, PrivateKey, SubjectFields, generate_csr};
 use scm_proto::csr::{CreateCsrBody, UpdateCsrBody, UploadCsrBody};

@@ -41,8 +41,8 @@ use zeroize::Zeroizing;
 
 use crate::cache::{self, ReadCache};
 use crate::deploy::PushTarget;
-use crate::issuance::KeyGenerator;
 use crate::jobs::{JobHandler, JobRunner, JobSettings};
+use crate::lifecycle::keys::{KeyGenerations, KeyGenerator, KeyPoolSettings};
 use crate::notify::NotifierTarget;
 use crate::tasks::Supervisor;
 use crate::{Clock, DomainError};
@@ -78,6 +78,10 @@ pub struct CoreConfig {
     /// Server-side key generations an account may run at once (RSA keys take up to seconds of
     /// a core each): one account's burst waits for itself, not for others.
     pub keygen_per_account: u32,
+    /// Ready RSA keys kept per algorithm, in memory only, so that applications seldom wait for
+    /// one (default [`KeyPoolSettings::default`]; [`KeyPoolSettings::NONE`]: none). Filled by
+    /// [`Scm::start_key_pool`].
+    pub key_pool: KeyPoolSettings,
     /// How long audit events are kept; `None` (the default): for ever.
     pub audit_retention: Option<std::time::Duration>,
     // --- import ---
@@ -115,6 +119,7 @@ impl Default for CoreConfig {
                 csrs_per_account: 1_000,
             },
             keygen_per_account: 1,
+            key_pool: KeyPoolSettings::default(),
             audit_retention: None,
             import_trust: Arc::new(scm_pki::TrustAnchors::new()),
             public_endpoint: None,
@@ -222,7 +227,7 @@ impl Scm {
             clock,
             master,
             cache: Arc::new(ReadCache::new()),
-            keygen: KeyGenerator::new(config.keygen_per_account),
+            keygen: KeyGenerator::new(config.keygen_per_account, config.key_pool),
             jobs,
             audit,
             snapshot: tokio::sync::Mutex::new(None),
@@ -233,12 +238,13 @@ impl Scm {
     }
 
     /// Starts the background work of a server under `supervisor`: the cache poller (changes made
-    /// by other processes reach this one's caches) and the job worker (due jobs: retries, and
-    /// jobs other processes left behind).
+    /// by other processes reach this one's caches), the job worker (due jobs: retries, and
+    /// jobs other processes left behind) and the key pool's refill ([`Scm::start_key_pool`]).
     pub async fn start_background(
         self: &Arc<Self>,
         supervisor: &Supervisor,
     ) -> Result<(), DomainError> {
+        self.start_key_pool(supervisor);
         self.schedule_reminders().await?;
         self.schedule_crl().await?;
         self.schedule_renewal_sweep().await?;
@@ -287,6 +293,20 @@ impl Scm {
         Ok(())
     }
 
+    /// Starts the refill of the RSA key pool under `supervisor` (part of
+    /// [`Scm::start_background`]; alone, for a benchmark): it keeps the pools of
+    /// [`CoreConfig::key_pool`] full at low priority, yielding to requests. Nothing with no pool.
+    pub fn start_key_pool(self: &Arc<Self>, supervisor: &Supervisor) {
+        if !self.keygen.has_pool() {
+            return;
+        }
+        let scm = self.clone();
+        supervisor.spawn("key-pool", move |cancel| {
+            let scm = scm.clone();
+            async move { scm.keygen.refill(cancel).await }
+        });
+    }
+
     /// Deletes expired tokens, ended jobs older than their retention and, when a retention is
     /// set, audit events older than it.
     pub async fn housekeeping(&self) {
@@ -321,8 +341,8 @@ impl Scm {
         &self.jobs
     }
 
-    /// RSA key generations running and waiting now.
-    pub fn key_generations(&self) -> crate::issuance::KeyGenerations {
+    /// RSA key generations running and waiting now, and the key pool.
+    pub fn key_generations(&self) -> KeyGenerations {
         self.keygen.counts()
     }
 

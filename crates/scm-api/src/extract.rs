@@ -78,6 +78,34 @@ impl<S: Send + Sync> FromRequestParts<S> for CertId {
     }
 }
 
+/// The `{version}` of the path: a version number, 1 or more (anything else is `SCM.0005`
+/// naming `version`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct VersionNo(pub u32);
+
+impl<S: Send + Sync> FromRequestParts<S> for VersionNo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let bad = || {
+            ApiError::Domain(DomainError::invalid(
+                "version",
+                "must be a version number (1, 2, ...)",
+            ))
+        };
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| bad())?;
+        params
+            .iter()
+            .find(|(k, _)| *k == "version")
+            .and_then(|(_, v)| v.parse::<u32>().ok())
+            .filter(|v| *v >= 1 && *v < 1_000_000)
+            .map(VersionNo)
+            .ok_or_else(bad)
+    }
+}
+
 /// A JSON body of type `T`: a missing body or a syntax error names `body`, a type error its JSON
 /// path (`SCM.0005`).
 #[derive(Debug)]

@@ -45,6 +45,8 @@ pub const CONSOLE_AUDITED: &[&str] = &[
     console::SIGN_OUT,
     console::EXPORT,
     console::REVOKE,
+    console::RENEW,
+    console::AUTO_RENEW,
 ];
 
 /// Largest request body accepted (bytes). Certificates and CSRs are a few KiB.

@@ -32,7 +32,8 @@ use scm_proto::tags::{
 };
 use scm_proto::v2::{MessageResponse, PushBody as V2PushBody, PushHistoryResponse, RevokeBody};
 use scm_proto::v3::{
-    ApplicationBody, CERTIFICATE_ID_PATTERN, CaRootResponse, DomainsResponse,
+    ApplicationBody, AutoRenewBody, AutoRenewResponse, CERTIFICATE_ID_PATTERN, CaRootResponse,
+    CertificateVersionsResponse, DomainsResponse, RenewCertificateResponse,
     ExportCertificateResponse, HealthResponse, ListCertificatesQuery, ListCertificatesResponse,
     PurchaseBody, PurchaseResponse, PushBody as V3PushBody, RequestInfoResponse,
     ShowCertificateResponse, TokenResponse,
@@ -634,6 +635,53 @@ fn spec(op: Operation) -> Spec {
                 schema::<CaRootResponse>,
             ),
             errors: &[],
+        },
+        // --- versions and renewal ---
+        Operation::ListCertificateVersions => Spec {
+            summary: "OpenSCM extension: a certificate's versions, its renewal state and the history of its state changes",
+            group: Group::Certificates,
+            query: None,
+            body: Body::None,
+            success: ok(
+                "Its versions (newest first), whether and when it is renewed, and its state changes (oldest first).",
+                schema::<CertificateVersionsResponse>,
+            ),
+            errors: CERT,
+        },
+        Operation::RenewCertificate => Spec {
+            summary: "OpenSCM extension: renew a certificate now",
+            group: Group::Certificates,
+            query: None,
+            body: Body::None,
+            success: ok(
+                "The renewal of the current version is queued: a new key, the same names, the next version; pushed again where the current one was delivered.",
+                schema::<RenewCertificateResponse>,
+            ),
+            errors: CERT_STATUS,
+        },
+        Operation::UpdateAutoRenew => Spec {
+            summary: "OpenSCM extension: turn a certificate's automatic renewal on or off",
+            group: Group::Certificates,
+            query: None,
+            body: Body::Json {
+                name: "AutoRenewBody",
+                schema: schema::<AutoRenewBody>,
+                required: true,
+                patch: None,
+            },
+            success: ok("The switch as it is now.", schema::<AutoRenewResponse>),
+            errors: CERT_BODY,
+        },
+        Operation::ExportCertificateVersion => Spec {
+            summary: "OpenSCM extension: the certificate, chain and key of one version (an earlier one too)",
+            group: Group::Certificates,
+            query: None,
+            body: Body::None,
+            success: ok(
+                "The version's certificate, chain and (when OpenSCM holds it) key.",
+                schema::<ExportCertificateResponse>,
+            ),
+            errors: CERT_STATUS_BODY,
         },
     }
 }

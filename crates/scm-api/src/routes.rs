@@ -77,6 +77,11 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         Operation::CertificateRevocationList => on(m, handlers::revocation::crl),
         // --- tenant ca ---
         Operation::ShowCaRoot => on(m, handlers::ca::show_ca_root),
+        // --- versions and renewal ---
+        Operation::ListCertificateVersions => on(m, handlers::versions::list_versions),
+        Operation::RenewCertificate => on(m, handlers::versions::renew),
+        Operation::UpdateAutoRenew => on(m, handlers::versions::update_auto_renew),
+        Operation::ExportCertificateVersion => on(m, handlers::versions::export_version),
     }
 }
 

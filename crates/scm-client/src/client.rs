@@ -929,6 +929,56 @@ impl Client {
     pub async fn ca_root(&self) -> Result<scm_proto::v3::CaRootResponse, ClientError> {
         self.typed(Operation::ShowCaRoot, &[], &[], None).await
     }
+
+    // --- versions and renewal ---
+
+    /// `GET /v3/scm/certificates/{id}/versions` (OpenSCM extension): the certificate's versions,
+    /// renewal state and history.
+    pub async fn certificate_versions(
+        &self,
+        id: &str,
+    ) -> Result<scm_proto::v3::CertificateVersionsResponse, ClientError> {
+        self.typed(Operation::ListCertificateVersions, &[id], &[], None)
+            .await
+    }
+
+    /// `POST /v3/scm/certificates/{id}/renew` (OpenSCM extension): renew it now.
+    pub async fn renew(
+        &self,
+        id: &str,
+    ) -> Result<scm_proto::v3::RenewCertificateResponse, ClientError> {
+        self.typed(Operation::RenewCertificate, &[id], &[], None)
+            .await
+    }
+
+    /// `PUT /v3/scm/certificates/{id}/auto-renew` (OpenSCM extension).
+    pub async fn set_auto_renew(
+        &self,
+        id: &str,
+        on: bool,
+    ) -> Result<scm_proto::v3::AutoRenewResponse, ClientError> {
+        let body = to_json(&scm_proto::v3::AutoRenewBody {
+            auto_renew: Some(on),
+        })?;
+        self.typed(Operation::UpdateAutoRenew, &[id], &[], Some(&body))
+            .await
+    }
+
+    /// `POST /v3/scm/certificates/{id}/versions/{version}/export` (OpenSCM extension).
+    pub async fn export_version(
+        &self,
+        id: &str,
+        version: u32,
+    ) -> Result<scm_proto::v3::ExportCertificateResponse, ClientError> {
+        let version = version.to_string();
+        self.typed(
+            Operation::ExportCertificateVersion,
+            &[id, version.as_str()],
+            &[],
+            None,
+        )
+        .await
+    }
 }
 
 fn to_json<T: Serialize>(body: &T) -> Result<Vec<u8>, ClientError> {
@@ -1044,6 +1094,11 @@ mod tests {
             Operation::CertificateRevocationList => "crl",
             // --- tenant ca ---
             Operation::ShowCaRoot => "ca_root",
+            // --- versions and renewal ---
+            Operation::ListCertificateVersions => "certificate_versions",
+            Operation::RenewCertificate => "renew",
+            Operation::UpdateAutoRenew => "set_auto_renew",
+            Operation::ExportCertificateVersion => "export_version",
         }
     }
 

@@ -181,6 +181,21 @@ operations! {
     /// OpenSCM extension: the root certificate of the caller's account's own CA (and the roots
     /// of retired CAs that issued its older certificates), for its clients to trust.
     ShowCaRoot = (Get, "/v3/scm/ca/root", Account),
+    // --- versions and renewal ---
+    /// OpenSCM extension: a certificate's versions (each issuance under its id, newest first),
+    /// its renewal state, and the history of its state changes.
+    ListCertificateVersions = (Get, "/v3/scm/certificates/{certificate_id}/versions", Account),
+    /// OpenSCM extension: renew a certificate now (its current version), whatever its renewal
+    /// time and auto-renew switch.
+    RenewCertificate = (Post, "/v3/scm/certificates/{certificate_id}/renew", Account),
+    /// OpenSCM extension: turn a certificate's automatic renewal on or off.
+    UpdateAutoRenew = (Put, "/v3/scm/certificates/{certificate_id}/auto-renew", Account),
+    /// OpenSCM extension: the certificate, chain and key of one version (an earlier one too).
+    ExportCertificateVersion = (
+        Post,
+        "/v3/scm/certificates/{certificate_id}/versions/{version}/export",
+        Account
+    ),
 }
 
 impl Operation {
@@ -214,7 +229,10 @@ impl Operation {
             | Self::UploadCsr
             | Self::BatchPushCertificate
             | Self::DeployCertificate
-            | Self::V2RevokeCertificate => true,
+            | Self::V2RevokeCertificate
+            | Self::RenewCertificate
+            | Self::UpdateAutoRenew
+            | Self::ExportCertificateVersion => true,
             Self::Health
             | Self::KeystoneListAuthDomains
             | Self::V2ListPushHistory
@@ -228,7 +246,8 @@ impl Operation {
             | Self::ListDeployedResources
             | Self::OpenApiDescription
             | Self::CertificateRevocationList
-            | Self::ShowCaRoot => false,
+            | Self::ShowCaRoot
+            | Self::ListCertificateVersions => false,
         }
     }
 

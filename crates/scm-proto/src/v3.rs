@@ -507,3 +507,86 @@ pub struct CaRootResponse {
     /// nothing new), PEM; empty for an account made since OpenSCM gave each account its own CA.
     pub retired_root_certificates: Vec<String>,
 }
+
+/// `GET /v3/scm/certificates/{certificate_id}/versions` (OpenSCM extension): a certificate's
+/// versions, its renewal state, and the history of its state changes.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CertificateVersionsResponse {
+    /// The certificate.
+    pub certificate_id: String,
+    /// The version show, export and push use; `null` before the first issuance (and for an
+    /// imported certificate, which has no versions).
+    pub current_version: Option<u32>,
+    /// Whether OpenSCM renews it by itself.
+    pub auto_renew: bool,
+    /// When its current version is due for renewal (`yyyy-MM-dd HH:mm:ss`, UTC+8 as the API's
+    /// other times); `null` when it is not to be renewed.
+    pub renew_at: Option<String>,
+    /// Its versions, newest first.
+    pub versions: Vec<CertificateVersionView>,
+    /// Its state changes, oldest first (the last 500).
+    pub events: Vec<CertificateEventView>,
+}
+
+/// One version of a certificate.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CertificateVersionView {
+    /// 1, 2, ... in the order of issuance.
+    pub version: u32,
+    /// Why it was made: `issued`, `renewal`, `renewal-manual`.
+    pub reason: String,
+    /// The serial number, lower-case hex.
+    pub serial_number: String,
+    /// SHA-1 fingerprint, lower-case hex.
+    pub fingerprint: String,
+    /// When it was issued.
+    pub issue_time: Option<String>,
+    /// Start of validity.
+    pub not_before: Option<String>,
+    /// End of validity.
+    pub not_after: Option<String>,
+    /// When it was (or is) due for renewal.
+    pub renew_at: Option<String>,
+    /// Whether it is the current version.
+    pub current: bool,
+}
+
+/// One state change of a certificate.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CertificateEventView {
+    /// When.
+    pub time: Option<String>,
+    /// What: `applied`, `validation_passed`, `validation_failed`, `validated`, `issued`,
+    /// `renewal_scheduled`, `renewal_validation`, `renewed`, `unpassed`, `cancelled`,
+    /// `auto_renew`.
+    pub event: String,
+    /// The cause (names, an error, a serial).
+    pub detail: String,
+    /// Who or what: `user <access key>`, `job <id>`.
+    pub actor: String,
+}
+
+/// `POST /v3/scm/certificates/{certificate_id}/renew` (OpenSCM extension): the renewal queued.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RenewCertificateResponse {
+    /// The certificate.
+    pub certificate_id: String,
+    /// The version being renewed (the new one is this plus one, when it is issued).
+    pub renewing_version: u32,
+}
+
+/// `PUT /v3/scm/certificates/{certificate_id}/auto-renew` (OpenSCM extension) body and answer.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AutoRenewBody {
+    /// On (`true`) or off (`false`).
+    pub auto_renew: Option<bool>,
+}
+
+/// The answer to `PUT .../auto-renew`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AutoRenewResponse {
+    /// The certificate.
+    pub certificate_id: String,
+    /// The switch as it is now.
+    pub auto_renew: bool,
+}

@@ -90,6 +90,20 @@ pub enum CertCommand {
     /// Push a certificate to a service (a configured push target).
     #[command(after_help = PUSH_EXAMPLES)]
     Push(PushArgs),
+    /// Renew a certificate now: a new key, the same names, the next version (pushed again where
+    /// the current one was delivered). OpenSCM also renews by itself before expiry.
+    Renew {
+        /// Certificate id.
+        id: String,
+    },
+    /// Turn a certificate's automatic renewal on or off.
+    AutoRenew {
+        /// Certificate id.
+        id: String,
+        /// on or off.
+        #[arg(value_parser = ["on", "off"])]
+        switch: String,
+    },
     /// Revoke an issued certificate (asks for confirmation; cannot be undone).
     #[command(after_help = REVOKE_EXAMPLES)]
     Revoke(RevokeArgs),
@@ -202,6 +216,9 @@ pub struct ExportArgs {
     /// The PKCS#12 password is in this environment variable.
     #[arg(long, requires = "pkcs12", value_name = "VAR")]
     password_env: Option<String>,
+    /// Export this version (1, 2, ...; `cert show` lists them) instead of the current one.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    version: Option<u32>,
 }
 
 /// `cert import`.
@@ -265,6 +282,33 @@ pub async fn run(ctx: &Ctx, command: CertCommand) -> Result<u8, Failure> {
                     ("pushed", Some(args.id.clone())),
                     ("service", Some(args.service.clone())),
                     ("region", args.region.clone()),
+                ])
+            });
+            Ok(0)
+        }
+        CertCommand::Renew { id } => {
+            let r = ctx.client.renew(&id).await?;
+            output::print(ctx.format, &r, || {
+                output::fields(&[
+                    ("renewing", Some(r.certificate_id.clone())),
+                    ("version", Some(r.renewing_version.to_string())),
+                    (
+                        "next",
+                        Some(format!(
+                            "version {} when issued (openscm cert show {id})",
+                            r.renewing_version + 1
+                        )),
+                    ),
+                ])
+            });
+            Ok(0)
+        }
+        CertCommand::AutoRenew { id, switch } => {
+            let r = ctx.client.set_auto_renew(&id, switch == "on").await?;
+            output::print(ctx.format, &r, || {
+                output::fields(&[
+                    ("certificate", Some(r.certificate_id.clone())),
+                    ("auto_renew", Some(if r.auto_renew { "on" } else { "off" }.into())),
                 ])
             });
             Ok(0)
@@ -358,8 +402,16 @@ async fn list(ctx: &Ctx, args: ListArgs) -> Result<u8, Failure> {
 
 async fn show(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
     let c = ctx.client.show(id).await?;
-    output::print(ctx.format, &c, || {
-        output::fields(&[
+    let life = ctx.client.certificate_versions(id).await?;
+    let mut doc = serde_json::to_value(&c).map_err(|e| Failure::Other(e.to_string()))?;
+    if let Some(map) = doc.as_object_mut() {
+        map.insert(
+            "lifecycle".into(),
+            serde_json::to_value(&life).map_err(|e| Failure::Other(e.to_string()))?,
+        );
+    }
+    output::print(ctx.format, &doc, || {
+        let mut t = output::fields(&[
             ("id", Some(c.id.clone())),
             ("name", Some(c.name.clone())),
             ("status", Some(c.status.clone())),
@@ -375,7 +427,44 @@ async fn show(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
             ("fingerprint", c.fingerprint.clone()),
             ("push_support", Some(c.push_support.clone())),
             ("revoke_reason", c.revoke_reason.clone()),
-        ])
+            (
+                "auto_renew",
+                Some(if life.auto_renew { "on" } else { "off" }.into()),
+            ),
+            ("renew_at", life.renew_at.clone()),
+        ]);
+        for a in &c.authentification {
+            t.row([
+                "prove".to_owned(),
+                format!(
+                    "{} {} {} (for {})",
+                    a.record_type.as_deref().unwrap_or(""),
+                    a.record_name.as_deref().unwrap_or(""),
+                    a.record_value.as_deref().unwrap_or(""),
+                    a.domain.as_deref().unwrap_or("")
+                ),
+            ]);
+        }
+        for v in &life.versions {
+            t.row([
+                format!("version {}{}", v.version, if v.current { " (current)" } else { "" }),
+                format!(
+                    "{} serial {} valid {} .. {}",
+                    v.reason,
+                    v.serial_number,
+                    v.not_before.as_deref().unwrap_or("-"),
+                    v.not_after.as_deref().unwrap_or("-")
+                ),
+            ]);
+        }
+        let skip = life.events.len().saturating_sub(10);
+        for e in life.events.iter().skip(skip) {
+            t.row([
+                format!("event {}", e.time.as_deref().unwrap_or("")),
+                format!("{}: {} ({})", e.event, e.detail, e.actor),
+            ]);
+        }
+        t
     });
     Ok(0)
 }
@@ -565,7 +654,10 @@ async fn export(ctx: &Ctx, args: ExportArgs) -> Result<u8, Failure> {
     } else {
         None
     };
-    let bundle = ctx.client.export(&args.id).await?;
+    let bundle = match args.version {
+        Some(v) => ctx.client.export_version(&args.id, v).await?,
+        None => ctx.client.export(&args.id).await?,
+    };
     let write_err = |path: &Path, e: std::io::Error| {
         Failure::Other(format!("cannot write {}: {e}", path.display()))
     };

@@ -48,3 +48,4 @@ mod routes_import;
 mod routes_revoke;
 // --- tenant ca ---
 mod routes_tenant_ca;
+mod routes_versions;

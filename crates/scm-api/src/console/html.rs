@@ -316,6 +316,12 @@ pub(crate) struct Details<'a> {
     pub pushes: &'a [PushRecord],
     /// By key.
     pub tags: &'a [TagRecord],
+    /// Newest first.
+    pub versions: &'a [scm_store::VersionRecord],
+    /// Oldest first.
+    pub events: &'a [scm_store::EventRecord],
+    /// The proofs of control the account must publish (a validation is pending).
+    pub proofs: &'a [scm_core::lifecycle::validation::Proof],
 }
 
 fn row(m: &mut String, label: &str, value: &str) {
@@ -421,6 +427,8 @@ pub(crate) fn details(chrome: &Chrome<'_>, d: &Details<'_>) -> String {
         m.push_str("</tbody></table></div>");
     }
 
+    versions_section(&mut m, chrome, d);
+
     m.push_str("<h2 id=\"pushes\">Push history</h2>");
     if d.pushes.is_empty() {
         m.push_str("<p>Never pushed.</p>");
@@ -490,6 +498,102 @@ pub(crate) fn details(chrome: &Chrome<'_>, d: &Details<'_>) -> String {
         );
     }
     page(&c.name, Some(chrome), &m)
+}
+
+/// Proofs pending, versions, renewal (state, button, switch) and the history of state changes.
+fn versions_section(m: &mut String, chrome: &Chrome<'_>, d: &Details<'_>) {
+    let c = d.cert;
+    if !d.proofs.is_empty() {
+        m.push_str(
+            "<h2 id=\"validation\">Domain validation</h2><p>Publish these to prove control of the \
+             names; OpenSCM checks by itself and issues when every one is found.</p>\
+             <div class=\"table-wrap\"><table id=\"proofs\"><thead><tr><th scope=\"col\">Name</th>\
+             <th scope=\"col\">Type</th><th scope=\"col\">Record or URL</th><th scope=\"col\">Value</th>\
+             </tr></thead><tbody>",
+        );
+        for p in d.proofs {
+            let _ = write!(
+                m,
+                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                escape(&p.domain),
+                escape(&p.record_type),
+                escape(&p.record_name),
+                escape(&p.record_value)
+            );
+        }
+        m.push_str("</tbody></table></div>");
+    }
+    m.push_str("<h2 id=\"versions\">Versions and renewal</h2>");
+    if !c.is_imported() && c.lifecycle.current_version.is_some() {
+        let state = match (c.lifecycle.auto_renew, c.lifecycle.renew_at_ms) {
+            (true, Some(at)) => format!("Renewed automatically, next from {}.", datetime(at)),
+            (true, None) => "Renewed automatically.".to_owned(),
+            (false, _) => "Automatic renewal is off.".to_owned(),
+        };
+        let id = escape(&query_value(c.id.as_str()));
+        let csrf = escape(chrome.csrf);
+        let _ = write!(
+            m,
+            "<p id=\"renewal-state\">{}</p><form method=\"post\" action=\"/console/certificates/{id}/renew\" class=\"inline\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\" id=\"renew-button\">Renew now</button></form> \
+             <form method=\"post\" action=\"/console/certificates/{id}/auto-renew\" class=\"inline\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <input type=\"hidden\" name=\"auto_renew\" value=\"{}\">\
+             <button type=\"submit\" id=\"auto-renew-button\">{}</button></form>",
+            escape(&state),
+            if c.lifecycle.auto_renew { "off" } else { "on" },
+            if c.lifecycle.auto_renew {
+                "Turn automatic renewal off"
+            } else {
+                "Turn automatic renewal on"
+            }
+        );
+    }
+    if d.versions.is_empty() {
+        m.push_str("<p>No versions: nothing issued yet (or imported).</p>");
+    } else {
+        m.push_str(
+            "<div class=\"table-wrap\"><table id=\"versions-table\"><thead><tr><th scope=\"col\">Version</th>\
+             <th scope=\"col\">Why</th><th scope=\"col\">Serial number</th><th scope=\"col\">Valid from</th>\
+             <th scope=\"col\">Valid until</th><th scope=\"col\">Renewal due</th></tr></thead><tbody>",
+        );
+        for v in d.versions {
+            let current = c.lifecycle.current_version == Some(v.seq);
+            let _ = write!(
+                m,
+                "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                v.seq,
+                if current { " (current)" } else { "" },
+                escape(&v.reason),
+                escape(&v.issued.serial_hex),
+                escape(&datetime(v.issued.not_before_ms)),
+                escape(&datetime(v.issued.not_after_ms)),
+                escape(&v.renew_at_ms.map_or_else(|| "—".to_owned(), datetime))
+            );
+        }
+        m.push_str("</tbody></table></div>");
+    }
+    m.push_str("<h2 id=\"history\">History</h2>");
+    if d.events.is_empty() {
+        m.push_str("<p>No recorded changes.</p>");
+    } else {
+        m.push_str(
+            "<div class=\"table-wrap\"><table id=\"events-table\"><thead><tr><th scope=\"col\">When</th>\
+             <th scope=\"col\">What</th><th scope=\"col\">Detail</th><th scope=\"col\">By</th></tr></thead><tbody>",
+        );
+        for e in d.events {
+            let _ = write!(
+                m,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&datetime(e.at_ms)),
+                escape(&e.event),
+                escape(&e.detail),
+                escape(&e.actor)
+            );
+        }
+        m.push_str("</tbody></table></div>");
+    }
 }
 
 // --- revocation ---
@@ -801,6 +905,9 @@ mod tests {
                     chain: &[],
                     pushes: &[],
                     tags: &[],
+                    versions: &[],
+                    events: &[],
+                    proofs: &[],
                 },
             )
         };

@@ -49,6 +49,10 @@ pub(crate) const SIGN_OUT: &str = "ConsoleSignOut";
 pub(crate) const EXPORT: &str = "ConsoleExportCertificate";
 /// The audit log's name of a revocation through the console.
 pub(crate) const REVOKE: &str = "ConsoleRevokeCertificate";
+/// The audit log's name of a renewal asked for through the console.
+pub(crate) const RENEW: &str = "ConsoleRenewCertificate";
+/// The audit log's name of an auto-renew switch turned through the console.
+pub(crate) const AUTO_RENEW: &str = "ConsoleUpdateAutoRenew";
 use scm_proto::CertificateId;
 use scm_sign::SecretKey;
 use scm_store::CertificateRecord;
@@ -90,6 +94,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/certificates", get(inventory))
         .route("/console/certificates/{id}", get(details))
         .route("/console/certificates/{id}/export", post(export))
+        .route("/console/certificates/{id}/renew", post(renew))
+        .route("/console/certificates/{id}/auto-renew", post(auto_renew))
         .route(
             "/console/certificates/{id}/revoke",
             get(revoke_form).post(revoke),
@@ -636,13 +642,14 @@ async fn details(
     };
     let p = &session.principal;
     let loaded = async {
-        let cert = s.scm.certificate(p, &id).await?;
+        let (cert, versions, events) = s.scm.versions_of(p, &id).await?;
         let pushes = s.scm.push_history(p, &id).await?;
         let tags = s.scm.certificate_tags(p, &id).await?;
-        Ok::<_, DomainError>((cert, pushes, tags))
+        let proofs = s.scm.proofs(&cert).await?;
+        Ok::<_, DomainError>((cert, pushes, tags, versions, events, proofs))
     };
     let resp = match loaded.await {
-        Ok((cert, pushes, tags)) => {
+        Ok((cert, pushes, tags, versions, events, proofs)) => {
             let chain = chain_of(&cert);
             page(
                 StatusCode::OK,
@@ -653,6 +660,9 @@ async fn details(
                         chain: &chain,
                         pushes: &pushes,
                         tags: &tags,
+                        versions: &versions,
+                        events: &events,
+                        proofs: &proofs,
                     },
                 ),
             )
@@ -675,6 +685,92 @@ async fn export(
             resp
         }
         Err(resp) => resp,
+    }
+}
+
+/// Renews a certificate now (the button on its page), then shows the page again.
+async fn renew(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    lifecycle_form(&s, &headers, &id, body, RENEW).await
+}
+
+/// Turns a certificate's auto-renew switch (`auto_renew=on|off`), then shows its page again.
+async fn auto_renew(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    lifecycle_form(&s, &headers, &id, body, AUTO_RENEW).await
+}
+
+/// The renew and auto-renew forms: session, origin and CSRF checks as every form, then the one
+/// domain operation, then back to the certificate's page (303) or the error page.
+async fn lifecycle_form(
+    s: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    body: Body,
+    operation: &'static str,
+) -> Response {
+    let (session, mut fields, call) = match certificate_form(s, headers, id, body, operation).await
+    {
+        Ok(form) => form,
+        Err(resp) => return resp,
+    };
+    let mut resp = lifecycle_action(s, &session, id, &mut fields, operation).await;
+    resp.extensions_mut().insert(call);
+    resp
+}
+
+async fn lifecycle_action(
+    s: &AppState,
+    session: &Session,
+    id: &str,
+    fields: &mut [(String, String)],
+    operation: &'static str,
+) -> Response {
+    if let Some(resp) = csrf_refusal(session, fields) {
+        return signed(resp, session);
+    }
+    let chrome = session.chrome();
+    let Ok(cert) = CertificateId::try_from(id) else {
+        return signed(
+            failure(Some(&chrome), DomainError::CertificateNotFound),
+            session,
+        );
+    };
+    let p = &session.principal;
+    let done = if operation == RENEW {
+        s.scm.renew_now(p, &cert).await.map(|_| ())
+    } else {
+        let value = fields
+            .iter()
+            .find(|(k, _)| k == "auto_renew")
+            .map(|(_, v)| v.as_str());
+        match value {
+            Some("on") => s.scm.set_auto_renew(p, &cert, true).await,
+            Some("off") => s.scm.set_auto_renew(p, &cert, false).await,
+            _ => Err(DomainError::invalid("auto_renew", "must be on or off")),
+        }
+    };
+    match done {
+        Ok(()) => {
+            let to = format!(
+                "/console/certificates/{}#versions",
+                html::query_value(cert.as_str())
+            );
+            let mut resp = see_other("/console/certificates");
+            if let Ok(v) = HeaderValue::from_str(&to) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            signed(resp, session)
+        }
+        Err(e) => signed(failure(Some(&chrome), e), session),
     }
 }
 

@@ -40,6 +40,7 @@ pub(crate) mod openapi;
 pub(crate) mod revocation;
 // --- tenant ca ---
 pub(crate) mod ca;
+pub(crate) mod versions;
 
 type ApiResult<T> = Result<T, ApiError>;
 

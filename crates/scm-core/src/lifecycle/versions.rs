@@ -167,6 +167,67 @@ impl Scm {
         ))
     }
 
+    /// The caller's certificate with its versions (newest first) and history (oldest first, the
+    /// last 500).
+    pub async fn versions_of(
+        &self,
+        p: &crate::auth::Principal,
+        id: &scm_proto::CertificateId,
+    ) -> Result<
+        (
+            std::sync::Arc<CertificateRecord>,
+            Vec<scm_store::VersionRecord>,
+            Vec<scm_store::EventRecord>,
+        ),
+        DomainError,
+    > {
+        let cert = self.certificate(p, id).await?;
+        let versions = self.store.versions(&cert.id).await?;
+        let events = self.store.events(&cert.id, 500).await?;
+        Ok((cert, versions, events))
+    }
+
+    /// Certificate, chain and (when held) key of version `seq` of the caller's certificate: the
+    /// current one or an earlier one, for as long as the certificate may be exported at all.
+    pub async fn export_version(
+        &self,
+        p: &crate::auth::Principal,
+        id: &scm_proto::CertificateId,
+        seq: u32,
+    ) -> Result<crate::service::Export, DomainError> {
+        let cert = self.certificate(p, id).await?;
+        if !cert.status.is_deployable() {
+            return Err(DomainError::WrongStatus(cert.status));
+        }
+        let version = self
+            .store
+            .version(&cert.id, seq)
+            .await?
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "version",
+                    format!(
+                        "certificate {} has no version {seq} (its current version is {})",
+                        cert.id,
+                        cert.lifecycle
+                            .current_version
+                            .map_or_else(|| "none".to_owned(), |v| v.to_string())
+                    ),
+                )
+            })?;
+        let issued = version.issued;
+        let private_key = match &issued.private_key_sealed {
+            Some(sealed) => Some(self.open_key(&cert.id, seq, sealed)?),
+            None => None,
+        };
+        Ok(crate::service::Export {
+            entire: crate::issuance::full_chain(&issued.certificate_pem, &issued.chain_pem),
+            certificate: issued.certificate_pem,
+            chain: issued.chain_pem,
+            private_key,
+        })
+    }
+
     /// Whether `status` is one a certificate's current version is renewed in.
     pub(crate) fn renewable_status(status: CertificateStatus) -> bool {
         matches!(

@@ -344,7 +344,7 @@ impl Scm {
     }
 
     /// Opens the sealed key of version `seq` of certificate `id` (1 for an imported one).
-    pub(super) fn open_key(
+    pub(crate) fn open_key(
         &self,
         id: &CertificateId,
         seq: u32,

@@ -2,10 +2,12 @@
 
 use async_trait::async_trait;
 
-use crate::dialect::{self, CLAIM_ONE, JOBS_CHANNEL, job_cols};
+use crate::dialect::{self, JOBS_CHANNEL, job_cols};
+use crate::notices::record_reminder;
 use crate::pool::{BUMP, Pool, corrupt, db_run};
 use crate::pushes::insert_push;
-use crate::records::{JobEffect, JobId, JobOutcome, JobRecord, JobState, NewJob};
+use crate::records::{JobEffect, JobId, JobLease, JobOutcome, JobRecord, JobState, NewJob};
+use crate::revocations::store_crl;
 use crate::{Jobs, Result, SqlStore, StoreError};
 
 struct JobRow {
@@ -19,6 +21,7 @@ struct JobRow {
     max_attempts: i64,
     last_error: Option<String>,
     lease_owner: Option<String>,
+    lease_token: i64,
     lease_expires_ms: Option<i64>,
     created_ms: i64,
     updated_ms: i64,
@@ -36,6 +39,7 @@ crate::row::from_row!(JobRow {
     max_attempts,
     last_error,
     lease_owner,
+    lease_token,
     lease_expires_ms,
     created_ms,
     updated_ms,
@@ -57,6 +61,7 @@ impl TryFrom<JobRow> for JobRecord {
                 .map_err(|_| corrupt("jobs.max_attempts"))?,
             last_error: r.last_error,
             lease_owner: r.lease_owner,
+            lease_token: r.lease_token,
             lease_expires_ms: r.lease_expires_ms,
             created_ms: r.created_ms,
             updated_ms: r.updated_ms,
@@ -96,6 +101,59 @@ macro_rules! insert_job {
     }};
 }
 pub(crate) use insert_job;
+
+/// Queues `$job` in transaction `$tx` of pool `$p` (the effect [`JobEffect::Enqueue`]), unless a
+/// live job has its dedupe key: then nothing is queued, which is what the key is for (logged at
+/// debug level, for diagnosis). Returns from the enclosing function on a database error.
+macro_rules! enqueue_effect {
+    ($tx:ident, $p:ident, $job:expr) => {{
+        let job: &NewJob = $job;
+        let inserted: Option<i64> = insert_job!(&mut *$tx, job)?;
+        match inserted {
+            Some(_) => {
+                if let Some(notify) = dialect::of($p).notify_enqueued {
+                    sqlx::query(notify).execute(&mut *$tx).await?;
+                }
+            }
+            None => tracing::debug!(
+                kind = %job.kind,
+                dedupe_key = job.dedupe_key.as_deref().unwrap_or_default(),
+                "job not queued: a live job has its dedupe key"
+            ),
+        }
+    }};
+}
+
+/// Applies `$effect` in transaction `$tx` of pool `$p` at `$now`: each kind of effect is written
+/// by the aggregate it belongs to. Returns from the enclosing function on a database error;
+/// evaluates to whether the change counter must move (a cached read changed).
+macro_rules! apply_effect {
+    ($tx:ident, $p:ident, $effect:expr, $now:expr) => {{
+        match $effect {
+            JobEffect::RecordPush(rec) => {
+                insert_push!(&mut *$tx, rec)?;
+                true
+            }
+            JobEffect::Enqueue(job) => {
+                enqueue_effect!($tx, $p, job);
+                false
+            }
+            JobEffect::StoreCrl { crl, covers, next } => {
+                store_crl!($tx, crl, *covers, next, $now);
+                if let Some(notify) = dialect::of($p).notify_enqueued {
+                    sqlx::query(notify).execute(&mut *$tx).await?;
+                }
+                false
+            }
+            JobEffect::RecordReminder {
+                cert_id,
+                notice_type,
+                not_after_ms,
+                sent_ms,
+            } => record_reminder!($tx, cert_id, notice_type, *not_after_ms, *sent_ms),
+        }
+    }};
+}
 
 #[async_trait]
 impl Jobs for SqlStore {
@@ -157,7 +215,7 @@ impl Jobs for SqlStore {
         lease_ms: i64,
     ) -> Result<Option<JobRecord>> {
         let row: Option<JobRow> = db_run!(&self.pool, |p| {
-            sqlx::query_as(CLAIM_ONE)
+            sqlx::query_as(dialect::of(p).claim_job)
                 .bind(owner)
                 .bind(now_ms)
                 .bind(lease_ms)
@@ -168,120 +226,66 @@ impl Jobs for SqlStore {
         row.map(TryInto::try_into).transpose()
     }
 
-    async fn renew_lease(
-        &self,
-        id: JobId,
-        owner: &str,
-        now_ms: i64,
-        lease_ms: i64,
-    ) -> Result<bool> {
+    async fn renew_lease(&self, lease: &JobLease, lease_ms: i64) -> Result<bool> {
         db_run!(&self.pool, |p| {
-            let done = sqlx::query(
-                "UPDATE jobs SET lease_expires_ms = $1 + $2, updated_ms = $1 \
-                 WHERE id = $3 AND lease_owner = $4 AND state = 'running'",
-            )
-            .bind(now_ms)
-            .bind(lease_ms)
-            .bind(id.0)
-            .bind(owner)
-            .execute(p)
-            .await?;
+            let done = sqlx::query(dialect::of(p).renew_lease)
+                .bind(lease.id.0)
+                .bind(lease.owner.as_str())
+                .bind(lease.token)
+                .bind(lease_ms)
+                .execute(p)
+                .await?;
             Ok(done.rows_affected() == 1)
         })
     }
 
     async fn finish(
         &self,
-        id: JobId,
-        owner: &str,
+        lease: &JobLease,
         outcome: &JobOutcome,
         effects: &[JobEffect],
         now_ms: i64,
     ) -> Result<bool> {
-        let (state, due_ms, error, finished_ms) = match outcome {
-            JobOutcome::Done => (JobState::Done, None, None, Some(now_ms)),
+        // (state, next due, error, end, attempts given back)
+        let (state, due_ms, error, finished_ms, uncounted) = match outcome {
+            JobOutcome::Done => (JobState::Done, None, None, Some(now_ms), 0_i64),
+            JobOutcome::Wait { due_ms } => (JobState::Pending, Some(*due_ms), None, None, 1),
             JobOutcome::Retry { due_ms, error } => {
-                (JobState::Pending, Some(*due_ms), Some(clip(error)), None)
+                (JobState::Pending, Some(*due_ms), Some(clip(error)), None, 0)
             }
             JobOutcome::Failed { error } => {
-                (JobState::Failed, None, Some(clip(error)), Some(now_ms))
+                (JobState::Failed, None, Some(clip(error)), Some(now_ms), 0)
             }
         };
         db_run!(&self.pool, |p| {
             let mut tx = p.begin().await?;
             let done = sqlx::query(
                 "UPDATE jobs SET state = $1, due_ms = COALESCE($2, due_ms), \
-                 last_error = COALESCE($3, last_error), finished_ms = $4, lease_owner = NULL, \
-                 lease_expires_ms = NULL, updated_ms = $5 \
-                 WHERE id = $6 AND lease_owner = $7 AND state = 'running'",
+                 last_error = COALESCE($3, last_error), finished_ms = $4, \
+                 attempts = attempts - $5, lease_owner = NULL, lease_expires_ms = NULL, \
+                 updated_ms = $6 \
+                 WHERE id = $7 AND lease_owner = $8 AND lease_token = $9 AND state = 'running'",
             )
             .bind(state.as_str())
             .bind(due_ms)
             .bind(error.as_deref())
             .bind(finished_ms)
+            .bind(uncounted)
             .bind(now_ms)
-            .bind(id.0)
-            .bind(owner)
+            .bind(lease.id.0)
+            .bind(lease.owner.as_str())
+            .bind(lease.token)
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() != 1 {
-                // The lease was lost (expired and taken by another worker): nothing of this
-                // attempt is recorded; the new holder will do the work.
+                // The lease was lost (expired and claimed again): nothing of this attempt is
+                // recorded; the new holder will do the work.
                 tx.rollback().await?;
                 return Ok(false);
             }
             let mut bump = false;
             for effect in effects {
-                match effect {
-                    JobEffect::RecordPush(rec) => {
-                        insert_push!(&mut *tx, rec)?;
-                        bump = true;
-                    }
-                    JobEffect::Enqueue(job) => {
-                        let _: Option<i64> = insert_job!(&mut *tx, job)?;
-                        if let Some(notify) = dialect::of(p).notify_enqueued {
-                            sqlx::query(notify).execute(&mut *tx).await?;
-                        }
-                    }
-                    JobEffect::StoreCrl { crl, covers, next } => {
-                        crate::revocations::store_crl!(tx, crl, *covers, next, now_ms);
-                        if let Some(notify) = dialect::of(p).notify_enqueued {
-                            sqlx::query(notify).execute(&mut *tx).await?;
-                        }
-                    }
-                    JobEffect::RecordReminder {
-                        cert_id,
-                        notice_type,
-                        not_after_ms,
-                        sent_ms,
-                    } => {
-                        sqlx::query(
-                            "INSERT INTO certificate_reminders (cert_id, notice_type, \
-                             not_after_ms, sent_ms) SELECT id, $2, $3, $4 FROM certificates \
-                             WHERE id = $1 ON CONFLICT DO NOTHING",
-                        )
-                        .bind(cert_id.as_str())
-                        .bind(notice_type.as_str())
-                        .bind(*not_after_ms)
-                        .bind(*sent_ms)
-                        .execute(&mut *tx)
-                        .await?;
-                        if notice_type == "CERT_EXPIRED" {
-                            // Conditional: only what still reads as expired at this expiry.
-                            let done = sqlx::query(
-                                "UPDATE certificates SET status = 'EXPIRED', updated_ms = $1 \
-                                 WHERE id = $2 AND status IN ('ISSUED', 'UPLOAD') \
-                                 AND not_after_ms = $3 AND not_after_ms <= $1",
-                            )
-                            .bind(*sent_ms)
-                            .bind(cert_id.as_str())
-                            .bind(*not_after_ms)
-                            .execute(&mut *tx)
-                            .await?;
-                            bump |= done.rows_affected() > 0;
-                        }
-                    }
-                }
+                bump |= apply_effect!(tx, p, effect, now_ms);
             }
             if bump {
                 sqlx::query(BUMP).execute(&mut *tx).await?;
@@ -291,16 +295,17 @@ impl Jobs for SqlStore {
         })
     }
 
-    async fn release(&self, id: JobId, owner: &str, now_ms: i64) -> Result<bool> {
+    async fn release(&self, lease: &JobLease, now_ms: i64) -> Result<bool> {
         db_run!(&self.pool, |p| {
             let done = sqlx::query(
                 "UPDATE jobs SET state = 'pending', attempts = attempts - 1, due_ms = $1, \
                  lease_owner = NULL, lease_expires_ms = NULL, updated_ms = $1 \
-                 WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+                 WHERE id = $2 AND lease_owner = $3 AND lease_token = $4 AND state = 'running'",
             )
             .bind(now_ms)
-            .bind(id.0)
-            .bind(owner)
+            .bind(lease.id.0)
+            .bind(lease.owner.as_str())
+            .bind(lease.token)
             .execute(p)
             .await?;
             Ok(done.rows_affected() == 1)

@@ -51,7 +51,7 @@ pub use cas::Cas;
 pub use console::Console;
 pub use csrs::{CsrQuery, CsrRecord, Csrs, MAX_KEYED_CSRS};
 pub use imports::{ImportOutcome, Imports};
-pub use notices::{DueReminder, Notices};
+pub use notices::{CERT_EXPIRED, CERT_EXPIRING, DueReminder, Notices};
 pub use pool::Backend;
 pub use records::*;
 pub use revocations::{CrlInputs, CrlRecord, NewRevocation, Revocations, RevokedSerial};
@@ -283,7 +283,9 @@ pub trait Jobs: Send + Sync {
     /// first is pending or running: the first one's id is returned instead.
     async fn enqueue(&self, job: &NewJob) -> Result<JobId>;
     /// Claims up to `limit` jobs that are due (`due_ms <= now_ms`) and not leased (or whose lease
-    /// expired), for `owner` until `now_ms + lease_ms`; counts an attempt for each.
+    /// expired), for `owner`, with a lease of `lease_ms`; counts an attempt for each. Leases are
+    /// set and compared on the database's clock (one clock for every process on the database);
+    /// `now_ms` is only compared with `due_ms` and stored as `updated_ms`.
     async fn claim(
         &self,
         owner: &str,
@@ -299,21 +301,21 @@ pub trait Jobs: Send + Sync {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<Option<JobRecord>>;
-    /// Extends `owner`'s lease to `now_ms + lease_ms`; `false` if the lease was lost.
-    async fn renew_lease(&self, id: JobId, owner: &str, now_ms: i64, lease_ms: i64)
-    -> Result<bool>;
-    /// Ends a job held by `owner` (done, retry later, or failed) and applies `effects` in the
-    /// same transaction; `false` (and nothing written) if the lease was lost.
+    /// Extends `lease` to `lease_ms` from now (on the database's clock); `false` if the job is
+    /// no longer held by that claim.
+    async fn renew_lease(&self, lease: &JobLease, lease_ms: i64) -> Result<bool>;
+    /// Ends a job held by `lease` (done, wait, retry later, or failed) and applies `effects` in
+    /// the same transaction; `false` (and nothing written) if the job is no longer held by that
+    /// claim.
     async fn finish(
         &self,
-        id: JobId,
-        owner: &str,
+        lease: &JobLease,
         outcome: &JobOutcome,
         effects: &[JobEffect],
         now_ms: i64,
     ) -> Result<bool>;
-    /// Gives up `owner`'s lease without counting the attempt (shutdown): the job is due again at once.
-    async fn release(&self, id: JobId, owner: &str, now_ms: i64) -> Result<bool>;
+    /// Gives up `lease` without counting the attempt (shutdown): the job is due again at once.
+    async fn release(&self, lease: &JobLease, now_ms: i64) -> Result<bool>;
     /// One job.
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>>;
     /// Jobs, newest first, optionally only those in `state`.

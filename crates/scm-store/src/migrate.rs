@@ -32,6 +32,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_jobs.sql"),
         include_str!("../migrations/postgres/0003_jobs.sql"),
     ),
+    // --- job lease ---
+    (
+        16,
+        "job lease",
+        include_str!("../migrations/sqlite/0016_job_lease.sql"),
+        include_str!("../migrations/postgres/0016_job_lease.sql"),
+    ),
     (
         4,
         "limits",

@@ -9,6 +9,53 @@ use scm_proto::{CertificateId, DomainId};
 use crate::pool::db_run;
 use crate::{Result, SqlStore};
 
+/// The reminder sent when a certificate comes within the reminder window of its expiry.
+pub const CERT_EXPIRING: &str = "CERT_EXPIRING";
+/// The reminder sent when a certificate has expired; recording it also stores the certificate
+/// as `EXPIRED` ([`crate::JobEffect::RecordReminder`]).
+pub const CERT_EXPIRED: &str = "CERT_EXPIRED";
+
+/// Records, in transaction `$tx`, that the reminder of `$notice_type` for the expiry
+/// `$not_after_ms` of certificate `$cert_id` was dealt with at `$sent_ms`; for [`CERT_EXPIRED`],
+/// also stores the certificate's status as `EXPIRED` if it still reads so at this expiry (the
+/// effect [`crate::JobEffect::RecordReminder`]). Returns from the enclosing function on a
+/// database error; evaluates to whether a certificate changed (the change counter must move).
+macro_rules! record_reminder {
+    ($tx:ident, $cert_id:expr, $notice_type:expr, $not_after_ms:expr, $sent_ms:expr) => {{
+        let cert_id: &scm_proto::CertificateId = $cert_id;
+        let notice_type: &str = $notice_type;
+        let not_after_ms: i64 = $not_after_ms;
+        let sent_ms: i64 = $sent_ms;
+        sqlx::query(
+            "INSERT INTO certificate_reminders (cert_id, notice_type, not_after_ms, sent_ms) \
+             SELECT id, $2, $3, $4 FROM certificates WHERE id = $1 ON CONFLICT DO NOTHING",
+        )
+        .bind(cert_id.as_str())
+        .bind(notice_type)
+        .bind(not_after_ms)
+        .bind(sent_ms)
+        .execute(&mut *$tx)
+        .await?;
+        if notice_type == $crate::notices::CERT_EXPIRED {
+            // Conditional: only what still reads as expired at this expiry.
+            let done = sqlx::query(
+                "UPDATE certificates SET status = 'EXPIRED', updated_ms = $1 \
+                 WHERE id = $2 AND status IN ('ISSUED', 'UPLOAD') \
+                 AND not_after_ms = $3 AND not_after_ms <= $1",
+            )
+            .bind(sent_ms)
+            .bind(cert_id.as_str())
+            .bind(not_after_ms)
+            .execute(&mut *$tx)
+            .await?;
+            done.rows_affected() > 0
+        } else {
+            false
+        }
+    }};
+}
+pub(crate) use record_reminder;
+
 /// A reminder the sweep owes: a certificate in its reminder window whose reminder of this kind
 /// for this expiry was not sent yet.
 #[derive(Debug, Clone, PartialEq, Eq)]

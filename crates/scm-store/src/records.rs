@@ -762,7 +762,10 @@ pub struct JobRecord {
     pub last_error: Option<String>,
     /// Worker holding the lease.
     pub lease_owner: Option<String>,
-    /// When the lease ends unless renewed.
+    /// Claims of the job so far, never given back (unlike `attempts`): while it runs, the token
+    /// of the claim that holds it (see [`JobLease`]).
+    pub lease_token: i64,
+    /// When the lease ends unless renewed, on the database's clock.
     pub lease_expires_ms: Option<i64>,
     /// When it was added.
     pub created_ms: i64,
@@ -772,11 +775,45 @@ pub struct JobRecord {
     pub finished_ms: Option<i64>,
 }
 
+impl JobRecord {
+    /// The claim a running job is held by (`None` unless it is running).
+    pub fn lease(&self) -> Option<JobLease> {
+        match (&self.state, &self.lease_owner) {
+            (JobState::Running, Some(owner)) => Some(JobLease {
+                id: self.id,
+                owner: owner.clone(),
+                token: self.lease_token,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// One claim of a job: the worker that holds it and which of the job's claims it is. Renewing
+/// the lease, ending the job (with its effects) and releasing it are conditional on it, so an
+/// attempt whose lease expired and was claimed again (by another worker, or by the same one)
+/// records nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JobLease {
+    /// The job.
+    pub id: JobId,
+    /// The worker.
+    pub owner: String,
+    /// The job's `lease_token` as this claim set it (it grows with every claim).
+    pub token: i64,
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
     /// Finished: the job will not run again.
     Done,
+    /// Not ready yet: run again at `due_ms`. The attempt is not counted and the last error is
+    /// kept.
+    Wait {
+        /// Next look.
+        due_ms: i64,
+    },
     /// Failed for now: run again at `due_ms`.
     Retry {
         /// Next attempt.
@@ -805,7 +842,7 @@ pub enum JobEffect {
     RecordReminder {
         /// The certificate.
         cert_id: CertificateId,
-        /// `CERT_EXPIRING` or `CERT_EXPIRED`.
+        /// [`crate::CERT_EXPIRING`] or [`crate::CERT_EXPIRED`].
         notice_type: String,
         /// The expiry the reminder is about.
         not_after_ms: i64,

@@ -509,7 +509,7 @@ mod tests {
         };
         assert!(
             store
-                .finish(job.id, "w", &JobOutcome::Done, &[effect], 110)
+                .finish(&job.lease().unwrap(), &JobOutcome::Done, &[effect], 110)
                 .await
                 .unwrap()
         );
@@ -541,7 +541,7 @@ mod tests {
         };
         assert!(
             store
-                .finish(job.id, "w", &JobOutcome::Done, &[effect], 810)
+                .finish(&job.lease().unwrap(), &JobOutcome::Done, &[effect], 810)
                 .await
                 .unwrap()
         );
@@ -567,7 +567,7 @@ mod tests {
         ];
         assert!(
             store
-                .finish(job.id, "w", &JobOutcome::Done, &effects, 820)
+                .finish(&job.lease().unwrap(), &JobOutcome::Done, &effects, 820)
                 .await
                 .unwrap()
         );

@@ -143,6 +143,7 @@ suite!(
     revision_moves_with_every_cached_write,
     concurrent_issuance_records_exactly_one,
     jobs_lease_retry_and_finish,
+    a_waiting_job_is_due_again_and_not_counted,
     quotas_are_checked_and_counted_with_the_order,
     tokens_per_credential_are_capped_and_expired_ones_purged,
     job_effects_commit_with_the_job,
@@ -1152,8 +1153,35 @@ fn new_job(kind: &str, key: Option<&str>, due_ms: i64) -> NewJob {
 
 const LEASE: i64 = 30_000;
 
+/// The database's clock, the one leases are set and compared on (Unix ms).
+async fn db_now(raw: &mut RawConn) -> i64 {
+    let sql = match raw {
+        RawConn::Sqlite(_) => <sqlx::Sqlite as crate::dialect::Dialect>::SQL.now_ms,
+        RawConn::Postgres(_) => <sqlx::Postgres as crate::dialect::Dialect>::SQL.now_ms,
+    };
+    raw.count(sql).await
+}
+
+/// Claims job `id` for `owner` as soon as it is claimable (a lease is running out on the
+/// database's clock), trying for 10 s at most.
+async fn claim_once_expired(store: &SqlStore, id: JobId, owner: &str, now_ms: i64) -> JobRecord {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(job) = store.claim_one(id, owner, now_ms, LEASE).await.unwrap() {
+            return job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {id} was still leased 10 s later: {:?}",
+            store.job(id).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn jobs_lease_retry_and_finish(db: TestDb) {
     let store = db.store().await;
+    let mut raw = raw_connection(&db.url).await;
     let now = 1_000_000;
     let a = store.enqueue(&new_job("a", None, now)).await.unwrap();
     let b = store.enqueue(&new_job("b", None, now - 5)).await.unwrap();
@@ -1161,13 +1189,23 @@ async fn jobs_lease_retry_and_finish(db: TestDb) {
         .enqueue(&new_job("later", None, now + 60_000))
         .await
         .unwrap();
-    // Due jobs only, oldest due first, one attempt counted each.
+    // Due jobs only, oldest due first, one attempt counted each; the lease runs on the
+    // database's clock, whatever the clock of the worker that claims.
+    let before = db_now(&mut raw).await;
     let got = store.claim("w1", now, LEASE, 10).await.unwrap();
+    let after = db_now(&mut raw).await;
     assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![b, a]);
-    assert!(got.iter().all(|j| j.attempts == 1
-        && j.state == JobState::Running
-        && j.lease_owner.as_deref() == Some("w1")
-        && j.lease_expires_ms == Some(now + LEASE)));
+    assert!(
+        got.iter().all(|j| j.attempts == 1
+            && j.state == JobState::Running
+            && j.lease_owner.as_deref() == Some("w1")
+            && j.lease_token == 1
+            && j.updated_ms == now
+            && j.lease_expires_ms
+                .is_some_and(|e| (before + LEASE..=after + LEASE).contains(&e))),
+        "{got:?} leased between {before} and {after} on the database's clock"
+    );
+    let (lb, la) = (got[0].lease().unwrap(), got[1].lease().unwrap());
     assert!(
         store
             .claim("w2", now + 1, LEASE, 10)
@@ -1176,76 +1214,106 @@ async fn jobs_lease_retry_and_finish(db: TestDb) {
             .is_empty(),
         "leased"
     );
-    assert!(store.renew_lease(a, "w1", now + 10, LEASE).await.unwrap());
     assert!(
-        !store.renew_lease(a, "w2", now + 10, LEASE).await.unwrap(),
+        store
+            .claim_one(a, "w2", i64::MAX / 2, LEASE)
+            .await
+            .unwrap()
+            .is_none(),
+        "a worker whose clock is far ahead does not take a live lease"
+    );
+    assert!(store.renew_lease(&la, LEASE).await.unwrap());
+    let not_w1 = JobLease {
+        owner: "w2".into(),
+        ..la.clone()
+    };
+    assert!(
+        !store.renew_lease(&not_w1, LEASE).await.unwrap(),
         "not w2's lease"
+    );
+    let not_this_claim = JobLease {
+        token: la.token + 1,
+        ..la.clone()
+    };
+    assert!(
+        !store.renew_lease(&not_this_claim, LEASE).await.unwrap(),
+        "not that claim"
     );
     assert!(
         store
-            .finish(a, "w1", &JobOutcome::Done, &[], now + 20)
+            .finish(&la, &JobOutcome::Done, &[], now + 20)
             .await
             .unwrap()
     );
     let done = store.job(a).await.unwrap().unwrap();
     assert_eq!(
-        (done.state, done.finished_ms, done.lease_owner),
-        (JobState::Done, Some(now + 20), None)
+        (done.state, done.finished_ms, done.lease(), done.lease_owner),
+        (JobState::Done, Some(now + 20), None, None)
     );
     assert!(
         !store
-            .finish(a, "w1", &JobOutcome::Done, &[], now + 21)
+            .finish(&la, &JobOutcome::Done, &[], now + 21)
             .await
             .unwrap(),
         "once"
     );
 
-    // w1 dies holding b: once its lease expires, w2 claims b again.
-    let after_expiry = now + LEASE + 1;
-    let again = store.claim("w2", after_expiry, LEASE, 10).await.unwrap();
+    // w1 hangs holding b: its last renewal was short (250 ms of real time on the database's
+    // clock) and none follows. Once that runs out, b is claimed again, here by w1 itself: the
+    // new claim is told apart from the hung one, which can record nothing any more.
+    assert!(store.renew_lease(&lb, 250).await.unwrap());
+    let again = claim_once_expired(&store, b, "w1", now + 1).await;
     assert_eq!(
-        again.iter().map(|j| (j.id, j.attempts)).collect::<Vec<_>>(),
-        vec![(b, 2)]
+        (
+            again.attempts,
+            again.lease_owner.as_deref(),
+            again.lease_token
+        ),
+        (2, Some("w1"), 2)
+    );
+    let lb2 = again.lease().unwrap();
+    assert!(
+        !store.renew_lease(&lb, LEASE).await.unwrap(),
+        "the hung attempt cannot renew"
     );
     assert!(
         !store
-            .finish(b, "w1", &JobOutcome::Done, &[], after_expiry)
+            .finish(&lb, &JobOutcome::Done, &[], now + 2)
             .await
             .unwrap(),
-        "the dead worker's late answer is refused"
+        "the hung attempt's late answer is refused"
+    );
+    assert!(
+        !store.release(&lb, now + 2).await.unwrap(),
+        "nor can it give the job back"
     );
     let retry = JobOutcome::Retry {
-        due_ms: after_expiry + 5_000,
+        due_ms: now + 5_000,
         error: "timed out".into(),
     };
-    assert!(
-        store
-            .finish(b, "w2", &retry, &[], after_expiry)
-            .await
-            .unwrap()
-    );
+    assert!(store.finish(&lb2, &retry, &[], now + 3).await.unwrap());
     let pending = store.job(b).await.unwrap().unwrap();
     assert_eq!(
         (pending.state, pending.due_ms, pending.last_error.as_deref()),
-        (JobState::Pending, after_expiry + 5_000, Some("timed out"))
+        (JobState::Pending, now + 5_000, Some("timed out"))
     );
     assert!(
         store
-            .claim("w2", after_expiry + 4_999, LEASE, 10)
+            .claim("w2", now + 4_999, LEASE, 10)
             .await
             .unwrap()
             .is_empty(),
         "backoff"
     );
     let third = store
-        .claim_one(b, "w3", after_expiry + 5_000, LEASE)
+        .claim_one(b, "w3", now + 5_000, LEASE)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(third.attempts, 3);
+    assert_eq!((third.attempts, third.lease_token), (3, 3));
     assert!(
         store
-            .claim_one(b, "w4", after_expiry + 5_001, LEASE)
+            .claim_one(b, "w4", now + 5_001, LEASE)
             .await
             .unwrap()
             .is_none()
@@ -1255,7 +1323,7 @@ async fn jobs_lease_retry_and_finish(db: TestDb) {
     };
     assert!(
         store
-            .finish(b, "w3", &failed, &[], after_expiry + 6_000)
+            .finish(&third.lease().unwrap(), &failed, &[], now + 6_000)
             .await
             .unwrap()
     );
@@ -1265,18 +1333,29 @@ async fn jobs_lease_retry_and_finish(db: TestDb) {
         (JobState::Failed, Some("no such target"))
     );
 
-    // Shutdown: a released job is due at once and its attempt is not counted.
+    // Shutdown: a released job is due at once and its attempt is not counted (its claim is:
+    // the token never goes back).
     let t = now + 70_000;
     let claimed = store.claim("w5", t, LEASE, 10).await.unwrap();
     assert_eq!(
         claimed.iter().map(|j| j.id).collect::<Vec<_>>(),
         vec![later]
     );
-    assert!(store.release(later, "w5", t + 1).await.unwrap());
+    assert!(
+        store
+            .release(&claimed[0].lease().unwrap(), t + 1)
+            .await
+            .unwrap()
+    );
     let released = store.job(later).await.unwrap().unwrap();
     assert_eq!(
-        (released.state, released.attempts, released.due_ms),
-        (JobState::Pending, 0, t + 1)
+        (
+            released.state,
+            released.attempts,
+            released.due_ms,
+            released.lease_token
+        ),
+        (JobState::Pending, 0, t + 1, 1)
     );
     let listed = store.jobs(Some(JobState::Failed), 10).await.unwrap();
     assert_eq!(listed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![b]);
@@ -1300,6 +1379,121 @@ async fn jobs_lease_retry_and_finish(db: TestDb) {
     );
 }
 
+/// "Not ready yet": a job that waits is due again at the time it names, its attempt not counted
+/// and its last error kept, its effects written with it; a stale claim cannot make it wait.
+async fn a_waiting_job_is_due_again_and_not_counted(db: TestDb) {
+    let store = db.store().await;
+    let id = store.enqueue(&new_job("order", None, 0)).await.unwrap();
+    let followers = || async {
+        store
+            .jobs(None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|j| j.kind == "follow")
+            .count()
+    };
+    // A first attempt fails and is retried...
+    let first = store.claim("w1", 10, LEASE, 1).await.unwrap().remove(0);
+    let retry = JobOutcome::Retry {
+        due_ms: 20,
+        error: "the CA is busy".into(),
+    };
+    assert!(
+        store
+            .finish(&first.lease().unwrap(), &retry, &[], 11)
+            .await
+            .unwrap()
+    );
+    // ...the second finds the work not ready: it waits until 1_000, uncounted.
+    let second = store.claim("w1", 20, LEASE, 1).await.unwrap().remove(0);
+    assert_eq!(second.attempts, 2);
+    let follow = new_job("follow", Some("follow:1"), 1_000_000);
+    let wait = JobOutcome::Wait { due_ms: 1_000 };
+    assert!(
+        store
+            .finish(
+                &second.lease().unwrap(),
+                &wait,
+                &[JobEffect::Enqueue(follow.clone())],
+                21
+            )
+            .await
+            .unwrap()
+    );
+    let waiting = store.job(id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            waiting.state,
+            waiting.attempts,
+            waiting.due_ms,
+            waiting.last_error.as_deref(),
+            waiting.lease_owner.as_deref(),
+            waiting.lease_expires_ms,
+            waiting.finished_ms,
+            waiting.updated_ms,
+        ),
+        (
+            JobState::Pending,
+            1,
+            1_000,
+            Some("the CA is busy"),
+            None,
+            None,
+            None,
+            21
+        )
+    );
+    assert_eq!(followers().await, 1, "the effect is written with the wait");
+    assert!(
+        store.claim("w1", 999, LEASE, 10).await.unwrap().is_empty(),
+        "not before its time"
+    );
+    let third = store
+        .claim_one(id, "w2", 1_000, LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (third.attempts, third.lease_token),
+        (2, 3),
+        "the wait was not counted; every claim is"
+    );
+    // The earlier claim's wait is refused, effects and all.
+    let stale = JobOutcome::Wait { due_ms: 5 };
+    assert!(
+        !store
+            .finish(
+                &second.lease().unwrap(),
+                &stale,
+                &[JobEffect::Enqueue(new_job("follow", None, 1_000_000))],
+                1_001
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(followers().await, 1);
+    // An effect whose dedupe key is live queues nothing (the wait itself is recorded).
+    let wait = JobOutcome::Wait { due_ms: 2_000 };
+    assert!(
+        store
+            .finish(
+                &third.lease().unwrap(),
+                &wait,
+                &[JobEffect::Enqueue(follow)],
+                1_002
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(followers().await, 1, "one live job per key");
+    let waiting = store.job(id).await.unwrap().unwrap();
+    assert_eq!(
+        (waiting.state, waiting.attempts, waiting.due_ms),
+        (JobState::Pending, 1, 2_000)
+    );
+}
+
 async fn job_effects_commit_with_the_job(db: TestDb) {
     let store = db.store().await;
     let (acc, proj) = account(1);
@@ -1317,8 +1511,10 @@ async fn job_effects_commit_with_the_job(db: TestDb) {
         detail: String::new(),
         targets: "t".into(),
     };
-    let id = store.enqueue(&new_job("deliver", None, 0)).await.unwrap();
-    store.claim("w1", 10, LEASE, 1).await.unwrap();
+    store.enqueue(&new_job("deliver", None, 0)).await.unwrap();
+    let w1 = store.claim("w1", 10, LEASE, 1).await.unwrap()[0]
+        .lease()
+        .unwrap();
     let before = store.revision().await.unwrap();
     // A failed attempt and its retry are one transaction...
     let retry = JobOutcome::Retry {
@@ -1328,8 +1524,7 @@ async fn job_effects_commit_with_the_job(db: TestDb) {
     assert!(
         store
             .finish(
-                id,
-                "w1",
+                &w1,
                 &retry,
                 &[JobEffect::RecordPush(push(11, PushOutcome::Failure))],
                 11
@@ -1342,12 +1537,13 @@ async fn job_effects_commit_with_the_job(db: TestDb) {
         "the history cache is dropped"
     );
     // ...and a worker that lost its lease records nothing at all.
-    store.claim("w2", 20, LEASE, 1).await.unwrap();
+    let w2 = store.claim("w2", 20, LEASE, 1).await.unwrap()[0]
+        .lease()
+        .unwrap();
     assert!(
         !store
             .finish(
-                id,
-                "w1",
+                &w1,
                 &JobOutcome::Done,
                 &[JobEffect::RecordPush(push(21, PushOutcome::Success))],
                 21
@@ -1358,8 +1554,7 @@ async fn job_effects_commit_with_the_job(db: TestDb) {
     assert!(
         store
             .finish(
-                id,
-                "w2",
+                &w2,
                 &JobOutcome::Done,
                 &[JobEffect::RecordPush(push(22, PushOutcome::Success))],
                 22
@@ -1398,7 +1593,7 @@ async fn job_dedupe_keys(db: TestDb) {
         store.enqueue(&new_job("x", None, 0)).await.unwrap(),
     ];
     assert_ne!(unkeyed[0], unkeyed[1]);
-    store
+    let claimed = store
         .claim_one(first, "w", 1, LEASE)
         .await
         .unwrap()
@@ -1412,7 +1607,7 @@ async fn job_dedupe_keys(db: TestDb) {
         "running counts"
     );
     store
-        .finish(first, "w", &JobOutcome::Done, &[], 2)
+        .finish(&claimed.lease().unwrap(), &JobOutcome::Done, &[], 2)
         .await
         .unwrap();
     let next = store
@@ -1444,7 +1639,7 @@ async fn two_stores_never_claim_the_same_job(db: TestDb) {
                 for j in got {
                     assert!(
                         store
-                            .finish(j.id, &owner, &JobOutcome::Done, &[], 101)
+                            .finish(&j.lease().unwrap(), &JobOutcome::Done, &[], 101)
                             .await
                             .unwrap()
                     );
@@ -1866,8 +2061,10 @@ async fn reminders_are_due_once_per_kind_and_expiry(db: TestDb) {
         "past its end, only CERT_EXPIRED is due; the unissued one never is"
     );
     // Recorded with the end of a job: not due again, and an expired one is stored EXPIRED.
-    let job = store.enqueue(&new_job("reminders", None, 0)).await.unwrap();
-    store.claim("w1", 15_000, LEASE, 1).await.unwrap();
+    store.enqueue(&new_job("reminders", None, 0)).await.unwrap();
+    let job = store.claim("w1", 15_000, LEASE, 1).await.unwrap()[0]
+        .lease()
+        .unwrap();
     let record = |id: &CertificateId, kind: &str, end| JobEffect::RecordReminder {
         cert_id: id.clone(),
         notice_type: kind.into(),
@@ -1877,8 +2074,7 @@ async fn reminders_are_due_once_per_kind_and_expiry(db: TestDb) {
     assert!(
         store
             .finish(
-                job,
-                "w1",
+                &job,
                 &JobOutcome::Done,
                 &[
                     record(&ids[0], "CERT_EXPIRED", 10_000),

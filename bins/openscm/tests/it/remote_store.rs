@@ -10,9 +10,9 @@ use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, Project
 use scm_store::{
     AccountRecord, Accounts, ApplicationRecord, Backend, Bootstrap, CaRecord, CertificateRecord,
     CertificateTag, Certificates, CredentialRecord, CredentialStatus, DueReminder, IssuedRecord,
-    JobEffect, JobId, JobOutcome, JobRecord, JobState, Jobs, ListQuery, Meta, NewCertificate,
-    NewJob, Notices, OrderRecord, ProjectRecord, PushRecord, Pushes, Quotas, Result, Store,
-    TagRecord, Tags, TokenRecord,
+    JobEffect, JobId, JobLease, JobOutcome, JobRecord, JobState, Jobs, ListQuery, Meta,
+    NewCertificate, NewJob, Notices, OrderRecord, ProjectRecord, PushRecord, Pushes, Quotas,
+    Result, Store, TagRecord, Tags, TokenRecord,
 };
 // --- csr ---
 use scm_proto::CsrId;
@@ -294,30 +294,23 @@ impl Jobs for RemoteStore {
         self.wire().await;
         self.inner.claim_one(id, owner, now_ms, lease_ms).await
     }
-    async fn renew_lease(
-        &self,
-        id: JobId,
-        owner: &str,
-        now_ms: i64,
-        lease_ms: i64,
-    ) -> Result<bool> {
+    async fn renew_lease(&self, lease: &JobLease, lease_ms: i64) -> Result<bool> {
         self.wire().await;
-        self.inner.renew_lease(id, owner, now_ms, lease_ms).await
+        self.inner.renew_lease(lease, lease_ms).await
     }
     async fn finish(
         &self,
-        id: JobId,
-        owner: &str,
+        lease: &JobLease,
         outcome: &JobOutcome,
         effects: &[JobEffect],
         now_ms: i64,
     ) -> Result<bool> {
         self.wire().await;
-        self.inner.finish(id, owner, outcome, effects, now_ms).await
+        self.inner.finish(lease, outcome, effects, now_ms).await
     }
-    async fn release(&self, id: JobId, owner: &str, now_ms: i64) -> Result<bool> {
+    async fn release(&self, lease: &JobLease, now_ms: i64) -> Result<bool> {
         self.wire().await;
-        self.inner.release(id, owner, now_ms).await
+        self.inner.release(lease, now_ms).await
     }
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
         self.wire().await;

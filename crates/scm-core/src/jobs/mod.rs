@@ -1,12 +1,41 @@
 //! Durable jobs: work that must happen outside a request, and must happen even if the process
 //! that asked for it dies (pushes and their retries, notifications, the expiry sweep, CRL
-//! signing; validation checks and renewals next). A job is a row in the store ([`scm_store::Jobs`]); a
-//! [`JobRunner`] claims due jobs with a lease, runs them through a [`JobHandler`], and records
-//! each attempt's outcome together with its effects on the store, in one transaction.
+//! signing; validation checks, renewals and ACME orders next). A job is a row in the store
+//! ([`scm_store::Jobs`]); a [`JobRunner`] claims due jobs with a lease, runs them through a
+//! [`JobHandler`], and records each attempt's outcome together with its effects on the store, in
+//! one transaction.
 //!
-//! Retries back off exponentially with jitter, up to an attempt limit per [`JobKind`]; then the
-//! job is `failed` with the reason. Time comes from the [`crate::Clock`], so tests drive backoff
-//! with a fixed clock and [`JobRunner::tick`] instead of sleeping.
+//! An attempt ends ([`Attempt`]) in one of three ways:
+//! - **done**: the job will not run again;
+//! - **wait** ([`Attempt::Wait`]): not ready yet (an order the CA is still processing, a DNS
+//!   record not visible yet), look again at `until_ms`. The job goes back to `pending`, due
+//!   then; the attempt is not counted against the kind's limit and the last error is kept. It is
+//!   logged at debug level: waiting is normal. Nothing bounds a series of waits: a handler that
+//!   waits must give up by itself (on its own deadline, e.g. from `created_ms`);
+//! - **failed**: retried with exponential backoff and jitter, up to an attempt limit per
+//!   [`JobKind`]; then (or at once, for a permanent failure) the job is `failed` with the
+//!   reason. A handler that panics fails transiently; a second panic in a row fails the job for
+//!   good (a panic that repeats is a bug, not an outage).
+//!
+//! Every outcome is recorded with its effects ([`scm_store::JobEffect`]) in one transaction.
+//!
+//! **Leases and fencing.** A claim leases the job to one worker, and the runner renews the lease
+//! every third of its length while the handler runs. Lease times are the database's clock
+//! (SQLite's or the PostgreSQL server's), so that servers whose clocks differ agree on when a
+//! lease has expired; a worker that dies or stalls loses the job to another one a lease length
+//! after its last renewal. Each claim gets its own token ([`scm_store::JobLease`]): renewing,
+//! recording the outcome (and its effects) and releasing are conditional on that claim, so an
+//! attempt whose lease expired is never recorded, even if the same worker claimed the job again.
+//! When a renewal finds the lease lost, the runner fires the attempt's [`CancellationToken`]
+//! (given to [`JobHandler::attempt`]), stops waiting for it (dropping it after
+//! [`LOST_LEASE_GRACE`]) and reports [`AttemptReport::Lost`]. Effects outside the store (a
+//! delivery, a call to a CA) may still happen twice around a lost lease: handlers stay
+//! idempotent, and check the token before a step that must not be repeated.
+//!
+//! Due times (`due_ms`, backoff, waits) come from the [`crate::Clock`], so tests drive them with
+//! a fixed clock and [`JobRunner::run_due`] instead of sleeping; lease expiry is real time.
+//!
+//! [`CancellationToken`]: tokio_util::sync::CancellationToken
 
 mod runner;
 
@@ -14,7 +43,7 @@ use std::time::Duration;
 
 use scm_store::JobEffect;
 
-pub use runner::{AttemptReport, JobHandler, JobRunner, JobSettings};
+pub use runner::{AttemptReport, JobHandler, JobRunner, JobSettings, LOST_LEASE_GRACE};
 
 /// What a job does. The stored `kind` is [`JobKind::as_str`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -179,6 +208,14 @@ pub enum Attempt {
         /// Changes to the store that are part of the work, recorded with the job's end.
         effects: Vec<JobEffect>,
     },
+    /// Not ready yet: look again at `until_ms` (e.g. a CA's `Retry-After`). The job is due
+    /// then; this attempt is not counted and the last error is kept.
+    Wait {
+        /// When to look again ([`crate::Clock`] time, Unix ms).
+        until_ms: i64,
+        /// Changes to the store that are part of this attempt (e.g. progress to keep).
+        effects: Vec<JobEffect>,
+    },
     /// It did not work.
     Failed {
         /// Why, safe to show to the account.
@@ -189,6 +226,9 @@ pub enum Attempt {
         effects: Vec<JobEffect>,
     },
 }
+
+#[cfg(test)]
+mod runner_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,12 @@
-//! [`JobRunner`]: claims due jobs with a lease, runs them, renews the lease while they run, and
-//! records how each attempt ended.
+//! [`JobRunner`]: claims due jobs with a lease, runs them, renews the lease while they run (and
+//! stops an attempt whose lease is lost), and records how each attempt ended.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use scm_store::{JobId, JobOutcome, JobRecord, Store, StoreError};
+use scm_store::{JobEffect, JobId, JobLease, JobOutcome, JobRecord, Jobs, StoreError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -18,8 +18,9 @@ use crate::{Clock, random};
 /// How the runner works; the defaults suit a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobSettings {
-    /// How long a claim holds a job without renewal. A worker that dies loses its jobs to
-    /// another worker this long after its last renewal (renewals happen every third of it).
+    /// How long a claim holds a job without renewal, on the database's clock. A worker that dies
+    /// (or stalls) loses its jobs to another worker this long after its last renewal (renewals
+    /// happen every third of it).
     pub lease: Duration,
     /// How often the store is asked for due jobs.
     pub poll: Duration,
@@ -44,14 +45,32 @@ impl Default for JobSettings {
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
     /// Does the job's work once. It may run again after a crash, so it must be idempotent.
-    async fn attempt(&self, job: &JobRecord) -> Attempt;
+    ///
+    /// `cancel` fires when this attempt's lease is lost (another worker may be running the job
+    /// already): the handler should stop at once, and must not start anything that cannot be
+    /// repeated after it fired. The runner stops waiting then, and drops the handler's future
+    /// if it has not returned within [`LOST_LEASE_GRACE`]; nothing it returns is recorded.
+    async fn attempt(&self, job: &JobRecord, cancel: &CancellationToken) -> Attempt;
 }
+
+/// How long an attempt whose lease was lost may take to return (to stop cleanly) after its
+/// token fired, before it is dropped.
+pub const LOST_LEASE_GRACE: Duration = Duration::from_secs(1);
+
+/// The message of a failure that was a panic of the handler: a second one in a row (the last
+/// error is this one) fails the job for good.
+pub(super) const PANICKED: &str = "the attempt failed unexpectedly (an internal error)";
 
 /// What became of one attempt, for whoever waits on it (the request that asked for a push).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptReport {
     /// The job is done.
     Done,
+    /// The job is not ready yet: it runs again at `until_ms` (this attempt not counted).
+    Waiting {
+        /// Next attempt.
+        until_ms: i64,
+    },
     /// The attempt failed; `retry_at_ms` is when the job runs again, `None` if it never will.
     Failed {
         /// Why, safe to show.
@@ -59,8 +78,8 @@ pub enum AttemptReport {
         /// Next attempt, if any.
         retry_at_ms: Option<i64>,
     },
-    /// The outcome could not be recorded (this worker lost its lease, or the store failed): the
-    /// job stays with the store, and runs again.
+    /// The outcome could not be recorded (this worker lost its lease, before or while the
+    /// handler ran, or the store failed): the job stays with the store, and runs again.
     Lost {
         /// Why.
         reason: String,
@@ -70,14 +89,14 @@ pub enum AttemptReport {
 /// Claims and runs jobs for one process. Several runners (in several processes on one
 /// PostgreSQL) share the queue; the store's leases keep them from running a job twice at once.
 pub struct JobRunner {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Jobs>,
     clock: Arc<dyn Clock>,
     owner: String,
     settings: JobSettings,
     tracker: TaskTracker,
     stopping: CancellationToken,
     slots: Arc<Semaphore>,
-    running: Mutex<HashMap<JobId, AbortHandle>>,
+    running: Mutex<HashMap<JobId, (AbortHandle, JobLease)>>,
     wake: Notify,
 }
 
@@ -112,7 +131,7 @@ fn jitter() -> f64 {
 
 impl JobRunner {
     /// A runner for this process, with a fresh worker id.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: JobSettings) -> Arc<Self> {
+    pub fn new(store: Arc<dyn Jobs>, clock: Arc<dyn Clock>, settings: JobSettings) -> Arc<Self> {
         let suffix = random::bytes::<6>()
             .map(hex::encode)
             .unwrap_or_else(|_| "000000000000".into());
@@ -129,7 +148,7 @@ impl JobRunner {
         })
     }
 
-    /// This worker's id, as stored in the leases it holds.
+    /// This worker's id, as stored in the leases it holds (each claim adds its own token).
     pub fn owner(&self) -> &str {
         &self.owner
     }
@@ -198,7 +217,9 @@ impl JobRunner {
                 // Cannot happen (we claimed no more than the free slots, and only ticks and
                 // run_now take slots); give the job back rather than overrun.
                 Err(_) => {
-                    let _ = self.store.release(job.id, &self.owner, now).await;
+                    if let Some(lease) = job.lease() {
+                        let _ = self.store.release(&lease, now).await;
+                    }
                 }
             }
         }
@@ -256,18 +277,15 @@ impl JobRunner {
         {
             return 0;
         }
-        let unfinished: Vec<(JobId, AbortHandle)> = match self.running.lock() {
-            Ok(mut running) => running.drain().collect(),
+        let unfinished: Vec<(AbortHandle, JobLease)> = match self.running.lock() {
+            Ok(mut running) => running.drain().map(|(_, entry)| entry).collect(),
             Err(_) => Vec::new(),
         };
         let mut released = 0;
-        for (id, handle) in unfinished {
+        for (handle, lease) in unfinished {
             handle.abort();
-            match self
-                .store
-                .release(id, &self.owner, self.clock.now_ms())
-                .await
-            {
+            let id = lease.id;
+            match self.store.release(&lease, self.clock.now_ms()).await {
                 Ok(true) => released += 1,
                 Ok(false) => {}
                 Err(e) => {
@@ -292,6 +310,7 @@ impl JobRunner {
     ) -> oneshot::Receiver<AttemptReport> {
         let (tx, rx) = oneshot::channel();
         let id = job.id;
+        let lease = job.lease();
         let this = self.clone();
         let handle = self.tracker.spawn(async move {
             let report = this.attempt(handler, job).await;
@@ -303,10 +322,10 @@ impl JobRunner {
             this.wake.notify_one();
             let _ = tx.send(report);
         });
-        if let Ok(mut running) = self.running.lock() {
+        if let (Ok(mut running), Some(lease)) = (self.running.lock(), lease) {
             // The attempt may already have ended (and removed nothing): keep no stale entry.
             if !handle.is_finished() {
-                running.insert(id, handle.abort_handle());
+                running.insert(id, (handle.abort_handle(), lease));
             }
         }
         rx
@@ -318,10 +337,17 @@ impl JobRunner {
         job: JobRecord,
     ) -> AttemptReport {
         let id = job.id;
+        let Some(lease) = job.lease() else {
+            // Cannot happen: the store hands out claimed jobs, running and leased.
+            tracing::error!(job = %id, "a claimed job holds no lease");
+            return AttemptReport::Lost {
+                reason: "the job was not claimed".into(),
+            };
+        };
         let Some(kind) = JobKind::parse(&job.kind) else {
             let error = format!("unknown job kind {:?}", job.kind);
             return self
-                .record(id, JobOutcome::Failed { error }, Vec::new())
+                .record(&lease, JobOutcome::Failed { error }, Vec::new())
                 .await;
         };
         if job.attempts > job.max_attempts {
@@ -330,38 +356,61 @@ impl JobRunner {
                 job.max_attempts
             );
             return self
-                .record(id, JobOutcome::Failed { error }, Vec::new())
+                .record(&lease, JobOutcome::Failed { error }, Vec::new())
                 .await;
         }
+        // Fired by the renewer when the lease is lost: the handler is told, and we stop waiting.
+        let lost = CancellationToken::new();
         let renewer = AbortOnDrop(tokio::spawn(renew_lease(
             self.store.clone(),
-            self.clock.clone(),
-            id,
-            self.owner.clone(),
+            lease.clone(),
             self.settings.lease,
+            lost.clone(),
         )));
         let attempts = job.attempts;
         let shared = Arc::new(job);
         let for_handler = shared.clone();
-        let mut running = AbortOnDrop(tokio::spawn(
-            async move { handler.attempt(&for_handler).await },
-        ));
-        let attempt = match (&mut running.0).await {
+        let cancel = lost.clone();
+        let mut running = AbortOnDrop(tokio::spawn(async move {
+            handler.attempt(&for_handler, &cancel).await
+        }));
+        let joined = tokio::select! {
+            joined = &mut running.0 => joined,
+            () = lost.cancelled() => {
+                // Another worker may be running the job now. Whatever this attempt returns
+                // cannot be recorded (the store refuses a lost claim); give it a moment to stop
+                // cleanly, then drop it.
+                let stopped = tokio::time::timeout(LOST_LEASE_GRACE, &mut running.0).await.is_ok();
+                drop(running);
+                tracing::warn!(job = %id, kind = kind.as_str(), attempts, stopped, "job lease lost while running: the attempt was stopped and nothing of it recorded");
+                return AttemptReport::Lost {
+                    reason: "the job's lease was lost while it ran; another worker took it over"
+                        .into(),
+                };
+            }
+        };
+        drop(renewer);
+        let attempt = match joined {
             Ok(a) => a,
             Err(e) => {
-                tracing::error!(job = %id, kind = kind.as_str(), error = %e, "job attempt panicked");
+                // A deterministic panic would panic again: retried once, then given up.
+                let again = shared.last_error.as_deref() == Some(PANICKED);
+                tracing::error!(job = %id, kind = kind.as_str(), attempts, again, error = %e, "job attempt panicked");
                 Attempt::Failed {
-                    message: "the attempt failed unexpectedly".into(),
-                    transient: true,
+                    message: PANICKED.into(),
+                    transient: !again,
                     effects: Vec::new(),
                 }
             }
         };
-        drop(renewer);
         let (outcome, effects) = match attempt {
             Attempt::Done { effects } => {
                 tracing::info!(job = %id, kind = kind.as_str(), attempts, "job done");
                 (JobOutcome::Done, effects)
+            }
+            Attempt::Wait { until_ms, effects } => {
+                tracing::debug!(job = %id, kind = kind.as_str(), attempts, until_ms, "job not ready yet; it waits");
+                (JobOutcome::Wait { due_ms: until_ms }, effects)
             }
             Attempt::Failed {
                 message,
@@ -384,24 +433,22 @@ impl JobRunner {
                 (JobOutcome::Failed { error: message }, effects)
             }
         };
-        self.record(id, outcome, effects).await
+        self.record(&lease, outcome, effects).await
     }
 
     /// Ends the attempt in the store (with its effects) and says how it ended.
     async fn record(
         &self,
-        id: JobId,
+        lease: &JobLease,
         outcome: JobOutcome,
-        effects: Vec<scm_store::JobEffect>,
+        effects: Vec<JobEffect>,
     ) -> AttemptReport {
+        let id = lease.id;
         let now = self.clock.now_ms();
-        match self
-            .store
-            .finish(id, &self.owner, &outcome, &effects, now)
-            .await
-        {
+        match self.store.finish(lease, &outcome, &effects, now).await {
             Ok(true) => match outcome {
                 JobOutcome::Done => AttemptReport::Done,
+                JobOutcome::Wait { due_ms } => AttemptReport::Waiting { until_ms: due_ms },
                 JobOutcome::Retry { due_ms, error } => AttemptReport::Failed {
                     message: error,
                     retry_at_ms: Some(due_ms),
@@ -427,27 +474,25 @@ impl JobRunner {
     }
 }
 
-/// Renews a lease every third of its length until aborted, or until the lease is lost.
+/// Renews a lease every third of its length until aborted; when the store says the lease is
+/// lost (expired and claimed again), fires `lost` and returns.
 async fn renew_lease(
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    id: JobId,
-    owner: String,
-    lease: Duration,
+    store: Arc<dyn Jobs>,
+    lease: JobLease,
+    length: Duration,
+    lost: CancellationToken,
 ) {
-    let every = (lease / 3).max(Duration::from_millis(50));
+    let every = (length / 3).max(Duration::from_millis(50));
     loop {
         tokio::time::sleep(every).await;
-        match store
-            .renew_lease(id, &owner, clock.now_ms(), millis(lease))
-            .await
-        {
+        match store.renew_lease(&lease, millis(length)).await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::warn!(job = %id, "job lease lost while running");
+                tracing::warn!(job = %lease.id, "job lease lost while running; stopping the attempt");
+                lost.cancel();
                 return;
             }
-            Err(e) => tracing::warn!(job = %id, error = %e, "cannot renew a job lease"),
+            Err(e) => tracing::warn!(job = %lease.id, error = %e, "cannot renew a job lease"),
         }
     }
 }

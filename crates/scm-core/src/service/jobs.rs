@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use scm_proto::{CertificateId, DomainId};
 use scm_store::{JobEffect, JobRecord, PushOutcome, PushRecord};
+use tokio_util::sync::CancellationToken;
 
 use crate::deploy::{DeliveryErrorKind, Material, PushTarget};
 use crate::issuance;
@@ -18,7 +19,9 @@ use super::revocation::CrlJob;
 
 #[async_trait]
 impl JobHandler for Scm {
-    async fn attempt(&self, job: &JobRecord) -> Attempt {
+    // No kind stops early on a lost lease yet: each attempt is short, idempotent, and dropped
+    // by the runner soon after the token fires.
+    async fn attempt(&self, job: &JobRecord, _cancel: &CancellationToken) -> Attempt {
         match JobKind::parse(&job.kind) {
             Some(JobKind::Deliver) => match serde_json::from_str::<DeliverJob>(&job.payload) {
                 Ok(d) => self.attempt_delivery(job, &d).await,

@@ -67,6 +67,10 @@ impl Scm {
             AttemptReport::Done => Ok(()),
             AttemptReport::Failed { message, .. } => Err(DomainError::PushFailed(message)),
             AttemptReport::Lost { reason } => Err(DomainError::PushFailed(reason)),
+            // A delivery never waits; were one to, the push is not done yet.
+            AttemptReport::Waiting { .. } => Err(DomainError::PushFailed(
+                "the push is not done yet; it will be tried again".into(),
+            )),
         }
     }
 

@@ -80,8 +80,8 @@ impl KeyPoolSettings {
 }
 
 impl Default for KeyPoolSettings {
-    /// 8 RSA_2048 keys, 2 RSA_3072 and 2 RSA_4096 (once asked for): a few ms of memory, and
-    /// about a second of one core to fill, at low priority.
+    /// 8 RSA_2048 keys, 2 RSA_3072 and 2 RSA_4096 (once asked for): about 20 KiB of memory,
+    /// and a second or two of one core to fill, at low priority.
     fn default() -> Self {
         Self::from_rsa_pool_size(Self::DEFAULT_RSA_POOL_SIZE)
     }
@@ -100,6 +100,9 @@ pub struct KeyGenerator {
     running: AtomicUsize,
     waiting: AtomicUsize,
     pool: KeyPool,
+    /// Whether the refill's threads run at nice 19 (always, but in the tests of the pool's
+    /// logic: on a machine busy with other tests a nice-19 thread may wait a minute for a core).
+    low_priority: bool,
 }
 
 /// RSA key generations under way and waiting for their turn, and the key pool
@@ -148,7 +151,7 @@ impl Drop for WakeOnDrop<'_> {
 /// The ready keys of every pooled algorithm, and what wakes their refill.
 struct KeyPool {
     slots: [Slot; 3],
-    /// Rung when a key is taken, an algorithm is first asked for, or a request's generation ends.
+    /// Rung when a key is taken or a request's generation ends.
     wake: Notify,
     from_pool: AtomicU64,
     on_request: AtomicU64,
@@ -203,13 +206,12 @@ impl KeyPool {
         self.slots.iter().find(|s| s.algorithm == algorithm)
     }
 
-    /// A ready key of `algorithm`, if any. The first request for an algorithm switches its pool
-    /// on; a key taken, or a pool switched on, wakes the refill.
+    /// A ready key of `algorithm`, if any; a key taken wakes the refill. The first request for
+    /// an algorithm switches its pool on (its refill starts once that request has its key: the
+    /// request's generation wakes it as it ends).
     fn take(&self, algorithm: KeyAlgorithm) -> Option<PrivateKey> {
         let slot = self.slot(algorithm).filter(|s| s.target > 0)?;
-        if !slot.active.swap(true, Ordering::SeqCst) {
-            self.wake.notify_one();
-        }
+        slot.active.store(true, Ordering::SeqCst);
         let key = slot.keys().pop()?;
         self.from_pool.fetch_add(1, Ordering::Relaxed);
         self.wake.notify_one();
@@ -262,6 +264,7 @@ impl KeyGenerator {
             running: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             pool: KeyPool::new(pool),
+            low_priority: true,
         }
     }
 
@@ -375,7 +378,7 @@ impl KeyGenerator {
         };
         let made = {
             let _running = Counted::new(&self.running);
-            generate_low_priority(slot.algorithm).await
+            generate_on_own_thread(slot.algorithm, self.low_priority).await
         };
         drop(core);
         match made {
@@ -391,15 +394,20 @@ impl KeyGenerator {
     }
 }
 
-/// Generates a key on a thread of its own at the lowest CPU priority. Not on tokio's blocking
-/// pool: its threads are reused for requests' work, and a priority lowered cannot be raised
-/// back without privilege.
-async fn generate_low_priority(algorithm: KeyAlgorithm) -> Result<PrivateKey, DomainError> {
+/// Generates a key on a thread of its own, at the lowest CPU priority if `low_priority`. Not on
+/// tokio's blocking pool: its threads are reused for requests' work, and a priority lowered
+/// cannot be raised back without privilege.
+async fn generate_on_own_thread(
+    algorithm: KeyAlgorithm,
+    low_priority: bool,
+) -> Result<PrivateKey, DomainError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("openscm-keypool".into())
         .spawn(move || {
-            lower_priority();
+            if low_priority {
+                lower_priority();
+            }
             // A refill stopped meanwhile drops the key here, wiped.
             let _ = tx.send(PrivateKey::generate(algorithm));
         })
@@ -452,6 +460,14 @@ mod tests {
             .map_or(usize::MAX, |(_, n)| *n)
     }
 
+    /// A generator of `cores`, one generation at once per account, whose refill runs at normal
+    /// priority (this is about the pool's logic; the priority has its own test).
+    fn generator(pool: KeyPoolSettings, cores: usize) -> KeyGenerator {
+        let mut g = KeyGenerator::with_cores(1, pool, cores);
+        g.low_priority = false;
+        g
+    }
+
     fn pool(rsa_2048: usize, rsa_3072: usize) -> KeyPoolSettings {
         KeyPoolSettings {
             rsa_2048,
@@ -482,7 +498,7 @@ mod tests {
     /// A ready key is handed out as it is: no generation, no core, no turn.
     #[tokio::test]
     async fn a_ready_key_is_served_without_generating() {
-        let gen_ = KeyGenerator::with_cores(1, pool(2, 0), 1);
+        let gen_ = generator(pool(2, 0), 1);
         let pooled = PrivateKey::generate(KeyAlgorithm::Rsa2048).unwrap();
         gen_.pool
             .slot(KeyAlgorithm::Rsa2048)
@@ -516,7 +532,7 @@ mod tests {
     /// key is made before the burst's second one.
     #[tokio::test]
     async fn an_empty_pool_falls_back_to_the_fair_path() {
-        let gen_ = Arc::new(KeyGenerator::with_cores(1, pool(2, 0), 1));
+        let gen_ = Arc::new(generator(pool(2, 0), 1));
         let done = Arc::new(Mutex::new(Vec::new()));
         let apply = |who: &'static str, n: usize| {
             let (gen_, done) = (gen_.clone(), done.clone());
@@ -550,7 +566,7 @@ mod tests {
     /// taken is replaced; a larger size is filled only once asked for.
     #[tokio::test]
     async fn the_refill_tops_the_pools_up_to_their_targets() {
-        let gen_ = Arc::new(KeyGenerator::with_cores(1, pool(2, 1), 2));
+        let gen_ = Arc::new(generator(pool(2, 1), 2));
         let cancel = CancellationToken::new();
         let refill = tokio::spawn({
             let (gen_, cancel) = (gen_.clone(), cancel.clone());
@@ -594,7 +610,7 @@ mod tests {
     /// once the request has its key, the refill goes on.
     #[tokio::test]
     async fn the_refill_yields_to_waiting_requests() {
-        let gen_ = Arc::new(KeyGenerator::with_cores(1, pool(1, 0), 1));
+        let gen_ = Arc::new(generator(pool(1, 0), 1));
         // No request waiting, the core taken (by a request running): the refill does not queue
         // for it, where it would be served before the requests that come after it.
         let running = gen_.cores.clone().acquire_owned().await.unwrap();
@@ -675,6 +691,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn the_refill_thread_runs_at_the_lowest_priority() {
+        assert!(KeyGenerator::new(1, KeyPoolSettings::NONE).low_priority);
         let mine = rustix::process::getpriority_process(None).unwrap();
         let theirs = std::thread::spawn(|| {
             lower_priority();

@@ -1,5 +1,5 @@
-"""External programs the suites run beside OpenSCM: nginx today; HAProxy, Pebble,
-challtestsrv or BIND, and an SMTP server as the lifecycle issues add them.
+"""External programs the suites run beside OpenSCM: nginx, pebble-challtestsrv as a DNS
+server; HAProxy, Pebble, BIND and an SMTP server as the lifecycle issues add them.
 
 A `Component` is started once for as long as a fixture's scope says (a session-scoped
 fixture starts it once for the whole suite run: seconds, not minutes, per suite), in its
@@ -17,11 +17,13 @@ exits or misses the deadline, the error carries what it printed. A fixture start
 import contextlib
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import time
 from pathlib import Path
 
+import requests
 from cryptography import x509
 
 from e2e_helpers import (E2EError, free_port, port_open, require_tool, self_signed_pem,
@@ -215,36 +217,77 @@ class Nginx(TcpComponent):
                              f"last TLS error: {last_error})\n{tail(self.error_log)}")
 
 
-class ChallTestSrv(TcpComponent):
-    """pebble-challtestsrv (test-infra.md section 1, Mode B) as the DNS server OpenSCM's
-    validation resolver is pointed at: TXT records are set and cleared through its management
-    API; every A query is answered with 127.0.0.1. Ready when the management port answers."""
+def free_dns_port() -> int:
+    """A port from `free_port()` that is free for UDP too (a DNS server takes both)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise E2EError("no port free for both TCP and UDP in 50 tries")
+
+
+class ChallTestSrv(Component):
+    """pebble-challtestsrv (Debian `pebble`; test-infra.md section 1, Mode B) as a DNS server on
+    127.0.0.1: every A query is answered with 127.0.0.1 and AAAA with nothing, so any name
+    reaches a server the test runs on loopback; TXT records are set and cleared through its
+    management API (`set_txt`, `clear_txt`). Its HTTP-01, HTTPS and TLS-ALPN responders are off.
+    Ready when its DNS port accepts TCP and its management API answers.
+
+    Records live until cleared, across tests: clear what you set, or use names of your own.
+    OpenSCM is pointed at it with `[validation] nameservers = ["<dns_addr>"]`."""
+
     name = "challtestsrv"
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, dns_port: int = None, management_port: int = None):
         super().__init__(root)
         self.binary = require_tool("pebble-challtestsrv")
-        self.dns_port = free_port()
-        self.port = free_port()  # management
+        self.dns_port = dns_port or free_dns_port()
+        self.management_port = management_port or free_port()
+        # Its own session: no proxy from the environment between us and loopback.
+        self.http = requests.Session()
+        self.http.trust_env = False
 
     @property
     def dns_addr(self) -> str:
+        """`127.0.0.1:<port>` of its DNS server (UDP and TCP)."""
         return f"127.0.0.1:{self.dns_port}"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.management_port}"
 
     def command(self):
         return [self.binary, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
                 "-dns01", self.dns_addr, "-http01", "", "-https01", "", "-tlsalpn01", "",
-                "-management", f"127.0.0.1:{self.port}"]
+                "-management", f"127.0.0.1:{self.management_port}"]
+
+    def ready(self) -> bool:
+        if not port_open(self.dns_port):
+            return False
+        try:
+            return self.http.post(f"{self.management_url}/clear-txt",
+                                  json={"host": "ready.invalid."}, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
 
     def _post(self, path: str, body: dict):
-        import requests
-        resp = requests.post(f"http://127.0.0.1:{self.port}{path}", json=body, timeout=5)
-        if resp.status_code != 200:
-            raise E2EError(f"challtestsrv {path} {body}: {resp.status_code} {resp.text}")
+        response = self.http.post(f"{self.management_url}{path}", json=body, timeout=5)
+        if response.status_code != 200:
+            raise E2EError(f"challtestsrv {path} {body}: {response.status_code} {response.text}\n"
+                           f"{self.output()}")
 
     def set_txt(self, host: str, value: str):
-        """Adds a TXT record (`host` without the trailing dot is fine)."""
-        self._post("/set-txt", {"host": host.rstrip(".") + ".", "value": value})
+        """Adds a TXT record `value` at `host` (a second value adds a second record)."""
+        self._post("/set-txt", {"host": _absolute(host), "value": value})
 
     def clear_txt(self, host: str):
-        self._post("/clear-txt", {"host": host.rstrip(".") + "."})
+        """Removes every TXT record at `host`."""
+        self._post("/clear-txt", {"host": _absolute(host)})
+
+
+def _absolute(host: str) -> str:
+    return host.rstrip(".") + "."

@@ -19,7 +19,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from components import Nginx, started  # noqa: E402
+from components import ChallTestSrv, Nginx, started  # noqa: E402
 from e2e_helpers import (  # noqa: E402
     REPO_ROOT,
     PgBase,
@@ -203,3 +203,14 @@ def nginx_target_toml(nginx):
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def challtestsrv(tmp_path_factory):
+    """pebble-challtestsrv as the DNS server of domain validation, one for the whole run (it
+    starts in well under a second, but nothing in it belongs to one test): every name resolves
+    to 127.0.0.1; `set_txt`/`clear_txt` change TXT records; `dns_addr` is what a server's
+    `[validation] nameservers` names. TXT records outlive the test that set them: clear them,
+    or use names no other test uses."""
+    with started(ChallTestSrv(tmp_path_factory.mktemp("challtestsrv"))) as instance:
+        yield instance

@@ -6,7 +6,8 @@
 #                                         before it runs the two suites side by side)
 #
 # - installs nginx, openssl, postgresql-client, prometheus (promtool), a Java runtime (keytool),
-#   chromium and chromium-driver with apt-get when missing (we are root);
+#   chromium and chromium-driver, pebble (challtestsrv), dnsutils (dig) and faketime with apt-get
+#   when missing (we are root);
 # - creates/reuses the venv <repo>/.venv-e2e with tests/e2e/requirements.txt;
 # - creates a throwaway PostgreSQL database on 127.0.0.1:5432 (or, if nothing answers
 #   there, on a private cluster on 127.0.0.1:15432) and exports OPENSCM_TEST_PG_URL;
@@ -34,6 +35,11 @@ command -v keytool >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)  # test
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool: the shipped alert rules
+# domain validation: challtestsrv is the suite's DNS server (components.ChallTestSrv), dig asks it;
+# faketime shifts a server's clock
+command -v pebble-challtestsrv >/dev/null 2>&1 || missing+=(pebble)
+command -v dig >/dev/null 2>&1 || missing+=(dnsutils)
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 for tool in psql createdb dropdb pg_dump pg_isready; do
   if ! command -v "$tool" >/dev/null 2>&1; then missing+=(postgresql-client); break; fi
 done

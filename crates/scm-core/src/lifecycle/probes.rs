@@ -32,16 +32,19 @@ pub trait TxtLookup: Send + Sync + 'static {
 pub struct FetchedFile {
     /// The final URL, after the redirects followed.
     pub url: String,
-    /// The body (at most the fetcher's size cap), lossily decoded as UTF-8.
+    /// The body as sent (at most the fetcher's size cap), lossily decoded as UTF-8; compare it
+    /// trimmed, as web servers and editors add line ends.
     pub body: String,
 }
 
 /// Fetches the file of FILE validation: `GET http://<name>/.well-known/pki-validation/<file>`
 /// on port 80, following redirects only as the CA/Browser Forum Baseline Requirements allow
 /// (3.2.2.4.18/19: 301, 302, 307 and 308, to `http` on port 80 or `https` on port 443), through
-/// the operator's egress policy.
+/// the operator's egress policy. (The operator may move "port 80" elsewhere for a test setup:
+/// `scm_outbound::dcv::FileFetchConfig::http_port`.)
 #[async_trait]
 pub trait FileFetch: Send + Sync + 'static {
-    /// Fetches `url`; a status other than 200 is an error that names it.
+    /// Fetches `url`; a status other than 200 is an error that names it (transient for 5xx
+    /// and network failures, not for 4xx, refused redirects or an oversized body).
     async fn fetch(&self, url: &str) -> Result<FetchedFile, ProbeError>;
 }

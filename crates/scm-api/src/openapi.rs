@@ -33,10 +33,10 @@ use scm_proto::tags::{
 use scm_proto::v2::{MessageResponse, PushBody as V2PushBody, PushHistoryResponse, RevokeBody};
 use scm_proto::v3::{
     ApplicationBody, AutoRenewBody, AutoRenewResponse, CERTIFICATE_ID_PATTERN, CaRootResponse,
-    CertificateVersionsResponse, DomainsResponse, RenewCertificateResponse,
-    ExportCertificateResponse, HealthResponse, ListCertificatesQuery, ListCertificatesResponse,
-    PurchaseBody, PurchaseResponse, PushBody as V3PushBody, RequestInfoResponse,
-    ShowCertificateResponse, TokenResponse,
+    CertificateVersionsResponse, DomainsResponse, ExportCertificateResponse, HealthResponse,
+    ListCertificatesQuery, ListCertificatesResponse, PurchaseBody, PurchaseResponse,
+    PushBody as V3PushBody, RenewCertificateResponse, RequestInfoResponse, ShowCertificateResponse,
+    TokenResponse,
 };
 use scm_proto::{CertType, ErrorBody, ErrorCode, Method, Operation, Scope};
 use serde_json::{Map, Value, json};

@@ -497,3 +497,283 @@ impl Versions for SqlStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use scm_proto::{CertificateId, CertificateStatus};
+
+    use crate::records::{NewEvent, NewJob, NewVersion, VersionExpect};
+    use crate::tests::{TestDb, account, application, issued, order, with_postgres, with_sqlite};
+    use crate::{Accounts, Certificates, Jobs, Versions};
+
+    #[tokio::test]
+    async fn versions_renewals_and_validation_sqlite() {
+        with_sqlite(versions_renewals_and_validation).await;
+    }
+
+    #[tokio::test]
+    async fn versions_renewals_and_validation_postgres() {
+        with_postgres(versions_renewals_and_validation).await;
+    }
+
+    fn event(what: &str) -> NewEvent {
+        NewEvent {
+            event: what.into(),
+            detail: "d".into(),
+            actor: "test".into(),
+        }
+    }
+
+    fn version(
+        id: &CertificateId,
+        expect: VersionExpect,
+        serial: &str,
+        renew_at: i64,
+    ) -> NewVersion {
+        let mut material = issued(10_000);
+        material.serial_hex = serial.into();
+        NewVersion {
+            id: id.clone(),
+            expect,
+            application: matches!(expect, VersionExpect::Status(_))
+                .then(|| application("www.v.test")),
+            issued: material,
+            reason: "test".into(),
+            renew_at_ms: Some(renew_at),
+            event: event("issued"),
+            now_ms: 500,
+        }
+    }
+
+    fn renew_job(id: &CertificateId, seq: u32) -> NewJob {
+        NewJob {
+            kind: "renew".into(),
+            payload: format!("{{\"cert\":\"{id}\",\"seq\":{seq}}}"),
+            dedupe_key: Some(format!("renew:{id}:{seq}")),
+            due_ms: 0,
+            max_attempts: 3,
+            created_ms: 0,
+        }
+    }
+
+    async fn versions_renewals_and_validation(db: TestDb) {
+        let store = db.store().await;
+        let (a, p) = account(1);
+        store.create_account(&a, &p).await.unwrap();
+        let ids = order(&store, &a, &p, 3, 1_700_000_000_000).await;
+        let (x, y, z) = (&ids[0], &ids[1], &ids[2]);
+
+        // The first issuance: only from the expected status, version 1.
+        assert!(
+            !store
+                .add_version(version(
+                    x,
+                    VersionExpect::Status(CertificateStatus::Issuing),
+                    "01",
+                    7_000
+                ))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .add_version(version(
+                    x,
+                    VersionExpect::Status(CertificateStatus::Paid),
+                    "01",
+                    7_000
+                ))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .add_version(version(
+                    y,
+                    VersionExpect::Status(CertificateStatus::Paid),
+                    "11",
+                    9_000
+                ))
+                .await
+                .unwrap()
+        );
+        let c = store.certificate(x).await.unwrap().unwrap();
+        assert_eq!(c.status, CertificateStatus::Issued);
+        assert_eq!(c.lifecycle.current_version, Some(1));
+        assert_eq!(c.lifecycle.renew_at_ms, Some(7_000));
+
+        // Two renewals of version 1: one version 2.
+        assert!(
+            store
+                .add_version(version(x, VersionExpect::Current(1), "02", 17_000))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .add_version(version(x, VersionExpect::Current(1), "03", 17_000))
+                .await
+                .unwrap()
+        );
+        let vs = store.versions(x).await.unwrap();
+        assert_eq!(
+            vs.iter()
+                .map(|v| (v.seq, v.issued.serial_hex.as_str()))
+                .collect::<Vec<_>>(),
+            [(2, "02"), (1, "01")]
+        );
+        assert_eq!(
+            store
+                .version(x, 1)
+                .await
+                .unwrap()
+                .unwrap()
+                .issued
+                .serial_hex,
+            "01"
+        );
+        let c = store.certificate(x).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                c.lifecycle.current_version,
+                c.issued.unwrap().serial_hex.as_str()
+            ),
+            (Some(2), "02")
+        );
+
+        // The sweep takes only what is due, once, and moves it on.
+        let make = |id: &CertificateId, seq: u32| renew_job(id, seq);
+        let q = store
+            .queue_due_renewals(10_000, 100, 50_000, &make)
+            .await
+            .unwrap();
+        assert_eq!(
+            q.iter()
+                .map(|r| (r.cert_id.clone(), r.seq))
+                .collect::<Vec<_>>(),
+            [(y.clone(), 1)]
+        );
+        assert!(
+            store
+                .queue_due_renewals(10_000, 100, 50_000, &make)
+                .await
+                .unwrap()
+                .is_empty(),
+            "moved on"
+        );
+        assert_eq!(store.renewals_due(10_000).await.unwrap(), 0);
+        let jobs = store.jobs(None, 100).await.unwrap();
+        assert_eq!(jobs.iter().filter(|j| j.kind == "renew").count(), 1);
+        // A version that moved on is not postponed.
+        assert!(!store.postpone_renewal(y, 2, 1).await.unwrap());
+        assert!(store.postpone_renewal(y, 1, 1).await.unwrap());
+        assert_eq!(store.renewals_due(10_000).await.unwrap(), 1);
+
+        // Auto-renew off takes it out of the sweep; on restores its version's time.
+        assert!(
+            store
+                .set_auto_renew(x, false, &event("auto_renew"), 600)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .certificate(x)
+                .await
+                .unwrap()
+                .unwrap()
+                .lifecycle
+                .renew_at_ms,
+            None
+        );
+        assert!(
+            store
+                .set_auto_renew(x, true, &event("auto_renew"), 601)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .certificate(x)
+                .await
+                .unwrap()
+                .unwrap()
+                .lifecycle
+                .renew_at_ms,
+            Some(17_000)
+        );
+
+        // A validation: started once (the start is kept), ended with its pending job stopped.
+        let check = NewJob {
+            kind: "validate".into(),
+            payload: "{}".into(),
+            dedupe_key: Some(format!("validate:{z}")),
+            due_ms: 0,
+            max_attempts: 3,
+            created_ms: 0,
+        };
+        assert!(
+            store
+                .start_validation(
+                    z,
+                    CertificateStatus::Paid,
+                    CertificateStatus::CheckingDomain,
+                    Some(&application("www.z.test")),
+                    &event("applied"),
+                    Some(&check),
+                    700
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .start_validation(
+                    z,
+                    CertificateStatus::Paid,
+                    CertificateStatus::CheckingDomain,
+                    None,
+                    &event("applied"),
+                    None,
+                    701
+                )
+                .await
+                .unwrap(),
+            "not PAID any more"
+        );
+        let c = store.certificate(z).await.unwrap().unwrap();
+        assert_eq!(
+            (c.status, c.lifecycle.validation_started_ms),
+            (CertificateStatus::CheckingDomain, Some(700))
+        );
+        assert_eq!(c.application.unwrap().domain, "www.z.test");
+        let end = crate::EndValidation {
+            expect: CertificateStatus::CheckingDomain,
+            to: CertificateStatus::Paid,
+            job_key: format!("validate:{z}"),
+            event: event("cancelled"),
+            now_ms: 800,
+        };
+        assert!(store.end_validation(z, &end).await.unwrap());
+        assert!(
+            !store.end_validation(z, &end).await.unwrap(),
+            "already ended"
+        );
+        let c = store.certificate(z).await.unwrap().unwrap();
+        assert_eq!(
+            (c.status, c.lifecycle.validation_started_ms),
+            (CertificateStatus::Paid, None)
+        );
+        let stopped = store.jobs(None, 100).await.unwrap();
+        let v = stopped.iter().find(|j| j.kind == "validate").unwrap();
+        assert_eq!(v.state, crate::JobState::Failed);
+        let events: Vec<String> = store
+            .events(z, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        assert_eq!(events, ["applied", "cancelled"]);
+    }
+}

@@ -308,7 +308,10 @@ pub async fn run(ctx: &Ctx, command: CertCommand) -> Result<u8, Failure> {
             output::print(ctx.format, &r, || {
                 output::fields(&[
                     ("certificate", Some(r.certificate_id.clone())),
-                    ("auto_renew", Some(if r.auto_renew { "on" } else { "off" }.into())),
+                    (
+                        "auto_renew",
+                        Some(if r.auto_renew { "on" } else { "off" }.into()),
+                    ),
                 ])
             });
             Ok(0)
@@ -447,7 +450,11 @@ async fn show(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
         }
         for v in &life.versions {
             t.row([
-                format!("version {}{}", v.version, if v.current { " (current)" } else { "" }),
+                format!(
+                    "version {}{}",
+                    v.version,
+                    if v.current { " (current)" } else { "" }
+                ),
                 format!(
                     "{} serial {} valid {} .. {}",
                     v.reason,

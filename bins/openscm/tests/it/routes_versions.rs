@@ -39,7 +39,11 @@ async fn routes_versions_renew_now_adds_a_version_and_keeps_the_earlier_one() {
     assert_eq!(v.versions.len(), 1);
     assert!(v.versions[0].current);
     assert_eq!(v.versions[0].reason, "issued");
-    assert!(v.events.iter().any(|e| e.event == "issued"), "{:?}", v.events);
+    assert!(
+        v.events.iter().any(|e| e.event == "issued"),
+        "{:?}",
+        v.events
+    );
     let first = a.export(&id).await.unwrap();
 
     let r = a.renew(&id).await.unwrap();
@@ -59,7 +63,10 @@ async fn routes_versions_renew_now_adds_a_version_and_keeps_the_earlier_one() {
     let old = a.export_version(&id, 1).await.unwrap();
     assert_eq!(old.certificate, first.certificate);
     assert_eq!(old.private_key, first.private_key);
-    assert_eq!(a.export_version(&id, 2).await.unwrap().certificate, renewed.certificate);
+    assert_eq!(
+        a.export_version(&id, 2).await.unwrap().certificate,
+        renewed.certificate
+    );
     // ShowCertificate describes the current version.
     let show = shown(a, &id).await;
     assert_eq!(show["status"], "ISSUED");
@@ -72,7 +79,11 @@ async fn routes_versions_renew_now_adds_a_version_and_keeps_the_earlier_one() {
     assert!(a.set_auto_renew(&id, true).await.unwrap().auto_renew);
     let on = a.certificate_versions(&id).await.unwrap();
     assert!(on.auto_renew && on.renew_at.is_some());
-    assert!(on.events.iter().any(|e| e.event == "auto_renew" && e.detail == "off"));
+    assert!(
+        on.events
+            .iter()
+            .any(|e| e.event == "auto_renew" && e.detail == "off")
+    );
     s.stop().await;
 }
 
@@ -92,27 +103,42 @@ async fn routes_versions_refusals_change_nothing() {
         } else {
             &["scs123"]
         };
-        refused(&a.call(op, params, &[], None).await.unwrap(), 400, "SCM.0008");
+        refused(
+            &a.call(op, params, &[], None).await.unwrap(),
+            400,
+            "SCM.0008",
+        );
         let unknown: &[&str] = if op == Operation::ExportCertificateVersion {
             &["scs1000000000000", "1"]
         } else {
             &["scs1000000000000"]
         };
-        refused(&a.call(op, unknown, &[], None).await.unwrap(), 404, "SCM.0020");
+        refused(
+            &a.call(op, unknown, &[], None).await.unwrap(),
+            404,
+            "SCM.0020",
+        );
     }
     // Another account's certificate answers as an unknown one, and stays as it was.
     let other = s.other_account("versions-other").await;
     let theirs = issued(&other, "www.theirs.test").await;
     let theirs_before = other.certificate_versions(&theirs).await.unwrap();
     refused(
-        &a.call(Operation::RenewCertificate, &[&theirs], &[], None).await.unwrap(),
+        &a.call(Operation::RenewCertificate, &[&theirs], &[], None)
+            .await
+            .unwrap(),
         404,
         "SCM.0020",
     );
     refused(
-        &a.call(Operation::ExportCertificateVersion, &[&theirs, "1"], &[], None)
-            .await
-            .unwrap(),
+        &a.call(
+            Operation::ExportCertificateVersion,
+            &[&theirs, "1"],
+            &[],
+            None,
+        )
+        .await
+        .unwrap(),
         404,
         "SCM.0020",
     );
@@ -155,14 +181,21 @@ async fn routes_versions_refusals_change_nothing() {
     // A certificate not issued yet cannot be renewed or exported by version.
     let bought = paid(a).await;
     refused(
-        &a.call(Operation::RenewCertificate, &[&bought], &[], None).await.unwrap(),
+        &a.call(Operation::RenewCertificate, &[&bought], &[], None)
+            .await
+            .unwrap(),
         400,
         "SCM.0010",
     );
     refused(
-        &a.call(Operation::ExportCertificateVersion, &[&bought, "1"], &[], None)
-            .await
-            .unwrap(),
+        &a.call(
+            Operation::ExportCertificateVersion,
+            &[&bought, "1"],
+            &[],
+            None,
+        )
+        .await
+        .unwrap(),
         400,
         "SCM.0010",
     );

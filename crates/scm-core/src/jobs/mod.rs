@@ -130,10 +130,10 @@ impl JobKind {
                 cap: Duration::from_secs(900),
             },
             // Checks wait on the outside world without counting an attempt ([`not_yet`]);
-            // what counts is a failure of the store or the CA: retried often, for about a
-            // day, then the certificate stays where it is until the next `apply`.
+            // what counts is a failure of the store or the CA: retried often (5 s ... 5 min),
+            // for about a day.
             Self::Validate => RetryPolicy {
-                max_attempts: 10_000,
+                max_attempts: 300,
                 base: Duration::from_secs(5),
                 cap: Duration::from_secs(300),
             },
@@ -157,12 +157,8 @@ impl JobKind {
 /// "Not ready yet, look again at `until_ms`": an attempt that waits on the outside world (a DNS
 /// record not there yet).
 pub fn not_yet(until_ms: i64) -> Attempt {
-    // Until the runner has a wait outcome, a wait is a transient failure, retried by the
-    // kind's policy.
-    let _ = until_ms;
-    Attempt::Failed {
-        message: "waiting".into(),
-        transient: true,
+    Attempt::Wait {
+        until_ms,
         effects: Vec::new(),
     }
 }

@@ -199,22 +199,18 @@ impl Scm {
         if !cert.status.is_deployable() {
             return Err(DomainError::WrongStatus(cert.status));
         }
-        let version = self
-            .store
-            .version(&cert.id, seq)
-            .await?
-            .ok_or_else(|| {
-                DomainError::invalid(
-                    "version",
-                    format!(
-                        "certificate {} has no version {seq} (its current version is {})",
-                        cert.id,
-                        cert.lifecycle
-                            .current_version
-                            .map_or_else(|| "none".to_owned(), |v| v.to_string())
-                    ),
-                )
-            })?;
+        let version = self.store.version(&cert.id, seq).await?.ok_or_else(|| {
+            DomainError::invalid(
+                "version",
+                format!(
+                    "certificate {} has no version {seq} (its current version is {})",
+                    cert.id,
+                    cert.lifecycle
+                        .current_version
+                        .map_or_else(|| "none".to_owned(), |v| v.to_string())
+                ),
+            )
+        })?;
         let issued = version.issued;
         let private_key = match &issued.private_key_sealed {
             Some(sealed) => Some(self.open_key(&cert.id, seq, sealed)?),

@@ -269,7 +269,11 @@ impl Scm {
                     "domain_method",
                     format!(
                         "{method} validation is not offered: use DNS or FILE to prove control of {}",
-                        unproven[0].name
+                        unproven
+                            .iter()
+                            .map(|r| r.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }

@@ -6,7 +6,8 @@
 #                                         before it runs the two suites side by side)
 #
 # - installs nginx, openssl, postgresql-client, prometheus (promtool), a Java runtime (keytool),
-#   chromium and chromium-driver with apt-get when missing (we are root);
+#   chromium and chromium-driver, pebble (pebble-challtestsrv) and faketime with apt-get when
+#   missing (we are root);
 # - creates/reuses the venv <repo>/.venv-e2e with tests/e2e/requirements.txt;
 # - creates a throwaway PostgreSQL database on 127.0.0.1:5432 (or, if nothing answers
 #   there, on a private cluster on 127.0.0.1:15432) and exports OPENSCM_TEST_PG_URL;
@@ -34,6 +35,8 @@ command -v keytool >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)  # test
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool: the shipped alert rules
+command -v pebble-challtestsrv >/dev/null 2>&1 || missing+=(pebble)  # DNS for test_validation.py
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)  # the server ahead in time: test_renewal.py
 for tool in psql createdb dropdb pg_dump pg_isready; do
   if ! command -v "$tool" >/dev/null 2>&1; then missing+=(postgresql-client); break; fi
 done

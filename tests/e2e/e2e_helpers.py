@@ -6,6 +6,7 @@ Everything here is plain Python so that test modules can import it directly
 """
 
 import datetime as _dt
+import http.server
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -115,6 +117,22 @@ def wait_until(condition, timeout: float, what: str, seen=None, interval: float 
                     detail = f"; reading what was there failed: {exc!r}"
             raise E2EError(f"timed out after {timeout:.1f} s waiting for {what}{detail}")
         time.sleep(interval)
+
+
+def faketime_env(offset: str) -> dict:
+    """The environment that runs a process `offset` ahead of the real clock (libfaketime, Debian
+    `faketime`; test-infra.md section 7c), e.g. `faketime_env("+300d")`.
+
+    The library is preloaded into the process itself rather than started through the `faketime`
+    command: that command forks and waits, and does not pass signals on, so a SIGTERM or SIGKILL
+    sent to it would leave the server running. `$LIB` is expanded by the dynamic loader, as in the
+    `faketime` command's own LD_PRELOAD."""
+    require_tool("faketime")
+    libs = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    if not libs:
+        raise E2EError("libfaketime.so.1 is not installed (Debian package libfaketime, a dependency "
+                       "of faketime; tests/e2e/run.sh installs it)")
+    return {"LD_PRELOAD": "/usr/$LIB/faketime/libfaketime.so.1", "FAKETIME": offset}
 
 
 def require_tool(name: str) -> str:
@@ -547,6 +565,64 @@ def served_cert_der(port: int, sni: str, cafile: str = None) -> bytes:
             return tls.getpeercert(binary_form=True)
 
 
+# --------------------------------------------------------------------------- web server
+
+
+class ValidationWebServer:
+    """A plain HTTP server on 127.0.0.1 and a free port, in a thread of the test process: the web
+    server a FILE domain validation fetches from. It serves what `publish` put at a path and 404
+    otherwise, and records every request (Host header, path, status). Use it as a context
+    manager (started on entry, stopped on exit)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self._files = {}
+        self._requests = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                with outer._lock:
+                    body = outer._files.get(self.path)
+                    status = 404 if body is None else 200
+                    outer._requests.append((self.headers.get("Host"), self.path, status))
+                data = (body if body is not None else "not found\n").encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):  # the requests are recorded above
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+    def publish(self, path: str, content: str):
+        with self._lock:
+            self._files[path] = content
+
+    def withdraw(self, path: str):
+        with self._lock:
+            self._files.pop(path, None)
+
+    def requests(self, path: str = None) -> list:
+        """(Host header, path, status) of every request so far, or of those for `path`."""
+        with self._lock:
+            return [r for r in self._requests if path is None or r[1] == path]
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
@@ -678,8 +754,10 @@ def sha1_hex(cert) -> str:
     return cert.fingerprint(hashes.SHA1()).hex()
 
 
-def openssl_verify(workdir: Path, ca_root: Path, leaf_pem: str, chain_pem: str):
-    """`openssl verify -CAfile ca-root.pem -untrusted chain.pem leaf.pem` must say OK."""
+def openssl_verify(workdir: Path, ca_root: Path, leaf_pem: str, chain_pem: str,
+                   attime: _dt.datetime = None):
+    """`openssl verify -CAfile ca-root.pem -untrusted chain.pem leaf.pem` must say OK; with
+    `attime`, the validity periods are checked at that time instead of now (`-attime`)."""
     openssl = require_tool("openssl")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -687,8 +765,10 @@ def openssl_verify(workdir: Path, ca_root: Path, leaf_pem: str, chain_pem: str):
     chain = workdir / "chain.pem"
     leaf.write_text(leaf_pem)
     chain.write_text(chain_pem)
+    when = [] if attime is None else ["-attime", str(int(attime.timestamp()))]
     proc = subprocess.run(
-        [openssl, "verify", "-purpose", "sslserver", "-CAfile", str(ca_root), "-untrusted", str(chain), str(leaf)],
+        [openssl, "verify", "-purpose", "sslserver", *when, "-CAfile", str(ca_root),
+         "-untrusted", str(chain), str(leaf)],
         capture_output=True, text=True,
     )
     assert proc.returncode == 0 and proc.stdout.strip().endswith(": OK"), (

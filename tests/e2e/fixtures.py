@@ -128,13 +128,13 @@ class ServerFactory:
         _LIVE_SERVERS.append(server)
         return server
 
-    def cluster_of_two(self, prefix: str):
+    def cluster_of_two(self, prefix: str, config_text: str = None):
         """Two servers on one new database with the same master key (32 random bytes, hex, mode
-        0600, as an operator gives them), started at once on the empty store: (a, b, the
-        credentials of whichever bootstrapped it)."""
+        0600, as an operator gives them) and the same `config_text`, started at once on the
+        empty store: (a, b, the credentials of whichever bootstrapped it)."""
         url = self.backend.new_database_url()
-        a = self.new(f"{prefix}a", database_url=url)
-        b = self.new(f"{prefix}b", database_url=url)
+        a = self.new(f"{prefix}a", config_text=config_text, database_url=url)
+        b = self.new(f"{prefix}b", config_text=config_text, database_url=url)
         key = os.urandom(32).hex() + "\n"
         for s in (a, b):
             path = s.data_dir / "master.key"

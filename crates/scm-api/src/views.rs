@@ -32,10 +32,38 @@ fn deployable(c: &CertificateRecord) -> bool {
 
 /// Months of validity bought (`effective_time` is in years); of an imported certificate, its
 /// own validity in whole months.
+/// `validity_period`: the months one certificate of it is valid, as the reference has it
+/// ("multi-year products are stacked 1-year certificates"): the current certificate's own
+/// validity once there is one (imported or issued; a purchase of several years is delivered as
+/// successive certificates, renewed before each expires), and before that the product's
+/// period up to 12 months. `effective_time` (the years bought) is the product's purchased
+/// period in `ListCertificatesByTag`'s `purchase_period`.
 fn validity_months(c: &CertificateRecord) -> i64 {
-    match (c.is_imported(), c.issued.as_ref()) {
-        (true, Some(i)) => import::validity_months(i.not_before_ms, i.not_after_ms),
-        _ => c.product.effective_time.saturating_mul(12),
+    match c.issued.as_ref() {
+        Some(i) => import::validity_months(i.not_before_ms, i.not_after_ms),
+        None => c.product.effective_time.saturating_mul(12).min(12),
+    }
+}
+
+/// Certificates still to come in the purchased period (`effective_time` years from the
+/// purchase): after the current one expires, how many more of its lifetime the period needs; 0
+/// once the period is over (renewal goes on while the certificate is kept) and for an imported
+/// certificate.
+fn remaining_certificates(c: &CertificateRecord) -> i64 {
+    const YEAR_MS: i64 = 365 * 86_400_000;
+    let Some(i) = c.issued.as_ref().filter(|_| !c.is_imported()) else {
+        return 0;
+    };
+    let period_end = c
+        .created_ms
+        .saturating_add(c.product.effective_time.saturating_mul(YEAR_MS));
+    let lifetime = i.not_after_ms.saturating_sub(i.not_before_ms).max(1);
+    let left = period_end.saturating_sub(i.not_after_ms);
+    if left <= 0 {
+        0
+    } else {
+        // Within a day of a whole certificate counts as covered (validity is backdated a little).
+        (left - 86_400_000).max(0).saturating_add(lifetime - 1) / lifetime
     }
 }
 
@@ -185,8 +213,10 @@ pub(crate) fn tag_resource(t: &TaggedCertificate) -> TagResource {
             enterprise_project_id: c.product.enterprise_project_id.clone(),
             origin_cert_id: String::new(),
             renewal_cert_id: String::new(),
-            auto_renew_status: 0,
-            remain_cert_number: 0,
+            auto_renew_status: i64::from(
+                c.lifecycle.auto_renew && !c.is_imported() && c.lifecycle.current_version.is_some(),
+            ),
+            remain_cert_number: remaining_certificates(c),
             auto_deploy_support: false,
         },
     }
@@ -202,6 +232,83 @@ pub(crate) fn push_item(r: &PushRecord) -> PushHistoryItem {
 
 #[cfg(test)]
 mod tests {
+    use scm_proto::{Brand, CertType, CertificateId, CertificateStatus, DomainType, OrderId};
+    use scm_store::{CertificateRecord, IssuedRecord};
+
+    const DAY: i64 = 86_400_000;
+
+    /// A purchased certificate of `years`, bought at 0, its current version valid `from..until`.
+    fn bought(years: i64, valid: Option<(i64, i64)>) -> CertificateRecord {
+        CertificateRecord {
+            id: CertificateId::try_from("scs1764770000000").unwrap(),
+            domain_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+            project_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+            order_id: OrderId::new("2612031500", [1, 2, 3, 4, 5]).unwrap(),
+            name: "multi-year".into(),
+            status: CertificateStatus::Issued,
+            product: scm_store::Product {
+                brand: Brand::GlobalSign,
+                cert_type: CertType::DvSsl,
+                domain_type: DomainType::Single,
+                effective_time: years,
+                domain_numbers: 1,
+                primary_domain_type: None,
+                single_domain_number: None,
+                wildcard_domain_number: None,
+                enterprise_project_id: "0".into(),
+            },
+            description: String::new(),
+            tags_json: "[]".into(),
+            application: None,
+            issued: valid.map(|(from, until)| IssuedRecord {
+                certificate_pem: String::new(),
+                chain_pem: String::new(),
+                private_key_sealed: None,
+                serial_hex: "01".into(),
+                fingerprint: String::new(),
+                signature_algorithm: String::new(),
+                issued_ms: from,
+                not_before_ms: from,
+                not_after_ms: until,
+                ca_id: None,
+            }),
+            created_ms: 0,
+            updated_ms: 0,
+            issuer: None,
+            chain_trust: None,
+            revocation: None,
+            lifecycle: scm_store::LifecycleRecord::default(),
+        }
+    }
+
+    #[test]
+    fn a_three_year_purchase_is_delivered_as_yearly_certificates() {
+        // Not issued yet: one certificate's period, at most 12 months.
+        assert_eq!(super::validity_months(&bought(3, None)), 12);
+        assert_eq!(super::remaining_certificates(&bought(3, None)), 0);
+        // The first year's certificate: two more to come; then one; then none (the period is
+        // covered, renewal goes on).
+        let year = 365 * DAY;
+        let first = bought(3, Some((0, year)));
+        assert_eq!(super::validity_months(&first), 12);
+        assert_eq!(super::remaining_certificates(&first), 2);
+        let second = bought(3, Some((year - 5 * 60_000, 2 * year - 5 * 60_000)));
+        assert_eq!(super::remaining_certificates(&second), 1);
+        // Renewed early (120 days left): the rest of the period needs two more.
+        let early = bought(3, Some((year - 120 * DAY, 2 * year - 120 * DAY)));
+        assert_eq!(super::remaining_certificates(&early), 2);
+        let third = bought(3, Some((3 * year - 200 * DAY, 4 * year - 200 * DAY)));
+        assert_eq!(super::remaining_certificates(&third), 0);
+        // 90-day certificates: the months shown are theirs.
+        let short = bought(1, Some((0, 90 * DAY)));
+        assert_eq!(super::validity_months(&short), 3);
+        assert_eq!(
+            super::remaining_certificates(&short),
+            4,
+            "365 days need five of 90"
+        );
+    }
+
     #[test]
     fn time_format() {
         assert_eq!(

@@ -169,9 +169,11 @@ pub struct TagResourceDetail {
     pub origin_cert_id: String,
     /// The certificate that renews this one (`""`).
     pub renewal_cert_id: String,
-    /// Auto-renewal status (0: off).
+    /// Auto-renewal status (1: OpenSCM renews it before it expires; 0: off, imported, or
+    /// nothing issued yet).
     pub auto_renew_status: i64,
-    /// Certificates left in a multi-year product (0).
+    /// Certificates still to come in a multi-year purchase after the current one (0 once the
+    /// purchased period is covered; renewal goes on while the certificate is kept).
     pub remain_cert_number: i64,
     /// Auto-deployment (false).
     pub auto_deploy_support: bool,

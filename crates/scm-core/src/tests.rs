@@ -2967,3 +2967,74 @@ async fn a_due_certificate_is_renewed_once_with_a_new_key_and_the_same_names() {
         "off: not renewed"
     );
 }
+
+#[tokio::test]
+async fn a_renewal_waiting_on_an_old_proof_keeps_the_version_and_tells_once_near_expiry() {
+    let txt = Arc::new(TxtRecords::default());
+    let probe: Arc<dyn crate::lifecycle::probes::TxtLookup> = txt.clone();
+    let heard = Arc::new(RecordingNotifier {
+        got: Mutex::new(Vec::new()),
+    });
+    let w = world_configured(
+        Vec::new(),
+        vec![("ops", heard.clone() as Arc<dyn Notifier>)],
+        move |c| {
+            c.probes.txt = Some(probe);
+            c.leaf_validity = time::Duration::days(90);
+        },
+    )
+    .await;
+    // Issued after proof of control through DNS.
+    let id = buy(&w, "SINGLE_DOMAIN", 1).await;
+    w.scm
+        .apply(
+            &w.admin,
+            &id,
+            Some(&apply_body("shop.example.com", "")),
+            ApiVersion::V3,
+        )
+        .await
+        .unwrap();
+    let c = w.scm.certificate(&w.admin, &id).await.unwrap();
+    let proof = w.scm.proofs(&c).await.unwrap().remove(0);
+    txt.set(&proof.record_name, &proof.record_value);
+    run_jobs(&w).await;
+    let issued = w.scm.certificate(&w.admin, &id).await.unwrap();
+    assert_eq!(issued.status, CertificateStatus::Issued);
+    let v1 = issued.issued.clone().unwrap();
+    // The record is gone by the time the renewal is due (60 days on: the 30-day proof is too
+    // old): the renewal waits, the certificate stays ISSUED with its version, the record shows.
+    txt.0.lock().unwrap().clear();
+    w.clock.set(crate::clock::from_unix_ms(
+        issued.lifecycle.renew_at_ms.unwrap() + 61_000,
+    ));
+    w.scm.schedule_renewal_sweep().await.unwrap();
+    run_jobs(&w).await;
+    let waiting = w.scm.certificate(&w.admin, &id).await.unwrap();
+    assert_eq!(waiting.status, CertificateStatus::Issued);
+    assert_eq!(waiting.lifecycle.current_version, Some(1));
+    assert!(waiting.lifecycle.validation_started_ms.is_some());
+    let shown = w.scm.proofs(&waiting).await.unwrap();
+    assert_eq!(shown.len(), 1, "the pending record shows");
+    assert_eq!(shown[0].record_value, proof.record_value, "stable value");
+    assert!(heard.got.lock().unwrap().is_empty(), "not yet near expiry");
+    // A tenth of the lifetime left and still failing: the account hears it, once.
+    for _ in 0..3 {
+        w.clock
+            .set(crate::clock::from_unix_ms(v1.not_after_ms - 8 * 86_400_000));
+        run_jobs(&w).await;
+        w.clock.advance(time::Duration::hours(1));
+        run_jobs(&w).await;
+    }
+    let got = heard.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].event.name(), "renewal_failed");
+    // The record is published again: the waiting renewal passes and version 2 comes.
+    txt.set(&proof.record_name, &proof.record_value);
+    w.clock.advance(time::Duration::hours(1));
+    run_jobs(&w).await;
+    let renewed = w.scm.certificate(&w.admin, &id).await.unwrap();
+    assert_eq!(renewed.lifecycle.current_version, Some(2));
+    assert!(renewed.lifecycle.validation_started_ms.is_none());
+    assert!(w.scm.proofs(&renewed).await.unwrap().is_empty());
+}

@@ -202,10 +202,23 @@ impl Scm {
             Err(e) => {
                 let last = crate::jobs::is_last_attempt(job, true);
                 tracing::warn!(job = %job.id, cert = %r.cert, error = %e, last, "renewal attempt failed");
+                // Still failing with a tenth of the lifetime left: tell the account (once per
+                // version: the notification jobs' dedupe keys).
+                let mut effects = Vec::new();
+                if let Ok(id) = CertificateId::try_from(r.cert.as_str())
+                    && let Ok(Some(cert)) = self.store.certificate(&id).await
+                {
+                    match self.renewal_failing(&cert, &e.to_string(), &actor).await {
+                        Ok(notices) => effects = notices,
+                        Err(e) => {
+                            tracing::warn!(cert = %cert.id, error = %e, "cannot tell that a renewal fails")
+                        }
+                    }
+                }
                 Attempt::Failed {
                     message: e.to_string(),
                     transient: true,
-                    effects: Vec::new(),
+                    effects,
                 }
             }
         }
@@ -261,10 +274,13 @@ impl Scm {
                         &self.config.validation,
                         now.saturating_sub(started),
                     );
-                if let Some(notice) =
-                    self.renewal_failing(&cert, &format!("domain validation pending: {why}"))
+                for notice in self
+                    .renewal_failing(&cert, &format!("domain validation pending: {why}"), actor)
+                    .await?
                 {
-                    self.store.enqueue(&notice).await?;
+                    if let JobEffect::Enqueue(job) = notice {
+                        self.store.enqueue(&job).await?;
+                    }
                 }
                 return Ok(RenewStep::Again(next));
             }
@@ -285,15 +301,46 @@ impl Scm {
         Ok(RenewStep::Done(pushes))
     }
 
-    /// A `renewal_failed` notification of `cert`'s current version, when a tenth of its
-    /// lifetime is left (once per version: the job's dedupe key).
-    fn renewal_failing(&self, cert: &CertificateRecord, why: &str) -> Option<NewJob> {
-        let issued = cert.issued.as_ref()?;
+    /// The `renewal_failed` notifications of `cert`'s current version when a tenth of its
+    /// lifetime is left and it is still not renewed: one per notifier of the account, once per
+    /// version (the certificate's history records that it was told, and is read first).
+    async fn renewal_failing(
+        &self,
+        cert: &CertificateRecord,
+        why: &str,
+        actor: &str,
+    ) -> Result<Vec<JobEffect>, DomainError> {
+        let Some(issued) = cert.issued.as_ref() else {
+            return Ok(Vec::new());
+        };
         let now = self.clock.now_ms();
         let lifetime = issued.not_after_ms.saturating_sub(issued.not_before_ms);
         if issued.not_after_ms.saturating_sub(now) > lifetime / 10 {
-            return None;
+            return Ok(Vec::new());
         }
+        let seq = cert.lifecycle.current_version.unwrap_or(0);
+        let marker = format!("version {seq}: ");
+        let told = self
+            .store
+            .events(&cert.id, 500)
+            .await?
+            .iter()
+            .any(|e| e.event == "renewal_failed" && e.detail.starts_with(&marker));
+        if told {
+            return Ok(Vec::new());
+        }
+        let why: String = why.chars().take(500).collect();
+        self.store
+            .record_event(
+                &cert.id,
+                now,
+                &NewEvent {
+                    event: "renewal_failed".into(),
+                    detail: format!("{marker}{why}"),
+                    actor: actor.into(),
+                },
+            )
+            .await?;
         let n = Notification {
             account: cert.domain_id.to_string(),
             at_ms: now,
@@ -301,21 +348,10 @@ impl Scm {
                 certificate_id: cert.id.to_string(),
                 name: cert.name.clone(),
                 not_after_ms: issued.not_after_ms,
-                error: why.chars().take(500).collect(),
+                error: why,
             },
         };
-        let mut jobs = self.notify_jobs(&cert.domain_id, &n, now);
-        let seq = cert.lifecycle.current_version.unwrap_or(0);
-        // One notice per notifier and version.
-        for (i, j) in jobs.iter_mut().enumerate() {
-            if let JobEffect::Enqueue(job) = j {
-                job.dedupe_key = Some(format!("renewal_failed:{}:{seq}:{i}", cert.id));
-            }
-        }
-        jobs.into_iter().find_map(|j| match j {
-            JobEffect::Enqueue(job) => Some(job),
-            _ => None,
-        })
+        Ok(self.notify_jobs(&cert.domain_id, &n, now))
     }
 
     /// Queues, as effects of the renewal job, a push of the new version to every target the

@@ -35,8 +35,8 @@ def test_apply_issues(scm):
 def test_apply_refusals(scm, scm_other):
     cert_id = bought_id(scm)
     sdk_error(lambda: apply(scm, cert_id, "not a domain"), 400, "SCM.0005", "domain")
-    # Outside the issuance policy.
-    sdk_error(lambda: apply(scm, cert_id, "www.example.com"), 400, "SCM.0015")
+    # A wildcard on a single-domain certificate.
+    sdk_error(lambda: apply(scm, cert_id, "*.conformance.test"), 400, "SCM.0015")
     # Another account's certificate answers as an unknown one.
     sdk_error(lambda: apply(scm_other, cert_id, "x.conformance.test"), 404, "SCM.0020")
     sdk_error(lambda: apply(scm, "scs0000000000000", "x.conformance.test"), 404, "SCM.0020")

@@ -195,8 +195,20 @@ pub enum PolicyCommand {
         #[arg(long)]
         allow: String,
     },
-    /// Show an account's issuance policy; prints {domain_id, name, policy, allowed} (`policy`
-    /// as stored; `allowed`: its suffixes; an empty list: nothing is issued without validation).
+    /// Set an account's renewal window: renew when this fraction of a certificate's lifetime is
+    /// left (0.05..=0.9), or `default` for the server's `[renewal] remaining_fraction`. Applies
+    /// to versions issued from now on.
+    Renewal {
+        /// Account (domain) id.
+        #[arg(long)]
+        account: String,
+        /// A fraction such as 0.5, or `default`.
+        #[arg(long)]
+        remaining_fraction: String,
+    },
+    /// Show an account's issuance policy; prints {domain_id, name, policy, allowed,
+    /// renew_remaining_fraction} (`policy` as stored; `allowed`: its suffixes; an empty list:
+    /// nothing is issued without validation; `renew_remaining_fraction`: null for the server's).
     Show {
         /// Account (domain) id.
         #[arg(long)]
@@ -473,6 +485,33 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
             }
         }
         AdminCommand::Policy {
+            command:
+                PolicyCommand::Renewal {
+                    account,
+                    remaining_fraction,
+                },
+        } => {
+            let fraction = match remaining_fraction.as_str() {
+                "default" => None,
+                f => Some(f.parse::<f64>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "--remaining-fraction: {f:?} is not a number such as 0.5, or default"
+                    )
+                })?),
+            };
+            if scm
+                .set_renewal_policy(&domain(&account)?, fraction)
+                .await
+                .map_err(err)?
+            {
+                print(
+                    &serde_json::json!({"domain_id": account, "renew_remaining_fraction": fraction}),
+                )
+            } else {
+                anyhow::bail!("no account {account}")
+            }
+        }
+        AdminCommand::Policy {
             command: PolicyCommand::Show { account },
         } => {
             let id = domain(&account)?;
@@ -492,6 +531,7 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
                 "name": a.name,
                 "policy": a.policy,
                 "allowed": allowed,
+                "renew_remaining_fraction": a.renew_remaining_permille.map(|p| f64::from(p) / 1000.0),
             }))
         }
         AdminCommand::Push {

@@ -117,6 +117,7 @@ pub async fn run(
             domain_id: domain_id.clone(),
             name: name.into(),
             policy: DEFAULT_POLICY.into(),
+            renew_remaining_permille: None,
             created_ms: now_ms,
         },
         project: ProjectRecord {

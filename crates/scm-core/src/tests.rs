@@ -2196,6 +2196,7 @@ async fn revocation_refusals_and_the_crl_on_a_fixed_clock() {
         domain_id: crate::random::domain_id().unwrap(),
         name: "other".into(),
         policy: String::new(),
+        renew_remaining_permille: None,
         created_ms: 0,
     };
     let other_project = scm_store::ProjectRecord {
@@ -2699,6 +2700,7 @@ async fn two_servers_make_one_ca_for_an_account_that_has_none() {
         domain_id: crate::random::domain_id().unwrap(),
         name: "older".into(),
         policy: crate::issuance::DEFAULT_POLICY.into(),
+        renew_remaining_permille: None,
         created_ms: 0,
     };
     let project = scm_store::ProjectRecord {
@@ -3037,4 +3039,40 @@ async fn a_renewal_waiting_on_an_old_proof_keeps_the_version_and_tells_once_near
     assert_eq!(renewed.lifecycle.current_version, Some(2));
     assert!(renewed.lifecycle.validation_started_ms.is_none());
     assert!(w.scm.proofs(&renewed).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_account_may_renew_with_more_of_the_lifetime_left() {
+    let (w, _txt) = dcv_world().await;
+    assert!(matches!(
+        w.scm.set_renewal_policy(&w.admin.account, Some(0.95)).await,
+        Err(DomainError::InvalidParameter { .. })
+    ));
+    assert!(
+        w.scm
+            .set_renewal_policy(&w.admin.account, Some(0.5))
+            .await
+            .unwrap()
+    );
+    let day = 86_400_000;
+    let id = issued(&w, "half.e2e.test").await;
+    let c = w.scm.certificate(&w.admin, &id).await.unwrap();
+    let v = c.issued.clone().unwrap();
+    let left = v.not_after_ms - c.lifecycle.renew_at_ms.unwrap();
+    // Half of 90 days, moved later by at most a tenth of that.
+    assert!(
+        left <= 45 * day && left >= 45 * day - 45 * day / 10,
+        "{left}"
+    );
+    // Back to the server's third.
+    assert!(
+        w.scm
+            .set_renewal_policy(&w.admin.account, None)
+            .await
+            .unwrap()
+    );
+    let id = issued(&w, "third.e2e.test").await;
+    let c = w.scm.certificate(&w.admin, &id).await.unwrap();
+    let left = c.issued.as_ref().unwrap().not_after_ms - c.lifecycle.renew_at_ms.unwrap();
+    assert!(left <= 30 * day && left >= 26 * day, "{left}");
 }

@@ -75,9 +75,10 @@ struct AccountRow {
     name: String,
     policy: String,
     created_ms: i64,
+    renew_remaining_permille: Option<i64>,
 }
 
-crate::row::from_row!(AccountRow { domain_id [via String], name, policy, created_ms });
+crate::row::from_row!(AccountRow { domain_id [via String], name, policy, created_ms, renew_remaining_permille });
 
 impl From<AccountRow> for AccountRecord {
     fn from(r: AccountRow) -> Self {
@@ -86,6 +87,9 @@ impl From<AccountRow> for AccountRecord {
             name: r.name,
             policy: r.policy,
             created_ms: r.created_ms,
+            renew_remaining_permille: r
+                .renew_remaining_permille
+                .and_then(|v| u32::try_from(v).ok()),
         }
     }
 }
@@ -182,7 +186,8 @@ impl Accounts for SqlStore {
     async fn account(&self, id: &DomainId) -> Result<Option<AccountRecord>> {
         let row: Option<AccountRow> = db_run!(&self.pool, |p| {
             sqlx::query_as(
-                "SELECT domain_id, name, policy, created_ms FROM accounts WHERE domain_id = $1",
+                "SELECT domain_id, name, policy, created_ms, renew_remaining_permille FROM accounts \
+                 WHERE domain_id = $1",
             )
             .bind(id.as_str())
             .fetch_optional(p)
@@ -194,7 +199,8 @@ impl Accounts for SqlStore {
     async fn accounts(&self) -> Result<Vec<AccountRecord>> {
         let rows: Vec<AccountRow> = db_run!(&self.pool, |p| {
             sqlx::query_as(
-                "SELECT domain_id, name, policy, created_ms FROM accounts ORDER BY created_ms, domain_id",
+                "SELECT domain_id, name, policy, created_ms, renew_remaining_permille FROM accounts \
+                 ORDER BY created_ms, domain_id",
             )
             .fetch_all(p)
             .await?
@@ -235,6 +241,22 @@ impl Accounts for SqlStore {
                 .bind(account.as_str())
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(BUMP).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    async fn set_renewal_policy(&self, account: &DomainId, permille: Option<u32>) -> Result<bool> {
+        db_run!(&self.pool, |p| {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query(
+                "UPDATE accounts SET renew_remaining_permille = $1 WHERE domain_id = $2",
+            )
+            .bind(permille.map(i64::from))
+            .bind(account.as_str())
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(BUMP).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(done.rows_affected() == 1)

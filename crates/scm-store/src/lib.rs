@@ -173,6 +173,9 @@ pub trait Accounts: Send + Sync {
     async fn projects(&self, account: &DomainId) -> Result<Vec<ProjectRecord>>;
     /// Replaces an account's issuance policy; `false` if there is no such account.
     async fn set_policy(&self, account: &DomainId, policy: &str) -> Result<bool>;
+    /// Sets an account's renewal window in thousandths of a lifetime (`None`: the server's);
+    /// `false` when there is no such account.
+    async fn set_renewal_policy(&self, account: &DomainId, permille: Option<u32>) -> Result<bool>;
     /// Stores a new credential.
     async fn insert_credential(&self, c: &CredentialRecord) -> Result<()>;
     /// One credential by access key.

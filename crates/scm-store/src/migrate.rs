@@ -121,6 +121,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0017_lifecycle.sql"),
         include_str!("../migrations/postgres/0017_lifecycle.sql"),
     ),
+    (
+        19,
+        "account_renewal",
+        include_str!("../migrations/sqlite/0019_account_renewal.sql"),
+        include_str!("../migrations/postgres/0019_account_renewal.sql"),
+    ),
 ];
 
 fn migrator(postgres: bool) -> Migrator {

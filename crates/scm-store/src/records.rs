@@ -16,6 +16,9 @@ pub struct AccountRecord {
     pub name: String,
     /// Issuance policy: `;`-separated name suffixes the built-in CA may issue for without validation.
     pub policy: String,
+    /// The account's renewal window: renew when this many thousandths of a version's lifetime
+    /// are left; `None`: the server's setting.
+    pub renew_remaining_permille: Option<u32>,
     /// Creation time.
     pub created_ms: i64,
 }

@@ -180,6 +180,7 @@ pub(crate) fn account(n: u8) -> (AccountRecord, ProjectRecord) {
             domain_id: d.clone(),
             name: format!("acct-{n}"),
             policy: ".test".into(),
+            renew_remaining_permille: None,
             created_ms: 1,
         },
         ProjectRecord {

@@ -124,6 +124,10 @@ impl Accounts for RemoteStore {
         self.wire().await;
         self.inner.token(token_hash).await
     }
+    async fn set_renewal_policy(&self, account: &DomainId, permille: Option<u32>) -> Result<bool> {
+        self.wire().await;
+        self.inner.set_renewal_policy(account, permille).await
+    }
 }
 
 #[async_trait]

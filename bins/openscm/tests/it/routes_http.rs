@@ -21,7 +21,8 @@ fn path_of(op: Operation, project: &str, cert: &str) -> String {
     let n = op.path().matches('{').count();
     match op.path().starts_with("/v2/") {
         true => op.path_with(&params[..n]),
-        false => op.path_with(&[cert][..n]),
+        // A v3 path names the certificate first, then a version number.
+        false => op.path_with(&[cert, "1"][..n]),
     }
 }
 

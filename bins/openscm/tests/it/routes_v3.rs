@@ -78,8 +78,9 @@ async fn routes_subscribe_checks_the_v3_ranges() {
     .await;
     let c = s.admin.show(&three_years[0]).await.unwrap();
     assert_eq!(
+        // Three years bought, delivered as yearly certificates: one certificate's 12 months.
         (c.validity_period, c.cert_type.as_deref()),
-        (36, Some("DV_SSL_CERT_BASIC"))
+        (12, Some("DV_SSL_CERT_BASIC"))
     );
     let split = bought(
         &s.admin,
@@ -368,19 +369,21 @@ async fn routes_apply_checks_names_against_the_product_and_the_policy() {
         ..apply_body(domain)
     };
     for (id, body) in [
-        // outside the default policy (.test, .internal, .localhost, .example)
-        (&single, apply_body("www.example.com")),
-        (&single, apply_body("www.test.com")),
+        // a wildcard directly under a public suffix, and one proven by FILE
+        (&wildcard, apply_body("*.co.uk")),
+        (&wildcard, {
+            let mut b = apply_body("*.files.test");
+            b.domain_method = Some("FILE".into());
+            b
+        }),
         // a wildcard, or a second name, on SINGLE_DOMAIN
         (&single, apply_body("*.single.test")),
         (&single, with_sans("www.single.test", "api.single.test")),
         // three names on a two-domain certificate; a SAN outside the policy
         (&two, with_sans("a.two.test", "b.two.test;c.two.test")),
-        (&two, with_sans("a.two.test", "evil.example.org")),
         // WILDCARD needs one wildcard name
         (&wildcard, apply_body("www.wild.test")),
         (&wildcard, with_sans("*.wild.test", "*.other.test")),
-        (&wildcard, apply_body("*.example.com")),
     ] {
         let resp = s
             .admin
@@ -398,6 +401,38 @@ async fn routes_apply_checks_names_against_the_product_and_the_policy() {
         before,
         "a refused application changed nothing"
     );
+    // Names outside the policy are not refused: they wait for proof of control.
+    let resp = s
+        .admin
+        .call(
+            Operation::ApplyCertificate,
+            &[&two],
+            &[],
+            Some(&json(&with_sans("a.two.test", "evil.example.org"))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let waiting = shown(&s.admin, &two).await;
+    assert_eq!(waiting["status"], "CHECKING_DOMAIN");
+    let proofs = waiting["authentification"].as_array().unwrap();
+    assert_eq!(
+        proofs.len(),
+        1,
+        "only the name outside the policy: {proofs:?}"
+    );
+    assert_eq!(proofs[0]["record_name"], "_dnsauth.evil.example.org");
+    assert_eq!(proofs[0]["record_type"], "TXT");
+    // Withdrawn: PAID again, nothing pending.
+    let resp = s
+        .admin
+        .call(Operation::CancelCertificateRequest, &[&two], &[], None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let back = shown(&s.admin, &two).await;
+    assert_eq!(back["status"], "PAID");
+    assert_eq!(back["authentification"], serde_json::json!([]));
 
     // The policy decides: allow example.com and the same application passes.
     let account = DomainId::try_from(s.domain_id.as_str()).unwrap();

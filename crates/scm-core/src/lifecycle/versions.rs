@@ -107,8 +107,17 @@ impl Scm {
                 validity: self.config.leaf_validity,
             })
             .await?;
+        // The account's own window, when it has one.
+        let mut settings = self.config.renewal;
+        if let Some(permille) = self
+            .account(&cert.domain_id)
+            .await?
+            .and_then(|a| a.renew_remaining_permille)
+        {
+            settings.remaining_fraction = f64::from(permille) / 1000.0;
+        }
         let renew_at_ms = Some(renew_at(
-            &self.config.renewal,
+            &settings,
             issued.not_before_ms,
             issued.not_after_ms,
             unit_random(),
@@ -222,6 +231,33 @@ impl Scm {
             chain: issued.chain_pem,
             private_key,
         })
+    }
+
+    /// Sets `account`'s renewal window (renew when `remaining_fraction` of a version's lifetime
+    /// is left, 0.05..=0.9; `None`: the server's `[renewal] remaining_fraction`). It applies to
+    /// versions issued from now on. `false` when there is no such account.
+    pub async fn set_renewal_policy(
+        &self,
+        account: &scm_proto::DomainId,
+        remaining_fraction: Option<f64>,
+    ) -> Result<bool, DomainError> {
+        let permille = match remaining_fraction {
+            Some(f) if (0.05..=0.9).contains(&f) => {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let p = (f * 1000.0).round() as u32;
+                Some(p)
+            }
+            Some(_) => {
+                return Err(DomainError::invalid(
+                    "remaining_fraction",
+                    "must be between 0.05 and 0.9",
+                ));
+            }
+            None => None,
+        };
+        let done = self.store.set_renewal_policy(account, permille).await?;
+        self.cache.forget_account(account);
+        Ok(done)
     }
 
     /// Whether `status` is one a certificate's current version is renewed in.

@@ -30,6 +30,7 @@ impl Scm {
             domain_id: random::domain_id()?,
             name: name.into(),
             policy: DEFAULT_POLICY.into(),
+            renew_remaining_permille: None,
             created_ms: now_ms,
         };
         let project = ProjectRecord {

@@ -404,12 +404,14 @@ impl Versions for SqlStore {
         db_run!(&self.pool, |p| {
             let mut tx = p.begin().await?;
             // The partial index on renew_at_ms holds only certificates to renew; the status
-            // filter drops the few that a revocation or an import left behind.
+            // filter drops the few that a revocation or an import left behind. The outer
+            // condition is checked again on the row as it is when locked (PostgreSQL), so two
+            // servers sweeping at once do not both take a certificate.
             let rows: Vec<DueRow> = sqlx::query_as(
                 "UPDATE certificates SET renew_at_ms = $1 WHERE id IN ( \
                  SELECT id FROM certificates WHERE renew_at_ms <= $2 \
                  AND status IN ('ISSUED', 'EXPIRED') AND current_version IS NOT NULL \
-                 ORDER BY renew_at_ms LIMIT $3) \
+                 ORDER BY renew_at_ms LIMIT $3) AND renew_at_ms <= $2 \
                  RETURNING id, current_version",
             )
             .bind(next_check_ms)

@@ -856,6 +856,104 @@ mod tests {
         assert!(html.contains("6 certificates expire in the next 3 weeks"));
     }
 
+    /// The versions section lists each version, the proofs pending and the history, escaped,
+    /// with the renew button and the auto-renew switch for an issued certificate.
+    #[test]
+    fn details_show_versions_proofs_and_history_escaped() {
+        use scm_proto::{Brand, CertType, CertificateId, CertificateStatus, DomainType, OrderId};
+
+        let chrome = Chrome {
+            account: "a",
+            access_key: "k",
+            csrf: "c",
+        };
+        let issued = scm_store::IssuedRecord {
+            certificate_pem: String::new(),
+            chain_pem: String::new(),
+            private_key_sealed: None,
+            serial_hex: "0a0b".into(),
+            fingerprint: String::new(),
+            signature_algorithm: "SHA256WITHECDSA".into(),
+            issued_ms: 0,
+            not_before_ms: 0,
+            not_after_ms: 90 * 86_400_000,
+            ca_id: None,
+        };
+        let cert = CertificateRecord {
+            id: CertificateId::try_from("scs1764770000000").unwrap(),
+            domain_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+            project_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+            order_id: OrderId::new("2612031500", [1, 2, 3, 4, 5]).unwrap(),
+            name: "renewed".into(),
+            status: CertificateStatus::Issued,
+            product: scm_store::Product {
+                brand: Brand::GlobalSign,
+                cert_type: CertType::DvSsl,
+                domain_type: DomainType::Single,
+                effective_time: 1,
+                domain_numbers: 1,
+                primary_domain_type: None,
+                single_domain_number: None,
+                wildcard_domain_number: None,
+                enterprise_project_id: "0".into(),
+            },
+            description: String::new(),
+            tags_json: "[]".into(),
+            application: None,
+            issued: Some(issued.clone()),
+            created_ms: 0,
+            updated_ms: 0,
+            issuer: None,
+            chain_trust: None,
+            revocation: None,
+            lifecycle: scm_store::LifecycleRecord {
+                current_version: Some(2),
+                renew_at_ms: Some(60 * 86_400_000),
+                auto_renew: true,
+                validation_started_ms: Some(1),
+            },
+        };
+        let versions = [2, 1].map(|seq| scm_store::VersionRecord {
+            seq,
+            reason: if seq == 2 { "renewal" } else { "issued" }.into(),
+            issued: issued.clone(),
+            renew_at_ms: None,
+        });
+        let events = [scm_store::EventRecord {
+            at_ms: 0,
+            event: "validation_failed".into(),
+            detail: "<script>x</script>: no TXT record".into(),
+            actor: "job 7".into(),
+        }];
+        let proofs = [scm_core::lifecycle::validation::Proof {
+            domain: "www.example.com".into(),
+            record_name: "_dnsauth.www.example.com".into(),
+            record_type: "TXT".into(),
+            record_value: "v\"<b>".into(),
+        }];
+        let html = details(
+            &chrome,
+            &Details {
+                cert: &cert,
+                chain: &[],
+                pushes: &[],
+                tags: &[],
+                versions: &versions,
+                events: &events,
+                proofs: &proofs,
+            },
+        );
+        assert!(html.contains("id=\"versions-table\""));
+        assert!(html.contains("2 (current)"));
+        assert!(html.contains("_dnsauth.www.example.com"));
+        assert!(!html.contains("<script>x"));
+        assert!(html.contains("&lt;script&gt;x&lt;/script&gt;: no TXT record"));
+        assert!(!html.contains("v\"<b>"));
+        assert!(html.contains("id=\"renew-button\""));
+        assert!(html.contains("Turn automatic renewal off"));
+        assert!(html.contains("action=\"/console/certificates/scs1764770000000/renew\""));
+    }
+
     /// An imported certificate's details say whether its chain is trusted, and show a brand
     /// only for a trusted chain (never the placeholder product it is stored with).
     #[test]

@@ -1166,6 +1166,8 @@ async fn routes_list_expired_days_since_leaves_out_long_expired_certificates() {
     let signing = clock.clone();
     let admin = s.admin.with_clock(move || signing.now());
     let old = issued(&admin, "old.expired.test").await;
+    // Not renewed when the clock moves on: this one is to have expired.
+    admin.set_auto_renew(&old, false).await.unwrap();
     clock.set(now);
     let fresh = issued(&admin, "fresh.expired.test").await;
     let unissued = paid(&admin).await;

@@ -82,9 +82,12 @@ impl Named {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("exited with {status}:\n{}", log_tail(&self.log)));
             }
+            // Not just "running": named's first lines say "running as: named -g ...", before
+            // its zones are loaded (and a query then is SERVFAIL).
             let running = std::fs::read_to_string(&self.log)
                 .unwrap_or_default()
-                .contains("running");
+                .lines()
+                .any(|l| l.ends_with("all zones loaded"));
             let port = tokio::net::TcpStream::connect(self.addr).await;
             if running && port.is_ok() {
                 return Ok(());

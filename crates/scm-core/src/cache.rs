@@ -249,7 +249,8 @@ impl ReadCache {
     }
 
     pub fn put_unknown_key(&self, seen: AccessSeen, k: AccessKeyId, until_ms: i64) {
-        self.unknown_keys.put_if(&self.access_gen, seen.0, k, until_ms);
+        self.unknown_keys
+            .put_if(&self.access_gen, seen.0, k, until_ms);
     }
 
     pub fn put_account(&self, seen: AccessSeen, v: Arc<AccountRecord>) {
@@ -268,8 +269,7 @@ impl ReadCache {
     }
 
     pub fn put_history(&self, seen: CertificatesSeen, k: CertificateId, v: Arc<Vec<PushRecord>>) {
-        self.history
-            .put_if(&self.certificates_gen, seen.0, k, v);
+        self.history.put_if(&self.certificates_gen, seen.0, k, v);
     }
 }
 
@@ -398,7 +398,11 @@ mod tests {
             }),
         );
         cache.put_certificate(cache.certificates_generation(), cert.clone());
-        cache.put_history(cache.certificates_generation(), cert.id.clone(), Arc::default());
+        cache.put_history(
+            cache.certificates_generation(),
+            cert.id.clone(),
+            Arc::default(),
+        );
 
         // A certificate write, here and seen from another process: credentials stay.
         let access_before = cache.access_generation();
@@ -443,11 +447,17 @@ mod tests {
                 certificates: 7,
             },
         );
-        assert!(cache.credentials.get(&ak(2)).is_none(), "another process's credential write");
+        assert!(
+            cache.credentials.get(&ak(2)).is_none(),
+            "another process's credential write"
+        );
         assert!(cache.certificates.get(&key(&cert)).is_some());
         assert_eq!(cache.certificates_generation(), certs_before);
         cache.put_credential(access_before, ak(3), credential());
-        assert!(cache.credentials.get(&ak(3)).is_none(), "stale access put refused");
+        assert!(
+            cache.credentials.get(&ak(3)).is_none(),
+            "stale access put refused"
+        );
         cache.put_history(certs_before, cert.id.clone(), Arc::default());
         assert!(cache.history.get(&cert.id).is_some());
         assert_eq!(cache.drops(), (3, 2));

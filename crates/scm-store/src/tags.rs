@@ -126,14 +126,13 @@ impl Tags for SqlStore {
             let mut tx = p.begin().await?;
             let mut deleted = 0;
             for k in keys {
-                deleted += sqlx::query(
-                    "DELETE FROM certificate_tags WHERE cert_id = $1 AND tag_key = $2",
-                )
-                .bind(cert.as_str())
-                .bind(k.as_str())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                deleted +=
+                    sqlx::query("DELETE FROM certificate_tags WHERE cert_id = $1 AND tag_key = $2")
+                        .bind(cert.as_str())
+                        .bind(k.as_str())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
             }
             // The certificate's cached tags change only if a tag went.
             if deleted > 0 {

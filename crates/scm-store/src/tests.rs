@@ -927,7 +927,10 @@ async fn migrations_are_idempotent(db: TestDb) {
 async fn moved_by(other: &SqlStore, last: &mut Revisions, by: (i64, i64), what: &str) {
     let now = other.revisions().await.unwrap();
     assert_eq!(
-        (now.access - last.access, now.certificates - last.certificates),
+        (
+            now.access - last.access,
+            now.certificates - last.certificates
+        ),
         by,
         "{what}: (access, certificates) moves"
     );
@@ -983,7 +986,10 @@ async fn each_cached_write_moves_its_own_revision(db: TestDb) {
         detail: String::new(),
         targets: "t".into(),
     };
-    store.record_push(&push(PushOutcome::Success)).await.unwrap();
+    store
+        .record_push(&push(PushOutcome::Success))
+        .await
+        .unwrap();
     moved_by(&other, &mut last, (0, 1), "record_push (success)").await;
     let tag = TagRecord {
         key: "k".into(),
@@ -1000,7 +1006,10 @@ async fn each_cached_write_moves_its_own_revision(db: TestDb) {
     moved_by(&other, &mut last, (0, 1), "delete_tags").await;
 
     // Writes that change nothing a cache holds move nothing.
-    store.record_push(&push(PushOutcome::Failure)).await.unwrap();
+    store
+        .record_push(&push(PushOutcome::Failure))
+        .await
+        .unwrap();
     moved_by(&other, &mut last, (0, 0), "record_push (failure)").await;
     assert!(
         !store

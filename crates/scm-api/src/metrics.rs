@@ -467,10 +467,18 @@ fn write_snapshot(
     }
     writeln!(
         out,
-        "# HELP openscm_cache_invalidations_total Times the read caches were invalidated (by a write here or a change seen from another process)."
+        "# HELP openscm_cache_invalidations_total Times each side of the read caches was invalidated (by a write here or a change seen from another process): access (credentials, unknown keys, accounts) or certificates (certificates, push histories)."
     )?;
     writeln!(out, "# TYPE openscm_cache_invalidations_total counter")?;
-    writeln!(out, "openscm_cache_invalidations_total {}", cache.drops)?;
+    for (side, n) in [
+        ("access", cache.access_drops),
+        ("certificates", cache.certificates_drops),
+    ] {
+        writeln!(
+            out,
+            "openscm_cache_invalidations_total{{side=\"{side}\"}} {n}"
+        )?;
+    }
     // Without the store's aggregates the series below are left out (not reported as zero).
     let Some(stats) = &s.stats else {
         return Ok(());

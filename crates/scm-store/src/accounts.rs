@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use scm_proto::{AccessKeyId, DomainId, ProjectId};
 
-use crate::pool::{BUMP, conflict_or, corrupt, db_run};
+use crate::pool::{BUMP_ACCESS, conflict_or, corrupt, db_run};
 use crate::records::{
     AccountRecord, CredentialRecord, CredentialStatus, ProjectRecord, TokenKind, TokenRecord,
 };
@@ -241,7 +241,7 @@ impl Accounts for SqlStore {
                 .bind(account.as_str())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            sqlx::query(BUMP_ACCESS).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(done.rows_affected() == 1)
         })
@@ -257,7 +257,7 @@ impl Accounts for SqlStore {
             .bind(account.as_str())
             .execute(&mut *tx)
             .await?;
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            sqlx::query(BUMP_ACCESS).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(done.rows_affected() == 1)
         })
@@ -268,7 +268,7 @@ impl Accounts for SqlStore {
         db_run!(&self.pool, |p| {
             let mut tx = p.begin().await?;
             insert_credential!(&mut *tx, c)?;
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            sqlx::query(BUMP_ACCESS).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -307,7 +307,7 @@ impl Accounts for SqlStore {
             .bind(ak.as_str())
             .execute(&mut *tx)
             .await?;
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            sqlx::query(BUMP_ACCESS).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(done.rows_affected() == 1)
         })

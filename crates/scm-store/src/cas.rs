@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use scm_proto::DomainId;
 
 use crate::accounts::{insert_account, insert_project};
-use crate::pool::{corrupt, db_run};
+use crate::pool::{BUMP_CERTIFICATES, corrupt, db_run};
 use crate::records::{AccountRecord, CaRecord, CaRole, ProjectRecord, StoredCa};
 use crate::{Result, SqlStore};
 
@@ -231,13 +231,17 @@ impl Cas for SqlStore {
             let mut tx = p.begin().await?;
             insert_ca!(&mut *tx, ca)?;
             // Purchased (not imported: issuer NULL) and issued: only the shared CA issued before.
-            sqlx::query(
+            let adopted = sqlx::query(
                 "UPDATE certificates SET ca_id = $1 WHERE ca_id IS NULL AND issuer IS NULL \
                  AND certificate_pem IS NOT NULL",
             )
             .bind(ca.id.as_str())
             .execute(&mut *tx)
             .await?;
+            // Their CA is part of the cached certificates (another server may hold them).
+            if adopted.rows_affected() > 0 {
+                sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(())
         })

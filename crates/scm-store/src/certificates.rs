@@ -6,7 +6,7 @@ use scm_proto::{
     PrimaryDomainType, ProjectId,
 };
 
-use crate::pool::{BUMP, Pool, conflict_or, corrupt, db_run};
+use crate::pool::{BUMP_CERTIFICATES, Pool, conflict_or, corrupt, db_run};
 use crate::records::{
     ApplicationRecord, CertificateRecord, ChainTrustRecord, IssuedRecord, LifecycleRecord,
     ListQuery, NewCertificate, NewVersion, OrderRecord, Product, Quotas, RevocationRecord, SortKey,
@@ -639,9 +639,12 @@ impl Certificates for SqlStore {
             .bind(expect.as_str())
             .execute(&mut *tx)
             .await?;
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            let saved = done.rows_affected() == 1;
+            if saved {
+                sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
-            Ok(done.rows_affected() == 1)
+            Ok(saved)
         })
     }
 
@@ -794,7 +797,7 @@ enum Message {
 }
 
 /// Group commit: every commit is a durable flush, and writers queue for one lock anyway (SQLite's
-/// write lock, PostgreSQL's revision row), so issuances that arrive while a commit is being
+/// write lock, PostgreSQL's certificates revision row), so issuances that arrive while a commit is being
 /// flushed are recorded together in the next transaction. Each is still its own conditional
 /// update with its own answer, and no caller hears "done" before the transaction holding its row
 /// is durable.
@@ -931,7 +934,10 @@ async fn commit_batch(pool: &Pool, jobs: &[NewVersion]) -> Result<Vec<bool>> {
         for job in jobs {
             results.push(execute_issue!(&mut *tx, job)?);
         }
-        sqlx::query(BUMP).execute(&mut *tx).await?;
+        // A batch whose conditions all failed changed nothing.
+        if results.contains(&true) {
+            sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(results)
     })

@@ -4,9 +4,11 @@ use async_trait::async_trait;
 
 use crate::dialect::{self, JOBS_CHANNEL, job_cols};
 use crate::notices::record_reminder;
-use crate::pool::{BUMP, Pool, corrupt, db_run};
+use crate::pool::{BUMP_CERTIFICATES, Pool, corrupt, db_run};
 use crate::pushes::insert_push;
-use crate::records::{JobEffect, JobId, JobLease, JobOutcome, JobRecord, JobState, NewJob};
+use crate::records::{
+    JobEffect, JobId, JobLease, JobOutcome, JobRecord, JobState, NewJob, PushOutcome,
+};
 use crate::revocations::store_crl;
 use crate::{Jobs, Result, SqlStore, StoreError};
 
@@ -126,13 +128,14 @@ macro_rules! enqueue_effect {
 
 /// Applies `$effect` in transaction `$tx` of pool `$p` at `$now`: each kind of effect is written
 /// by the aggregate it belongs to. Returns from the enclosing function on a database error;
-/// evaluates to whether the change counter must move (a cached read changed).
+/// evaluates to whether the certificates revision must move (a cached read changed).
 macro_rules! apply_effect {
     ($tx:ident, $p:ident, $effect:expr, $now:expr) => {{
         match $effect {
             JobEffect::RecordPush(rec) => {
                 insert_push!(&mut *$tx, rec)?;
-                true
+                // The cached history holds only successful pushes.
+                rec.outcome == PushOutcome::Success
             }
             JobEffect::Enqueue(job) => {
                 enqueue_effect!($tx, $p, job);
@@ -288,7 +291,7 @@ impl Jobs for SqlStore {
                 bump |= apply_effect!(tx, p, effect, now_ms);
             }
             if bump {
-                sqlx::query(BUMP).execute(&mut *tx).await?;
+                sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(true)

@@ -2,7 +2,7 @@
 //! implements them on typed sqlx pools for SQLite and PostgreSQL, each with its own migration set.
 //!
 //! The store is split by aggregate, one trait and one file each: [`Meta`] (bootstrap, settings,
-//! the change counter), [`Cas`] (the CAs: one per account, the serving CA), [`Accounts`] (accounts, projects, credentials, tokens),
+//! the change counters), [`Cas`] (the CAs: one per account, the serving CA), [`Accounts`] (accounts, projects, credentials, tokens),
 //! [`Certificates`] (orders, certificates, applications, issuance), [`Pushes`] (push history),
 //! [`Tags`] (certificate tags), [`Csrs`] (certificate signing requests and their keys), [`Imports`]
 //! (imported certificates), [`Revocations`] (revoked serials and each CA's CRL), [`Audit`] (the audit log), [`Stats`] (aggregates for metrics) and
@@ -51,6 +51,7 @@ pub use cas::Cas;
 pub use console::Console;
 pub use csrs::{CsrQuery, CsrRecord, Csrs, MAX_KEYED_CSRS};
 pub use imports::{ImportOutcome, Imports};
+pub use meta::Revisions;
 pub use notices::{CERT_EXPIRED, CERT_EXPIRING, DueReminder, Notices};
 pub use pool::Backend;
 pub use records::*;
@@ -136,7 +137,7 @@ fn sql_error_is_unavailable(e: &sqlx::Error) -> bool {
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Bootstrap, settings, the built-in CA and the change counter.
+/// Bootstrap, settings, the built-in CA and the change counters.
 #[async_trait]
 pub trait Meta: Send + Sync {
     /// Creates the first account, its project, its credential and the CAs of `b.cas` in one
@@ -144,9 +145,10 @@ pub trait Meta: Send + Sync {
     async fn bootstrap(&self, b: &Bootstrap) -> Result<bool>;
     /// Whether [`Meta::bootstrap`] has run on this store.
     async fn is_bootstrapped(&self) -> Result<bool>;
-    /// The change counter: it moves (in the same transaction) with every write that alters a
-    /// credential, a policy, a certificate or its pushes. Read caches are dropped when it moves.
-    async fn revision(&self) -> Result<i64>;
+    /// The change counters, read together: each moves (in the same transaction) with every
+    /// write that alters what one side of the read caches holds (see [`Revisions`]). A server
+    /// drops the caches of a side when its counter moves.
+    async fn revisions(&self) -> Result<Revisions>;
     /// A meta value (e.g. the master-key check value).
     async fn meta(&self, key: &str) -> Result<Option<String>>;
     /// Sets a meta value unless present; returns the value now stored.

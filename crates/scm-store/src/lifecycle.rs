@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use scm_proto::{CertificateId, CertificateStatus, DomainId};
 
-use crate::pool::{BUMP, db_run};
+use crate::pool::{BUMP_CERTIFICATES, db_run};
 use crate::{Lifecycle, Result, SqlStore};
 
 #[async_trait]
@@ -46,7 +46,7 @@ impl Lifecycle for SqlStore {
             .bind(account.as_str())
             .execute(&mut *tx)
             .await?;
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -70,9 +70,12 @@ impl Lifecycle for SqlStore {
             .bind(expect.as_str())
             .execute(&mut *tx)
             .await?;
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            let moved = done.rows_affected() == 1;
+            if moved {
+                sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
-            Ok(done.rows_affected() == 1)
+            Ok(moved)
         })
     }
 }

@@ -1,5 +1,5 @@
 //! [`Meta`]: the one-shot bootstrap, settings, the shared CA of stores made before migration 0015
-//! and the change counter.
+//! and the change counters.
 
 use async_trait::async_trait;
 
@@ -8,6 +8,17 @@ use crate::cas::insert_ca;
 use crate::pool::{corrupt, db_run};
 use crate::records::{Bootstrap, CaRecord};
 use crate::{Meta, Result, SqlStore};
+
+/// The store's change counters (table `revision`), one per side of the servers' read caches.
+/// Each only grows; a reader compares it with the value it saw last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Revisions {
+    /// Row 1: moves with every write to a credential or an account (its policy, its settings).
+    pub access: i64,
+    /// Row 2 (migration 0018): moves with every write to a certificate (application, material,
+    /// status, versions, renewal and validation state, tags) or to its successful pushes.
+    pub certificates: i64,
+}
 
 struct CaRow {
     root_cert_pem: String,
@@ -58,12 +69,23 @@ impl Meta for SqlStore {
         Ok(self.meta("bootstrapped").await?.is_some())
     }
 
-    async fn revision(&self) -> Result<i64> {
-        db_run!(&self.pool, |p| {
-            Ok(sqlx::query_scalar("SELECT n FROM revision WHERE id = 1")
-                .fetch_one(p)
-                .await?)
-        })
+    async fn revisions(&self) -> Result<Revisions> {
+        // One statement: both rows from one snapshot.
+        let (access, certificates): (Option<i64>, Option<i64>) = db_run!(&self.pool, |p| {
+            sqlx::query_as(
+                "SELECT MAX(CASE WHEN id = 1 THEN n END), MAX(CASE WHEN id = 2 THEN n END) \
+                 FROM revision",
+            )
+            .fetch_one(p)
+            .await?
+        });
+        match (access, certificates) {
+            (Some(access), Some(certificates)) => Ok(Revisions {
+                access,
+                certificates,
+            }),
+            _ => Err(corrupt("revision")),
+        }
     }
 
     async fn meta(&self, key: &str) -> Result<Option<String>> {

@@ -122,6 +122,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/postgres/0017_lifecycle.sql"),
     ),
     (
+        18,
+        "revisions",
+        include_str!("../migrations/sqlite/0018_revisions.sql"),
+        include_str!("../migrations/postgres/0018_revisions.sql"),
+    ),
+    (
         19,
         "account_renewal",
         include_str!("../migrations/sqlite/0019_account_renewal.sql"),

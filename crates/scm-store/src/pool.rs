@@ -117,5 +117,16 @@ pub(crate) fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
 }
 
-/// Bumps the change counter (inside the caller's transaction).
-pub(crate) const BUMP: &str = "UPDATE revision SET n = n + 1 WHERE id = 1";
+/// Bumps the access revision (inside the caller's transaction): run by every write to what the
+/// access caches hold, credentials (their status, and any access key created: it may be
+/// remembered as unknown) and accounts (their policy and settings). Tokens, projects and
+/// quotas are read from the store every time and move nothing. A write that changes both sides
+/// runs this one first, then [`BUMP_CERTIFICATES`] (one lock order on PostgreSQL's rows).
+pub(crate) const BUMP_ACCESS: &str = "UPDATE revision SET n = n + 1 WHERE id = 1";
+
+/// Bumps the certificates revision (inside the caller's transaction): run by every write to
+/// what the certificate caches hold, a certificate row (application, material, status,
+/// versions, renewal and validation state, CA) with its tags, and its successful pushes (the
+/// cached history holds no failed one). Jobs, events, reminders, notices, CRLs and validation
+/// records are not cached and move nothing.
+pub(crate) const BUMP_CERTIFICATES: &str = "UPDATE revision SET n = n + 1 WHERE id = 2";

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use scm_proto::{CertificateId, DomainId};
 
-use crate::pool::{BUMP, corrupt, db_run};
+use crate::pool::{BUMP_CERTIFICATES, corrupt, db_run};
 use crate::records::{PushOutcome, PushRecord};
 use crate::{Pushes, Result, SqlStore, StoreError};
 
@@ -37,8 +37,8 @@ impl TryFrom<PushRow> for PushRecord {
     }
 }
 
-/// Inserts a push record with executor `$e` and bumps the change counter (the history is
-/// cached); evaluates to `Result<()>`.
+/// Inserts a push record with executor `$e`; evaluates to `Result<()>`. The caller bumps the
+/// certificates revision for a successful one (the cached history holds only those).
 macro_rules! insert_push {
     ($e:expr, $rec:expr) => {{
         let rec: &$crate::records::PushRecord = $rec;
@@ -67,7 +67,9 @@ impl Pushes for SqlStore {
         db_run!(&self.pool, |p| {
             let mut tx = p.begin().await?;
             insert_push!(&mut *tx, rec)?;
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            if rec.outcome == PushOutcome::Success {
+                sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(())
         })

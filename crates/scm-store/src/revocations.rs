@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use scm_proto::{CertificateId, DomainId};
 
 use crate::jobs::insert_job;
-use crate::pool::{BUMP, db_run};
+use crate::pool::{BUMP_CERTIFICATES, db_run};
 use crate::records::NewJob;
 use crate::{Result, SqlStore, dialect};
 
@@ -210,7 +210,7 @@ impl Revocations for SqlStore {
             if let Some(notify) = dialect::of(p).notify_enqueued {
                 sqlx::query(notify).execute(&mut *tx).await?;
             }
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(true)
         })

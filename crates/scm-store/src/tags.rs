@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use scm_proto::{CertificateId, DomainId};
 
-use crate::pool::{BUMP, db_run};
+use crate::pool::{BUMP_CERTIFICATES, db_run};
 use crate::{Result, SqlStore};
 
 /// One tag of a certificate.
@@ -115,7 +115,7 @@ impl Tags for SqlStore {
                 tx.rollback().await?;
                 return Ok(false);
             }
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -124,14 +124,20 @@ impl Tags for SqlStore {
     async fn delete_tags(&self, cert: &CertificateId, keys: &[String]) -> Result<()> {
         db_run!(&self.pool, |p| {
             let mut tx = p.begin().await?;
+            let mut deleted = 0;
             for k in keys {
-                sqlx::query("DELETE FROM certificate_tags WHERE cert_id = $1 AND tag_key = $2")
-                    .bind(cert.as_str())
-                    .bind(k.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                deleted +=
+                    sqlx::query("DELETE FROM certificate_tags WHERE cert_id = $1 AND tag_key = $2")
+                        .bind(cert.as_str())
+                        .bind(k.as_str())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
             }
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            // The certificate's cached tags change only if a tag went.
+            if deleted > 0 {
+                sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(())
         })

@@ -140,7 +140,7 @@ suite!(
     legacy_migrations_are_adopted,
     edited_migrations_stop_the_start,
     newer_schemas_stop_the_start,
-    revision_moves_with_every_cached_write,
+    each_cached_write_moves_its_own_revision,
     concurrent_issuance_records_exactly_one,
     jobs_lease_retry_and_finish,
     a_waiting_job_is_due_again_and_not_counted,
@@ -923,50 +923,123 @@ async fn migrations_are_idempotent(db: TestDb) {
     store.create_account(&a, &p).await.unwrap();
 }
 
-async fn revision_moves_with_every_cached_write(db: TestDb) {
+/// Asserts that the revisions moved by `(access, certificates)` since `last` (as another store
+/// handle on the same database reads them), and remembers them.
+async fn moved_by(other: &SqlStore, last: &mut Revisions, by: (i64, i64), what: &str) {
+    let now = other.revisions().await.unwrap();
+    assert_eq!(
+        (
+            now.access - last.access,
+            now.certificates - last.certificates
+        ),
+        by,
+        "{what}: (access, certificates) moves"
+    );
+    *last = now;
+}
+
+async fn each_cached_write_moves_its_own_revision(db: TestDb) {
     let store = db.store().await;
+    // What another process reads.
+    let other = db.store().await;
     let (a, p) = account(1);
     store.create_account(&a, &p).await.unwrap();
+    let id = order(&store, &a, &p, 1, 1_700_000_000_000).await.remove(0);
+    let mut last = other.revisions().await.unwrap();
+    // Migration 0018 added the certificates row; the access row is migration 0002's.
+    assert!(last.access >= 0 && last.certificates >= 0);
+
+    // The access side: credentials and accounts.
+    store.set_policy(&a.domain_id, ".x").await.unwrap();
+    moved_by(&other, &mut last, (1, 0), "set_policy").await;
     let c = credential(1, &a, &p);
     store.insert_credential(&c).await.unwrap();
-    let id = order(&store, &a, &p, 1, 1_700_000_000_000).await.remove(0);
-    let mut last = store.revision().await.unwrap();
-    let mut moved = |r: i64, what: &str| {
-        assert!(r > last, "{what} must move the revision");
-        last = r;
-    };
-    store.set_policy(&a.domain_id, ".x").await.unwrap();
-    moved(store.revision().await.unwrap(), "set_policy");
-    store
-        .save_application(&id, CertificateStatus::Paid, &application("a.test"), 1)
-        .await
-        .unwrap();
-    moved(store.revision().await.unwrap(), "save_application");
-    store
-        .mark_issued(
-            &id,
-            CertificateStatus::Paid,
-            &application("a.test"),
-            &issued(9),
-            2,
-        )
-        .await
-        .unwrap();
-    moved(store.revision().await.unwrap(), "mark_issued");
-    let rec = PushRecord {
+    moved_by(&other, &mut last, (1, 0), "insert_credential").await;
+
+    // The certificates side.
+    assert!(
+        store
+            .save_application(&id, CertificateStatus::Paid, &application("a.test"), 1)
+            .await
+            .unwrap()
+    );
+    moved_by(&other, &mut last, (0, 1), "save_application").await;
+    assert!(
+        store
+            .mark_issued(
+                &id,
+                CertificateStatus::Paid,
+                &application("a.test"),
+                &issued(9),
+                2,
+            )
+            .await
+            .unwrap()
+    );
+    moved_by(&other, &mut last, (0, 1), "mark_issued").await;
+    let push = |outcome| PushRecord {
         cert_id: id.clone(),
         domain_id: a.domain_id.clone(),
         pushed_ms: 3,
         service: "ELB".into(),
         region: None,
-        outcome: PushOutcome::Success,
+        outcome,
         detail: String::new(),
         targets: "t".into(),
     };
-    store.record_push(&rec).await.unwrap();
-    moved(store.revision().await.unwrap(), "record_push");
-    store.revoke_credential(&c.access_key, 4).await.unwrap();
-    moved(store.revision().await.unwrap(), "revoke_credential");
+    store
+        .record_push(&push(PushOutcome::Success))
+        .await
+        .unwrap();
+    moved_by(&other, &mut last, (0, 1), "record_push (success)").await;
+    let tag = TagRecord {
+        key: "k".into(),
+        value: "v".into(),
+    };
+    assert!(
+        store
+            .put_tags(&a.domain_id, &id, std::slice::from_ref(&tag), 10, 4)
+            .await
+            .unwrap()
+    );
+    moved_by(&other, &mut last, (0, 1), "put_tags").await;
+    store.delete_tags(&id, &["k".into()]).await.unwrap();
+    moved_by(&other, &mut last, (0, 1), "delete_tags").await;
+
+    // Writes that change nothing a cache holds move nothing.
+    store
+        .record_push(&push(PushOutcome::Failure))
+        .await
+        .unwrap();
+    moved_by(&other, &mut last, (0, 0), "record_push (failure)").await;
+    assert!(
+        !store
+            .save_application(&id, CertificateStatus::Paid, &application("b.test"), 5)
+            .await
+            .unwrap()
+    );
+    moved_by(&other, &mut last, (0, 0), "save_application refused").await;
+    assert!(
+        !store
+            .mark_issued(
+                &id,
+                CertificateStatus::Paid,
+                &application("a.test"),
+                &issued(10),
+                6,
+            )
+            .await
+            .unwrap()
+    );
+    moved_by(&other, &mut last, (0, 0), "mark_issued refused").await;
+    store.delete_tags(&id, &["absent".into()]).await.unwrap();
+    moved_by(&other, &mut last, (0, 0), "delete_tags of no tag").await;
+    store.enqueue(&new_job("deliver", None, 0)).await.unwrap();
+    moved_by(&other, &mut last, (0, 0), "enqueue").await;
+
+    // Revoking a credential is the access side again.
+    store.revoke_credential(&c.access_key, 7).await.unwrap();
+    moved_by(&other, &mut last, (1, 0), "revoke_credential").await;
 }
 
 async fn concurrent_issuance_records_exactly_one(db: TestDb) {
@@ -1516,7 +1589,7 @@ async fn job_effects_commit_with_the_job(db: TestDb) {
     let w1 = store.claim("w1", 10, LEASE, 1).await.unwrap()[0]
         .lease()
         .unwrap();
-    let before = store.revision().await.unwrap();
+    let before = store.revisions().await.unwrap();
     // A failed attempt and its retry are one transaction...
     let retry = JobOutcome::Retry {
         due_ms: 20,
@@ -1533,9 +1606,10 @@ async fn job_effects_commit_with_the_job(db: TestDb) {
             .await
             .unwrap()
     );
-    assert!(
-        store.revision().await.unwrap() > before,
-        "the history cache is dropped"
+    assert_eq!(
+        store.revisions().await.unwrap(),
+        before,
+        "the cached history holds no failed push: nothing to drop"
     );
     // ...and a worker that lost its lease records nothing at all.
     let w2 = store.claim("w2", 20, LEASE, 1).await.unwrap()[0]
@@ -1562,6 +1636,12 @@ async fn job_effects_commit_with_the_job(db: TestDb) {
             )
             .await
             .unwrap()
+    );
+    let after = store.revisions().await.unwrap();
+    assert_eq!(
+        (after.access, after.certificates),
+        (before.access, before.certificates + 1),
+        "a successful push drops the cached history, and only the certificates side"
     );
     let history = store.push_history(&cert, 10, false).await.unwrap();
     assert_eq!(

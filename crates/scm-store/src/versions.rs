@@ -9,7 +9,7 @@ use scm_proto::{CertificateId, CertificateStatus};
 
 use crate::dialect;
 use crate::jobs::insert_job;
-use crate::pool::{BUMP, corrupt, db_run};
+use crate::pool::{BUMP_CERTIFICATES, corrupt, db_run};
 use crate::records::{
     ApplicationRecord, EventRecord, IssuedRecord, NewEvent, NewJob, VersionRecord,
 };
@@ -325,7 +325,7 @@ impl Versions for SqlStore {
                     sqlx::query(notify).execute(&mut *tx).await?;
                 }
             }
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -358,7 +358,7 @@ impl Versions for SqlStore {
             .execute(&mut *tx)
             .await?;
             insert_event!(&mut *tx, id, end.now_ms, &end.event)?;
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -388,7 +388,7 @@ impl Versions for SqlStore {
                 return Ok(false);
             }
             insert_event!(&mut *tx, id, now_ms, event)?;
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -429,10 +429,12 @@ impl Versions for SqlStore {
                 let _: Option<i64> = insert_job!(&mut *tx, &job)?;
                 queued.push(QueuedRenewal { cert_id, seq });
             }
-            if !queued.is_empty()
-                && let Some(notify) = dialect::of(p).notify_enqueued
-            {
-                sqlx::query(notify).execute(&mut *tx).await?;
+            if !queued.is_empty() {
+                if let Some(notify) = dialect::of(p).notify_enqueued {
+                    sqlx::query(notify).execute(&mut *tx).await?;
+                }
+                // Their renew_at moved (shown with the cached certificate).
+                sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(queued)
@@ -441,6 +443,7 @@ impl Versions for SqlStore {
 
     async fn postpone_renewal(&self, id: &CertificateId, seq: u32, at_ms: i64) -> Result<bool> {
         db_run!(&self.pool, |p| {
+            let mut tx = p.begin().await?;
             let done = sqlx::query(
                 "UPDATE certificates SET renew_at_ms = $1 WHERE id = $2 AND current_version = $3 \
                  AND renew_at_ms IS NOT NULL",
@@ -448,9 +451,14 @@ impl Versions for SqlStore {
             .bind(at_ms)
             .bind(id.as_str())
             .bind(i64::from(seq))
-            .execute(p)
+            .execute(&mut *tx)
             .await?;
-            Ok(done.rows_affected() == 1)
+            let postponed = done.rows_affected() == 1;
+            if postponed {
+                sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(postponed)
         })
     }
 
@@ -480,7 +488,7 @@ impl Versions for SqlStore {
                 return Ok(false);
             }
             insert_event!(&mut *tx, id, now_ms, event)?;
-            sqlx::query(BUMP).execute(&mut *tx).await?;
+            sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -506,7 +514,7 @@ mod tests {
 
     use crate::records::{NewEvent, NewJob, NewVersion, VersionExpect};
     use crate::tests::{TestDb, account, application, issued, order, with_postgres, with_sqlite};
-    use crate::{Accounts, Certificates, Jobs, Versions};
+    use crate::{Accounts, Certificates, Jobs, Meta, Versions};
 
     #[tokio::test]
     async fn versions_renewals_and_validation_sqlite() {
@@ -645,6 +653,7 @@ mod tests {
 
         // The sweep takes only what is due, once, and moves it on.
         let make = |id: &CertificateId, seq: u32| renew_job(id, seq);
+        let before = store.revisions().await.unwrap();
         let q = store
             .queue_due_renewals(10_000, 100, 50_000, &make)
             .await
@@ -663,12 +672,24 @@ mod tests {
                 .is_empty(),
             "moved on"
         );
+        // Their renewal time is shown with the cached certificate: one move for the sweep that
+        // queued, none for the one that found nothing.
+        let after = store.revisions().await.unwrap();
+        assert_eq!(
+            (after.access, after.certificates),
+            (before.access, before.certificates + 1)
+        );
         assert_eq!(store.renewals_due(10_000).await.unwrap(), 0);
         let jobs = store.jobs(None, 100).await.unwrap();
         assert_eq!(jobs.iter().filter(|j| j.kind == "renew").count(), 1);
         // A version that moved on is not postponed.
         assert!(!store.postpone_renewal(y, 2, 1).await.unwrap());
+        assert_eq!(store.revisions().await.unwrap(), after, "nothing postponed");
         assert!(store.postpone_renewal(y, 1, 1).await.unwrap());
+        assert_eq!(
+            store.revisions().await.unwrap().certificates,
+            after.certificates + 1
+        );
         assert_eq!(store.renewals_due(10_000).await.unwrap(), 1);
 
         // Auto-renew off takes it out of the sweep; on restores its version's time.

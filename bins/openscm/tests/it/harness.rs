@@ -29,6 +29,8 @@ pub struct TestServer {
     pub scm: Arc<Scm>,
     /// Where push targets write.
     pub out: PathBuf,
+    /// The server's database (for a second store on it: what another process sees and does).
+    pub db: DatabaseUrl,
     background: Supervisor,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<bool>>,
@@ -171,7 +173,8 @@ impl TestServer {
         let out = dir.path().join("out");
         std::fs::create_dir_all(&out).unwrap();
         let sqlite = DatabaseUrl::sqlite_file(&dir.path().join("t.db"));
-        let store = Arc::new(SqlStore::connect(url.unwrap_or(&sqlite)).await.unwrap());
+        let db = url.unwrap_or(&sqlite).clone();
+        let store = Arc::new(SqlStore::connect(&db).await.unwrap());
         let master = MasterKey::generate().unwrap();
         let created = scm_core::bootstrap::run(store.as_ref(), clock.as_ref(), &master)
             .await
@@ -219,6 +222,7 @@ impl TestServer {
             project_id: created.project_id.to_string(),
             scm,
             out,
+            db,
             background,
             stop: Some(stop),
             task: Some(task),

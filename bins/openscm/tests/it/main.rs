@@ -11,6 +11,8 @@
 //!   [`routes_openapi`]: the served OpenAPI description;
 //!   [`routes_text`]: control and bidirectional characters are refused in every text field;
 //!   [`routes_revoke`]: v2 revoke and the served CRL, checked with `openssl verify -crl_check`);
+//! - [`cache_coherence`]: writes made by another process reach the server's read caches within a
+//!   poll, each on its own side (certificate work leaves the credential cache alone);
 //! - [`processes`]: the job runner across real `openscm` processes: a job survives SIGKILL of its
 //!   worker and is done exactly once; two servers on one PostgreSQL never run one job at once.
 
@@ -22,6 +24,7 @@
     clippy::indexing_slicing
 )]
 
+mod cache_coherence;
 mod hardening;
 mod harness;
 mod metrics_audit;

@@ -12,7 +12,7 @@ use scm_store::{
     CertificateTag, Certificates, CredentialRecord, CredentialStatus, DueReminder, IssuedRecord,
     JobEffect, JobId, JobLease, JobOutcome, JobRecord, JobState, Jobs, ListQuery, Meta,
     NewCertificate, NewJob, Notices, OrderRecord, ProjectRecord, PushRecord, Pushes, Quotas,
-    Result, Store, TagRecord, Tags, TokenRecord,
+    Result, Revisions, Store, TagRecord, Tags, TokenRecord,
 };
 // --- csr ---
 use scm_proto::CsrId;
@@ -44,9 +44,9 @@ impl Meta for RemoteStore {
         self.wire().await;
         self.inner.is_bootstrapped().await
     }
-    async fn revision(&self) -> Result<i64> {
+    async fn revisions(&self) -> Result<Revisions> {
         self.wire().await;
-        self.inner.revision().await
+        self.inner.revisions().await
     }
     async fn meta(&self, key: &str) -> Result<Option<String>> {
         self.wire().await;

@@ -153,7 +153,7 @@ impl Scm {
         {
             return Ok(None);
         }
-        let seen = self.cache.generation();
+        let seen = self.cache.access_generation();
         let Some(rec) = self.store.credential(ak).await? else {
             self.cache
                 .put_unknown_key(seen, ak.clone(), now + crate::cache::UNKNOWN_KEY_TTL_MS);
@@ -174,7 +174,7 @@ impl Scm {
         if let Some(a) = self.cache.accounts.get(id) {
             return Ok(Some(a));
         }
-        let seen = self.cache.generation();
+        let seen = self.cache.access_generation();
         let Some(rec) = self.store.account(id).await? else {
             return Ok(None);
         };

@@ -165,7 +165,7 @@ impl Scm {
         if let Some(c) = self.cache.certificates.get(&key).filter(|c| mine(c)) {
             return Ok(c);
         }
-        let seen = self.cache.generation();
+        let seen = self.cache.certificates_generation();
         let c = Arc::new(
             self.store
                 .certificate_of(&p.account, id)

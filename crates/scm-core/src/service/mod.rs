@@ -248,10 +248,10 @@ impl Scm {
         self.schedule_reminders().await?;
         self.schedule_crl().await?;
         self.schedule_renewal_sweep().await?;
-        let revision = self.store.revision().await?;
+        let revisions = self.store.revisions().await?;
         let (cache, store) = (Arc::downgrade(&self.cache), self.store.clone());
         supervisor.spawn("cache-poller", move |cancel| {
-            cache::poll_revisions(cache.clone(), store.clone(), revision, cancel)
+            cache::poll_revisions(cache.clone(), store.clone(), revisions, cancel)
         });
         let scm = self.clone();
         supervisor.spawn("job-worker", move |cancel| {

@@ -81,8 +81,11 @@ pub struct Snapshot {
 pub struct CacheFigures {
     /// Entries, hits and misses of each read cache.
     pub caches: Vec<CacheStat>,
-    /// How many times the read caches were dropped (writes and changes from other processes).
-    pub drops: u64,
+    /// How many times the access caches (credentials, unknown keys, accounts) were dropped:
+    /// writes here and changes seen from other processes.
+    pub access_drops: u64,
+    /// How many times the certificate caches (certificates, push histories) were dropped.
+    pub certificates_drops: u64,
 }
 
 /// The snapshot cache: one refresh at a time, so concurrent scrapes wait for it instead of each
@@ -116,9 +119,11 @@ impl Scm {
 
     /// The read caches' figures, as they are now.
     pub fn cache_figures(&self) -> CacheFigures {
+        let (access_drops, certificates_drops) = self.cache.drops();
         CacheFigures {
             caches: self.cache.stats(),
-            drops: self.cache.generation(),
+            access_drops,
+            certificates_drops,
         }
     }
 

@@ -190,7 +190,7 @@ impl Scm {
         if let Some(h) = self.cache.history.get(&cert.id) {
             return Ok(h);
         }
-        let seen = self.cache.generation();
+        let seen = self.cache.certificates_generation();
         let h = Arc::new(self.store.push_history(&cert.id, 10, true).await?);
         self.cache.put_history(seen, cert.id.clone(), h.clone());
         Ok(h)

@@ -269,7 +269,7 @@ impl Scm {
                     "domain_method",
                     format!(
                         "{method} validation is not offered: use DNS or FILE to prove control of {}",
-                        unproven[0].name
+                        unproven.first().map_or("", |v| v.name.as_str())
                     ),
                 ));
             }

@@ -110,7 +110,7 @@ async fn measure(postgres: Option<&str>, stored: usize, due: usize, sweeps: usiz
              CASE WHEN n >= {first_due} THEN {now} - 1000 ELSE {now} + {day} * (1 + n % 100) END"
         );
         let from = if sql.is_postgres() {
-            format!("{select} FROM generate_series({lo}, {hi}) AS s(n)")
+            format!("{select} FROM generate_series(CAST({lo} AS BIGINT), {hi}) AS s(n)")
         } else {
             format!(
                 "WITH RECURSIVE s(n) AS (SELECT {lo} UNION ALL SELECT n + 1 FROM s WHERE n < {hi}) \

@@ -1,5 +1,6 @@
 //! Benchmarks for OpenSCM; see the binaries in `src/bin` and the scripts beside this crate.
-//! This library holds what they share: a release server on loopback and small statistics.
+//! This library holds what they share: a release server on loopback, a database of a run's own
+//! and small statistics.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::io::{Read, Write};
@@ -156,4 +157,133 @@ pub fn health_latencies(s: &mut TcpStream, n: usize) -> Vec<Duration> {
     }
     out.sort();
     out
+}
+
+/// A database of one benchmark run's own: a SQLite file in a temporary directory, or a throwaway
+/// database on the PostgreSQL server of `--database-url` (the URL names a database on it where the
+/// user may create databases). [`BenchDb::remove`] deletes it.
+pub struct BenchDb {
+    /// The URL the store connects to.
+    pub url: String,
+    /// What the figures were measured on, for the first line.
+    pub label: &'static str,
+    place: Place,
+}
+
+enum Place {
+    Sqlite(PathBuf),
+    Postgres { server: String, name: String },
+}
+
+/// `base` with its database (the URL's path) replaced by `db`; the query string is kept.
+pub fn with_database(base: &str, db: &str) -> String {
+    let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let query = tail.find('?').map_or("", |i| &tail[i..]);
+    format!("{scheme}://{authority}/{db}{query}")
+}
+
+impl BenchDb {
+    /// A new empty database named after `tag` and this process.
+    pub async fn create(postgres: Option<&str>, tag: &str) -> Self {
+        use sqlx::Connection;
+        let name = format!("openscm_bench_{tag}_{}", std::process::id());
+        match postgres {
+            None => {
+                let dir = std::env::temp_dir().join(&name);
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                Self {
+                    url: format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()),
+                    label: "SQLite (WAL, synchronous=FULL)",
+                    place: Place::Sqlite(dir),
+                }
+            }
+            Some(server) => {
+                let mut conn = sqlx::PgConnection::connect(server).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Self {
+                    url: with_database(server, &name),
+                    label: "PostgreSQL",
+                    place: Place::Postgres {
+                        server: server.to_owned(),
+                        name,
+                    },
+                }
+            }
+        }
+    }
+
+    /// Deletes the database (every connection to it must be closed, or is ended).
+    pub async fn remove(self) {
+        use sqlx::Connection;
+        match self.place {
+            Place::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Place::Postgres { server, name } => {
+                let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            }
+        }
+    }
+}
+
+/// The median of durations (sorts them).
+pub fn median(d: &mut [Duration]) -> Duration {
+    d.sort();
+    d[d.len() / 2]
+}
+
+/// A connection of a benchmark's own to the store's database, beside the store's pool: for
+/// seeding in bulk, resetting between timed runs and checking results with plain SQL.
+pub enum Sql {
+    /// SQLite.
+    Sqlite(sqlx::SqliteConnection),
+    /// PostgreSQL.
+    Postgres(sqlx::PgConnection),
+}
+
+impl Sql {
+    /// Connects to `url` (`sqlite:` or `postgres:`).
+    pub async fn connect(url: &str) -> Self {
+        use sqlx::Connection;
+        if url.starts_with("sqlite:") {
+            Self::Sqlite(sqlx::SqliteConnection::connect(url).await.unwrap())
+        } else {
+            Self::Postgres(sqlx::PgConnection::connect(url).await.unwrap())
+        }
+    }
+
+    /// Whether it is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+
+    /// Runs `sql` (one or more statements, no parameters); returns the rows it changed.
+    pub async fn execute(&mut self, sql: String) -> u64 {
+        let sql = sqlx::AssertSqlSafe(sql);
+        match self {
+            Self::Sqlite(c) => sqlx::raw_sql(sql).execute(c).await.unwrap().rows_affected(),
+            Self::Postgres(c) => sqlx::raw_sql(sql).execute(c).await.unwrap().rows_affected(),
+        }
+    }
+
+    /// The one integer `sql` selects (`None`: NULL).
+    pub async fn scalar(&mut self, sql: String) -> Option<i64> {
+        let sql = sqlx::AssertSqlSafe(sql);
+        match self {
+            Self::Sqlite(c) => sqlx::query_scalar(sql).fetch_one(c).await.unwrap(),
+            Self::Postgres(c) => sqlx::query_scalar(sql).fetch_one(c).await.unwrap(),
+        }
+    }
 }

@@ -395,6 +395,7 @@ mod tests {
                 name: "a".into(),
                 policy: String::new(),
                 created_ms: 0,
+                renew_remaining_permille: None,
             }),
         );
         cache.put_certificate(cache.certificates_generation(), cert.clone());

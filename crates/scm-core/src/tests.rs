@@ -137,6 +137,10 @@ async fn world_configured(
             account: created.domain_id.clone(),
             service,
             region: region.map(Into::into),
+            resource_id: name.into(),
+            verify: None,
+            redeliver_on_drift: false,
+            kind: "test",
             deployer,
         });
     }

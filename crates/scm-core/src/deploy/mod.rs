@@ -10,6 +10,8 @@
 //! configuration. A delivery fails with a typed [`DeliveryError`], so the job runner can tell a
 //! failure worth retrying from one that is not.
 
+pub mod probe;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -57,23 +59,89 @@ impl PushService {
     }
 }
 
-/// What gets delivered: the full chain and the private key, and which delivery this is.
+/// What gets delivered: one version of a certificate, its key, and which delivery this is.
 pub struct Material {
+    /// The leaf certificate.
+    pub leaf_pem: String,
+    /// The intermediates (may be empty).
+    pub chain_pem: String,
     /// Leaf followed by the intermediates.
     pub fullchain_pem: String,
     /// PKCS#8 private key.
     pub key_pem: Zeroizing<String>,
-    /// The certificate delivered (for adapters that tell the target, e.g. in a command's
-    /// environment).
-    pub certificate_id: String,
-    /// The job of this delivery and its attempt number (1-based).
-    pub job: (i64, u32),
+    /// What the certificate is, parsed once (for adapters that tell the target, e.g. in a
+    /// command's environment or a webhook's body).
+    pub facts: CertificateFacts,
+    /// Which delivery this is.
+    pub context: DeliveryContext,
 }
 
 impl fmt::Debug for Material {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Material").finish_non_exhaustive()
+        f.debug_struct("Material")
+            .field("facts", &self.facts)
+            .field("context", &self.context)
+            .finish_non_exhaustive()
     }
+}
+
+/// The material of one version of `id`, its facts parsed from the leaf (an error says why the
+/// stored certificate cannot be read).
+pub fn material(
+    id: &scm_proto::CertificateId,
+    version: u32,
+    issued: &scm_store::IssuedRecord,
+    key_pem: Zeroizing<String>,
+    context: DeliveryContext,
+) -> Result<Material, String> {
+    let info = scm_pki::cert::parse_certificate_pem(&issued.certificate_pem)
+        .map_err(|e| format!("the stored certificate cannot be read: {e}"))?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &info.der);
+    let not_after_ms =
+        i64::try_from(info.not_after.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    Ok(Material {
+        leaf_pem: issued.certificate_pem.clone(),
+        chain_pem: issued.chain_pem.clone(),
+        fullchain_pem: crate::issuance::full_chain(&issued.certificate_pem, &issued.chain_pem),
+        key_pem,
+        facts: CertificateFacts {
+            certificate_id: id.to_string(),
+            version,
+            names: info.dns_names,
+            serial_hex: info.serial_hex,
+            sha256_fingerprint: hex::encode(digest.as_ref()),
+            not_after_ms,
+        },
+        context,
+    })
+}
+
+/// The facts of a delivered certificate version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFacts {
+    /// The certificate's id (stable across versions).
+    pub certificate_id: String,
+    /// Its version (1 for the first issuance, +1 per renewal).
+    pub version: u32,
+    /// The names it covers (subject alternative names, first the main one).
+    pub names: Vec<String>,
+    /// Serial number, lowercase hex.
+    pub serial_hex: String,
+    /// SHA-256 of the leaf's DER, lowercase hex: what a TLS check compares.
+    pub sha256_fingerprint: String,
+    /// Expiry (Unix ms).
+    pub not_after_ms: i64,
+}
+
+/// Which delivery an attempt belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryContext {
+    /// The target's name.
+    pub target: String,
+    /// The delivery job's id.
+    pub job_id: i64,
+    /// Its attempt number (1-based).
+    pub attempt: u32,
 }
 
 /// How a delivery failed, which decides what the job runner does next.
@@ -153,8 +221,43 @@ pub struct PushTarget {
     pub service: PushService,
     /// Region, `None` for CDN.
     pub region: Option<String>,
+    /// The id `deploy` and ListDeployedResources name it by (the name unless configured).
+    pub resource_id: String,
+    /// Where it serves, checked by a TLS handshake after each delivery (none: the delivery
+    /// itself is the last word).
+    pub verify: Option<VerifyAt>,
+    /// Whether a drift (the target no longer serves what was delivered) is re-delivered.
+    pub redeliver_on_drift: bool,
+    /// The kind, as configured (`nginx`, `files`, `haproxy`, `webhook`, `exec`).
+    pub kind: &'static str,
     /// How to deliver.
     pub deployer: Arc<dyn Deployer>,
+}
+
+/// Where a target serves, as configured: the address, and the server name unless it is the
+/// delivered certificate's first name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyAt {
+    /// `host:port`.
+    pub address: String,
+    /// The SNI to send; `None`: the certificate's first name.
+    pub server_name: Option<String>,
+}
+
+impl VerifyAt {
+    /// The endpoint to check for a certificate whose first name is `first_name` (a wildcard's
+    /// `*` becomes `openscm-verify`, a name the certificate covers; configure `server_name` when
+    /// the server routes by name).
+    pub fn endpoint(&self, first_name: &str) -> probe::Endpoint {
+        let default = match first_name.strip_prefix("*.") {
+            Some(base) => format!("openscm-verify.{base}"),
+            None => first_name.to_owned(),
+        };
+        probe::Endpoint {
+            address: self.address.clone(),
+            server_name: self.server_name.clone().unwrap_or(default),
+        }
+    }
 }
 
 impl PushTarget {

@@ -5,8 +5,7 @@ use scm_proto::{CertificateId, DomainId};
 use scm_store::{JobEffect, JobRecord, PushOutcome, PushRecord};
 use tokio_util::sync::CancellationToken;
 
-use crate::deploy::{DeliveryErrorKind, Material, PushTarget};
-use crate::issuance;
+use crate::deploy::{DeliveryErrorKind, PushTarget};
 use crate::jobs::{Attempt, JobHandler, JobKind};
 use crate::lifecycle::renewal::RenewJob;
 use crate::lifecycle::validation::ValidateJob;
@@ -102,15 +101,17 @@ impl Scm {
                     cert.lifecycle.current_version.unwrap_or(1),
                     sealed,
                 ) {
-                    Ok(key_pem) => Ok(Material {
-                        fullchain_pem: issuance::full_chain(
-                            &issued.certificate_pem,
-                            &issued.chain_pem,
-                        ),
+                    Ok(key_pem) => crate::deploy::material(
+                        &cert.id,
+                        cert.lifecycle.current_version.unwrap_or(1),
+                        issued,
                         key_pem,
-                        certificate_id: cert.id.to_string(),
-                        job: (job.id.0, job.attempts),
-                    }),
+                        crate::deploy::DeliveryContext {
+                            target: String::new(),
+                            job_id: job.id.0,
+                            attempt: job.attempts,
+                        },
+                    ),
                     Err(e) => {
                         tracing::error!(cert = %cert.id, error = %e, "cannot open a certificate key for a push");
                         Err("the certificate's private key cannot be opened".to_owned())

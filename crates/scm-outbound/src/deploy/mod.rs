@@ -1,15 +1,98 @@
 //! Push targets: the [`scm_core::deploy::Deployer`] of each kind of target, and its configuration.
 //!
-//! Kinds: `nginx` ([`nginx`]: files, test, reload, roll back). HAProxy, webhooks and programs
-//! come next, each with its own config struct as a variant of [`TargetConfig`].
+//! Kinds: `nginx` ([`nginx`]: files, test, reload, roll back). Each kind has its own config
+//! struct, a variant of [`TargetConfig`]; the keys every kind has (name, account, service,
+//! region, resource id, where it serves) are declared once by [`target_config!`].
 
 pub mod nginx;
 
 use std::sync::Arc;
 
-use scm_core::deploy::{PushService, PushTarget};
+use scm_core::deploy::{PushService, PushTarget, VerifyAt};
 use scm_proto::DomainId;
 use serde::Deserialize;
+
+/// `verify = { address = "127.0.0.1:8443", server_name = "www.shop.test" }`: where a target
+/// serves, checked by a TLS handshake after each delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// `host:port` to connect to.
+    pub address: String,
+    /// The server name (SNI) to ask for; the certificate's first name when absent.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+/// The keys every kind of target has, borrowed from its config.
+#[derive(Debug, Clone, Copy)]
+pub struct CommonConfig<'a> {
+    /// Unique name.
+    pub name: &'a str,
+    /// Account (32-hex domain id).
+    pub account: &'a str,
+    /// `CDN`, `WAF`, `ELB` or `Enhance_ELB`.
+    pub service: &'a str,
+    /// Region (ignored for CDN).
+    pub region: Option<&'a str>,
+    /// Resource id for `deploy` (default: the name).
+    pub resource_id: Option<&'a str>,
+    /// Where it serves.
+    pub verify: Option<&'a VerifyConfig>,
+    /// Whether a drift is re-delivered.
+    pub redeliver_on_drift: bool,
+}
+
+/// Declares a kind's config struct with the keys every kind has, then the kind's own.
+#[macro_export]
+macro_rules! target_config {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            /// Unique name, shown in errors, logs and the push history.
+            pub name: String,
+            /// Account (32-hex domain id) whose certificates may be pushed here.
+            pub account: String,
+            /// `CDN`, `WAF`, `ELB` or `Enhance_ELB`.
+            pub service: String,
+            /// Region name a push must name (ignored for CDN).
+            #[serde(default)]
+            pub region: Option<String>,
+            /// The id `deploy` names this target by (default: its name).
+            #[serde(default)]
+            pub resource_id: Option<String>,
+            /// Where the target serves, checked by a TLS handshake after each delivery.
+            #[serde(default)]
+            pub verify: Option<$crate::deploy::VerifyConfig>,
+            /// Whether a drift (the target no longer serves what was delivered) is re-delivered.
+            #[serde(default)]
+            pub redeliver_on_drift: bool,
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        impl $name {
+            /// The keys every kind has.
+            pub fn common(&self) -> $crate::deploy::CommonConfig<'_> {
+                $crate::deploy::CommonConfig {
+                    name: &self.name,
+                    account: &self.account,
+                    service: &self.service,
+                    region: self.region.as_deref(),
+                    resource_id: self.resource_id.as_deref(),
+                    verify: self.verify.as_ref(),
+                    redeliver_on_drift: self.redeliver_on_drift,
+                }
+            }
+        }
+    };
+}
 
 /// A push target as written in the config file (`[[push_targets]]`), by `kind`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -20,10 +103,22 @@ pub enum TargetConfig {
 }
 
 impl TargetConfig {
+    /// The keys every kind has.
+    pub fn common(&self) -> CommonConfig<'_> {
+        match self {
+            Self::Nginx(c) => c.common(),
+        }
+    }
+
     /// The target's name.
     pub fn name(&self) -> &str {
+        self.common().name
+    }
+
+    /// The kind, as configured.
+    pub fn kind(&self) -> &'static str {
         match self {
-            Self::Nginx(c) => &c.name,
+            Self::Nginx(_) => "nginx",
         }
     }
 
@@ -33,38 +128,109 @@ impl TargetConfig {
             Self::Nginx(c) => vec![c.cert_path.as_path(), c.key_path.as_path()],
         }
     }
+
+    /// Builds the kind's deployer; the error names the key at fault.
+    fn deployer(&self) -> Result<Arc<dyn scm_core::deploy::Deployer>, String> {
+        Ok(match self {
+            Self::Nginx(n) => Arc::new(nginx::NginxDeployer::new(n)?),
+        })
+    }
 }
 
 /// Checks a configured target and builds it; the error names the target and the key at fault.
 pub fn push_target(c: &TargetConfig) -> Result<PushTarget, String> {
-    let (name, account, service, region, deployer) = match c {
-        TargetConfig::Nginx(n) => {
-            let at = |e: String| format!("push_targets \"{}\": {e}", n.name);
-            let deployer: Arc<dyn scm_core::deploy::Deployer> =
-                Arc::new(nginx::NginxDeployer::new(n).map_err(at)?);
-            (&n.name, &n.account, &n.service, &n.region, deployer)
-        }
-    };
-    let at = |key: &str, what: &str| format!("push_targets \"{name}\": {key} {what}");
+    let common = c.common();
+    let name = common.name;
     if name.trim().is_empty() {
         return Err("push_targets: name must not be empty".into());
     }
-    let account = DomainId::try_from(account.as_str())
+    let at = |key: &str, what: &str| format!("push_targets \"{name}\": {key} {what}");
+    let deployer = c
+        .deployer()
+        .map_err(|e| format!("push_targets \"{name}\": {e}"))?;
+    let account = DomainId::try_from(common.account)
         .map_err(|_| at("account", "must be a 32-hex account (domain) id"))?;
-    let service = PushService::parse(service)
+    let service = PushService::parse(common.service)
         .ok_or_else(|| at("service", "must be one of CDN, WAF, ELB, Enhance_ELB"))?;
-    let region = match (region, service.is_global()) {
+    let region = match (common.region, service.is_global()) {
         (Some(r), _) if !r.trim().is_empty() => Some(r.trim().to_owned()),
         (_, true) => None,
         _ => return Err(at("region", "is required for this service")),
     };
+    let resource_id = match common.resource_id {
+        None => name.to_owned(),
+        Some(r) if !r.trim().is_empty() && r.len() <= 128 => r.trim().to_owned(),
+        Some(_) => return Err(at("resource_id", "must be 1 to 128 characters")),
+    };
+    let verify = match common.verify {
+        None => None,
+        Some(v) => Some(verify_at(v).map_err(|e| at("verify.address", &e))?),
+    };
     Ok(PushTarget {
-        name: name.clone(),
+        name: name.to_owned(),
         account,
         service,
         region,
+        resource_id,
+        verify,
+        redeliver_on_drift: common.redeliver_on_drift,
+        kind: c.kind(),
         deployer,
     })
+}
+
+/// Checks `verify`: a `host:port` with a port, and a server name that is a DNS name if given.
+fn verify_at(v: &VerifyConfig) -> Result<VerifyAt, String> {
+    let address = v.address.trim();
+    let port = address
+        .rsplit_once(':')
+        .and_then(|(host, port)| (!host.is_empty()).then_some(port))
+        .and_then(|p| p.parse::<u16>().ok())
+        .filter(|p| *p != 0);
+    if port.is_none() {
+        return Err(format!("{address:?} must be host:port"));
+    }
+    let server_name = match v.server_name.as_deref().map(str::trim) {
+        None => None,
+        Some(n) if rustls::pki_types::ServerName::try_from(n).is_ok() && !n.is_empty() => {
+            Some(n.to_owned())
+        }
+        Some(n) => return Err(format!("server_name {n:?} is not a valid server name")),
+    };
+    Ok(VerifyAt {
+        address: address.to_owned(),
+        server_name,
+    })
+}
+
+/// Material for adapters' unit tests (not a certificate: text that shows which delivery wrote
+/// a file).
+#[cfg(test)]
+pub(crate) mod testing {
+    use scm_core::deploy::{CertificateFacts, DeliveryContext, Material};
+    use zeroize::Zeroizing;
+
+    pub(crate) fn material(tag: &str) -> Material {
+        Material {
+            leaf_pem: format!("leaf {tag}"),
+            chain_pem: format!("intermediate {tag}"),
+            fullchain_pem: format!("chain {tag}"),
+            key_pem: Zeroizing::new(format!("key {tag}")),
+            facts: CertificateFacts {
+                certificate_id: "scs1700000000000".into(),
+                version: 1,
+                names: vec!["www.shop.test".into()],
+                serial_hex: "0a".into(),
+                sha256_fingerprint: "00".repeat(32),
+                not_after_ms: 1_800_000_000_000,
+            },
+            context: DeliveryContext {
+                target: "web".into(),
+                job_id: 7,
+                attempt: 2,
+            },
+        }
+    }
 }
 
 #[cfg(test)]

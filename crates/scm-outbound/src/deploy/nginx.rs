@@ -18,36 +18,26 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use scm_core::deploy::{DeliveryError, Deployer, Material};
-use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::fsutil::{self, FileError, LockError};
 
-/// An nginx target as written in the config file (`kind = "nginx"`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NginxConfig {
-    /// Unique name, shown in errors, logs and the push history.
-    pub name: String,
-    /// Account (32-hex domain id) whose certificates may be pushed here.
-    pub account: String,
-    /// `CDN`, `WAF`, `ELB` or `Enhance_ELB`.
-    pub service: String,
-    /// Region name a push must name (ignored for CDN).
-    #[serde(default)]
-    pub region: Option<String>,
-    /// Where the full chain (leaf + intermediates) is written.
-    pub cert_path: PathBuf,
-    /// Where the private key is written (mode 0600).
-    pub key_path: PathBuf,
-    /// Run after writing the files and before reloading (e.g. `nginx -t`).
-    #[serde(default)]
-    pub test_command: Option<Vec<String>>,
-    /// Makes the server load the new files (e.g. `nginx -s reload`).
-    pub reload_command: Vec<String>,
-    /// Seconds each command may run, and a delivery may wait for another to finish (default 30).
-    #[serde(default)]
-    pub timeout_seconds: Option<u64>,
+crate::target_config! {
+    /// An nginx target as written in the config file (`kind = "nginx"`).
+    pub struct NginxConfig {
+        /// Where the full chain (leaf + intermediates) is written.
+        pub cert_path: PathBuf,
+        /// Where the private key is written (mode 0600).
+        pub key_path: PathBuf,
+        /// Run after writing the files and before reloading (e.g. `nginx -t`).
+        #[serde(default)]
+        pub test_command: Option<Vec<String>>,
+        /// Makes the server load the new files (e.g. `nginx -s reload`).
+        pub reload_command: Vec<String>,
+        /// Seconds each command may run, and a delivery may wait for another to finish (default 30).
+        #[serde(default)]
+        pub timeout_seconds: Option<u64>,
+    }
 }
 
 /// Delivers to one nginx.
@@ -138,9 +128,9 @@ impl Deployer for NginxDeployer {
             return Err(file_failure(&e));
         }
         let env = [
-            ("OPENSCM_CERTIFICATE_ID", m.certificate_id.clone()),
-            ("OPENSCM_JOB_ID", m.job.0.to_string()),
-            ("OPENSCM_ATTEMPT", m.job.1.to_string()),
+            ("OPENSCM_CERTIFICATE_ID", m.facts.certificate_id.clone()),
+            ("OPENSCM_JOB_ID", m.context.job_id.to_string()),
+            ("OPENSCM_ATTEMPT", m.context.attempt.to_string()),
             ("OPENSCM_TARGET", self.name.clone()),
         ];
         if let Some(test) = &self.test_command
@@ -307,6 +297,9 @@ mod tests {
             account: String::new(),
             service: "ELB".into(),
             region: None,
+            resource_id: None,
+            verify: None,
+            redeliver_on_drift: false,
             cert_path: d.join("live.crt"),
             key_path: d.join("live.key"),
             test_command: test.map(|t| t.iter().map(|s| s.to_string()).collect()),
@@ -317,12 +310,7 @@ mod tests {
     }
 
     fn material(tag: &str) -> Material {
-        Material {
-            fullchain_pem: format!("chain {tag}"),
-            key_pem: Zeroizing::new(format!("key {tag}")),
-            certificate_id: "scs1700000000000".into(),
-            job: (7, 2),
-        }
+        crate::deploy::testing::material(tag)
     }
 
     #[tokio::test]
@@ -468,6 +456,9 @@ mod tests {
             account: String::new(),
             service: "ELB".into(),
             region: None,
+            resource_id: None,
+            verify: None,
+            redeliver_on_drift: false,
             cert_path: "/etc/nginx/a.crt".into(),
             key_path: "/etc/nginx/a.crt".into(),
             test_command: None,

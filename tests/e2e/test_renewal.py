@@ -184,6 +184,11 @@ concurrency = 16
 poll_millis = 100
 # A killed server's claimed jobs go back to the queue when their lease runs out.
 lease_seconds = 5
+
+# 1,000 applications through two servers as fast as eight clients go: not what the account's
+# request rate limit is for.
+[limits]
+rate_limit_per_second = 0
 """
 COUNT = 1000
 PER_ORDER = 100  # the v3 API's most per order

@@ -544,8 +544,12 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
             let service = scm_core::deploy::PushService::parse(&service).ok_or_else(|| {
                 anyhow::anyhow!("{service:?} is not one of CDN, WAF, ELB, Enhance_ELB")
             })?;
-            let job = scm.queue_push(&id, service, region).await.map_err(err)?;
-            print(&serde_json::json!({"job_id": job.0}))
+            let jobs = scm.queue_push(&id, service, region).await.map_err(err)?;
+            let jobs: Vec<_> = jobs
+                .iter()
+                .map(|(target, job)| serde_json::json!({"target": target, "job_id": job.0}))
+                .collect();
+            print(&serde_json::json!({"deliveries": jobs}))
         }
         AdminCommand::Cert {
             command: CertCommand::History { certificate },

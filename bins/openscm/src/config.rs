@@ -69,6 +69,9 @@ pub struct FileConfig {
     /// Automatic renewal.
     #[serde(default)]
     pub renewal: RenewalFile,
+    /// How deliveries to push targets are verified and checked for drift.
+    #[serde(default)]
+    pub delivery: DeliveryFile,
     /// What each account may buy.
     #[serde(default)]
     pub quotas: QuotasFile,
@@ -228,6 +231,16 @@ pub struct RenewalFile {
     pub sweep_seconds: Option<u64>,
     /// Minutes before a queued renewal that produced no version is looked at again (default 60).
     pub retry_minutes: Option<u64>,
+}
+
+/// The `[delivery]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryFile {
+    /// Seconds the TLS check after a delivery keeps looking for the new certificate (default 10).
+    pub verify_seconds: Option<u64>,
+    /// Minutes between two drift checks of one deployment (default 60).
+    pub drift_check_minutes: Option<u64>,
 }
 
 /// The `[jobs]` table.
@@ -987,7 +1000,27 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
     if leaf_days > max_validity {
         bail!("leaf_validity_days: {leaf_days} is longer than max_validity_days ({max_validity})");
     }
+    let delivery = scm_core::delivery::DeliverySettings {
+        verify_window: std::time::Duration::from_secs(pick(
+            "delivery.verify_seconds",
+            None,
+            file.delivery.verify_seconds,
+            10,
+            1..=300,
+        )?),
+        drift_every: std::time::Duration::from_secs(
+            pick(
+                "delivery.drift_check_minutes",
+                None,
+                file.delivery.drift_check_minutes,
+                60,
+                1..=10_080,
+            )? * 60,
+        ),
+        ..scm_core::delivery::DeliverySettings::default()
+    };
     let core = CoreConfig {
+        delivery,
         validation,
         renewal,
         probes,

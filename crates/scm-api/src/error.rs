@@ -95,6 +95,11 @@ fn status_code_message(e: &ApiError) -> (StatusCode, ErrorCode, String) {
                     "Certificates cannot be pushed to this service: no {service} target is configured for {region}."
                 ),
             ),
+            DomainError::UnknownTarget(name) => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::PushUnsupported,
+                format!("Certificates cannot be pushed to this target: no push target of this account is named {name:?}."),
+            ),
             DomainError::QuotaExceeded(what) => (
                 StatusCode::BAD_REQUEST,
                 ErrorCode::QuotaExceeded,

@@ -30,6 +30,13 @@ pub fn unix_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// A Unix time in milliseconds in RFC 3339 (UTC), for messages.
+pub fn rfc3339(ms: i64) -> String {
+    from_unix_ms(ms)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| ms.to_string())
+}
+
 /// Unix milliseconds as a time (the Unix epoch for a value out of range).
 pub fn from_unix_ms(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)

@@ -49,6 +49,9 @@ pub enum DomainError {
         /// Region asked for.
         region: String,
     },
+    /// The account has no push target of this name.
+    #[error("no push target named {0}")]
+    UnknownTarget(String),
     /// The account's quota (of certificates, of orders a day) would be exceeded.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),

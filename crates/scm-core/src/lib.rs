@@ -15,6 +15,7 @@ pub mod auth;
 pub mod bootstrap;
 mod cache;
 pub mod clock;
+pub mod delivery;
 pub mod deploy;
 pub mod error;
 pub mod issuance;

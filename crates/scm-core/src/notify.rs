@@ -55,6 +55,40 @@ pub enum Event {
         /// Its expiry (Unix ms).
         not_after_ms: i64,
     },
+    /// A target took a delivery but does not serve it (seen by the TLS check): told when first
+    /// seen, while retries go on.
+    NotServed {
+        /// The certificate.
+        certificate_id: String,
+        /// Its name.
+        name: String,
+        /// The target.
+        target: String,
+        /// The version delivered.
+        version: u32,
+        /// SHA-256 of the delivered leaf.
+        expected_sha256: String,
+        /// SHA-256 of the leaf served, if a handshake completed.
+        served_sha256: Option<String>,
+        /// What the check saw.
+        error: String,
+    },
+    /// A target no longer serves the version delivered to it (replaced out of band, or a
+    /// restart lost a runtime swap).
+    Drift {
+        /// The certificate.
+        certificate_id: String,
+        /// Its name.
+        name: String,
+        /// The target.
+        target: String,
+        /// The version delivered.
+        version: u32,
+        /// SHA-256 of the delivered leaf.
+        expected_sha256: String,
+        /// SHA-256 of the leaf served, if a handshake completed.
+        served_sha256: Option<String>,
+    },
     /// A renewal is still failing with a tenth of the current version's lifetime left.
     RenewalFailed {
         /// The certificate.
@@ -76,6 +110,8 @@ impl Event {
             Self::CertificateExpiring { .. } => "certificate_expiring",
             Self::CertificateExpired { .. } => "certificate_expired",
             Self::RenewalFailed { .. } => "renewal_failed",
+            Self::NotServed { .. } => "not_served",
+            Self::Drift { .. } => "drift",
         }
     }
 }

@@ -440,7 +440,7 @@ async fn a_job_of_a_dead_worker_is_done_by_another_after_its_lease() {
     let job = scm_store::NewJob {
         kind: "deliver".into(),
         payload: serde_json::json!({"certificate_id": id.to_string(), "account": w.admin.account.to_string(),
-            "service": "ELB", "region": "r1", "targets": ["t"]}).to_string(),
+            "service": "ELB", "region": "r1", "target": "t"}).to_string(),
         dedupe_key: None,
         due_ms: crate::Clock::now_ms(w.clock.as_ref()),
         max_attempts: 5,

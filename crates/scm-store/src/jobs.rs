@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use crate::deployments::apply_deployment;
 use crate::dialect::{self, JOBS_CHANNEL, job_cols};
 use crate::notices::record_reminder;
 use crate::pool::{BUMP_CERTIFICATES, Pool, corrupt, db_run};
@@ -139,6 +140,10 @@ macro_rules! apply_effect {
             }
             JobEffect::Enqueue(job) => {
                 enqueue_effect!($tx, $p, job);
+                false
+            }
+            JobEffect::Deployment(change) => {
+                apply_deployment!(&mut *$tx, change)?;
                 false
             }
             JobEffect::StoreCrl { crl, covers, next } => {
@@ -295,6 +300,19 @@ impl Jobs for SqlStore {
             }
             tx.commit().await?;
             Ok(true)
+        })
+    }
+
+    async fn hasten(&self, id: JobId, now_ms: i64) -> Result<bool> {
+        db_run!(&self.pool, |p| {
+            let done = sqlx::query(
+                "UPDATE jobs SET due_ms = $2 WHERE id = $1 AND state = 'pending' AND due_ms > $2",
+            )
+            .bind(id.0)
+            .bind(now_ms)
+            .execute(p)
+            .await?;
+            Ok(done.rows_affected() == 1)
         })
     }
 

@@ -24,6 +24,7 @@ mod cas;
 mod certificates;
 mod console;
 mod csrs;
+mod deployments;
 mod dialect;
 mod imports;
 mod jobs;
@@ -278,6 +279,21 @@ pub trait Pushes: Send + Sync {
     ) -> Result<Vec<PushRecord>>;
 }
 
+/// Where certificates are deployed (per certificate and target); written by the delivery and
+/// drift jobs' effects ([`JobEffect::Deployment`]).
+#[async_trait]
+pub trait Deployments: Send + Sync {
+    /// The targets a certificate was delivered to or is being delivered to, by target name.
+    async fn deployments(&self, cert: &CertificateId) -> Result<Vec<DeploymentRecord>>;
+    /// Up to `limit` deployments holding a version that were not checked since
+    /// `checked_before_ms` (never-checked first), for the drift sweep.
+    async fn deployments_to_check(
+        &self,
+        checked_before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DeploymentRecord>>;
+}
+
 /// The durable job queue: work that must happen outside a request. A job is claimed with a lease
 /// by one worker at a time; a job whose lease expired (its worker died) is claimed again. Every
 /// transition is conditional on the caller still holding the lease, and takes the job's effects
@@ -321,6 +337,9 @@ pub trait Jobs: Send + Sync {
     ) -> Result<bool>;
     /// Gives up `lease` without counting the attempt (shutdown): the job is due again at once.
     async fn release(&self, lease: &JobLease, now_ms: i64) -> Result<bool>;
+    /// Makes a pending job due at `now_ms` if it was due later (a person asked for it now);
+    /// whether it moved.
+    async fn hasten(&self, id: JobId, now_ms: i64) -> Result<bool>;
     /// One job.
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>>;
     /// Jobs, newest first, optionally only those in `state`.
@@ -365,6 +384,7 @@ pub trait Store:
     + Cas
     + Certificates
     + Pushes
+    + Deployments
     + Jobs
     + Tags
     + Lifecycle

@@ -26,6 +26,15 @@ impl Lifecycle for SqlStore {
             .bind(expect.as_str())
             .execute(&mut *tx)
             .await?;
+            sqlx::query(
+                "DELETE FROM deployments WHERE cert_id = $1 AND EXISTS \
+                 (SELECT 1 FROM certificates WHERE id = $1 AND domain_id = $2 AND status = $3)",
+            )
+            .bind(id.as_str())
+            .bind(account.as_str())
+            .bind(expect.as_str())
+            .execute(&mut *tx)
+            .await?;
             let done = sqlx::query(
                 "DELETE FROM certificates WHERE id = $1 AND domain_id = $2 AND status = $3",
             )
@@ -124,6 +133,10 @@ mod tests {
                 outcome: PushOutcome::Success,
                 detail: "ok".into(),
                 targets: "t".into(),
+                version: None,
+                verified: false,
+                served_serial: None,
+                attempt: 0,
             })
             .await
             .unwrap();

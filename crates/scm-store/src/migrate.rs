@@ -133,6 +133,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0019_account_renewal.sql"),
         include_str!("../migrations/postgres/0019_account_renewal.sql"),
     ),
+    (
+        20,
+        "deployments",
+        include_str!("../migrations/sqlite/0020_deployments.sql"),
+        include_str!("../migrations/postgres/0020_deployments.sql"),
+    ),
 ];
 
 fn migrator(postgres: bool) -> Migrator {

@@ -16,9 +16,13 @@ struct PushRow {
     outcome: String,
     detail: String,
     targets: String,
+    version: Option<i64>,
+    verified: i64,
+    served_serial: Option<String>,
+    attempt: i64,
 }
 
-crate::row::from_row!(PushRow { cert_id [via String], domain_id [via String], pushed_ms, service, region, outcome, detail, targets });
+crate::row::from_row!(PushRow { cert_id [via String], domain_id [via String], pushed_ms, service, region, outcome, detail, targets, version, verified, served_serial, attempt });
 
 impl TryFrom<PushRow> for PushRecord {
     type Error = StoreError;
@@ -33,6 +37,14 @@ impl TryFrom<PushRow> for PushRecord {
                 .ok_or_else(|| corrupt("push_records.outcome"))?,
             detail: r.detail,
             targets: r.targets,
+            version: r
+                .version
+                .map(u32::try_from)
+                .transpose()
+                .map_err(|_| corrupt("push_records.version"))?,
+            verified: r.verified != 0,
+            served_serial: r.served_serial,
+            attempt: u32::try_from(r.attempt).map_err(|_| corrupt("push_records.attempt"))?,
         })
     }
 }
@@ -44,7 +56,8 @@ macro_rules! insert_push {
         let rec: &$crate::records::PushRecord = $rec;
         sqlx::query(
             "INSERT INTO push_records (cert_id, domain_id, pushed_ms, service, region, outcome, detail, \
-             targets) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             targets, version, verified, served_serial, attempt) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(rec.cert_id.as_str())
         .bind(rec.domain_id.as_str())
@@ -54,6 +67,10 @@ macro_rules! insert_push {
         .bind(rec.outcome.as_str())
         .bind(rec.detail.as_str())
         .bind(rec.targets.as_str())
+        .bind(rec.version.map(i64::from))
+        .bind(i64::from(rec.verified))
+        .bind(rec.served_serial.as_deref())
+        .bind(i64::from(rec.attempt))
         .execute($e)
         .await
         .map(|_| ())
@@ -83,8 +100,8 @@ impl Pushes for SqlStore {
     ) -> Result<Vec<PushRecord>> {
         let rows: Vec<PushRow> = db_run!(&self.pool, |p| {
             sqlx::query_as(
-                "SELECT cert_id, domain_id, pushed_ms, service, region, outcome, detail, targets \
-                 FROM push_records WHERE cert_id = $1 AND ($2 = 0 OR outcome = 'success') \
+                "SELECT cert_id, domain_id, pushed_ms, service, region, outcome, detail, targets, \
+                 version, verified, served_serial, attempt FROM push_records WHERE cert_id = $1 AND ($2 = 0 OR outcome = 'success') \
                  ORDER BY pushed_ms DESC, id DESC LIMIT $3",
             )
             .bind(cert.as_str())

@@ -641,6 +641,8 @@ pub enum PushOutcome {
     Success,
     /// At least one target failed.
     Failure,
+    /// The target already served this version (seen by a TLS handshake): nothing was delivered.
+    Unchanged,
 }
 
 impl PushOutcome {
@@ -649,6 +651,7 @@ impl PushOutcome {
         match self {
             Self::Success => "success",
             Self::Failure => "failure",
+            Self::Unchanged => "unchanged",
         }
     }
 
@@ -657,6 +660,7 @@ impl PushOutcome {
         match s {
             "success" => Some(Self::Success),
             "failure" => Some(Self::Failure),
+            "unchanged" => Some(Self::Unchanged),
             _ => None,
         }
     }
@@ -679,8 +683,107 @@ pub struct PushRecord {
     pub outcome: PushOutcome,
     /// Per-target result text.
     pub detail: String,
-    /// Names of the targets, `;`-separated.
+    /// Names of the targets, `;`-separated (one since deliveries are per target).
     pub targets: String,
+    /// The version delivered (`None` in records made before versions were delivered).
+    pub version: Option<u32>,
+    /// Whether a TLS handshake saw the target serve it.
+    pub verified: bool,
+    /// The serial the target served at the check, lowercase hex.
+    pub served_serial: Option<String>,
+    /// The delivery's attempt number (0 in older records).
+    pub attempt: u32,
+}
+
+/// Where a certificate is deployed: one target, as far as OpenSCM knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentRecord {
+    /// The certificate.
+    pub cert_id: CertificateId,
+    /// The target's name.
+    pub target: String,
+    /// The account.
+    pub domain_id: DomainId,
+    /// The version last delivered (0: none yet).
+    pub version: u32,
+    /// SHA-256 of that version's leaf (hex).
+    pub sha256: Option<String>,
+    /// Whether the target was seen serving it.
+    pub verified: bool,
+    /// The serial seen served at the last check.
+    pub served_serial: Option<String>,
+    /// When it was delivered.
+    pub delivered_ms: Option<i64>,
+    /// When it was seen served.
+    pub verified_ms: Option<i64>,
+    /// The version whose delivery is failing now, if any.
+    pub failing_version: Option<u32>,
+    /// Whether the failing delivery was delivered but not served (told once).
+    pub not_served: bool,
+    /// Why the current delivery fails, or what the drift check saw.
+    pub last_error: Option<String>,
+    /// When a drift was first seen (cleared by a delivery or a check that finds it served).
+    pub drift_ms: Option<i64>,
+    /// When the drift sweep last looked.
+    pub checked_ms: Option<i64>,
+    /// Last change.
+    pub updated_ms: i64,
+}
+
+/// A change to where a certificate is deployed, written with the attempt that learned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeploymentChange {
+    /// `version` was delivered (and, if `verified`, seen served with `served_serial`).
+    Delivered {
+        /// The certificate.
+        cert_id: CertificateId,
+        /// The target.
+        target: String,
+        /// The account.
+        domain_id: DomainId,
+        /// The version.
+        version: u32,
+        /// Its leaf's SHA-256.
+        sha256: String,
+        /// Seen served.
+        verified: bool,
+        /// What was served.
+        served_serial: Option<String>,
+        /// When.
+        at_ms: i64,
+    },
+    /// A delivery of `version` failed (`not_served`: it was delivered but the target does not
+    /// serve it).
+    Failed {
+        /// The certificate.
+        cert_id: CertificateId,
+        /// The target.
+        target: String,
+        /// The account.
+        domain_id: DomainId,
+        /// The version.
+        version: u32,
+        /// Delivered but not served.
+        not_served: bool,
+        /// Why.
+        error: String,
+        /// When.
+        at_ms: i64,
+    },
+    /// The drift sweep looked: `drift` is what it saw when the target no longer serves the
+    /// delivered version (`None`: it does, or it could not be asked and nothing is known).
+    Checked {
+        /// The certificate.
+        cert_id: CertificateId,
+        /// The target.
+        target: String,
+        /// What was wrong, if anything.
+        drift: Option<String>,
+        /// Whether the target answered (a check that could not connect only moves `checked_ms`).
+        served_serial: Option<String>,
+        /// When.
+        at_ms: i64,
+    },
 }
 
 /// Id of a job.
@@ -837,6 +940,8 @@ pub enum JobOutcome {
 pub enum JobEffect {
     /// Record a push attempt in the certificate's history.
     RecordPush(PushRecord),
+    /// Record where a certificate is deployed.
+    Deployment(DeploymentChange),
     /// Queue another job (e.g. a notification of this job's failure).
     Enqueue(NewJob),
     /// Record that the reminder of `notice_type` for the certificate's expiry `not_after_ms`

@@ -900,6 +900,10 @@ async fn push_history_is_newest_first(db: TestDb) {
             },
             detail: format!("attempt {i}"),
             targets: "t1".into(),
+            version: None,
+            verified: false,
+            served_serial: None,
+            attempt: 0,
         };
         store.record_push(&rec).await.unwrap();
     }
@@ -986,6 +990,10 @@ async fn each_cached_write_moves_its_own_revision(db: TestDb) {
         outcome,
         detail: String::new(),
         targets: "t".into(),
+        version: None,
+        verified: false,
+        served_serial: None,
+        attempt: 0,
     };
     store
         .record_push(&push(PushOutcome::Success))
@@ -1584,6 +1592,10 @@ async fn job_effects_commit_with_the_job(db: TestDb) {
         outcome,
         detail: String::new(),
         targets: "t".into(),
+        version: None,
+        verified: false,
+        served_serial: None,
+        attempt: 0,
     };
     store.enqueue(&new_job("deliver", None, 0)).await.unwrap();
     let w1 = store.claim("w1", 10, LEASE, 1).await.unwrap()[0]
@@ -2597,6 +2609,10 @@ async fn stats_count_certificates_by_status_and_expiry(db: TestDb) {
             outcome: PushOutcome::Failure,
             detail: "x".into(),
             targets: "[]".into(),
+            version: None,
+            verified: false,
+            served_serial: None,
+            attempt: 0,
         })
         .await
         .unwrap();

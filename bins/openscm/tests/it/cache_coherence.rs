@@ -69,6 +69,10 @@ async fn certificate_writes_elsewhere_keep_the_credential_cache_and_credential_w
             outcome: PushOutcome::Success,
             detail: String::new(),
             targets: "web".into(),
+            version: None,
+            verified: false,
+            served_serial: None,
+            attempt: 0,
         })
         .await
         .unwrap();

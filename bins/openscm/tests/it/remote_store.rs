@@ -16,7 +16,7 @@ use scm_store::{
 };
 // --- csr ---
 use scm_proto::CsrId;
-use scm_store::{CsrQuery, CsrRecord, Csrs};
+use scm_store::{CsrQuery, CsrRecord, Csrs, DeploymentRecord, Deployments};
 
 /// `inner`, `latency` further away.
 pub struct RemoteStore {
@@ -213,6 +213,24 @@ impl Pushes for RemoteStore {
 }
 
 #[async_trait]
+impl Deployments for RemoteStore {
+    async fn deployments(&self, cert: &CertificateId) -> Result<Vec<DeploymentRecord>> {
+        self.wire().await;
+        self.inner.deployments(cert).await
+    }
+    async fn deployments_to_check(
+        &self,
+        checked_before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DeploymentRecord>> {
+        self.wire().await;
+        self.inner
+            .deployments_to_check(checked_before_ms, limit)
+            .await
+    }
+}
+
+#[async_trait]
 impl Tags for RemoteStore {
     async fn tags_of(&self, cert: &CertificateId) -> Result<Vec<TagRecord>> {
         self.wire().await;
@@ -274,6 +292,10 @@ impl Notices for RemoteStore {
 
 #[async_trait]
 impl Jobs for RemoteStore {
+    async fn hasten(&self, id: JobId, now_ms: i64) -> Result<bool> {
+        self.wire().await;
+        self.inner.hasten(id, now_ms).await
+    }
     async fn enqueue(&self, job: &NewJob) -> Result<JobId> {
         self.wire().await;
         self.inner.enqueue(job).await

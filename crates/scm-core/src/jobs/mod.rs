@@ -64,11 +64,14 @@ pub enum JobKind {
     Renew,
     /// The recurring sweep that queues renewals of due certificates (one live job per store).
     RenewalSweep,
+    /// The recurring check that targets still serve what was delivered to them (one live job
+    /// per store).
+    DriftSweep,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Deliver,
         Self::Notify,
         Self::Reminders,
@@ -76,6 +79,7 @@ impl JobKind {
         Self::Validate,
         Self::Renew,
         Self::RenewalSweep,
+        Self::DriftSweep,
     ];
 
     /// Stored spelling.
@@ -88,6 +92,7 @@ impl JobKind {
             Self::Validate => "validate",
             Self::Renew => "renew",
             Self::RenewalSweep => "renewal-sweep",
+            Self::DriftSweep => "drift-sweep",
         }
     }
 
@@ -145,7 +150,7 @@ impl JobKind {
                 base: Duration::from_secs(30),
                 cap: Duration::from_secs(3600),
             },
-            Self::RenewalSweep => RetryPolicy {
+            Self::RenewalSweep | Self::DriftSweep => RetryPolicy {
                 max_attempts: 200,
                 base: Duration::from_secs(30),
                 cap: Duration::from_secs(900),

@@ -269,6 +269,9 @@ impl Jobs for StallingRenewals {
     async fn release(&self, lease: &JobLease, now_ms: i64) -> Result<bool> {
         self.inner.release(lease, now_ms).await
     }
+    async fn hasten(&self, id: JobId, now_ms: i64) -> Result<bool> {
+        self.inner.hasten(id, now_ms).await
+    }
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
         self.inner.job(id).await
     }

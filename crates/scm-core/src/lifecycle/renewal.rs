@@ -16,8 +16,6 @@
 //!
 //! [`RenewalSettings::sweep_every`]: super::RenewalSettings::sweep_every
 
-use std::collections::BTreeMap;
-
 use scm_proto::{CertificateId, CertificateStatus};
 use scm_store::{CertificateRecord, JobEffect, JobRecord, NewEvent, NewJob, VersionExpect};
 use serde::{Deserialize, Serialize};
@@ -25,7 +23,6 @@ use serde::{Deserialize, Serialize};
 use crate::DomainError;
 use crate::application::ApplicationForm;
 use crate::auth::Principal;
-use crate::deploy::{PushService, PushTarget};
 use crate::jobs::{Attempt, JobKind};
 use crate::notify::{Event, Notification};
 use crate::service::Scm;
@@ -354,47 +351,29 @@ impl Scm {
         Ok(self.notify_jobs(&cert.domain_id, &n, now))
     }
 
-    /// Queues, as effects of the renewal job, a push of the new version to every target the
-    /// previous version was delivered to (per service and region, the targets still
-    /// configured for the account).
+    /// Queues, as effects of the renewal job, a delivery of the new version to every target
+    /// the certificate is deployed to (or being deployed to), among those still configured for
+    /// the account.
     async fn repush_after_renewal(&self, previous: &CertificateRecord) -> Vec<JobEffect> {
-        let since = previous.issued.as_ref().map_or(0, |i| i.issued_ms);
-        let history = match self.store.push_history(&previous.id, 1_000, false).await {
-            Ok(h) => h,
+        let deployments = match self.store.deployments(&previous.id).await {
+            Ok(d) => d,
             Err(e) => {
-                tracing::warn!(cert = %previous.id, error = %e, "cannot read the push history of a renewed certificate: no push queued");
+                tracing::warn!(cert = %previous.id, error = %e, "cannot read where a renewed certificate is deployed: no push queued");
                 return Vec::new();
             }
         };
-        let mut groups: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
-        for rec in history.iter().filter(|r| r.pushed_ms >= since) {
-            for name in rec.targets.split(';').filter(|t| !t.is_empty()) {
-                if crate::service::delivered_to(&rec.detail, name) {
-                    let names = groups
-                        .entry((rec.service.clone(), rec.region.clone()))
-                        .or_default();
-                    if !names.iter().any(|n| n == name) {
-                        names.push(name.to_owned());
-                    }
-                }
-            }
-        }
         let mut effects = Vec::new();
-        for ((service, region), names) in groups {
-            let Some(service) = PushService::parse(&service) else {
-                continue;
-            };
-            let targets: Vec<&PushTarget> = self
+        for d in deployments {
+            let Some(t) = self
                 .config
                 .push_targets
                 .iter()
-                .filter(|t| names.contains(&t.name) && t.account == previous.domain_id)
-                .collect();
-            if targets.is_empty() {
+                .find(|t| t.name == d.target && t.account == previous.domain_id)
+            else {
                 continue;
-            }
-            match self.delivery_job(previous, service, region, &targets) {
-                Ok(job) => effects.push(JobEffect::Enqueue(job)),
+            };
+            match self.delivery_jobs(previous, t.service, t.region.clone(), &[t], false) {
+                Ok(jobs) => effects.extend(jobs.into_iter().map(|(_, j)| JobEffect::Enqueue(j))),
                 Err(e) => {
                     tracing::warn!(cert = %previous.id, error = %e, "cannot queue the push of a renewed certificate")
                 }

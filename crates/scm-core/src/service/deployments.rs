@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use scm_proto::CertificateId;
 use scm_proto::deploy::{BatchPushBody, DeployBody, ListDeployedBody};
-use scm_store::{CertificateRecord, PushOutcome};
+use scm_store::CertificateRecord;
 use tokio::task::JoinSet;
 
 use crate::DomainError;
@@ -28,9 +28,6 @@ const MAX_REGION_CHARS: usize = 32;
 const MAX_RESOURCES: usize = 20;
 /// Certificates (and services) of one ListDeployedResources, at most.
 const MAX_LISTED: usize = 50;
-/// Push records read per certificate to find where it is deployed: far more than a certificate
-/// is pushed in its life.
-const HISTORY_SCAN: u32 = 10_000;
 
 /// Where a certificate is deployed: service label (`CDN`, `WAF`, `ELB`) → region (`global` for
 /// CDN) → what is known of the region.
@@ -277,7 +274,10 @@ impl Scm {
             set.spawn(async move {
                 let label = region.clone().unwrap_or_else(|| "global".into());
                 let outcome = match scm.enqueue_push(&cert, service, region).await {
-                    Ok(job) => scm.first_attempt(job).await,
+                    Ok(jobs) => match scm.first_attempts(jobs).await {
+                        Ok(outcomes) => crate::delivery::push_answer(&outcomes),
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 };
                 (i, label, outcome)
@@ -326,17 +326,17 @@ impl Scm {
             )));
         }
         let target: Option<&PushTarget> = self.config.push_targets.iter().find(|t| {
-            t.name == r.label
+            t.resource_id == r.label
                 && t.account == cert.domain_id
                 && t.service == service
                 && (service.is_global() || region.is_none() || t.region == region)
         });
         let region = target.and_then(|t| t.region.clone()).or(region);
         let targets: Vec<&PushTarget> = target.into_iter().collect();
-        let job = self
-            .enqueue_delivery(cert, service, region, &targets)
+        let jobs = self
+            .enqueue_deliveries(cert, service, region, &targets)
             .await?;
-        self.first_attempt(job).await
+        crate::delivery::push_answer(&self.first_attempts(jobs).await?)
     }
 
     /// The outcomes of spawned pushes, in the order they were asked for. A push task that panicked
@@ -383,52 +383,45 @@ impl Scm {
         }
         let mut out = Vec::with_capacity(certs.len());
         for cert in certs {
-            let history = self
-                .store
-                .push_history(&cert.id, HISTORY_SCAN, false)
-                .await?;
-            out.push((cert.id.clone(), self.placement(&cert, &services, &history)));
+            let deployments = self.store.deployments(&cert.id).await?;
+            out.push((
+                cert.id.clone(),
+                self.placement(&cert, &services, &deployments),
+            ));
         }
         Ok(out)
     }
 
-    /// Where the history (newest first) says `cert` went, for `services`.
+    /// Where `cert` is deployed, for `services`: the targets (still configured) that hold a
+    /// version of it, by resource id; a region is in error when a delivery to one of its targets
+    /// is failing now (listed even if none succeeded).
     fn placement(
         &self,
         cert: &CertificateRecord,
         services: &[&'static str],
-        history: &[scm_store::PushRecord],
+        deployments: &[scm_store::DeploymentRecord],
     ) -> Placement {
         let mut placement: Placement = services.iter().map(|s| (*s, BTreeMap::new())).collect();
-        // Targets whose last delivery was already seen (the history is newest first).
-        let mut decided: BTreeSet<&str> = BTreeSet::new();
-        for record in history {
-            for name in record.targets.split(';').filter(|n| !n.is_empty()) {
-                let last = decided.insert(name);
-                let Some(t) = self
-                    .config
-                    .push_targets
-                    .iter()
-                    .find(|t| t.name == name && t.account == cert.domain_id)
-                else {
-                    continue;
-                };
-                let Some(regions) = placement.get_mut(service_label(t.service)) else {
-                    continue;
-                };
-                let delivered = record.outcome == PushOutcome::Success
-                    || super::jobs::delivered_to(&record.detail, name);
-                if !delivered && !last {
-                    continue;
-                }
-                let region = regions
-                    .entry(t.region.clone().unwrap_or_else(|| "global".into()))
-                    .or_default();
-                if delivered {
-                    region.resources.insert(t.name.clone());
-                } else {
-                    region.is_error = true;
-                }
+        for d in deployments {
+            let Some(t) = self
+                .config
+                .push_targets
+                .iter()
+                .find(|t| t.name == d.target && t.account == cert.domain_id)
+            else {
+                continue;
+            };
+            let Some(regions) = placement.get_mut(service_label(t.service)) else {
+                continue;
+            };
+            let region = regions
+                .entry(t.region.clone().unwrap_or_else(|| "global".into()))
+                .or_default();
+            if d.version > 0 {
+                region.resources.insert(t.resource_id.clone());
+            }
+            if d.failing_version.is_some() {
+                region.is_error = true;
             }
         }
         placement

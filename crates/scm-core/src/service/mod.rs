@@ -50,8 +50,8 @@ use crate::{Clock, DomainError};
 pub use crate::cache::CacheStat;
 pub use authentication::HeadCheck;
 pub use certificates::{ListRequest, MAX_ID_LEAD_MS, MAX_ID_WAIT};
-pub(crate) use jobs::delivered_to;
 pub use observe::{CacheFigures, Snapshot};
+pub(crate) use push::ensure_pushable;
 
 /// Settings of the domain layer.
 #[derive(Debug, Clone)]
@@ -100,6 +100,8 @@ pub struct CoreConfig {
     pub renewal: crate::lifecycle::RenewalSettings,
     /// The adapters domain validation checks through.
     pub probes: crate::lifecycle::Probes,
+    /// How deliveries are verified, and how often deployments are checked for drift.
+    pub delivery: crate::delivery::DeliverySettings,
 }
 
 impl Default for CoreConfig {
@@ -126,6 +128,7 @@ impl Default for CoreConfig {
             validation: crate::lifecycle::ValidationSettings::default(),
             renewal: crate::lifecycle::RenewalSettings::default(),
             probes: crate::lifecycle::Probes::default(),
+            delivery: crate::delivery::DeliverySettings::default(),
         }
     }
 }
@@ -248,6 +251,7 @@ impl Scm {
         self.schedule_reminders().await?;
         self.schedule_crl().await?;
         self.schedule_renewal_sweep().await?;
+        self.schedule_drift_sweep().await?;
         let revisions = self.store.revisions().await?;
         let (cache, store) = (Arc::downgrade(&self.cache), self.store.clone());
         supervisor.spawn("cache-poller", move |cancel| {

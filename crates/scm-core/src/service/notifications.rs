@@ -9,7 +9,7 @@ use crate::jobs::JobKind;
 use crate::notify::{Event, Notification};
 
 use super::Scm;
-use super::push::DeliverJob;
+use crate::delivery::DeliverJob;
 
 /// The input of a `notify` job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +22,7 @@ pub(crate) struct NotifyJob {
 
 impl Scm {
     /// The jobs that tell `account` that a push was given up.
-    pub(super) fn push_failed_notifications(
+    pub(crate) fn push_failed_notifications(
         &self,
         account: &DomainId,
         cert: &CertificateId,
@@ -38,7 +38,7 @@ impl Scm {
                 certificate_id: cert.to_string(),
                 service: d.service.clone(),
                 region: d.region.clone(),
-                targets: d.targets.clone(),
+                targets: d.target.iter().cloned().collect(),
                 error: error.to_owned(),
                 attempts,
             },

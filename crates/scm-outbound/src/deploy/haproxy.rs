@@ -7,6 +7,8 @@
 //! - `crt_list` (only when HAProxy did not serve the certificate yet): the line `<cert_path>`
 //!   appended, atomically, unless the file already has it.
 //!
+//! (The lock and temporary files are dot files, which HAProxy's `crt <directory>` skips.)
+//!
 //! Then it speaks the runtime API over the UNIX socket `socket` (a `stats socket ... level
 //! admin`), one connection per command:
 //! 1. `show ssl cert`: does HAProxy know `cert_path` (certificates are named by the path exactly

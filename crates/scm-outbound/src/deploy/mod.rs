@@ -1,9 +1,11 @@
 //! Push targets: the [`scm_core::deploy::Deployer`] of each kind of target, and its configuration.
 //!
-//! Kinds: `nginx` ([`nginx`]: files, test, reload, roll back). Each kind has its own config
+//! Kinds: `nginx` ([`nginx`]: files, test, reload, roll back), `haproxy` ([`haproxy`]: file,
+//! then a swap through the runtime API, no reload). Each kind has its own config
 //! struct, a variant of [`TargetConfig`]; the keys every kind has (name, account, service,
 //! region, resource id, where it serves) are declared once by [`target_config!`].
 
+pub mod haproxy;
 pub mod nginx;
 
 use std::sync::Arc;
@@ -100,6 +102,8 @@ macro_rules! target_config {
 pub enum TargetConfig {
     /// Write files, test, reload.
     Nginx(nginx::NginxConfig),
+    /// Write the file, swap the certificate through the runtime API.
+    Haproxy(haproxy::HaproxyConfig),
 }
 
 impl TargetConfig {
@@ -107,6 +111,7 @@ impl TargetConfig {
     pub fn common(&self) -> CommonConfig<'_> {
         match self {
             Self::Nginx(c) => c.common(),
+            Self::Haproxy(c) => c.common(),
         }
     }
 
@@ -119,6 +124,7 @@ impl TargetConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Nginx(_) => "nginx",
+            Self::Haproxy(_) => "haproxy",
         }
     }
 
@@ -126,6 +132,8 @@ impl TargetConfig {
     pub fn files(&self) -> Vec<&std::path::Path> {
         match self {
             Self::Nginx(c) => vec![c.cert_path.as_path(), c.key_path.as_path()],
+            // Not the crt-list: several certificates of one HAProxy share it (under its lock).
+            Self::Haproxy(c) => vec![c.cert_path.as_path()],
         }
     }
 
@@ -133,6 +141,7 @@ impl TargetConfig {
     fn deployer(&self) -> Result<Arc<dyn scm_core::deploy::Deployer>, String> {
         Ok(match self {
             Self::Nginx(n) => Arc::new(nginx::NginxDeployer::new(n)?),
+            Self::Haproxy(h) => Arc::new(haproxy::HaproxyDeployer::new(h)?),
         })
     }
 }
@@ -259,7 +268,9 @@ mod tests {
         assert!(e.message().contains("reload"), "{}", e.message());
         let e = toml::from_str::<TargetConfig>("kind = \"apache\"\nname = \"a\"\n").unwrap_err();
         assert!(e.message().contains("apache"), "{}", e.message());
-        let TargetConfig::Nginx(mut n) = c;
+        let TargetConfig::Nginx(mut n) = c else {
+            panic!("an nginx config")
+        };
         n.region = None;
         assert!(
             push_target(&TargetConfig::Nginx(n.clone()))

@@ -4,7 +4,9 @@
 //!   and cleared, SERVFAIL, addresses) and BIND (no cache despite long TTLs; authoritative mode
 //!   with two servers that disagree, and with servers that cannot be asked);
 //! - [`dcv_fetch`]: [`scm_outbound::dcv::ValidationFileFetcher`] against an HTTP responder on
-//!   loopback, its names resolved by challtestsrv: status, redirects, limits, egress policy.
+//!   loopback, its names resolved by challtestsrv: status, redirects, limits, egress policy;
+//! - [`haproxy`]: the `haproxy` push target against a real HAProxy: swaps with no reload, new
+//!   names through a crt-list, refusals, and 100 swaps under `wrk` load.
 //!
 //! The peers are started by each test ([`support`]); a missing one fails the test.
 
@@ -18,4 +20,5 @@
 
 mod dcv_fetch;
 mod dns;
+mod haproxy;
 mod support;

@@ -7,6 +7,7 @@
 //! the only proof that the DNS and file checks work against real servers, so they never skip.
 
 pub mod challtestsrv;
+pub mod haproxy;
 pub mod http;
 pub mod named;
 

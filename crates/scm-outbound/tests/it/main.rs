@@ -4,7 +4,10 @@
 //!   and cleared, SERVFAIL, addresses) and BIND (no cache despite long TTLs; authoritative mode
 //!   with two servers that disagree, and with servers that cannot be asked);
 //! - [`dcv_fetch`]: [`scm_outbound::dcv::ValidationFileFetcher`] against an HTTP responder on
-//!   loopback, its names resolved by challtestsrv: status, redirects, limits, egress policy.
+//!   loopback, its names resolved by challtestsrv: status, redirects, limits, egress policy;
+//! - [`tls_probe`]: [`scm_outbound::tls_probe::RustlsProber`] against TLS servers on loopback
+//!   serving certificates of a test CA, and against servers that refuse, never speak TLS or never
+//!   speak.
 //!
 //! The peers are started by each test ([`support`]); a missing one fails the test.
 
@@ -19,3 +22,4 @@
 mod dcv_fetch;
 mod dns;
 mod support;
+mod tls_probe;

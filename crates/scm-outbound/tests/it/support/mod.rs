@@ -9,6 +9,7 @@
 pub mod challtestsrv;
 pub mod http;
 pub mod named;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};

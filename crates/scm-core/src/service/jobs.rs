@@ -182,6 +182,7 @@ impl Scm {
             effects.extend(self.push_failed_notifications(
                 &account,
                 &cert.id,
+                &cert.name,
                 d,
                 &message,
                 job.attempts,

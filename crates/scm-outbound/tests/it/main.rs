@@ -5,6 +5,9 @@
 //!   with two servers that disagree, and with servers that cannot be asked);
 //! - [`dcv_fetch`]: [`scm_outbound::dcv::ValidationFileFetcher`] against an HTTP responder on
 //!   loopback, its names resolved by challtestsrv: status, redirects, limits, egress policy;
+//! - [`smtp`]: [`scm_outbound::notify::smtp::SmtpNotifier`] against aiosmtpd (plain, STARTTLS
+//!   with a login, implicit TLS) and how refusals, TLS and login failures and a server that is
+//!   down are classified;
 //! - [`tls_probe`]: [`scm_outbound::tls_probe::RustlsProber`] against TLS servers on loopback
 //!   serving certificates of a test CA, and against servers that refuse, never speak TLS or never
 //!   speak.
@@ -21,5 +24,6 @@
 
 mod dcv_fetch;
 mod dns;
+mod smtp;
 mod support;
 mod tls_probe;

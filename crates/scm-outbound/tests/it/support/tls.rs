@@ -2,6 +2,7 @@
 //! loopback (tokio-rustls) that serves one of them and answers nothing.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -26,6 +27,8 @@ pub struct Leaf {
     pub serial_hex: String,
     /// Leaf then intermediate, PEM.
     pub chain_pem: String,
+    /// The key, PKCS#8 PEM.
+    pub key_pem: String,
     key: PrivateKey,
 }
 
@@ -66,8 +69,20 @@ impl TestCa {
                 "{}{}",
                 issued.certificate_pem, self.ca.intermediate_cert_pem
             ),
+            key_pem: key.to_pem().to_string(),
             key,
         }
+    }
+}
+
+impl Leaf {
+    /// Writes the chain and the key to `dir` (`cert.pem`, `key.pem`) for a server process.
+    pub fn write_to(&self, dir: &Path) -> (PathBuf, PathBuf) {
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        std::fs::write(&cert, &self.chain_pem).unwrap();
+        std::fs::write(&key, &self.key_pem).unwrap();
+        (cert, key)
     }
 }
 

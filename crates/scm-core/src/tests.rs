@@ -18,7 +18,7 @@ use time::macros::datetime;
 
 use crate::deploy::{DeliveryError, Deployer, Material, PushService, PushTarget};
 use crate::jobs::{AttemptReport, JobHandler, JobSettings};
-use crate::notify::{Event, Notification, Notifier, NotifierTarget};
+use crate::notify::{Event, Notification, Notifier, NotifierTarget, NotifyError};
 use crate::purchase::ApiVersion;
 use crate::{
     AuthFailure, CoreConfig, DomainError, FixedClock, ListRequest, Principal, Scm, bootstrap,
@@ -61,7 +61,7 @@ struct RecordingNotifier {
 
 #[async_trait]
 impl Notifier for RecordingNotifier {
-    async fn notify(&self, n: &Notification) -> Result<(), DeliveryError> {
+    async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
         self.got.lock().unwrap().push(n.clone());
         Ok(())
     }
@@ -518,15 +518,18 @@ async fn a_push_given_up_is_notified() {
     let got = notifier.got.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].account, w.admin.account.to_string());
+    let cert = w.scm.certificate(&w.admin, &id).await.unwrap();
     match &got[0].event {
         Event::PushFailed {
             certificate_id,
+            name,
             targets,
             error,
             attempts,
             ..
         } => {
             assert_eq!(certificate_id, id.as_str());
+            assert_eq!(name, &cert.name);
             assert_eq!(targets, &vec!["web".to_string()]);
             assert!(error.contains("could not start"), "{error}");
             assert_eq!(*attempts, 1);

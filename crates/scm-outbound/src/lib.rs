@@ -13,7 +13,9 @@
 //! - [`dcv`]: the file fetch of domain validation ([`dcv::ValidationFileFetcher`]), through
 //!   [`http::OutboundHttp`];
 //! - [`deploy`]: push targets (nginx), the domain's `Deployer`s, with their configuration;
-//! - [`notify`]: notifiers (webhooks), the domain's `Notifier`s, with their configuration;
+//! - [`notify`]: notifiers (webhooks, mail), the domain's `Notifier`s, with their configuration;
+//! - [`tls_probe`]: the TLS handshake that reports what a push target serves
+//!   ([`tls_probe::RustlsProber`], the domain's `TlsProber`);
 //! - [`fsutil`]: atomic file replacement, lock files, secret files.
 //!
 //! Each adapter implements a port of `scm-core` and owns the serde struct of its configuration;
@@ -27,3 +29,4 @@ pub mod fsutil;
 pub mod http;
 pub mod notify;
 pub mod probes;
+pub mod tls_probe;

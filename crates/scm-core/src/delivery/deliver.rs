@@ -361,6 +361,7 @@ impl Scm {
             effects.extend(self.push_failed_notifications(
                 &a.cert.domain_id,
                 &a.cert.id,
+                &a.cert.name,
                 a.d,
                 &message,
                 a.job.attempts,

@@ -26,6 +26,7 @@ impl Scm {
         &self,
         account: &DomainId,
         cert: &CertificateId,
+        name: &str,
         d: &DeliverJob,
         error: &str,
         attempts: u32,
@@ -36,6 +37,7 @@ impl Scm {
             at_ms: now,
             event: Event::PushFailed {
                 certificate_id: cert.to_string(),
+                name: name.to_owned(),
                 service: d.service.clone(),
                 region: d.region.clone(),
                 targets: d.target.iter().cloned().collect(),

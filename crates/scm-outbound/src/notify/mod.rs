@@ -1,11 +1,14 @@
 //! Notifiers: the [`scm_core::notify::Notifier`] of each way of telling people, and its
-//! configuration. Kinds: `webhook` ([`webhook`]). Mail comes next.
+//! configuration. Kinds: `webhook` ([`webhook`]) and `smtp` ([`smtp`], one mail per notification,
+//! its text written by [`text`]).
 
+pub mod smtp;
+pub mod text;
 pub mod webhook;
 
 use std::sync::Arc;
 
-use scm_core::notify::NotifierTarget;
+use scm_core::notify::{Notifier, NotifierTarget};
 use scm_proto::DomainId;
 use serde::Deserialize;
 
@@ -17,6 +20,8 @@ use crate::http::OutboundHttp;
 pub enum NotifierConfig {
     /// POST a JSON document to a URL.
     Webhook(webhook::WebhookConfig),
+    /// Send a plain-text mail through an SMTP server.
+    Smtp(smtp::SmtpConfig),
 }
 
 impl NotifierConfig {
@@ -24,27 +29,33 @@ impl NotifierConfig {
     pub fn name(&self) -> &str {
         match self {
             Self::Webhook(c) => &c.name,
+            Self::Smtp(c) => &c.name,
         }
     }
 }
 
-/// Checks a configured notifier and builds it over the one outbound HTTP client; the error
-/// names the notifier and the key at fault.
+/// Checks a configured notifier and builds it (a webhook over the one outbound HTTP client); the
+/// error names the notifier and the key at fault.
 pub fn notifier(c: &NotifierConfig, http: &OutboundHttp) -> Result<NotifierTarget, String> {
-    match c {
-        NotifierConfig::Webhook(w) => {
-            let at = |e: String| format!("notifiers \"{}\": {e}", w.name);
-            if w.name.trim().is_empty() {
-                return Err("notifiers: name must not be empty".into());
-            }
-            let account = DomainId::try_from(w.account.as_str())
-                .map_err(|_| at("account must be a 32-hex account (domain) id".into()))?;
-            let hook = webhook::WebhookNotifier::new(w, http.clone()).map_err(at)?;
-            Ok(NotifierTarget {
-                name: w.name.clone(),
-                account,
-                notifier: Arc::new(hook),
-            })
-        }
+    let (name, account) = match c {
+        NotifierConfig::Webhook(w) => (&w.name, &w.account),
+        NotifierConfig::Smtp(m) => (&m.name, &m.account),
+    };
+    let at = |e: String| format!("notifiers \"{name}\": {e}");
+    if name.trim().is_empty() {
+        return Err("notifiers: name must not be empty".into());
     }
+    let account = DomainId::try_from(account.as_str())
+        .map_err(|_| at("account must be a 32-hex account (domain) id".into()))?;
+    let notifier: Arc<dyn Notifier> = match c {
+        NotifierConfig::Webhook(w) => {
+            Arc::new(webhook::WebhookNotifier::new(w, http.clone()).map_err(at)?)
+        }
+        NotifierConfig::Smtp(m) => Arc::new(smtp::SmtpNotifier::new(m).map_err(at)?),
+    };
+    Ok(NotifierTarget {
+        name: name.clone(),
+        account,
+        notifier,
+    })
 }

@@ -11,8 +11,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use aws_lc_rs::hmac;
-use scm_core::deploy::DeliveryError;
-use scm_core::notify::{Notification, Notifier};
+use scm_core::notify::{Notification, Notifier, NotifyError};
 use serde::Deserialize;
 
 use crate::fsutil;
@@ -83,10 +82,9 @@ pub fn signature(key: &hmac::Key, body: &[u8]) -> String {
 
 #[async_trait]
 impl Notifier for WebhookNotifier {
-    async fn notify(&self, n: &Notification) -> Result<(), DeliveryError> {
-        let body = serde_json::to_vec(n).map_err(|e| {
-            DeliveryError::permanent(format!("cannot encode the notification: {e}"))
-        })?;
+    async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
+        let body = serde_json::to_vec(n)
+            .map_err(|e| NotifyError::permanent(format!("cannot encode the notification: {e}")))?;
         let mut headers = vec![
             ("Content-Type".to_owned(), "application/json".to_owned()),
             ("X-OpenSCM-Event".to_owned(), n.event.name().to_owned()),
@@ -100,14 +98,14 @@ impl Notifier for WebhookNotifier {
         match self.http.send(req).await {
             Ok(resp) if resp.is_success() => Ok(()),
             Ok(resp) if resp.status == 408 || resp.status == 429 || resp.status >= 500 => Err(
-                DeliveryError::transient(format!("the webhook answered {}", resp.status)),
+                NotifyError::transient(format!("the webhook answered {}", resp.status)),
             ),
-            Ok(resp) => Err(DeliveryError::permanent(format!(
+            Ok(resp) => Err(NotifyError::permanent(format!(
                 "the webhook answered {}",
                 resp.status
             ))),
-            Err(e) if e.is_transient() => Err(DeliveryError::transient(e.to_string())),
-            Err(e) => Err(DeliveryError::misconfigured(e.to_string())),
+            Err(e) if e.is_transient() => Err(NotifyError::transient(e.to_string())),
+            Err(e) => Err(NotifyError::misconfigured(e.to_string())),
         }
     }
 }
@@ -116,8 +114,7 @@ impl Notifier for WebhookNotifier {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use scm_core::deploy::DeliveryErrorKind;
-    use scm_core::notify::Event;
+    use scm_core::notify::{Event, NotifyErrorKind};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
@@ -164,6 +161,7 @@ mod tests {
             at_ms: 1,
             event: Event::PushFailed {
                 certificate_id: "scs1700000000000".into(),
+                name: "www.shop.test".into(),
                 service: "ELB".into(),
                 region: Some("r1".into()),
                 targets: vec!["web".into()],
@@ -218,9 +216,9 @@ mod tests {
     #[tokio::test]
     async fn answers_decide_whether_to_retry() {
         for (status, kind) in [
-            (500, DeliveryErrorKind::Transient),
-            (429, DeliveryErrorKind::Transient),
-            (404, DeliveryErrorKind::Permanent),
+            (500, NotifyErrorKind::Transient),
+            (429, NotifyErrorKind::Transient),
+            (404, NotifyErrorKind::Permanent),
         ] {
             let (url, got) = receiver(status).await;
             let c = WebhookConfig {
@@ -251,7 +249,7 @@ mod tests {
             .notify(&note())
             .await
             .unwrap_err();
-        assert_eq!(e.kind, DeliveryErrorKind::Misconfigured, "{e}");
+        assert_eq!(e.kind, NotifyErrorKind::Misconfigured, "{e}");
         assert!(e.message.contains("refused"), "{e}");
         let bad = WebhookConfig {
             url: "ftp://x".into(),

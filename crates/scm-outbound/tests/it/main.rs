@@ -6,7 +6,13 @@
 //! - [`dcv_fetch`]: [`scm_outbound::dcv::ValidationFileFetcher`] against an HTTP responder on
 //!   loopback, its names resolved by challtestsrv: status, redirects, limits, egress policy;
 //! - [`haproxy`]: the `haproxy` push target against a real HAProxy: swaps with no reload, new
-//!   names through a crt-list, refusals, and 100 swaps under `wrk` load.
+//!   names through a crt-list, refusals, and 100 swaps under `wrk` load;
+//! - [`smtp`]: [`scm_outbound::notify::smtp::SmtpNotifier`] against aiosmtpd (plain, STARTTLS
+//!   with a login, implicit TLS) and how refusals, TLS and login failures and a server that is
+//!   down are classified;
+//! - [`tls_probe`]: [`scm_outbound::tls_probe::RustlsProber`] against TLS servers on loopback
+//!   serving certificates of a test CA, and against servers that refuse, never speak TLS or never
+//!   speak.
 //!
 //! The peers are started by each test ([`support`]); a missing one fails the test.
 
@@ -21,4 +27,6 @@
 mod dcv_fetch;
 mod dns;
 mod haproxy;
+mod smtp;
 mod support;
+mod tls_probe;

@@ -1,7 +1,8 @@
 //! Real peers for the integration tests, each started by the test that uses it on free loopback
 //! ports and stopped when dropped: `pebble-challtestsrv` (Debian `pebble`) as a DNS server whose
 //! TXT records a test sets and clears, BIND's `named` (Debian `bind9`) as an authoritative
-//! server of zones a test writes, and a tiny HTTP/1.1 responder.
+//! server of zones a test writes, a tiny HTTP/1.1 responder, aiosmtpd (Debian
+//! `python3-aiosmtpd`) as a mail server, and a TLS server with certificates of a test CA.
 //!
 //! A missing binary fails the test that needs it, with the package to install: these tests are
 //! the only proof that the DNS and file checks work against real servers, so they never skip.
@@ -10,6 +11,8 @@ pub mod challtestsrv;
 pub mod haproxy;
 pub mod http;
 pub mod named;
+pub mod smtp;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};

@@ -4,6 +4,8 @@
 //! struct, a variant of [`TargetConfig`]; the keys every kind has (name, account, service,
 //! region, resource id, where it serves) are declared once by [`target_config!`].
 
+mod command;
+mod files_common;
 pub mod nginx;
 
 use std::sync::Arc;

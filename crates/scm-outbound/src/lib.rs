@@ -12,8 +12,11 @@
 //! - [`dns`]: the DNS lookups of domain validation ([`dns::TxtResolver`]);
 //! - [`dcv`]: the file fetch of domain validation ([`dcv::ValidationFileFetcher`]), through
 //!   [`http::OutboundHttp`];
-//! - [`deploy`]: push targets (nginx), the domain's `Deployer`s, with their configuration;
+//! - [`deploy`]: push targets (nginx, files, exec, webhook), the domain's `Deployer`s, with their
+//!   configuration;
 //! - [`notify`]: notifiers (webhooks), the domain's `Notifier`s, with their configuration;
+//! - [`webhook`]: what the webhook push target and the webhook notifier share (signing, URL
+//!   checks, the meaning of answers);
 //! - [`fsutil`]: atomic file replacement, lock files, secret files.
 //!
 //! Each adapter implements a port of `scm-core` and owns the serde struct of its configuration;
@@ -27,3 +30,4 @@ pub mod fsutil;
 pub mod http;
 pub mod notify;
 pub mod probes;
+pub mod webhook;

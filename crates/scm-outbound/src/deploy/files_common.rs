@@ -30,14 +30,12 @@ pub(crate) fn file_failure(e: &FileError) -> DeliveryError {
 /// one server: holding it for the write-test-reload-restore sequence means the certificate of one
 /// push is never paired with the key of another.
 pub(crate) async fn lock(path: &Path, wait: Duration) -> Result<FileLock, DeliveryError> {
-    fsutil::lock_beside(path, wait)
-        .await
-        .map_err(|e| match e {
-            LockError::File(f) => file_failure(&f),
-            LockError::Busy(_) => {
-                DeliveryError::transient("another delivery to this target is in progress")
-            }
-        })
+    fsutil::lock_beside(path, wait).await.map_err(|e| match e {
+        LockError::File(f) => file_failure(&f),
+        LockError::Busy(_) => {
+            DeliveryError::transient("another delivery to this target is in progress")
+        }
+    })
 }
 
 /// A file a delivery writes.

@@ -1,18 +1,25 @@
 //! Push targets: the [`scm_core::deploy::Deployer`] of each kind of target, and its configuration.
 //!
-//! Kinds: `nginx` ([`nginx`]: files, test, reload, roll back). Each kind has its own config
-//! struct, a variant of [`TargetConfig`]; the keys every kind has (name, account, service,
-//! region, resource id, where it serves) are declared once by [`target_config!`].
+//! Kinds: `nginx` ([`nginx`]: files, test, reload, roll back), `files` ([`files`]: the
+//! certificate in the forms listed, optional test and reload), `exec` ([`exec`]: a deploy hook)
+//! and `webhook` ([`webhook`]: a signed HTTPS POST). Each kind has its own config struct, a
+//! variant of [`TargetConfig`]; the keys every kind has (name, account, service, region, resource
+//! id, where it serves) are declared once by [`target_config!`].
 
 mod command;
+pub mod exec;
+pub mod files;
 mod files_common;
 pub mod nginx;
+pub mod webhook;
 
 use std::sync::Arc;
 
 use scm_core::deploy::{PushService, PushTarget, VerifyAt};
 use scm_proto::DomainId;
 use serde::Deserialize;
+
+use crate::http::OutboundHttp;
 
 /// `verify = { address = "127.0.0.1:8443", server_name = "www.shop.test" }`: where a target
 /// serves, checked by a TLS handshake after each delivery.
@@ -102,6 +109,12 @@ macro_rules! target_config {
 pub enum TargetConfig {
     /// Write files, test, reload.
     Nginx(nginx::NginxConfig),
+    /// Write the listed files, optionally test and reload.
+    Files(files::FilesConfig),
+    /// Run a deploy hook (after writing the listed files).
+    Exec(exec::ExecConfig),
+    /// POST the certificate to a URL.
+    Webhook(webhook::WebhookTargetConfig),
 }
 
 impl TargetConfig {
@@ -109,6 +122,9 @@ impl TargetConfig {
     pub fn common(&self) -> CommonConfig<'_> {
         match self {
             Self::Nginx(c) => c.common(),
+            Self::Files(c) => c.common(),
+            Self::Exec(c) => c.common(),
+            Self::Webhook(c) => c.common(),
         }
     }
 
@@ -121,6 +137,9 @@ impl TargetConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Nginx(_) => "nginx",
+            Self::Files(_) => "files",
+            Self::Exec(_) => "exec",
+            Self::Webhook(_) => "webhook",
         }
     }
 
@@ -128,19 +147,26 @@ impl TargetConfig {
     pub fn files(&self) -> Vec<&std::path::Path> {
         match self {
             Self::Nginx(c) => vec![c.cert_path.as_path(), c.key_path.as_path()],
+            Self::Files(c) => c.files.iter().map(|f| f.path.as_path()).collect(),
+            Self::Exec(c) => c.files.iter().map(|f| f.path.as_path()).collect(),
+            Self::Webhook(_) => Vec::new(),
         }
     }
 
     /// Builds the kind's deployer; the error names the key at fault.
-    fn deployer(&self) -> Result<Arc<dyn scm_core::deploy::Deployer>, String> {
+    fn deployer(&self, http: &OutboundHttp) -> Result<Arc<dyn scm_core::deploy::Deployer>, String> {
         Ok(match self {
             Self::Nginx(n) => Arc::new(nginx::NginxDeployer::new(n)?),
+            Self::Files(f) => Arc::new(files::FilesDeployer::new(f)?),
+            Self::Exec(e) => Arc::new(exec::ExecDeployer::new(e)?),
+            Self::Webhook(w) => Arc::new(webhook::WebhookDeployer::new(w, http)?),
         })
     }
 }
 
-/// Checks a configured target and builds it; the error names the target and the key at fault.
-pub fn push_target(c: &TargetConfig) -> Result<PushTarget, String> {
+/// Checks a configured target and builds it (a webhook over `http`, the one outbound client);
+/// the error names the target and the key at fault.
+pub fn push_target(c: &TargetConfig, http: &OutboundHttp) -> Result<PushTarget, String> {
     let common = c.common();
     let name = common.name;
     if name.trim().is_empty() {
@@ -148,7 +174,7 @@ pub fn push_target(c: &TargetConfig) -> Result<PushTarget, String> {
     }
     let at = |key: &str, what: &str| format!("push_targets \"{name}\": {key} {what}");
     let deployer = c
-        .deployer()
+        .deployer(http)
         .map_err(|e| format!("push_targets \"{name}\": {e}"))?;
     let account = DomainId::try_from(common.account)
         .map_err(|_| at("account", "must be a 32-hex account (domain) id"))?;
@@ -252,7 +278,8 @@ mod tests {
                reload_command = ["nginx", "-s", "reload"]"#,
         )
         .unwrap();
-        let t = push_target(&c).unwrap();
+        let http = OutboundHttp::new(Default::default()).unwrap();
+        let t = push_target(&c, &http).unwrap();
         assert_eq!((t.name.as_str(), t.service), ("web", PushService::Elb));
         let e = toml::from_str::<TargetConfig>(
             "kind = \"nginx\"\nname = \"a\"\naccount = \"x\"\nservice = \"ELB\"\nreload = []\n",
@@ -261,19 +288,54 @@ mod tests {
         assert!(e.message().contains("reload"), "{}", e.message());
         let e = toml::from_str::<TargetConfig>("kind = \"apache\"\nname = \"a\"\n").unwrap_err();
         assert!(e.message().contains("apache"), "{}", e.message());
-        let TargetConfig::Nginx(mut n) = c;
+        let TargetConfig::Nginx(mut n) = c else {
+            panic!("{c:?}")
+        };
         n.region = None;
         assert!(
-            push_target(&TargetConfig::Nginx(n.clone()))
+            push_target(&TargetConfig::Nginx(n.clone()), &http)
                 .unwrap_err()
                 .contains("region")
         );
         n.region = Some("r".into());
         n.account = "ADMIN".into();
         assert!(
-            push_target(&TargetConfig::Nginx(n))
+            push_target(&TargetConfig::Nginx(n), &http)
                 .unwrap_err()
                 .contains("account")
+        );
+    }
+
+    /// The path of `binary`; fails the test, naming the Debian package, when it is missing.
+    pub(crate) fn require_binary(binary: &str, package: &str) -> std::path::PathBuf {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|d| d.join(binary))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{binary} is not installed: this test needs it (apt-get install -y {package})"
+                )
+            })
+    }
+
+    #[test]
+    fn a_webhook_the_egress_policy_refuses_is_named_at_start() {
+        let c: TargetConfig = toml::from_str(
+            r#"kind = "webhook"
+               name = "hook"
+               account = "0123456789abcdef0123456789abcdef"
+               service = "CDN"
+               url = "https://169.254.169.254/latest"
+               secret_file = "/nonexistent""#,
+        )
+        .unwrap();
+        assert!(c.files().is_empty());
+        let http = OutboundHttp::new(Default::default()).unwrap();
+        let e = push_target(&c, &http).unwrap_err();
+        assert!(
+            e.starts_with("push_targets \"hook\": url is refused by the egress policy"),
+            "{e}"
         );
     }
 }

@@ -4,7 +4,7 @@
 //! certificate in the forms listed, optional test and reload), `exec` ([`exec`]: a deploy hook)
 //! and `webhook` ([`webhook`]: a signed HTTPS POST). Each kind has its own config struct, a
 //! variant of [`TargetConfig`]; the keys every kind has (name, account, service, region, resource
-//! id, where it serves) are declared once by [`target_config!`].
+//! id, where it serves) are declared once by [`target_config!`](crate::target_config).
 
 mod command;
 pub mod exec;

@@ -897,27 +897,8 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         }
         None => file.push_targets,
     };
-    let mut push_targets: Vec<PushTarget> = Vec::new();
-    let mut written: Vec<(PathBuf, String)> = Vec::new();
-    for c in &push_configs {
-        if push_targets.iter().any(|x| x.name == c.name()) {
-            bail!("push_targets: the name {:?} is used twice", c.name());
-        }
-        // Two targets writing one file would let one account's push replace another's key.
-        for path in c.files() {
-            let path = normalise(path);
-            if let Some((_, other)) = written.iter().find(|(p, _)| *p == path) {
-                bail!(
-                    "push_targets {:?}: {} is also written by push target {other:?}",
-                    c.name(),
-                    path.display()
-                );
-            }
-            written.push((path, c.name().to_owned()));
-        }
-        push_targets.push(scm_outbound::deploy::push_target(c).map_err(|e| anyhow::anyhow!(e))?);
-    }
-    // One outbound HTTP client for every adapter, bounded by the operator's egress policy.
+    // One outbound HTTP client for every adapter (webhook push targets too), bounded by the
+    // operator's egress policy.
     let egress = &file.egress;
     ranged(
         "egress.connect_timeout_seconds",
@@ -940,6 +921,27 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         0..=20,
     )?;
     let http = OutboundHttp::new(egress.clone()).map_err(|e| anyhow::anyhow!("egress: {e}"))?;
+    let mut push_targets: Vec<PushTarget> = Vec::new();
+    let mut written: Vec<(PathBuf, String)> = Vec::new();
+    for c in &push_configs {
+        if push_targets.iter().any(|x| x.name == c.name()) {
+            bail!("push_targets: the name {:?} is used twice", c.name());
+        }
+        // Two targets writing one file would let one account's push replace another's key.
+        for path in c.files() {
+            let path = normalise(path);
+            if let Some((_, other)) = written.iter().find(|(p, _)| *p == path) {
+                bail!(
+                    "push_targets {:?}: {} is also written by push target {other:?}",
+                    c.name(),
+                    path.display()
+                );
+            }
+            written.push((path, c.name().to_owned()));
+        }
+        push_targets
+            .push(scm_outbound::deploy::push_target(c, &http).map_err(|e| anyhow::anyhow!(e))?);
+    }
     let mut notifiers: Vec<NotifierTarget> = Vec::new();
     for c in &file.notifiers {
         if notifiers.iter().any(|x| x.name == c.name()) {

@@ -65,9 +65,30 @@ fn suffix() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Who a written file belongs to (`None`: left as created, i.e. to OpenSCM's user and group).
+/// Giving a file away needs root.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ownership {
+    /// The owning user id.
+    pub uid: Option<u32>,
+    /// The owning group id.
+    pub gid: Option<u32>,
+}
+
 /// Writes `content` to a temporary file beside `path` with `mode`, syncs it, and renames it over
 /// `path`, so a reader sees either the old or the new file, never a partial one.
 pub async fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<(), FileError> {
+    write_atomic_owned(path, content, mode, Ownership::default()).await
+}
+
+/// [`write_atomic`], the file given to `owner` before it is moved into place (so it never
+/// appears with the wrong owner).
+pub async fn write_atomic_owned(
+    path: &Path,
+    content: &[u8],
+    mode: u32,
+    owner: Ownership,
+) -> Result<(), FileError> {
     let dir = parent_of(path)?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{file_name}.openscm-{}", suffix()));
@@ -85,7 +106,12 @@ pub async fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<(), 
         f.sync_all()
             .await
             .map_err(|e| FileError::new("cannot sync", &tmp, e))?;
-        // The umask may have narrowed the mode at creation; set it exactly.
+        if owner != Ownership::default() {
+            std::os::unix::fs::chown(&tmp, owner.uid, owner.gid)
+                .map_err(|e| FileError::new("cannot change the owner of", &tmp, e))?;
+        }
+        // The umask may have narrowed the mode at creation; set it exactly (after chown, which
+        // may clear bits).
         tokio::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))
             .await
             .map_err(|e| FileError::new("cannot set the mode of", &tmp, e))?;

@@ -12,10 +12,13 @@
 //! - [`dns`]: the DNS lookups of domain validation ([`dns::TxtResolver`]);
 //! - [`dcv`]: the file fetch of domain validation ([`dcv::ValidationFileFetcher`]), through
 //!   [`http::OutboundHttp`];
-//! - [`deploy`]: push targets (nginx), the domain's `Deployer`s, with their configuration;
+//! - [`deploy`]: push targets (nginx, files, haproxy, exec, webhook), the domain's `Deployer`s,
+//!   with their configuration;
 //! - [`notify`]: notifiers (webhooks, mail), the domain's `Notifier`s, with their configuration;
 //! - [`tls_probe`]: the TLS handshake that reports what a push target serves
 //!   ([`tls_probe::RustlsProber`], the domain's `TlsProber`);
+//! - [`webhook`]: what the webhook push target and the webhook notifier share (signing, URL
+//!   checks, the meaning of answers);
 //! - [`fsutil`]: atomic file replacement, lock files, secret files.
 //!
 //! Each adapter implements a port of `scm-core` and owns the serde struct of its configuration;
@@ -30,3 +33,4 @@ pub mod http;
 pub mod notify;
 pub mod probes;
 pub mod tls_probe;
+pub mod webhook;

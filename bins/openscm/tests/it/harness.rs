@@ -46,20 +46,23 @@ pub fn file_target(
     dir: &std::path::Path,
     reload: &[&str],
 ) -> PushTarget {
-    scm_outbound::deploy::push_target(&TargetConfig::Nginx(NginxConfig {
-        name: name.into(),
-        account: account.to_string(),
-        service: service.into(),
-        region: Some(region.into()),
-        resource_id: None,
-        verify: None,
-        redeliver_on_drift: false,
-        cert_path: dir.join(format!("{name}.crt")),
-        key_path: dir.join(format!("{name}.key")),
-        test_command: None,
-        reload_command: reload.iter().map(|s| s.to_string()).collect(),
-        timeout_seconds: Some(5),
-    }))
+    scm_outbound::deploy::push_target(
+        &TargetConfig::Nginx(NginxConfig {
+            name: name.into(),
+            account: account.to_string(),
+            service: service.into(),
+            region: Some(region.into()),
+            resource_id: None,
+            verify: None,
+            redeliver_on_drift: false,
+            cert_path: dir.join(format!("{name}.crt")),
+            key_path: dir.join(format!("{name}.key")),
+            test_command: None,
+            reload_command: reload.iter().map(|s| s.to_string()).collect(),
+            timeout_seconds: Some(5),
+        }),
+        &scm_outbound::http::OutboundHttp::new(Default::default()).unwrap(),
+    )
     .unwrap()
 }
 

@@ -779,7 +779,11 @@ mod tests {
         .unwrap();
         assert_eq!(c.kind(), "haproxy");
         assert_eq!(c.files(), [Path::new("/etc/haproxy/certs/site.pem")]);
-        let t = crate::deploy::push_target(&c).unwrap();
+        let t = crate::deploy::push_target(
+            &c,
+            &crate::http::OutboundHttp::new(Default::default()).unwrap(),
+        )
+        .unwrap();
         assert_eq!((t.name.as_str(), t.kind), ("edge", "haproxy"));
         assert!(t.verify.is_some());
     }

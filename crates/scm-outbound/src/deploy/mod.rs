@@ -1,18 +1,27 @@
 //! Push targets: the [`scm_core::deploy::Deployer`] of each kind of target, and its configuration.
 //!
-//! Kinds: `nginx` ([`nginx`]: files, test, reload, roll back), `haproxy` ([`haproxy`]: file,
-//! then a swap through the runtime API, no reload). Each kind has its own config
-//! struct, a variant of [`TargetConfig`]; the keys every kind has (name, account, service,
-//! region, resource id, where it serves) are declared once by [`target_config!`].
+//! Kinds: `nginx` ([`nginx`]: files, test, reload, roll back), `files` ([`files`]: the
+//! certificate in the forms listed, optional test and reload), `haproxy` ([`haproxy`]: the file,
+//! then a swap through the runtime API, no reload), `exec` ([`exec`]: a deploy hook) and
+//! `webhook` ([`webhook`]: a signed HTTPS POST). Each kind has its own config struct, a variant
+//! of [`TargetConfig`]; the keys every kind has (name, account, service, region, resource id,
+//! where it serves) are declared once by [`target_config!`](crate::target_config).
 
+mod command;
+pub mod exec;
+pub mod files;
+mod files_common;
 pub mod haproxy;
 pub mod nginx;
+pub mod webhook;
 
 use std::sync::Arc;
 
 use scm_core::deploy::{PushService, PushTarget, VerifyAt};
 use scm_proto::DomainId;
 use serde::Deserialize;
+
+use crate::http::OutboundHttp;
 
 /// `verify = { address = "127.0.0.1:8443", server_name = "www.shop.test" }`: where a target
 /// serves, checked by a TLS handshake after each delivery.
@@ -104,6 +113,12 @@ pub enum TargetConfig {
     Nginx(nginx::NginxConfig),
     /// Write the file, swap the certificate through the runtime API.
     Haproxy(haproxy::HaproxyConfig),
+    /// Write the listed files, optionally test and reload.
+    Files(files::FilesConfig),
+    /// Run a deploy hook (after writing the listed files).
+    Exec(exec::ExecConfig),
+    /// POST the certificate to a URL.
+    Webhook(webhook::WebhookTargetConfig),
 }
 
 impl TargetConfig {
@@ -112,6 +127,9 @@ impl TargetConfig {
         match self {
             Self::Nginx(c) => c.common(),
             Self::Haproxy(c) => c.common(),
+            Self::Files(c) => c.common(),
+            Self::Exec(c) => c.common(),
+            Self::Webhook(c) => c.common(),
         }
     }
 
@@ -125,6 +143,9 @@ impl TargetConfig {
         match self {
             Self::Nginx(_) => "nginx",
             Self::Haproxy(_) => "haproxy",
+            Self::Files(_) => "files",
+            Self::Exec(_) => "exec",
+            Self::Webhook(_) => "webhook",
         }
     }
 
@@ -134,20 +155,27 @@ impl TargetConfig {
             Self::Nginx(c) => vec![c.cert_path.as_path(), c.key_path.as_path()],
             // Not the crt-list: several certificates of one HAProxy share it (under its lock).
             Self::Haproxy(c) => vec![c.cert_path.as_path()],
+            Self::Files(c) => c.files.iter().map(|f| f.path.as_path()).collect(),
+            Self::Exec(c) => c.files.iter().map(|f| f.path.as_path()).collect(),
+            Self::Webhook(_) => Vec::new(),
         }
     }
 
     /// Builds the kind's deployer; the error names the key at fault.
-    fn deployer(&self) -> Result<Arc<dyn scm_core::deploy::Deployer>, String> {
+    fn deployer(&self, http: &OutboundHttp) -> Result<Arc<dyn scm_core::deploy::Deployer>, String> {
         Ok(match self {
             Self::Nginx(n) => Arc::new(nginx::NginxDeployer::new(n)?),
             Self::Haproxy(h) => Arc::new(haproxy::HaproxyDeployer::new(h)?),
+            Self::Files(f) => Arc::new(files::FilesDeployer::new(f)?),
+            Self::Exec(e) => Arc::new(exec::ExecDeployer::new(e)?),
+            Self::Webhook(w) => Arc::new(webhook::WebhookDeployer::new(w, http)?),
         })
     }
 }
 
-/// Checks a configured target and builds it; the error names the target and the key at fault.
-pub fn push_target(c: &TargetConfig) -> Result<PushTarget, String> {
+/// Checks a configured target and builds it (a webhook over `http`, the one outbound client);
+/// the error names the target and the key at fault.
+pub fn push_target(c: &TargetConfig, http: &OutboundHttp) -> Result<PushTarget, String> {
     let common = c.common();
     let name = common.name;
     if name.trim().is_empty() {
@@ -155,7 +183,7 @@ pub fn push_target(c: &TargetConfig) -> Result<PushTarget, String> {
     }
     let at = |key: &str, what: &str| format!("push_targets \"{name}\": {key} {what}");
     let deployer = c
-        .deployer()
+        .deployer(http)
         .map_err(|e| format!("push_targets \"{name}\": {e}"))?;
     let account = DomainId::try_from(common.account)
         .map_err(|_| at("account", "must be a 32-hex account (domain) id"))?;
@@ -259,7 +287,8 @@ mod tests {
                reload_command = ["nginx", "-s", "reload"]"#,
         )
         .unwrap();
-        let t = push_target(&c).unwrap();
+        let http = OutboundHttp::new(Default::default()).unwrap();
+        let t = push_target(&c, &http).unwrap();
         assert_eq!((t.name.as_str(), t.service), ("web", PushService::Elb));
         let e = toml::from_str::<TargetConfig>(
             "kind = \"nginx\"\nname = \"a\"\naccount = \"x\"\nservice = \"ELB\"\nreload = []\n",
@@ -269,20 +298,53 @@ mod tests {
         let e = toml::from_str::<TargetConfig>("kind = \"apache\"\nname = \"a\"\n").unwrap_err();
         assert!(e.message().contains("apache"), "{}", e.message());
         let TargetConfig::Nginx(mut n) = c else {
-            panic!("an nginx config")
+            panic!("{c:?}")
         };
         n.region = None;
         assert!(
-            push_target(&TargetConfig::Nginx(n.clone()))
+            push_target(&TargetConfig::Nginx(n.clone()), &http)
                 .unwrap_err()
                 .contains("region")
         );
         n.region = Some("r".into());
         n.account = "ADMIN".into();
         assert!(
-            push_target(&TargetConfig::Nginx(n))
+            push_target(&TargetConfig::Nginx(n), &http)
                 .unwrap_err()
                 .contains("account")
+        );
+    }
+
+    /// The path of `binary`; fails the test, naming the Debian package, when it is missing.
+    pub(crate) fn require_binary(binary: &str, package: &str) -> std::path::PathBuf {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|d| d.join(binary))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{binary} is not installed: this test needs it (apt-get install -y {package})"
+                )
+            })
+    }
+
+    #[test]
+    fn a_webhook_the_egress_policy_refuses_is_named_at_start() {
+        let c: TargetConfig = toml::from_str(
+            r#"kind = "webhook"
+               name = "hook"
+               account = "0123456789abcdef0123456789abcdef"
+               service = "CDN"
+               url = "https://169.254.169.254/latest"
+               secret_file = "/nonexistent""#,
+        )
+        .unwrap();
+        assert!(c.files().is_empty());
+        let http = OutboundHttp::new(Default::default()).unwrap();
+        let e = push_target(&c, &http).unwrap_err();
+        assert!(
+            e.starts_with("push_targets \"hook\": url is refused by the egress policy"),
+            "{e}"
         );
     }
 }

@@ -2,8 +2,10 @@
 //! (atomic on one filesystem), optionally test, then reload. If anything fails the previous files
 //! are put back, so the server keeps what it was serving.
 //!
-//! The commands run without a shell, with `OPENSCM_CERTIFICATE_ID`, `OPENSCM_JOB_ID`,
-//! `OPENSCM_ATTEMPT` and `OPENSCM_TARGET` in their environment (for scripts that log or notify).
+//! The commands run without a shell, with the delivery in their environment (`OPENSCM_CERTIFICATE_ID`,
+//! `OPENSCM_VERSION`, `OPENSCM_NAMES`, `OPENSCM_SERIAL`, `OPENSCM_FINGERPRINT_SHA256`,
+//! `OPENSCM_NOT_AFTER`, `OPENSCM_TARGET`, `OPENSCM_JOB_ID`, `OPENSCM_ATTEMPT`), for scripts that
+//! log or notify. They must be idempotent: a delivery interrupted by a crash is delivered again.
 //!
 //! How failures are classified for the job runner:
 //! - the files cannot be written, or a command cannot start: **misconfigured** (an operator must
@@ -12,15 +14,16 @@
 //! - the reload command fails or a command times out, or another delivery holds the target:
 //!   **transient** (a server that is restarting, busy or slow): retried with backoff.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use scm_core::deploy::{DeliveryError, Deployer, Material};
 use zeroize::Zeroizing;
 
-use crate::fsutil::{self, FileError, LockError};
+use super::command;
+use super::files_common::{self, Install, Planned};
+use crate::fsutil::Ownership;
 
 crate::target_config! {
     /// An nginx target as written in the config file (`kind = "nginx"`).
@@ -63,39 +66,18 @@ impl NginxDeployer {
         if c.cert_path == c.key_path {
             return Err("key_path must differ from cert_path (nginx reads two files)".into());
         }
-        if c.reload_command.is_empty() {
-            return Err("reload_command must name a program".into());
-        }
-        let timeout = c.timeout_seconds.unwrap_or(30);
-        if !(1..=3600).contains(&timeout) {
-            return Err(format!(
-                "timeout_seconds: {timeout} is out of range (1..=3600)"
-            ));
-        }
+        let reload_command = command::required_argv("reload_command", &c.reload_command)?;
+        let test_command = command::optional_argv("test_command", c.test_command.as_ref())?;
+        let timeout = command::timeout(c.timeout_seconds)?;
         Ok(Self {
             name: c.name.clone(),
             cert_path: c.cert_path.clone(),
             key_path: c.key_path.clone(),
-            test_command: c.test_command.clone().filter(|v| !v.is_empty()),
-            reload_command: c.reload_command.clone(),
-            timeout: Duration::from_secs(timeout),
+            test_command,
+            reload_command,
+            timeout,
             local: tokio::sync::Mutex::new(()),
         })
-    }
-}
-
-/// A file's previous content, to restore on failure (key material: wiped on drop).
-struct Backup {
-    path: PathBuf,
-    content: Option<Zeroizing<Vec<u8>>>,
-    mode: u32,
-}
-
-fn file_failure(e: &FileError) -> DeliveryError {
-    if e.is_misconfiguration() {
-        DeliveryError::misconfigured(e.to_string())
-    } else {
-        DeliveryError::transient(e.to_string())
     }
 }
 
@@ -103,189 +85,39 @@ fn file_failure(e: &FileError) -> DeliveryError {
 impl Deployer for NginxDeployer {
     async fn deliver(&self, m: &Material) -> Result<(), DeliveryError> {
         let _local = self.local.lock().await;
-        // Several OpenSCM processes may deliver to one server: hold an exclusive lock on a file
-        // beside the certificate for the whole write-test-reload-restore sequence, so that a
-        // certificate of one push is never paired with the key of another.
-        let _lock = fsutil::lock_beside(&self.cert_path, self.timeout)
-            .await
-            .map_err(|e| match e {
-                LockError::File(f) => file_failure(&f),
-                LockError::Busy(_) => {
-                    DeliveryError::transient("another delivery to this target is in progress")
-                }
-            })?;
-        let backups = [
-            backup(&self.cert_path, 0o644).await?,
-            backup(&self.key_path, 0o600).await?,
+        let files = [
+            Planned {
+                path: self.cert_path.clone(),
+                content: Zeroizing::new(m.fullchain_pem.as_bytes().to_vec()),
+                mode: 0o644,
+                owner: Ownership::default(),
+            },
+            Planned {
+                path: self.key_path.clone(),
+                content: Zeroizing::new(m.key_pem.as_bytes().to_vec()),
+                mode: 0o600,
+                owner: Ownership::default(),
+            },
         ];
-        let placed = async {
-            fsutil::write_atomic(&self.cert_path, m.fullchain_pem.as_bytes(), 0o644).await?;
-            fsutil::write_atomic(&self.key_path, m.key_pem.as_bytes(), 0o600).await
-        }
-        .await;
-        if let Err(e) = placed {
-            restore(&backups).await;
-            return Err(file_failure(&e));
-        }
-        let env = [
-            ("OPENSCM_CERTIFICATE_ID", m.facts.certificate_id.clone()),
-            ("OPENSCM_JOB_ID", m.context.job_id.to_string()),
-            ("OPENSCM_ATTEMPT", m.context.attempt.to_string()),
-            ("OPENSCM_TARGET", self.name.clone()),
-        ];
-        if let Some(test) = &self.test_command
-            && let Err(failure) = run(test, &env, self.timeout).await
-        {
-            restore(&backups).await;
-            return Err(failure.into_error("test command", true));
-        }
-        if let Err(failure) = run(&self.reload_command, &env, self.timeout).await {
-            restore(&backups).await;
-            // Reload again so a server that did pick up the new files goes back to the old ones.
-            let _ = run(&self.reload_command, &env, self.timeout).await;
-            return Err(failure.into_error("reload command", false));
-        }
+        let env = command::delivery_env(m, &self.name);
+        files_common::install(&Install {
+            lock_beside: &self.cert_path,
+            files: &files,
+            test: self.test_command.as_deref(),
+            reload: Some(&self.reload_command),
+            env: &env,
+            timeout: self.timeout,
+        })
+        .await?;
         tracing::debug!(target = %self.name, "delivered to nginx");
         Ok(())
     }
 }
 
-async fn backup(path: &Path, default_mode: u32) -> Result<Backup, DeliveryError> {
-    use std::os::unix::fs::PermissionsExt;
-    match tokio::fs::read(path).await {
-        Ok(content) => {
-            let mode = tokio::fs::metadata(path)
-                .await
-                .map(|m| m.permissions().mode() & 0o777)
-                .unwrap_or(default_mode);
-            Ok(Backup {
-                path: path.to_owned(),
-                content: Some(Zeroizing::new(content)),
-                mode,
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Backup {
-            path: path.to_owned(),
-            content: None,
-            mode: default_mode,
-        }),
-        Err(e) => Err(file_failure(&FileError {
-            action: "cannot read",
-            path: path.to_owned(),
-            source: e,
-        })),
-    }
-}
-
-async fn restore(backups: &[Backup]) {
-    for b in backups {
-        let outcome = match &b.content {
-            Some(c) => fsutil::write_atomic(&b.path, c, b.mode)
-                .await
-                .map_err(|e| e.to_string()),
-            None => tokio::fs::remove_file(&b.path).await.or_else(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(e.to_string())
-                }
-            }),
-        };
-        if let Err(e) = outcome {
-            tracing::error!(path = %b.path.display(), error = %e, "could not restore previous file");
-        }
-    }
-}
-
-/// How a command failed.
-enum CommandFailure {
-    /// It could not be started.
-    Start(String),
-    /// It ran past its time limit.
-    Timeout(String),
-    /// It ended unsuccessfully.
-    Exit(String),
-}
-
-impl CommandFailure {
-    /// The delivery error; a failing test command refuses the material (`refuses`), a failing
-    /// reload may pass.
-    fn into_error(self, what: &str, refuses: bool) -> DeliveryError {
-        match self {
-            Self::Start(m) => {
-                DeliveryError::misconfigured(format!("{what} {m}; previous certificate kept"))
-            }
-            Self::Timeout(m) => {
-                DeliveryError::transient(format!("{what} {m}; previous certificate kept"))
-            }
-            Self::Exit(m) if refuses => {
-                DeliveryError::permanent(format!("{what} {m}; previous certificate kept"))
-            }
-            Self::Exit(m) => {
-                DeliveryError::transient(format!("{what} {m}; previous certificate kept"))
-            }
-        }
-    }
-}
-
-/// Runs `argv` (no shell) with a time limit; the error says how it failed, without its output,
-/// which is logged instead.
-async fn run(
-    argv: &[String],
-    env: &[(&str, String)],
-    limit: Duration,
-) -> Result<(), CommandFailure> {
-    let Some((program, args)) = argv.split_first() else {
-        return Err(CommandFailure::Start("is empty".into()));
-    };
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            CommandFailure::Start(format!("{program:?} could not start ({})", e.kind()))
-        })?;
-    let out = match tokio::time::timeout(limit, child.wait_with_output()).await {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => {
-            return Err(CommandFailure::Exit(format!(
-                "{program:?} failed ({})",
-                e.kind()
-            )));
-        }
-        Err(_) => {
-            return Err(CommandFailure::Timeout(format!(
-                "{program:?} timed out after {} s",
-                limit.as_secs()
-            )));
-        }
-    };
-    if out.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let tail: String = stderr
-        .chars()
-        .rev()
-        .take(2000)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    tracing::warn!(program = %program, status = %out.status, stderr = %tail, "push command failed");
-    Err(CommandFailure::Exit(match out.status.code() {
-        Some(code) => format!("{program:?} exited with status {code}"),
-        None => format!("{program:?} was killed by a signal"),
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     use scm_core::deploy::DeliveryErrorKind;
 

@@ -5,17 +5,19 @@
 //! `X-OpenSCM-Event` (the event name) and, when a secret is configured, `X-OpenSCM-Signature:
 //! sha256=<hex HMAC-SHA256 of the body under the secret>`, for the receiver to check. A 2xx answer
 //! is success; 408, 429 and 5xx, timeouts and connection failures are retried; any other answer
-//! and a refusal by the egress policy are not.
+//! and a refusal by the egress policy are not. (Signing and the meaning of answers are shared
+//! with the `webhook` push target: [`crate::webhook`].)
 
 use std::path::PathBuf;
 
 use async_trait::async_trait;
 use aws_lc_rs::hmac;
-use scm_core::notify::{Notification, Notifier, NotifyError};
+use scm_core::deploy::DeliveryErrorKind;
+use scm_core::notify::{Notification, Notifier, NotifyError, NotifyErrorKind};
 use serde::Deserialize;
 
-use crate::fsutil;
 use crate::http::{Bytes, Method, OutboundHttp, OutboundRequest};
+use crate::webhook;
 
 /// A webhook notifier as written in the config file (`kind = "webhook"`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -56,12 +58,7 @@ impl WebhookNotifier {
         }
         let key = match &c.secret_file {
             Some(path) => {
-                let secret =
-                    fsutil::read_secret_file(path).map_err(|e| format!("secret_file: {e}"))?;
-                if secret.is_empty() {
-                    return Err("secret_file: is empty".into());
-                }
-                Some(hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()))
+                Some(webhook::signing_key(path).map_err(|e| format!("secret_file: {e}"))?)
             }
             None => None,
         };
@@ -73,40 +70,22 @@ impl WebhookNotifier {
     }
 }
 
-/// `sha256=<hex>` of the body under `key`.
-pub fn signature(key: &hmac::Key, body: &[u8]) -> String {
-    let tag = hmac::sign(key, body);
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
-}
-
 #[async_trait]
 impl Notifier for WebhookNotifier {
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
         let body = serde_json::to_vec(n)
             .map_err(|e| NotifyError::permanent(format!("cannot encode the notification: {e}")))?;
-        let mut headers = vec![
-            ("Content-Type".to_owned(), "application/json".to_owned()),
-            ("X-OpenSCM-Event".to_owned(), n.event.name().to_owned()),
-        ];
-        if let Some(key) = &self.key {
-            headers.push(("X-OpenSCM-Signature".to_owned(), signature(key, &body)));
-        }
         let mut req = OutboundRequest::new(Method::POST, self.url.clone());
-        req.headers = headers;
+        req.headers = webhook::headers(n.event.name(), self.key.as_ref(), &body);
         req.body = Some(Bytes::from(body));
-        match self.http.send(req).await {
-            Ok(resp) if resp.is_success() => Ok(()),
-            Ok(resp) if resp.status == 408 || resp.status == 429 || resp.status >= 500 => Err(
-                NotifyError::transient(format!("the webhook answered {}", resp.status)),
-            ),
-            Ok(resp) => Err(NotifyError::permanent(format!(
-                "the webhook answered {}",
-                resp.status
-            ))),
-            Err(e) if e.is_transient() => Err(NotifyError::transient(e.to_string())),
-            Err(e) => Err(NotifyError::misconfigured(e.to_string())),
-        }
+        webhook::outcome(self.http.send(req).await).map_err(|e| NotifyError {
+            kind: match e.kind {
+                DeliveryErrorKind::Transient => NotifyErrorKind::Transient,
+                DeliveryErrorKind::Permanent => NotifyErrorKind::Permanent,
+                DeliveryErrorKind::Misconfigured => NotifyErrorKind::Misconfigured,
+            },
+            message: e.message,
+        })
     }
 }
 
@@ -119,6 +98,7 @@ mod tests {
 
     use super::*;
     use crate::http::EgressPolicy;
+    use crate::webhook::signature;
 
     /// A one-shot HTTP receiver on loopback: answers `status` and hands back the raw request.
     async fn receiver(status: u16) -> (String, tokio::task::JoinHandle<String>) {

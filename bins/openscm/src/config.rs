@@ -1019,6 +1019,12 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
                 1..=10_080,
             )? * 60,
         ),
+        // The TLS check after each delivery and of the drift sweep: a handshake with the
+        // address a target's `verify` names (the operator's own servers, so not the egress
+        // policy's business), given up after 5 s.
+        prober: Some(std::sync::Arc::new(
+            scm_outbound::tls_probe::RustlsProber::new(std::time::Duration::from_secs(5)),
+        )),
         ..scm_core::delivery::DeliverySettings::default()
     };
     let core = CoreConfig {

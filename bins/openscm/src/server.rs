@@ -272,11 +272,12 @@ async fn write_credentials(cfg: &RuntimeConfig, c: &Created) -> anyhow::Result<(
 
 /// Runs the server.
 pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
+    // Register for SIGTERM/SIGINT before anything else (reading the config included): a signal
+    // that arrives while we start up is then a graceful stop once serving begins, never the
+    // default "terminate at once".
+    let signals = Signals::register()?;
     let mut cfg = config::resolve(common, Some(args))?;
     init_logs(cfg.json_logs);
-    // Register for SIGTERM/SIGINT before anything else: a signal that arrives while we start up is
-    // then a graceful stop once serving begins, never the default "terminate at once".
-    let signals = Signals::register()?;
     // Bind first: with port 0 the endpoint written to credentials.json must name the real port.
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -286,7 +286,7 @@ async fn a_job_survives_sigkill_of_its_worker_and_is_done_once() {
             "r0",
         ],
     );
-    let job = queued["job_id"].as_i64().unwrap();
+    let job = queued["deliveries"][0]["job_id"].as_i64().unwrap();
     let log = dir.path().join("deliveries.log");
     wait_for("A to start the delivery", Duration::from_secs(20), || {
         deliveries(&log)
@@ -294,8 +294,8 @@ async fn a_job_survives_sigkill_of_its_worker_and_is_done_once() {
             .any(|(k, j, _)| k == "start" && *j == job)
     });
     let a_pid = a.pid();
-    // A's whole process group: its reload command dies with it, so the delivery is not finished
-    // behind B's back (commands must be idempotent all the same: a target may be reloaded again).
+    // A's whole process group (its reload command has a group of its own and may finish: a
+    // target may be reloaded again, so commands must be idempotent).
     a.sigkill_group();
     let b = Server::start(&data, None, Some(&config));
     wait_for("the job to be done", Duration::from_secs(30), || {
@@ -326,14 +326,13 @@ async fn a_job_survives_sigkill_of_its_worker_and_is_done_once() {
         .filter(|(k, j, pid)| k == "end" && *j == job && *pid == b.pid())
         .count();
     assert_eq!(ends_by_b, 1);
+    // A's reload runs in a process group of its own (so that a timeout kills what it started),
+    // so it may finish after A died: commands must be idempotent, and the record is B's alone.
     let ends_by_a = runs
         .iter()
         .filter(|(k, j, pid)| k == "end" && *j == job && *pid == a_pid)
         .count();
-    assert_eq!(
-        ends_by_a, 0,
-        "A's reload was killed with A, not finished after it: {runs:?}"
-    );
+    assert!(ends_by_a <= 1, "{runs:?}");
     let client = Client::from_credentials_file(data.join("credentials.json"))
         .unwrap()
         .with_endpoint_for_tests(&b.url);
@@ -450,7 +449,7 @@ async fn two_servers_on_one_postgres_never_run_one_job_at_once() {
                 &region,
             ],
         );
-        queued.push(job["job_id"].as_i64().unwrap());
+        queued.push(job["deliveries"][0]["job_id"].as_i64().unwrap());
     }
     wait_for("all jobs done", Duration::from_secs(90), || {
         let all = jobs(&data_a, Some(&db.url));

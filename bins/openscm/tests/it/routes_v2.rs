@@ -930,7 +930,8 @@ fn now_ms() -> i64 {
     .unwrap()
 }
 
-/// Pushes to one target at once are serialised, not refused: all succeed, all are recorded.
+/// Pushes to one target at once are not refused: each joins the delivery in flight (or starts
+/// the next one), all succeed, and every delivery made is recorded.
 #[tokio::test]
 async fn routes_v2_concurrent_pushes_to_one_target_all_succeed() {
     let s = TestServer::start_with(|account, out| {
@@ -952,7 +953,8 @@ async fn routes_v2_concurrent_pushes_to_one_target_all_succeed() {
         assert_eq!(r.unwrap().message, "success");
     }
     let history = s.admin.v2_push_history(&s.project_id, &id).await.unwrap();
-    assert_eq!(history.push_history_list.len(), 4);
+    let n = history.push_history_list.len();
+    assert!((1..=4).contains(&n), "{n} pushes recorded");
     let export = s.admin.export(&id).await.unwrap();
     assert_eq!(
         std::fs::read_to_string(s.out.join("one.crt")).unwrap(),

@@ -106,6 +106,35 @@ impl<S: Send + Sync> FromRequestParts<S> for VersionNo {
     }
 }
 
+/// The `{target}` of the path: a push target's name (1 to 128 printable characters; anything
+/// else is `SCM.0005` naming `target`). Whether the account has such a target is the domain's
+/// question.
+#[derive(Debug, Clone)]
+pub(crate) struct TargetName(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for TargetName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let bad = || {
+            ApiError::Domain(DomainError::invalid(
+                "target",
+                "must be the name of a push target (1 to 128 printable characters)",
+            ))
+        };
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| bad())?;
+        params
+            .iter()
+            .find(|(k, _)| *k == "target")
+            .map(|(_, v)| v.to_owned())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && !v.chars().any(char::is_control))
+            .map(TargetName)
+            .ok_or_else(bad)
+    }
+}
+
 /// A JSON body of type `T`: a missing body or a syntax error names `body`, a type error its JSON
 /// path (`SCM.0005`).
 #[derive(Debug)]

@@ -33,10 +33,10 @@ use scm_proto::tags::{
 use scm_proto::v2::{MessageResponse, PushBody as V2PushBody, PushHistoryResponse, RevokeBody};
 use scm_proto::v3::{
     ApplicationBody, AutoRenewBody, AutoRenewResponse, CERTIFICATE_ID_PATTERN, CaRootResponse,
-    CertificateVersionsResponse, DomainsResponse, ExportCertificateResponse, HealthResponse,
-    ListCertificatesQuery, ListCertificatesResponse, PurchaseBody, PurchaseResponse,
-    PushBody as V3PushBody, RenewCertificateResponse, RequestInfoResponse, ShowCertificateResponse,
-    TokenResponse,
+    CertificateDeploymentsResponse, CertificateVersionsResponse, DomainsResponse,
+    ExportCertificateResponse, HealthResponse, ListCertificatesQuery, ListCertificatesResponse,
+    PurchaseBody, PurchaseResponse, PushBody as V3PushBody, PushToTargetResponse,
+    RenewCertificateResponse, RequestInfoResponse, ShowCertificateResponse, TokenResponse,
 };
 use scm_proto::{CertType, ErrorBody, ErrorCode, Method, Operation, Scope};
 use serde_json::{Map, Value, json};
@@ -682,6 +682,29 @@ fn spec(op: Operation) -> Spec {
                 schema::<ExportCertificateResponse>,
             ),
             errors: CERT_STATUS_BODY,
+        },
+        // --- deployments ---
+        Operation::ListCertificateDeployments => Spec {
+            summary: "OpenSCM extension: where a certificate is deployed, per push target, and its latest delivery attempts",
+            group: Group::Certificates,
+            query: None,
+            body: Body::None,
+            success: ok(
+                "Per target: the version it holds, whether a TLS check saw it served, the delivery failing now, drift; then the latest attempts (every outcome), newest first.",
+                schema::<CertificateDeploymentsResponse>,
+            ),
+            errors: CERT,
+        },
+        Operation::PushCertificateToTarget => Spec {
+            summary: "OpenSCM extension: deliver the current version to one push target, by name",
+            group: Group::Certificates,
+            query: None,
+            body: Body::None,
+            success: ok(
+                "The target took the current version (and, when it has a TLS check, serves it). A failure that will be retried is SCM.0028 saying `pending retry` and when.",
+                schema::<PushToTargetResponse>,
+            ),
+            errors: CERT_STATUS,
         },
     }
 }

@@ -82,6 +82,9 @@ fn handler(op: Operation) -> MethodRouter<AppState> {
         Operation::RenewCertificate => on(m, handlers::versions::renew),
         Operation::UpdateAutoRenew => on(m, handlers::versions::update_auto_renew),
         Operation::ExportCertificateVersion => on(m, handlers::versions::export_version),
+        // --- deployments ---
+        Operation::ListCertificateDeployments => on(m, handlers::deployments::list_deployments),
+        Operation::PushCertificateToTarget => on(m, handlers::deployments::push_to_target),
     }
 }
 

@@ -979,6 +979,25 @@ impl Client {
         )
         .await
     }
+
+    /// `GET /v3/scm/certificates/{id}/deployments` (OpenSCM extension).
+    pub async fn deployments(
+        &self,
+        id: &str,
+    ) -> Result<scm_proto::v3::CertificateDeploymentsResponse, ClientError> {
+        self.typed(Operation::ListCertificateDeployments, &[id], &[], None)
+            .await
+    }
+
+    /// `POST /v3/scm/certificates/{id}/deployments/{target}/push` (OpenSCM extension).
+    pub async fn push_to_target(
+        &self,
+        id: &str,
+        target: &str,
+    ) -> Result<scm_proto::v3::PushToTargetResponse, ClientError> {
+        self.typed(Operation::PushCertificateToTarget, &[id, target], &[], None)
+            .await
+    }
 }
 
 fn to_json<T: Serialize>(body: &T) -> Result<Vec<u8>, ClientError> {
@@ -1099,6 +1118,8 @@ mod tests {
             Operation::RenewCertificate => "renew",
             Operation::UpdateAutoRenew => "set_auto_renew",
             Operation::ExportCertificateVersion => "export_version",
+            Operation::ListCertificateDeployments => "deployments",
+            Operation::PushCertificateToTarget => "push_to_target",
         }
     }
 

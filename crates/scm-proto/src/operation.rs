@@ -196,6 +196,21 @@ operations! {
         "/v3/scm/certificates/{certificate_id}/versions/{version}/export",
         Account
     ),
+    // --- deployments ---
+    /// OpenSCM extension: where a certificate is deployed, per push target (delivered and served
+    /// versions, failures, drift), and its latest delivery attempts.
+    ListCertificateDeployments = (
+        Get,
+        "/v3/scm/certificates/{certificate_id}/deployments",
+        Account
+    ),
+    /// OpenSCM extension: deliver the current version to one push target of the account, by
+    /// name (a failed or stale target pushed again without a new issuance).
+    PushCertificateToTarget = (
+        Post,
+        "/v3/scm/certificates/{certificate_id}/deployments/{target}/push",
+        Account
+    ),
 }
 
 impl Operation {
@@ -232,7 +247,8 @@ impl Operation {
             | Self::V2RevokeCertificate
             | Self::RenewCertificate
             | Self::UpdateAutoRenew
-            | Self::ExportCertificateVersion => true,
+            | Self::ExportCertificateVersion
+            | Self::PushCertificateToTarget => true,
             Self::Health
             | Self::KeystoneListAuthDomains
             | Self::V2ListPushHistory
@@ -247,7 +263,8 @@ impl Operation {
             | Self::OpenApiDescription
             | Self::CertificateRevocationList
             | Self::ShowCaRoot
-            | Self::ListCertificateVersions => false,
+            | Self::ListCertificateVersions
+            | Self::ListCertificateDeployments => false,
         }
     }
 

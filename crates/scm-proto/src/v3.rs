@@ -575,6 +575,89 @@ pub struct RenewCertificateResponse {
     pub renewing_version: u32,
 }
 
+/// `GET /v3/scm/certificates/{certificate_id}/deployments` (OpenSCM extension): where the
+/// certificate is deployed, per push target, and its latest delivery attempts.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CertificateDeploymentsResponse {
+    /// The certificate.
+    pub certificate_id: String,
+    /// Its current version.
+    pub current_version: Option<u32>,
+    /// One entry per target it was delivered to or is being delivered to.
+    pub deployments: Vec<DeploymentView>,
+    /// The latest delivery attempts (every outcome), newest first.
+    pub attempts: Vec<DeliveryAttemptView>,
+}
+
+/// Where a certificate is deployed: one push target.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DeploymentView {
+    /// The target's name.
+    pub target: String,
+    /// Its kind (`nginx`, `files`, `haproxy`, `exec`, `webhook`), `null` when it is no longer
+    /// configured.
+    pub kind: Option<String>,
+    /// Its resource id (what `deploy` names it by).
+    pub resource_id: Option<String>,
+    /// `served` (seen served by a TLS check), `delivered` (no check configured), `failing`,
+    /// `not_served` (delivered, not served), `drift` (no longer serves what it was given), or
+    /// `pending` (nothing delivered yet).
+    pub state: String,
+    /// The version it holds (0: none yet).
+    pub version: u32,
+    /// Whether a TLS check saw it served.
+    pub verified: bool,
+    /// The serial seen served at the last check.
+    pub served_serial: Option<String>,
+    /// When the version was delivered.
+    pub delivered_at: Option<String>,
+    /// When it was seen served.
+    pub verified_at: Option<String>,
+    /// The version whose delivery is failing now.
+    pub failing_version: Option<u32>,
+    /// Why it fails, or what the drift check saw.
+    pub last_error: Option<String>,
+    /// When a drift was first seen.
+    pub drift_at: Option<String>,
+    /// When the drift check last looked.
+    pub checked_at: Option<String>,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DeliveryAttemptView {
+    /// When.
+    pub time: String,
+    /// The target.
+    pub target: String,
+    /// The version delivered.
+    pub version: Option<u32>,
+    /// `success`, `failure` or `unchanged` (already served: nothing delivered).
+    pub outcome: String,
+    /// Whether a TLS check saw it served.
+    pub verified: bool,
+    /// The serial served at the check.
+    pub served_serial: Option<String>,
+    /// The attempt number of the delivery.
+    pub attempt: u32,
+    /// What happened.
+    pub detail: String,
+}
+
+/// `POST /v3/scm/certificates/{certificate_id}/deployments/{target}/push` (OpenSCM extension):
+/// the current version delivered to one target (answered when its first attempt succeeded).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PushToTargetResponse {
+    /// The certificate.
+    pub certificate_id: String,
+    /// The target.
+    pub target: String,
+    /// `served` (seen served), `delivered` (the target has no TLS check) or `unchanged`.
+    pub state: String,
+    /// The version it holds now.
+    pub version: u32,
+}
+
 /// `PUT /v3/scm/certificates/{certificate_id}/auto-renew` (OpenSCM extension) body and answer.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct AutoRenewBody {

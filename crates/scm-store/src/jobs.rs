@@ -256,6 +256,8 @@ impl Jobs for SqlStore {
     ) -> Result<bool> {
         // (state, next due, error, end, attempts given back)
         let (state, due_ms, error, finished_ms, uncounted) = match outcome {
+            // A job done has no error to show: the failures of its earlier attempts are in the
+            // history of what it did (a push's attempts), not on the job.
             JobOutcome::Done => (JobState::Done, None, None, Some(now_ms), 0_i64),
             JobOutcome::Wait { due_ms } => (JobState::Pending, Some(*due_ms), None, None, 1),
             JobOutcome::Retry { due_ms, error } => {
@@ -269,7 +271,8 @@ impl Jobs for SqlStore {
             let mut tx = p.begin().await?;
             let done = sqlx::query(
                 "UPDATE jobs SET state = $1, due_ms = COALESCE($2, due_ms), \
-                 last_error = COALESCE($3, last_error), finished_ms = $4, \
+                 last_error = CASE WHEN $1 = 'done' THEN NULL ELSE COALESCE($3, last_error) END, \
+                 finished_ms = $4, \
                  attempts = attempts - $5, lease_owner = NULL, lease_expires_ms = NULL, \
                  updated_ms = $6 \
                  WHERE id = $7 AND lease_owner = $8 AND lease_token = $9 AND state = 'running'",

@@ -46,7 +46,14 @@ A directory is imported with bounded concurrency and a progress bar; a failure s
 the summary lists what was imported, the failure and the files not done (exit code 5).";
 const PUSH_EXAMPLES: &str = "\
 Examples:
-  openscm cert push scs1700000000000 --service ELB --region cn-north-4";
+  openscm cert push scs1700000000000 --service ELB --region cn-north-4
+  openscm cert push scs1700000000000 --target edge       # one push target, by name
+Exit code 0: every target took it (and serves it, when it has a TLS check); 6: a target failed
+for now and is retried in the background (the message says when); 1: refused or given up.";
+const DEPLOYMENTS_EXAMPLES: &str = "\
+Examples:
+  openscm cert deployments scs1700000000000
+  openscm cert deployments scs1700000000000 -o json";
 const DELETE_EXAMPLES: &str = "\
 Examples:
   openscm cert delete scs1700000000000 scs1700000000001";
@@ -90,6 +97,13 @@ pub enum CertCommand {
     /// Push a certificate to a service (a configured push target).
     #[command(after_help = PUSH_EXAMPLES)]
     Push(PushArgs),
+    /// Where a certificate is deployed: per push target, the version it holds, whether it is
+    /// served, failures and drift; then the latest delivery attempts.
+    #[command(after_help = DEPLOYMENTS_EXAMPLES)]
+    Deployments {
+        /// Certificate id.
+        id: String,
+    },
     /// Renew a certificate now: a new key, the same names, the next version (pushed again where
     /// the current one was delivered). OpenSCM also renews by itself before expiry.
     Renew {
@@ -239,12 +253,15 @@ pub struct ImportArgs {
 pub struct PushArgs {
     /// Certificate id.
     id: String,
-    /// Target service: ELB, CDN, WAF.
-    #[arg(long)]
-    service: String,
+    /// Target service: ELB, Enhance_ELB, CDN, WAF (every target of the account for it).
+    #[arg(long, required_unless_present = "target", conflicts_with = "target")]
+    service: Option<String>,
     /// Target region (the push target's `region`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "target")]
     region: Option<String>,
+    /// One push target of the account, by name (a failed or stale target pushed again).
+    #[arg(long)]
+    target: Option<String>,
 }
 
 /// `cert revoke`.
@@ -269,10 +286,27 @@ pub async fn run(ctx: &Ctx, command: CertCommand) -> Result<u8, Failure> {
         CertCommand::Apply(args) => apply(ctx, args).await,
         CertCommand::Export(args) => export(ctx, args).await,
         CertCommand::Import(args) => import(ctx, args).await,
+        CertCommand::Push(PushArgs {
+            id,
+            target: Some(target),
+            ..
+        }) => {
+            let r = ctx.client.push_to_target(&id, &target).await?;
+            output::print(ctx.format, &r, || {
+                output::fields(&[
+                    ("pushed", Some(r.certificate_id.clone())),
+                    ("target", Some(r.target.clone())),
+                    ("state", Some(r.state.clone())),
+                    ("version", Some(r.version.to_string())),
+                ])
+            });
+            Ok(0)
+        }
+        CertCommand::Deployments { id } => deployments(ctx, &id).await,
         CertCommand::Push(args) => {
             let body = PushBody {
                 target_project: args.region.clone(),
-                target_service: Some(args.service.clone()),
+                target_service: args.service.clone(),
             };
             ctx.client.push(&args.id, &body).await?;
             let doc =
@@ -280,7 +314,7 @@ pub async fn run(ctx: &Ctx, command: CertCommand) -> Result<u8, Failure> {
             output::print(ctx.format, &doc, || {
                 output::fields(&[
                     ("pushed", Some(args.id.clone())),
-                    ("service", Some(args.service.clone())),
+                    ("service", args.service.clone()),
                     ("region", args.region.clone()),
                 ])
             });
@@ -319,6 +353,53 @@ pub async fn run(ctx: &Ctx, command: CertCommand) -> Result<u8, Failure> {
         CertCommand::Revoke(args) => revoke(ctx, args).await,
         CertCommand::Delete { ids } => delete(ctx, ids).await,
     }
+}
+
+/// `cert deployments`: one table of targets, one of attempts.
+async fn deployments(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
+    let r = ctx.client.deployments(id).await?;
+    if ctx.format == output::Format::Json {
+        output::print_json(&r);
+        return Ok(0);
+    }
+    {
+        let mut t = output::Table::new(&[
+            "TARGET",
+            "KIND",
+            "STATE",
+            "VERSION",
+            "SERVED",
+            "DELIVERED",
+            "ERROR",
+        ]);
+        for d in &r.deployments {
+            t.row([
+                d.target.clone(),
+                d.kind.clone().unwrap_or_else(|| "(removed)".into()),
+                d.state.clone(),
+                d.version.to_string(),
+                d.served_serial.clone().unwrap_or_default(),
+                d.delivered_at.clone().unwrap_or_default(),
+                d.last_error.clone().unwrap_or_default(),
+            ]);
+        }
+        let mut a = output::Table::new(&[
+            "TIME", "TARGET", "VERSION", "ATTEMPT", "OUTCOME", "VERIFIED", "DETAIL",
+        ]);
+        for x in &r.attempts {
+            a.row([
+                x.time.clone(),
+                x.target.clone(),
+                x.version.map(|v| v.to_string()).unwrap_or_default(),
+                x.attempt.to_string(),
+                x.outcome.clone(),
+                if x.verified { "yes" } else { "no" }.to_owned(),
+                x.detail.clone(),
+            ]);
+        }
+        print!("{}\n{}", t.render(), a.render());
+    }
+    Ok(0)
 }
 
 /// `cert revoke`: shows what is about to be revoked and asks (unless `--yes`), then revokes

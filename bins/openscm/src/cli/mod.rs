@@ -36,6 +36,9 @@ pub mod exit {
     pub const NETWORK: u8 = 4;
     /// A bulk command did part of its work.
     pub const PARTIAL: u8 = 5;
+    /// A push failed for now and is retried in the background (the message says when): not
+    /// done, not given up.
+    pub const PENDING: u8 = 6;
 }
 
 /// Examples for `openscm --help`.
@@ -103,6 +106,7 @@ impl Failure {
             Self::Usage(_) => exit::USAGE,
             Self::Config(_) => exit::CONFIG,
             Self::Api { status: 401, .. } => exit::CONFIG,
+            Self::Api { code, message, .. } if is_pending(code, message) => exit::PENDING,
             Self::Api { .. } | Self::Other(_) => exit::API,
             Self::Network(_) => exit::NETWORK,
         }
@@ -114,6 +118,7 @@ impl Failure {
             Self::Usage(_) => "usage",
             Self::Config(_) => "config",
             Self::Api { status: 401, .. } => "auth",
+            Self::Api { code, message, .. } if is_pending(code, message) => "pending",
             Self::Api { .. } => "api",
             Self::Network(_) => "network",
             Self::Other(_) => "other",
@@ -131,6 +136,12 @@ impl Failure {
             other => serde_json::json!({"kind": kind, "message": other.to_string()}),
         }
     }
+}
+
+/// Whether an API error is a push that failed for now and will be retried (`SCM.0028` whose
+/// message starts `in progress:` and names the next attempt).
+fn is_pending(code: &str, message: &str) -> bool {
+    code == "SCM.0028" && message.contains("in progress:")
 }
 
 impl From<ClientError> for Failure {

@@ -31,6 +31,7 @@ pub(crate) mod tags;
 // --- csr ---
 pub(crate) mod csr;
 pub(crate) mod deploy;
+pub(crate) mod deployments;
 // --- import ---
 pub(crate) mod import;
 

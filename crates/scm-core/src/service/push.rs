@@ -52,6 +52,14 @@ impl Scm {
         crate::delivery::push_answer(&self.first_attempts(jobs).await?)
     }
 
+    /// The push target of `account` named `name`, if it is configured.
+    pub fn push_target(&self, account: &scm_proto::DomainId, name: &str) -> Option<&PushTarget> {
+        self.config
+            .push_targets
+            .iter()
+            .find(|t| t.name == name && &t.account == account)
+    }
+
     /// Queues a push of a certificate (of any account) for the job workers, without waiting for
     /// it: the admin CLI's `push`, for operators who re-deliver from a script.
     pub async fn queue_push(

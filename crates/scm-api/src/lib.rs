@@ -47,6 +47,7 @@ pub const CONSOLE_AUDITED: &[&str] = &[
     console::REVOKE,
     console::RENEW,
     console::AUTO_RENEW,
+    console::PUSH_TARGET,
 ];
 
 /// Largest request body accepted (bytes). Certificates and CSRs are a few KiB.

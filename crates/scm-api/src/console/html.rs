@@ -312,8 +312,10 @@ pub(crate) struct Details<'a> {
     pub cert: &'a CertificateRecord,
     /// Leaf first, then the intermediates.
     pub chain: &'a [ChainEntry],
-    /// Newest first.
+    /// Every delivery attempt, newest first.
     pub pushes: &'a [PushRecord],
+    /// Where it is deployed, per target, with the target's kind (`None`: no longer configured).
+    pub deployments: &'a [(scm_store::DeploymentRecord, Option<&'static str>)],
     /// By key.
     pub tags: &'a [TagRecord],
     /// Newest first.
@@ -429,24 +431,27 @@ pub(crate) fn details(chrome: &Chrome<'_>, d: &Details<'_>) -> String {
 
     versions_section(&mut m, chrome, d);
 
-    m.push_str("<h2 id=\"pushes\">Push history</h2>");
+    deployments_section(&mut m, chrome, d);
+
+    m.push_str("<h2 id=\"pushes\">Delivery history</h2>");
     if d.pushes.is_empty() {
         m.push_str("<p>Never pushed.</p>");
     } else {
         m.push_str(
             "<div class=\"table-wrap\"><table id=\"push-history\"><thead><tr><th scope=\"col\">When</th>\
-             <th scope=\"col\">Service</th><th scope=\"col\">Region</th><th scope=\"col\">Targets</th>\
-             <th scope=\"col\">Outcome</th><th scope=\"col\">Detail</th></tr></thead><tbody>",
+             <th scope=\"col\">Target</th><th scope=\"col\">Version</th><th scope=\"col\">Attempt</th>\
+             <th scope=\"col\">Outcome</th><th scope=\"col\">Served</th><th scope=\"col\">Detail</th></tr></thead><tbody>",
         );
         for p in d.pushes {
             let _ = write!(
                 m,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&datetime(p.pushed_ms)),
-                escape(&p.service),
-                escape(p.region.as_deref().unwrap_or("global")),
                 escape(&p.targets.replace(';', ", ")),
+                p.version.map(|v| v.to_string()).unwrap_or_default(),
+                p.attempt,
                 escape(p.outcome.as_str()),
+                if p.verified { "yes" } else { "no" },
                 escape(&p.detail)
             );
         }
@@ -498,6 +503,55 @@ pub(crate) fn details(chrome: &Chrome<'_>, d: &Details<'_>) -> String {
         );
     }
     page(&c.name, Some(chrome), &m)
+}
+
+/// Where the certificate is deployed: per target, what it holds and whether it serves it, with
+/// a button that pushes the current version to that target again.
+fn deployments_section(m: &mut String, chrome: &Chrome<'_>, d: &Details<'_>) {
+    m.push_str("<h2 id=\"deployments\">Deployments</h2>");
+    if d.deployments.is_empty() {
+        m.push_str("<p>Not deployed to any push target.</p>");
+        return;
+    }
+    let id = escape(&query_value(d.cert.id.as_str()));
+    let csrf = escape(chrome.csrf);
+    m.push_str(
+        "<div class=\"table-wrap\"><table id=\"deployments-table\"><thead><tr><th scope=\"col\">Target</th>\
+         <th scope=\"col\">Kind</th><th scope=\"col\">State</th><th scope=\"col\">Version</th>\
+         <th scope=\"col\">Served serial</th><th scope=\"col\">Problem</th><th scope=\"col\"></th></tr></thead><tbody>",
+    );
+    for (dep, kind) in d.deployments {
+        let state = match dep {
+            _ if dep.failing_version.is_some() && dep.not_served => "delivered, not served",
+            _ if dep.failing_version.is_some() => "failing",
+            _ if dep.drift_ms.is_some() => "drift",
+            _ if dep.version == 0 => "pending",
+            _ if dep.verified => "served",
+            _ => "delivered",
+        };
+        let button = if kind.is_some() {
+            format!(
+                "<form method=\"post\" action=\"/console/certificates/{id}/push-target\" class=\"inline\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                 <input type=\"hidden\" name=\"target\" value=\"{}\">\
+                 <button type=\"submit\">Push again</button></form>",
+                escape(&dep.target)
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            m,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{button}</td></tr>",
+            escape(&dep.target),
+            escape(kind.unwrap_or("(removed)")),
+            state,
+            dep.version,
+            escape(dep.served_serial.as_deref().unwrap_or("")),
+            escape(dep.last_error.as_deref().unwrap_or("")),
+        );
+    }
+    m.push_str("</tbody></table></div>");
 }
 
 /// Proofs pending, versions, renewal (state, button, switch) and the history of state changes.
@@ -937,6 +991,7 @@ mod tests {
                 cert: &cert,
                 chain: &[],
                 pushes: &[],
+                deployments: &[],
                 tags: &[],
                 versions: &versions,
                 events: &events,
@@ -1002,6 +1057,7 @@ mod tests {
                     cert: c,
                     chain: &[],
                     pushes: &[],
+                    deployments: &[],
                     tags: &[],
                     versions: &[],
                     events: &[],

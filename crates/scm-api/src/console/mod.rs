@@ -53,6 +53,8 @@ pub(crate) const REVOKE: &str = "ConsoleRevokeCertificate";
 pub(crate) const RENEW: &str = "ConsoleRenewCertificate";
 /// The audit log's name of an auto-renew switch turned through the console.
 pub(crate) const AUTO_RENEW: &str = "ConsoleUpdateAutoRenew";
+/// The audit log's name of a push to one target asked for through the console.
+pub(crate) const PUSH_TARGET: &str = "ConsolePushToTarget";
 use scm_proto::CertificateId;
 use scm_sign::SecretKey;
 use scm_store::CertificateRecord;
@@ -96,6 +98,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/certificates/{id}/export", post(export))
         .route("/console/certificates/{id}/renew", post(renew))
         .route("/console/certificates/{id}/auto-renew", post(auto_renew))
+        .route("/console/certificates/{id}/push-target", post(push_target))
         .route(
             "/console/certificates/{id}/revoke",
             get(revoke_form).post(revoke),
@@ -643,13 +646,23 @@ async fn details(
     let p = &session.principal;
     let loaded = async {
         let (cert, versions, events) = s.scm.versions_of(p, &id).await?;
-        let pushes = s.scm.push_history(p, &id).await?;
+        let pushes = s.scm.delivery_history(p, &id, 50).await?;
+        let deployments: Vec<_> = s
+            .scm
+            .deployments_of(p, &id)
+            .await?
+            .into_iter()
+            .map(|d| {
+                let kind = s.scm.push_target(&d.domain_id, &d.target).map(|t| t.kind);
+                (d, kind)
+            })
+            .collect();
         let tags = s.scm.certificate_tags(p, &id).await?;
         let proofs = s.scm.proofs(&cert).await?;
-        Ok::<_, DomainError>((cert, pushes, tags, versions, events, proofs))
+        Ok::<_, DomainError>((cert, pushes, deployments, tags, versions, events, proofs))
     };
     let resp = match loaded.await {
-        Ok((cert, pushes, tags, versions, events, proofs)) => {
+        Ok((cert, pushes, deployments, tags, versions, events, proofs)) => {
             let chain = chain_of(&cert);
             page(
                 StatusCode::OK,
@@ -659,6 +672,7 @@ async fn details(
                         cert: &cert,
                         chain: &chain,
                         pushes: &pushes,
+                        deployments: &deployments,
                         tags: &tags,
                         versions: &versions,
                         events: &events,
@@ -708,6 +722,17 @@ async fn auto_renew(
     lifecycle_form(&s, &headers, &id, body, AUTO_RENEW).await
 }
 
+/// Pushes the current version to one target (`target=<name>`, the button of the deployments
+/// table), then shows the page again.
+async fn push_target(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    lifecycle_form(&s, &headers, &id, body, PUSH_TARGET).await
+}
+
 /// The renew and auto-renew forms: session, origin and CSRF checks as every form, then the one
 /// domain operation, then back to the certificate's page (303) or the error page.
 async fn lifecycle_form(
@@ -745,8 +770,19 @@ async fn lifecycle_action(
         );
     };
     let p = &session.principal;
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let done = if operation == RENEW {
         s.scm.renew_now(p, &cert).await.map(|_| ())
+    } else if operation == PUSH_TARGET {
+        match field("target") {
+            Some(target) if !target.is_empty() => s.scm.push_to_target(p, &cert, &target).await,
+            _ => Err(DomainError::invalid("target", "must name a push target")),
+        }
     } else {
         let value = fields
             .iter()
@@ -760,8 +796,13 @@ async fn lifecycle_action(
     };
     match done {
         Ok(()) => {
+            let anchor = if operation == PUSH_TARGET {
+                "deployments"
+            } else {
+                "versions"
+            };
             let to = format!(
-                "/console/certificates/{}#versions",
+                "/console/certificates/{}#{anchor}",
                 html::query_value(cert.as_str())
             );
             let mut resp = see_other("/console/certificates");

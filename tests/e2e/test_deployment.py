@@ -306,6 +306,7 @@ def test_haproxy_runtime_swap_served_without_reload_and_100_pushes_under_load(se
             proc.send_signal(signal.SIGINT)
             out, _ = proc.communicate(timeout=30)
         summary = wrk_summary(out)
+        print(f"wrk during {n} pushes: {summary}")
         assert not failures, f"{len(failures)} of {n} pushes failed, first ones: {failures[:5]}"
         assert summary["requests"] and summary["requests"] > 0, f"wrk made no request:\n{out}"
         assert summary["errors"] == 0 and summary["non2xx"] == 0, (
@@ -557,8 +558,14 @@ def test_drift_is_found_told_once_and_redelivered(servers, tmp_path):
                                  [(j["kind"], j["state"], j["due_ms"]) for j in jobs(server)]),
                    interval=0.2)
         nginx.wait_for_cert(domain, e["der"], timeout=30)  # re-delivered
+        # The sweep's record: its check (checked_ms) and the forced re-delivery it queued (the
+        # re-delivery clears drift_ms, so the drift itself shows in the notification below).
         rows = query(server, "SELECT drift_ms, checked_ms FROM deployments WHERE cert_id = ?", cert_id)
         assert rows and rows[0][1] is not None, f"the drift check was not recorded: {rows}"
+        forced = [j for j in jobs(server, "deliver")
+                  if j["payload"].get("certificate_id") == cert_id and j["payload"].get("force")]
+        assert len(forced) == 1 and forced[0]["state"] == "done", (
+            f"the sweep did not queue one forced re-delivery: {jobs(server, 'deliver')}")
         records = push_records(server, cert_id)
         assert [(r[0], r[1]) for r in records] == [("success", 1), ("success", 1)], (
             f"expected the push and the re-delivery, both verified: {records}")

@@ -1,5 +1,6 @@
 """External programs the suites run beside OpenSCM: nginx, pebble-challtestsrv as a DNS
-server; HAProxy, Pebble, BIND and an SMTP server as the lifecycle issues add them.
+server, HAProxy (runtime API, crt-list), an SMTP server (aiosmtpd) and a webhook receiver (a
+thread of the test process); Pebble and BIND as the lifecycle issues add them.
 
 A `Component` is started once for as long as a fixture's scope says (a session-scoped
 fixture starts it once for the whole suite run: seconds, not minutes, per suite), in its
@@ -291,3 +292,166 @@ class ChallTestSrv(Component):
 
 def _absolute(host: str) -> str:
     return host.rstrip(".") + "."
+
+
+HAPROXY_CONF = """\
+global
+  stats socket {socket} mode 600 level admin
+  log stderr format short local0 info
+defaults
+  mode http
+  log global
+  timeout connect 1s
+  timeout client 5s
+  timeout server 5s
+frontend fe
+  bind 127.0.0.1:{port} ssl crt-list {crt_list}
+  http-request return status 200 content-type text/plain string "ok"
+"""
+
+
+class HAProxy(TcpComponent):
+    """A throwaway HAProxy (Debian `haproxy`, 2.6; test-infra.md section 4) in the foreground on a
+    free loopback port: TLS from a crt-list that names one certificate, `cert_path` (first a
+    self-signed one for example.test), and the runtime API on the UNIX socket `socket` (`level
+    admin`), which the `haproxy` push target speaks. Ready when the socket exists and the port
+    accepts connections. `pid` is the process that serves (with `-db` there is no master)."""
+
+    name = "haproxy"
+
+    def __init__(self, root: Path):
+        super().__init__(root)
+        self.binary = require_tool("haproxy")
+        (self.root / "certs").mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.socket = self.root / "admin.sock"
+        self.cert_path = self.root / "certs" / "site.pem"
+        self.crt_list = self.root / "certs" / "list.crtlist"
+        self.conf_path = self.root / "haproxy.cfg"
+        cert_pem, key_pem = self_signed_pem("openscm-e2e haproxy initial", ["example.test"])
+        self.initial_cert_pem = cert_pem
+        self.cert_path.write_bytes(cert_pem + key_pem)
+        os.chmod(self.cert_path, 0o600)
+        self.crt_list.write_text(f"{self.cert_path}\n")
+        self.conf_path.write_text(HAPROXY_CONF.format(socket=self.socket, port=self.port,
+                                                      crt_list=self.crt_list))
+
+    def command(self):
+        return [self.binary, "-f", str(self.conf_path), "-db"]
+
+    def check(self):
+        result = subprocess.run([self.binary, "-c", "-f", str(self.conf_path)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise E2EError(f"haproxy -c failed: {result.stdout} {result.stderr}")
+
+    def ready(self) -> bool:
+        return self.socket.exists() and port_open(self.port)
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc is not None else None
+
+    def runtime(self, command: str, timeout: float = 5.0) -> str:
+        """One runtime API command (e.g. `show info`); HAProxy's answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(self.socket))
+            s.sendall(command.encode() + b"\n")
+            chunks = []
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+        return b"".join(chunks).decode(errors="replace")
+
+    def served_cert(self, sni: str = "example.test") -> bytes:
+        return served_cert_der(self.port, sni)
+
+
+class SmtpReceiver(TcpComponent):
+    """A real SMTP server, aiosmtpd (PyPI `aiosmtpd`, in the suite's venv; test-infra.md section
+    7), on a free loopback port, keeping every message it accepts as one file in a maildir
+    (`messages()` parses them). Plain SMTP, no authentication: a notifier with `tls = "none"`."""
+
+    name = "aiosmtpd"
+
+    def __init__(self, root: Path):
+        super().__init__(root)
+        import sys
+        self.python = sys.executable
+        self.port = free_port()
+        self.maildir = self.root / "maildir"
+
+    def command(self):
+        # -n: do not switch to user nobody (we are root).
+        return [self.python, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.port}",
+                "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir)]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def messages(self) -> list:
+        """Every message received so far (email.message.Message), oldest first."""
+        import email
+        new = self.maildir / "new"
+        if not new.is_dir():
+            return []
+        files = sorted(new.iterdir(), key=lambda p: (p.stat().st_mtime, p.name))
+        return [email.message_from_bytes(p.read_bytes()) for p in files]
+
+
+class WebhookReceiver:
+    """An HTTP server on 127.0.0.1 and a free port, in a thread of the test process: the peer of
+    OpenSCM's webhooks (the `webhook` push target and the `webhook` notifier). It answers every
+    POST with `status` (200 unless changed) and records each one: path, headers (lower-case
+    names), the exact body bytes. Use it as a context manager (started on entry, stopped on
+    exit)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        self.port = free_port()
+        self.status = 200
+        self._received = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                with outer._lock:
+                    outer._received.append({
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body,
+                    })
+                    status = outer.status
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):  # recorded above
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+    def received(self, path: str = None) -> list:
+        with self._lock:
+            return [r for r in self._received if path is None or r["path"] == path]

@@ -6,8 +6,8 @@
 #                                         before it runs the two suites side by side)
 #
 # - installs nginx, openssl, postgresql-client, prometheus (promtool), a Java runtime (keytool),
-#   chromium and chromium-driver, pebble (challtestsrv), dnsutils (dig) and faketime with apt-get
-#   when missing (we are root);
+#   chromium and chromium-driver, pebble (challtestsrv), dnsutils (dig), faketime, haproxy and wrk
+#   with apt-get when missing (we are root);
 # - creates/reuses the venv <repo>/.venv-e2e with tests/e2e/requirements.txt;
 # - creates a throwaway PostgreSQL database on 127.0.0.1:5432 (or, if nothing answers
 #   there, on a private cluster on 127.0.0.1:15432) and exports OPENSCM_TEST_PG_URL;
@@ -40,6 +40,9 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool: the sh
 command -v pebble-challtestsrv >/dev/null 2>&1 || missing+=(pebble)
 command -v dig >/dev/null 2>&1 || missing+=(dnsutils)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+# test_deployment.py: HAProxy as a push target (runtime API), wrk as the load during its swaps
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 for tool in psql createdb dropdb pg_dump pg_isready; do
   if ! command -v "$tool" >/dev/null 2>&1; then missing+=(postgresql-client); break; fi
 done

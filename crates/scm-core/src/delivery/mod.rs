@@ -213,8 +213,12 @@ impl Scm {
     /// Runs the next attempt of a queued `deliver` job (here, or waits for the process that
     /// claimed it first) and reports how it ended.
     async fn first_attempt(self: &Arc<Self>, job_id: JobId) -> Result<AttemptReport, DomainError> {
-        // Attempts made before this push (a delivery in backoff that this push joined).
-        let before = self.store.job(job_id).await?.map_or(0, |j| j.attempts);
+        // Attempts ended before this push (a delivery in backoff that this push joined); a
+        // running attempt (counted when it was claimed) is the one this push waits for.
+        let before = self.store.job(job_id).await?.map_or(0, |j| match j.state {
+            JobState::Running => j.attempts.saturating_sub(1),
+            _ => j.attempts,
+        });
         let handler: Arc<dyn JobHandler> = self.clone();
         Ok(match self.jobs.run_now(handler, job_id).await? {
             // The attempt runs in the job runner, not in this request: if the client goes away,

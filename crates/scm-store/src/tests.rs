@@ -2748,6 +2748,78 @@ async fn stats_count_certificates_by_status_and_expiry(db: TestDb) {
     assert_eq!((s.expiring_7d, s.expiring_30d), (1, 2));
     assert_eq!(s.pushes_by_outcome, vec![("failure".into(), 1)]);
     assert!(s.jobs.is_empty());
+    assert!(s.deployment_health.is_empty());
+
+    // Deliveries by target and outcome; the totals by outcome sum them.
+    for (target, outcome) in [
+        ("edge", PushOutcome::Success),
+        ("edge", PushOutcome::Success),
+        ("edge", PushOutcome::Failure),
+        ("lb", PushOutcome::Unchanged),
+    ] {
+        store
+            .record_push(&PushRecord {
+                cert_id: certs[2].clone(),
+                domain_id: a.domain_id.clone(),
+                pushed_ms: now,
+                service: "ELB".into(),
+                region: None,
+                outcome,
+                detail: "x".into(),
+                targets: target.into(),
+                version: Some(1),
+                verified: false,
+                served_serial: None,
+                attempt: 1,
+            })
+            .await
+            .unwrap();
+    }
+    // Deployments: failing and not served, failing only, drifted, healthy.
+    let mut raw = raw_connection(&db.url).await;
+    for (cert, target, failing, not_served, drift) in [
+        (&certs[0], "edge", "1", 1, "NULL"),
+        (&certs[1], "edge", "2", 0, "NULL"),
+        (&certs[2], "edge", "NULL", 0, "5"),
+        (&certs[3], "lb", "NULL", 0, "NULL"),
+        (&certs[2], "lb", "NULL", 0, "NULL"),
+    ] {
+        raw.execute_raw(&format!(
+            "INSERT INTO deployments (cert_id, target, domain_id, version, failing_version, \
+             not_served, drift_ms, updated_ms) VALUES ('{cert}', '{target}', '{}', 1, {failing}, \
+             {not_served}, {drift}, 1)",
+            a.domain_id
+        ))
+        .await;
+    }
+    let s = store.stats(now).await.unwrap();
+    assert_eq!(
+        s.deliveries,
+        vec![
+            ("[]".into(), "failure".into(), 1),
+            ("edge".into(), "failure".into(), 1),
+            ("edge".into(), "success".into(), 2),
+            ("lb".into(), "unchanged".into(), 1),
+        ]
+    );
+    assert_eq!(
+        s.pushes_by_outcome,
+        vec![
+            ("failure".into(), 2),
+            ("success".into(), 2),
+            ("unchanged".into(), 1)
+        ]
+    );
+    assert_eq!(
+        s.deployment_health,
+        vec![DeploymentHealth {
+            target: "edge".into(),
+            failing: 2,
+            not_serving: 1,
+            drifted: 1,
+        }],
+        "healthy deployments and targets are not counted"
+    );
 }
 
 // --- console ---

@@ -349,6 +349,15 @@ impl Scm {
         &self.jobs
     }
 
+    /// The configured push targets, as `(name, kind)` (the metrics label deliveries with them).
+    pub fn push_target_kinds(&self) -> Vec<(String, &'static str)> {
+        self.config
+            .push_targets
+            .iter()
+            .map(|t| (t.name.clone(), t.kind))
+            .collect()
+    }
+
     /// RSA key generations running and waiting now, and the key pool.
     pub fn key_generations(&self) -> KeyGenerations {
         self.keygen.counts()

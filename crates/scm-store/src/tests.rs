@@ -152,6 +152,7 @@ suite!(
     queued_jobs_wake_other_processes_where_the_backend_can,
     one_failing_issuance_does_not_fail_its_batch,
     reminders_follow_each_expiry_through_its_thresholds,
+    reminders_sent_before_0021_are_kept_and_expiries_scheduled,
     // --- csr ---
     csrs_belong_to_their_account,
     csrs_per_account_are_capped,
@@ -2316,6 +2317,98 @@ async fn reminders_follow_each_expiry_through_its_thresholds(db: TestDb) {
         raw.count("SELECT COUNT(*) FROM certificate_reminders").await,
         3,
         "ids[0]'s three reminders (30, 14 and 7 days before its old expiry) are left"
+    );
+}
+
+/// A store migrated before 0021: the reminders sent are kept (`CERT_EXPIRING` as the 30-day
+/// one), and every expiry not yet told as expired is scheduled for the sweep.
+async fn reminders_sent_before_0021_are_kept_and_expiries_scheduled(db: TestDb) {
+    use crate::Notices;
+    use sqlx::SqlSafeStr;
+
+    let account = DomainId::from_random([7; 16]).to_string();
+    let (c1, c2, c3) = ("scs1700000000001", "scs1700000000002", "scs1700000000003");
+    {
+        let mut raw = raw_connection(&db.url).await;
+        let postgres = matches!(raw, RawConn::Postgres(_));
+        let mut upto20: Vec<_> = crate::migrate::MIGRATIONS
+            .iter()
+            .filter(|m| m.0 <= 20)
+            .collect();
+        upto20.sort_by_key(|m| m.0);
+        let migrator = sqlx::migrate::Migrator::with_migrations(
+            upto20
+                .into_iter()
+                .map(|(version, description, sqlite, pg)| {
+                    sqlx::migrate::Migration::new(
+                        *version,
+                        std::borrow::Cow::Borrowed(*description),
+                        sqlx::migrate::MigrationType::Simple,
+                        (if postgres { *pg } else { *sqlite }).into_sql_str(),
+                        false,
+                    )
+                })
+                .collect(),
+        );
+        match &mut raw {
+            RawConn::Sqlite(c) => migrator.run(c).await.unwrap(),
+            RawConn::Postgres(c) => migrator.run(c).await.unwrap(),
+        }
+        raw.execute_raw(&format!(
+            "INSERT INTO accounts (domain_id, name, policy, created_ms) VALUES ('{account}', 'a', '', 1);
+             INSERT INTO orders (order_id, domain_id, project_id, brand, cert_type, domain_type,
+                 effective_time, domain_numbers, order_number, enterprise_project_id, tags, created_ms)
+                 VALUES ('o1', '{account}', 'p1', 'GLOBALSIGN', 'DV_SSL_CERT', 'SINGLE_DOMAIN', 1, 1, 1,
+                 '0', '[]', 1);
+             INSERT INTO certificates (id, domain_id, project_id, order_id, name, status, brand,
+                 cert_type, domain_type, effective_time, domain_numbers, enterprise_project_id,
+                 description, tags, not_after_ms, created_ms, updated_ms) VALUES
+                 ('{c1}', '{account}', 'p1', 'o1', 'one', 'ISSUED', 'GLOBALSIGN', 'DV_SSL_CERT',
+                  'SINGLE_DOMAIN', 1, 1, '0', '', '[]', {}, 1, 1),
+                 ('{c2}', '{account}', 'p1', 'o1', 'two', 'EXPIRED', 'GLOBALSIGN', 'DV_SSL_CERT',
+                  'SINGLE_DOMAIN', 1, 1, '0', '', '[]', {}, 1, 1),
+                 ('{c3}', '{account}', 'p1', 'o1', 'three', 'PAID', 'GLOBALSIGN', 'DV_SSL_CERT',
+                  'SINGLE_DOMAIN', 1, 1, '0', '', '[]', NULL, 1, 1);
+             INSERT INTO certificate_reminders (cert_id, notice_type, not_after_ms, sent_ms) VALUES
+                 ('{c1}', 'CERT_EXPIRING', {}, 5),
+                 ('{c2}', 'CERT_EXPIRING', {}, 4),
+                 ('{c2}', 'CERT_EXPIRED', {}, 6);",
+            100 * DAY,
+            10 * DAY,
+            100 * DAY,
+            10 * DAY,
+            10 * DAY,
+        ))
+        .await;
+    }
+    let store = db.store().await;
+    let due = store.due_reminders(200 * DAY, 10).await.unwrap();
+    assert_eq!(
+        due.iter()
+            .map(|d| (
+                d.cert_id.as_str(),
+                d.not_after_ms,
+                d.remind_at_ms,
+                d.expiring_sent_days,
+                d.expired_sent
+            ))
+            .collect::<Vec<_>>(),
+        vec![(c1, 100 * DAY, 100 * DAY - YEAR_MS, Some(30), false)],
+        "the one told as expired and the unissued one are not scheduled"
+    );
+    let mut raw = raw_connection(&db.url).await;
+    assert_eq!(
+        raw.count(&format!(
+            "SELECT days_before FROM certificate_reminders \
+             WHERE cert_id = '{c2}' AND notice_type = 'CERT_EXPIRED'"
+        ))
+        .await,
+        0
+    );
+    assert_eq!(
+        raw.count("SELECT COUNT(*) FROM certificate_reminders WHERE days_before = 30")
+            .await,
+        2
     );
 }
 

@@ -109,7 +109,12 @@ pub struct DeploymentHealth {
     pub drifted: i64,
 }
 
-crate::row::from_row!(DeploymentHealth { target, failing, not_serving, drifted });
+crate::row::from_row!(DeploymentHealth {
+    target,
+    failing,
+    not_serving,
+    drifted
+});
 
 /// Aggregates and a liveness check.
 #[async_trait]

@@ -2221,8 +2221,20 @@ async fn reminders_follow_each_expiry_through_its_thresholds(db: TestDb) {
     assert_eq!(due(at).await.len(), 1);
     finish(
         vec![
-            step(&ids[0], e0, Some(("CERT_EXPIRING", 30)), at, Some(e0 - 14 * DAY)),
-            step(&ids[0], e0, Some(("CERT_EXPIRING", 30)), at, Some(e0 - 14 * DAY)),
+            step(
+                &ids[0],
+                e0,
+                Some(("CERT_EXPIRING", 30)),
+                at,
+                Some(e0 - 14 * DAY),
+            ),
+            step(
+                &ids[0],
+                e0,
+                Some(("CERT_EXPIRING", 30)),
+                at,
+                Some(e0 - 14 * DAY),
+            ),
         ],
         at,
     )
@@ -2243,7 +2255,11 @@ async fn reminders_follow_each_expiry_through_its_thresholds(db: TestDb) {
         e0 - 14 * DAY,
     )
     .await;
-    assert_eq!(due(e0 - 7 * DAY).await[0].4, Some(14), "the latest threshold told");
+    assert_eq!(
+        due(e0 - 7 * DAY).await[0].4,
+        Some(14),
+        "the latest threshold told"
+    );
 
     // Renewed: the new expiry has its own schedule, and a step about the old expiry (a sweep
     // that read it before the renewal) is recorded against the old expiry only: it does not
@@ -2314,7 +2330,8 @@ async fn reminders_follow_each_expiry_through_its_thresholds(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(
-        raw.count("SELECT COUNT(*) FROM certificate_reminders").await,
+        raw.count("SELECT COUNT(*) FROM certificate_reminders")
+            .await,
         3,
         "ids[0]'s three reminders (30, 14 and 7 days before its old expiry) are left"
     );

@@ -378,8 +378,16 @@ mod tests {
     fn thresholds_are_distinct_in_range_and_kept_largest_first() {
         let s = ReminderSettings::new(&[1, 30, 7]).unwrap();
         assert_eq!(s.expiring_days(), [30, 7, 1]);
-        assert_eq!(ReminderSettings::default().expiring_days(), [30, 14, 7, 3, 1]);
-        assert!(ReminderSettings::new(&[]).unwrap().expiring_days().is_empty());
+        assert_eq!(
+            ReminderSettings::default().expiring_days(),
+            [30, 14, 7, 3, 1]
+        );
+        assert!(
+            ReminderSettings::new(&[])
+                .unwrap()
+                .expiring_days()
+                .is_empty()
+        );
         assert_eq!(
             ReminderSettings::new(&[7, 0]).unwrap_err(),
             "0 is out of range (1..=365)"

@@ -285,6 +285,9 @@ impl Metrics {
         let _ = self.write_requests(&mut out);
         let snapshot = scm.observe().await;
         let _ = write_snapshot(&mut out, &snapshot, &scm.cache_figures());
+        if let Some(stats) = &snapshot.stats {
+            let _ = write_deliveries(&mut out, stats, &scm.push_target_kinds());
+        }
         let _ = self.write_process(&mut out);
         let _ = write_key_generations(&mut out, scm.key_generations());
         out
@@ -600,6 +603,111 @@ fn write_snapshot(
     Ok(())
 }
 
+/// The kind of a push target by its name, `unknown` for a name no longer configured.
+fn kind_of<'a>(targets: &'a [(String, &'static str)], name: &str) -> &'a str {
+    targets
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or("unknown", |(_, k)| k)
+}
+
+/// Deliveries and deployments per push target, and notifications given up, from the store's
+/// aggregates (so that every server reports the same). `targets`: the configured targets'
+/// `(name, kind)`; each is reported, 0 included, so that an alert on one always has a series;
+/// targets found in the store but no longer configured are reported with kind `unknown`.
+fn write_deliveries(
+    out: &mut String,
+    stats: &scm_store::StoreStats,
+    targets: &[(String, &'static str)],
+) -> std::fmt::Result {
+    let mut names: Vec<&str> = targets.iter().map(|(n, _)| n.as_str()).collect();
+    for name in stats
+        .deliveries
+        .iter()
+        .map(|(t, _, _)| t.as_str())
+        .chain(stats.deployment_health.iter().map(|h| h.target.as_str()))
+    {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.sort_unstable();
+    writeln!(
+        out,
+        "# HELP openscm_deliveries_total Deliveries to push targets in the push history, by target, its kind and outcome (unchanged: the target already served the version, nothing was delivered)."
+    )?;
+    writeln!(out, "# TYPE openscm_deliveries_total counter")?;
+    for name in &names {
+        let kind = kind_of(targets, name);
+        for outcome in [
+            scm_store::PushOutcome::Success,
+            scm_store::PushOutcome::Failure,
+            scm_store::PushOutcome::Unchanged,
+        ] {
+            let o = outcome.as_str();
+            let n: i64 = stats
+                .deliveries
+                .iter()
+                .filter(|(t, oc, _)| t == name && oc == o)
+                .map(|(_, _, n)| n)
+                .sum();
+            writeln!(
+                out,
+                "openscm_deliveries_total{{target=\"{}\",kind=\"{}\",outcome=\"{o}\"}} {n}",
+                label(name),
+                label(kind)
+            )?;
+        }
+    }
+    type Pick = fn(&scm_store::DeploymentHealth) -> i64;
+    let gauges: [(&str, &str, Pick); 3] = [
+        (
+            "openscm_targets_failing",
+            "Deployments (certificate on a push target) whose delivery is failing now, by target.",
+            |h| h.failing,
+        ),
+        (
+            "openscm_targets_not_serving",
+            "Deployments whose delivery is failing because the target does not serve the delivered version (TLS check), by target.",
+            |h| h.not_serving,
+        ),
+        (
+            "openscm_targets_drifted",
+            "Deployments whose target no longer serves what was delivered (drift check), by target.",
+            |h| h.drifted,
+        ),
+    ];
+    for (metric, help, pick) in gauges {
+        writeln!(out, "# HELP {metric} {help}")?;
+        writeln!(out, "# TYPE {metric} gauge")?;
+        for name in &names {
+            let n = stats
+                .deployment_health
+                .iter()
+                .find(|h| h.target == *name)
+                .map_or(0, pick);
+            writeln!(
+                out,
+                "{metric}{{target=\"{}\",kind=\"{}\"}} {n}",
+                label(name),
+                label(kind_of(targets, name))
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "# HELP openscm_notifications_failed Notifications given up after their retries (notify jobs failed, kept for the jobs' retention period)."
+    )?;
+    writeln!(out, "# TYPE openscm_notifications_failed gauge")?;
+    let failed: i64 = stats
+        .jobs
+        .iter()
+        .filter(|(k, s, _)| k == "notify" && s == "failed")
+        .map(|(_, _, n)| n)
+        .sum();
+    writeln!(out, "openscm_notifications_failed {failed}")
+}
+
 /// A label value as the format wants it (job kinds and states are plain words; escape anyway).
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -777,6 +885,63 @@ mod tests {
         assert!(out.contains("bucket{operation=\"Unknown\",le=\"10\"} 0"));
         assert!(out.contains("bucket{operation=\"Unknown\",le=\"+Inf\"} 1"));
         assert!(out.contains("openscm_request_duration_seconds_sum{operation=\"Health\"} 0.0007"));
+    }
+
+    #[test]
+    fn deliveries_and_deployments_are_reported_per_target_with_its_kind() {
+        let stats = scm_store::StoreStats {
+            deliveries: vec![
+                ("edge".into(), "failure".into(), 2),
+                ("edge".into(), "success".into(), 5),
+                ("gone".into(), "success".into(), 1),
+                ("lb".into(), "unchanged".into(), 3),
+            ],
+            deployment_health: vec![scm_store::DeploymentHealth {
+                target: "edge".into(),
+                failing: 3,
+                not_serving: 1,
+                drifted: 2,
+            }],
+            jobs: vec![
+                ("notify".into(), "done".into(), 9),
+                ("notify".into(), "failed".into(), 4),
+                ("deliver".into(), "failed".into(), 7),
+            ],
+            ..Default::default()
+        };
+        let targets = vec![
+            ("edge".to_string(), "nginx"),
+            ("lb".to_string(), "haproxy"),
+            ("idle".to_string(), "files"),
+        ];
+        let mut out = String::new();
+        write_deliveries(&mut out, &stats, &targets).unwrap();
+        for line in [
+            "openscm_deliveries_total{target=\"edge\",kind=\"nginx\",outcome=\"success\"} 5",
+            "openscm_deliveries_total{target=\"edge\",kind=\"nginx\",outcome=\"failure\"} 2",
+            "openscm_deliveries_total{target=\"edge\",kind=\"nginx\",outcome=\"unchanged\"} 0",
+            "openscm_deliveries_total{target=\"lb\",kind=\"haproxy\",outcome=\"unchanged\"} 3",
+            "openscm_deliveries_total{target=\"idle\",kind=\"files\",outcome=\"success\"} 0",
+            "openscm_deliveries_total{target=\"gone\",kind=\"unknown\",outcome=\"success\"} 1",
+            "openscm_targets_failing{target=\"edge\",kind=\"nginx\"} 3",
+            "openscm_targets_not_serving{target=\"edge\",kind=\"nginx\"} 1",
+            "openscm_targets_drifted{target=\"edge\",kind=\"nginx\"} 2",
+            "openscm_targets_drifted{target=\"idle\",kind=\"files\"} 0",
+            "openscm_targets_not_serving{target=\"gone\",kind=\"unknown\"} 0",
+            "openscm_notifications_failed 4",
+        ] {
+            assert!(out.lines().any(|l| l == line), "no {line:?} in\n{out}");
+        }
+        for name in [
+            "openscm_deliveries_total",
+            "openscm_targets_failing",
+            "openscm_targets_not_serving",
+            "openscm_targets_drifted",
+            "openscm_notifications_failed",
+        ] {
+            assert_eq!(out.matches(&format!("# HELP {name} ")).count(), 1, "{out}");
+            assert_eq!(out.matches(&format!("# TYPE {name} ")).count(), 1, "{out}");
+        }
     }
 
     #[test]

@@ -73,6 +73,11 @@ pub struct StoreStats {
     pub expiring_30d: i64,
     /// Push attempts recorded in the history, by outcome.
     pub pushes_by_outcome: Vec<(String, i64)>,
+    /// Push attempts recorded in the history, by target and outcome (`(target, outcome, n)`;
+    /// the target as recorded: one name since deliveries are per target).
+    pub deliveries: Vec<(String, String, i64)>,
+    /// Deployments (certificate × target) in trouble, by target.
+    pub deployment_health: Vec<DeploymentHealth>,
     /// Jobs by kind and state.
     pub jobs: Vec<(String, String, i64)>,
     /// Audit events kept, from the range of their ids (events are appended in id order and
@@ -90,6 +95,26 @@ pub struct StoreStats {
     /// none.
     pub next_renewable_expiry_ms: Option<i64>,
 }
+
+/// The deployments of one target that are in trouble (migration 0020's `deployments`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeploymentHealth {
+    /// The push target.
+    pub target: String,
+    /// Deployments whose delivery is failing now (`failing_version` set).
+    pub failing: i64,
+    /// ... of which the target does not serve the delivered version (`not_served`).
+    pub not_serving: i64,
+    /// Deployments whose target no longer serves what was delivered (`drift_ms` set).
+    pub drifted: i64,
+}
+
+crate::row::from_row!(DeploymentHealth {
+    target,
+    failing,
+    not_serving,
+    drifted
+});
 
 /// Aggregates and a liveness check.
 #[async_trait]
@@ -262,8 +287,31 @@ impl Stats for SqlStore {
             .bind(month)
             .fetch_one(p)
             .await?;
-            let pushes_by_outcome: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT outcome, COUNT(*) FROM push_records GROUP BY outcome ORDER BY outcome",
+            // One scan of the history for both views.
+            let deliveries: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT targets, outcome, COUNT(*) FROM push_records GROUP BY targets, outcome \
+                 ORDER BY targets, outcome",
+            )
+            .fetch_all(p)
+            .await?;
+            let mut pushes_by_outcome: Vec<(String, i64)> = Vec::new();
+            for (_, outcome, n) in &deliveries {
+                match pushes_by_outcome.iter_mut().find(|(o, _)| o == outcome) {
+                    Some((_, total)) => *total += n,
+                    None => pushes_by_outcome.push((outcome.clone(), *n)),
+                }
+            }
+            pushes_by_outcome.sort();
+            let deployment_health: Vec<DeploymentHealth> = sqlx::query_as(
+                "SELECT target, \
+                 COALESCE(SUM(CASE WHEN failing_version IS NOT NULL THEN 1 ELSE 0 END), 0) \
+                 AS failing, \
+                 COALESCE(SUM(CASE WHEN failing_version IS NOT NULL AND not_served = 1 \
+                 THEN 1 ELSE 0 END), 0) AS not_serving, \
+                 COALESCE(SUM(CASE WHEN drift_ms IS NOT NULL THEN 1 ELSE 0 END), 0) AS drifted \
+                 FROM deployments \
+                 WHERE failing_version IS NOT NULL OR drift_ms IS NOT NULL \
+                 GROUP BY target ORDER BY target",
             )
             .fetch_all(p)
             .await?;
@@ -303,6 +351,8 @@ impl Stats for SqlStore {
                 expiring_7d,
                 expiring_30d,
                 pushes_by_outcome,
+                deliveries,
+                deployment_health,
                 jobs,
                 audit_events,
                 csrs,

@@ -153,12 +153,7 @@ macro_rules! apply_effect {
                 }
                 false
             }
-            JobEffect::RecordReminder {
-                cert_id,
-                notice_type,
-                not_after_ms,
-                sent_ms,
-            } => record_reminder!($tx, cert_id, notice_type, *not_after_ms, *sent_ms),
+            JobEffect::RecordReminder(step) => record_reminder!($tx, step),
         }
     }};
 }

@@ -47,13 +47,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, ProjectId};
 
-pub use audit::{Audit, AuditEvent, AuditQuery, Stats, StoreStats};
+pub use audit::{Audit, AuditEvent, AuditQuery, DeploymentHealth, Stats, StoreStats};
 pub use cas::Cas;
 pub use console::Console;
 pub use csrs::{CsrQuery, CsrRecord, Csrs, MAX_KEYED_CSRS};
 pub use imports::{ImportOutcome, Imports};
 pub use meta::Revisions;
-pub use notices::{CERT_EXPIRED, CERT_EXPIRING, DueReminder, Notices};
+pub use notices::{CERT_EXPIRED, CERT_EXPIRING, DueReminder, Notices, ReminderStep, SentReminder};
 pub use pool::Backend;
 pub use records::*;
 pub use revocations::{CrlInputs, CrlRecord, NewRevocation, Revocations, RevokedSerial};

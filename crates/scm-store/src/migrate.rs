@@ -139,6 +139,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0020_deployments.sql"),
         include_str!("../migrations/postgres/0020_deployments.sql"),
     ),
+    (
+        21,
+        "reminder schedule",
+        include_str!("../migrations/sqlite/0021_reminder_schedule.sql"),
+        include_str!("../migrations/postgres/0021_reminder_schedule.sql"),
+    ),
 ];
 
 fn migrator(postgres: bool) -> Migrator {

@@ -1,7 +1,12 @@
 //! [`Notices`]: which expiry reminders a certificate gets, and which were sent. A certificate's
 //! reminders are on unless a row of `certificate_notices` turns one kind off; a reminder is sent
-//! once per kind and expiry (`certificate_reminders`, written with the end of the sweep job that
-//! queued it, see [`crate::JobEffect::RecordReminder`]).
+//! once per kind, expiry and threshold (`certificate_reminders`, written with the end of the
+//! sweep job that queued it, see [`crate::JobEffect::RecordReminder`]).
+//!
+//! Each certificate carries the time the sweep must look at it next (`remind_at_ms`, migration
+//! 0021): a new expiry sets it (by trigger) to a year before, the sweep moves it from threshold to
+//! threshold ([`ReminderStep::next_ms`]), so [`Notices::due_reminders`] reads only what is due,
+//! through an index on that time.
 
 use async_trait::async_trait;
 use scm_proto::{CertificateId, DomainId};
@@ -9,55 +14,91 @@ use scm_proto::{CertificateId, DomainId};
 use crate::pool::db_run;
 use crate::{Result, SqlStore};
 
-/// The reminder sent when a certificate comes within the reminder window of its expiry.
+/// The reminder sent when a certificate comes within a reminder threshold of its expiry.
 pub const CERT_EXPIRING: &str = "CERT_EXPIRING";
 /// The reminder sent when a certificate has expired; recording it also stores the certificate
 /// as `EXPIRED` ([`crate::JobEffect::RecordReminder`]).
 pub const CERT_EXPIRED: &str = "CERT_EXPIRED";
 
-/// Records, in transaction `$tx`, that the reminder of `$notice_type` for the expiry
-/// `$not_after_ms` of certificate `$cert_id` was dealt with at `$sent_ms`; for [`CERT_EXPIRED`],
-/// also stores the certificate's status as `EXPIRED` if it still reads so at this expiry (the
-/// effect [`crate::JobEffect::RecordReminder`]). Returns from the enclosing function on a
-/// database error; evaluates to whether a certificate changed (the change counter must move).
+/// A reminder dealt with: sent, or not wanted (a reminder turned off is recorded all the same,
+/// so that it is not looked at again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentReminder {
+    /// [`CERT_EXPIRING`] or [`CERT_EXPIRED`].
+    pub notice_type: String,
+    /// The threshold, in days before the expiry (0 for [`CERT_EXPIRED`]).
+    pub days_before: i64,
+}
+
+/// What one look of the sweep at one certificate leaves (the effect
+/// [`crate::JobEffect::RecordReminder`]). Conditional on the expiry it looked at: if the
+/// certificate's `not_after` moved meanwhile (renewed), the new expiry's schedule is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReminderStep {
+    /// The certificate.
+    pub cert_id: CertificateId,
+    /// The expiry looked at.
+    pub not_after_ms: i64,
+    /// The reminder dealt with, if one fell due.
+    pub sent: Option<SentReminder>,
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// When the sweep must look at the certificate next; `None`: not before a new expiry.
+    pub next_ms: Option<i64>,
+}
+
+/// Applies, in transaction `$tx`, a [`ReminderStep`] `$step`: records the reminder dealt with
+/// (once per kind, expiry and threshold), for [`CERT_EXPIRED`] also stores the certificate's
+/// status as `EXPIRED` if it still reads so at this expiry, and moves the certificate's next look
+/// if its expiry is still the one looked at. Returns from the enclosing function on a database
+/// error; evaluates to whether a certificate changed (the change counter must move).
 macro_rules! record_reminder {
-    ($tx:ident, $cert_id:expr, $notice_type:expr, $not_after_ms:expr, $sent_ms:expr) => {{
-        let cert_id: &scm_proto::CertificateId = $cert_id;
-        let notice_type: &str = $notice_type;
-        let not_after_ms: i64 = $not_after_ms;
-        let sent_ms: i64 = $sent_ms;
-        sqlx::query(
-            "INSERT INTO certificate_reminders (cert_id, notice_type, not_after_ms, sent_ms) \
-             SELECT id, $2, $3, $4 FROM certificates WHERE id = $1 ON CONFLICT DO NOTHING",
-        )
-        .bind(cert_id.as_str())
-        .bind(notice_type)
-        .bind(not_after_ms)
-        .bind(sent_ms)
-        .execute(&mut *$tx)
-        .await?;
-        if notice_type == $crate::notices::CERT_EXPIRED {
-            // Conditional: only what still reads as expired at this expiry.
-            let done = sqlx::query(
-                "UPDATE certificates SET status = 'EXPIRED', updated_ms = $1 \
-                 WHERE id = $2 AND status IN ('ISSUED', 'UPLOAD') \
-                 AND not_after_ms = $3 AND not_after_ms <= $1",
+    ($tx:ident, $step:expr) => {{
+        let step: &$crate::notices::ReminderStep = $step;
+        let mut changed = false;
+        if let Some(sent) = &step.sent {
+            sqlx::query(
+                "INSERT INTO certificate_reminders \
+                 (cert_id, notice_type, not_after_ms, days_before, sent_ms) \
+                 SELECT id, $2, $3, $4, $5 FROM certificates WHERE id = $1 ON CONFLICT DO NOTHING",
             )
-            .bind(sent_ms)
-            .bind(cert_id.as_str())
-            .bind(not_after_ms)
+            .bind(step.cert_id.as_str())
+            .bind(sent.notice_type.as_str())
+            .bind(step.not_after_ms)
+            .bind(sent.days_before)
+            .bind(step.at_ms)
             .execute(&mut *$tx)
             .await?;
-            done.rows_affected() > 0
-        } else {
-            false
+            if sent.notice_type == $crate::notices::CERT_EXPIRED {
+                // Conditional: only what still reads as expired at this expiry.
+                let done = sqlx::query(
+                    "UPDATE certificates SET status = 'EXPIRED', updated_ms = $1 \
+                     WHERE id = $2 AND status IN ('ISSUED', 'UPLOAD') \
+                     AND not_after_ms = $3 AND not_after_ms <= $1",
+                )
+                .bind(step.at_ms)
+                .bind(step.cert_id.as_str())
+                .bind(step.not_after_ms)
+                .execute(&mut *$tx)
+                .await?;
+                changed = done.rows_affected() > 0;
+            }
         }
+        // The schedule is no cached read: it does not move the change counter.
+        sqlx::query(
+            "UPDATE certificates SET remind_at_ms = $1 WHERE id = $2 AND not_after_ms = $3",
+        )
+        .bind(step.next_ms)
+        .bind(step.cert_id.as_str())
+        .bind(step.not_after_ms)
+        .execute(&mut *$tx)
+        .await?;
+        changed
     }};
 }
 pub(crate) use record_reminder;
 
-/// A reminder the sweep owes: a certificate in its reminder window whose reminder of this kind
-/// for this expiry was not sent yet.
+/// A certificate the sweep must look at: its next look (`remind_at_ms`) has come.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueReminder {
     /// The certificate.
@@ -68,16 +109,24 @@ pub struct DueReminder {
     pub name: String,
     /// Its domain.
     pub domain: Option<String>,
+    /// Its status as stored (reminders go to `ISSUED`, `UPLOAD` and `EXPIRED` ones).
+    pub status: String,
     /// Its expiry.
     pub not_after_ms: i64,
-    /// `CERT_EXPIRING` (within the window) or `CERT_EXPIRED` (past `not_after`).
-    pub notice_type: String,
-    /// Whether the account wants this kind for this certificate (a reminder it does not want is
-    /// still recorded, so that it is not looked at again).
-    pub enabled: bool,
+    /// The look that fell due.
+    pub remind_at_ms: i64,
+    /// Whether the account wants [`CERT_EXPIRING`] for this certificate.
+    pub expiring_enabled: bool,
+    /// Whether the account wants [`CERT_EXPIRED`] for this certificate.
+    pub expired_enabled: bool,
+    /// The smallest threshold (days before) of the [`CERT_EXPIRING`] reminders recorded for
+    /// this expiry, if any.
+    pub expiring_sent_days: Option<i64>,
+    /// Whether [`CERT_EXPIRED`] is recorded for this expiry.
+    pub expired_sent: bool,
 }
 
-crate::row::from_row!(DueReminder { cert_id [via String], account [via String], name, domain, not_after_ms, notice_type, enabled });
+crate::row::from_row!(DueReminder { cert_id [via String], account [via String], name, domain, status, not_after_ms, remind_at_ms, expiring_enabled, expired_enabled, expiring_sent_days, expired_sent });
 
 /// Expiry reminder settings and the reminders sent.
 #[async_trait]
@@ -93,35 +142,9 @@ pub trait Notices: Send + Sync {
     ) -> Result<bool>;
     /// The kinds a certificate has turned off.
     async fn disabled_notices(&self, cert: &CertificateId) -> Result<Vec<String>>;
-    /// Up to `limit` reminders owed at `now_ms`: `CERT_EXPIRING` for certificates (issued,
-    /// imported or expired) whose `not_after` is within `window_ms` after now, `CERT_EXPIRED`
-    /// for those past it; soonest expiry first.
-    async fn due_reminders(
-        &self,
-        now_ms: i64,
-        window_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<DueReminder>>;
-}
-
-/// One branch of the due query; `$1` now, `$2` window, the kind spliced in as fixed text.
-macro_rules! due_branch {
-    ($kind:literal, $window:literal) => {
-        concat!(
-            "SELECT c.id AS cert_id, c.domain_id AS account, c.name, c.domain, c.not_after_ms, '",
-            $kind,
-            "' AS notice_type, NOT EXISTS (SELECT 1 FROM certificate_notices n WHERE \
-             n.cert_id = c.id AND n.notice_type = '",
-            $kind,
-            "' AND NOT n.enabled) AS enabled FROM certificates c WHERE \
-             c.status IN ('ISSUED', 'UPLOAD', 'EXPIRED') AND c.not_after_ms IS NOT NULL AND ",
-            $window,
-            " AND NOT EXISTS (SELECT 1 FROM certificate_reminders r WHERE r.cert_id = c.id \
-             AND r.notice_type = '",
-            $kind,
-            "' AND r.not_after_ms = c.not_after_ms)"
-        )
-    };
+    /// Up to `limit` certificates whose next look (`remind_at_ms`) has come at `now_ms`, soonest
+    /// first, read through the index on that time.
+    async fn due_reminders(&self, now_ms: i64, limit: u32) -> Result<Vec<DueReminder>>;
 }
 
 #[async_trait]
@@ -174,25 +197,27 @@ impl Notices for SqlStore {
         }))
     }
 
-    async fn due_reminders(
-        &self,
-        now_ms: i64,
-        window_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<DueReminder>> {
+    async fn due_reminders(&self, now_ms: i64, limit: u32) -> Result<Vec<DueReminder>> {
         Ok(db_run!(&self.pool, |p| {
-            sqlx::query_as(concat!(
-                "SELECT * FROM (",
-                due_branch!(
-                    "CERT_EXPIRING",
-                    "c.not_after_ms > $1 AND c.not_after_ms <= $1 + $2"
-                ),
-                " UNION ALL ",
-                due_branch!("CERT_EXPIRED", "c.not_after_ms <= $1"),
-                ") due ORDER BY not_after_ms, cert_id, notice_type LIMIT $3"
-            ))
+            sqlx::query_as(
+                "SELECT c.id AS cert_id, c.domain_id AS account, c.name, c.domain, c.status, \
+                 c.not_after_ms, c.remind_at_ms, \
+                 NOT EXISTS (SELECT 1 FROM certificate_notices n WHERE n.cert_id = c.id \
+                 AND n.notice_type = 'CERT_EXPIRING' AND NOT n.enabled) AS expiring_enabled, \
+                 NOT EXISTS (SELECT 1 FROM certificate_notices n WHERE n.cert_id = c.id \
+                 AND n.notice_type = 'CERT_EXPIRED' AND NOT n.enabled) AS expired_enabled, \
+                 (SELECT MIN(r.days_before) FROM certificate_reminders r WHERE r.cert_id = c.id \
+                 AND r.notice_type = 'CERT_EXPIRING' AND r.not_after_ms = c.not_after_ms) \
+                 AS expiring_sent_days, \
+                 EXISTS (SELECT 1 FROM certificate_reminders r WHERE r.cert_id = c.id \
+                 AND r.notice_type = 'CERT_EXPIRED' AND r.not_after_ms = c.not_after_ms) \
+                 AS expired_sent \
+                 FROM certificates c \
+                 WHERE c.remind_at_ms IS NOT NULL AND c.remind_at_ms <= $1 \
+                 AND c.not_after_ms IS NOT NULL \
+                 ORDER BY c.remind_at_ms, c.id LIMIT $2",
+            )
             .bind(now_ms)
-            .bind(window_ms)
             .bind(i64::from(limit))
             .fetch_all(p)
             .await?

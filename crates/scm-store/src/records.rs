@@ -944,19 +944,10 @@ pub enum JobEffect {
     Deployment(DeploymentChange),
     /// Queue another job (e.g. a notification of this job's failure).
     Enqueue(NewJob),
-    /// Record that the reminder of `notice_type` for the certificate's expiry `not_after_ms`
-    /// was dealt with (sent, or not wanted); for `CERT_EXPIRED`, also store the certificate's
-    /// status as `EXPIRED` (it reads so from `not_after` on anyway).
-    RecordReminder {
-        /// The certificate.
-        cert_id: CertificateId,
-        /// [`crate::CERT_EXPIRING`] or [`crate::CERT_EXPIRED`].
-        notice_type: String,
-        /// The expiry the reminder is about.
-        not_after_ms: i64,
-        /// When.
-        sent_ms: i64,
-    },
+    /// One look of the reminder sweep at a certificate: record the reminder dealt with (sent,
+    /// or not wanted), for `CERT_EXPIRED` also store the certificate's status as `EXPIRED` (it
+    /// reads so from `not_after` on anyway), and move the certificate's next look.
+    RecordReminder(crate::notices::ReminderStep),
     /// Store a CRL just signed, unless one with this number or a higher one is stored already
     /// (the number only grows), and queue `next`, the next signing: at its `due_ms`, or at once
     /// if the CA revoked a certificate after the revocations were read for this CRL (`covers`

@@ -151,7 +151,8 @@ suite!(
     two_stores_never_claim_the_same_job,
     queued_jobs_wake_other_processes_where_the_backend_can,
     one_failing_issuance_does_not_fail_its_batch,
-    reminders_are_due_once_per_kind_and_expiry,
+    reminders_follow_each_expiry_through_its_thresholds,
+    reminders_sent_before_0021_are_kept_and_expiries_scheduled,
     // --- csr ---
     csrs_belong_to_their_account,
     csrs_per_account_are_capped,
@@ -2087,7 +2088,15 @@ async fn tokens_per_credential_are_capped_and_expired_ones_purged(db: TestDb) {
     }
 }
 
-async fn reminders_are_due_once_per_kind_and_expiry(db: TestDb) {
+/// A year: a new expiry is first looked at this long before it (migration 0021).
+const YEAR_MS: i64 = 365 * 86_400_000;
+const DAY: i64 = 86_400_000;
+
+/// The reminder sweep reads only the certificates whose next look has come (through the index on
+/// that time); a step records the reminder once per kind, expiry and threshold and moves the next
+/// look, unless the expiry moved meanwhile (a renewal starts the new expiry's schedule); an
+/// expired certificate is stored `EXPIRED`; all goes with the certificate.
+async fn reminders_follow_each_expiry_through_its_thresholds(db: TestDb) {
     use crate::Notices;
 
     let store = db.store().await;
@@ -2097,17 +2106,23 @@ async fn reminders_are_due_once_per_kind_and_expiry(db: TestDb) {
     store.create_account(&b, &q).await.unwrap();
     let ids = order(&store, &a, &p, 3, 1_700_000_000_000).await;
     let theirs = order(&store, &b, &q, 1, 1_700_000_000_000).await.remove(0);
-    for (id, end) in [(&ids[0], 10_000), (&ids[1], 20_000)] {
-        store
-            .mark_issued(
-                id,
-                CertificateStatus::Paid,
-                &application("r.test"),
-                &issued(end),
-                50,
-            )
-            .await
-            .unwrap();
+    let (e0, e1) = (400 * DAY, 500 * DAY);
+    let first = |id: &CertificateId, end: i64| NewVersion {
+        id: id.clone(),
+        expect: VersionExpect::Status(CertificateStatus::Paid),
+        application: Some(application("r.test")),
+        issued: issued(end),
+        reason: "issued".into(),
+        renew_at_ms: None,
+        event: NewEvent {
+            event: "issued".into(),
+            detail: "d".into(),
+            actor: "test".into(),
+        },
+        now_ms: 50,
+    };
+    for (id, end) in [(&ids[0], e0), (&ids[1], e1)] {
+        assert!(store.add_version(first(id, end)).await.unwrap());
     }
     // Turning a kind off: only the account's own certificates, all or nothing.
     let off = |id: &CertificateId| (id.clone(), "CERT_EXPIRING".to_string());
@@ -2129,74 +2144,289 @@ async fn reminders_are_due_once_per_kind_and_expiry(db: TestDb) {
         vec!["CERT_EXPIRING".to_string()]
     );
 
+    type Due = (CertificateId, i64, i64, bool, Option<i64>, bool);
     let due = |now| {
         let store = store.clone();
         async move {
             store
-                .due_reminders(now, 10_000, 100)
+                .due_reminders(now, 100)
                 .await
                 .unwrap()
                 .into_iter()
-                .map(|d| (d.cert_id, d.notice_type, d.enabled))
-                .collect::<Vec<_>>()
+                .map(|d| {
+                    (
+                        d.cert_id,
+                        d.not_after_ms,
+                        d.remind_at_ms,
+                        d.expiring_enabled && d.expired_enabled,
+                        d.expiring_sent_days,
+                        d.expired_sent,
+                    )
+                })
+                .collect::<Vec<Due>>()
         }
     };
+    // A new expiry is looked at first a year before it; the unissued certificate never is.
+    assert!(due(e0 - YEAR_MS - 1).await.is_empty());
     assert_eq!(
-        due(5_000).await,
-        vec![(ids[0].clone(), "CERT_EXPIRING".to_string(), true)]
-    );
-    assert_eq!(
-        due(15_000).await,
+        due(e1 - YEAR_MS).await,
         vec![
-            (ids[0].clone(), "CERT_EXPIRED".to_string(), true),
-            (ids[1].clone(), "CERT_EXPIRING".to_string(), false),
-        ],
-        "past its end, only CERT_EXPIRED is due; the unissued one never is"
+            (ids[0].clone(), e0, e0 - YEAR_MS, true, None, false),
+            (ids[1].clone(), e1, e1 - YEAR_MS, false, None, false),
+        ]
     );
-    // Recorded with the end of a job: not due again, and an expired one is stored EXPIRED.
-    store.enqueue(&new_job("reminders", None, 0)).await.unwrap();
-    let job = store.claim("w1", 15_000, LEASE, 1).await.unwrap()[0]
-        .lease()
-        .unwrap();
-    let record = |id: &CertificateId, kind: &str, end| JobEffect::RecordReminder {
-        cert_id: id.clone(),
-        notice_type: kind.into(),
-        not_after_ms: end,
-        sent_ms: 15_000,
+    assert_eq!(due(e1 - YEAR_MS).await.len(), 2, "reading writes nothing");
+    let limited = store.due_reminders(e1 - YEAR_MS, 1).await.unwrap();
+    assert_eq!(limited.len(), 1, "the soonest first, up to the limit");
+
+    let step = |id: &CertificateId, end, sent: Option<(&str, i64)>, at, next| {
+        JobEffect::RecordReminder(ReminderStep {
+            cert_id: id.clone(),
+            not_after_ms: end,
+            sent: sent.map(|(kind, days)| SentReminder {
+                notice_type: kind.into(),
+                days_before: days,
+            }),
+            at_ms: at,
+            next_ms: next,
+        })
     };
-    assert!(
-        store
-            .finish(
-                &job,
-                &JobOutcome::Done,
-                &[
-                    record(&ids[0], "CERT_EXPIRED", 10_000),
-                    record(&ids[0], "CERT_EXPIRING", 10_000),
-                    record(&ids[1], "CERT_EXPIRING", 20_000),
-                ],
-                15_000
-            )
-            .await
-            .unwrap()
+    let finish = |effects: Vec<JobEffect>, now: i64| {
+        let store = store.clone();
+        async move {
+            store.enqueue(&new_job("reminders", None, 0)).await.unwrap();
+            let job = store.claim("w1", now, LEASE, 1).await.unwrap()[0]
+                .lease()
+                .unwrap();
+            assert!(
+                store
+                    .finish(&job, &JobOutcome::Done, &effects, now)
+                    .await
+                    .unwrap()
+            );
+        }
+    };
+    // A first look: nothing due yet for either, the next looks at their first threshold.
+    finish(
+        vec![
+            step(&ids[0], e0, None, e1 - YEAR_MS, Some(e0 - 30 * DAY)),
+            step(&ids[1], e1, None, e1 - YEAR_MS, Some(e1 - 30 * DAY)),
+        ],
+        e1 - YEAR_MS,
+    )
+    .await;
+    assert!(due(e0 - 30 * DAY - 1).await.is_empty());
+    // The 30-day reminder of ids[0], recorded once (a second record of it changes nothing).
+    let at = e0 - 30 * DAY;
+    assert_eq!(due(at).await.len(), 1);
+    finish(
+        vec![
+            step(
+                &ids[0],
+                e0,
+                Some(("CERT_EXPIRING", 30)),
+                at,
+                Some(e0 - 14 * DAY),
+            ),
+            step(
+                &ids[0],
+                e0,
+                Some(("CERT_EXPIRING", 30)),
+                at,
+                Some(e0 - 14 * DAY),
+            ),
+        ],
+        at,
+    )
+    .await;
+    assert!(due(e0 - 14 * DAY - 1).await.is_empty());
+    assert_eq!(
+        due(e0 - 14 * DAY).await,
+        vec![(ids[0].clone(), e0, e0 - 14 * DAY, true, Some(30), false)]
     );
-    assert!(due(15_000).await.is_empty());
+    finish(
+        vec![step(
+            &ids[0],
+            e0,
+            Some(("CERT_EXPIRING", 14)),
+            e0 - 14 * DAY,
+            Some(e0 - 7 * DAY),
+        )],
+        e0 - 14 * DAY,
+    )
+    .await;
+    assert_eq!(
+        due(e0 - 7 * DAY).await[0].4,
+        Some(14),
+        "the latest threshold told"
+    );
+
+    // Renewed: the new expiry has its own schedule, and a step about the old expiry (a sweep
+    // that read it before the renewal) is recorded against the old expiry only: it does not
+    // move the new one's next look.
+    let e2 = e0 + 300 * DAY;
+    let mut renewal = first(&ids[0], e2);
+    renewal.expect = VersionExpect::Current(1);
+    renewal.application = None;
+    assert!(store.add_version(renewal).await.unwrap());
+    finish(
+        vec![step(
+            &ids[0],
+            e0,
+            Some(("CERT_EXPIRING", 7)),
+            e0 - 7 * DAY,
+            Some(e0 - 3 * DAY),
+        )],
+        e0 - 7 * DAY,
+    )
+    .await;
+    assert_eq!(
+        due(e2 - YEAR_MS).await,
+        vec![(ids[0].clone(), e2, e2 - YEAR_MS, true, None, false)],
+        "nothing is sent for the new expiry yet"
+    );
+
+    // Past its end: CERT_EXPIRED stores the status, and the certificate is not looked at again.
+    let end1 = e1 + 1;
+    assert_eq!(due(end1).await.len(), 2);
+    finish(
+        vec![
+            step(&ids[1], e1, Some(("CERT_EXPIRED", 0)), end1, None),
+            step(&ids[0], e2, None, end1, Some(e2 - 30 * DAY)),
+        ],
+        end1,
+    )
+    .await;
+    assert!(due(end1).await.is_empty());
     let stored = |id: &CertificateId| {
         let store = store.clone();
         let id = id.clone();
         async move { store.certificate(&id).await.unwrap().unwrap().status }
     };
-    assert_eq!(stored(&ids[0]).await, CertificateStatus::Expired);
-    assert_eq!(stored(&ids[1]).await, CertificateStatus::Issued);
-    assert_eq!(
-        due(25_000).await,
-        vec![(ids[1].clone(), "CERT_EXPIRED".to_string(), true)]
-    );
-    // They go with their certificate.
-    store
-        .delete_certificate(&a.domain_id, &ids[1], CertificateStatus::Issued)
+    assert_eq!(stored(&ids[1]).await, CertificateStatus::Expired);
+    assert_eq!(stored(&ids[0]).await, CertificateStatus::Issued);
+
+    // The sweep's read walks the index on the time of the next look.
+    let mut raw = raw_connection(&db.url).await;
+    if let RawConn::Sqlite(c) = &mut raw {
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+            "EXPLAIN QUERY PLAN SELECT id FROM certificates c \
+             WHERE c.remind_at_ms IS NOT NULL AND c.remind_at_ms <= 5 \
+             AND c.not_after_ms IS NOT NULL ORDER BY c.remind_at_ms, c.id LIMIT 10",
+        )
+        .fetch_all(c)
         .await
         .unwrap();
-    assert!(due(25_000).await.is_empty());
+        assert!(
+            plan.iter()
+                .any(|(_, _, _, d)| d.contains("certificates_by_remind_at")),
+            "{plan:?}"
+        );
+    }
+
+    // They go with their certificate.
+    store
+        .delete_certificate(&a.domain_id, &ids[1], CertificateStatus::Expired)
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.count("SELECT COUNT(*) FROM certificate_reminders")
+            .await,
+        3,
+        "ids[0]'s three reminders (30, 14 and 7 days before its old expiry) are left"
+    );
+}
+
+/// A store migrated before 0021: the reminders sent are kept (`CERT_EXPIRING` as the 30-day
+/// one), and every expiry not yet told as expired is scheduled for the sweep.
+async fn reminders_sent_before_0021_are_kept_and_expiries_scheduled(db: TestDb) {
+    use crate::Notices;
+    use sqlx::SqlSafeStr;
+
+    let account = DomainId::from_random([7; 16]).to_string();
+    let (c1, c2, c3) = ("scs1700000000001", "scs1700000000002", "scs1700000000003");
+    {
+        let mut raw = raw_connection(&db.url).await;
+        let postgres = matches!(raw, RawConn::Postgres(_));
+        let mut upto20: Vec<_> = crate::migrate::MIGRATIONS
+            .iter()
+            .filter(|m| m.0 <= 20)
+            .collect();
+        upto20.sort_by_key(|m| m.0);
+        let migrator = sqlx::migrate::Migrator::with_migrations(
+            upto20
+                .into_iter()
+                .map(|(version, description, sqlite, pg)| {
+                    sqlx::migrate::Migration::new(
+                        *version,
+                        std::borrow::Cow::Borrowed(*description),
+                        sqlx::migrate::MigrationType::Simple,
+                        (if postgres { *pg } else { *sqlite }).into_sql_str(),
+                        false,
+                    )
+                })
+                .collect(),
+        );
+        match &mut raw {
+            RawConn::Sqlite(c) => migrator.run(c).await.unwrap(),
+            RawConn::Postgres(c) => migrator.run(c).await.unwrap(),
+        }
+        raw.execute_raw(&format!(
+            "INSERT INTO accounts (domain_id, name, policy, created_ms) VALUES ('{account}', 'a', '', 1);
+             INSERT INTO orders (order_id, domain_id, project_id, brand, cert_type, domain_type,
+                 effective_time, domain_numbers, order_number, enterprise_project_id, tags, created_ms)
+                 VALUES ('o1', '{account}', 'p1', 'GLOBALSIGN', 'DV_SSL_CERT', 'SINGLE_DOMAIN', 1, 1, 1,
+                 '0', '[]', 1);
+             INSERT INTO certificates (id, domain_id, project_id, order_id, name, status, brand,
+                 cert_type, domain_type, effective_time, domain_numbers, enterprise_project_id,
+                 description, tags, not_after_ms, created_ms, updated_ms) VALUES
+                 ('{c1}', '{account}', 'p1', 'o1', 'one', 'ISSUED', 'GLOBALSIGN', 'DV_SSL_CERT',
+                  'SINGLE_DOMAIN', 1, 1, '0', '', '[]', {}, 1, 1),
+                 ('{c2}', '{account}', 'p1', 'o1', 'two', 'EXPIRED', 'GLOBALSIGN', 'DV_SSL_CERT',
+                  'SINGLE_DOMAIN', 1, 1, '0', '', '[]', {}, 1, 1),
+                 ('{c3}', '{account}', 'p1', 'o1', 'three', 'PAID', 'GLOBALSIGN', 'DV_SSL_CERT',
+                  'SINGLE_DOMAIN', 1, 1, '0', '', '[]', NULL, 1, 1);
+             INSERT INTO certificate_reminders (cert_id, notice_type, not_after_ms, sent_ms) VALUES
+                 ('{c1}', 'CERT_EXPIRING', {}, 5),
+                 ('{c2}', 'CERT_EXPIRING', {}, 4),
+                 ('{c2}', 'CERT_EXPIRED', {}, 6);",
+            100 * DAY,
+            10 * DAY,
+            100 * DAY,
+            10 * DAY,
+            10 * DAY,
+        ))
+        .await;
+    }
+    let store = db.store().await;
+    let due = store.due_reminders(200 * DAY, 10).await.unwrap();
+    assert_eq!(
+        due.iter()
+            .map(|d| (
+                d.cert_id.as_str(),
+                d.not_after_ms,
+                d.remind_at_ms,
+                d.expiring_sent_days,
+                d.expired_sent
+            ))
+            .collect::<Vec<_>>(),
+        vec![(c1, 100 * DAY, 100 * DAY - YEAR_MS, Some(30), false)],
+        "the one told as expired and the unissued one are not scheduled"
+    );
+    let mut raw = raw_connection(&db.url).await;
+    assert_eq!(
+        raw.count(&format!(
+            "SELECT days_before FROM certificate_reminders \
+             WHERE cert_id = '{c2}' AND notice_type = 'CERT_EXPIRED'"
+        ))
+        .await,
+        0
+    );
+    assert_eq!(
+        raw.count("SELECT COUNT(*) FROM certificate_reminders WHERE days_before = 30")
+            .await,
+        2
+    );
 }
 
 // --- csr ---
@@ -2628,6 +2858,78 @@ async fn stats_count_certificates_by_status_and_expiry(db: TestDb) {
     assert_eq!((s.expiring_7d, s.expiring_30d), (1, 2));
     assert_eq!(s.pushes_by_outcome, vec![("failure".into(), 1)]);
     assert!(s.jobs.is_empty());
+    assert!(s.deployment_health.is_empty());
+
+    // Deliveries by target and outcome; the totals by outcome sum them.
+    for (target, outcome) in [
+        ("edge", PushOutcome::Success),
+        ("edge", PushOutcome::Success),
+        ("edge", PushOutcome::Failure),
+        ("lb", PushOutcome::Unchanged),
+    ] {
+        store
+            .record_push(&PushRecord {
+                cert_id: certs[2].clone(),
+                domain_id: a.domain_id.clone(),
+                pushed_ms: now,
+                service: "ELB".into(),
+                region: None,
+                outcome,
+                detail: "x".into(),
+                targets: target.into(),
+                version: Some(1),
+                verified: false,
+                served_serial: None,
+                attempt: 1,
+            })
+            .await
+            .unwrap();
+    }
+    // Deployments: failing and not served, failing only, drifted, healthy.
+    let mut raw = raw_connection(&db.url).await;
+    for (cert, target, failing, not_served, drift) in [
+        (&certs[0], "edge", "1", 1, "NULL"),
+        (&certs[1], "edge", "2", 0, "NULL"),
+        (&certs[2], "edge", "NULL", 0, "5"),
+        (&certs[3], "lb", "NULL", 0, "NULL"),
+        (&certs[2], "lb", "NULL", 0, "NULL"),
+    ] {
+        raw.execute_raw(&format!(
+            "INSERT INTO deployments (cert_id, target, domain_id, version, failing_version, \
+             not_served, drift_ms, updated_ms) VALUES ('{cert}', '{target}', '{}', 1, {failing}, \
+             {not_served}, {drift}, 1)",
+            a.domain_id
+        ))
+        .await;
+    }
+    let s = store.stats(now).await.unwrap();
+    assert_eq!(
+        s.deliveries,
+        vec![
+            ("[]".into(), "failure".into(), 1),
+            ("edge".into(), "failure".into(), 1),
+            ("edge".into(), "success".into(), 2),
+            ("lb".into(), "unchanged".into(), 1),
+        ]
+    );
+    assert_eq!(
+        s.pushes_by_outcome,
+        vec![
+            ("failure".into(), 2),
+            ("success".into(), 2),
+            ("unchanged".into(), 1)
+        ]
+    );
+    assert_eq!(
+        s.deployment_health,
+        vec![DeploymentHealth {
+            target: "edge".into(),
+            failing: 2,
+            not_serving: 1,
+            drifted: 1,
+        }],
+        "healthy deployments and targets are not counted"
+    );
 }
 
 // --- console ---

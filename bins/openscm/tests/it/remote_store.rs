@@ -279,14 +279,9 @@ impl Notices for RemoteStore {
         self.wire().await;
         self.inner.disabled_notices(cert).await
     }
-    async fn due_reminders(
-        &self,
-        now_ms: i64,
-        window_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<DueReminder>> {
+    async fn due_reminders(&self, now_ms: i64, limit: u32) -> Result<Vec<DueReminder>> {
         self.wire().await;
-        self.inner.due_reminders(now_ms, window_ms, limit).await
+        self.inner.due_reminders(now_ms, limit).await
     }
 }
 

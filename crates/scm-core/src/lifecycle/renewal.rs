@@ -287,15 +287,29 @@ impl Scm {
         } else {
             VersionReason::Renewal
         };
-        let Some(_issued) = self
+        let Some(issued) = self
             .issue_version(&cert, &form, VersionExpect::Current(r.seq), reason, actor)
             .await?
         else {
             // Another server renewed it first.
             return Ok(RenewStep::Done(Vec::new()));
         };
-        let pushes = self.repush_after_renewal(&cert).await;
-        Ok(RenewStep::Done(pushes))
+        let mut effects = self.repush_after_renewal(&cert).await;
+        // The account hears of the new version with this job's end (once: a retry finds the
+        // version moved on and ends without effects).
+        let now = self.clock.now_ms();
+        let n = Notification {
+            account: cert.domain_id.to_string(),
+            at_ms: now,
+            event: Event::Renewed {
+                certificate_id: cert.id.to_string(),
+                name: cert.name.clone(),
+                version: r.seq.saturating_add(1),
+                not_after_ms: issued.not_after_ms,
+            },
+        };
+        effects.extend(self.notify_jobs(&cert.domain_id, &n, now));
+        Ok(RenewStep::Done(effects))
     }
 
     /// The `renewal_failed` notifications of `cert`'s current version when a tenth of its
@@ -385,7 +399,7 @@ impl Scm {
 
 /// What a renewal step leaves.
 enum RenewStep {
-    /// Finished, with these effects (pushes of the new version).
+    /// Finished, with these effects (pushes of the new version, the account's notifications).
     Done(Vec<JobEffect>),
     /// Waiting on validation: look again at this time.
     Again(i64),

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::application::ApplicationForm;
 use crate::jobs::{Attempt, JobKind};
+use crate::notify::{Event, Notification};
 use crate::service::Scm;
 use crate::{DomainError, random};
 
@@ -364,6 +365,7 @@ impl Scm {
             Ok(Step::Done) => Attempt::Done {
                 effects: Vec::new(),
             },
+            Ok(Step::Unpassed(effects)) => Attempt::Done { effects },
             Ok(Step::Again(until_ms)) => crate::jobs::not_yet(until_ms),
             Err(e) => Attempt::Failed {
                 message: e.to_string(),
@@ -462,10 +464,32 @@ impl Scm {
                         },
                         now_ms: now,
                     };
-                    self.store.end_validation(&cert.id, &end).await?;
+                    let ended = self.store.end_validation(&cert.id, &end).await?;
                     self.cache.forget_certificate(&cert.domain_id, &cert.id);
+                    if !ended {
+                        // Another server ended it (and told).
+                        return Ok(Step::Done);
+                    }
                     tracing::info!(cert = %cert.id, "domain validation not passed by its deadline");
-                    return Ok(Step::Done);
+                    // One `validation_failed` per name that did not pass, queued with this
+                    // job's end.
+                    let effects = failing
+                        .into_iter()
+                        .flat_map(|(domain, error)| {
+                            let n = Notification {
+                                account: cert.domain_id.to_string(),
+                                at_ms: now,
+                                event: Event::ValidationFailed {
+                                    certificate_id: cert.id.to_string(),
+                                    name: cert.name.clone(),
+                                    domain,
+                                    error,
+                                },
+                            };
+                            self.notify_jobs(&cert.domain_id, &n, now)
+                        })
+                        .collect();
+                    return Ok(Step::Unpassed(effects));
                 }
                 let next =
                     now + next_check_in_ms(&self.config.validation, now.saturating_sub(started));
@@ -479,6 +503,9 @@ impl Scm {
 enum Step {
     /// Nothing more to do.
     Done,
+    /// Ended `UNPASSED` at its deadline: these effects (the account's notifications) go with
+    /// the job's end.
+    Unpassed(Vec<scm_store::JobEffect>),
     /// Look again at this time.
     Again(i64),
 }

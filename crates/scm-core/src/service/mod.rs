@@ -50,6 +50,7 @@ use crate::{Clock, DomainError};
 pub use crate::cache::CacheStat;
 pub use authentication::HeadCheck;
 pub use certificates::{ListRequest, MAX_ID_LEAD_MS, MAX_ID_WAIT};
+pub use notices::ReminderSettings;
 pub use observe::{CacheFigures, Snapshot};
 pub(crate) use push::ensure_pushable;
 
@@ -102,6 +103,8 @@ pub struct CoreConfig {
     pub probes: crate::lifecycle::Probes,
     /// How deliveries are verified, and how often deployments are checked for drift.
     pub delivery: crate::delivery::DeliverySettings,
+    /// When expiry reminders are sent (`[notifications]`).
+    pub reminders: ReminderSettings,
 }
 
 impl Default for CoreConfig {
@@ -129,6 +132,7 @@ impl Default for CoreConfig {
             renewal: crate::lifecycle::RenewalSettings::default(),
             probes: crate::lifecycle::Probes::default(),
             delivery: crate::delivery::DeliverySettings::default(),
+            reminders: ReminderSettings::default(),
         }
     }
 }
@@ -343,6 +347,15 @@ impl Scm {
     /// The job runner (for draining at shutdown, and for tests that drive it by hand).
     pub fn job_runner(&self) -> &Arc<JobRunner> {
         &self.jobs
+    }
+
+    /// The configured push targets, as `(name, kind)` (the metrics label deliveries with them).
+    pub fn push_target_kinds(&self) -> Vec<(String, &'static str)> {
+        self.config
+            .push_targets
+            .iter()
+            .map(|t| (t.name.clone(), t.kind))
+            .collect()
     }
 
     /// RSA key generations running and waiting now, and the key pool.

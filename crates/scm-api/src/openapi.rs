@@ -704,7 +704,7 @@ fn spec(op: Operation) -> Spec {
                 "The target took the current version (and, when it has a TLS check, serves it). A failure that will be retried is SCM.0028 saying `pending retry` and when.",
                 schema::<PushToTargetResponse>,
             ),
-            errors: CERT_STATUS,
+            errors: PUSH,
         },
     }
 }

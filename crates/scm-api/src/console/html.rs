@@ -439,15 +439,18 @@ pub(crate) fn details(chrome: &Chrome<'_>, d: &Details<'_>) -> String {
     } else {
         m.push_str(
             "<div class=\"table-wrap\"><table id=\"push-history\"><thead><tr><th scope=\"col\">When</th>\
-             <th scope=\"col\">Target</th><th scope=\"col\">Version</th><th scope=\"col\">Attempt</th>\
+             <th scope=\"col\">Target</th><th scope=\"col\">Service</th><th scope=\"col\">Region</th>\
+             <th scope=\"col\">Version</th><th scope=\"col\">Attempt</th>\
              <th scope=\"col\">Outcome</th><th scope=\"col\">Served</th><th scope=\"col\">Detail</th></tr></thead><tbody>",
         );
         for p in d.pushes {
             let _ = write!(
                 m,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&datetime(p.pushed_ms)),
                 escape(&p.targets.replace(';', ", ")),
+                escape(&p.service),
+                escape(p.region.as_deref().unwrap_or("global")),
                 p.version.map(|v| v.to_string()).unwrap_or_default(),
                 p.attempt,
                 escape(p.outcome.as_str()),

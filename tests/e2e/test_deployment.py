@@ -706,3 +706,36 @@ def test_batch_push_and_deploy_deliver_the_good_targets_and_report_the_bad_one(s
     records = query(server, "SELECT cert_id, targets, outcome FROM push_records ORDER BY id")
     assert sorted(r for r in records if r[0] == cert2) == sorted(
         [(cert2, "good-a", "success"), (cert2, "good-b", "success"), (cert2, "bad", "failure")]), records
+
+
+# --------------------------------------------------------------------------- 11. expiry mail
+
+
+def test_an_expiring_certificate_is_told_once_by_mail(servers, tmp_path):
+    """The expiry reminder reaches a real SMTP server: the server restarted 340 days ahead
+    (libfaketime; the certificate lives 365) is within the 30-day threshold, not yet the 14-day
+    one. Auto-renew is off, so the expiry stays where it is."""
+    with started(SmtpReceiver(tmp_path / "smtp")) as smtp:
+        notifier = table("notifiers", name="ops-mail", kind="smtp", account="{account}",
+                         server=smtp.address, tls="none", **{"from": "openscm@deploy.test"},
+                         to=["ops@deploy.test"], timeout_seconds=10)
+        server = start_server(servers, "expiring",
+                              lambda acct: notifier.replace("{account}", acct))
+        (cert_id,) = issue(server, ["www.expiring.deploy.test"])
+        resp = server.v3("PUT", f"/v3/scm/certificates/{cert_id}/auto-renew",
+                         {"auto_renew": False})
+        assert resp.status == 200, f"auto-renew off: {resp!r}"
+
+        server.env.update(faketime_env("+340d"))
+        server.restart()
+        wait_until(lambda: smtp.messages(), 60, "the certificate_expiring mail",
+                   seen=lambda: ([(j["kind"], j["state"]) for j in jobs(server)], smtp.output()),
+                   interval=0.3)
+        notes = settled_notifications(server)
+        assert [event_of(j) for j in notes] == ["certificate_expiring"], f"notify jobs: {notes}"
+        mails = smtp.messages()
+        assert len(mails) == 1, f"{len(mails)} mails: {[m['Subject'] for m in mails]}"
+        subject = mails[0]["Subject"]
+        assert "expiring" in subject.lower() and cert_id in subject, subject
+        body = mails[0].get_payload(decode=True).decode()
+        assert cert_id in body and "www.expiring.deploy.test" in body, body

@@ -13,7 +13,8 @@
 //!    and chain in a TLS server of its own and answers 200) and an `haproxy` target (a real
 //!    HAProxy swapping the certificate through its runtime API, verified on its TLS frontend).
 //!    Beside each: the same pushes to a twin target without `verify` (the cost of the check) and
-//!    the twin's bare `Deployer::deliver` calls with no job, store or check (the ceiling).
+//!    the twin's bare `Deployer::deliver` calls with no job, store or check (the ceiling); the
+//!    three are interleaved, certificate by certificate, so that they see the same machine load.
 //! 2. `--swaps` different certificates pushed one after the other to the HAProxy target
 //!    (verified) while `wrk -t1 -c2 -H "Connection: close"` makes a new TLS handshake per request
 //!    to that frontend: total time, and wrk's failed requests (socket errors and non-2xx
@@ -51,7 +52,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use scm_core::delivery::DeliverySettings;
 use scm_core::deploy::probe::{Endpoint, TlsProber};
-use scm_core::deploy::{DeliveryContext, Deployer, Material, PushTarget};
+use scm_core::deploy::{DeliveryContext, Material, PushTarget};
 use scm_core::jobs::JobHandler;
 use scm_core::purchase::ApiVersion;
 use scm_core::tasks::Supervisor;
@@ -304,7 +305,8 @@ async fn issue_all(scm: &Arc<Scm>, admin: &Principal, ids: &[CertificateId], tas
     }
 }
 
-/// How a series of pushes went.
+/// How a series of pushes (or deliveries) went.
+#[derive(Default)]
 struct Run {
     count: usize,
     secs: f64,
@@ -313,6 +315,16 @@ struct Run {
 }
 
 impl Run {
+    /// Adds one push that began at `started` and ended now with `result`.
+    fn add(&mut self, started: Instant, result: Result<(), String>) {
+        self.secs += started.elapsed().as_secs_f64();
+        self.count += 1;
+        if let Err(e) = result {
+            self.failed += 1;
+            self.first_error.get_or_insert(e);
+        }
+    }
+
     fn rate(&self) -> f64 {
         self.count as f64 / self.secs
     }
@@ -329,22 +341,11 @@ impl Run {
     }
 }
 
-/// Pushes each of `ids` to `target`, one after the other, each answered by its first attempt.
-async fn push_each(scm: &Arc<Scm>, admin: &Principal, ids: &[CertificateId], target: &str) -> Run {
-    let (mut failed, mut first_error) = (0, None);
+/// Pushes `id` to `target`, answered by its first attempt, timed into `run`.
+async fn push(scm: &Arc<Scm>, admin: &Principal, id: &CertificateId, target: &str, run: &mut Run) {
     let started = Instant::now();
-    for id in ids {
-        if let Err(e) = scm.push_to_target(admin, id, target).await {
-            failed += 1;
-            first_error.get_or_insert_with(|| e.to_string());
-        }
-    }
-    Run {
-        count: ids.len(),
-        secs: started.elapsed().as_secs_f64(),
-        failed,
-        first_error,
-    }
+    let result = scm.push_to_target(admin, id, target).await;
+    run.add(started, result.map_err(|e| e.to_string()));
 }
 
 /// The material of each of `ids` (version 1), as a delivery to `target` reads it.
@@ -368,25 +369,6 @@ async fn materials(
         out.push(scm_core::deploy::material(id, 1, issued, key, context).unwrap());
     }
     out
-}
-
-/// Delivers each of `materials` through `deployer`, one after the other: no job, no store, no
-/// check.
-async fn deliver_each(deployer: &dyn Deployer, materials: &[Material]) -> Run {
-    let (mut failed, mut first_error) = (0, None);
-    let started = Instant::now();
-    for m in materials {
-        if let Err(e) = deployer.deliver(m).await {
-            failed += 1;
-            first_error.get_or_insert_with(|| e.to_string());
-        }
-    }
-    Run {
-        count: materials.len(),
-        secs: started.elapsed().as_secs_f64(),
-        failed,
-        first_error,
-    }
 }
 
 /// The system clock, Unix ms (what `SystemClock` stamps records with).
@@ -776,15 +758,21 @@ async fn main() {
     ];
     let mut haproxy_rate = 0.0;
     for (verified, plain, what) in kinds {
-        let with = push_each(&scm, &admin, part1, verified).await;
-        let without = push_each(&scm, &admin, part1, plain).await;
-        let ms = materials(&scm, &store, &admin, part1, plain).await;
+        let materials = materials(&scm, &store, &admin, part1, plain).await;
         let deployer = scm
             .push_target(&created.domain_id, plain)
             .unwrap()
             .deployer
             .clone();
-        let bare = deliver_each(deployer.as_ref(), &ms).await;
+        // Interleaved, so that the three see the same load of the shared machine.
+        let (mut with, mut without, mut bare) = (Run::default(), Run::default(), Run::default());
+        for (id, m) in part1.iter().zip(&materials) {
+            push(&scm, &admin, id, verified, &mut with).await;
+            push(&scm, &admin, id, plain, &mut without).await;
+            let started = Instant::now();
+            let result = deployer.deliver(m).await;
+            bare.add(started, result.map_err(|e| e.to_string()));
+        }
         println!("     {what}");
         println!(
             "       verified pushes            {:>6.1} /s  {:>6.2} ms each{}",
@@ -823,7 +811,10 @@ async fn main() {
     // wrk connected before the first swap.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let load_started = Instant::now();
-    let swapped = push_each(&scm, &admin, part2, "lb").await;
+    let mut swapped = Run::default();
+    for id in part2 {
+        push(&scm, &admin, id, "lb", &mut swapped).await;
+    }
     let load = load.stop();
     let load_secs = load_started.elapsed().as_secs_f64() + 0.5;
     let same_process = haproxy.running() && haproxy.pid() == pid;

@@ -1,7 +1,12 @@
 //! Benchmarks for OpenSCM; see the binaries in `src/bin` and the scripts beside this crate.
 //! This library holds what they share: a release server on loopback, a database of a run's own
 //! and small statistics.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -285,5 +290,346 @@ impl Sql {
             Self::Sqlite(c) => sqlx::query_scalar(sql).fetch_one(c).await.unwrap(),
             Self::Postgres(c) => sqlx::query_scalar(sql).fetch_one(c).await.unwrap(),
         }
+    }
+}
+
+/// The `p`-th percentile (0 to 100, nearest rank) of sorted durations.
+pub fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    let rank = (sorted.len() * p).div_ceil(100).max(1);
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+/// The path of `binary` (from `PATH`, then the sbin directories); stops the benchmark, naming the
+/// Debian package to install, when it is missing.
+pub fn require_binary(binary: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|d| d.join(binary))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{binary} is not installed: this benchmark needs it (apt-get install -y {package})"
+            )
+        })
+}
+
+/// A self-signed EC P-256 certificate for `name` and its key, PEM: what a server serves before
+/// the first delivery.
+pub fn self_signed(name: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// The end of a log file, for failure messages.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Sends `signal` (`TERM`, `INT`, ...) to a child.
+fn signal(child: &Child, signal: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status();
+}
+
+/// HAProxy (Debian `haproxy`) serving TLS on a free loopback port from a crt-list, answering every
+/// request itself with a 200, with its runtime API on a UNIX socket at `level admin`. Killed
+/// when dropped.
+pub struct Haproxy {
+    child: Child,
+    /// Its TLS port on 127.0.0.1.
+    pub port: u16,
+    /// The runtime API socket.
+    pub socket: PathBuf,
+    /// The crt-list of its frontend, as haproxy.cfg names it.
+    pub crt_list: PathBuf,
+    log: PathBuf,
+}
+
+impl Haproxy {
+    /// Starts one in `dir` whose crt-list lists `first_cert` (a PEM file holding a certificate
+    /// and its key: the default certificate, served to a client whose SNI matches nothing else),
+    /// and waits until its runtime API answers and its port accepts connections.
+    pub fn start(dir: &Path, first_cert: &Path) -> Self {
+        let binary = require_binary("haproxy", "haproxy");
+        std::fs::create_dir_all(dir).unwrap();
+        let crt_list = dir.join("list.crtlist");
+        std::fs::write(&crt_list, format!("{}\n", first_cert.display())).unwrap();
+        let socket = dir.join("admin.sock");
+        let log = dir.join("haproxy.log");
+        let mut seen = Vec::new();
+        // Three tries, on other ports, in case a port was taken between asking and binding.
+        for _ in 0..3 {
+            let port = free_port();
+            let config = format!(
+                "global\n  stats socket {socket} mode 600 level admin\n\
+                 defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+                 frontend fe\n  bind 127.0.0.1:{port} ssl crt-list {list}\n\
+                 \x20 http-request return status 200 content-type text/plain string ok\n",
+                socket = socket.display(),
+                list = crt_list.display(),
+            );
+            let config_path = dir.join("haproxy.cfg");
+            std::fs::write(&config_path, config).unwrap();
+            let out = std::fs::File::create(&log).unwrap();
+            // -db: foreground, no master process: the child is HAProxy itself.
+            let child = Command::new(&binary)
+                .arg("-db")
+                .arg("-f")
+                .arg(&config_path)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                .spawn()
+                .unwrap();
+            let mut h = Self {
+                child,
+                port,
+                socket: socket.clone(),
+                crt_list: crt_list.clone(),
+                log: log.clone(),
+            };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if let Ok(Some(status)) = h.child.try_wait() {
+                    seen.push(format!("exited with {status}:\n{}", log_tail(&log)));
+                    break;
+                }
+                let info = h.command("show info");
+                let up = TcpStream::connect(("127.0.0.1", port)).is_ok();
+                if info.contains("Name: HAProxy") && up {
+                    return h;
+                }
+                if Instant::now() > deadline {
+                    seen.push(format!(
+                        "not ready after 15 s (show info: {info:?}, port {port} open: {up}):\n{}",
+                        log_tail(&log)
+                    ));
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("haproxy did not start:\n{}", seen.join("\n---\n"));
+    }
+
+    /// The answer of one runtime API command (empty when the socket does not answer).
+    pub fn command(&self, command: &str) -> String {
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(&self.socket) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = s.write_all(format!("{command}\n").as_bytes());
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The end of its log.
+    pub fn log(&self) -> String {
+        log_tail(&self.log)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx (Debian `nginx`) in the foreground, serving TLS on a free loopback port from a
+/// certificate and key file, every request answered with a 200. Stopped (SIGTERM) when dropped.
+pub struct Nginx {
+    child: Child,
+    /// Its TLS port on 127.0.0.1.
+    pub port: u16,
+    /// `nginx -p <dir> -e <log> -c <conf>`: the command line that names this instance (add
+    /// `-s reload` to reload it).
+    pub command: Vec<String>,
+    log: PathBuf,
+}
+
+impl Nginx {
+    /// Starts one in `dir` serving `cert` (full chain) and `key`, and waits until its port
+    /// accepts connections.
+    pub fn start(dir: &Path, cert: &Path, key: &Path) -> Self {
+        let binary = require_binary("nginx", "nginx");
+        for sub in ["logs", "temp"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let log = dir.join("logs/error.log");
+        let conf = dir.join("nginx.conf");
+        let command: Vec<String> = vec![
+            binary.display().to_string(),
+            "-p".into(),
+            dir.display().to_string(),
+            "-e".into(),
+            log.display().to_string(),
+            "-c".into(),
+            conf.display().to_string(),
+        ];
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let d = dir.display();
+            let config = format!(
+                "worker_processes 1;\npid {d}/logs/nginx.pid;\nerror_log {d}/logs/error.log warn;\n\
+                 events {{ worker_connections 256; }}\n\
+                 http {{\n  access_log off;\n\
+                 \x20 client_body_temp_path {d}/temp/client_body; proxy_temp_path {d}/temp/proxy;\n\
+                 \x20 fastcgi_temp_path {d}/temp/fastcgi; uwsgi_temp_path {d}/temp/uwsgi; scgi_temp_path {d}/temp/scgi;\n\
+                 \x20 server {{\n    listen 127.0.0.1:{port} ssl;\n\
+                 \x20   ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
+                 \x20   location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n",
+                cert = cert.display(),
+                key = key.display(),
+            );
+            std::fs::write(&conf, config).unwrap();
+            let child = Command::new(&binary)
+                .args(&command[1..])
+                .args(["-g", "daemon off;"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut n = Self {
+                child,
+                port,
+                command: command.clone(),
+                log: log.clone(),
+            };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if let Ok(Some(status)) = n.child.try_wait() {
+                    seen.push(format!("exited with {status}:\n{}", log_tail(&log)));
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return n;
+                }
+                if Instant::now() > deadline {
+                    seen.push(format!(
+                        "port {port} not open after 15 s:\n{}",
+                        log_tail(&log)
+                    ));
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("nginx did not start:\n{}", seen.join("\n---\n"));
+    }
+
+    /// Its master's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The end of its error log.
+    pub fn log(&self) -> String {
+        log_tail(&self.log)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM to the master stops its workers too (a SIGKILL would leave them behind).
+        signal(&self.child, "TERM");
+        let _ = self.child.wait();
+    }
+}
+
+/// A `wrk` load (Debian `wrk`) running until [`Wrk::stop`].
+pub struct Wrk {
+    child: Child,
+}
+
+/// What `wrk` printed at the end.
+#[derive(Debug, Clone, Default)]
+pub struct WrkSummary {
+    /// Requests completed.
+    pub requests: u64,
+    /// Socket errors: connect, read, write and timeout together.
+    pub socket_errors: u64,
+    /// Responses other than 2xx or 3xx.
+    pub non_2xx: u64,
+    /// Its whole output.
+    pub text: String,
+}
+
+impl WrkSummary {
+    /// Reads wrk's summary: `N requests in ...`, `Socket errors: connect A, read B, write C,
+    /// timeout D` and `Non-2xx or 3xx responses: E` (the last two only printed when not zero).
+    pub fn parse(text: &str) -> Self {
+        let number_before = |line: &str, word: &str| {
+            line.split_once(word)
+                .and_then(|(before, _)| before.split_whitespace().last())
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        let mut s = Self {
+            text: text.to_owned(),
+            ..Self::default()
+        };
+        for line in text.lines() {
+            let line = line.trim();
+            if let Some(n) = number_before(line, " requests in ") {
+                s.requests = n;
+            } else if let Some(rest) = line.strip_prefix("Socket errors:") {
+                s.socket_errors = rest
+                    .split(',')
+                    .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+                    .sum();
+            } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+                s.non_2xx = rest.trim().parse().unwrap_or(0);
+            }
+        }
+        s
+    }
+
+    /// Failed requests: socket errors and non-2xx/3xx answers.
+    pub fn failed(&self) -> u64 {
+        self.socket_errors + self.non_2xx
+    }
+}
+
+impl Wrk {
+    /// Starts `wrk <args> <url>` for up to an hour.
+    pub fn start(args: &[&str], url: &str) -> Self {
+        let binary = require_binary("wrk", "wrk");
+        let child = Command::new(binary)
+            .args(args)
+            .args(["-d", "3600s", url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Self { child }
+    }
+
+    /// Stops it (SIGINT: it prints its summary) and reads the summary.
+    pub fn stop(self) -> WrkSummary {
+        signal(&self.child, "INT");
+        let out = self.child.wait_with_output().unwrap();
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        WrkSummary::parse(&text)
     }
 }

@@ -69,7 +69,9 @@ impl Scm {
     /// takes a moment): the last thing seen.
     pub(crate) async fn check_served(&self, endpoint: &Endpoint, m: &Material) -> Check {
         let deadline = tokio::time::Instant::now() + self.config.delivery.verify_window;
-        let mut pause = Duration::from_millis(50);
+        // Short looks at first (an nginx reload takes tens of milliseconds: a delivery should
+        // be confirmed soon after it is served), then up to one every 250 ms.
+        let mut pause = Duration::from_millis(20);
         loop {
             let seen = match self.check_once(endpoint, m).await {
                 Ok(c) => c,
@@ -79,7 +81,7 @@ impl Scm {
                 return seen;
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(1));
+            pause = (pause * 3 / 2).min(Duration::from_millis(250));
         }
     }
 

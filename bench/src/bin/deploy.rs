@@ -860,7 +860,7 @@ async fn main() {
     println!(
         "  3. new version stored -> served, {rounds} renewals per server (a renew job in the job worker, whose transaction \
          stores the version and queues its delivery, which the worker then runs): from that transaction's finished_ms to \
-         the deployment's verified_ms (the delivery's own TLS check, which looks again 50, 100, 200 ms... later), and to \
+         the deployment's verified_ms (the delivery's own TLS check, which looks again 20, 30, 45 ms... later, at most 250 ms apart), and to \
          the first handshake of an observer of the bench's own that saw the new leaf:"
     );
     for (label, t, i) in [

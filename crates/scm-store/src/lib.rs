@@ -366,14 +366,6 @@ pub trait Lifecycle: Send + Sync {
         id: &CertificateId,
         expect: CertificateStatus,
     ) -> Result<bool>;
-    /// Moves a certificate from `expect` to `to` (keeping its application), if still in `expect`.
-    async fn move_status(
-        &self,
-        id: &CertificateId,
-        expect: CertificateStatus,
-        to: CertificateStatus,
-        now_ms: i64,
-    ) -> Result<bool>;
 }
 
 /// Everything OpenSCM persists. Implementations must be safe to share between tasks and, for

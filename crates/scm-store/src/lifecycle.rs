@@ -60,33 +60,6 @@ impl Lifecycle for SqlStore {
             Ok(true)
         })
     }
-
-    async fn move_status(
-        &self,
-        id: &CertificateId,
-        expect: CertificateStatus,
-        to: CertificateStatus,
-        now_ms: i64,
-    ) -> Result<bool> {
-        db_run!(&self.pool, |p| {
-            let mut tx = p.begin().await?;
-            let done = sqlx::query(
-                "UPDATE certificates SET status = $1, updated_ms = $2 WHERE id = $3 AND status = $4",
-            )
-            .bind(to.as_str())
-            .bind(now_ms)
-            .bind(id.as_str())
-            .bind(expect.as_str())
-            .execute(&mut *tx)
-            .await?;
-            let moved = done.rows_affected() == 1;
-            if moved {
-                sqlx::query(BUMP_CERTIFICATES).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(moved)
-        })
-    }
 }
 
 #[cfg(test)]
@@ -94,7 +67,7 @@ mod tests {
     use scm_proto::CertificateStatus;
 
     use crate::tests::{TestDb, account, order, raw_connection, with_postgres, with_sqlite};
-    use crate::{Accounts, Certificates, Lifecycle, PushOutcome, PushRecord, Pushes};
+    use crate::{Accounts, Certificates, Lifecycle, PushOutcome, PushRecord, Pushes, Versions};
 
     #[tokio::test]
     async fn delete_is_conditional_and_takes_push_records_and_quota_sqlite() {
@@ -190,6 +163,11 @@ mod tests {
 
     async fn status_moves_are_conditional(db: TestDb) {
         let store = db.store().await;
+        let event = crate::NewEvent {
+            event: "cancelled".into(),
+            detail: String::new(),
+            actor: "test".into(),
+        };
         let (a, p) = account(1);
         store.create_account(&a, &p).await.unwrap();
         let id = order(&store, &a, &p, 1, 1_700_000_000_000).await.remove(0);
@@ -201,13 +179,25 @@ mod tests {
         .await;
         assert!(
             !store
-                .move_status(&id, CertificateStatus::Paid, CertificateStatus::Issued, 7)
+                .transition(
+                    &id,
+                    CertificateStatus::Paid,
+                    CertificateStatus::Issued,
+                    &event,
+                    7
+                )
                 .await
                 .unwrap()
         );
         assert!(
             store
-                .move_status(&id, CertificateStatus::Checking, CertificateStatus::Paid, 7)
+                .transition(
+                    &id,
+                    CertificateStatus::Checking,
+                    CertificateStatus::Paid,
+                    &event,
+                    7
+                )
                 .await
                 .unwrap()
         );

@@ -730,6 +730,31 @@ pub struct DeploymentRecord {
     pub updated_ms: i64,
 }
 
+impl DeploymentRecord {
+    /// The deployment's state in one word: `not_served` (delivered, not served), `failing`,
+    /// `drift` (no longer serves what it was given), `pending` (nothing delivered yet), `served`
+    /// (seen served by a TLS check) or `delivered` (the target has no check).
+    pub fn state(&self) -> &'static str {
+        match self {
+            Self {
+                failing_version: Some(_),
+                not_served: true,
+                ..
+            } => "not_served",
+            Self {
+                failing_version: Some(_),
+                ..
+            } => "failing",
+            Self {
+                drift_ms: Some(_), ..
+            } => "drift",
+            Self { version: 0, .. } => "pending",
+            Self { verified: true, .. } => "served",
+            Self { .. } => "delivered",
+        }
+    }
+}
+
 /// A change to where a certificate is deployed, written with the attempt that learned it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeploymentChange {

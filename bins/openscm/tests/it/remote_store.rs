@@ -368,16 +368,6 @@ impl scm_store::Lifecycle for RemoteStore {
         self.wire().await;
         self.inner.delete_certificate(account, id, expect).await
     }
-    async fn move_status(
-        &self,
-        id: &CertificateId,
-        expect: CertificateStatus,
-        to: CertificateStatus,
-        now_ms: i64,
-    ) -> Result<bool> {
-        self.wire().await;
-        self.inner.move_status(id, expect, to, now_ms).await
-    }
 }
 
 // --- csr ---

@@ -524,13 +524,9 @@ fn deployments_section(m: &mut String, chrome: &Chrome<'_>, d: &Details<'_>) {
          <th scope=\"col\">Served serial</th><th scope=\"col\">Problem</th><th scope=\"col\"></th></tr></thead><tbody>",
     );
     for (dep, kind) in d.deployments {
-        let state = match dep {
-            _ if dep.failing_version.is_some() && dep.not_served => "delivered, not served",
-            _ if dep.failing_version.is_some() => "failing",
-            _ if dep.drift_ms.is_some() => "drift",
-            _ if dep.version == 0 => "pending",
-            _ if dep.verified => "served",
-            _ => "delivered",
+        let state = match dep.state() {
+            "not_served" => "delivered, not served",
+            other => other,
         };
         let button = if kind.is_some() {
             format!(

@@ -6,7 +6,6 @@ use axum::extract::State;
 use scm_proto::v3::{
     CertificateDeploymentsResponse, DeliveryAttemptView, DeploymentView, PushToTargetResponse,
 };
-use scm_store::DeploymentRecord;
 
 use super::ApiResult;
 use crate::AppState;
@@ -15,27 +14,6 @@ use crate::views::api_time;
 
 /// Delivery attempts listed at most.
 const ATTEMPTS: u32 = 50;
-
-/// The state of a deployment, in one word.
-fn state(d: &DeploymentRecord) -> &'static str {
-    match d {
-        DeploymentRecord {
-            failing_version: Some(_),
-            not_served: true,
-            ..
-        } => "not_served",
-        DeploymentRecord {
-            failing_version: Some(_),
-            ..
-        } => "failing",
-        DeploymentRecord {
-            drift_ms: Some(_), ..
-        } => "drift",
-        DeploymentRecord { version: 0, .. } => "pending",
-        DeploymentRecord { verified: true, .. } => "served",
-        DeploymentRecord { .. } => "delivered",
-    }
-}
 
 /// `GET /v3/scm/certificates/{certificate_id}/deployments`.
 pub(crate) async fn list_deployments(
@@ -58,7 +36,7 @@ pub(crate) async fn list_deployments(
                     target: d.target.clone(),
                     kind: target.map(|t| t.kind.to_owned()),
                     resource_id: target.map(|t| t.resource_id.clone()),
-                    state: state(d).to_owned(),
+                    state: d.state().to_owned(),
                     version: d.version,
                     verified: d.verified,
                     served_serial: d.served_serial.clone(),
@@ -103,7 +81,7 @@ pub(crate) async fn push_to_target(
         .find(|d| d.target == target);
     let (state, version) = deployment
         .as_ref()
-        .map_or(("delivered", 0), |d| (self::state(d), d.version));
+        .map_or(("delivered", 0), |d| (d.state(), d.version));
     Ok(Json(PushToTargetResponse {
         certificate_id: id.to_string(),
         target,

@@ -11,7 +11,7 @@ use scm_store::{
 
 use crate::deploy::probe::{Endpoint, ProbeError, Served};
 use crate::deploy::{DeliveryContext, DeliveryErrorKind, Material, PushTarget};
-use crate::jobs::Attempt;
+use crate::jobs::{Attempt, give_up as permanent};
 use crate::notify::{Event, Notification};
 use crate::service::Scm;
 
@@ -413,19 +413,6 @@ impl DeliveryAttempt<'_> {
     }
 }
 
-pub(crate) fn permanent(message: String) -> Attempt {
-    Attempt::Failed {
-        message,
-        transient: false,
-        effects: Vec::new(),
-    }
-}
-
 fn store_unavailable(e: &dyn std::fmt::Display) -> Attempt {
-    tracing::warn!(error = %e, "job attempt failed");
-    Attempt::Failed {
-        message: "the store is unavailable".into(),
-        transient: true,
-        effects: Vec::new(),
-    }
+    crate::jobs::store_unavailable("delivery", e)
 }

@@ -7,7 +7,7 @@
 use scm_store::{DeploymentChange, DeploymentRecord, JobEffect, NewJob};
 
 use crate::deploy::{DeliveryContext, PushTarget};
-use crate::jobs::{Attempt, JobKind};
+use crate::jobs::{Attempt, JobKind, millis};
 use crate::notify::{Event, Notification};
 use crate::service::Scm;
 
@@ -24,10 +24,6 @@ fn drift_job(due_ms: i64) -> NewJob {
         max_attempts: kind.retry_policy().max_attempts,
         created_ms: due_ms,
     }
-}
-
-fn millis(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl Scm {
@@ -53,14 +49,7 @@ impl Scm {
             .await
         {
             Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "drift sweep: the store is unavailable");
-                return Attempt::Failed {
-                    message: "the store is unavailable".into(),
-                    transient: true,
-                    effects: Vec::new(),
-                };
-            }
+            Err(e) => return crate::jobs::store_unavailable("drift sweep", &e),
         };
         let full = u32::try_from(due.len()).unwrap_or(u32::MAX) >= settings.drift_batch;
         let mut effects = Vec::new();

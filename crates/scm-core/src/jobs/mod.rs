@@ -168,6 +168,31 @@ pub fn not_yet(until_ms: i64) -> Attempt {
     }
 }
 
+/// An attempt that failed for good: retrying it will not help.
+pub(crate) fn give_up(message: String) -> Attempt {
+    Attempt::Failed {
+        message,
+        transient: false,
+        effects: Vec::new(),
+    }
+}
+
+/// An attempt that could not read the store: retried; the cause is logged (with `what`, the
+/// work that needed it), not recorded on the job.
+pub(crate) fn store_unavailable(what: &str, cause: &dyn std::fmt::Display) -> Attempt {
+    tracing::warn!(error = %cause, "{what}: the store is unavailable");
+    Attempt::Failed {
+        message: "the store is unavailable".into(),
+        transient: true,
+        effects: Vec::new(),
+    }
+}
+
+/// A duration in milliseconds, the unit job times are kept in (saturating).
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Whether an attempt of `job` that failed (`transient` or not) is its last: the one rule the
 /// runner retries by, and handlers use to act when a job is given up.
 pub fn is_last_attempt(job: &scm_store::JobRecord, transient: bool) -> bool {

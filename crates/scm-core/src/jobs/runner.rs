@@ -12,7 +12,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Attempt, JobKind};
+use super::{Attempt, JobKind, millis};
 use crate::{Clock, random};
 
 /// How the runner works; the defaults suit a server.
@@ -116,10 +116,6 @@ impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A number in 0..1 for backoff jitter (0.5 if the system generator fails).

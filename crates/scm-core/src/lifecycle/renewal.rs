@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::DomainError;
 use crate::application::ApplicationForm;
 use crate::auth::Principal;
-use crate::jobs::{Attempt, JobKind};
+use crate::jobs::{Attempt, JobKind, millis};
 use crate::notify::{Event, Notification};
 use crate::service::Scm;
 
@@ -79,10 +79,6 @@ fn sweep_job(due_ms: i64) -> NewJob {
     }
 }
 
-fn millis(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 impl Scm {
     /// Queues the renewal sweep to run now (at server start: a certificate that fell due while
     /// the server was down is renewed as soon as it runs). A sweep already queued stays as it is.
@@ -104,14 +100,7 @@ impl Scm {
             .await
         {
             Ok(q) => q,
-            Err(e) => {
-                tracing::warn!(error = %e, "renewal sweep: the store is unavailable");
-                return Attempt::Failed {
-                    message: "the store is unavailable".into(),
-                    transient: true,
-                    effects: Vec::new(),
-                };
-            }
+            Err(e) => return crate::jobs::store_unavailable("renewal sweep", &e),
         };
         if !queued.is_empty() {
             tracing::info!(renewals = queued.len(), "renewals queued");

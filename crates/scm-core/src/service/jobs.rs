@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use scm_store::JobRecord;
 use tokio_util::sync::CancellationToken;
 
-use crate::jobs::{Attempt, JobHandler, JobKind};
+use crate::jobs::{Attempt, JobHandler, JobKind, give_up as permanent};
 use crate::lifecycle::renewal::RenewJob;
 use crate::lifecycle::validation::ValidateJob;
 use crate::notify::Notification;
@@ -45,14 +45,6 @@ impl JobHandler for Scm {
             Some(JobKind::DriftSweep) => self.attempt_drift_sweep().await,
             None => permanent(format!("unknown job kind {:?}", job.kind)),
         }
-    }
-}
-
-fn permanent(message: String) -> Attempt {
-    Attempt::Failed {
-        message,
-        transient: false,
-        effects: Vec::new(),
     }
 }
 

@@ -262,14 +262,7 @@ impl Scm {
         let now = self.clock.now_ms();
         let due = match self.store.due_reminders(now, SWEEP_BATCH).await {
             Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "reminder sweep: the store is unavailable");
-                return Attempt::Failed {
-                    message: "the store is unavailable".into(),
-                    transient: true,
-                    effects: Vec::new(),
-                };
-            }
+            Err(e) => return crate::jobs::store_unavailable("reminder sweep", &e),
         };
         let full = u32::try_from(due.len()).unwrap_or(u32::MAX) >= SWEEP_BATCH;
         let days = self.config.reminders.expiring_days();

@@ -18,6 +18,7 @@ pub mod clock;
 pub mod delivery;
 pub mod deploy;
 pub mod error;
+pub mod issuers;
 pub mod issuance;
 pub mod jobs;
 pub mod lifecycle;

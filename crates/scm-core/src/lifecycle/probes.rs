@@ -48,3 +48,15 @@ pub trait FileFetch: Send + Sync + 'static {
     /// and network failures, not for 4xx, refused redirects or an oversized body).
     async fn fetch(&self, url: &str) -> Result<FetchedFile, ProbeError>;
 }
+
+/// Publishes and withdraws TXT records: automatic `dns-01` (RFC 2136 dynamic updates signed
+/// with TSIG in `scm-outbound`).
+#[async_trait]
+pub trait TxtUpdate: Send + Sync + std::fmt::Debug + 'static {
+    /// Adds the TXT record `value` at `fqdn` (other values at the name stay: several
+    /// authorizations of one name may be pending at once) with a short TTL.
+    async fn add_txt(&self, fqdn: &str, value: &str) -> Result<(), ProbeError>;
+    /// Removes the TXT record `value` at `fqdn` (only that value); a record that is not there
+    /// is not an error.
+    async fn remove_txt(&self, fqdn: &str, value: &str) -> Result<(), ProbeError>;
+}

@@ -20,5 +20,6 @@
 //! ```
 
 mod resolver;
+pub mod update;
 
 pub use resolver::{DnsSetupError, TxtResolver, TxtResolverConfig};

@@ -341,6 +341,30 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
         app = scm_api::tls::with_hsts(app);
     }
     let limits = connection_limits(cfg.serve);
+    for warning in &cfg.warnings {
+        tracing::warn!("{warning}");
+    }
+    if let Some(at) = cfg.http01_listen {
+        // The http-01 listener: its own small router on plain HTTP (a CA's validator asks on
+        // port 80), stopped with the rest.
+        let challenges = tokio::net::TcpListener::bind(at)
+            .await
+            .with_context(|| format!("acme.http01_listen: cannot listen on {at}"))?;
+        let bound = challenges.local_addr()?;
+        println!("OpenSCM answers ACME http-01 challenges on http://{bound}/.well-known/acme-challenge/");
+        tracing::info!(address = %bound, "http-01 listener");
+        let stop = background.token();
+        let router = scm_api::challenge_router(scm.clone());
+        tokio::spawn(async move {
+            scm_api::serve(
+                challenges,
+                router,
+                async move { stop.cancelled().await },
+                limits,
+            )
+            .await;
+        });
+    }
     let stop_claiming = background.token();
     let signalled = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let mark = signalled.clone();

@@ -110,6 +110,11 @@ fn status_code_message(e: &ApiError) -> (StatusCode, ErrorCode, String) {
                 ErrorCode::PushFailed,
                 format!("Push cert error: {cause}."),
             ),
+            DomainError::IssuerFailed(cause) => (
+                StatusCode::BAD_GATEWAY,
+                ErrorCode::Unavailable,
+                format!("The certificate authority failed: {cause}."),
+            ),
             DomainError::Unauthenticated(f) => (
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::AuthFailed,

@@ -11,6 +11,7 @@
 mod address;
 mod auth;
 mod body;
+mod challenge;
 // --- console ---
 mod console;
 mod error;
@@ -92,6 +93,8 @@ pub struct AppState {
     limits: ApiLimits,
     throttle: Option<Arc<throttle::Throttle>>,
 }
+
+pub use challenge::challenge_router;
 
 /// The full router: every operation of the table behind its guard, `/metrics` readable from
 /// loopback only, and 404/405 for everything else.

@@ -58,6 +58,10 @@ pub enum DomainError {
     /// Delivering the certificate to a target failed; the text is safe to show.
     #[error("{0}")]
     PushFailed(String),
+    /// A certificate authority (an ACME CA) refused or could not be reached; the text is safe
+    /// to show.
+    #[error("{0}")]
+    IssuerFailed(String),
     /// Authentication failed.
     #[error("authentication failed: {0:?}")]
     Unauthenticated(AuthFailure),

@@ -122,6 +122,38 @@ pub enum Event {
         /// Why.
         error: String,
     },
+    /// A person must publish a DNS record for a validation to go on (a renewal through an
+    /// ACME CA with dns-01 that OpenSCM does not publish itself).
+    ValidationNeeded {
+        /// The certificate.
+        certificate_id: String,
+        /// Its name.
+        name: String,
+        /// The domain to validate.
+        domain: String,
+        /// The record's name (`_acme-challenge.<domain>`).
+        record_name: String,
+        /// Its type (`TXT`).
+        record_type: String,
+        /// Its value.
+        record_value: String,
+    },
+    /// A name failed validation too often in a row; it is left alone until a person acts or a
+    /// day has passed.
+    ValidationStopped {
+        /// The certificate.
+        certificate_id: String,
+        /// Its name.
+        name: String,
+        /// The domain.
+        domain: String,
+        /// Failures in a row.
+        failures: u32,
+        /// Not tried again before (Unix ms).
+        until_ms: i64,
+        /// What happened.
+        error: String,
+    },
 }
 
 impl Event {
@@ -136,6 +168,8 @@ impl Event {
             Self::Drift { .. } => "drift",
             Self::Renewed { .. } => "renewed",
             Self::ValidationFailed { .. } => "validation_failed",
+            Self::ValidationNeeded { .. } => "validation_needed",
+            Self::ValidationStopped { .. } => "validation_stopped",
         }
     }
 }

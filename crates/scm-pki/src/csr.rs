@@ -469,3 +469,15 @@ pub(crate) mod tests {
         }
     }
 }
+
+/// The DER of the first CSR block of `pem_text` (what an ACME `finalize` sends).
+///
+/// Errors: [`PkiError::BadCsrPem`] when there is no CSR block.
+pub fn csr_der(pem_text: &str) -> Result<Vec<u8>, PkiError> {
+    let blocks = pem::parse_many(pem_text).map_err(|_| PkiError::BadCsrPem)?;
+    blocks
+        .into_iter()
+        .find(|b| matches!(b.tag(), "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST"))
+        .map(|b| b.into_contents())
+        .ok_or(PkiError::BadCsrPem)
+}

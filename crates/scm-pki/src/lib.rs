@@ -39,7 +39,7 @@ pub use ca::{
 };
 pub use cert::{CertificateInfo, parse_certificate_der, parse_certificate_pem, pem_blocks};
 pub use crl::{CrlInfo, CrlReason, CrlRequest, RevokedEntry, crl_pem, parse_crl_der};
-pub use csr::{ParsedCsr, generate_csr};
+pub use csr::{ParsedCsr, csr_der, generate_csr};
 pub use error::PkiError;
 // --- import ---
 pub use chain::{ChainTrust, TrustAnchors};

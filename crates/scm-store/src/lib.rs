@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 mod accounts;
+mod acme;
 mod audit;
 mod cas;
 mod certificates;
@@ -47,6 +48,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use scm_proto::{AccessKeyId, CertificateId, CertificateStatus, DomainId, ProjectId};
 
+pub use acme::{Acme, AcmeAccountRecord, AcmeOrderRecord, NameFailures, OrderSlot};
 pub use audit::{Audit, AuditEvent, AuditQuery, DeploymentHealth, Stats, StoreStats};
 pub use cas::Cas;
 pub use console::Console;
@@ -387,6 +389,7 @@ pub trait Store:
     + Csrs
     + Imports
     + Revocations
+    + Acme
     + Audit
     + Stats
     + Send

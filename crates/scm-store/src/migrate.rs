@@ -145,6 +145,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0021_reminder_schedule.sql"),
         include_str!("../migrations/postgres/0021_reminder_schedule.sql"),
     ),
+    (
+        22,
+        "acme",
+        include_str!("../migrations/sqlite/0022_acme.sql"),
+        include_str!("../migrations/postgres/0022_acme.sql"),
+    ),
 ];
 
 fn migrator(postgres: bool) -> Migrator {

@@ -663,3 +663,104 @@ impl scm_store::Validations for RemoteStore {
         self.inner.record_check(account, name, result, now_ms).await
     }
 }
+
+// --- acme ---
+#[async_trait]
+impl scm_store::Acme for RemoteStore {
+    async fn acme_account(&self, issuer: &str) -> Result<Option<scm_store::AcmeAccountRecord>> {
+        self.wire().await;
+        self.inner.acme_account(issuer).await
+    }
+    async fn insert_acme_account(&self, issuer: &str, sealed: &[u8], now_ms: i64) -> Result<bool> {
+        self.wire().await;
+        self.inner.insert_acme_account(issuer, sealed, now_ms).await
+    }
+    async fn pause_acme_account(
+        &self,
+        issuer: &str,
+        until_ms: Option<i64>,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.wire().await;
+        self.inner
+            .pause_acme_account(issuer, until_ms, reason, now_ms)
+            .await
+    }
+    async fn acme_order(
+        &self,
+        cert: &CertificateId,
+        seq: u32,
+    ) -> Result<Option<scm_store::AcmeOrderRecord>> {
+        self.wire().await;
+        self.inner.acme_order(cert, seq).await
+    }
+    async fn latest_acme_order(
+        &self,
+        cert: &CertificateId,
+    ) -> Result<Option<scm_store::AcmeOrderRecord>> {
+        self.wire().await;
+        self.inner.latest_acme_order(cert).await
+    }
+    async fn insert_acme_order(&self, rec: &scm_store::AcmeOrderRecord) -> Result<bool> {
+        self.wire().await;
+        self.inner.insert_acme_order(rec).await
+    }
+    async fn update_acme_order(&self, rec: &scm_store::AcmeOrderRecord) -> Result<bool> {
+        self.wire().await;
+        self.inner.update_acme_order(rec).await
+    }
+    async fn take_order_slot(
+        &self,
+        rec: &scm_store::AcmeOrderRecord,
+        max: u32,
+        since_ms: i64,
+    ) -> Result<scm_store::OrderSlot> {
+        self.wire().await;
+        self.inner.take_order_slot(rec, max, since_ms).await
+    }
+    async fn put_acme_token(
+        &self,
+        token: &str,
+        key_authorization: &str,
+        cert: &CertificateId,
+        expires_ms: i64,
+    ) -> Result<()> {
+        self.wire().await;
+        self.inner
+            .put_acme_token(token, key_authorization, cert, expires_ms)
+            .await
+    }
+    async fn acme_token(&self, token: &str, now_ms: i64) -> Result<Option<String>> {
+        self.wire().await;
+        self.inner.acme_token(token, now_ms).await
+    }
+    async fn delete_acme_tokens(&self, cert: &CertificateId, now_ms: i64) -> Result<()> {
+        self.wire().await;
+        self.inner.delete_acme_tokens(cert, now_ms).await
+    }
+    async fn record_name_failure(
+        &self,
+        account: &DomainId,
+        name: &str,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<scm_store::NameFailures> {
+        self.wire().await;
+        self.inner
+            .record_name_failure(account, name, now_ms, window_ms)
+            .await
+    }
+    async fn clear_name_failures(&self, account: &DomainId, names: &[String]) -> Result<()> {
+        self.wire().await;
+        self.inner.clear_name_failures(account, names).await
+    }
+    async fn name_failures(
+        &self,
+        account: &DomainId,
+        names: &[String],
+    ) -> Result<Vec<scm_store::NameFailures>> {
+        self.wire().await;
+        self.inner.name_failures(account, names).await
+    }
+}

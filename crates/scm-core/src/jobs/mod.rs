@@ -67,11 +67,16 @@ pub enum JobKind {
     /// The recurring check that targets still serve what was delivered to them (one live job
     /// per store).
     DriftSweep,
+    /// One step of the issuance of one version through the brand's issuers (an ACME order;
+    /// one live job per certificate and version).
+    AcmeOrder,
+    /// Ask an ACME CA for the renewal window of one version (ARI; one live job per version).
+    AriCheck,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Deliver,
         Self::Notify,
         Self::Reminders,
@@ -80,6 +85,8 @@ impl JobKind {
         Self::Renew,
         Self::RenewalSweep,
         Self::DriftSweep,
+        Self::AcmeOrder,
+        Self::AriCheck,
     ];
 
     /// Stored spelling.
@@ -93,6 +100,8 @@ impl JobKind {
             Self::Renew => "renew",
             Self::RenewalSweep => "renewal-sweep",
             Self::DriftSweep => "drift-sweep",
+            Self::AcmeOrder => "acme-order",
+            Self::AriCheck => "ari-check",
         }
     }
 
@@ -148,6 +157,21 @@ impl JobKind {
             Self::Renew => RetryPolicy {
                 max_attempts: 60,
                 base: Duration::from_secs(30),
+                cap: Duration::from_secs(3600),
+            },
+            // Waiting on the CA or the user does not count ([`not_yet`]); what counts is a
+            // failure of the store or of this server: retried often (5 s ... 10 min), for about
+            // a day.
+            Self::AcmeOrder => RetryPolicy {
+                max_attempts: 200,
+                base: Duration::from_secs(5),
+                cap: Duration::from_secs(600),
+            },
+            // A CA that does not answer its ARI endpoint: asked again (1 min ... 1 h) for a few
+            // days; the version keeps its own schedule meanwhile.
+            Self::AriCheck => RetryPolicy {
+                max_attempts: 100,
+                base: Duration::from_secs(60),
                 cap: Duration::from_secs(3600),
             },
             Self::RenewalSweep | Self::DriftSweep => RetryPolicy {

@@ -230,6 +230,12 @@ impl Scm {
             return Ok(RenewStep::Done(Vec::new()));
         };
         let form = ApplicationForm::from_record(saved)?;
+        // Through an ACME CA (the brand's first issuer, or the one that issued the current
+        // version): an order of the next version, carried by its own job.
+        if self.issued_by_acme(&cert) {
+            let order = self.renewal_order(&cert, &form, r.seq, r.manual).await?;
+            return Ok(RenewStep::Done(vec![order]));
+        }
         let unproven = self.unproven(&cert.domain_id, &form).await?;
         if !unproven.is_empty() {
             let now = self.clock.now_ms();
@@ -357,7 +363,7 @@ impl Scm {
     /// Queues, as effects of the renewal job, a delivery of the new version to every target
     /// the certificate is deployed to (or being deployed to), among those still configured for
     /// the account.
-    async fn repush_after_renewal(&self, previous: &CertificateRecord) -> Vec<JobEffect> {
+    pub(crate) async fn repush_after_renewal(&self, previous: &CertificateRecord) -> Vec<JobEffect> {
         let deployments = match self.store.deployments(&previous.id).await {
             Ok(d) => d,
             Err(e) => {

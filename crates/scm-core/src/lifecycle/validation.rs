@@ -135,6 +135,9 @@ impl Scm {
     /// The proofs the account must publish for the names of `cert` that need one (empty when
     /// none does, or when nothing was applied for).
     pub async fn proofs(&self, cert: &CertificateRecord) -> Result<Vec<Proof>, DomainError> {
+        if let Some(acme) = self.acme_proofs(cert).await? {
+            return Ok(acme);
+        }
         let waiting = matches!(
             cert.status,
             CertificateStatus::CheckingDomain | CertificateStatus::Unpassed

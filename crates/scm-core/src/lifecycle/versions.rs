@@ -107,6 +107,27 @@ impl Scm {
                 validity: self.config.leaf_validity,
             })
             .await?;
+        self.record_version(cert, form, expect, issued, reason, actor)
+            .await
+    }
+
+    /// Records `issued` as the next version of `cert` (conditional on `expect`, as
+    /// [`Scm::issue_version`]), with its renewal time in the account's window. `None` when the
+    /// condition no longer held.
+    pub(crate) async fn record_version(
+        &self,
+        cert: &CertificateRecord,
+        form: &ApplicationForm,
+        expect: VersionExpect,
+        issued: IssuedRecord,
+        reason: VersionReason,
+        actor: &str,
+    ) -> Result<Option<IssuedRecord>, DomainError> {
+        let seq = match expect {
+            VersionExpect::Status(_) => 1,
+            VersionExpect::Current(n) => n.saturating_add(1),
+        };
+        let now = self.clock.now();
         // The account's own window, when it has one.
         let mut settings = self.config.renewal;
         if let Some(permille) = self

@@ -257,6 +257,21 @@ impl Scm {
         issuance::check_product(&cert.product, &names)?;
         crate::lifecycle::names::check_names(&names, method_of(&form))?;
         let actor = crate::lifecycle::actor(p);
+        // A brand an ACME CA issues first: the CA validates the names, through an order.
+        if let crate::issuers::IssuerChoice::Acme(issuer) =
+            self.config.issuers.first_for(cert.product.brand.as_str())
+        {
+            Self::check_acme_product(&issuer, &cert, &form)?;
+            let issuers = self.config.issuers.names_for(cert.product.brand.as_str());
+            if self
+                .start_acme_issuance(&cert, &form, issuers, &actor)
+                .await?
+            {
+                tracing::info!(cert = %cert.id, issuer = %issuer.name, "ACME issuance started");
+                return Ok(());
+            }
+            return Err(self.status_changed(p, &cert.id).await);
+        }
         let unproven = self.unproven(&p.account, &form).await?;
         if !unproven.is_empty() {
             let method = form.domain_method.as_deref().unwrap_or("DNS");

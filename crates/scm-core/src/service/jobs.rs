@@ -5,6 +5,8 @@ use scm_store::JobRecord;
 use tokio_util::sync::CancellationToken;
 
 use crate::jobs::{Attempt, JobHandler, JobKind, give_up as permanent};
+use crate::issuers::ari::AriJob;
+use crate::issuers::orders::OrderJob;
 use crate::lifecycle::renewal::RenewJob;
 use crate::lifecycle::validation::ValidateJob;
 use crate::notify::Notification;
@@ -43,6 +45,14 @@ impl JobHandler for Scm {
             },
             Some(JobKind::RenewalSweep) => self.attempt_renewal_sweep().await,
             Some(JobKind::DriftSweep) => self.attempt_drift_sweep().await,
+            Some(JobKind::AcmeOrder) => match serde_json::from_str::<OrderJob>(&job.payload) {
+                Ok(o) => self.attempt_order(job, &o).await,
+                Err(e) => permanent(format!("unreadable acme-order job: {e}")),
+            },
+            Some(JobKind::AriCheck) => match serde_json::from_str::<AriJob>(&job.payload) {
+                Ok(a) => self.attempt_ari(job, &a).await,
+                Err(e) => permanent(format!("unreadable ari-check job: {e}")),
+            },
             None => permanent(format!("unknown job kind {:?}", job.kind)),
         }
     }

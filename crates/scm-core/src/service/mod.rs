@@ -105,6 +105,8 @@ pub struct CoreConfig {
     pub delivery: crate::delivery::DeliverySettings,
     /// When expiry reminders are sent (`[notifications]`).
     pub reminders: ReminderSettings,
+    /// The ACME issuers and which issuers issue each brand (`[[issuers]]`, `[brands]`).
+    pub issuers: crate::issuers::IssuerSettings,
 }
 
 impl Default for CoreConfig {
@@ -133,6 +135,7 @@ impl Default for CoreConfig {
             probes: crate::lifecycle::Probes::default(),
             delivery: crate::delivery::DeliverySettings::default(),
             reminders: ReminderSettings::default(),
+            issuers: crate::issuers::IssuerSettings::default(),
         }
     }
 }

@@ -136,6 +136,24 @@ impl Scm {
             .clone()
             .or_else(|| self.shared_ca_id.clone())
             .ok_or_else(|| DomainError::internal(format!("no CA is recorded for {}", cert.id)))?;
+        // An ACME CA's certificate is revoked at that CA first (`revokeCert`); only then is it
+        // recorded here. Its CA publishes its status; no CRL of ours lists it.
+        if let Some(issuer) = crate::issuers::acme_issuer_of(Some(ca_id.as_str())) {
+            let code = CrlReason::from_text(&reason).map(|r| match r {
+                CrlReason::Unspecified => 0,
+                CrlReason::KeyCompromise => 1,
+                CrlReason::CaCompromise => 2,
+                CrlReason::AffiliationChanged => 3,
+                CrlReason::Superseded => 4,
+                CrlReason::CessationOfOperation => 5,
+                CrlReason::CertificateHold => 6,
+                CrlReason::PrivilegeWithdrawn => 9,
+                CrlReason::AaCompromise => 10,
+            });
+            self.acme_revoke(issuer, &issued.certificate_pem, code)
+                .await?;
+            tracing::info!(cert = %cert.id, serial = %issued.serial_hex, issuer, "certificate revoked at its ACME CA");
+        }
         let now = self.clock.now_ms();
         let revocation = NewRevocation {
             ca_id: ca_id.clone(),
@@ -191,6 +209,12 @@ impl Scm {
             transient: true,
             effects: Vec::new(),
         };
+        if crate::issuers::acme_issuer_of(Some(job.ca_id.as_str())).is_some() {
+            // An ACME CA publishes the status of its own certificates.
+            return Attempt::Done {
+                effects: Vec::new(),
+            };
+        }
         let ca = match self.ca_by_id(&job.ca_id).await {
             Ok(Some(ca)) if ca.role() != CaRole::Serving => ca,
             Ok(_) => {

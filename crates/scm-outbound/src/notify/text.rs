@@ -217,6 +217,63 @@ pub fn render(n: &Notification) -> (String, String) {
                 ),
             )
         }
+        Event::ValidationNeeded {
+            certificate_id,
+            name,
+            domain,
+            record_name,
+            record_type,
+            record_value,
+        } => {
+            details.push(("Domain", domain.clone()));
+            details.push(("Record", format!("{record_name} {record_type} {record_value}")));
+            (
+                certificate_id,
+                name,
+                format!(
+                    "Action needed: publish a DNS record for {}",
+                    cert_phrase(name, certificate_id)
+                ),
+                format!(
+                    "The renewal of the certificate {name} waits for the {record_type} record \
+                     {record_name} with the value {record_value}: the CA gave a new value for \
+                     this renewal."
+                ),
+                "Publish the record; OpenSCM sees it and carries on. To make renewals \
+                 hands-free, give the issuer RFC 2136 settings (dns01) or delegate \
+                 _acme-challenge with a CNAME to a zone OpenSCM updates."
+                    .to_owned(),
+            )
+        }
+        Event::ValidationStopped {
+            certificate_id,
+            name,
+            domain,
+            failures,
+            until_ms,
+            error,
+        } => {
+            details.push(("Domain", domain.clone()));
+            details.push(("Failures in a row", failures.to_string()));
+            details.push(("Paused until", date(*until_ms)));
+            details.push(("Error", error.clone()));
+            (
+                certificate_id,
+                name,
+                format!(
+                    "Validation stopped: {} for {domain}",
+                    cert_phrase(name, certificate_id)
+                ),
+                format!(
+                    "Validating {domain} for the certificate {name} failed {failures} times in \
+                     a row; OpenSCM does not try again before {}.",
+                    date(*until_ms)
+                ),
+                "Fix what the error says (DNS, the web server answering http-01), then apply \
+                 or renew again to retry at once."
+                    .to_owned(),
+            )
+        }
     };
     let mut body = String::new();
     let _ = writeln!(body, "{what}\n");

@@ -351,7 +351,9 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("acme.http01_listen: cannot listen on {at}"))?;
         let bound = challenges.local_addr()?;
-        println!("OpenSCM answers ACME http-01 challenges on http://{bound}/.well-known/acme-challenge/");
+        println!(
+            "OpenSCM answers ACME http-01 challenges on http://{bound}/.well-known/acme-challenge/"
+        );
         tracing::info!(address = %bound, "http-01 listener");
         let stop = background.token();
         let router = scm_api::challenge_router(scm.clone());

@@ -239,8 +239,11 @@ pub trait Acme: Send + Sync {
     /// Ends the runs of failures of `names` (a validation passed, or a person asked again).
     async fn clear_name_failures(&self, account: &DomainId, names: &[String]) -> Result<()>;
     /// The runs of failures of `names`.
-    async fn name_failures(&self, account: &DomainId, names: &[String])
-    -> Result<Vec<NameFailures>>;
+    async fn name_failures(
+        &self,
+        account: &DomainId,
+        names: &[String],
+    ) -> Result<Vec<NameFailures>>;
 }
 
 fn failures(r: FailureRow) -> Result<NameFailures> {

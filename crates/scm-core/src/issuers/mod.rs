@@ -2,8 +2,11 @@
 //! (brand) is issued by, in order of preference.
 
 pub mod acme;
-pub mod orders;
 pub mod ari;
+pub mod orders;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -72,7 +72,11 @@ pub(crate) fn job_key(cert: &CertificateId, seq: u32) -> String {
 }
 
 /// The order job of version `seq` of `cert`, due at `due_ms`.
-pub(crate) fn order_job(cert: &CertificateId, seq: u32, due_ms: i64) -> Result<NewJob, DomainError> {
+pub(crate) fn order_job(
+    cert: &CertificateId,
+    seq: u32,
+    due_ms: i64,
+) -> Result<NewJob, DomainError> {
     let kind = JobKind::AcmeOrder;
     Ok(NewJob {
         kind: kind.as_str().into(),
@@ -468,8 +472,7 @@ impl Scm {
                     Ok(step) => Ok(step),
                     Err(StepError::Domain(e)) => Err(e),
                     Err(StepError::Acme(e)) => {
-                        self.acme_failed(&cert, &issuer, &mut order, e, actor)
-                            .await
+                        self.acme_failed(&cert, &issuer, &mut order, e, actor).await
                     }
                 }
             }
@@ -509,11 +512,7 @@ impl Scm {
     /// left behind is harmless and logged).
     async fn withdraw_challenges(&self, order: &mut Order) {
         let now = self.clock.now_ms();
-        if let Err(e) = self
-            .store
-            .delete_acme_tokens(&order.row.cert_id, now)
-            .await
-        {
+        if let Err(e) = self.store.delete_acme_tokens(&order.row.cert_id, now).await {
             tracing::warn!(cert = %order.row.cert_id, error = %e, "cannot remove http-01 tokens");
         }
         if let Some(issuer) = self.config.issuers.acme(&order.row.issuer)
@@ -788,7 +787,10 @@ impl Scm {
         };
         order.data.failures = 0;
         match view.status {
-            OrderStatus::Pending => self.solve(cert, issuer, &account, order, &view, actor).await,
+            OrderStatus::Pending => {
+                self.solve(cert, issuer, &account, order, &view, actor)
+                    .await
+            }
             OrderStatus::Ready => {
                 self.finalize(cert, form, issuer, &account, order, actor)
                     .await
@@ -894,7 +896,8 @@ impl Scm {
         actor: &str,
     ) -> Result<Step, StepError> {
         let now = self.clock.now_ms();
-        let method = ValidationMethod::from_form(&order.data.method).unwrap_or(ValidationMethod::Dns);
+        let method =
+            ValidationMethod::from_form(&order.data.method).unwrap_or(ValidationMethod::Dns);
         let url = order.row.order_url.clone().unwrap_or_default();
         let mut waiting_for_user = Vec::new();
         let mut invalid = false;
@@ -1055,12 +1058,14 @@ impl Scm {
                 let record_name = format!("_acme-challenge.{base}");
                 let automatic = match &issuer.dns01 {
                     Some(dns) => {
-                        dns.add_txt(&record_name, &ch.dns_value).await.map_err(|e| {
-                            StepError::Acme(AcmeError::Unavailable {
-                                reason: format!("publishing TXT {record_name}: {}", e.reason),
-                                retry_after: None,
-                            })
-                        })?;
+                        dns.add_txt(&record_name, &ch.dns_value)
+                            .await
+                            .map_err(|e| {
+                                StepError::Acme(AcmeError::Unavailable {
+                                    reason: format!("publishing TXT {record_name}: {}", e.reason),
+                                    retry_after: None,
+                                })
+                            })?;
                         true
                     }
                     None => false,
@@ -1129,7 +1134,10 @@ impl Scm {
                     CertificateStatus::Issuing,
                     &NewEvent {
                         event: "validated".into(),
-                        detail: format!("the ACME issuer \"{}\" validated every name; issuing", issuer.name),
+                        detail: format!(
+                            "the ACME issuer \"{}\" validated every name; issuing",
+                            issuer.name
+                        ),
                         actor: actor.into(),
                     },
                     now,
@@ -1271,10 +1279,31 @@ impl Scm {
             ca_id: Some(acme_ca_id(&issuer.name)),
         };
         let seq = order.row.seq;
+        if seq == 1 && cert.status == CertificateStatus::CheckingDomain {
+            self.store
+                .transition(
+                    &cert.id,
+                    CertificateStatus::CheckingDomain,
+                    CertificateStatus::Issuing,
+                    &NewEvent {
+                        event: "validated".into(),
+                        detail: format!("the ACME issuer \"{}\" issued", issuer.name),
+                        actor: format!("issuer {}", issuer.name),
+                    },
+                    now,
+                )
+                .await?;
+        }
         let (expect, reason) = if seq == 1 {
-            (VersionExpect::Status(cert.status), VersionReason::Issued)
+            (
+                VersionExpect::Status(CertificateStatus::Issuing),
+                VersionReason::Issued,
+            )
         } else if order.data.manual {
-            (VersionExpect::Current(seq - 1), VersionReason::ManualRenewal)
+            (
+                VersionExpect::Current(seq - 1),
+                VersionReason::ManualRenewal,
+            )
         } else {
             (VersionExpect::Current(seq - 1), VersionReason::Renewal)
         };
@@ -1329,10 +1358,7 @@ impl Scm {
                     now,
                     &NewEvent {
                         event: "validation_failed".into(),
-                        detail: format!(
-                            "{name} ({} in a row): {why}",
-                            run.failures
-                        ),
+                        detail: format!("{name} ({} in a row): {why}", run.failures),
                         actor: actor.into(),
                     },
                 )
@@ -1539,10 +1565,7 @@ impl Scm {
         seq: u32,
         manual: bool,
     ) -> Result<JobEffect, DomainError> {
-        let issuers = self
-            .config
-            .issuers
-            .names_for(cert.product.brand.as_str());
+        let issuers = self.config.issuers.names_for(cert.product.brand.as_str());
         let job = self
             .prepare_order(cert, form, seq.saturating_add(1), issuers, manual)
             .await?;
@@ -1555,8 +1578,7 @@ impl Scm {
         matches!(
             self.config.issuers.first_for(cert.product.brand.as_str()),
             IssuerChoice::Acme(_)
-        ) || super::acme_issuer_of(cert.issued.as_ref().and_then(|i| i.ca_id.as_deref()))
-            .is_some()
+        ) || super::acme_issuer_of(cert.issued.as_ref().and_then(|i| i.ca_id.as_deref())).is_some()
     }
 
     /// The account an ACME version belongs to, for revocation: `(issuer, credentials)`.

@@ -363,7 +363,10 @@ impl Scm {
     /// Queues, as effects of the renewal job, a delivery of the new version to every target
     /// the certificate is deployed to (or being deployed to), among those still configured for
     /// the account.
-    pub(crate) async fn repush_after_renewal(&self, previous: &CertificateRecord) -> Vec<JobEffect> {
+    pub(crate) async fn repush_after_renewal(
+        &self,
+        previous: &CertificateRecord,
+    ) -> Vec<JobEffect> {
         let deployments = match self.store.deployments(&previous.id).await {
             Ok(d) => d,
             Err(e) => {

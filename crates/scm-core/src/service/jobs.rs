@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use scm_store::JobRecord;
 use tokio_util::sync::CancellationToken;
 
-use crate::jobs::{Attempt, JobHandler, JobKind, give_up as permanent};
 use crate::issuers::ari::AriJob;
 use crate::issuers::orders::OrderJob;
+use crate::jobs::{Attempt, JobHandler, JobKind, give_up as permanent};
 use crate::lifecycle::renewal::RenewJob;
 use crate::lifecycle::validation::ValidateJob;
 use crate::notify::Notification;

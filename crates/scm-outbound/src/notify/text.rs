@@ -226,7 +226,10 @@ pub fn render(n: &Notification) -> (String, String) {
             record_value,
         } => {
             details.push(("Domain", domain.clone()));
-            details.push(("Record", format!("{record_name} {record_type} {record_value}")));
+            details.push((
+                "Record",
+                format!("{record_name} {record_type} {record_value}"),
+            ));
             (
                 certificate_id,
                 name,

@@ -519,6 +519,7 @@ impl Rfc2136Updater {
         };
         let context = Context {
             key: self.signer.signer_name(),
+            algorithm: &self.algorithm,
             zone: &self.zone,
             name,
         };
@@ -561,6 +562,7 @@ fn net_error(e: &NetError) -> String {
 /// What an answer is judged against.
 struct Context<'a> {
     key: &'a Name,
+    algorithm: &'a str,
     zone: &'a Name,
     name: &'a Name,
 }
@@ -602,13 +604,14 @@ fn judge(
             "SERVFAIL: the server failed to apply the update",
         )),
         (code, Some(TsigError::BadSig)) => Err(Failure::permanent(format!(
-            "{}/BADSIG: the server refused the TSIG signature of key {key} (its secret or \
-             algorithm differs from the server's)",
+            "{}/BADSIG: the server refused the TSIG signature of key {key} (the secret in \
+             dns01.tsig_secret_file is not the server's)",
             rcode_name(code)
         ))),
         (code, Some(TsigError::BadKey)) => Err(Failure::permanent(format!(
-            "{}/BADKEY: the server does not know TSIG key {key} with this algorithm",
-            rcode_name(code)
+            "{}/BADKEY: the server does not know TSIG key {key} with algorithm {}",
+            rcode_name(code),
+            cx.algorithm
         ))),
         (code, Some(TsigError::BadTime)) => Err(Failure::permanent(format!(
             "{}/BADTIME: the server's clock and ours differ by more than {FUDGE} s (TSIG)",
@@ -960,6 +963,7 @@ mod tests {
         let name = parse_name("_acme-challenge.www.shop.test").unwrap();
         let cx = Context {
             key: &key(),
+            algorithm: "hmac-sha256",
             zone: &zone,
             name: &name,
         };
@@ -979,7 +983,7 @@ mod tests {
             (
                 ResponseCode::NotAuth,
                 Some(TsigError::BadKey),
-                ["NOTAUTH/BADKEY", "openscm."],
+                ["NOTAUTH/BADKEY", "openscm. with algorithm hmac-sha256"],
             ),
             (
                 ResponseCode::NotAuth,
@@ -1008,6 +1012,7 @@ mod tests {
         let zone = parse_name("shop.test.").unwrap();
         let cx = Context {
             key: &key(),
+            algorithm: "hmac-sha256",
             zone: &zone,
             name: &zone,
         };

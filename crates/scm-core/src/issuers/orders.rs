@@ -57,6 +57,9 @@ const TOKEN_TTL: Duration = Duration::from_secs(7 * 86_400);
 /// How long after a CA-side failure with no other issuer to try the same issuer is tried again.
 const RETRY_SAME: Duration = Duration::from_secs(60);
 
+/// How long after every issuer refused an order the first is asked again.
+const REFUSED_AGAIN: Duration = Duration::from_secs(3600);
+
 /// The input of an `acme-order` job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct OrderJob {
@@ -1551,7 +1554,13 @@ impl Scm {
                         },
                     )
                     .await?;
-                self.next_issuer(cert, order, &why, actor).await
+                // Every issuer refused: the first again, after an hour (a refusal does not pass
+                // in a minute).
+                let step = self.next_issuer(cert, order, &why, actor).await?;
+                Ok(match step {
+                    Step::Wait(at) => Step::Wait(at.max(now.saturating_add(millis(REFUSED_AGAIN)))),
+                    done => done,
+                })
             }
         }
     }

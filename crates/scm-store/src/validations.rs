@@ -41,6 +41,9 @@ pub trait Validations: Send + Sync {
         make_value: &(dyn Fn() -> String + Send + Sync),
         now_ms: i64,
     ) -> Result<Vec<ValidationRecord>>;
+    /// The value of a validation of `name` (any account) whose first 16 characters are
+    /// `prefix`: the content of a FILE validation OpenSCM serves itself.
+    async fn validation_file(&self, name: &str, prefix: &str) -> Result<Option<String>>;
     /// Records how a check of `name` ended.
     async fn record_check(
         &self,
@@ -86,6 +89,19 @@ impl Validations for SqlStore {
             }
             Ok(out)
         })
+    }
+
+    async fn validation_file(&self, name: &str, prefix: &str) -> Result<Option<String>> {
+        Ok(db_run!(&self.pool, |p| {
+            sqlx::query_scalar(
+                "SELECT value FROM domain_validations WHERE name = $1 \
+                 AND substr(value, 1, 16) = $2 LIMIT 1",
+            )
+            .bind(name)
+            .bind(prefix)
+            .fetch_optional(p)
+            .await?
+        }))
     }
 
     async fn record_check(

@@ -652,6 +652,10 @@ impl scm_store::Validations for RemoteStore {
             .validation_records(account, names, make_value, now_ms)
             .await
     }
+    async fn validation_file(&self, name: &str, prefix: &str) -> Result<Option<String>> {
+        self.wire().await;
+        self.inner.validation_file(name, prefix).await
+    }
     async fn record_check(
         &self,
         account: &DomainId,

@@ -159,6 +159,32 @@ impl Scm {
             .collect())
     }
 
+    /// The content of the FILE validation file `file` of `host` (the request's `Host`, a port
+    /// allowed), when OpenSCM answers on the name's port 80 itself (`[acme] http01_listen`).
+    pub async fn hosted_validation_file(
+        &self,
+        host: &str,
+        file: &str,
+    ) -> Result<Option<String>, DomainError> {
+        let Some(prefix) = file
+            .strip_prefix("openscm-")
+            .and_then(|f| f.strip_suffix(".txt"))
+            .filter(|p| p.len() == 16 && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+        else {
+            return Ok(None);
+        };
+        let name = host
+            .rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(h, _)| h)
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        let Ok(name) = DnsName::parse(&name) else {
+            return Ok(None);
+        };
+        Ok(self.store.validation_file(name.as_str(), prefix).await?)
+    }
+
     fn proof(&self, name: &str, value: &str, method: Method) -> Proof {
         match method {
             Method::Dns => Proof {

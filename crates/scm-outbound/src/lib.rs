@@ -1,5 +1,5 @@
-//! Every connection OpenSCM opens: outbound HTTP now; push targets, notifiers, ACME and DNS
-//! adapters live here too.
+//! Every connection OpenSCM opens: outbound HTTP, push targets, notifiers, ACME and DNS
+//! adapters.
 //!
 //! A certificate manager is handed URLs by its users (webhook targets, notification endpoints,
 //! ACME directories). Each of them is a way to make the server reach somewhere the operator never
@@ -9,6 +9,8 @@
 //!
 //! - [`http`]: the one outbound HTTP client ([`http::OutboundHttp`]), guarded by the operator's
 //!   [`http::EgressPolicy`];
+//! - [`acme`]: ACME certificate authorities (the domain's `AcmeCa`, on instant-acme), with
+//!   their configuration;
 //! - [`dns`]: the DNS lookups of domain validation ([`dns::TxtResolver`]);
 //! - [`dcv`]: the file fetch of domain validation ([`dcv::ValidationFileFetcher`]), through
 //!   [`http::OutboundHttp`];
@@ -25,6 +27,7 @@
 //! the binary's config aggregates them.
 #![deny(missing_docs)]
 
+pub mod acme;
 pub mod dcv;
 pub mod deploy;
 pub mod dns;

@@ -1,0 +1,38 @@
+//! ACME issuers (RFC 8555, with ARI, RFC 9773): the domain's
+//! [`AcmeCa`](scm_core::issuers::acme::AcmeCa) on instant-acme, and the configuration of an
+//! `[[issuers]]` entry with `kind = "acme"`.
+//!
+//! - [`config`]: [`AcmeIssuerConfig`] (the TOML keys) and [`acme_ca`], which checks it, reads
+//!   its files and builds the CA without contacting it;
+//! - `client`: the calls, each stateless: the account is rebuilt from the stored credentials
+//!   and the issuer's cached directory, and failures are classified for the order job
+//!   ([`AcmeError`](scm_core::issuers::acme::AcmeError));
+//! - `http`: instant-acme's `HttpClient` over our reqwest (rustls on aws-lc-rs, the machine's
+//!   roots plus `trust_roots_file`);
+//! - `ari`: the ARI certificate id and renewal window.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use scm_outbound::acme::{AcmeIssuerConfig, acme_ca};
+//!
+//! let config: AcmeIssuerConfig = toml::from_str(
+//!     r#"
+//!     name = "pebble"
+//!     kind = "acme"
+//!     directory_url = "https://127.0.0.1:14000/dir"
+//!     contact = "mailto:ops@shop.test"
+//!     trust_roots_file = "/etc/openscm/pebble-listener-ca.pem"
+//!     "#,
+//! )?;
+//! let ca = acme_ca(&config)?;
+//! let account = ca.create_account().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod ari;
+mod client;
+pub mod config;
+mod http;
+
+pub use config::{AcmeIssuerConfig, acme_ca};

@@ -661,19 +661,27 @@ async fn order_view(
     while let Some(next) = stream.next().await {
         let handle = next?;
         let identifier = handle.identifier();
+        let mut challenges: Vec<ChallengeView> = handle
+            .challenges
+            .iter()
+            .filter_map(|c| challenge_view(c, thumbprint))
+            .collect();
+        // A stable order (CAs such as Pebble list them in a different order on each fetch).
+        challenges.sort_by_key(|c| match c.kind {
+            ChallengeKind::Http01 => 0,
+            ChallengeKind::Dns01 => 1,
+        });
         authorizations.push(AuthorizationView {
             url: handle.url().to_owned(),
             // Without `*.`: the identifier's value (the wildcard is a flag).
             name: identifier.identifier.authorized(false).to_string(),
             wildcard: identifier.wildcard,
             status: authorization_status(handle.status),
-            challenges: handle
-                .challenges
-                .iter()
-                .filter_map(|c| challenge_view(c, thumbprint))
-                .collect(),
+            challenges,
         });
     }
+    // A stable order here too: Pebble lists an order's authorizations differently each time.
+    authorizations.sort_by(|a, b| (&a.name, a.wildcard).cmp(&(&b.name, b.wildcard)));
     let url = order.url().to_owned();
     let state = order.state();
     let finalize = state.finalize.clone();

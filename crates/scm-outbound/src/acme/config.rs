@@ -98,7 +98,7 @@ fn default_timeout_seconds() -> u64 {
 
 impl AcmeIssuerConfig {
     /// The configured challenge types, in order; an unknown, repeated or missing one is an error
-    /// naming the key.
+    /// naming the key (`challenges: ...`; the caller names the issuer, as [`acme_ca`] does).
     pub fn challenge_kinds(&self) -> Result<Vec<ChallengeKind>, String> {
         if self.challenges.is_empty() {
             return Err("challenges: needs at least one of \"http-01\", \"dns-01\"".into());

@@ -11,6 +11,11 @@
 //!   roots plus `trust_roots_file`);
 //! - `ari`: the ARI certificate id and renewal window.
 //!
+//! The CA is reached with a reqwest client of the issuer's own rather than
+//! [`OutboundHttp`](crate::http::OutboundHttp): its directory URL is the operator's
+//! configuration, not a user's URL (so the egress policy, which guards users' URLs, does not
+//! apply; a private or loopback CA is allowed), and it may need trust roots of its own.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use scm_outbound::acme::{AcmeIssuerConfig, acme_ca};

@@ -1,8 +1,9 @@
 //! The one outbound HTTP client of OpenSCM, and the egress policy that bounds it.
 //!
-//! Every adapter that speaks HTTP to the outside world (webhook push targets, webhook notifiers,
-//! ACME, HTTP-01 self-checks) sends through [`OutboundHttp`], never through a client of its own,
-//! so that the operator's [`EgressPolicy`] holds for all of them:
+//! Every adapter that sends HTTP to URLs users give (webhook push targets, webhook notifiers,
+//! HTTP-01 self-checks) sends through [`OutboundHttp`], never through a client of its own, so
+//! that the operator's [`EgressPolicy`] holds for all of them. (ACME CAs are the operator's own
+//! configuration, like the mail server, and have a client of their own: see `crate::acme`.)
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), scm_outbound::http::OutboundError> {

@@ -1,5 +1,8 @@
 //! The integration tests of scm-outbound, against real peers (one binary, many modules):
 //!
+//! - [`acme`]: the ACME adapter against Pebble (with challtestsrv as its DNS): accounts with and
+//!   without EAB, http-01 and dns-01 orders to chains that verify, an order resumed after a
+//!   restart, revocation, and the classification of failures;
 //! - [`dns`]: [`scm_outbound::dns::TxtResolver`] against `pebble-challtestsrv` (TXT records set
 //!   and cleared, SERVFAIL, addresses) and BIND (no cache despite long TTLs; authoritative mode
 //!   with two servers that disagree, and with servers that cannot be asked);
@@ -24,6 +27,7 @@
     clippy::indexing_slicing
 )]
 
+mod acme;
 mod dcv_fetch;
 mod dns;
 mod haproxy;

@@ -2,15 +2,19 @@
 //! ports and stopped when dropped: `pebble-challtestsrv` (Debian `pebble`) as a DNS server whose
 //! TXT records a test sets and clears, BIND's `named` (Debian `bind9`) as an authoritative
 //! server of zones a test writes, a tiny HTTP/1.1 responder, aiosmtpd (Debian
-//! `python3-aiosmtpd`) as a mail server, and a TLS server with certificates of a test CA.
+//! `python3-aiosmtpd`) as a mail server, a TLS server with certificates of a test CA, and Pebble
+//! (Debian `pebble`) as an ACME CA.
 //!
 //! A missing binary fails the test that needs it, with the package to install: these tests are
 //! the only proof that the DNS and file checks work against real servers, so they never skip.
+//! The ACME tests are the exception asked of them: without Pebble they fail under `CI=true`
+//! and are skipped with a `SKIPPED:` line elsewhere ([`pebble::installed`]).
 
 pub mod challtestsrv;
 pub mod haproxy;
 pub mod http;
 pub mod named;
+pub mod pebble;
 pub mod smtp;
 pub mod tls;
 

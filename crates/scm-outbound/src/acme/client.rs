@@ -74,6 +74,8 @@ struct Directory {
     document: serde_json::Value,
     /// ARI's endpoint, when offered.
     renewal_info: Option<String>,
+    /// Its length as JSON text (to size the buffer credentials are rebuilt in).
+    document_len: usize,
     /// The names of the profiles offered (`meta.profiles`), when the CA lists any.
     profiles: Option<Vec<String>>,
     fetched: Instant,
@@ -194,6 +196,7 @@ impl AcmeClient {
         tracing::debug!(issuer = %self.name, ari = renewal_info.is_some(), "ACME directory fetched");
         Ok(Directory {
             document,
+            document_len: body.len(),
             renewal_info,
             profiles,
             fetched: Instant::now(),
@@ -230,7 +233,7 @@ impl AcmeClient {
             urls: &directory.document,
         };
         let mut text = Zeroizing::new(Vec::with_capacity(
-            secret.0.len() + directory.document.to_string().len() + 64,
+            secret.0.len() + directory.document_len + 64,
         ));
         serde_json::to_writer(&mut *text, &inline).map_err(|_| unreadable())?;
         let credentials: AccountCredentials =

@@ -702,3 +702,161 @@ async fn secret_files_others_may_read_are_refused() {
     acme_ca(&c).unwrap();
     assert!(Path::new(&p).exists());
 }
+
+/// An HTTPS responder on loopback (a certificate of a test CA), one request per connection,
+/// answering what `handler` returns for the request target; what it was asked is recorded.
+async fn https_responder(
+    ca: &crate::support::tls::TestCa,
+    handler: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+) -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let leaf = ca.leaf(&["127.0.0.1"]);
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    let handler = Arc::new(handler);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, log, handler) =
+                (acceptor.clone(), Arc::clone(&log), Arc::clone(&handler));
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head);
+                let target = text.split(' ').nth(1).unwrap_or_default().to_owned();
+                log.lock().unwrap().push(target.clone());
+                let _ = tls.write_all(&handler(&target)).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// A certificate whose ARI CertID is RFC 9773's example (`aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE`).
+fn rfc9773_certificate() -> Vec<u8> {
+    let mut ca_params = CertificateParams::default();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(vec![
+        0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40, 0x41, 0xE1, 0xB3, 0x7B, 0x84, 0x7B, 0xA0, 0xAE,
+        0x2C, 0xDE, 0x01, 0xC8, 0xD4,
+    ]);
+    let issuer = rcgen::Issuer::new(ca_params, KeyPair::generate().unwrap());
+    let mut params = CertificateParams::new(vec!["www.shop.test".to_owned()]).unwrap();
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x87, 0x65, 0x43, 0x21]));
+    params.use_authority_key_identifier_extension = true;
+    params
+        .signed_by(&KeyPair::generate().unwrap(), &issuer)
+        .unwrap()
+        .der()
+        .to_vec()
+}
+
+/// Pebble 2.4 has no ARI: a stand-in directory with `renewalInfo` checks the request the
+/// adapter makes and how it reads the answers (the e2e suite has a fuller stand-in).
+#[tokio::test]
+async fn renewal_information_is_asked_for_by_certid() {
+    let ca = crate::support::tls::TestCa::new("ari stand-in");
+    let root = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(root.path(), ca.root_pem()).unwrap();
+    let base: Arc<Mutex<String>> = Arc::default();
+    let served = Arc::clone(&base);
+    let (addr, seen) = https_responder(&ca, move |target| {
+        let base = served.lock().unwrap().clone();
+        let json = |status: &str, extra: &str, body: String| {
+            response(
+                status,
+                &format!("Content-Type: application/json\r\n{extra}"),
+                body.as_bytes(),
+            )
+        };
+        match target {
+            "/dir" => json(
+                "200 OK",
+                "",
+                serde_json::json!({
+                    "newNonce": format!("{base}/nonce"),
+                    "newAccount": format!("{base}/account"),
+                    "newOrder": format!("{base}/order"),
+                    "renewalInfo": format!("{base}/ari/"),
+                })
+                .to_string(),
+            ),
+            "/ari/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE" => json(
+                "200 OK",
+                "Retry-After: 21600\r\n",
+                r#"{"suggestedWindow":{"start":"2025-01-02T04:00:00Z","end":"2025-01-03T04:00:00Z"},
+                    "explanationURL":"https://acme.example.com/docs/ari"}"#
+                    .into(),
+            ),
+            _ => json(
+                "404 Not Found",
+                "",
+                r#"{"type":"urn:ietf:params:acme:error:malformed","detail":"unknown certificate","status":404}"#.into(),
+            ),
+        }
+    })
+    .await;
+    *base.lock().unwrap() = format!("https://{addr}");
+    let adapter = acme_ca(&AcmeIssuerConfig {
+        trust_roots_file: Some(root.path().to_owned()),
+        ..config(&format!("https://{addr}/dir"), None)
+    })
+    .unwrap();
+    assert!(adapter.offers_ari().await.unwrap());
+    let window = adapter
+        .renewal_info(&rfc9773_certificate())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (window.start_ms, window.end_ms),
+        (1_735_790_400_000, 1_735_876_800_000)
+    );
+    assert_eq!(window.retry_after, Some(Duration::from_secs(21600)));
+    assert_eq!(
+        window.explanation_url.as_deref(),
+        Some("https://acme.example.com/docs/ari")
+    );
+    // The trailing slash of renewalInfo is not doubled.
+    assert!(
+        seen.lock()
+            .unwrap()
+            .contains(&"/ari/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE".to_owned()),
+        "{seen:?}"
+    );
+    // A certificate the CA does not know.
+    let other = ca.leaf(&["www.shop.test"]);
+    let e = adapter.renewal_info(&other.der).await.unwrap_err();
+    assert!(
+        matches!(&e, AcmeError::Refused { problem } if problem.detail == "unknown certificate"),
+        "{e:?}"
+    );
+}

@@ -106,14 +106,15 @@ struct Call {
     trace: Trace,
 }
 
-/// How a failure of a call is read.
+/// How a failure of a call is read. [`AcmeError::Gone`] names either the order the call was
+/// about or the account, never another URL, so that the domain can tell which is lost.
 #[derive(Clone, Copy)]
 struct Context<'a> {
     /// The account's URL, for `accountDoesNotExist`.
     account_url: Option<&'a str>,
-    /// Whether a 404 means the URL asked for is gone (orders, authorizations, challenges), as
-    /// opposed to a wrong endpoint.
-    gone_on_404: bool,
+    /// The order the call is about: a 404 on it or its parts (authorizations, challenges) means
+    /// it is gone. `None`: a 404 is a wrong endpoint (newOrder, revokeCert), a refusal.
+    order_url: Option<&'a str>,
 }
 
 impl AcmeClient {
@@ -278,7 +279,7 @@ impl AcmeClient {
         let call = self.call(secret).await?;
         let context = Context {
             account_url: Some(call.account.id()),
-            gone_on_404: false,
+            order_url: None,
         };
         let identifiers: Vec<Identifier> = spec
             .names
@@ -322,6 +323,7 @@ impl AcmeClient {
         };
         let mut order = placed.map_err(|e| self.classify(e, &call.trace, context))?;
         let thumbprint = call.account.key_thumbprint().to_owned();
+        let url = order.url().to_owned();
         order_view(&mut order, &thumbprint, &call.trace)
             .await
             .map_err(|e| {
@@ -329,7 +331,7 @@ impl AcmeClient {
                     e,
                     &call.trace,
                     Context {
-                        gone_on_404: true,
+                        order_url: Some(&url),
                         ..context
                     },
                 )
@@ -338,7 +340,7 @@ impl AcmeClient {
 
     async fn order_inner(&self, secret: &AccountSecret, url: &str) -> Result<OrderView, AcmeError> {
         let call = self.call(secret).await?;
-        let context = gone_context(&call);
+        let context = order_context(&call, url);
         let thumbprint = call.account.key_thumbprint().to_owned();
         let result = async {
             let mut order = call.account.order(url.to_owned()).await?;
@@ -355,7 +357,7 @@ impl AcmeClient {
         challenge_url: &str,
     ) -> Result<(), AcmeError> {
         let call = self.call(secret).await?;
-        let context = gone_context(&call);
+        let context = order_context(&call, order_url);
         let result = async {
             let mut order = call.account.order(order_url.to_owned()).await?;
             let mut authorizations = order.authorizations();
@@ -382,8 +384,10 @@ impl AcmeClient {
         .await;
         match result {
             Ok(true) => Ok(()),
+            // Not a challenge of this order (any more): the order the domain holds is not the
+            // CA's; a new one is needed.
             Ok(false) => Err(AcmeError::Gone {
-                url: challenge_url.to_owned(),
+                url: order_url.to_owned(),
             }),
             Err(e) => Err(self.classify(e, &call.trace, context)),
         }
@@ -396,7 +400,7 @@ impl AcmeClient {
         csr_der: &[u8],
     ) -> Result<OrderView, AcmeError> {
         let call = self.call(secret).await?;
-        let context = gone_context(&call);
+        let context = order_context(&call, order_url);
         let thumbprint = call.account.key_thumbprint().to_owned();
         let result = async {
             let mut order = call.account.order(order_url.to_owned()).await?;
@@ -413,7 +417,7 @@ impl AcmeClient {
         order_url: &str,
     ) -> Result<Option<String>, AcmeError> {
         let call = self.call(secret).await?;
-        let context = gone_context(&call);
+        let context = order_context(&call, order_url);
         let result = async {
             let mut order = call.account.order(order_url.to_owned()).await?;
             let state = order.state();
@@ -525,7 +529,7 @@ impl AcmeClient {
                 &call.trace,
                 Context {
                     account_url: Some(call.account.id()),
-                    gone_on_404: false,
+                    order_url: None,
                 },
             )),
         }
@@ -557,7 +561,7 @@ impl AcmeClient {
                 &trace,
                 Context {
                     account_url: None,
-                    gone_on_404: false,
+                    order_url: None,
                 },
             )
         })?;
@@ -645,11 +649,11 @@ impl AcmeCa for AcmeClient {
     }
 }
 
-/// The context of calls on URLs the domain holds (orders and their parts).
-fn gone_context(call: &Call) -> Context<'_> {
+/// The context of calls about the order at `order_url`.
+fn order_context<'a>(call: &'a Call, order_url: &'a str) -> Context<'a> {
     Context {
         account_url: Some(call.account.id()),
-        gone_on_404: true,
+        order_url: Some(order_url),
     }
 }
 
@@ -832,9 +836,12 @@ fn classify(err: instant_acme::Error, last: Option<&Exchange>, context: Context<
     let status = last.and_then(|e| e.status);
     let retry_after = last.and_then(|e| e.retry_after);
     let gone = |status: Option<u16>| {
-        (context.gone_on_404 && status == Some(404)).then(|| AcmeError::Gone {
-            url: last.map(|e| e.url.clone()).unwrap_or_default(),
-        })
+        context
+            .order_url
+            .filter(|_| status == Some(404))
+            .map(|url| AcmeError::Gone {
+                url: url.to_owned(),
+            })
     };
     // A failure with no problem document: the status decides.
     let without_problem = |reason: String| {
@@ -917,8 +924,9 @@ mod tests {
     }
 
     fn seen(status: Option<u16>, retry_after: Option<u64>) -> Exchange {
+        // The failing request may be about a part of the order (here an authorization).
         Exchange {
-            url: "https://ca.test/order/1".into(),
+            url: "https://ca.test/authz/3".into(),
             status,
             retry_after: retry_after.map(Duration::from_secs),
         }
@@ -926,11 +934,11 @@ mod tests {
 
     const ORDERS: Context<'static> = Context {
         account_url: Some("https://ca.test/acct/7"),
-        gone_on_404: true,
+        order_url: Some("https://ca.test/order/1"),
     };
     const ENDPOINTS: Context<'static> = Context {
         account_url: Some("https://ca.test/acct/7"),
-        gone_on_404: false,
+        order_url: None,
     };
 
     #[test]

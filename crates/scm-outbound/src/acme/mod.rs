@@ -11,6 +11,26 @@
 //!   roots plus `trust_roots_file`);
 //! - `ari`: the ARI certificate id and renewal window.
 //!
+//! How failures are classified:
+//! - `Unavailable`: no answer (refused, timed out, broken off), a 5xx or `serverInternal`, a
+//!   `badNonce` still refused after instant-acme's own immediate retries (three attempts), an
+//!   answer that cannot be read; with the CA's `Retry-After` when it sent one;
+//! - `RateLimited`: `rateLimited`, with the answer's `Retry-After` (else `None`);
+//! - `Refused`: every other problem document (`unauthorized`, `rejectedIdentifier`, `caa`,
+//!   `badCSR`, `externalAccountRequired`, `malformed`, `orderNotReady`, ...), a 4xx on an
+//!   endpoint, an invalid order asked for its certificate, an unknown reason code;
+//! - `Gone { url }`: `url` is the order asked about when the CA answers 404 for it or its
+//!   parts, or when the challenge answered is not the order's; it is the account's URL (the
+//!   `id` of the stored credentials) on `accountDoesNotExist`, or when the credentials were
+//!   made at another `directory_url`: then a new account is needed, not just a new order;
+//! - `Misconfigured`: the directory URL answers 4xx or something else than a directory, the
+//!   CA's certificate is not trusted (TLS), a profile the CA does not offer, unreadable stored
+//!   credentials.
+//!
+//! `alreadyRevoked` counts as a revocation done; `alreadyReplaced` (ARI) places the order again
+//! without `replaces`. The directory is fetched on first use, kept for six hours, and fetched
+//! again after a call that ended `Unavailable` or `Misconfigured`.
+//!
 //! The CA is reached with a reqwest client of the issuer's own rather than
 //! [`OutboundHttp`](crate::http::OutboundHttp): its directory URL is the operator's
 //! configuration, not a user's URL (so the egress policy, which guards users' URLs, does not

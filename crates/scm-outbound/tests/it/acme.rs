@@ -471,12 +471,17 @@ async fn orders_the_ca_does_not_know_are_gone() {
             .unwrap_err(),
         gone
     );
-    // A challenge URL that is not the order's.
+    // A challenge URL that is not the order's: that order is not the one to go on with.
     let e = ca
         .answer(&account, &view.url, &pebble.url("chalZ/nothing"))
         .await
         .unwrap_err();
-    assert!(matches!(e, AcmeError::Gone { .. }), "{e:?}");
+    assert_eq!(
+        e,
+        AcmeError::Gone {
+            url: view.url.clone()
+        }
+    );
 
     // Credentials made at another directory: this CA cannot know the account.
     let mut moved: serde_json::Value = serde_json::from_str(&account.0).unwrap();

@@ -189,6 +189,8 @@ pub trait Acme: Send + Sync {
         credentials_sealed: &[u8],
         now_ms: i64,
     ) -> Result<bool>;
+    /// Forgets `issuer`'s account (the CA no longer knows it): the next order makes a new one.
+    async fn delete_acme_account(&self, issuer: &str) -> Result<()>;
     /// No new order to `issuer`'s account before `until_ms` (`None`: lifts the pause).
     async fn pause_acme_account(
         &self,
@@ -286,6 +288,16 @@ impl Acme for SqlStore {
             .execute(p)
             .await?;
             Ok(done.rows_affected() == 1)
+        })
+    }
+
+    async fn delete_acme_account(&self, issuer: &str) -> Result<()> {
+        db_run!(&self.pool, |p| {
+            sqlx::query("DELETE FROM acme_accounts WHERE issuer = $1")
+                .bind(issuer)
+                .execute(p)
+                .await?;
+            Ok(())
         })
     }
 

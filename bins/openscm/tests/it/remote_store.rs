@@ -679,6 +679,10 @@ impl scm_store::Acme for RemoteStore {
         self.wire().await;
         self.inner.insert_acme_account(issuer, sealed, now_ms).await
     }
+    async fn delete_acme_account(&self, issuer: &str) -> Result<()> {
+        self.wire().await;
+        self.inner.delete_acme_account(issuer).await
+    }
     async fn pause_acme_account(
         &self,
         issuer: &str,

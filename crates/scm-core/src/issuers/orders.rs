@@ -772,6 +772,9 @@ impl Scm {
             ("placed" | "finalizing", Some(url)) => {
                 match issuer.ca.order(&account, &url).await {
                     Ok(v) => v,
+                    Err(AcmeError::Gone { url: gone }) if gone != url => {
+                        return Err(StepError::Acme(AcmeError::Gone { url: gone }));
+                    }
                     Err(AcmeError::Gone { .. }) => {
                         // The CA lost the order: place a new one.
                         order.row.state = "new".into();
@@ -1514,7 +1517,14 @@ impl Scm {
                 self.save(order).await?;
                 Ok(Step::Wait(until))
             }
-            AcmeError::Gone { .. } => {
+            AcmeError::Gone { url } => {
+                // The CA no longer knows the account (or the order): a new account, then a new
+                // order.
+                if order.row.order_url.as_deref() != Some(url.as_str()) {
+                    tracing::warn!(issuer = %issuer.name, "the CA no longer knows the ACME account; making a new one");
+                    self.store.delete_acme_account(&issuer.name).await?;
+                }
+                self.withdraw_challenges(order).await;
                 order.row.state = "new".into();
                 order.row.order_url = None;
                 self.save(order).await?;

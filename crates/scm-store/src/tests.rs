@@ -165,6 +165,8 @@ suite!(
     // --- console ---
     console_expiry_histogram_and_window,
     console_sessions_are_deleted_by_hash,
+    // --- acme ---
+    acme_orders_are_conditional_and_capped_per_ca_account,
 );
 
 fn ids(n: u8) -> (DomainId, ProjectId) {
@@ -3050,4 +3052,174 @@ async fn console_sessions_are_deleted_by_hash(db: TestDb) {
     assert!(store.delete_token(&t.token_hash).await.unwrap());
     assert!(store.token(&t.token_hash).await.unwrap().is_none());
     assert!(!store.delete_token(&t.token_hash).await.unwrap());
+}
+
+async fn acme_orders_are_conditional_and_capped_per_ca_account(db: TestDb) {
+    let store = db.store().await;
+    let (a, _) = account(1);
+    assert!(store.acme_account("ca").await.unwrap().is_none());
+    assert!(
+        store
+            .insert_acme_account("ca", b"sealed-1", 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .insert_acme_account("ca", b"sealed-2", 2)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .acme_account("ca")
+            .await
+            .unwrap()
+            .unwrap()
+            .credentials_sealed,
+        b"sealed-1"
+    );
+    store
+        .pause_acme_account("ca", Some(500), Some("rateLimited"), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .acme_account("ca")
+            .await
+            .unwrap()
+            .unwrap()
+            .paused_until_ms,
+        Some(500)
+    );
+    let order = |n: u32| AcmeOrderRecord {
+        cert_id: CertificateId::try_from(format!("scs100000000000{n}").as_str()).unwrap(),
+        seq: 1,
+        domain_id: a.domain_id.clone(),
+        issuer: "ca".into(),
+        issuer_index: 0,
+        state: "new".into(),
+        order_url: None,
+        key_sealed: None,
+        data: "{}".into(),
+        placed_ms: None,
+        error: None,
+        rev: 0,
+        created_ms: 10,
+        updated_ms: 10,
+    };
+    for n in 1..=3 {
+        assert!(store.insert_acme_order(&order(n)).await.unwrap());
+    }
+    assert!(!store.insert_acme_order(&order(1)).await.unwrap());
+    // Updates are conditional on the revision.
+    let mut o = order(1);
+    o.state = "placed".into();
+    assert!(store.update_acme_order(&o).await.unwrap());
+    assert!(
+        !store.update_acme_order(&o).await.unwrap(),
+        "stale revision"
+    );
+    // Two slots in the window: the third order waits for the oldest to leave it.
+    let place = |n: u32, at: i64, rev: i64| {
+        let mut o = order(n);
+        o.rev = rev;
+        o.state = "placing".into();
+        o.placed_ms = Some(at);
+        o
+    };
+    assert_eq!(
+        store
+            .take_order_slot(&place(1, 100, 1), 2, 0)
+            .await
+            .unwrap(),
+        OrderSlot::Taken
+    );
+    assert_eq!(
+        store
+            .take_order_slot(&place(2, 200, 0), 2, 0)
+            .await
+            .unwrap(),
+        OrderSlot::Taken
+    );
+    assert_eq!(
+        store
+            .take_order_slot(&place(3, 300, 0), 2, 0)
+            .await
+            .unwrap(),
+        OrderSlot::Full { oldest_ms: 100 }
+    );
+    assert_eq!(
+        store
+            .take_order_slot(&place(3, 300, 0), 2, 150)
+            .await
+            .unwrap(),
+        OrderSlot::Taken
+    );
+    assert_eq!(
+        store
+            .take_order_slot(&place(3, 300, 0), 9, 0)
+            .await
+            .unwrap(),
+        OrderSlot::Stale
+    );
+    let got = store
+        .acme_order(&order(3).cert_id, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.state.as_str(), got.placed_ms, got.rev),
+        ("placing", Some(300), 1)
+    );
+    assert_eq!(
+        store
+            .latest_acme_order(&order(3).cert_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .seq,
+        1
+    );
+    // Tokens: answered until they expire, removed with their certificate.
+    let cert = order(1).cert_id;
+    store
+        .put_acme_token("tok", "tok.thumb", &cert, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.acme_token("tok", 999).await.unwrap().as_deref(),
+        Some("tok.thumb")
+    );
+    assert_eq!(store.acme_token("tok", 1_000).await.unwrap(), None);
+    store.delete_acme_tokens(&cert, 0).await.unwrap();
+    assert_eq!(store.acme_token("tok", 0).await.unwrap(), None);
+    // A run of failures: counted within the window, started again after it, cleared.
+    let run = |at: i64| store.record_name_failure(&a.domain_id, "x.example", at, 1_000);
+    assert_eq!(run(10).await.unwrap().failures, 1);
+    assert_eq!(run(20).await.unwrap().failures, 2);
+    let late = run(2_000).await.unwrap();
+    assert_eq!((late.failures, late.first_ms), (1, 2_000));
+    let names = vec!["x.example".to_owned(), "y.example".to_owned()];
+    assert_eq!(
+        store
+            .name_failures(&a.domain_id, &names)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store
+        .clear_name_failures(&a.domain_id, &names)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .name_failures(&a.domain_id, &names)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.delete_acme_account("ca").await.unwrap();
+    assert!(store.acme_account("ca").await.unwrap().is_none());
 }

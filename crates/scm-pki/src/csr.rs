@@ -217,6 +217,18 @@ pub fn generate_csr(
     csr.pem().map_err(|_| PkiError::Crypto("CSR encoding"))
 }
 
+/// The DER of the first CSR block of `pem_text` (what an ACME `finalize` sends).
+///
+/// Errors: [`PkiError::BadCsrPem`] when there is no CSR block.
+pub fn csr_der(pem_text: &str) -> Result<Vec<u8>, PkiError> {
+    let blocks = pem::parse_many(pem_text).map_err(|_| PkiError::BadCsrPem)?;
+    blocks
+        .into_iter()
+        .find(|b| matches!(b.tag(), "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST"))
+        .map(|b| b.into_contents())
+        .ok_or(PkiError::BadCsrPem)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -468,16 +480,4 @@ pub(crate) mod tests {
             assert!(text.contains("verify OK"), "{text}");
         }
     }
-}
-
-/// The DER of the first CSR block of `pem_text` (what an ACME `finalize` sends).
-///
-/// Errors: [`PkiError::BadCsrPem`] when there is no CSR block.
-pub fn csr_der(pem_text: &str) -> Result<Vec<u8>, PkiError> {
-    let blocks = pem::parse_many(pem_text).map_err(|_| PkiError::BadCsrPem)?;
-    blocks
-        .into_iter()
-        .find(|b| matches!(b.tag(), "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST"))
-        .map(|b| b.into_contents())
-        .ok_or(PkiError::BadCsrPem)
 }

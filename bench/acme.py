@@ -34,8 +34,11 @@ VENV_PYTHON = REPO / ".venv-e2e" / "bin" / "python"
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 # The Huawei SDK (imported by the suite's helpers) writes ~/.huaweicloud/application_id when it
 # is imported: keep it out of the real home, as the suite does.
+# (One directory, kept across the re-execution under the venv's interpreter below.)
 import tempfile  # noqa: E402
-os.environ["HOME"] = tempfile.mkdtemp(prefix="openscm-bench-acme-home-")
+if not os.environ.get("OPENSCM_BENCH_ACME_HOME"):
+    os.environ["OPENSCM_BENCH_ACME_HOME"] = tempfile.mkdtemp(prefix="openscm-bench-acme-home-")
+os.environ["HOME"] = os.environ["OPENSCM_BENCH_ACME_HOME"]
 
 try:
     import requests  # noqa: F401

@@ -82,13 +82,26 @@ def _write_secret(path: Path, text: str):
 
 
 class _Timed:
-    """Records how long `start()` took (`start_seconds`), for the reports of the harness."""
+    """Records how long `start()` took (`start_seconds`), for the reports of the harness, and
+    starts again on new ports (up to 3 tries) when a port chosen free was taken by another
+    program before the component could bind it (what the program says then: `port_clash`)."""
 
     start_seconds = None
+    port_clash = ("address already in use", "unable to listen on any configured interfaces")
+
+    def reassign_ports(self):
+        raise NotImplementedError
 
     def start(self, timeout: float = 15.0):
         t0 = time.monotonic()
-        result = super().start(timeout=timeout)
+        for attempt in range(3):
+            try:
+                result = super().start(timeout=timeout)
+                break
+            except E2EError as exc:
+                if attempt == 2 or not any(m in str(exc) for m in self.port_clash):
+                    raise
+                self.reassign_ports()
         self.start_seconds = time.monotonic() - t0
         return result
 
@@ -238,10 +251,17 @@ class Named(_Timed, Component):
             _write_secret(path, keygen.stdout)
         self.conf_path = self.root / "named.conf"
         (self.root / "zone.db").write_text(ZONE_DB.format(zone=self.zone))
+        self._write_conf()
+
+    def _write_conf(self):
         self.conf_path.write_text(NAMED_CONF.format(
             D=self.root, port=self.port, zone=self.zone, key_name=self.key_name,
             harness_key_name=self.harness_key_name, openscm_key=self.key_path,
             harness_key=self.harness_key_path))
+
+    def reassign_ports(self):
+        self.port = free_dns_port()
+        self._write_conf()
 
     @property
     def addr(self) -> str:
@@ -284,7 +304,7 @@ class Named(_Timed, Component):
     def dig(self, rtype: str, name: str, check: bool = True) -> list:
         """What `dig +short` prints for `rtype` at `name` here, one entry per line, sorted."""
         result = subprocess.run(
-            [require_tool("dig"), "+short", "+time=2", "+tries=1", "@127.0.0.1", "-p", str(self.port),
+            [require_tool("dig"), "+short", "+time=2", "+tries=2", "@127.0.0.1", "-p", str(self.port),
              rtype, name], capture_output=True, text=True, timeout=10)
         if result.returncode != 0:
             if not check:
@@ -369,6 +389,21 @@ class Pebble(_Timed, Component):
         self.nonce_reject = nonce_reject
         self.cert_path, self.key_path = listener_ca.issue_server_cert(self.root)
         self.config_path = self.root / "pebble-config.json"
+        self.eab_kid = self.eab_hmac_key = self.eab_key_file = None
+        if eab:
+            self.eab_kid = "kid-1"
+            self.eab_hmac_key = EAB_KEYS["kid-1"]
+            self.eab_key_file = self.root / "eab-kid-1.key"
+            _write_secret(self.eab_key_file, self.eab_hmac_key + "\n")
+        self._write_config()
+        self.http = _session(self.trust_roots_file)
+
+    def reassign_ports(self):
+        # Only the ports Pebble binds: http_port and tls_port are the caller's (or nobody's).
+        self.acme_port, self.management_port = free_port(), free_port()
+        self._write_config()
+
+    def _write_config(self):
         config = {
             "listenAddress": f"127.0.0.1:{self.acme_port}",
             "managementListenAddress": f"127.0.0.1:{self.management_port}",
@@ -377,17 +412,11 @@ class Pebble(_Timed, Component):
             "httpPort": self.http_port,
             "tlsPort": self.tls_port,
             "ocspResponderURL": "",
-            "externalAccountBindingRequired": eab,
+            "externalAccountBindingRequired": self.eab,
         }
-        self.eab_kid = self.eab_hmac_key = self.eab_key_file = None
-        if eab:
+        if self.eab:
             config["externalAccountMACKeys"] = dict(EAB_KEYS)
-            self.eab_kid = "kid-1"
-            self.eab_hmac_key = EAB_KEYS["kid-1"]
-            self.eab_key_file = self.root / "eab-kid-1.key"
-            _write_secret(self.eab_key_file, self.eab_hmac_key + "\n")
         self.config_path.write_text(json.dumps({"pebble": config}, indent=2))
-        self.http = _session(self.trust_roots_file)
 
     @property
     def trust_roots_file(self) -> Path:
@@ -401,6 +430,28 @@ class Pebble(_Timed, Component):
     @property
     def management_url(self) -> str:
         return f"https://127.0.0.1:{self.management_port}"
+
+    @property
+    def http01_listen(self) -> str:
+        """`[acme] http01_listen` for OpenSCM: where Pebble's validator connects for http-01."""
+        return f"127.0.0.1:{self.http_port}"
+
+    def issuer_toml(self, name: str = "pebble", *, challenges=("http-01", "dns-01"),
+                    dns01: str = None, directory_url: str = None, extra: str = "") -> str:
+        """An `[[issuers]]` table (docs/issuers.md) for this Pebble: its directory (or
+        `directory_url`, e.g. an AriStandIn's), `trust_roots_file`, EAB when required, `dns01` (an
+        inline table such as `Named.dns01_toml()`) and `extra` lines as given."""
+        lines = ["[[issuers]]", f'name = "{name}"', 'kind = "acme"',
+                 f'directory_url = "{directory_url or self.directory_url}"',
+                 f'trust_roots_file = "{self.trust_roots_file}"',
+                 "challenges = [" + ", ".join(f'"{c}"' for c in challenges) + "]"]
+        if self.eab:
+            lines += [f'eab_kid = "{self.eab_kid}"', f'eab_hmac_key_file = "{self.eab_key_file}"']
+        if dns01:
+            lines.append(f"dns01 = {dns01}")
+        if extra:
+            lines.append(extra.strip())
+        return "\n".join(lines) + "\n"
 
     def command(self):
         return [self.binary, "-config", str(self.config_path), "-dnsserver", self.dns_server,

@@ -6,6 +6,7 @@ ARI stand-in serves Pebble's directory with `renewalInfo` and the windows a test
 import datetime as _dt
 import os
 import secrets
+import socket
 import stat
 import subprocess
 
@@ -16,8 +17,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from acme_support import (EAB_KEYS, AcmeProblem, AcmeTestClient, RefusedPort, ari_cert_id,
-                          b64u_decode)
+from acme_support import (EAB_KEYS, AcmeProblem, AcmeTestClient, Named, Pebble, RefusedPort,
+                          ari_cert_id, b64u_decode)
+from components import started
 from e2e_helpers import E2EError, ValidationWebServer, load_certs, openssl_verify, require_tool
 
 
@@ -102,6 +104,28 @@ def test_named_wildcard_gotcha_and_its_fix(named):
     assert named.dig("A", _name("other")) == ["127.0.0.1"]
 
 
+def test_a_port_taken_before_the_start_is_replaced(tmp_path, acme_listener_ca, named):
+    """Another program may bind a port between its choice and the component's bind: the
+    component starts again on new ports."""
+    tcp, udp = socket.socket(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with tcp, udp:
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen()
+        taken = tcp.getsockname()[1]
+        udp.bind(("127.0.0.1", taken))
+        dns = Named(tmp_path / "named")
+        dns.port = taken
+        dns._write_conf()
+        with started(dns):
+            assert dns.port != taken and dns.dig("A", "x.shop.test") == ["127.0.0.1"]
+        pebble = Pebble(tmp_path / "pebble", listener_ca=acme_listener_ca, dns_server=named.addr)
+        pebble.acme_port = taken
+        pebble._write_config()
+        with started(pebble):
+            assert pebble.acme_port != taken and pebble.ready()
+        assert "address already in use" in pebble.stderr_path.read_text() + pebble.stdout_path.read_text()
+
+
 # --------------------------------------------------------------------------- Pebble
 
 
@@ -182,6 +206,24 @@ def test_pebble_with_external_account_binding(make_pebble):
     client = AcmeTestClient(pebble.directory_url, pebble.trust_roots_file,
                             eab=(pebble.eab_kid, pebble.eab_hmac_key)).register()
     assert client.account_url.startswith(f"https://127.0.0.1:{pebble.acme_port}/")
+
+
+def test_issuer_toml_names_the_components(make_pebble, named):
+    import tomllib
+    plain, eab = make_pebble(), make_pebble(eab=True)
+    config = tomllib.loads(plain.issuer_toml("a", dns01=named.dns01_toml())
+                           + eab.issuer_toml("b", challenges=["http-01"], extra="max_orders = 5")
+                           + f'[acme]\nhttp01_listen = "{plain.http01_listen}"\n')
+    a, b = config["issuers"]
+    assert a == {"name": "a", "kind": "acme", "directory_url": plain.directory_url,
+                 "trust_roots_file": str(plain.trust_roots_file),
+                 "challenges": ["http-01", "dns-01"],
+                 "dns01": {"kind": "rfc2136", "server": named.addr, "zone": "shop.test.",
+                           "tsig_key_name": "openscm.", "tsig_algorithm": "hmac-sha256",
+                           "tsig_secret_file": str(named.key_path)}}
+    assert b["eab_kid"] == "kid-1" and b["eab_hmac_key_file"] == str(eab.eab_key_file)
+    assert b["challenges"] == ["http-01"] and b["max_orders"] == 5
+    assert config["acme"]["http01_listen"] == f"127.0.0.1:{plain.http_port}"
 
 
 def test_two_pebbles_at_once_beside_one_that_is_down(make_pebble, tmp_path):

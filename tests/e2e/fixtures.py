@@ -20,6 +20,8 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from components import ChallTestSrv, Nginx, started  # noqa: E402
+# ACME issuance: BIND, Pebble, the ARI stand-in (acme_support.py's fixtures, for both suites)
+from acme_support import acme_listener_ca, make_ari_standin, make_pebble, named  # noqa: E402,F401
 from e2e_helpers import (  # noqa: E402
     REPO_ROOT,
     PgBase,

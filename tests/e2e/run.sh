@@ -6,8 +6,8 @@
 #                                         before it runs the two suites side by side)
 #
 # - installs nginx, openssl, postgresql-client, prometheus (promtool), a Java runtime (keytool),
-#   chromium and chromium-driver, pebble (challtestsrv), dnsutils (dig), faketime, haproxy and wrk
-#   with apt-get when missing (we are root);
+#   chromium and chromium-driver, pebble (Pebble and challtestsrv), bind9 and bind9-utils (named),
+#   dnsutils (dig, nsupdate), lego, faketime, haproxy and wrk with apt-get when missing (we are root);
 # - creates/reuses the venv <repo>/.venv-e2e with tests/e2e/requirements.txt;
 # - creates a throwaway PostgreSQL database on 127.0.0.1:5432 (or, if nothing answers
 #   there, on a private cluster on 127.0.0.1:15432) and exports OPENSCM_TEST_PG_URL;
@@ -40,6 +40,13 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool: the sh
 command -v pebble-challtestsrv >/dev/null 2>&1 || missing+=(pebble)
 command -v dig >/dev/null 2>&1 || missing+=(dnsutils)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+# ACME issuance (acme_support.py): Pebble, BIND authoritative with TSIG updates (named,
+# tsig-keygen; named-checkconf), nsupdate, and lego as a reference client
+command -v pebble >/dev/null 2>&1 || missing+=(pebble)
+command -v named >/dev/null 2>&1 || missing+=(bind9)
+command -v named-checkconf >/dev/null 2>&1 || missing+=(bind9-utils)
+command -v nsupdate >/dev/null 2>&1 || missing+=(dnsutils)
+command -v lego >/dev/null 2>&1 || missing+=(lego)
 # test_deployment.py: HAProxy as a push target (runtime API), wrk as the load during its swaps
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)

@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""ACME benchmark: certificates issued per second through a real ACME CA, Debian's Pebble 2.4.0
+with real http-01 validation (PEBBLE_VA_NOSLEEP=1, no badNonce, no authorization reuse), every
+name resolved by a BIND `named` authoritative for shop.test. (all names 127.0.0.1); one order
+per certificate, one name each (bench-<i>.shop.test).
+
+The peer is lego (Debian 4.9.1), one `lego run` per certificate, all on one ACME account:
+- `--parallel 1` (default): one run after the other, each with lego's own http-01 listener
+  (`--http --http.port 127.0.0.1:<httpPort>`): lego listens only while it runs, and two runs
+  cannot share the port;
+- `--parallel K` (K > 1): K runs at once; each writes its token into one shared webroot
+  (`--http.webroot`) that a small HTTP server of this script serves on httpPort. The first run
+  goes alone (it registers the account), then up to K at once.
+The time is wall-clock from the first lego start to the last lego exit. lego sleeps 5 s after
+answering a challenge before it first looks at the authorization (Pebble sends no Retry-After),
+which is most of its time per certificate: the figure is lego's, not Pebble's, limit.
+
+OpenSCM's side of the same benchmark is the hook `openscm_side()` below (not written yet).
+
+    bench/acme.py [--certificates N] [--parallel K] [--keep]
+
+It runs under the e2e suite's venv (<repo>/.venv-e2e, made by `tests/e2e/run.sh --prepare-only`)
+and uses the suite's components (tests/e2e/acme_support.py); started with another interpreter it
+runs itself again with the venv's. Needs pebble, lego and bind9 (Debian packages).
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_PYTHON = REPO / ".venv-e2e" / "bin" / "python"
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+# The Huawei SDK (imported by the suite's helpers) writes ~/.huaweicloud/application_id when it
+# is imported: keep it out of the real home, as the suite does.
+# (One directory, kept across the re-execution under the venv's interpreter below.)
+import tempfile  # noqa: E402
+if not os.environ.get("OPENSCM_BENCH_ACME_HOME"):
+    os.environ["OPENSCM_BENCH_ACME_HOME"] = tempfile.mkdtemp(prefix="openscm-bench-acme-home-")
+os.environ["HOME"] = os.environ["OPENSCM_BENCH_ACME_HOME"]
+
+try:
+    import requests  # noqa: F401
+    from acme_support import ListenerCA, Named, Pebble
+    from e2e_helpers import free_port, require_tool
+except ImportError as exc:
+    if VENV_PYTHON.exists() and Path(sys.executable) != VENV_PYTHON:
+        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), __file__, *sys.argv[1:]])
+    sys.exit(f"bench/acme.py: {exc}; make the venv first: tests/e2e/run.sh --prepare-only")
+
+import concurrent.futures  # noqa: E402
+import functools  # noqa: E402
+import http.server  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+
+def machine() -> str:
+    """As the Rust benchmarks say it (bench/src/lib.rs machine())."""
+    model, mem_kib = "unknown processor", 0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}, {mem_kib / 1048576:.1f} GiB"
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a running process (from /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Webroot:
+    """The webroot the lego runs write their tokens into, served over plain HTTP on
+    127.0.0.1:`port` (Pebble's httpPort) by a thread of this process."""
+
+    def __init__(self, root: Path, port: int):
+        self.root = root
+        (root / ".well-known" / "acme-challenge").mkdir(parents=True, exist_ok=True)
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", port), functools.partial(Handler, directory=str(root)))
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+
+def lego_side(args, work: Path, pebble: Pebble) -> dict:
+    """N lego runs against `pebble`; returns the figures, or exits with lego's words on a failure."""
+    lego = require_tool("lego")
+    path = work / "lego"
+    env = dict(os.environ, LEGO_CA_CERTIFICATES=str(pebble.trust_roots_file))
+    if args.parallel > 1:
+        solver = ["--http", "--http.webroot", str(work / "webroot")]
+    else:
+        solver = ["--http", "--http.port", f"127.0.0.1:{pebble.http_port}"]
+
+    def one(i: int) -> float:
+        name = f"bench-{i}.shop.test"
+        t0 = time.monotonic()
+        result = subprocess.run(
+            [lego, "--server", pebble.directory_url, "--accept-tos", "--email", "bench@shop.test",
+             "--path", str(path), "-d", name, *solver, "run"],
+            env=env, capture_output=True, text=True, timeout=args.timeout)
+        took = time.monotonic() - t0
+        if result.returncode != 0 or not (path / "certificates" / f"{name}.crt").exists():
+            raise RuntimeError(f"lego run for {name} failed ({result.returncode}):\n"
+                               f"{result.stdout}{result.stderr}\n{pebble.output()}")
+        return took
+
+    orders_before = len(pebble.orders_created())
+    issued_before = len(pebble.issued_serials())
+    pebble_cpu0, lego_cpu0 = cpu_seconds(pebble.proc.pid), children_cpu()
+    durations = []
+    t0 = time.monotonic()
+    if args.parallel > 1:
+        with Webroot(work / "webroot", pebble.http_port):
+            durations.append(one(0))  # alone: it registers the account the others use
+            with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
+                durations += list(pool.map(one, range(1, args.certificates)))
+    else:
+        for i in range(args.certificates):
+            durations.append(one(i))
+    wall = time.monotonic() - t0
+    orders = len(pebble.orders_created()) - orders_before
+    issued = len(pebble.issued_serials()) - issued_before
+    if orders != args.certificates or issued != args.certificates:
+        sys.exit(f"Pebble saw {orders} orders and issued {issued} certificates, "
+                 f"not {args.certificates}:\n{pebble.output()}")
+    return {
+        "wall": wall,
+        "rate": args.certificates / wall,
+        "min": min(durations),
+        "p50": statistics.median(durations),
+        "max": max(durations),
+        "lego_cpu": (children_cpu() - lego_cpu0) / args.certificates,
+        "pebble_cpu": (cpu_seconds(pebble.proc.pid) - pebble_cpu0) / args.certificates,
+        # ru_maxrss: the largest single child (a lego run) so far, KiB on Linux
+        "lego_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
+
+
+def openscm_side(args, work: Path, named: Named, pebble: Pebble):
+    """HOOK (server side, to be written): the same N certificates issued by OpenSCM.
+
+    Start the openscm binary ($OPENSCM_BIN, else <repo>/target/release/openscm; see
+    tests/e2e/e2e_helpers.Server) with an `[[issuers]]` entry of kind "acme" whose directory is
+    `pebble.directory_url`, `trust_roots_file = pebble.trust_roots_file`, challenges http-01,
+    its http-01 listener on 127.0.0.1:`pebble.http_port` (free again: lego's runs are over),
+    then put N applications in flight at once through the official SDK (bench-openscm-<i>.shop.test,
+    one name each) and time from the first request to the last certificate issued; check
+    `pebble.orders_created()` grew by N. Return the same keys as `lego_side` ("wall", "rate",
+    "min", "p50", "max", ...), or None while this is not written.
+
+    RSS (to be added too): the openscm process's peak resident set (VmHWM in /proc/<pid>/status)
+    during the run, beside lego's (`lego_rss_mib`, the largest lego run) and Pebble's."""
+    return None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--certificates", type=int, default=100, help="N certificates (default 100)")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="K lego runs at once (default 1: lego's own listener; K > 1: a shared webroot)")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds one lego run may take")
+    parser.add_argument("--keep", action="store_true", help="keep the working directory")
+    args = parser.parse_args()
+    if args.certificates < 1 or args.parallel < 1:
+        parser.error("--certificates and --parallel must be at least 1")
+
+    work = Path(tempfile.mkdtemp(prefix="openscm-bench-acme-"))
+    print(f"OpenSCM ACME benchmark: certificates issued per second through Pebble 2.4.0 (real "
+          f"http-01, PEBBLE_VA_NOSLEEP=1), names in BIND, one order and one name per certificate; "
+          f"machine: {machine()}", flush=True)
+    named = pebble = None
+    try:
+        named = Named(work / "named")
+        named.start()
+        pebble = Pebble(work / "pebble", listener_ca=ListenerCA(work / "ca"), dns_server=named.addr,
+                        http_port=free_port(), nonce_reject=0)
+        pebble.start()
+        print(f"  setup: named ready in {named.start_seconds:.2f} s, Pebble in "
+              f"{pebble.start_seconds:.2f} s; httpPort {pebble.http_port}", flush=True)
+
+        how = ("one at a time, lego's own http-01 listener" if args.parallel == 1 else
+               f"up to {args.parallel} at once after the first, one shared webroot")
+        peer = lego_side(args, work, pebble)
+        print(f"  peer: lego, {args.certificates} runs ({how})   {peer['rate']:>7.2f} /s   "
+              f"wall {peer['wall']:.1f} s   per run min {peer['min']:.2f} s, p50 {peer['p50']:.2f} s, "
+              f"max {peer['max']:.2f} s")
+        print(f"        CPU per certificate: lego {peer['lego_cpu'] * 1000:.0f} ms, Pebble "
+              f"{peer['pebble_cpu'] * 1000:.0f} ms; largest lego run {peer['lego_rss_mib']:.0f} MiB RSS")
+
+        ours = openscm_side(args, work, named, pebble)
+        if ours is None:
+            print("  OpenSCM: not measured yet (the hook openscm_side() in bench/acme.py)")
+        else:
+            print(f"  OpenSCM, {args.certificates} applications in flight   {ours['rate']:>7.2f} /s   "
+                  f"wall {ours['wall']:.1f} s   {ours['rate'] / peer['rate']:.2f}x lego")
+    except RuntimeError as exc:
+        sys.exit(str(exc))
+    finally:
+        for component in (pebble, named):
+            if component is not None:
+                component.stop()
+        shutil.rmtree(os.environ["HOME"], ignore_errors=True)
+        if args.keep:
+            print(f"  kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

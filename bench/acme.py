@@ -15,9 +15,11 @@ The time is wall-clock from the first lego start to the last lego exit. lego sle
 answering a challenge before it first looks at the authorization (Pebble sends no Retry-After),
 which is most of its time per certificate: the figure is lego's, not Pebble's, limit.
 
-OpenSCM's side of the same benchmark is the hook `openscm_side()` below (not written yet).
+OpenSCM's side (`openscm_side()`): the same N certificates through the same Pebble, all N
+applications in flight at once, http-01 on OpenSCM's own listener; with `--rss-certificates M`,
+M more and the server's resident set with N + M ACME-issued certificates under management.
 
-    bench/acme.py [--certificates N] [--parallel K] [--keep]
+    bench/acme.py [--certificates N] [--parallel K] [--rss-certificates M] [--keep]
 
 It runs under the e2e suite's venv (<repo>/.venv-e2e, made by `tests/e2e/run.sh --prepare-only`)
 and uses the suite's components (tests/e2e/acme_support.py); started with another interpreter it
@@ -169,21 +171,130 @@ def lego_side(args, work: Path, pebble: Pebble) -> dict:
     }
 
 
+def openscm_binary() -> str:
+    """$OPENSCM_BIN, else the newest of the build profiles' binaries."""
+    if os.environ.get("OPENSCM_BIN"):
+        return os.environ["OPENSCM_BIN"]
+    built = [REPO / "target" / p / "openscm" for p in ("ci", "release", "debug")]
+    built = [b for b in built if b.exists()]
+    if not built:
+        sys.exit("bench/acme.py: no openscm binary: build one or set OPENSCM_BIN")
+    return str(max(built, key=lambda b: b.stat().st_mtime))
+
+
+def proc_status_kib(pid: int, field: str) -> int:
+    """A `VmRSS`/`VmHWM` line of /proc/<pid>/status, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+class OpenSCM:
+    """One openscm server whose GLOBALSIGN brand is issued by `pebble` (http-01 on its listener)."""
+
+    def __init__(self, work: Path, pebble: Pebble):
+        from e2e_helpers import Server  # the suite's server control
+        config = "\n".join([
+            "[quotas]", "certificates_per_account = 1000000", "orders_per_day = 1000000",
+            "[limits]", "max_tokens_per_credential = 1000",
+            pebble.issuer_toml("pebble", challenges=("http-01",),
+                               extra="max_orders = 100000\nmax_orders_window_minutes = 1"),
+            "[acme]", f'http01_listen = "{pebble.http01_listen}"',
+            "[brands]", 'GLOBALSIGN = ["pebble"]', ""])
+        self.server = Server(openscm_binary(), work / "openscm", config_text=config)
+        self.server.start(timeout=60)
+        self.creds = self.server.credentials
+
+    def buy(self, n: int) -> list:
+        ids = []
+        while len(ids) < n:
+            batch = min(100, n - len(ids))
+            r = self.server.v3("POST", "/v3/scm/certificates/buy", {
+                "cert_brand": "GLOBALSIGN", "cert_type": "DV_SSL_CERT",
+                "domain_type": "SINGLE_DOMAIN", "effective_time": 1, "domain_numbers": 1,
+                "order_number": batch, "agree_privacy_protection": True})
+            if r.status != 200:
+                raise RuntimeError(f"buy: {r}")
+            ids.extend(c["cert_id"] for c in r.json["cert"])
+        return ids
+
+    def apply(self, cert_id: str, name: str):
+        r = self.server.v3("POST", f"/v3/scm/certificates/{cert_id}/apply", {
+            "domain": name, "domain_method": "FILE", "key_algorithm": "EC_P256",
+            "applicant_name": "Bench", "applicant_phone": "13212345678",
+            "applicant_email": "bench@shop.test", "agree_privacy_protection": True})
+        if r.status != 200:
+            raise RuntimeError(f"apply {cert_id}: {r}")
+
+    def issued(self) -> int:
+        r = self.server.v3("GET", "/v3/scm/certificates", query=[("status", "ISSUED"), ("limit", "10")])
+        if r.status != 200:
+            raise RuntimeError(f"list: {r}")
+        return int(r.json["total_count"])
+
+    def unpassed(self) -> int:
+        r = self.server.v3("GET", "/v3/scm/certificates", query=[("status", "UNPASSED"), ("limit", "10")])
+        return int(r.json["total_count"]) if r.status == 200 else 0
+
+    def issue(self, count: int, prefix: str, in_flight: int, timeout: float) -> tuple:
+        """`count` certificates, `in_flight` applications at once; (wall seconds, per-certificate
+        seconds from its apply to the issued total passing it)."""
+        ids = self.buy(count)
+        base = self.issued()
+        t0 = time.monotonic()
+        applied = 0
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            while applied < count:
+                window = min(in_flight - (applied - (self.issued() - base)), count - applied)
+                if window <= 0:
+                    time.sleep(0.05)
+                    continue
+                list(pool.map(lambda i: self.apply(ids[i], f"{prefix}-{i}.shop.test"),
+                              range(applied, applied + window)))
+                applied += window
+        deadline = t0 + timeout
+        while self.issued() - base < count:
+            if time.monotonic() > deadline or self.unpassed():
+                raise RuntimeError(f"{self.issued() - base} of {count} issued after "
+                                   f"{time.monotonic() - t0:.0f} s\n{self.server.logs()[-4000:]}")
+            time.sleep(0.05)
+        return time.monotonic() - t0
+
+    def stop(self):
+        self.server.close()
+
+
 def openscm_side(args, work: Path, named: Named, pebble: Pebble):
-    """HOOK (server side, to be written): the same N certificates issued by OpenSCM.
-
-    Start the openscm binary ($OPENSCM_BIN, else <repo>/target/release/openscm; see
-    tests/e2e/e2e_helpers.Server) with an `[[issuers]]` entry of kind "acme" whose directory is
-    `pebble.directory_url`, `trust_roots_file = pebble.trust_roots_file`, challenges http-01,
-    its http-01 listener on 127.0.0.1:`pebble.http_port` (free again: lego's runs are over),
-    then put N applications in flight at once through the official SDK (bench-openscm-<i>.shop.test,
-    one name each) and time from the first request to the last certificate issued; check
-    `pebble.orders_created()` grew by N. Return the same keys as `lego_side` ("wall", "rate",
-    "min", "p50", "max", ...), or None while this is not written.
-
-    RSS (to be added too): the openscm process's peak resident set (VmHWM in /proc/<pid>/status)
-    during the run, beside lego's (`lego_rss_mib`, the largest lego run) and Pebble's."""
-    return None
+    """The same N certificates (one name each, EC P-256 keys like lego's default) issued by OpenSCM
+    through the same Pebble, all N applications in flight at once (through the API, as the SDK
+    sends them), http-01 answered by OpenSCM's own listener; from the first application to the
+    last certificate issued. Then, with `--rss-certificates M`, M more certificates issued (500 in
+    flight) and the server's resident set with N + M ACME-issued certificates under management."""
+    orders_before = len(pebble.orders_created())
+    ours = OpenSCM(work, pebble)
+    try:
+        pid = ours.server.proc.pid
+        cpu0 = cpu_seconds(pid)
+        wall = ours.issue(args.certificates, "bench-openscm", args.certificates, args.timeout * 10)
+        cpu = cpu_seconds(pid) - cpu0
+        orders = len(pebble.orders_created()) - orders_before
+        if orders != args.certificates:
+            raise RuntimeError(f"Pebble saw {orders} orders from OpenSCM, not {args.certificates}")
+        out = {"wall": wall, "rate": args.certificates / wall,
+               "cpu": cpu / args.certificates,
+               "rss_mib": proc_status_kib(pid, "VmRSS") / 1024,
+               "hwm_mib": proc_status_kib(pid, "VmHWM") / 1024}
+        if args.rss_certificates:
+            t0 = time.monotonic()
+            ours.issue(args.rss_certificates, "rss", 500, max(600, args.rss_certificates))
+            out["rss_wall"] = time.monotonic() - t0
+            out["rss_total"] = ours.issued()
+            out["rss_after_mib"] = proc_status_kib(pid, "VmRSS") / 1024
+            out["hwm_after_mib"] = proc_status_kib(pid, "VmHWM") / 1024
+        return out
+    finally:
+        ours.stop()
 
 
 def main():
@@ -193,6 +304,8 @@ def main():
                         help="K lego runs at once (default 1: lego's own listener; K > 1: a shared webroot)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds one lego run may take")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
+    parser.add_argument("--rss-certificates", type=int, default=0,
+                        help="then M more certificates through OpenSCM, and its RSS with N + M (default 0)")
     args = parser.parse_args()
     if args.certificates < 1 or args.parallel < 1:
         parser.error("--certificates and --parallel must be at least 1")
@@ -221,11 +334,15 @@ def main():
               f"{peer['pebble_cpu'] * 1000:.0f} ms; largest lego run {peer['lego_rss_mib']:.0f} MiB RSS")
 
         ours = openscm_side(args, work, named, pebble)
-        if ours is None:
-            print("  OpenSCM: not measured yet (the hook openscm_side() in bench/acme.py)")
-        else:
-            print(f"  OpenSCM, {args.certificates} applications in flight   {ours['rate']:>7.2f} /s   "
-                  f"wall {ours['wall']:.1f} s   {ours['rate'] / peer['rate']:.2f}x lego")
+        print(f"  OpenSCM, {args.certificates} applications in flight   {ours['rate']:>7.2f} /s   "
+              f"wall {ours['wall']:.1f} s   {ours['rate'] / peer['rate']:.2f}x lego")
+        print(f"        CPU per certificate: OpenSCM {ours['cpu'] * 1000:.0f} ms; server RSS "
+              f"{ours['rss_mib']:.0f} MiB (peak {ours['hwm_mib']:.0f} MiB)")
+        if args.rss_certificates:
+            print(f"  OpenSCM RSS with {ours['rss_total']} ACME-issued certificates under management: "
+                  f"{ours['rss_after_mib']:.0f} MiB (peak {ours['hwm_after_mib']:.0f} MiB; "
+                  f"{args.rss_certificates} more issued in {ours['rss_wall']:.0f} s, "
+                  f"{args.rss_certificates / ours['rss_wall']:.1f} /s at 500 in flight)")
     except RuntimeError as exc:
         sys.exit(str(exc))
     finally:

@@ -1575,6 +1575,30 @@ impl Scm {
         }
     }
 
+    /// A person asked for version `seq` of `cert` now: the order under way for it (if any) has
+    /// its names' stop lifted and is made due at once.
+    pub(crate) async fn hasten_order(
+        &self,
+        cert: &CertificateRecord,
+        seq: u32,
+    ) -> Result<(), DomainError> {
+        let Some(row) = self.store.acme_order(&cert.id, seq).await? else {
+            return Ok(());
+        };
+        if matches!(row.state.as_str(), "done" | "failed" | "withdrawn") {
+            return Ok(());
+        }
+        let data = OrderData::parse(&row.data)?;
+        self.store
+            .clear_name_failures(&cert.domain_id, &data.names)
+            .await?;
+        let now = self.clock.now_ms();
+        let id = self.store.enqueue(&order_job(&cert.id, seq, now)?).await?;
+        self.store.hasten(id, now).await?;
+        self.jobs.wake();
+        Ok(())
+    }
+
     /// Starts the renewal of `cert` (current version `seq`) through the brand's issuers: the
     /// order job of version `seq + 1`, as an effect of the renew job.
     pub(crate) async fn renewal_order(

@@ -747,3 +747,39 @@ async fn products_an_acme_ca_cannot_issue_are_refused_naming_the_issuer() {
     assert!(err.to_string().contains("ca1"), "{err}");
     assert_eq!(w.status(&ids[0]).await, CertificateStatus::Paid);
 }
+
+#[tokio::test]
+async fn a_person_renewing_lifts_the_stop_of_a_failing_name() {
+    let ca = TestCa::new("ca1", false);
+    let w = world(std::slice::from_ref(&ca), &["ca1"], true, 100).await;
+    let id = w.buy("GLOBALSIGN").await;
+    w.apply(&id, "shop.example.com", "", "DNS").await;
+    assert!(w.issued_after(&id, 30).await);
+    ca.state
+        .lock()
+        .unwrap()
+        .fail
+        .insert("shop.example.com".into());
+    w.scm.renew_now(&w.admin, &id).await.unwrap();
+    // Failing until stopped (five orders), then left alone.
+    w.run_until(time::Duration::minutes(5), 144, || async { false })
+        .await;
+    assert_eq!(ca.placed(), 1 + super::orders::STOP_AFTER);
+    // Fixed, and a person asks again: renewed at once, not a day later.
+    ca.state.lock().unwrap().fail.clear();
+    w.scm.renew_now(&w.admin, &id).await.unwrap();
+    assert!(
+        w.run_until(time::Duration::seconds(2), 30, || async {
+            w.store
+                .certificate(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .lifecycle
+                .current_version
+                == Some(2)
+        })
+        .await,
+        "renewed at once"
+    );
+}

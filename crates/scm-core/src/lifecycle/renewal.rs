@@ -133,6 +133,9 @@ impl Scm {
         self.store
             .enqueue(&renew_job(&cert.id, seq, true, now))
             .await?;
+        // A renewal order already under way (perhaps waiting on a name that kept failing): a
+        // person asking lifts the stop and makes it due now.
+        self.hasten_order(&cert, seq.saturating_add(1)).await?;
         self.store
             .record_event(
                 &cert.id,

@@ -457,6 +457,17 @@ impl Scm {
                 return self.order_unpassed(&cert, &mut order, &why, actor).await;
             }
         }
+        // A renewal still failing with a tenth of the lifetime left: the account hears it once
+        // per version.
+        if o.seq > 1
+            && let Some(error) = order.row.error.clone()
+        {
+            for effect in self.renewal_failing(&cert, &error, actor).await? {
+                if let JobEffect::Enqueue(job) = effect {
+                    self.store.enqueue(&job).await?;
+                }
+            }
+        }
         let choice = self.config.issuers.choice(&order.row.issuer);
         match choice {
             None => {

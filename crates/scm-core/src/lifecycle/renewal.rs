@@ -313,7 +313,7 @@ impl Scm {
     /// The `renewal_failed` notifications of `cert`'s current version when a tenth of its
     /// lifetime is left and it is still not renewed: one per notifier of the account, once per
     /// version (the certificate's history records that it was told, and is read first).
-    async fn renewal_failing(
+    pub(crate) async fn renewal_failing(
         &self,
         cert: &CertificateRecord,
         why: &str,

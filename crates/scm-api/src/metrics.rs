@@ -532,6 +532,41 @@ fn write_snapshot(
     )?;
     writeln!(out, "# TYPE openscm_renewals_due gauge")?;
     writeln!(out, "openscm_renewals_due {}", stats.renewals_due)?;
+    writeln!(
+        out,
+        "# HELP openscm_acme_orders ACME orders under way, by issuer and step (new, placing, placed, finalizing)."
+    )?;
+    writeln!(out, "# TYPE openscm_acme_orders gauge")?;
+    for (issuer, state, n) in &stats.acme_orders {
+        writeln!(
+            out,
+            "openscm_acme_orders{{issuer=\"{}\",state=\"{}\"}} {n}",
+            label(issuer),
+            label(state)
+        )?;
+    }
+    writeln!(
+        out,
+        "# HELP openscm_acme_names_stopped Names left alone for a day after failing validation 5 times in a row (a person must fix them, then apply or renew again)."
+    )?;
+    writeln!(out, "# TYPE openscm_acme_names_stopped gauge")?;
+    writeln!(
+        out,
+        "openscm_acme_names_stopped {}",
+        stats.acme_names_stopped
+    )?;
+    writeln!(
+        out,
+        "# HELP openscm_acme_account_paused 1 while an ACME CA account takes no new order (after rateLimited)."
+    )?;
+    writeln!(out, "# TYPE openscm_acme_account_paused gauge")?;
+    for issuer in &stats.acme_paused {
+        writeln!(
+            out,
+            "openscm_acme_account_paused{{issuer=\"{}\"}} 1",
+            label(issuer)
+        )?;
+    }
     if let Some(ms) = stats.next_renewable_expiry_ms {
         writeln!(
             out,

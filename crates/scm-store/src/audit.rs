@@ -94,6 +94,12 @@ pub struct StoreStats {
     /// auto-renew on): when it passes, a renewal did not happen in time. `None` when there is
     /// none.
     pub next_renewable_expiry_ms: Option<i64>,
+    /// ACME orders under way, by issuer and step (`(issuer, state, n)`).
+    pub acme_orders: Vec<(String, String, i64)>,
+    /// Names left alone after failing validation 5 times in a row within a day.
+    pub acme_names_stopped: i64,
+    /// ACME accounts paused after `rateLimited` (issuer names).
+    pub acme_paused: Vec<String>,
 }
 
 /// The deployments of one target that are in trouble (migration 0020's `deployments`).
@@ -346,6 +352,25 @@ impl Stats for SqlStore {
             )
             .fetch_one(p)
             .await?;
+            let acme_orders: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT issuer, state, COUNT(*) FROM acme_orders \
+                 WHERE state NOT IN ('done', 'failed', 'withdrawn') \
+                 GROUP BY issuer, state ORDER BY issuer, state",
+            )
+            .fetch_all(p)
+            .await?;
+            let (acme_names_stopped,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM acme_name_failures WHERE failures >= 5 AND last_ms > $1",
+            )
+            .bind(now_ms.saturating_sub(86_400_000))
+            .fetch_one(p)
+            .await?;
+            let acme_paused: Vec<String> = sqlx::query_scalar(
+                "SELECT issuer FROM acme_accounts WHERE paused_until_ms > $1 ORDER BY issuer",
+            )
+            .bind(now_ms)
+            .fetch_all(p)
+            .await?;
             Ok(StoreStats {
                 certificates_by_status,
                 expiring_7d,
@@ -359,6 +384,9 @@ impl Stats for SqlStore {
                 validations_pending,
                 renewals_due,
                 next_renewable_expiry_ms,
+                acme_orders,
+                acme_names_stopped,
+                acme_paused,
             })
         })
     }

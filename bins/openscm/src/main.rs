@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 mod config;
 mod server;
+mod store_guard;
 
 use clap::{CommandFactory, Parser, Subcommand};
 

@@ -1,5 +1,8 @@
 //! `openscm server`: open (or bootstrap) the store, then serve the API until SIGTERM/SIGINT.
 //!
+//! Which store is opened, and the refusal of a data directory that looks like a mistake: see
+//! [`crate::store_guard`].
+//!
 //! What runs, and the order it stops in on SIGTERM:
 //! 1. the HTTP listener stops accepting; the supervised background tasks (job worker, cache
 //!    poller) are told to stop, so no new job is claimed;
@@ -24,6 +27,7 @@ use scm_store::{Backend, Meta, SqlStore, Store};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{self, CommonArgs, RuntimeConfig, ServerArgs, TlsConfig};
+use crate::store_guard;
 
 fn init_logs(json: bool) {
     let filter = EnvFilter::try_from_env("OPENSCM_LOG")
@@ -135,11 +139,13 @@ fn system_trust() -> TrustAnchors {
 /// Opens an existing store for the admin CLI; refuses, rather than creating one, when there is
 /// none (no master key, no SQLite file, or a database never bootstrapped).
 pub async fn open_existing(cfg: &RuntimeConfig) -> anyhow::Result<(Arc<Scm>, Arc<SqlStore>)> {
-    let none_here = || {
-        anyhow::anyhow!(
+    let none_here = || match store_guard::mistake(cfg) {
+        // Where the store probably is, when the rules of `store_guard` see a mistake.
+        Some(why) => anyhow::anyhow!("no store here: {why}"),
+        None => anyhow::anyhow!(
             "no store here ({}): start the server once, or pass --data-dir",
-            cfg.data_dir.display()
-        )
+            store_guard::describe(cfg)
+        ),
     };
     if cfg.database_url.backend() == Backend::Sqlite
         && let Some(path) = sqlite_path(cfg.database_url.expose())
@@ -201,8 +207,8 @@ async fn read_master_key(cfg: &RuntimeConfig, store: &dyn Store) -> anyhow::Resu
     Ok(master)
 }
 
-/// The file of a `sqlite://PATH[?...]` URL (`None` for in-memory databases).
-fn sqlite_path(url: &str) -> Option<&str> {
+/// The file of a `sqlite://PATH[?...]` URL (`None` for in-memory databases and other backends).
+pub(crate) fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
@@ -277,7 +283,18 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
     // default "terminate at once".
     let signals = Signals::register()?;
     let mut cfg = config::resolve(common, Some(args))?;
+    if args.check_config {
+        return check_config(&cfg);
+    }
     init_logs(cfg.json_logs);
+    // Before anything is created: a store-less place that looks like a mistake is refused.
+    if let Some(why) = store_guard::mistake(&cfg) {
+        if !cfg.init {
+            return Err(store_guard::refusal(&why));
+        }
+        tracing::warn!(reason = %why, "--init: bootstrapping a new store where one would be refused");
+        println!("OpenSCM: --init: bootstrapping a new store although {why}");
+    }
     // Bind first: with port 0 the endpoint written to credentials.json must name the real port.
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -302,6 +319,18 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
         println!("OpenSCM: warning: {warning}");
     }
     let (scm, store, created) = open_or_bootstrap(&cfg).await?;
+    let paths = store_guard::paths_of(&cfg);
+    tracing::info!(
+        data_dir = %paths.data_dir.display(),
+        database = %cfg.database_url,
+        master_key = %paths.master_key.display(),
+        new = created.is_some(),
+        "store opened"
+    );
+    println!("OpenSCM: store: {}", store_guard::describe(&cfg));
+    if created.is_some() {
+        new_store_banner(&cfg);
+    }
     let credentials = cfg.data_dir.join("credentials.json");
     if created.is_none() {
         println!(
@@ -408,6 +437,59 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `--check-config`: the configuration was read and checked (by [`config::resolve`]); say which
+/// store it names, and whether a start would refuse it, without opening or creating anything.
+fn check_config(cfg: &RuntimeConfig) -> anyhow::Result<()> {
+    let paths = store_guard::paths_of(cfg);
+    if let Some(why) = store_guard::mistake(cfg)
+        && !cfg.init
+    {
+        anyhow::bail!(
+            "the configuration is valid, but a start would refuse its store: {why} (--init makes \
+             a new store there on purpose)"
+        );
+    }
+    println!("OpenSCM: the configuration is valid");
+    println!("OpenSCM: store: {}", store_guard::describe(cfg));
+    println!(
+        "OpenSCM: {}",
+        if paths.holds_store() {
+            "a store is there; a start opens it"
+        } else {
+            "no store is there yet; the first start bootstraps one"
+        }
+    );
+    println!(
+        "OpenSCM: would listen on {} ({}); clients' endpoint {}",
+        cfg.listen,
+        if cfg.tls.on() { "HTTPS" } else { "plain HTTP" },
+        cfg.public_endpoint
+    );
+    for warning in &cfg.warnings {
+        println!("OpenSCM: warning: {warning}");
+    }
+    Ok(())
+}
+
+/// The banner of a bootstrap, on stdout and as a warning in the log: a new store is a new CA and
+/// new credentials, which nobody wants by accident.
+fn new_store_banner(cfg: &RuntimeConfig) {
+    let data_dir = store_guard::absolute(&cfg.data_dir);
+    tracing::warn!(
+        data_dir = %data_dir.display(),
+        database = %cfg.database_url,
+        "bootstrapped a NEW store: a new CA and new admin credentials; if an existing store was \
+         meant, stop this server and start it with --data-dir or --config naming that store"
+    );
+    let rule = "OpenSCM: ======================================================================";
+    println!("{rule}");
+    println!("OpenSCM: NEW STORE bootstrapped in {}", data_dir.display());
+    println!("OpenSCM:   a new CA, a new admin account and new credentials: nothing of any other");
+    println!("OpenSCM:   store is here. If you meant to open an existing store, stop this server");
+    println!("OpenSCM:   and start it with --data-dir (or --config) naming that store.");
+    println!("{rule}");
 }
 
 /// Loads (files) or issues (built-in CA) the serving certificate and starts the task that keeps

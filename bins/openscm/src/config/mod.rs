@@ -419,6 +419,15 @@ pub struct ServerArgs {
     /// Job attempts run at once by this server [default: 8].
     #[arg(long, env = "OPENSCM_JOB_CONCURRENCY")]
     pub job_concurrency: Option<usize>,
+    /// Bootstrap a new store even where the data directory looks like a mistake (a config file
+    /// naming a store elsewhere, a store in a parent directory, a directory holding other files:
+    /// see `openscm server` refusals in docs/install.md). No effect on an existing store.
+    #[arg(long, env = "OPENSCM_INIT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub init: Option<bool>,
+    /// Read and check the configuration (the file, flags and environment), print the store it
+    /// names, and exit: nothing is opened, created or listened on.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 /// The `server` flags of HTTPS (boxed in [`ServerArgs`]: they are many and rarely given).
@@ -481,6 +490,10 @@ pub struct RuntimeConfig {
     pub http01_listen: Option<SocketAddr>,
     /// Things to say at start about the configuration.
     pub warnings: Vec<String>,
+    /// How the store's location was chosen (for [`crate::store_guard`]).
+    pub origin: crate::store_guard::StoreOrigin,
+    /// Bootstrap a new store even where [`crate::store_guard`] would refuse (`--init`).
+    pub init: bool,
 }
 
 impl RuntimeConfig {
@@ -869,22 +882,29 @@ fn ranged(name: &str, value: u64, range: std::ops::RangeInclusive<u64>) -> anyho
 /// Merges flags/env, file and defaults.
 pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Result<RuntimeConfig> {
     let file = read_file(common.config.as_deref())?;
-    let data_dir = common
-        .data_dir
-        .clone()
-        .or(file.data_dir.clone())
-        .unwrap_or_else(|| PathBuf::from("openscm-data"));
+    // Absolute from here on: every message names the place itself, whatever the working
+    // directory (the default, ./openscm-data, is relative to it).
+    let data_dir = crate::store_guard::absolute(
+        &common
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("openscm-data")),
+    );
     let listen_raw = server
         .and_then(|s| s.listen.clone())
         .or(file.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".into());
     let (listen, listen_name) = parse_listen(&listen_raw)?;
     let database_url = database_url(common, &file, &data_dir)?;
-    let master_key_file = common
-        .master_key_file
-        .clone()
-        .or(file.master_key_file.clone())
-        .unwrap_or_else(|| data_dir.join("master.key"));
+    let master_key_file = crate::store_guard::absolute(
+        &common
+            .master_key_file
+            .clone()
+            .or(file.master_key_file.clone())
+            .unwrap_or_else(|| data_dir.join("master.key")),
+    );
+    let origin = store_origin(common, &file);
     let explicit_endpoint = server
         .and_then(|s| s.public_endpoint.clone())
         .or(file.public_endpoint.clone());
@@ -1262,7 +1282,53 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         behind_proxy,
         http01_listen: issuers.http01_listen,
         warnings: issuers.warnings,
+        origin,
+        init: server.and_then(|s| s.init).unwrap_or(false),
     })
+}
+
+/// How the store's location was chosen: by default, and the store the config file alone names
+/// when flags or variables override it.
+fn store_origin(common: &CommonArgs, file: &FileConfig) -> crate::store_guard::StoreOrigin {
+    use crate::store_guard::{StoreOrigin, StorePaths, absolute};
+    let default_data_dir = common.data_dir.is_none() && file.data_dir.is_none();
+    let names_store = file.data_dir.is_some()
+        || file.database_url.is_some()
+        || file.master_key_file.is_some();
+    let overridden = common.data_dir.is_some()
+        || common.database_url.is_some()
+        || common.database_url_file.is_some()
+        || common.master_key_file.is_some();
+    let config_store = (common.config.is_some() && names_store && overridden).then(|| {
+        let data_dir = absolute(
+            file.data_dir
+                .as_deref()
+                .unwrap_or_else(|| Path::new("openscm-data")),
+        );
+        let sqlite = match (&file.database_url, &file.database_url_file) {
+            (Some(url), _) => {
+                crate::server::sqlite_path(url.trim()).map(|p| absolute(Path::new(p)))
+            }
+            (None, None) => Some(data_dir.join("openscm.db")),
+            // A URL in a file of its own: not read twice for this.
+            (None, Some(_)) => None,
+        };
+        StorePaths {
+            sqlite,
+            master_key: absolute(
+                &file
+                    .master_key_file
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("master.key")),
+            ),
+            data_dir,
+        }
+    });
+    StoreOrigin {
+        default_data_dir,
+        config_file: common.config.clone(),
+        config_store,
+    }
 }
 
 /// The `[metrics]` table resolved: the ranges parsed, the token read.

@@ -118,7 +118,8 @@ pub struct StoreOrigin {
 pub fn paths_of(cfg: &RuntimeConfig) -> StorePaths {
     StorePaths {
         data_dir: absolute(&cfg.data_dir),
-        sqlite: crate::server::sqlite_path(cfg.database_url.expose()).map(|p| absolute(Path::new(p))),
+        sqlite: crate::server::sqlite_path(cfg.database_url.expose())
+            .map(|p| absolute(Path::new(p))),
         master_key: absolute(&cfg.master_key_file),
     }
 }

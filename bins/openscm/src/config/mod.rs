@@ -1292,9 +1292,8 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
 fn store_origin(common: &CommonArgs, file: &FileConfig) -> crate::store_guard::StoreOrigin {
     use crate::store_guard::{StoreOrigin, StorePaths, absolute};
     let default_data_dir = common.data_dir.is_none() && file.data_dir.is_none();
-    let names_store = file.data_dir.is_some()
-        || file.database_url.is_some()
-        || file.master_key_file.is_some();
+    let names_store =
+        file.data_dir.is_some() || file.database_url.is_some() || file.master_key_file.is_some();
     let overridden = common.data_dir.is_some()
         || common.database_url.is_some()
         || common.database_url_file.is_some()

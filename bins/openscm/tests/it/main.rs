@@ -14,7 +14,9 @@
 //! - [`cache_coherence`]: writes made by another process reach the server's read caches within a
 //!   poll, each on its own side (certificate work leaves the credential cache alone);
 //! - [`processes`]: the job runner across real `openscm` processes: a job survives SIGKILL of its
-//!   worker and is done exactly once; two servers on one PostgreSQL never run one job at once.
+//!   worker and is done exactly once; two servers on one PostgreSQL never run one job at once;
+//! - [`operations`]: which store a start opens and the refusal of a mistaken data directory,
+//!   the shipped systemd unit and sample config, a backup restored in a new directory.
 
 // Test code: failing loudly is the point (clippy.toml allows these only inside #[test] functions).
 #![allow(
@@ -28,6 +30,7 @@ mod cache_coherence;
 mod hardening;
 mod harness;
 mod metrics_audit;
+mod operations;
 mod processes;
 mod remote_store;
 mod routes;

@@ -1,0 +1,396 @@
+//! An operator's first hour and later ones, against the real binary: which store a start opens
+//! (and the refusal of a data directory that looks like a mistake), the shipped systemd unit and
+//! sample config, and a backup restored on another "machine" (a new directory).
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use scm_client::Client;
+
+use crate::processes::{BIN, EndpointForTests, free_port};
+use crate::routes::{apply_body, buy_body};
+
+/// A server process started by [`run`], with its output in files.
+pub(crate) struct Running {
+    child: Option<Child>,
+    pub(crate) url: String,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Running {
+    pub(crate) fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    pub(crate) fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// SIGTERM, and the clean exit it must give.
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()
+                .unwrap();
+            let status = c.wait().unwrap();
+            assert!(status.success(), "clean stop: {}", self.stderr());
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn health(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut answer = Vec::new();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_ok()
+        && s.read_to_end(&mut answer).is_ok()
+        && answer.starts_with(b"HTTP/1.1 200")
+}
+
+/// `openscm server --listen 127.0.0.1:<free port> ARGS` in `cwd` with `HOME=home` (so that no
+/// real home directory's store is looked at): `Ok` once it answers `/health`, `Err` with its
+/// output when it exits first.
+pub(crate) fn run<S: AsRef<OsStr>>(
+    cwd: &Path,
+    home: &Path,
+    args: &[S],
+) -> Result<Running, (String, String)> {
+    let port = free_port();
+    let n = std::fs::read_dir(cwd).map(|d| d.count()).unwrap_or(0);
+    let logs = cwd.join(format!(".run-{port}-{n}"));
+    let (stdout, stderr) = (logs.with_extension("out"), logs.with_extension("err"));
+    let child = Command::new(BIN)
+        .current_dir(cwd)
+        .env("HOME", home)
+        .env_remove("OPENSCM_DATA_DIR")
+        .env_remove("OPENSCM_CONFIG")
+        .env("OPENSCM_LOG", "info")
+        .env("NO_COLOR", "1")
+        .arg("server")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut running = Running {
+        child: Some(child),
+        url: format!("http://127.0.0.1:{port}"),
+        stdout,
+        stderr,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if health(port) {
+            return Ok(running);
+        }
+        if let Some(c) = running.child.as_mut()
+            && c.try_wait().unwrap().is_some()
+        {
+            running.child = None;
+            return Err((running.stdout(), running.stderr()));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server neither answered nor exited in 30 s: {}",
+            running.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn refused<S: AsRef<OsStr>>(cwd: &Path, home: &Path, args: &[S]) -> String {
+    match run(cwd, home, args) {
+        Ok(r) => panic!("the start was not refused: {}", r.stdout()),
+        Err((_, err)) => err,
+    }
+}
+
+fn admin_in(cwd: &Path, home: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .current_dir(cwd)
+        .env("HOME", home)
+        .env_remove("OPENSCM_DATA_DIR")
+        .env_remove("OPENSCM_CONFIG")
+        .arg("admin")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("home");
+    let project = d.path().join("project");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(project.join("sub")).unwrap();
+    (d, home, project)
+}
+
+/// The README's first command, `openscm server` in an empty directory, still bootstraps
+/// ./openscm-data, and says so in a banner with absolute paths; the next start opens the same
+/// store and says which. Started from a subdirectory, or from elsewhere with the store in the home
+/// directory, the server refuses to make a second store (nothing is created) and names the first;
+/// `admin` there names it too; `--init` makes the second store on purpose.
+#[test]
+fn the_default_data_directory_is_found_or_refused_never_silently_doubled() {
+    let (_d, home, project) = dirs();
+    let none: [&str; 0] = [];
+    let store = project.join("openscm-data");
+    let mut first = run(&project, &home, &none).unwrap();
+    let out = first.stdout();
+    assert!(
+        out.contains(&format!("NEW STORE bootstrapped in {}", store.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "store: data dir {}, database SQLite {}, master key {}",
+            store.display(),
+            store.join("openscm.db").display(),
+            store.join("master.key").display()
+        )),
+        "{out}"
+    );
+    assert!(
+        first.stderr().contains("WARN") && first.stderr().contains("bootstrapped a NEW store"),
+        "{}",
+        first.stderr()
+    );
+    first.stop();
+    let mut again = run(&project, &home, &none).unwrap();
+    let out = again.stdout();
+    assert!(!out.contains("NEW STORE"), "{out}");
+    assert!(
+        out.contains(&format!("store: data dir {}", store.display())),
+        "{out}"
+    );
+    again.stop();
+
+    // From a subdirectory: refused, the store named, nothing made.
+    let sub = project.join("sub");
+    let err = refused(&sub, &home, &none);
+    assert!(err.contains("refusing to bootstrap a new store"), "{err}");
+    assert!(err.contains(&store.display().to_string()), "{err}");
+    assert!(err.contains("--init"), "{err}");
+    assert!(!sub.join("openscm-data").exists());
+    let out = admin_in(&sub, &home, &["account", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no store here") && err.contains(&store.display().to_string()),
+        "{err}"
+    );
+    assert!(!sub.join("openscm-data").exists());
+
+    // From elsewhere, the store in the home directory.
+    let elsewhere = project.parent().unwrap().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let err = refused(&elsewhere, &project, &none);
+    assert!(err.contains(&store.display().to_string()), "{err}");
+    assert!(!elsewhere.join("openscm-data").exists());
+
+    // On purpose.
+    let mut second = run(&sub, &home, &["--init"]).unwrap();
+    assert!(
+        second.stdout().contains(&format!(
+            "NEW STORE bootstrapped in {}",
+            sub.join("openscm-data").display()
+        )),
+        "{}",
+        second.stdout()
+    );
+    second.stop();
+    // Now it has a store of its own: no --init needed.
+    run(&sub, &home, &none).unwrap().stop();
+}
+
+/// A config file naming an existing store, overridden by --data-dir (or OPENSCM_DATA_DIR) with
+/// a place that holds none, is refused, by `server` and by `server --check-config`; so is a data
+/// directory full of other files. A fresh or empty --data-dir bootstraps as before.
+#[test]
+fn a_data_directory_that_looks_like_a_mistake_is_refused() {
+    let (d, home, project) = dirs();
+    let store = project.join("var-lib-openscm");
+    let config = project.join("openscm.toml");
+    std::fs::write(&config, format!("data_dir = \"{}\"\n", store.display())).unwrap();
+    let cfg = config.to_str().unwrap();
+    run(&project, &home, &["--config", cfg]).unwrap().stop();
+
+    let other = d.path().join("other");
+    let other_s = other.to_str().unwrap();
+    let err = refused(&project, &home, &["--config", cfg, "--data-dir", other_s]);
+    assert!(
+        err.contains(&format!("the config file {}", config.display()))
+            && err.contains(&store.display().to_string())
+            && err.contains(other_s),
+        "{err}"
+    );
+    assert!(!other.exists(), "nothing is created");
+    let check = Command::new(BIN)
+        .current_dir(&project)
+        .env("HOME", &home)
+        .args([
+            "server",
+            "--check-config",
+            "--config",
+            cfg,
+            "--data-dir",
+            other_s,
+        ])
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    assert!(
+        String::from_utf8_lossy(&check.stderr).contains("a start would refuse"),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let mut forced = run(
+        &project,
+        &home,
+        &["--config", cfg, "--data-dir", other_s, "--init"],
+    )
+    .unwrap();
+    assert!(forced.stdout().contains("NEW STORE"), "{}", forced.stdout());
+    forced.stop();
+
+    // A directory of other things.
+    let etc = d.path().join("etc-nginx");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(etc.join("nginx.conf"), "events {}\n").unwrap();
+    let err = refused(&project, &home, &["--data-dir", etc.to_str().unwrap()]);
+    assert!(
+        err.contains("is not empty") && err.contains("nginx.conf"),
+        "{err}"
+    );
+    assert!(!etc.join("openscm.db").exists() && !etc.join("master.key").exists());
+
+    // Fresh, and existing but empty (as the e2e suite and a service's state directory give it).
+    let empty = d.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::create_dir_all(empty.join("lost+found")).unwrap();
+    run(&project, &home, &["--data-dir", empty.to_str().unwrap()])
+        .unwrap()
+        .stop();
+    let fresh = d.path().join("fresh/data");
+    run(&project, &home, &["--data-dir", fresh.to_str().unwrap()])
+        .unwrap()
+        .stop();
+}
+
+/// An SQLite store backed up while its server runs (`VACUUM INTO` with the sqlite3 shell, as
+/// docs/operations-backup.md says, plus the master key), restored into a new directory and
+/// started there, gives back a certificate's private key identical to the one exported before.
+#[tokio::test]
+async fn a_backup_taken_while_serving_restores_on_a_new_machine() {
+    let (d, home, _) = dirs();
+    let data = d.path().join("old-machine/openscm-data");
+    let data_s = data.to_str().unwrap().to_owned();
+    let mut server = run(d.path(), &home, &["--data-dir", &data_s]).unwrap();
+    let client = Client::from_credentials_file(data.join("credentials.json"))
+        .unwrap()
+        .with_endpoint_for_tests(&server.url);
+    let id = client.subscribe(&buy_body()).await.unwrap().cert[0]
+        .cert_id
+        .clone();
+    client
+        .apply(&id, &apply_body("backup.it.test"))
+        .await
+        .unwrap();
+    let before = client.export(&id).await.unwrap();
+    let key = before
+        .private_key
+        .clone()
+        .expect("a key held by the server");
+
+    // The backup, while the server runs: a consistent copy of the database, and the key.
+    let backup = d.path().join("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    let sqlite3 = tool("sqlite3", "sqlite3");
+    let out = Command::new(&sqlite3)
+        .arg(data.join("openscm.db"))
+        .arg(format!(
+            "VACUUM INTO '{}'",
+            backup.join("openscm.db").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "VACUUM INTO: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::copy(data.join("master.key"), backup.join("master.key")).unwrap();
+    std::fs::copy(
+        data.join("credentials.json"),
+        backup.join("credentials.json"),
+    )
+    .unwrap();
+    // Written after the backup: not in it.
+    let later = client.subscribe(&buy_body()).await.unwrap().cert[0]
+        .cert_id
+        .clone();
+    server.stop();
+
+    // The restore, on "another machine": the files into a new data directory, mode 0600.
+    let restored = d.path().join("new-machine/var/lib/openscm");
+    std::fs::create_dir_all(&restored).unwrap();
+    for f in ["openscm.db", "master.key", "credentials.json"] {
+        std::fs::copy(backup.join(f), restored.join(f)).unwrap();
+        std::fs::set_permissions(
+            restored.join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    let mut again = run(d.path(), &home, &["--data-dir", restored.to_str().unwrap()]).unwrap();
+    assert!(!again.stdout().contains("NEW STORE"), "{}", again.stdout());
+    let client = Client::from_credentials_file(restored.join("credentials.json"))
+        .unwrap()
+        .with_endpoint_for_tests(&again.url);
+    let after = client.export(&id).await.unwrap();
+    assert_eq!(after.private_key.as_deref(), Some(key.as_str()));
+    assert_eq!(after.certificate, before.certificate);
+    assert!(
+        client.show(&later).await.is_err(),
+        "a certificate bought after the backup is not in it"
+    );
+    again.stop();
+}
+
+/// The path of a command from a Debian package: missing, the test fails under CI=true and says
+/// which package to install (`scripts/test-all` installs it).
+pub(crate) fn tool(command: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .chain([PathBuf::from("/usr/bin"), PathBuf::from("/bin")])
+            .map(|p| p.join(command))
+            .find(|p| p.is_file())
+    });
+    match found {
+        Some(p) => p,
+        None => panic!(
+            "{command} is missing: apt-get install -y {package} (scripts/test-all installs it)"
+        ),
+    }
+}

@@ -53,7 +53,8 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: JobCommand,
     },
-    /// The audit log: every authenticated state-changing call and key export, newest first.
+    /// The audit log: every authenticated state-changing call and key export, the console's
+    /// sign-ins (refused ones too) and the changes made with this CLI, newest first.
     ///
     /// Examples:
     ///   openscm admin audit --operation ExportCertificate --since 2026-01-01T00:00:00Z
@@ -222,9 +223,10 @@ fn domain(s: &str) -> anyhow::Result<DomainId> {
     })
 }
 
-fn print(v: &serde_json::Value) -> anyhow::Result<()> {
+/// Prints `v`; a command that only prints did nothing the audit log records.
+fn print(v: &serde_json::Value) -> anyhow::Result<Done> {
     println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
+    Done::nothing()
 }
 
 fn rfc3339(flag: &str, s: &str) -> anyhow::Result<i64> {
@@ -249,12 +251,14 @@ async fn audit(scm: &scm_core::Scm, a: AuditArgs) -> anyhow::Result<()> {
     if let Some(op) = &a.operation
         && !scm_proto::Operation::ALL.iter().any(|o| o.name() == op)
         && !scm_api::CONSOLE_AUDITED.contains(&op.as_str())
+        && !ADMIN_AUDITED.contains(&op.as_str())
     {
         let audited: Vec<&str> = scm_proto::Operation::ALL
             .iter()
             .filter(|o| o.audited())
             .map(|o| o.name())
             .chain(scm_api::CONSOLE_AUDITED.iter().copied())
+            .chain(ADMIN_AUDITED.iter().copied())
             .collect();
         anyhow::bail!(
             "--operation {op:?} is not an operation; audited ones: {}",
@@ -287,8 +291,8 @@ async fn audit(scm: &scm_core::Scm, a: AuditArgs) -> anyhow::Result<()> {
                 let line = serde_json::json!({
                     "time": time_text(e.at_ms),
                     "at_ms": e.at_ms,
-                    "account": e.account.as_str(),
-                    "credential": e.credential.as_str(),
+                    "account": e.account.as_ref().map(DomainId::as_str),
+                    "credential": e.credential.as_ref().map(AccessKeyId::as_str),
                     "operation": e.operation,
                     "targets": e.targets,
                     "outcome": e.outcome,
@@ -316,8 +320,14 @@ async fn audit(scm: &scm_core::Scm, a: AuditArgs) -> anyhow::Result<()> {
                 .map(|e| {
                     [
                         time_text(e.at_ms),
-                        e.account.to_string(),
-                        e.credential.to_string(),
+                        e.account
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                        e.credential
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
                         e.operation.clone(),
                         e.outcome.clone(),
                         e.status.to_string(),
@@ -356,25 +366,168 @@ fn err(e: scm_core::DomainError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
-/// Runs an admin command.
+/// The changes made with this CLI that the audit log records, by the names it records them
+/// under (the API's are the operation table's, the console's `scm_api::CONSOLE_AUDITED`).
+pub const ADMIN_AUDITED: &[&str] = &[
+    "AdminCreateAccount",
+    "AdminCreateProject",
+    "AdminCreateCredential",
+    "AdminRevokeCredential",
+    "AdminSetPolicy",
+    "AdminSetRenewalPolicy",
+    "AdminPush",
+];
+
+/// What the audit log records of a command that changes the store: its name, the account it
+/// changes and the ids (and, for policies, the new value) it names. `None` for the commands that
+/// only read.
+fn audited(command: &AdminCommand) -> Option<(&'static str, Option<DomainId>, Vec<String>)> {
+    let account = |a: &str| DomainId::try_from(a).ok();
+    Some(match command {
+        AdminCommand::Account {
+            command: AccountCommand::Create { name },
+        } => ("AdminCreateAccount", None, vec![format!("name={name}")]),
+        AdminCommand::Project {
+            command: ProjectCommand::Create { account: a, name },
+        } => (
+            "AdminCreateProject",
+            account(a),
+            vec![format!("name={name}")],
+        ),
+        AdminCommand::Credential {
+            command:
+                CredentialCommand::Create {
+                    account: a,
+                    project,
+                    ..
+                },
+        } => (
+            "AdminCreateCredential",
+            account(a),
+            project.iter().cloned().collect(),
+        ),
+        AdminCommand::Credential {
+            command: CredentialCommand::Revoke { access_key },
+        } => ("AdminRevokeCredential", None, vec![access_key.clone()]),
+        AdminCommand::Policy {
+            command: PolicyCommand::Set { account: a, allow },
+        } => ("AdminSetPolicy", account(a), vec![format!("allow={allow}")]),
+        AdminCommand::Policy {
+            command:
+                PolicyCommand::Renewal {
+                    account: a,
+                    remaining_fraction,
+                },
+        } => (
+            "AdminSetRenewalPolicy",
+            account(a),
+            vec![format!("remaining_fraction={remaining_fraction}")],
+        ),
+        AdminCommand::Push {
+            certificate,
+            service,
+            region,
+        } => (
+            "AdminPush",
+            None,
+            [
+                Some(certificate.clone()),
+                Some(format!("service={service}")),
+            ]
+            .into_iter()
+            .chain([region.as_ref().map(|r| format!("region={r}"))])
+            .flatten()
+            .collect(),
+        ),
+        _ => return None,
+    })
+}
+
+/// `admin-cli` and who ran it (the user name from the environment, the uid from the kernel).
+fn cli_source() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default();
+    // Kept short and printable: it is the operator's word, shown as it is.
+    let user: String = user
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(32)
+        .collect();
+    if user.is_empty() {
+        format!("admin-cli uid={uid}")
+    } else {
+        format!("admin-cli user={user} uid={uid}")
+    }
+}
+
+/// Runs an admin command; a change is recorded in the audit log, refused or done.
 pub async fn run(common: &CommonArgs, command: AdminCommand) -> anyhow::Result<()> {
     let cfg = config::resolve(common, None)?;
     let (scm, store) = crate::server::open_existing(&cfg).await?;
+    let record = audited(&command);
     let outcome = command_on(&scm, command).await;
+    let recorded = match (record, &outcome) {
+        (Some((operation, account, mut targets)), outcome) => {
+            let (account, outcome) = match outcome {
+                Ok(done) => {
+                    targets.extend(done.targets.iter().cloned());
+                    (account.or_else(|| done.account.clone()), "ok".to_owned())
+                }
+                Err(_) => (account, "refused".to_owned()),
+            };
+            let event = scm_store::AuditEvent {
+                at_ms: 0,
+                account,
+                credential: None,
+                operation: operation.to_owned(),
+                targets,
+                outcome,
+                status: 0,
+                request_id: String::new(),
+                source: cli_source(),
+            };
+            scm.audit(event).await.map_err(|e| {
+                anyhow::anyhow!("the change is made, but its audit record was not written: {e}")
+            })
+        }
+        (None, _) => Ok(()),
+    };
     store.close().await;
-    outcome
+    outcome.and(recorded)
 }
 
-async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Result<()> {
+/// What a command did, for its audit record: the account and ids it created or touched.
+#[derive(Debug, Default)]
+struct Done {
+    account: Option<DomainId>,
+    targets: Vec<String>,
+}
+
+impl Done {
+    fn nothing() -> anyhow::Result<Self> {
+        Ok(Self::default())
+    }
+}
+
+async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Result<Done> {
     match command {
-        AdminCommand::Audit(a) => audit(scm, a).await,
+        AdminCommand::Audit(a) => audit(scm, a).await.and_then(|()| Done::nothing()),
         AdminCommand::Account {
             command: AccountCommand::Create { name },
         } => {
             let (a, p) = scm.create_account(&name).await.map_err(err)?;
             print(
                 &serde_json::json!({"domain_id": a.domain_id.as_str(), "name": a.name, "project_id": p.project_id.as_str()}),
-            )
+            )?;
+            Ok(Done {
+                account: Some(a.domain_id),
+                targets: vec![p.project_id.as_str().to_owned()],
+            })
         }
         AdminCommand::Account {
             command: AccountCommand::List,
@@ -396,7 +549,11 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
                 .map_err(err)?;
             print(
                 &serde_json::json!({"project_id": p.project_id.as_str(), "domain_id": p.domain_id.as_str(), "name": p.name}),
-            )
+            )?;
+            Ok(Done {
+                account: None,
+                targets: vec![p.project_id.as_str().to_owned()],
+            })
         }
         AdminCommand::Project {
             command: ProjectCommand::List { account },
@@ -433,7 +590,11 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
                 "secret_key": c.secret_key.expose(),
                 "domain_id": c.domain_id.as_str(),
                 "project_id": c.project_id.as_str(),
-            }))
+            }))?;
+            Ok(Done {
+                account: None,
+                targets: vec![c.access_key.as_str().to_owned()],
+            })
         }
         AdminCommand::Credential {
             command: CredentialCommand::List { account },
@@ -466,7 +627,11 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
                 // Running servers drop their caches within one poll (0.1 s); return after that, so
                 // the revocation is in force when this command ends.
                 tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                print(&serde_json::json!({"access_key": ak.as_str(), "status": "revoked"}))
+                print(&serde_json::json!({"access_key": ak.as_str(), "status": "revoked"}))?;
+                Ok(Done {
+                    account: scm.credential_account(&ak).await.ok().flatten(),
+                    targets: Vec::new(),
+                })
             } else {
                 anyhow::bail!("no active credential {ak}")
             }
@@ -545,11 +710,19 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
                 anyhow::anyhow!("{service:?} is not one of CDN, WAF, ELB, Enhance_ELB")
             })?;
             let jobs = scm.queue_push(&id, service, region).await.map_err(err)?;
+            let ids: Vec<String> = jobs
+                .iter()
+                .map(|(_, job)| format!("job={}", job.0))
+                .collect();
             let jobs: Vec<_> = jobs
                 .iter()
                 .map(|(target, job)| serde_json::json!({"target": target, "job_id": job.0}))
                 .collect();
-            print(&serde_json::json!({"deliveries": jobs}))
+            print(&serde_json::json!({"deliveries": jobs}))?;
+            Ok(Done {
+                account: None,
+                targets: ids,
+            })
         }
         AdminCommand::Cert {
             command: CertCommand::History { certificate },

@@ -30,6 +30,17 @@ pub(crate) struct AuditCall {
     pub targets: Vec<String>,
 }
 
+/// Who a call without a caller concerns (a refused console sign-in: the access key tried, when it
+/// is one, and its account, when it has one), put on its response beside its [`AuditCall`], so
+/// that the audit log records it although nobody signed in.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditSubject {
+    pub account: Option<scm_proto::DomainId>,
+    pub credential: Option<scm_proto::AccessKeyId>,
+    /// The outcome recorded (`refused`).
+    pub outcome: &'static str,
+}
+
 /// What the outermost layer needs.
 #[derive(Clone)]
 pub(crate) struct LogState {
@@ -119,8 +130,17 @@ pub(crate) async fn request_id_and_log(
         (None, Some(call)) => Some((call.operation, call.targets.clone())),
         (None, None) => None,
     };
+    // The caller, or who a call without one concerns (a refused sign-in).
+    let subject = match (
+        resp.extensions().get::<Principal>(),
+        resp.extensions().get::<AuditSubject>(),
+    ) {
+        (Some(p), _) => Some((Some(p.account.clone()), Some(p.access_key.clone()), None)),
+        (None, Some(s)) => Some((s.account.clone(), s.credential.clone(), Some(s.outcome))),
+        (None, None) => None,
+    };
     if let Some((op, mut targets)) = audited
-        && let Some(p) = resp.extensions().get::<Principal>()
+        && let Some((account, credential, outcome)) = subject
     {
         if let Some(created) = resp.extensions().get::<AuditTargets>() {
             targets.extend(
@@ -134,15 +154,16 @@ pub(crate) async fn request_id_and_log(
         }
         let event = AuditEvent {
             at_ms: 0,
-            account: p.account.clone(),
-            credential: p.access_key.clone(),
+            account,
+            credential,
             operation: op.to_owned(),
             targets,
             // A refusal without an SCM code (the console's CSRF check) reads as its status.
-            outcome: match (&note, status) {
-                (Some(n), _) => n.code.as_str().to_owned(),
-                (None, 200..=399) => "ok".to_owned(),
-                (None, other) => format!("HTTP {other}"),
+            outcome: match (outcome, &note, status) {
+                (Some(o), _, _) => o.to_owned(),
+                (None, Some(n), _) => n.code.as_str().to_owned(),
+                (None, None, 200..=399) => "ok".to_owned(),
+                (None, None, other) => format!("HTTP {other}"),
             },
             status,
             request_id: id.as_str().to_owned(),

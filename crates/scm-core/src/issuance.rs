@@ -393,7 +393,9 @@ pub fn wildcard_count(product: &Product) -> i64 {
 
 /// Checks an issuance policy: `;`-separated domain suffixes, each a DNS name (`example.com`) or a
 /// top-level suffix with a leading dot (`.test`); no wildcards, no empty entries but a wholly
-/// empty policy (nothing is issued without validation). Returns it normalised (lower case, no
+/// empty policy (nothing is issued without validation), and no public suffix or top-level domain
+/// other than the special-use ones
+/// ([`crate::lifecycle::names::too_broad_for_policy`]). Returns it normalised (lower case, no
 /// spaces).
 pub fn normalise_policy(policy: &str) -> Result<String, DomainError> {
     let mut out = Vec::new();
@@ -411,7 +413,19 @@ pub fn normalise_policy(policy: &str) -> Result<String, DomainError> {
         } else {
             format!("x.{bare}")
         };
+        let lower = bare.to_ascii_lowercase();
         match DnsName::parse(&check) {
+            Ok(n) if !n.is_wildcard() && crate::lifecycle::names::too_broad_for_policy(&lower) => {
+                return Err(DomainError::invalid(
+                    "allow",
+                    format!(
+                        "{entry:?} is a public suffix (a top-level domain or a suffix of the \
+                         Public Suffix List): anyone can register a name under it, so it would \
+                         allow unvalidated issuance for other people's domains; name a domain \
+                         you hold (example.com) or a special-use suffix (.test, .internal)"
+                    ),
+                ));
+            }
             Ok(n) if !n.is_wildcard() => out.push(if entry.starts_with('.') {
                 format!(".{}", bare.to_ascii_lowercase())
             } else {
@@ -636,6 +650,12 @@ mod tests {
             ".test;;.x",
             "1.2.3.4",
             "-a.test",
+            ".com",
+            "com",
+            ".CO.UK",
+            "github.io",
+            ".test;.com",
+            ".zzzunlisted",
         ] {
             assert!(normalise_policy(bad).is_err(), "{bad}");
         }

@@ -1524,8 +1524,8 @@ async fn housekeeping_deletes_audit_events_only_past_a_set_retention() {
     let w = world().await;
     let event = |op: &str| AuditEvent {
         at_ms: 0,
-        account: w.admin.account.clone(),
-        credential: w.admin.access_key.clone(),
+        account: Some(w.admin.account.clone()),
+        credential: Some(w.admin.access_key.clone()),
         operation: op.into(),
         targets: Vec::new(),
         outcome: "ok".into(),

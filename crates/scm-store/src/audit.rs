@@ -8,26 +8,29 @@ use scm_proto::{AccessKeyId, DomainId};
 use crate::pool::db_run;
 use crate::{Result, SqlStore, StoreError};
 
-/// One audited call.
+/// One audited call: of the API or the console, or a change made with the admin CLI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
     /// When it was answered (Unix ms).
     pub at_ms: i64,
-    /// The caller's account.
-    pub account: DomainId,
-    /// The credential it authenticated with (for a token, the credential the token was issued to).
-    pub credential: AccessKeyId,
+    /// The caller's account; for the admin CLI, the account changed. `None` when there is none
+    /// (a refused console sign-in with an access key that names no credential).
+    pub account: Option<DomainId>,
+    /// The credential it authenticated with (for a token, the credential the token was issued
+    /// to; for a refused console sign-in, the access key tried, when it is one). `None` for the
+    /// admin CLI, which needs none (the operator at the machine).
+    pub credential: Option<AccessKeyId>,
     /// The operation's name (the operation table's).
     pub operation: String,
     /// The ids the call named in its path and, where known, those it created.
     pub targets: Vec<String>,
     /// `ok`, or the error code it was answered with.
     pub outcome: String,
-    /// The HTTP status it was answered with.
+    /// The HTTP status it was answered with; 0 for the admin CLI.
     pub status: u16,
     /// The request id (`X-Request-Id`).
     pub request_id: String,
-    /// The client's address.
+    /// The client's address; for the admin CLI, `admin-cli` and the user who ran it.
     pub source: String,
 }
 
@@ -135,8 +138,9 @@ const DAY_MS: i64 = 86_400_000;
 
 struct AuditRow {
     at_ms: i64,
-    account: DomainId,
-    credential: AccessKeyId,
+    // Empty for `None` (the columns are NOT NULL; an empty id is no id).
+    account: String,
+    credential: String,
     operation: String,
     targets: String,
     outcome: String,
@@ -145,15 +149,38 @@ struct AuditRow {
     source: String,
 }
 
-crate::row::from_row!(AuditRow { at_ms, account [via String], credential [via String], operation, targets, outcome, status, request_id, source });
+crate::row::from_row!(AuditRow {
+    at_ms,
+    account,
+    credential,
+    operation,
+    targets,
+    outcome,
+    status,
+    request_id,
+    source
+});
 
 impl TryFrom<AuditRow> for AuditEvent {
     type Error = StoreError;
     fn try_from(r: AuditRow) -> Result<Self> {
+        let account = match r.account.as_str() {
+            "" => None,
+            a => Some(
+                DomainId::try_from(a).map_err(|_| crate::pool::corrupt("audit_events.account"))?,
+            ),
+        };
+        let credential = match r.credential.as_str() {
+            "" => None,
+            c => Some(
+                AccessKeyId::try_from(c)
+                    .map_err(|_| crate::pool::corrupt("audit_events.credential"))?,
+            ),
+        };
         Ok(Self {
             at_ms: r.at_ms,
-            account: r.account,
-            credential: r.credential,
+            account,
+            credential,
             operation: r.operation,
             targets: r
                 .targets
@@ -208,8 +235,8 @@ impl Audit for SqlStore {
                      outcome, status, request_id, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(e.at_ms)
-                .bind(e.account.as_str())
-                .bind(e.credential.as_str())
+                .bind(e.account.as_ref().map_or("", DomainId::as_str))
+                .bind(e.credential.as_ref().map_or("", AccessKeyId::as_str))
                 .bind(e.operation.as_str())
                 .bind(joined_targets(&e.targets))
                 .bind(e.outcome.as_str())

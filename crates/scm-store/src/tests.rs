@@ -2652,8 +2652,8 @@ fn audit_event(n: u8, at_ms: i64, op: &str, targets: &[&str], outcome: &str) -> 
     let (a, _) = ids(n);
     AuditEvent {
         at_ms,
-        account: a,
-        credential: AccessKeyId::from_random([n; 20]),
+        account: Some(a),
+        credential: Some(AccessKeyId::from_random([n; 20])),
         operation: op.into(),
         targets: targets.iter().map(|t| (*t).to_owned()).collect(),
         outcome: outcome.into(),

@@ -394,3 +394,178 @@ pub(crate) fn tool(command: &str, package: &str) -> PathBuf {
         ),
     }
 }
+
+/// A console sign-in form POSTed from the same origin; the status line of the answer.
+fn sign_in(url: &str, access_key: &str, secret: &str) -> String {
+    use std::io::{Read, Write};
+    let port = url.rsplit(':').next().unwrap();
+    let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = format!(
+        "access_key={}&secret_key={secret}",
+        access_key.replace(' ', "+")
+    );
+    s.write_all(
+        format!(
+            "POST /console/sign-in HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Sec-Fetch-Site: same-origin\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+fn admin_json(data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Changes made with the admin CLI (accounts, projects, credentials, policies, pushes) and
+/// refused console sign-ins are in the audit log, refused changes too: who (the CLI and its
+/// user; the access key tried and its account), what, and the outcome. A policy allowing a
+/// public suffix (`.com`, `co.uk`) is refused; the special-use ones stay allowed.
+#[test]
+fn admin_changes_and_refused_sign_ins_are_audited() {
+    let (d, home, _) = dirs();
+    let data = d.path().join("data");
+    let mut server = run(d.path(), &home, &["--data-dir", data.to_str().unwrap()]).unwrap();
+    let creds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("credentials.json")).unwrap())
+            .unwrap();
+    let ak = creds["access_key"].as_str().unwrap().to_owned();
+    let account = creds["domain_id"].as_str().unwrap().to_owned();
+
+    for (key, secret) in [
+        (ak.as_str(), "wrong-secret"),
+        ("NOSUCHKEY00000000000", "x"),
+        ("a secret pasted here", "x"),
+    ] {
+        let status = sign_in(&server.url, key, secret);
+        assert!(status.starts_with("HTTP/1.1 401"), "{key}: {status}");
+    }
+
+    for broad in [".com", "co.uk", ".test;.github.io", "."] {
+        let out = admin_json(
+            &data,
+            &["policy", "set", "--account", &account, "--allow", broad],
+        );
+        assert!(!out.status.success(), "{broad} was allowed");
+    }
+    let out = admin_json(
+        &data,
+        &["policy", "set", "--account", &account, "--allow", ".com"],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("public suffix"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = admin_json(
+        &data,
+        &[
+            "policy",
+            "set",
+            "--account",
+            &account,
+            "--allow",
+            ".test;.internal;.localhost;.example;.invalid;example.com",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(
+        &admin_json(&data, &["account", "create", "--name", "audited"]).stdout,
+    )
+    .unwrap();
+    let new_account = created["domain_id"].as_str().unwrap().to_owned();
+    let cred: serde_json::Value = serde_json::from_slice(
+        &admin_json(&data, &["credential", "create", "--account", &new_account]).stdout,
+    )
+    .unwrap();
+    let new_ak = cred["access_key"].as_str().unwrap().to_owned();
+    assert!(
+        admin_json(&data, &["credential", "revoke", &new_ak])
+            .status
+            .success()
+    );
+
+    let out = admin_json(&data, &["audit", "--output", "json", "--limit", "100"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |op: &str, pred: &dyn Fn(&serde_json::Value) -> bool| {
+        events
+            .iter()
+            .find(|e| e["operation"] == op && pred(e))
+            .unwrap_or_else(|| panic!("no {op} event as expected in {events:#?}"))
+            .clone()
+    };
+    let e = find("ConsoleSignIn", &|e| e["credential"] == ak.as_str());
+    assert_eq!(
+        (
+            e["outcome"].as_str(),
+            e["account"].as_str(),
+            e["status"].as_u64()
+        ),
+        (Some("refused"), Some(account.as_str()), Some(401))
+    );
+    assert_eq!(e["source"], "127.0.0.1");
+    let e = find("ConsoleSignIn", &|e| {
+        e["credential"] == "NOSUCHKEY00000000000"
+    });
+    assert!(e["account"].is_null(), "{e}");
+    let e = find("ConsoleSignIn", &|e| e["credential"].is_null());
+    assert!(e["account"].is_null() && e["outcome"] == "refused", "{e}");
+    let e = find("AdminSetPolicy", &|e| e["outcome"] == "refused");
+    assert_eq!(e["targets"], serde_json::json!(["allow=.com"]));
+    assert_eq!(e["account"], account.as_str());
+    assert!(e["credential"].is_null());
+    assert!(
+        e["source"].as_str().unwrap().starts_with("admin-cli"),
+        "{e}"
+    );
+    let e = find("AdminSetPolicy", &|e| e["outcome"] == "ok");
+    assert_eq!(e["status"], 0);
+    let e = find("AdminCreateAccount", &|_| true);
+    assert_eq!(e["account"], new_account.as_str());
+    let e = find("AdminCreateCredential", &|_| true);
+    assert!(
+        e["targets"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(new_ak)),
+        "{e}"
+    );
+    let e = find("AdminRevokeCredential", &|_| true);
+    assert_eq!(
+        (e["account"].as_str(), e["outcome"].as_str()),
+        (Some(new_account.as_str()), Some("ok"))
+    );
+    // The filter knows the new names.
+    let out = admin_json(&data, &["audit", "--operation", "AdminSetPolicy"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.stop();
+}

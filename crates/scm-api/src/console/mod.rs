@@ -39,7 +39,7 @@ use scm_core::service::console::{self as core_console, SESSION_TTL, SignInError,
 use scm_core::{DomainError, ListRequest, Principal};
 
 use crate::body::{BodyRefusal, read_body};
-use crate::request_log::AuditCall;
+use crate::request_log::{AuditCall, AuditSubject};
 
 /// The audit log's name of a console sign-in.
 pub(crate) const SIGN_IN: &str = "ConsoleSignIn";
@@ -495,6 +495,9 @@ async fn sign_in(
     let access_key = take(&mut fields, "access_key");
     let secret = SecretKey::new(std::mem::take(&mut *take(&mut fields, "secret_key")));
     let source = client_address(&s, peer.map(|Extension(p)| p.0.ip()), &headers);
+    // Refusals the limiter let through are recorded; those it throttles are not: it bounds the
+    // first kind, nothing bounds the second (a flood would fill the audit log).
+    let checked = limiter.allows(&access_key, &source, s.scm.now_ms());
     match s
         .scm
         .console_sign_in(&limiter, &access_key, &secret, &source)
@@ -513,7 +516,28 @@ async fn sign_in(
             });
             resp
         }
-        Err(SignInError::Refused) => sign_in_page(StatusCode::UNAUTHORIZED, Some(REFUSED)),
+        Err(SignInError::Refused) => {
+            let mut resp = sign_in_page(StatusCode::UNAUTHORIZED, Some(REFUSED));
+            if checked {
+                // The key tried, when it is one (never what else was typed there: a secret
+                // pasted into the wrong field is no access key), and its account.
+                let credential = scm_proto::AccessKeyId::try_from(access_key.trim()).ok();
+                let account = match &credential {
+                    Some(ak) => s.scm.credential_account(ak).await.ok().flatten(),
+                    None => None,
+                };
+                resp.extensions_mut().insert(AuditCall {
+                    operation: SIGN_IN,
+                    targets: Vec::new(),
+                });
+                resp.extensions_mut().insert(AuditSubject {
+                    account,
+                    credential,
+                    outcome: "refused",
+                });
+            }
+            resp
+        }
         Err(SignInError::Failed(e)) => failure(None, e),
     }
 }

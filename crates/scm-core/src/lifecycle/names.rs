@@ -97,6 +97,38 @@ pub fn is_public_suffix(name: &str) -> bool {
     })
 }
 
+/// Special-use names an issuance policy may allow as a whole: they name nobody's public domain,
+/// so allowing them (as the default policy does, `.test;.internal;.localhost;.example`) lets an
+/// account certify lab and private names without proving anything, and nothing of anyone else's.
+/// Not `onion` (Tor names are global identities) nor `arpa` (reverse DNS of real addresses).
+pub const POLICY_SPECIAL_USE: &[&str] = &[
+    "test",
+    "example",
+    "invalid",
+    "localhost",
+    "local",
+    "internal",
+    "home.arpa",
+];
+
+/// Whether an issuance policy may not allow `suffix` (lower case, without its leading dot): a
+/// top-level label, listed or not (`com`, `zzz`), or a suffix of the Public Suffix List, ICANN or
+/// PRIVATE section (`co.uk`, `github.io`): anyone can register a name under one, so allowing it
+/// would issue, without validation, for other people's domains. [`POLICY_SPECIAL_USE`] names are
+/// allowed.
+pub fn too_broad_for_policy(suffix: &str) -> bool {
+    if POLICY_SPECIAL_USE.contains(&suffix) {
+        return false;
+    }
+    if !suffix.contains('.') {
+        return true;
+    }
+    // `typ()` is `None` only for the implicit `*` rule (an unknown top-level label, which has no
+    // dot and was refused above); a listed suffix equal to all of `suffix` is a registry's.
+    psl::suffix(suffix.as_bytes())
+        .is_some_and(|s| s.typ().is_some() && s.as_bytes() == suffix.as_bytes())
+}
+
 /// Checks the names of an application against the rules of this module (see the module
 /// documentation). `names` are the form's names in order: the first is its `domain`, the others
 /// its `sans` (as [`crate::application::ApplicationForm::names`] returns them), which decides the
@@ -162,6 +194,34 @@ mod tests {
             Err(DomainError::InvalidParameter { field, reason }) => (Some(field), reason),
             Err(DomainError::DomainMismatch(m)) => (None, m),
             other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn policies_may_not_allow_a_registry_suffix() {
+        for broad in [
+            "com",
+            "uk",
+            "co.uk",
+            "github.io",
+            "zzzunlisted",
+            "in-addr.arpa",
+            "onion",
+        ] {
+            assert!(too_broad_for_policy(broad), "{broad}");
+        }
+        for fine in [
+            "test",
+            "example",
+            "invalid",
+            "localhost",
+            "internal",
+            "home.arpa",
+            "example.com",
+            "corp.example.co.uk",
+            "shop.github.io",
+        ] {
+            assert!(!too_broad_for_policy(fine), "{fine}");
         }
     }
 

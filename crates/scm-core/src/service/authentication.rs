@@ -136,6 +136,14 @@ impl Scm {
         Ok(head.principal)
     }
 
+    /// The account of a credential (active or revoked); `None` for an unknown access key.
+    pub async fn credential_account(
+        &self,
+        ak: &AccessKeyId,
+    ) -> Result<Option<DomainId>, DomainError> {
+        Ok(self.credential(ak).await?.map(|c| c.account.clone()))
+    }
+
     pub(super) async fn credential(
         &self,
         ak: &AccessKeyId,

@@ -339,10 +339,17 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
         );
         keep_endpoint_current(&credentials, &cfg.public_endpoint).await?;
     }
+    // Delivery locks in a directory of OpenSCM's own, not beside the operator's files.
+    fsutil::set_lock_dir(&cfg.lock_dir)
+        .with_context(|| format!("delivery.lock_dir {}", cfg.lock_dir.display()))?;
     let background = Supervisor::new();
     // The serving certificate's expiry, for /metrics (0 while plain HTTP).
     let serving = scm_api::tls::ServingStatus::default();
     let tls = start_tls(&cfg, &scm, &serving, &background).await?;
+    if let Some(warning) = endpoint_not_covered(&cfg) {
+        tracing::warn!("{warning}");
+        println!("OpenSCM: warning: {warning}");
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
         "OpenSCM listening on {scheme}://{addr} (database: {})",
@@ -550,6 +557,65 @@ async fn start_tls(
     Ok(Some(tls))
 }
 
+/// The warning to give when the clients' endpoint (written to credentials.json) names a host the
+/// served certificate is not for: clients configured from it would fail to verify the server,
+/// with nothing said here. `None` without TLS, when it is covered, or when the certificate file
+/// cannot be read again (its loading said so already).
+fn endpoint_not_covered(cfg: &RuntimeConfig) -> Option<String> {
+    let host = config::endpoint_host(&cfg.public_endpoint)?;
+    let (hosts, what) = match &cfg.tls {
+        TlsConfig::Off => return None,
+        TlsConfig::Files { cert_file, .. } => {
+            let pem = std::fs::read_to_string(cert_file).ok()?;
+            let info = scm_pki::parse_certificate_pem(&pem).ok()?;
+            (
+                scm_pki::subject_alt_hosts(&info.der).ok()?,
+                format!("the certificate of {}", cert_file.display()),
+            )
+        }
+        TlsConfig::Builtin { hosts, .. } => (
+            hosts.clone(),
+            "the built-in serving certificate ([tls] hosts, --tls-hosts)".to_owned(),
+        ),
+    };
+    if covers(&hosts, host) {
+        return None;
+    }
+    let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+    Some(format!(
+        "the clients' endpoint {} (written to credentials.json) names {host}, which {what} is \
+         not for (it names {}): clients configured from it will fail to verify the server. Set \
+         public_endpoint (--public-endpoint) to a name the certificate covers, or serve a \
+         certificate that names {host}",
+        cfg.public_endpoint,
+        if names.is_empty() {
+            "no host".to_owned()
+        } else {
+            names.join(", ")
+        }
+    ))
+}
+
+/// Whether a certificate for `hosts` is valid for `host` (an IP address, or a name matched
+/// case-insensitively, a `*.` name covering one label), as a TLS client checks it.
+fn covers(hosts: &[scm_pki::ServingHost], host: &str) -> bool {
+    use scm_pki::ServingHost;
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return hosts.contains(&ServingHost::Ip(ip));
+    }
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    hosts.iter().any(|h| match h {
+        ServingHost::Name(name) => {
+            *name == host
+                || name.strip_prefix("*.").is_some_and(|base| {
+                    host.split_once('.')
+                        .is_some_and(|(label, rest)| !label.is_empty() && rest == base)
+                })
+        }
+        ServingHost::Ip(_) => false,
+    })
+}
+
 /// Rewrites the `endpoint` of credentials.json when it is not `endpoint` (the server moved to
 /// another address or to HTTPS since the file was written), keeping every other field as it is
 /// and the mode 0600. A missing file (removed by the operator, or another server's data
@@ -629,6 +695,40 @@ impl Signals {
         tokio::select! {
             _ = self.term.recv() => {},
             _ = self.int.recv() => {},
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_covers_its_names_addresses_and_one_label_under_a_wildcard() {
+        use scm_pki::ServingHost;
+        let hosts = [
+            ServingHost::Name("scm.example.test".into()),
+            ServingHost::Name("*.apps.example.test".into()),
+            ServingHost::Ip("127.0.0.1".parse().unwrap()),
+            ServingHost::Ip("::1".parse().unwrap()),
+        ];
+        for yes in [
+            "scm.example.test",
+            "SCM.Example.Test.",
+            "a.apps.example.test",
+            "127.0.0.1",
+            "::1",
+        ] {
+            assert!(covers(&hosts, yes), "{yes}");
+        }
+        for no in [
+            "example.test",
+            "apps.example.test",
+            "a.b.apps.example.test",
+            "127.0.0.2",
+            "localhost",
+        ] {
+            assert!(!covers(&hosts, no), "{no}");
         }
     }
 }

@@ -649,7 +649,7 @@ async fn accounts_are_isolated_and_policy_is_enforced() {
         .unwrap();
     assert!(
         w.scm
-            .set_policy(&DomainId::from_random([1; 16]), "x")
+            .set_policy(&DomainId::from_random([1; 16]), "x.test")
             .await
             .map(|b| !b)
             .unwrap()

@@ -1,5 +1,6 @@
 //! Files other programs read (certificates for web servers, credentials for operators) are
-//! replaced atomically; deliveries to one file are serialised across processes by a lock file;
+//! replaced atomically; deliveries to one file are serialised across processes by a lock file
+//! kept in a lock directory of OpenSCM's own (never beside the file);
 //! secrets given as files are refused when others may read them.
 
 use std::io;
@@ -130,7 +131,8 @@ pub async fn write_atomic_owned(
     result
 }
 
-/// An exclusive advisory lock on `.<file>.openscm.lock` beside a file, released on drop.
+/// An exclusive advisory lock on a target file, held in a lock file of the lock directory
+/// ([`set_lock_dir`]), released on drop.
 #[derive(Debug)]
 pub struct FileLock {
     _file: std::fs::File,
@@ -147,14 +149,92 @@ pub enum LockError {
     Busy(PathBuf),
 }
 
-/// Takes the lock beside `path`, waiting up to `wait` for another holder (another OpenSCM
-/// process delivering to the same server) to let go. Polls instead of blocking a thread, so a
-/// slow peer cannot starve the blocking pool that key generation also uses.
-pub async fn lock_beside(path: &Path, wait: Duration) -> Result<FileLock, LockError> {
-    let dir = parent_of(path)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let lock_path = dir.join(format!(".{name}.openscm.lock"));
-    let file = std::fs::OpenOptions::new()
+/// The lock directory, once set.
+static LOCK_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Sets the directory of the delivery locks (the server: `<data_dir>/locks`, or `[delivery]
+/// lock_dir`), creating it with mode 0700. Locks live there, not beside the files they guard:
+/// the operator's directories (`/etc/nginx/ssl`) get nothing but the files delivered. Processes
+/// that deliver to the same files must use the same directory (servers on one host sharing
+/// targets: the same `lock_dir`). Set once per process: a later call with another directory is
+/// refused (locks already taken would no longer exclude new ones).
+pub fn set_lock_dir(dir: &Path) -> Result<(), FileError> {
+    let dir = std::path::absolute(dir).map_err(|e| FileError::new("cannot resolve", dir, e))?;
+    private_dir(&dir)?;
+    match LOCK_DIR.get_or_init(|| dir.clone()) {
+        set if *set == dir => Ok(()),
+        set => Err(FileError::new(
+            "the lock directory is set already, to another place than",
+            &dir,
+            io::Error::other(set.display().to_string()),
+        )),
+    }
+}
+
+/// The lock directory: the one set, else this user's under the temporary directory (a library
+/// user or test that set none).
+fn lock_dir() -> Result<PathBuf, FileError> {
+    if let Some(dir) = LOCK_DIR.get() {
+        return Ok(dir.clone());
+    }
+    let uid = rustix::process::geteuid().as_raw();
+    let dir = std::env::temp_dir().join(format!("openscm-locks-{uid}"));
+    private_dir(&dir)?;
+    Ok(dir)
+}
+
+/// Creates `dir` (mode 0700) if missing; refuses one that another user owns or others may write
+/// (in a shared temporary directory, someone else could hold every lock).
+fn private_dir(dir: &Path) -> Result<(), FileError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(FileError::new("cannot create the lock directory", dir, e)),
+    }
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| FileError::new("cannot stat the lock directory", dir, e))?;
+    let uid = rustix::process::geteuid().as_raw();
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
+        return Err(FileError::new(
+            "the lock directory is not a directory of this user that only it may write",
+            dir,
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        ));
+    }
+    Ok(())
+}
+
+/// The lock file of `path`: in the lock directory, named after the SHA-256 of its absolute
+/// path (one file per target file, whatever its name; nothing of it is left in the target's
+/// directory).
+pub fn lock_path_for(path: &Path) -> Result<PathBuf, FileError> {
+    use std::os::unix::ffi::OsStrExt;
+    let absolute =
+        std::path::absolute(path).map_err(|e| FileError::new("cannot resolve", path, e))?;
+    let digest =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, absolute.as_os_str().as_bytes());
+    let name: String = digest
+        .as_ref()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(lock_dir()?.join(format!("{name}.lock")))
+}
+
+/// Takes the lock of `path`, waiting up to `wait` for another holder (another OpenSCM process
+/// delivering to the same server) to let go. Polls instead of blocking a thread, so a slow peer
+/// cannot starve the blocking pool that key generation also uses. The lock file names the path
+/// it guards, for an operator who looks.
+pub async fn lock_for(path: &Path, wait: Duration) -> Result<FileLock, LockError> {
+    use std::io::Write;
+    let lock_path = lock_path_for(path)?;
+    let mut file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
@@ -163,7 +243,13 @@ pub async fn lock_beside(path: &Path, wait: Duration) -> Result<FileLock, LockEr
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(FileLock { _file: file }),
+            Ok(()) => {
+                // What it guards (best effort: the lock holds either way).
+                let _ = file
+                    .set_len(0)
+                    .and_then(|()| writeln!(file, "{}", path.display()));
+                return Ok(FileLock { _file: file });
+            }
             Err(std::fs::TryLockError::WouldBlock) => {
                 if tokio::time::Instant::now() >= deadline {
                     return Err(LockError::Busy(lock_path));
@@ -231,11 +317,35 @@ mod tests {
     async fn a_held_lock_makes_others_wait_then_give_up() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("site.crt");
-        let held = lock_beside(&p, Duration::from_secs(1)).await.unwrap();
-        let busy = lock_beside(&p, Duration::from_millis(100)).await;
+        let held = lock_for(&p, Duration::from_secs(1)).await.unwrap();
+        let busy = lock_for(&p, Duration::from_millis(100)).await;
         assert!(matches!(busy, Err(LockError::Busy(_))), "{busy:?}");
+        // Another file has a lock of its own.
+        let other = lock_for(&d.path().join("site.key"), Duration::from_millis(100)).await;
+        assert!(other.is_ok(), "{other:?}");
         drop(held);
-        lock_beside(&p, Duration::from_millis(100)).await.unwrap();
+        lock_for(&p, Duration::from_millis(100)).await.unwrap();
+        // Nothing of it in the file's directory; the lock file names what it guards.
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+        let lock = lock_path_for(&p).unwrap();
+        assert!(!lock.starts_with(d.path()), "{}", lock.display());
+        assert_eq!(
+            std::fs::read_to_string(&lock).unwrap().trim(),
+            p.display().to_string()
+        );
+    }
+
+    #[test]
+    fn a_lock_directory_others_may_write_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let open = d.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(private_dir(&open).is_err());
+        let fine = d.path().join("a/b/locks");
+        private_dir(&fine).unwrap();
+        let mode = std::fs::metadata(&fine).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
     }
 
     #[test]

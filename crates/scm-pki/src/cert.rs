@@ -66,6 +66,40 @@ pub fn parse_certificate_pem(text: &str) -> Result<CertificateInfo, PkiError> {
     parse_certificate_der(block.contents())
 }
 
+/// The hosts a DER certificate is for: its subjectAltName's dNSNames (lower case, wildcards as
+/// written) and iPAddresses; empty when it has none.
+///
+/// Errors: [`PkiError::BadCertificatePem`] for bytes that are no certificate.
+pub fn subject_alt_hosts(der: &[u8]) -> Result<Vec<crate::ServingHost>, PkiError> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|_| PkiError::BadCertificatePem)?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|_| PkiError::BadCertificatePem)?;
+    Ok(san
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|name| match name {
+                    GeneralName::DNSName(dns) => {
+                        Some(crate::ServingHost::Name(dns.to_ascii_lowercase()))
+                    }
+                    GeneralName::IPAddress(bytes) => match bytes.len() {
+                        4 => <[u8; 4]>::try_from(*bytes)
+                            .ok()
+                            .map(|b| crate::ServingHost::Ip(std::net::IpAddr::from(b))),
+                        16 => <[u8; 16]>::try_from(*bytes)
+                            .ok()
+                            .map(|b| crate::ServingHost::Ip(std::net::IpAddr::from(b))),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 /// Parses a DER certificate (trailing bytes are rejected).
 pub fn parse_certificate_der(der: &[u8]) -> Result<CertificateInfo, PkiError> {
     let (rest, cert) = X509Certificate::from_der(der).map_err(|_| PkiError::BadCertificatePem)?;
@@ -200,6 +234,20 @@ pub fn pem_blocks(text: &str, tag: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use rcgen::{CertificateParams, KeyPair};
+
+    #[test]
+    fn subject_alt_hosts_are_names_and_addresses() {
+        let (pem, _) = self_signed(&rcgen::PKCS_ECDSA_P256_SHA256, None);
+        let der = parse_certificate_pem(&pem).unwrap().der;
+        assert_eq!(
+            subject_alt_hosts(&der).unwrap(),
+            vec![
+                crate::ServingHost::Name("self.test".into()),
+                crate::ServingHost::Ip("10.1.1.1".parse().unwrap()),
+            ]
+        );
+        assert!(subject_alt_hosts(b"junk").is_err());
+    }
 
     fn self_signed(
         alg: &'static rcgen::SignatureAlgorithm,

@@ -37,7 +37,9 @@ pub use ca::{
     GeneratedCa, IssuedCertificate, Issuer, LeafKey, LeafRequest, ServingHost, SubjectFields,
     generate_ca,
 };
-pub use cert::{CertificateInfo, parse_certificate_der, parse_certificate_pem, pem_blocks};
+pub use cert::{
+    CertificateInfo, parse_certificate_der, parse_certificate_pem, pem_blocks, subject_alt_hosts,
+};
 pub use crl::{CrlInfo, CrlReason, CrlRequest, RevokedEntry, crl_pem, parse_crl_der};
 pub use csr::{ParsedCsr, csr_der, generate_csr};
 pub use error::PkiError;

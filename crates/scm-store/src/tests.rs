@@ -2683,7 +2683,7 @@ async fn audit_events_are_appended_filtered_and_newest_first(db: TestDb) {
     );
     assert_eq!(store.audit_events(&all(1)).await.unwrap(), vec![e4.clone()]);
     let q = AuditQuery {
-        account: Some(e1.account.clone()),
+        account: e1.account.clone(),
         ..all(10)
     };
     assert_eq!(
@@ -2728,6 +2728,21 @@ async fn audit_events_are_appended_filtered_and_newest_first(db: TestDb) {
         ..all(10)
     };
     assert_eq!(store.audit_events(&q).await.unwrap(), vec![e3]);
+    // No account and no credential (the admin CLI; a refused sign-in with an unknown key).
+    let anonymous = AuditEvent {
+        account: None,
+        credential: None,
+        ..audit_event(9, 9_000, "ConsoleSignIn", &[], "refused")
+    };
+    store
+        .append_audit(std::slice::from_ref(&anonymous))
+        .await
+        .unwrap();
+    let q = AuditQuery {
+        operation: Some("ConsoleSignIn".into()),
+        ..all(10)
+    };
+    assert_eq!(store.audit_events(&q).await.unwrap(), vec![anonymous]);
 }
 
 async fn audit_events_past_the_retention_are_pruned(db: TestDb) {

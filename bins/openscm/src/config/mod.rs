@@ -276,6 +276,9 @@ pub struct DeliveryFile {
     pub verify_seconds: Option<u64>,
     /// Minutes between two drift checks of one deployment (default 60).
     pub drift_check_minutes: Option<u64>,
+    /// The directory of the locks that serialise deliveries to one file (default
+    /// `<data_dir>/locks`); servers on one host delivering to the same files name the same one.
+    pub lock_dir: Option<PathBuf>,
 }
 
 /// The `[jobs]` table.
@@ -494,6 +497,8 @@ pub struct RuntimeConfig {
     pub origin: crate::store_guard::StoreOrigin,
     /// Bootstrap a new store even where [`crate::store_guard`] would refuse (`--init`).
     pub init: bool,
+    /// Where the delivery locks are kept (`[delivery] lock_dir`, default `<data_dir>/locks`).
+    pub lock_dir: PathBuf,
 }
 
 impl RuntimeConfig {
@@ -588,7 +593,7 @@ pub fn parse_listen(raw: &str) -> anyhow::Result<(SocketAddr, Option<ListenName>
 }
 
 /// The host of an endpoint URL (`https://scm.example.test:8443/x` gives `scm.example.test`).
-fn endpoint_host(url: &str) -> Option<&str> {
+pub(crate) fn endpoint_host(url: &str) -> Option<&str> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?', '#']).next()?;
     let host = match authority.strip_prefix('[') {
@@ -1264,6 +1269,13 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
             .collect::<anyhow::Result<Vec<_>>>()?
             .into(),
     };
+    let lock_dir = crate::store_guard::absolute(
+        &file
+            .delivery
+            .lock_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("locks")),
+    );
     Ok(RuntimeConfig {
         listen,
         listen_name,
@@ -1284,6 +1296,7 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
         warnings: issuers.warnings,
         origin,
         init: server.and_then(|s| s.init).unwrap_or(false),
+        lock_dir,
     })
 }
 

@@ -65,8 +65,8 @@ fn health(port: u16) -> bool {
 }
 
 /// `openscm server --listen 127.0.0.1:<free port> ARGS` in `cwd` with `HOME=home` (so that no
-/// real home directory's store is looked at): `Ok` once it answers `/health`, `Err` with its
-/// output when it exits first.
+/// real home directory's store is looked at): `Ok` once it answers `/health` (or, with HTTPS,
+/// says it listens), `Err` with its output when it exits first.
 pub(crate) fn run<S: AsRef<OsStr>>(
     cwd: &Path,
     home: &Path,
@@ -100,7 +100,7 @@ pub(crate) fn run<S: AsRef<OsStr>>(
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if health(port) {
+        if health(port) || running.stdout().contains("OpenSCM listening on https://") {
             return Ok(running);
         }
         if let Some(c) = running.child.as_mut()
@@ -568,4 +568,251 @@ fn admin_changes_and_refused_sign_ins_are_audited() {
         String::from_utf8_lossy(&out.stderr)
     );
     server.stop();
+}
+
+/// A delivery to an nginx target leaves in the target's directory the certificate and the key,
+/// nothing else: its lock file is in the data directory's `locks/`, named by a hash of the path,
+/// and says which file it guards.
+#[tokio::test]
+async fn delivery_locks_stay_out_of_the_operators_directories() {
+    let (d, home, _) = dirs();
+    let data = d.path().join("data");
+    let data_s = data.to_str().unwrap().to_owned();
+    run(d.path(), &home, &["--data-dir", &data_s])
+        .unwrap()
+        .stop();
+    let creds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("credentials.json")).unwrap())
+            .unwrap();
+    let account = creds["domain_id"].as_str().unwrap();
+    let ssl = d.path().join("etc-nginx-ssl");
+    std::fs::create_dir_all(&ssl).unwrap();
+    let config = d.path().join("openscm.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[jobs]\npoll_millis = 50\n\n[[push_targets]]\nname = \"web\"\nkind = \"nginx\"\n\
+             account = \"{account}\"\nservice = \"ELB\"\nregion = \"r\"\n\
+             cert_path = \"{ssl}/site.crt\"\nkey_path = \"{ssl}/site.key\"\n\
+             reload_command = [\"true\"]\n",
+            ssl = ssl.display()
+        ),
+    )
+    .unwrap();
+    let mut server = run(
+        d.path(),
+        &home,
+        &["--data-dir", &data_s, "--config", config.to_str().unwrap()],
+    )
+    .unwrap();
+    let client = Client::from_credentials_file(data.join("credentials.json"))
+        .unwrap()
+        .with_endpoint_for_tests(&server.url);
+    let id = client.subscribe(&buy_body()).await.unwrap().cert[0]
+        .cert_id
+        .clone();
+    client
+        .apply(&id, &apply_body("locks.it.test"))
+        .await
+        .unwrap();
+    crate::processes::admin(
+        &data,
+        None,
+        Some(&config),
+        &[
+            "push",
+            "--certificate",
+            &id,
+            "--service",
+            "ELB",
+            "--region",
+            "r",
+        ],
+    );
+    crate::processes::wait_for("the delivery", Duration::from_secs(20), || {
+        ssl.join("site.key").exists()
+    });
+    let mut entries: Vec<String> = std::fs::read_dir(&ssl)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["site.crt", "site.key"]);
+    let locks: Vec<PathBuf> = std::fs::read_dir(data.join("locks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    assert_eq!(
+        std::fs::read_to_string(&locks[0]).unwrap().trim(),
+        ssl.join("site.crt").display().to_string()
+    );
+    server.stop();
+}
+
+/// In HTTPS files mode, a clients' endpoint whose host the served certificate does not name
+/// (the default, `https://127.0.0.1:<port>`, with a certificate for a name only) is warned about
+/// at start, on stdout and in the log; an endpoint the certificate covers (a `*.` name) is not.
+#[test]
+fn an_endpoint_the_served_certificate_does_not_cover_is_warned_about() {
+    let (d, home, _) = dirs();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["*.example.test".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_file, key_file) = (d.path().join("tls.crt"), d.path().join("tls.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let data = d.path().join("data");
+    let tls = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--tls-cert-file",
+        cert_file.to_str().unwrap(),
+        "--tls-key-file",
+        key_file.to_str().unwrap(),
+    ];
+    let mut uncovered = run(d.path(), &home, &tls).unwrap();
+    let out = uncovered.stdout();
+    assert!(
+        out.contains("warning: the clients' endpoint https://127.0.0.1:")
+            && out.contains("names 127.0.0.1, which the certificate of")
+            && out.contains("*.example.test"),
+        "{out}"
+    );
+    assert!(
+        uncovered.stderr().contains("WARN"),
+        "{}",
+        uncovered.stderr()
+    );
+    uncovered.stop();
+
+    let mut covered_args = tls.to_vec();
+    covered_args.extend(["--public-endpoint", "https://scm.example.test:8443"]);
+    let mut covered = run(d.path(), &home, &covered_args).unwrap();
+    assert!(
+        !covered
+            .stdout()
+            .contains("clients' endpoint https://scm.example.test:8443 ("),
+        "{}",
+        covered.stdout()
+    );
+    assert!(
+        !covered.stdout().contains("warning"),
+        "{}",
+        covered.stdout()
+    );
+    covered.stop();
+}
+
+/// The repository's `deploy/systemd/` (the unit and its sample config).
+fn deploy_systemd() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/systemd")
+}
+
+/// The shipped unit passes `systemd-analyze verify` with nothing to say (the binary's path
+/// pointed at the one built), its sandbox rates "OK" or better in `systemd-analyze security`
+/// (exposure at most 2.0 of 10), and it runs the sample config from where the sample says it
+/// goes, with the data directory systemd makes for it.
+#[test]
+fn the_systemd_unit_verifies_and_is_hardened() {
+    let analyze = tool("systemd-analyze", "systemd");
+    let d = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(deploy_systemd().join("openscm.service")).unwrap();
+    assert!(
+        shipped.contains(
+            "ExecStart=/usr/local/bin/openscm server --config /etc/openscm/openscm.toml\n"
+        )
+    );
+    assert!(shipped.contains("\nStateDirectory=openscm\n"));
+    assert!(shipped.contains("\nCapabilityBoundingSet=\n"));
+    let unit = d.path().join("openscm.service");
+    std::fs::write(&unit, shipped.replace("/usr/local/bin/openscm", BIN)).unwrap();
+    let out = Command::new(&analyze)
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // verify exits 0 on an unknown key or a bad value (it only warns): any word is a failure.
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+    let out = Command::new(&analyze)
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let exposure: f64 = text
+        .lines()
+        .find_map(|l| l.split_once("Overall exposure level for openscm.service: "))
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no exposure level: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert!(exposure <= 2.0, "exposure {exposure}: {text}");
+}
+
+/// The sample config of the unit parses and checks (`server --check-config`, which opens and
+/// creates nothing), names the unit's state directory, and serves HTTPS.
+#[test]
+fn the_sample_service_config_is_valid() {
+    let (_d, home, project) = dirs();
+    let config = deploy_systemd().join("openscm.toml");
+    let out = Command::new(BIN)
+        .current_dir(&project)
+        .env("HOME", &home)
+        .env_remove("OPENSCM_DATA_DIR")
+        .args(["server", "--check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("the configuration is valid"), "{stdout}");
+    assert!(
+        stdout.contains("store: data dir /var/lib/openscm, database SQLite /var/lib/openscm/openscm.db, master key /var/lib/openscm/master.key"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(HTTPS)"), "{stdout}");
+    assert_eq!(
+        std::fs::read_dir(&project).unwrap().count(),
+        1,
+        "nothing made"
+    );
+
+    // A mistake in it is found, with its key.
+    let bad = project.join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&config).unwrap() + "\nlisten_adress = \"x\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["server", "--check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("listen_adress"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

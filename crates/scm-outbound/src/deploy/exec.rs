@@ -2,7 +2,7 @@
 //! installs it wherever it must go.
 //!
 //! The files listed in `files` (as for the [`super::files`] kind) are written first, under the
-//! lock beside the first of them; then `command` runs (argv, no shell) with at most
+//! lock of the first of them (in OpenSCM's lock directory); then `command` runs (argv, no shell) with at most
 //! `timeout_seconds`. Without `files`, the full chain, key, leaf and chain are written into a
 //! private directory (mode 0700, files 0600) that is removed when the command returns: the hook
 //! must copy what it needs. (Without `files`, deliveries of one OpenSCM process are serialised,

@@ -14,7 +14,7 @@
 //! when OpenSCM does not run as root.
 //!
 //! Every file is written beside its final path and renamed into place, all of them under one lock
-//! (beside the first file). If a write, the test or the reload fails, the previous files are put
+//! (the first file's, kept in OpenSCM's lock directory, not beside it). If a write, the test or the reload fails, the previous files are put
 //! back (and the reload run again, so a server that picked up the new files goes back to the old).
 //!
 //! The commands run without a shell, with the delivery in their environment (`OPENSCM_*`, see
@@ -406,7 +406,7 @@ impl Deployer for FilesDeployer {
         env.extend(file_env(&self.files));
         let _local = self.local.lock().await;
         files_common::install(&Install {
-            lock_beside: &first.path,
+            lock_for: &first.path,
             files: &planned,
             test: self.test_command.as_deref(),
             reload: self.reload_command.as_deref(),

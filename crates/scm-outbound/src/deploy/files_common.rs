@@ -26,11 +26,12 @@ pub(crate) fn file_failure(e: &FileError) -> DeliveryError {
     }
 }
 
-/// Takes the lock beside `path` for a whole delivery. Several OpenSCM processes may deliver to
+/// Takes the lock of `path` (in the lock directory, see [`fsutil::set_lock_dir`]) for a whole
+/// delivery. Several OpenSCM processes may deliver to
 /// one server: holding it for the write-test-reload-restore sequence means the certificate of one
 /// push is never paired with the key of another.
 pub(crate) async fn lock(path: &Path, wait: Duration) -> Result<FileLock, DeliveryError> {
-    fsutil::lock_beside(path, wait).await.map_err(|e| match e {
+    fsutil::lock_for(path, wait).await.map_err(|e| match e {
         LockError::File(f) => file_failure(&f),
         LockError::Busy(_) => {
             DeliveryError::transient("another delivery to this target is in progress")
@@ -89,8 +90,8 @@ pub(crate) async fn write_all(files: &[Planned]) -> Result<Written, DeliveryErro
 
 /// What a files-and-commands delivery does, in order.
 pub(crate) struct Install<'a> {
-    /// The lock is taken beside this file.
-    pub lock_beside: &'a Path,
+    /// The lock taken is this file's.
+    pub lock_for: &'a Path,
     /// The files, written in this order.
     pub files: &'a [Planned],
     /// Run after writing; its failure refuses the material.
@@ -106,7 +107,7 @@ pub(crate) struct Install<'a> {
 
 /// Locks, writes, tests, reloads; on any failure the previous files are back in place.
 pub(crate) async fn install(i: &Install<'_>) -> Result<(), DeliveryError> {
-    let _lock = lock(i.lock_beside, i.timeout).await?;
+    let _lock = lock(i.lock_for, i.timeout).await?;
     let written = write_all(i.files).await?;
     if let Some(test) = i.test
         && let Err(failure) = command::run(test, i.env, i.timeout).await

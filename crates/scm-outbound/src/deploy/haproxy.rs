@@ -1,13 +1,14 @@
 //! The `haproxy` target: the certificate is replaced in a running HAProxy (2.2 or later) through
 //! its runtime API, with no reload, and written to disk so that a restart serves it too.
 //!
-//! What a delivery writes, under a lock file beside `cert_path` (and one beside `crt_list`):
+//! What a delivery writes, under the lock of `cert_path` (and that of `crt_list`; lock files are
+//! kept in OpenSCM's lock directory, see `fsutil::set_lock_dir`):
 //! - `cert_path`: the full chain and the PKCS#8 key in one PEM file (mode 0600), replaced
 //!   atomically; HAProxy loads it from there when it starts;
 //! - `crt_list` (only when HAProxy did not serve the certificate yet): the line `<cert_path>`
 //!   appended, atomically, unless the file already has it.
 //!
-//! (The lock and temporary files are dot files, which HAProxy's `crt <directory>` skips.)
+//! (The temporary files are dot files, which HAProxy's `crt <directory>` skips.)
 //!
 //! Then it speaks the runtime API over the UNIX socket `socket` (a `stats socket ... level
 //! admin`), one connection per command:
@@ -629,7 +630,7 @@ fn file_failure(e: &FileError) -> DeliveryError {
 }
 
 async fn lock(path: &Path, wait: Duration) -> Result<fsutil::FileLock, DeliveryError> {
-    fsutil::lock_beside(path, wait).await.map_err(|e| match e {
+    fsutil::lock_for(path, wait).await.map_err(|e| match e {
         LockError::File(f) => file_failure(&f),
         LockError::Busy(_) => {
             DeliveryError::transient("another delivery to this target is in progress")

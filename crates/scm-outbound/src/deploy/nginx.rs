@@ -101,7 +101,7 @@ impl Deployer for NginxDeployer {
         ];
         let env = command::delivery_env(m, &self.name);
         files_common::install(&Install {
-            lock_beside: &self.cert_path,
+            lock_for: &self.cert_path,
             files: &files,
             test: self.test_command.as_deref(),
             reload: Some(&self.reload_command),

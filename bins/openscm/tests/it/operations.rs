@@ -718,8 +718,8 @@ fn deploy_systemd() -> PathBuf {
 
 /// The shipped unit passes `systemd-analyze verify` with nothing to say (the binary's path
 /// pointed at the one built), its sandbox rates "OK" or better in `systemd-analyze security`
-/// (exposure at most 2.0 of 10), and it runs the sample config from where the sample says it
-/// goes, with the data directory systemd makes for it.
+/// (exposure at most 2.0 of 10), it runs the sample config from where the sample says it goes,
+/// with the data directory systemd makes for it, as the user the sysusers file makes.
 #[test]
 fn the_systemd_unit_verifies_and_is_hardened() {
     let analyze = tool("systemd-analyze", "systemd");
@@ -763,6 +763,17 @@ fn the_systemd_unit_verifies_and_is_hardened() {
             )
         });
     assert!(exposure <= 2.0, "exposure {exposure}: {text}");
+    // Its user, as systemd-sysusers makes it (checked, not made).
+    assert!(shipped.contains("\nUser=openscm\n"));
+    let sysusers = deploy_systemd().join("openscm.sysusers");
+    let out = Command::new(tool("systemd-sysusers", "systemd"))
+        .arg("--dry-run")
+        .arg(&sysusers)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("openscm") && !said.contains("rror"), "{said}");
 }
 
 /// The sample config of the unit parses and checks (`server --check-config`, which opens and
@@ -815,4 +826,17 @@ fn the_sample_service_config_is_valid() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The LICENSE file is the licence the workspace declares, in its standard text.
+#[test]
+fn the_license_file_is_the_declared_licence() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("\nlicense = \"Apache-2.0\"\n"));
+    let text = std::fs::read_to_string(root.join("LICENSE")).unwrap();
+    assert!(text.contains("Apache License\n                           Version 2.0, January 2004"));
+    assert!(text.contains("END OF TERMS AND CONDITIONS"));
+    assert!(text.contains("APPENDIX: How to apply the Apache License to your work."));
+    assert_eq!(text.lines().count(), 202, "the standard text, whole");
 }

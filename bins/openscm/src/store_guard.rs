@@ -18,8 +18,9 @@
 //!    there, and now from a subdirectory or elsewhere).
 //! 3. **Not a data directory.** The data directory exists, is not empty, and holds nothing of
 //!    OpenSCM's (`--data-dir ~`, `--data-dir /etc/nginx`): its files would be mixed with a store's,
-//!    and the directory was probably meant for something else. Hidden files and `lost+found` (a
-//!    dedicated file system) do not count.
+//!    and the directory was probably meant for something else. Hidden files, `lost+found` (a
+//!    dedicated file system) and the files the configuration names (the config file itself, TLS
+//!    certificate and key, database URL and metrics token files) do not count.
 //!
 //! A place "holds a store" when its SQLite database file is there and not empty, or its master
 //! key file is there (a PostgreSQL store keeps only its master key and credentials.json in the
@@ -112,6 +113,10 @@ pub struct StoreOrigin {
     /// The store the config file alone names, when it names one (a `data_dir`, `database_url`
     /// or `master_key_file`) and flags or variables override any of them.
     pub config_store: Option<StorePaths>,
+    /// The files the configuration names (absolute): the config file, TLS certificate and key,
+    /// database URL file, metrics token file. Kept in the data directory, they are no sign of a
+    /// mistaken one.
+    pub named_files: Vec<PathBuf>,
 }
 
 /// The store a resolved configuration opens.
@@ -170,7 +175,7 @@ pub fn mistake(cfg: &RuntimeConfig) -> Option<String> {
             found.display()
         ));
     }
-    if let Some(first) = foreign_entry(&here.data_dir) {
+    if let Some(first) = foreign_entry(&here.data_dir, &cfg.origin.named_files) {
         return Some(format!(
             "the data directory {} is not empty ({first:?} is there) and holds nothing of \
              OpenSCM's: is it the directory you meant? A store's data directory is one of its \
@@ -202,12 +207,13 @@ fn store_nearby(data_dir: &Path) -> Option<PathBuf> {
         .find(|c| c != data_dir && StorePaths::default_in(c).holds_store())
 }
 
-/// The first entry of `dir` that is not OpenSCM's, not hidden and not `lost+found`; `None` when
-/// there is none (or no directory).
-fn foreign_entry(dir: &Path) -> Option<String> {
+/// The first entry of `dir` that is not OpenSCM's, not hidden, not `lost+found` and not one of
+/// `named` (files the configuration names); `None` when there is none (or no directory).
+fn foreign_entry(dir: &Path, named: &[PathBuf]) -> Option<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok())
+        .filter(|e| !named.contains(&absolute(&e.path())))
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !n.starts_with('.') && n != "lost+found" && !OUR_FILES.contains(&n.as_str()))
         .collect();
@@ -262,12 +268,26 @@ mod tests {
     #[test]
     fn foreign_files_are_told_from_ours() {
         let d = tempfile::tempdir().unwrap();
-        assert_eq!(foreign_entry(&d.path().join("missing")), None);
-        for ours in ["credentials.json", "locks", ".keep", "lost+found"] {
+        assert_eq!(foreign_entry(&d.path().join("missing"), &[]), None);
+        for ours in [
+            "credentials.json",
+            "locks",
+            ".keep",
+            "lost+found",
+            "openscm.toml",
+        ] {
             std::fs::write(d.path().join(ours), "").unwrap();
         }
-        assert_eq!(foreign_entry(d.path()), None);
+        let named = [d.path().join("openscm.toml")];
+        assert_eq!(foreign_entry(d.path(), &named), None);
+        assert_eq!(
+            foreign_entry(d.path(), &[]).as_deref(),
+            Some("openscm.toml")
+        );
         std::fs::write(d.path().join("nginx.conf"), "").unwrap();
-        assert_eq!(foreign_entry(d.path()).as_deref(), Some("nginx.conf"));
+        assert_eq!(
+            foreign_entry(d.path(), &named).as_deref(),
+            Some("nginx.conf")
+        );
     }
 }

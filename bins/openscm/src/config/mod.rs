@@ -1269,6 +1269,27 @@ pub fn resolve(common: &CommonArgs, server: Option<&ServerArgs>) -> anyhow::Resu
             .collect::<anyhow::Result<Vec<_>>>()?
             .into(),
     };
+    let mut origin = origin;
+    origin.named_files = [
+        common.config.clone(),
+        common
+            .database_url_file
+            .clone()
+            .or(file.database_url_file.clone()),
+        file.metrics.token_file.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(match &tls {
+        TlsConfig::Files {
+            cert_file,
+            key_file,
+            ..
+        } => vec![cert_file.clone(), key_file.clone()],
+        _ => Vec::new(),
+    })
+    .map(|p| crate::store_guard::absolute(&p))
+    .collect();
     let lock_dir = crate::store_guard::absolute(
         &file
             .delivery
@@ -1340,6 +1361,7 @@ fn store_origin(common: &CommonArgs, file: &FileConfig) -> crate::store_guard::S
         default_data_dir,
         config_file: common.config.clone(),
         config_store,
+        named_files: Vec::new(),
     }
 }
 

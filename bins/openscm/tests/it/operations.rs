@@ -296,6 +296,23 @@ fn a_data_directory_that_looks_like_a_mistake_is_refused() {
     run(&project, &home, &["--data-dir", fresh.to_str().unwrap()])
         .unwrap()
         .stop();
+    // The config file kept in the data directory is no foreign file.
+    let beside = d.path().join("with-config");
+    std::fs::create_dir_all(&beside).unwrap();
+    let config = beside.join("openscm.toml");
+    std::fs::write(&config, "log_format = \"text\"\n").unwrap();
+    run(
+        &project,
+        &home,
+        &[
+            "--data-dir",
+            beside.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    )
+    .unwrap()
+    .stop();
 }
 
 /// An SQLite store backed up while its server runs (`VACUUM INTO` with the sqlite3 shell, as

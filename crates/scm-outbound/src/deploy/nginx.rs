@@ -178,8 +178,9 @@ mod tests {
             0o600
         );
         assert!(marker.exists());
-        // No temporary files are left behind (the lock file stays for the next push).
-        assert_eq!(std::fs::read_dir(d).unwrap().count(), 4);
+        // No temporary files are left behind, and no lock file (it is kept in the lock
+        // directory): the certificate, the key and the reload's marker.
+        assert_eq!(std::fs::read_dir(d).unwrap().count(), 3);
     }
 
     #[tokio::test]
@@ -224,7 +225,7 @@ mod tests {
             .unwrap_err();
         assert!(e.message.contains("could not start"), "{e}");
         assert_eq!(e.kind, DeliveryErrorKind::Misconfigured);
-        assert_eq!(std::fs::read_dir(d).unwrap().count(), 3);
+        assert_eq!(std::fs::read_dir(d).unwrap().count(), 2);
         let mut unwritable = target(d, &["true"], None);
         unwritable.cert_path = d.join("no-such-dir/live.crt");
         let e = unwritable.deliver(&material("v5")).await.unwrap_err();
@@ -242,8 +243,8 @@ mod tests {
         assert!(!d.join("live.crt").exists() && !d.join("live.key").exists());
         assert_eq!(
             std::fs::read_dir(d).unwrap().count(),
-            1,
-            "only the lock file"
+            0,
+            "nothing, not even a lock file"
         );
     }
 

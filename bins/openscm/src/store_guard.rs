@@ -207,15 +207,23 @@ fn store_nearby(data_dir: &Path) -> Option<PathBuf> {
         .find(|c| c != data_dir && StorePaths::default_in(c).holds_store())
 }
 
-/// The first entry of `dir` that is not OpenSCM's, not hidden, not `lost+found` and not one of
-/// `named` (files the configuration names); `None` when there is none (or no directory).
+/// When `dir` holds nothing of OpenSCM's, its first entry that is not hidden, not `lost+found`
+/// and not one of `named` (files the configuration names); `None` when there is none, when
+/// something of OpenSCM's is there (a data directory, whatever else it holds), or when there is
+/// no directory.
 fn foreign_entry(dir: &Path, named: &[PathBuf]) -> Option<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
+    let entries: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok())
-        .filter(|e| !named.contains(&absolute(&e.path())))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.') && n != "lost+found" && !OUR_FILES.contains(&n.as_str()))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    if entries.iter().any(|(n, _)| OUR_FILES.contains(&n.as_str())) {
+        return None;
+    }
+    let mut names: Vec<String> = entries
+        .into_iter()
+        .filter(|(n, p)| !n.starts_with('.') && n != "lost+found" && !named.contains(&absolute(p)))
+        .map(|(n, _)| n)
         .collect();
     names.sort();
     names.into_iter().next()
@@ -269,14 +277,8 @@ mod tests {
     fn foreign_files_are_told_from_ours() {
         let d = tempfile::tempdir().unwrap();
         assert_eq!(foreign_entry(&d.path().join("missing"), &[]), None);
-        for ours in [
-            "credentials.json",
-            "locks",
-            ".keep",
-            "lost+found",
-            "openscm.toml",
-        ] {
-            std::fs::write(d.path().join(ours), "").unwrap();
+        for ignored in [".keep", "lost+found", "openscm.toml"] {
+            std::fs::write(d.path().join(ignored), "").unwrap();
         }
         let named = [d.path().join("openscm.toml")];
         assert_eq!(foreign_entry(d.path(), &named), None);
@@ -289,5 +291,9 @@ mod tests {
             foreign_entry(d.path(), &named).as_deref(),
             Some("nginx.conf")
         );
+        // Anything of OpenSCM's (a PostgreSQL store's data directory with its master key moved
+        // away) makes it a data directory, whatever else is there.
+        std::fs::write(d.path().join("credentials.json"), "").unwrap();
+        assert_eq!(foreign_entry(d.path(), &named), None);
     }
 }

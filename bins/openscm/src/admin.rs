@@ -22,7 +22,8 @@ Examples:
   openscm admin project list --account ACCOUNT_ID";
 const CREDENTIAL_EXAMPLES: &str = "\
 Examples:
-  openscm admin credential create --account ACCOUNT_ID -o json > team-b.json   # the secret, once
+  openscm admin credential create --account ACCOUNT_ID    # shows the secret key, this once
+  openscm admin credential create --account ACCOUNT_ID -o json > team-b.json
   openscm admin credential list --account ACCOUNT_ID
   openscm admin credential revoke ACCESS_KEY
 The JSON of `credential create` is read by `openscm configure --from-credentials` once it names

@@ -34,15 +34,16 @@ and a failure stops the run: the summary lists the ids bought, the failure and h
 started (exit code 5).";
 const APPLY_EXAMPLES: &str = "\
 Examples:
+  openscm cert buy --domain-type MULTI_DOMAIN --domains 2   # two names: the domain and one SAN
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout shop.key \\
+      -out shop.csr -subj /CN=shop.test -addext subjectAltName=DNS:shop.test,DNS:www.shop.test
+  openscm cert apply scs1700000000000 --domain shop.test --sans www.shop.test --csr shop.csr
   openscm cert buy                                    # a single-domain certificate: one name
   openscm cert apply scs1700000000000 --domain www.shop.test \\
       --applicant-name 'Tom Smith' --applicant-phone 13212345678 --applicant-email tom@shop.test
-  openscm cert buy --domain-type MULTI_DOMAIN --domains 2   # two names: the domain and one SAN
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout shop.key \\
-      -out shop.csr -subj /CN=shop.test
-  openscm cert apply scs1700000000000 --domain shop.test --sans www.shop.test --csr shop.csr
 The names (--domain and each of --sans) must fit the product bought: a SINGLE_DOMAIN certificate
-takes one name, a MULTI_DOMAIN one as many as its --domains, a WILDCARD one a *.name.";
+takes one name, a MULTI_DOMAIN one as many as its --domains, a WILDCARD one a *.name. A --csr
+must name the same names (its subject alternative names).";
 const EXPORT_EXAMPLES: &str = "\
 Examples:
   openscm cert export scs1700000000000 --dir ./out      # out/<id>.crt (cert + chain), <id>.key
@@ -54,7 +55,7 @@ const IMPORT_EXAMPLES: &str = "\
 Examples:
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 90 \\
       -subj /CN=site.shop.test -addext subjectAltName=DNS:site.shop.test \\
-      -keyout site.key -out site.crt
+      -addext basicConstraints=critical,CA:FALSE -keyout site.key -out site.crt   # self-signed
   openscm cert import site.crt                 # the key from site.key beside it
   cat site.crt site.key > site.pem && openscm cert import site.pem --name site-2
   mkdir -p certs && cp site.crt site.key certs/ && openscm cert import ./certs -o json
@@ -493,6 +494,9 @@ async fn deployed(ctx: &Ctx, args: DeployedArgs) -> Result<u8, Failure> {
         service_names: Some(vec![args.service.clone()]),
     };
     let r = ctx.client.deployed_resources(&body).await?;
+    if r.results.iter().all(|c| c.deployed_resources.is_empty()) {
+        eprintln!("openscm: not deployed anywhere (service {})", args.service);
+    }
     output::print(ctx.format, &r, || {
         let mut t = Table::new(&["CERTIFICATE", "SERVICE", "REGION", "RESOURCE", "ERROR"]);
         for c in &r.results {
@@ -606,7 +610,7 @@ async fn deployments(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
                 d.state.clone(),
                 d.version.to_string(),
                 d.served_serial.clone().unwrap_or_default(),
-                d.delivered_at.clone().unwrap_or_default(),
+                output::when_opt(d.delivered_at.as_deref()),
                 d.last_error.clone().unwrap_or_default(),
             ]);
         }
@@ -615,7 +619,7 @@ async fn deployments(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
         ]);
         for x in &r.attempts {
             a.row([
-                x.time.clone(),
+                output::when(&x.time),
                 x.target.clone(),
                 x.version.map(|v| v.to_string()).unwrap_or_default(),
                 x.attempt.to_string(),
@@ -744,8 +748,8 @@ async fn show(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
             ("domain_type", c.domain_type.clone()),
             ("domain", c.domain.clone()),
             ("sans", c.sans.clone()),
-            ("not_before", c.not_before.clone()),
-            ("not_after", c.not_after.clone()),
+            ("not_before", c.not_before.as_deref().map(output::when)),
+            ("not_after", c.not_after.as_deref().map(output::when)),
             ("signature_algorithm", c.signature_algorithm.clone()),
             ("fingerprint", c.fingerprint.clone()),
             ("push_support", Some(c.push_support.clone())),
@@ -754,7 +758,7 @@ async fn show(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
                 "auto_renew",
                 Some(if life.auto_renew { "on" } else { "off" }.into()),
             ),
-            ("renew_at", life.renew_at.clone()),
+            ("renew_at", life.renew_at.as_deref().map(output::when)),
         ]);
         for a in &c.authentification {
             t.row([
@@ -779,15 +783,19 @@ async fn show(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
                     "{} serial {} valid {} .. {}",
                     v.reason,
                     v.serial_number,
-                    v.not_before.as_deref().unwrap_or("-"),
-                    v.not_after.as_deref().unwrap_or("-")
+                    v.not_before
+                        .as_deref()
+                        .map_or_else(|| "-".into(), output::when),
+                    v.not_after
+                        .as_deref()
+                        .map_or_else(|| "-".into(), output::when)
                 ),
             ]);
         }
         let skip = life.events.len().saturating_sub(10);
         for e in life.events.iter().skip(skip) {
             t.row([
-                format!("event {}", e.time.as_deref().unwrap_or("")),
+                format!("event {}", output::when_opt(e.time.as_deref())),
                 format!("{}: {} ({})", e.event, e.detail, e.actor),
             ]);
         }
@@ -907,7 +915,7 @@ async fn apply(ctx: &Ctx, args: ApplyArgs) -> Result<u8, Failure> {
             ("certificate_id", Some(args.id.clone())),
             ("status", Some(shown.status.clone())),
             ("domain", shown.domain.clone()),
-            ("not_after", shown.not_after.clone()),
+            ("not_after", shown.not_after.as_deref().map(output::when)),
             ("request_info", Some(info.request_info.clone())),
         ])
     });

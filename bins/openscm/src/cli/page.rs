@@ -24,10 +24,22 @@ pub const MAX_OFFSET: u32 = 1_000_000;
 #[derive(Debug, Clone, Copy, Args)]
 pub struct PageArgs {
     /// How many to show, from 1 [default: 10]; more than 50 are fetched page by page.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000), conflicts_with = "all")]
+    // Negative numbers are taken as values, so that `--limit -1` is refused for its range rather
+    // than as an unknown option.
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u32).range(1..=100_000),
+        allow_negative_numbers = true,
+        conflicts_with = "all"
+    )]
     pub limit: Option<u32>,
     /// How many to skip.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_OFFSET)))]
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_OFFSET)),
+        allow_negative_numbers = true
+    )]
     pub offset: u32,
     /// Every one (from --offset), fetched page by page.
     #[arg(long)]

@@ -37,10 +37,11 @@ enum Command {
     },
     /// Manage accounts, projects, credentials and issuance policies.
     Admin {
-        #[command(flatten)]
-        store: config::CommonArgs,
+        // Before the store options, so that it is listed under Options, not under their heading.
         #[command(flatten)]
         out: cli::output::OutputArg,
+        #[command(flatten)]
+        store: config::CommonArgs,
         #[command(subcommand)]
         command: admin::AdminCommand,
     },

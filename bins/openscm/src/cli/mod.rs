@@ -13,7 +13,10 @@
 //! or another failure (an output file cannot be written);
 //! 2 usage error; 3 authentication or configuration problem (no profile, bad credentials: HTTP
 //! 401); 4 network or TLS problem (endpoint unreachable, certificate not trusted); 5 a bulk
-//! command did part of its work (the summary says what was done and what was not).
+//! command did part of its work (the summary says what was done and what was not); 6 a push
+//! failed for now and is retried in the background. A bad id is the API's refusal (1); a bad
+//! option value (`--limit 0`, `--service FTP`, `on|off`) is a usage error (2), refused before any
+//! request.
 
 mod ca;
 mod cert;

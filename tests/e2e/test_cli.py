@@ -523,7 +523,7 @@ def test_push_history_deployed_and_notifications(cli, server, nginx):
     # A push to a target by name; a name that is no target is refused, saying so.
     cli.json("cert", "push", cert_id, "--target", "e2e-nginx")
     proc = cli.run("cert", "push", cert_id, "--target", "no-such-target", check=1)
-    assert "no push target named no-such-target" in proc.stderr, proc.stderr
+    assert "SCM.0030" in proc.stderr and "\"no-such-target\"" in proc.stderr, proc.stderr
 
 
 # ----------------------------------------------------------------------------- admin output

@@ -450,7 +450,7 @@ def test_console_sign_in_export_and_sign_out_are_audited(server, creds, seeded):
 
     def audit(*args):
         proc = server.admin("audit", "--output", "json", *args, parse=False)
-        return [_json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+        return _json.loads(proc.stdout)
 
     exports = audit("--operation", "ConsoleExportCertificate", "--limit", "2")
     assert [e["outcome"] == "ok" for e in exports] == [False, True], exports

@@ -1826,3 +1826,6 @@ mod tests {
         assert!(format!("{e:#}").contains("mod"), "{e:#}");
     }
 }
+
+#[cfg(test)]
+mod reference;

@@ -9,13 +9,15 @@
   resolving through a `Named`, its listener certificate issued by a `ListenerCA` (the file
   OpenSCM's `trust_roots_file` points at); optionally with External Account Binding required.
 - `AriStandIn`: a directory that is Pebble's plus `renewalInfo`, and the renewal-info resource
-  (RFC 9773), because Pebble 2.4.0 has no ARI.
+  (RFC 9773), because Pebble 2.4.0 has no ARI; optionally also a proxy in front of Pebble that
+  reflects an order's `replaces` as RFC 9773 requires.
 - `RefusedPort`: a directory URL on a port where nothing listens (a CA that is down).
 - `AcmeTestClient`: a minimal RFC 8555 client, only so that the harness's own tests can prove
   the components work without OpenSCM (and fast: lego waits 5 s per name).
 
 Fixtures (imported by fixtures.py): `acme_listener_ca` and `named` (one per run),
-`make_pebble(http_port=None, eab=False, nonce_reject=0)` and `make_ari_standin(pebble)`
+`make_pebble(http_port=None, eab=False, nonce_reject=0)` and `make_ari_standin(pebble,
+reflect_replaces=False)`
 (per test, stopped at its end).
 """
 
@@ -582,11 +584,24 @@ class AriStandIn:
 
     It does not check that a cert id names a certificate Pebble issued (Pebble cannot be asked by
     AKI and serial); `requested_cert_ids()` records every well-formed one asked for, in order.
-    Use it as a context manager (started on entry, stopped on exit)."""
+    Use it as a context manager (started on entry, stopped on exit).
 
-    def __init__(self, pebble: Pebble, listener_ca: ListenerCA, root: Path):
+    `reflect_replaces=True`: a CA that takes `replaces` as RFC 9773 section 5 asks ("If the Server
+    accepts a new-order request with a "replaces" field, it MUST reflect that field in the
+    response and in subsequent requests for the corresponding Order object"), which Pebble 2.4.0
+    cannot: the stand-in is then also a reverse proxy in front of Pebble for every other request
+    (the Host header kept as the stand-in's, so Pebble's links and its check of each JWS `url`
+    name the stand-in), adds `replaces` to the new-order answer and to later fetches of that
+    order, and records it (`replaces_seen()`). Without it (the default) the directory's other URLs
+    are Pebble's own: a CA offering ARI that ignores `replaces`."""
+
+    def __init__(self, pebble: Pebble, listener_ca: ListenerCA, root: Path,
+                 reflect_replaces: bool = False):
         self.pebble = pebble
         self.port = free_port()
+        self.reflect_replaces = reflect_replaces
+        self._replaces = []         # `replaces` of each new-order request, in order
+        self._order_replaces = {}   # order path -> the `replaces` it reflects
         self.retry_after = 3600
         self._windows = {}
         self._default_in_past = False
@@ -608,9 +623,23 @@ class AriStandIn:
                     outer._serve_directory(self)
                 elif self.path.startswith("/renewal-info/"):
                     outer._serve_renewal_info(self, self.path[len("/renewal-info/"):])
+                elif outer.reflect_replaces:
+                    outer._proxy(self)
                 else:
                     _send_json(self, 404, {"type": "urn:ietf:params:acme:error:malformed",
                                            "detail": f"no such resource: {self.path}"})
+
+            def do_HEAD(self):
+                if outer.reflect_replaces:
+                    outer._proxy(self)
+                else:
+                    _send_json(self, 405, {"detail": "HEAD"})
+
+            def do_POST(self):
+                if outer.reflect_replaces:
+                    outer._proxy(self)
+                else:
+                    _send_json(self, 405, {"detail": "POST"})
 
             def log_message(self, *args):  # recorded above
                 pass
@@ -675,6 +704,12 @@ class AriStandIn:
         with self._lock:
             return list(self._asked)
 
+    def replaces_seen(self) -> list:
+        """With `reflect_replaces`: the `replaces` of each new-order request (None when it had
+        none), in order."""
+        with self._lock:
+            return list(self._replaces)
+
     def requests(self) -> list:
         """The path of every GET so far."""
         with self._lock:
@@ -693,8 +728,10 @@ class AriStandIn:
 
     # ---- the two resources
     def _serve_directory(self, handler):
+        # As a proxy, Pebble is asked with the stand-in's Host: its links then name the stand-in.
+        headers = {"Host": f"127.0.0.1:{self.port}"} if self.reflect_replaces else {}
         try:
-            upstream = self.pebble.http.get(self.pebble.directory_url, timeout=5)
+            upstream = self.pebble.http.get(self.pebble.directory_url, timeout=5, headers=headers)
             directory = upstream.json()
         except (requests.RequestException, ValueError) as exc:
             _send_json(handler, 502, {"type": "urn:ietf:params:acme:error:serverInternal",
@@ -714,6 +751,59 @@ class AriStandIn:
         start, end = self.window_for(cert_id)
         _send_json(handler, 200, {"suggestedWindow": {"start": rfc3339(start), "end": rfc3339(end)}},
                    {"Retry-After": str(retry_after)})
+
+
+    def _proxy(self, handler):
+        """Forwards one ACME request to Pebble (the stand-in's Host kept) and relays the answer;
+        reflects `replaces` in the new-order answer and later fetches of that order."""
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else None
+        replaces = None
+        if handler.command == "POST" and handler.path == "/order-plz" and body:
+            try:
+                payload = json.loads(b64u_decode(json.loads(body)["payload"]) or b"{}")
+                replaces = payload.get("replaces")
+            except (ValueError, KeyError, TypeError):
+                replaces = None
+            with self._lock:
+                self._replaces.append(replaces)
+        headers = {"Host": f"127.0.0.1:{self.port}"}
+        if handler.headers.get("Content-Type"):
+            headers["Content-Type"] = handler.headers["Content-Type"]
+        try:
+            upstream = self.pebble.http.request(
+                handler.command, f"https://127.0.0.1:{self.pebble.acme_port}{handler.path}",
+                data=body, headers=headers, timeout=10, allow_redirects=False)
+        except requests.RequestException as exc:
+            _send_json(handler, 502, {"type": "urn:ietf:params:acme:error:serverInternal",
+                                      "detail": f"Pebble: {exc}"})
+            return
+        data = upstream.content
+        if upstream.status_code in (200, 201) and upstream.headers.get("Content-Type", "").startswith(
+                "application/json"):
+            location = upstream.headers.get("Location", "")
+            with self._lock:
+                if replaces is not None and upstream.status_code == 201 and location:
+                    self._order_replaces[_path_of(location)] = replaces
+                reflected = self._order_replaces.get(handler.path)
+            if replaces is not None or reflected is not None:
+                order = json.loads(data)
+                order["replaces"] = replaces if replaces is not None else reflected
+                data = json.dumps(order).encode()
+        handler.send_response(upstream.status_code)
+        for name in ("Content-Type", "Location", "Replay-Nonce", "Link", "Retry-After",
+                     "Cache-Control"):
+            if name in upstream.headers:
+                handler.send_header(name, upstream.headers[name])
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(data)
+
+
+def _path_of(url: str) -> str:
+    """The path of an absolute URL (`https://host:port/path` -> `/path`)."""
+    return "/" + url.split("://", 1)[-1].split("/", 1)[-1] if "://" in url else url
 
 
 def _send_json(handler, status: int, body: dict, headers: dict = None):
@@ -938,11 +1028,13 @@ def make_pebble(tmp_path_factory, acme_listener_ca, named):
 
 @pytest.fixture
 def make_ari_standin(tmp_path_factory, acme_listener_ca):
-    """make(pebble) -> a running AriStandIn in front of `pebble`, stopped at the end of the test."""
+    """make(pebble, reflect_replaces=False) -> a running AriStandIn in front of `pebble`, stopped
+    at the end of the test."""
     with contextlib.ExitStack() as stack:
-        def make(pebble: Pebble) -> AriStandIn:
+        def make(pebble: Pebble, reflect_replaces: bool = False) -> AriStandIn:
             return stack.enter_context(
-                AriStandIn(pebble, acme_listener_ca, tmp_path_factory.mktemp("ari")))
+                AriStandIn(pebble, acme_listener_ca, tmp_path_factory.mktemp("ari"),
+                           reflect_replaces=reflect_replaces))
 
         yield make
 

@@ -414,10 +414,13 @@ class Server:
     # -- admin CLI
 
     def admin(self, *args, check: bool = True, parse: bool = True):
+        """`openscm admin ARGS`; with `parse`, asked for JSON (`-o json`) and parsed."""
         cmd = [self.binary, "admin", "--data-dir", str(self.data_dir)]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
         cmd += [str(a) for a in args]
+        if parse:
+            cmd += ["-o", "json"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
                               env=dict(os.environ, NO_COLOR="1"))
         if check and proc.returncode != 0:

@@ -7,7 +7,7 @@
 #
 # - installs nginx, openssl, postgresql-client, prometheus (promtool), a Java runtime (keytool),
 #   chromium and chromium-driver, pebble (Pebble and challtestsrv), bind9 and bind9-utils (named),
-#   dnsutils (dig, nsupdate), lego, faketime, haproxy and wrk with apt-get when missing (we are root);
+#   dnsutils (dig, nsupdate), lego, faketime, haproxy, wrk and jq with apt-get when missing (we are root);
 # - creates/reuses the venv <repo>/.venv-e2e with tests/e2e/requirements.txt;
 # - creates a throwaway PostgreSQL database on 127.0.0.1:5432 (or, if nothing answers
 #   there, on a private cluster on 127.0.0.1:15432) and exports OPENSCM_TEST_PG_URL;
@@ -50,6 +50,8 @@ command -v lego >/dev/null 2>&1 || missing+=(lego)
 # test_deployment.py: HAProxy as a push target (runtime API), wrk as the load during its swaps
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+# test_cli.py: the --help examples pipe into jq
+command -v jq >/dev/null 2>&1 || missing+=(jq)
 for tool in psql createdb dropdb pg_dump pg_isready; do
   if ! command -v "$tool" >/dev/null 2>&1; then missing+=(postgresql-client); break; fi
 done

@@ -2,7 +2,10 @@
 storage backend: every command, outputs parsed as JSON (`-o json`), the profile file (mode 0600)
 and the precedence of flags, environment and profile, the exit codes (1 refused, 2 usage, 3 auth
 or config, 4 network, 5 partial bulk), bulk buy stopped by the account's quota, import of a
-directory, and export to PEM and PKCS#12 read back by OpenSSL and keytool.
+directory, and export to PEM and PKCS#12 read back by OpenSSL and keytool; lists paged past the
+API's page sizes with a "10 of 11" note on stderr; unsubscribe, cancel, push history, deployed
+resources and expiry reminders; the admin CLI's tables and JSON; and every `--help` example run as
+written (test_every_help_example_runs, whose rule is written above it).
 """
 
 import json
@@ -365,3 +368,408 @@ def test_completions_and_help(cli):
     assert "--data-dir" in cli.run("server", "--help", check=0).stdout
     assert "--data-dir" in cli.run("admin", "--help", check=0).stdout
     assert "--profile" not in cli.run("server", "--help", check=0).stdout
+
+
+# ----------------------------------------------------------------------------- lists
+
+
+def test_lists_page_and_say_how_many_they_show(servers, openscm_bin, module_tmp, backend):
+    """`cert list`, `csr list` and `tag find` show --limit items (any from 1; 10 by default),
+    fetched in the API's pages of 10 to 50, say on stderr when there are more, and --all shows
+    every one; stdout stays one JSON document with -o json."""
+    srv = servers.new("cli-pages")
+    srv.start()
+    c = Cli(openscm_bin, module_tmp / f"cli-pages-{backend.name}")
+    c.json("configure", "--from-credentials", srv.credentials_path)
+    bought = c.json("cert", "buy", "--count", "61")["done"]
+    assert len(bought) == 61
+
+    # The default page: 10 of 61, said on stderr, in the table and in JSON alike.
+    proc = c.run("cert", "list", "--status", "ALL", check=0)
+    assert len(proc.stdout.splitlines()) == 1 + 10, proc.stdout
+    assert "10 of 61 certificates" in proc.stderr and "--all" in proc.stderr, proc.stderr
+    proc = c.run("cert", "list", "--status", "ALL", "-o", "json", check=0)
+    assert len(json.loads(proc.stdout)) == 10 and "10 of 61" in proc.stderr
+    # --all: every one (two pages of 50 and 11), no note.
+    proc = c.run("cert", "list", "--status", "ALL", "--all", "-o", "json", check=0)
+    listed = [x["id"] for x in json.loads(proc.stdout)]
+    assert sorted(listed) == sorted(bought) and proc.stderr == "", proc.stderr
+    # Small limits and offsets; a limit beyond one page; an offset at the end.
+    five = [x["id"] for x in c.json("cert", "list", "--status", "ALL", "--limit", "5")]
+    assert five == listed[:5]
+    proc = c.run("cert", "list", "--status", "ALL", "--limit", "5", "--offset", "5", "-o", "json",
+                 check=0)
+    assert [x["id"] for x in json.loads(proc.stdout)] == listed[5:10]
+    assert "certificates 6 to 10 of 61" in proc.stderr and "--offset 10" in proc.stderr
+    assert len(c.json("cert", "list", "--status", "ALL", "--limit", "55")) == 55
+    proc = c.run("cert", "list", "--status", "ALL", "--offset", "60", "-o", "json", check=0)
+    assert [x["id"] for x in json.loads(proc.stdout)] == listed[60:]
+    # Times in JSON are RFC 3339; in the table readable UTC.
+    done_id = issued(c)
+    shown = c.json("cert", "list", "--status", "ISSUED")
+    assert [x["id"] for x in shown] == [done_id]
+    assert shown[0]["expire_time"].endswith("Z") and "T" in shown[0]["expire_time"], shown
+    row = c.run("cert", "list", "--status", "ISSUED", check=0).stdout.splitlines()[1]
+    assert row.endswith(" UTC"), row
+
+    # Refused limits: usage errors (2), nothing asked of the server.
+    for bad in (["--limit", "0"], ["--limit", "-1"], ["--limit", "x"], ["--offset", "2000000"],
+                ["--limit", "5", "--all"]):
+        proc = c.run("cert", "list", *bad, check=2)
+        assert "--limit" in proc.stderr or "--offset" in proc.stderr, proc.stderr
+        c.run("csr", "list", *bad, check=2)
+
+    # CSRs: 12, shown 5 at a time.
+    for i in range(12):
+        c.json("csr", "create", "--name", f"page-{i}", "--domain", f"p{i}.cli.test")
+    proc = c.run("csr", "list", "--limit", "5", "-o", "json", check=0)
+    assert len(json.loads(proc.stdout)) == 5 and "5 of 12 CSRs" in proc.stderr, proc.stderr
+    assert len(c.json("csr", "list", "--all")) == 12
+    table = c.run("csr", "list", check=0)
+    assert table.stdout.splitlines()[0].split()[-1] == "CREATED" and "10 of 12" in table.stderr
+
+    # Tags: 11 certificates with one tag.
+    for cert_id in listed[:11]:
+        c.json("tag", "add", cert_id, "page=yes")
+    proc = c.run("tag", "find", "page=yes", "-o", "json", check=0)
+    assert len(json.loads(proc.stdout)) == 10 and "10 of 11 certificates" in proc.stderr
+    assert {r["resource_id"] for r in c.json("tag", "find", "page", "--all")} == set(listed[:11])
+
+
+# ----------------------------------------------------------------------------- more of the API
+
+
+def test_unsubscribe_and_cancel(cli, server):
+    # A bought certificate is unsubscribed (delete refuses it: not issued), then gone.
+    paid = cli.json("cert", "buy")["cert"][0]["cert_id"]
+    proc = cli.run("cert", "delete", paid, check=1)
+    assert "SCM.0010" in proc.stderr, proc.stderr
+    assert cli.json("cert", "unsubscribe", paid) == {"unsubscribed": [paid]}
+    cli.run("cert", "show", paid, check=1)
+    table = cli.run("cert", "unsubscribe", cli.json("cert", "buy")["cert"][0]["cert_id"], check=0)
+    assert table.stdout.splitlines()[0] == "UNSUBSCRIBED"
+    # Unknown, malformed, or imported (no order): refused with the API's code, exit 1.
+    proc = cli.run("cert", "unsubscribe", "scs0000000000000", check=1)
+    assert "SCM.0020" in proc.stderr, proc.stderr
+    proc = cli.run("cert", "unsubscribe", "not-an-id", "-o", "json", check=1)
+    assert json.loads(proc.stdout)["error"]["kind"] == "api", proc.stdout
+    pem = cli.workdir / "unsub.pem"
+    cert, key = self_signed_pem("unsub.cli.test", ["unsub.cli.test"])
+    pem.write_bytes(cert + key)
+    imported = cli.json("cert", "import", pem)["certificate_id"]
+    proc = cli.run("cert", "unsubscribe", imported, check=1)
+    assert "SCM.0010" in proc.stderr, proc.stderr
+    # Several, one failing in the middle: what was done, the failure, what was not; exit 5.
+    first = cli.json("cert", "buy")["cert"][0]["cert_id"]
+    last = cli.json("cert", "buy")["cert"][0]["cert_id"]
+    partial = cli.json("cert", "unsubscribe", first, imported, last, check=5)
+    assert partial["unsubscribed"] == [first] and partial["not_done"] == [last], partial
+    assert [f["id"] for f in partial["failed"]] == [imported]
+    cli.json("cert", "unsubscribe", last)
+
+    # cancel: only an application under review (an issued certificate is refused).
+    done = issued(cli)
+    proc = cli.run("cert", "cancel", done, check=1)
+    assert "SCM.0010" in proc.stderr, proc.stderr
+    cli.run("cert", "cancel", "scs0000000000000", check=1)
+    cli.run("cert", "cancel", check=2)
+
+
+def test_push_history_deployed_and_notifications(cli, server, nginx):
+    cert_id = issued(cli)
+    # Never pushed: an empty history, said on stderr.
+    proc = cli.run("cert", "history", cert_id, check=0)
+    assert proc.stdout.split() == ["TIME", "SERVICE", "REGION"] and "never pushed" in proc.stderr
+    cli.json("cert", "push", cert_id, "--service", "ELB", "--region", "cn-north-4")
+    history = cli.json("cert", "history", cert_id)["push_history_list"]
+    assert [(h["push_service"], h["push_remote_project"]) for h in history] == [
+        ("ELB", "cn-north-4")], history
+    assert history[0]["push_time"].endswith("Z"), history  # RFC 3339 in JSON
+    table = cli.run("cert", "push-history", cert_id, check=0).stdout.splitlines()
+    assert len(table) == 2 and "UTC" in table[1] and "cn-north-4" in table[1], table
+    # The push history needs the profile's project id: without one, a configuration error (3).
+    creds = server.credentials
+    no_project = {"OPENSCM_CLI_CONFIG": str(cli.workdir / "absent.toml"),
+                  "OPENSCM_ENDPOINT": server.url, "OPENSCM_ACCESS_KEY": creds["access_key"],
+                  "OPENSCM_SECRET_KEY": creds["secret_key"]}
+    proc = cli.run("cert", "history", cert_id, env=no_project, check=3)
+    assert "project id" in proc.stderr, proc.stderr
+    cli.run("cert", "history", "scs0000000000000", check=1)
+
+    # Deployed resources: the nginx target, for ELB in cn-north-4.
+    deployed = cli.json("cert", "deployed", cert_id, "--service", "ELB")["results"]
+    assert [r["certificate_id"] for r in deployed] == [cert_id], deployed
+    places = [(d["service"], rr["region_id"], [x["resource_name"] for x in rr["resources"]])
+              for d in deployed[0]["deployed_resources"] for rr in d["region_resources"]]
+    assert places == [("ELB", "cn-north-4", ["e2e-nginx"])], places
+    table = cli.run("cert", "deployed", cert_id, check=0).stdout.splitlines()
+    assert table[0].split() == ["CERTIFICATE", "SERVICE", "REGION", "RESOURCE", "ERROR"]
+    assert "e2e-nginx" in table[1], table
+    cli.run("cert", "deployed", cert_id, "--service", "FTP", check=2)
+    cli.run("cert", "deployed", *[cert_id] * 51, check=2)
+    cli.run("cert", "deployed", "scs0000000000000", check=1)
+
+    # Expiry reminders off and on, one kind or both.
+    off = cli.json("cert", "notifications", cert_id, "off")
+    assert off == {"certificate_id": cert_id, "notifications": "off",
+                   "kinds": ["CERT_EXPIRING", "CERT_EXPIRED"]}, off
+    on = cli.json("cert", "notifications", cert_id, "on", "--kind", "CERT_EXPIRED")
+    assert on["kinds"] == ["CERT_EXPIRED"], on
+    cli.run("cert", "notifications", cert_id, "maybe", check=2)
+    cli.run("cert", "notifications", cert_id, "on", "--kind", "CERT_LOST", check=2)
+    proc = cli.run("cert", "notifications", "scs0000000000000", "off", check=1)
+    assert "SCM.0020" in proc.stderr, proc.stderr
+
+    # A push to a target by name; a name that is no target is refused, saying so.
+    cli.json("cert", "push", cert_id, "--target", "e2e-nginx")
+    proc = cli.run("cert", "push", cert_id, "--target", "no-such-target", check=1)
+    assert "SCM.0030" in proc.stderr and "\"no-such-target\"" in proc.stderr, proc.stderr
+
+
+# ----------------------------------------------------------------------------- admin output
+
+
+def test_admin_prints_tables_and_json(server):
+    """`openscm admin` prints a table unless -o json, whose times are RFC 3339; failures with
+    -o json print an error document."""
+    accounts = server.admin("account", "list", parse=False).stdout.splitlines()
+    assert accounts[0].split() == ["DOMAIN", "ID", "NAME", "POLICY"], accounts
+    jobs = server.admin("job", "list", parse=False).stdout.splitlines()
+    assert jobs[0].split()[:3] == ["ID", "KIND", "STATE"], jobs
+    assert all(" UTC" in line for line in jobs[1:]), jobs
+    listed = server.admin("job", "list")
+    assert isinstance(listed, list) and listed, listed
+    for j in listed:
+        assert j["created"].endswith("Z") and j["due"].endswith("Z"), j
+        assert not [k for k in j if k.endswith("_ms")], j
+    creds = server.admin("credential", "list")
+    assert all(c["created"].endswith("Z") for c in creds), creds
+    table = server.admin("credential", "list", parse=False).stdout.splitlines()
+    assert table[0].split()[:2] == ["ACCESS", "KEY"] and " UTC" in table[1], table
+    shown = server.admin("policy", "show", "--account", server.credentials["domain_id"],
+                         parse=False).stdout.splitlines()
+    assert shown[0].split() == ["FIELD", "VALUE"] and any(
+        line.startswith("allowed") for line in shown), shown
+    audit = server.admin("audit", "--limit", "3")
+    assert isinstance(audit, list) and all(e["time"].endswith("Z") for e in audit), audit
+    failed = server.admin("policy", "show", "--account", "0" * 32, "-o", "json", check=False,
+                          parse=False)
+    assert failed.returncode == 1 and "no account" in failed.stderr, failed.stderr
+    assert json.loads(failed.stdout)["error"]["message"].startswith("no account"), failed.stdout
+    bad = server.admin("job", "list", "--limit", "0", check=False, parse=False)
+    assert bad.returncode == 2, bad.stderr
+
+
+# ----------------------------------------------------------------------------- help examples
+#
+# Every "Examples:" block of every `--help` runs as written (test_every_help_example_runs).
+# The rule, so that the examples stay true:
+# - The commands are visited in the order `--help` lists them, depth first from `openscm
+#   --help`. A block seen before (csr and tag share one among their subcommands) is not run again.
+# - An example is one indented line of the block (a line ending in `\` goes on on the next). It
+#   runs with `bash -o pipefail -ec`, stdin empty, in one working directory shared by all, HOME a
+#   fresh directory, and must exit 0.
+# - The store is bootstrapped in that directory first (./openscm-data, as `openscm server`
+#   makes it), so that the config can name its account; then OPENSCM_CONFIG names a config with
+#   one push target "edge" (kind files; ELB in cn-north-4) whose DNS validation asks 127.0.0.1,
+#   and OPENSCM_LISTEN a free port on 127.0.0.1. `openscm server` runs in the background until
+#   it answers /health and is stopped at the end.
+# - Placeholders are replaced by what earlier examples printed:
+#   - scs1700000000000: the newest certificate that an example running `openscm cert buy` or
+#     `openscm cert import` printed and that still exists; scs1700000000001 the one before it;
+#   - CSR_ID: the newest CSR id printed by `openscm csr create` or `openscm csr upload`;
+#   - ACCOUNT_ID: the newest domain id printed by `openscm admin account create`;
+#   - ACCESS_KEY: the newest access key printed by `openscm admin credential create`.
+#   So an example that needs a certificate in a given state comes after one that makes it (the
+#   blocks of `cert apply`, `cert cancel` and `cert unsubscribe` buy their own).
+
+import re as _re  # noqa: E402
+import signal as _signal  # noqa: E402
+
+import requests as _requests  # noqa: E402
+
+from e2e_helpers import wait_until  # noqa: E402
+
+_CERT_ID = _re.compile(r"\bscs\d{13}\b")
+_PLACEHOLDER = _re.compile(r"\bscs17000000000(\d\d)\b")
+_HEX32 = _re.compile(r"\b[0-9a-f]{32}\b")
+
+
+def _subcommands(help_text: str) -> list:
+    """The subcommands a `--help` lists under "Commands:", in its order (not `help`)."""
+    names, inside = [], False
+    for line in help_text.splitlines():
+        if line.strip() == "Commands:":
+            inside = True
+            continue
+        if inside:
+            if not line.startswith("  ") or not line.strip():
+                break
+            name = line.split()[0]
+            if name != "help":
+                names.append(name)
+    return names
+
+
+def _examples(help_text: str) -> list:
+    """The example command lines of a `--help` (continuations joined), in order."""
+    lines = help_text.splitlines()
+    if "Examples:" not in [x.strip() for x in lines]:
+        return []
+    start = [x.strip() for x in lines].index("Examples:") + 1
+    out, current = [], ""
+    for line in lines[start:]:
+        if not line.startswith("  "):
+            break
+        text = line.strip()
+        if current:
+            current += " " + text
+        else:
+            current = text
+        if current.endswith("\\"):
+            current = current[:-1].rstrip()
+            continue
+        out.append(current)
+        current = ""
+    return out
+
+
+def test_help_examples_are_found():
+    text = """Usage: x
+
+Commands:
+  list   List
+  auto-renew  Turn  [aliases: ar]
+  help   Print this
+
+Examples:
+  openscm a --b \\
+      --c d   # comment
+  openscm e | jq .
+Prose after the examples.
+  not an example"""
+    assert _subcommands(text) == ["list", "auto-renew"]
+    assert _examples(text) == ["openscm a --b --c d   # comment", "openscm e | jq ."]
+
+
+def test_every_help_example_runs(openscm_bin, tmp_path, openssl_tool):
+    require_tool("jq")
+    work = tmp_path / "work"
+    home = tmp_path / "home"
+    work.mkdir()
+    home.mkdir()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENSCM_")}
+    env.update({"HOME": str(home), "NO_COLOR": "1", "OPENSCM_LISTEN": f"127.0.0.1:{port}",
+                "PATH": f"{Path(openscm_bin).parent}:{env.get('PATH', '')}"})
+
+    def healthy():
+        try:
+            return _requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+        except _requests.RequestException:
+            return False
+
+    def start_server():
+        proc = subprocess.Popen([openscm_bin, "server"], cwd=work, env=env,
+                                stdin=subprocess.DEVNULL, stdout=(work / "server.out").open("ab"),
+                                stderr=subprocess.STDOUT)
+        wait_until(lambda: healthy() or proc.poll() is not None, 30, "the server to answer",
+                   interval=0.05)
+        assert proc.poll() is None, (work / "server.out").read_text()
+        return proc
+
+    def stop(proc):
+        proc.send_signal(_signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, (work / "server.out").read_text()
+
+    # Bootstrap, then the config that names the account.
+    stop(start_server())
+    account = json.loads((work / "openscm-data" / "credentials.json").read_text())["domain_id"]
+    served = work / "served"
+    served.mkdir()
+    (work / "openscm.toml").write_text(f"""
+[validation]
+nameservers = ["127.0.0.1:{free_port()}"]
+
+[[push_targets]]
+name = "edge"
+kind = "files"
+account = "{account}"
+service = "ELB"
+region = "cn-north-4"
+files = [
+  {{ path = "{served}/fullchain.pem", content = "fullchain" }},
+  {{ path = "{served}/key.pem", content = "key", mode = "0600" }},
+]
+""")
+    env["OPENSCM_CONFIG"] = str(work / "openscm.toml")
+
+    # Every block, in --help order.
+    blocks, seen = [], set()
+
+    def visit(path):
+        text = subprocess.run([openscm_bin, *path, "--help"], capture_output=True, text=True,
+                              env=env, check=True).stdout
+        block = _examples(text)
+        if block and tuple(block) not in seen:
+            seen.add(tuple(block))
+            blocks.append((" ".join(["openscm", *path]), block))
+        for sub in _subcommands(text):
+            visit([*path, sub])
+
+    visit([])
+    commands = {name for name, _ in blocks}
+    for wanted in ("openscm", "openscm cert apply", "openscm cert unsubscribe",
+                   "openscm cert history", "openscm cert deployed", "openscm cert notifications",
+                   "openscm admin job", "openscm admin audit", "openscm configure"):
+        assert wanted in commands, f"no examples for {wanted}: {sorted(commands)}"
+
+    certs, csrs, accounts, keys = [], [], [], []
+    server = None
+
+    def exists(cert_id):
+        return subprocess.run([openscm_bin, "cert", "show", cert_id], cwd=work, env=env,
+                              capture_output=True).returncode == 0
+
+    def substitute(line):
+        def cert(m):
+            live = [c for c in reversed(certs) if exists(c)]
+            n = int(m.group(1))
+            assert n < len(live), f"{line}: no certificate #{n} (made: {certs})"
+            return live[n]
+        line = _PLACEHOLDER.sub(cert, line)
+        for name, made in (("CSR_ID", csrs), ("ACCOUNT_ID", accounts), ("ACCESS_KEY", keys)):
+            if name in line:
+                assert made, f"{line}: no earlier example printed a {name}"
+                line = line.replace(name, made[-1])
+        return line
+
+    try:
+        ran = 0
+        for where, block in blocks:
+            for example in block:
+                line = substitute(example)
+                if _re.match(r"openscm server\b", line):
+                    server = start_server()
+                    ran += 1
+                    continue
+                proc = subprocess.run(["bash", "-o", "pipefail", "-ec", line], cwd=work, env=env,
+                                      stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                      timeout=120)
+                assert proc.returncode == 0, (
+                    f"`{where} --help` example failed (exit {proc.returncode}):\n  {example}\n"
+                    f"ran as:\n  {line}\nstdout: {proc.stdout}\nstderr: {proc.stderr}")
+                ran += 1
+                out = proc.stdout
+                if "openscm cert buy" in line or "openscm cert import" in line:
+                    certs.extend(_CERT_ID.findall(out))
+                if "openscm csr create" in line or "openscm csr upload" in line:
+                    csrs.extend(_HEX32.findall(out)[:1])
+                if "openscm admin account create" in line:
+                    accounts.extend(_HEX32.findall(out)[:1])
+                if "openscm admin credential create" in line:
+                    keys.extend(_re.findall(r"access_key\s+(\S+)", out)[:1])
+        assert ran > 60, ran
+    finally:
+        if server is not None:
+            stop(server)

@@ -4,7 +4,7 @@ its push history (pushed first to a real nginx), the expiry timeline and its lin
 export (the file's PEM checked), sign out. And with plain `requests`: no session cookie, a bad
 CSRF token, bad or revoked credentials, the security headers, sign-in throttling.
 
-The browser run on SQLite takes the screenshots of the README; it writes them to docs/screenshots/
+The browser run on SQLite takes the screenshots of docs/console.md; it writes them to docs/screenshots/
 with OPENSCM_UPDATE_SCREENSHOTS=1 (elsewhere, to a temporary directory: a test run leaves the
 tree as it was).
 """
@@ -118,7 +118,7 @@ def browser(downloads):
 
 
 def shot(backend, driver, name):
-    """Writes a README screenshot (from the SQLite run only: one set)."""
+    """Writes a screenshot of docs/console.md (from the SQLite run only: one set)."""
     if backend.name == "sqlite":
         SHOTS.mkdir(parents=True, exist_ok=True)
         assert driver.save_screenshot(str(SHOTS / f"{name}.png"))
@@ -450,7 +450,7 @@ def test_console_sign_in_export_and_sign_out_are_audited(server, creds, seeded):
 
     def audit(*args):
         proc = server.admin("audit", "--output", "json", *args, parse=False)
-        return [_json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+        return _json.loads(proc.stdout)
 
     exports = audit("--operation", "ConsoleExportCertificate", "--limit", "2")
     assert [e["outcome"] == "ok" for e in exports] == [False, True], exports

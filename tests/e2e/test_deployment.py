@@ -555,7 +555,7 @@ def test_drift_is_found_told_once_and_redelivered(servers, tmp_path):
                     if json.loads(r["body"]).get("event") == "drift"]
         wait_until(drift_notes, 45, "a drift notification",
                    seen=lambda: (hook.received(), query(server, "SELECT * FROM deployments"),
-                                 [(j["kind"], j["state"], j["due_ms"]) for j in jobs(server)]),
+                                 [(j["kind"], j["state"], j["due"]) for j in jobs(server)]),
                    interval=0.2)
         nginx.wait_for_cert(domain, e["der"], timeout=30)  # re-delivered
         # The sweep's record: its check (checked_ms) and the forced re-delivery it queued (the

@@ -1,36 +1,81 @@
 //! `openscm admin`: accounts, projects, credentials and issuance policies, straight in the store.
-//! Output is JSON, so scripts can read it.
+//!
+//! Output follows the convention of every command (`crate::cli::output`): a table by default,
+//! one JSON document with `-o json` (a list as an array; `admin audit` too), times readable UTC
+//! in tables and RFC 3339 UTC in JSON. Failures print `{"error": {...}}` on stdout with `-o
+//! json`, the message on stderr, and exit with 1.
 
 use clap::Subcommand;
 use scm_proto::{AccessKeyId, DomainId, ProjectId};
+use serde_json::{Value, json};
 
+use crate::cli::output::{self, Format, Table};
 use crate::config::{self, CommonArgs};
+
+const ACCOUNT_EXAMPLES: &str = "\
+Examples:
+  openscm admin account create --name team-b
+  openscm admin account list -o json | jq -r '.[].domain_id'";
+const PROJECT_EXAMPLES: &str = "\
+Examples:
+  openscm admin project create --account ACCOUNT_ID --name cn-north-4
+  openscm admin project list --account ACCOUNT_ID";
+const CREDENTIAL_EXAMPLES: &str = "\
+Examples:
+  openscm admin credential create --account ACCOUNT_ID    # shows the secret key, this once
+  openscm admin credential create --account ACCOUNT_ID -o json > team-b.json
+  openscm admin credential list --account ACCOUNT_ID
+  openscm admin credential revoke ACCESS_KEY
+The JSON of `credential create` is read by `openscm configure --from-credentials` once it names
+the server: jq '. + {endpoint: \"https://scm.example:8443\"}'.";
+const POLICY_EXAMPLES: &str = "\
+Examples:
+  openscm admin policy set --account ACCOUNT_ID --allow '.test;.internal;shop.example'
+  openscm admin policy renewal --account ACCOUNT_ID --remaining-fraction 0.5
+  openscm admin policy show --account ACCOUNT_ID";
+const PUSH_EXAMPLES: &str = "\
+Examples:
+  openscm admin push --certificate scs1700000000000 --service ELB --region cn-north-4
+  openscm admin job list --state pending";
+const CERT_EXAMPLES: &str = "\
+Examples:
+  openscm admin cert history scs1700000000000
+  openscm admin cert history scs1700000000000 -o json | jq '.events[-1]'";
+const JOB_EXAMPLES: &str = "\
+Examples:
+  openscm admin job list
+  openscm admin job list --state failed --limit 20 -o json";
 
 /// Admin commands.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Accounts (tenants).
+    #[command(after_help = ACCOUNT_EXAMPLES)]
     Account {
         #[command(subcommand)]
         command: AccountCommand,
     },
     /// Projects of an account.
+    #[command(after_help = PROJECT_EXAMPLES)]
     Project {
         #[command(subcommand)]
         command: ProjectCommand,
     },
     /// AK/SK credentials.
+    #[command(after_help = CREDENTIAL_EXAMPLES)]
     Credential {
         #[command(subcommand)]
         command: CredentialCommand,
     },
     /// Issuance policy: the name suffixes the built-in CA may issue for in an account.
+    #[command(after_help = POLICY_EXAMPLES)]
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
     },
     /// Queue a push of a certificate to its account's targets; the servers' job workers deliver
-    /// it (and retry it). Prints {"job_id"}; follow it with `admin job list`.
+    /// it (and retry it). Prints each target's job; follow them with `admin job list`.
+    #[command(after_help = PUSH_EXAMPLES)]
     Push {
         /// The certificate id (scs...).
         #[arg(long)]
@@ -43,23 +88,24 @@ pub enum AdminCommand {
         region: Option<String>,
     },
     /// A certificate's versions and the history of its state changes (validation, issuance,
-    /// renewal), as JSON.
+    /// renewal).
+    #[command(after_help = CERT_EXAMPLES)]
     Cert {
         #[command(subcommand)]
         command: CertCommand,
     },
     /// Background jobs (pushes and their retries, notifications).
+    #[command(after_help = JOB_EXAMPLES)]
     Job {
         #[command(subcommand)]
         command: JobCommand,
     },
     /// The audit log: every authenticated state-changing call and key export, the console's
     /// sign-ins (refused ones too) and the changes made with this CLI, newest first.
-    ///
-    /// Examples:
-    ///   openscm admin audit --operation ExportCertificate --since 2026-01-01T00:00:00Z
-    ///   openscm admin audit --target scs1700000000000 --output json
-    #[command(verbatim_doc_comment)]
+    #[command(after_help = "Examples:
+  openscm admin audit
+  openscm admin audit --operation ExportCertificate --since 2026-01-01T00:00:00Z
+  openscm admin audit --target scs1700000000000 -o json | jq -r '.[].operation'")]
     Audit(AuditArgs),
 }
 
@@ -84,18 +130,6 @@ pub struct AuditArgs {
     /// At most this many events (1..=100000).
     #[arg(long, default_value_t = 100)]
     limit: u32,
-    /// `table` (for people) or `json` (JSON lines, one event per line).
-    #[arg(long, default_value = "table")]
-    output: AuditOutput,
-}
-
-/// How `admin audit` prints.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum AuditOutput {
-    /// Aligned columns.
-    Table,
-    /// One JSON object per line.
-    Json,
 }
 
 /// `admin cert ...`.
@@ -117,8 +151,8 @@ pub enum JobCommand {
         /// Only jobs in this state: pending, running, done or failed.
         #[arg(long)]
         state: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 50)]
+        /// At most this many (1..=100000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         limit: u32,
     },
 }
@@ -126,7 +160,8 @@ pub enum JobCommand {
 /// Account commands.
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
-    /// Create an account with a project named "default"; prints {domain_id, name, project_id}.
+    /// Create an account with a project named "default"; prints its domain_id, name and
+    /// project_id.
     Create {
         /// Unique account name.
         #[arg(long)]
@@ -139,7 +174,7 @@ pub enum AccountCommand {
 /// Project commands.
 #[derive(Debug, Subcommand)]
 pub enum ProjectCommand {
-    /// Create a project in an account; prints {project_id, domain_id, name}.
+    /// Create a project in an account; prints its project_id, domain_id and name.
     Create {
         /// Account (domain) id.
         #[arg(long)]
@@ -207,9 +242,9 @@ pub enum PolicyCommand {
         #[arg(long)]
         remaining_fraction: String,
     },
-    /// Show an account's issuance policy; prints {domain_id, name, policy, allowed,
-    /// renew_remaining_fraction} (`policy` as stored; `allowed`: its suffixes; an empty list:
-    /// nothing is issued without validation; `renew_remaining_fraction`: null for the server's).
+    /// Show an account's issuance policy: domain_id, name, policy (as stored), allowed (its
+    /// suffixes; none: nothing is issued without validation), renew_remaining_fraction (null in
+    /// JSON, "server default" in the table, for the server's).
     Show {
         /// Account (domain) id.
         #[arg(long)]
@@ -223,10 +258,36 @@ fn domain(s: &str) -> anyhow::Result<DomainId> {
     })
 }
 
-/// Prints `v`; a command that only prints did nothing the audit log records.
-fn print(v: &serde_json::Value) -> anyhow::Result<Done> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+/// Prints `doc` (with `-o json`) or `table`. A command that only prints did nothing the audit
+/// log records of its own ([`Done::nothing`]).
+fn show(format: Format, doc: &Value, table: impl FnOnce() -> Table) -> anyhow::Result<Done> {
+    output::print(format, doc, table);
     Done::nothing()
+}
+
+/// Prints one object: its JSON, or its fields as FIELD/VALUE rows (in the object's order).
+fn show_fields(format: Format, doc: &Value) -> anyhow::Result<Done> {
+    show(format, doc, || {
+        let pairs: Vec<(&str, Option<String>)> = doc
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.as_str(), cell(v)))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        output::fields(&pairs)
+    })
+}
+
+/// A JSON value as a table cell: strings bare, lists joined, null left out.
+fn cell(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) => Some(items.iter().filter_map(cell).collect::<Vec<_>>().join("; ")),
+        other => Some(other.to_string()),
+    }
 }
 
 fn rfc3339(flag: &str, s: &str) -> anyhow::Result<i64> {
@@ -237,17 +298,7 @@ fn rfc3339(flag: &str, s: &str) -> anyhow::Result<i64> {
     Ok(scm_core::clock::unix_ms(t))
 }
 
-fn time_text(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
-}
-
-async fn audit(scm: &scm_core::Scm, a: AuditArgs) -> anyhow::Result<()> {
+async fn audit(scm: &scm_core::Scm, format: Format, a: AuditArgs) -> anyhow::Result<()> {
     if let Some(op) = &a.operation
         && !scm_proto::Operation::ALL.iter().any(|o| o.name() == op)
         && !scm_api::CONSOLE_AUDITED.contains(&op.as_str())
@@ -285,79 +336,57 @@ async fn audit(scm: &scm_core::Scm, a: AuditArgs) -> anyhow::Result<()> {
         limit: a.limit,
     };
     let events = scm.audit_events(&q).await.map_err(err)?;
-    match a.output {
-        AuditOutput::Json => {
-            for e in &events {
-                let line = serde_json::json!({
-                    "time": time_text(e.at_ms),
-                    "at_ms": e.at_ms,
-                    "account": e.account.as_ref().map(DomainId::as_str),
-                    "credential": e.credential.as_ref().map(AccessKeyId::as_str),
-                    "operation": e.operation,
-                    "targets": e.targets,
-                    "outcome": e.outcome,
-                    "status": e.status,
-                    "request_id": e.request_id,
-                    "source": e.source,
-                });
-                println!("{line}");
-            }
+    let doc: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "time": output::json_ms(e.at_ms),
+                "account": e.account.as_ref().map(DomainId::as_str),
+                "credential": e.credential.as_ref().map(AccessKeyId::as_str),
+                "operation": e.operation,
+                "targets": e.targets,
+                "outcome": e.outcome,
+                "status": e.status,
+                "request_id": e.request_id,
+                "source": e.source,
+            })
+        })
+        .collect();
+    show(format, &Value::Array(doc), || {
+        let mut t = Table::new(&[
+            "TIME",
+            "ACCOUNT",
+            "CREDENTIAL",
+            "OPERATION",
+            "OUTCOME",
+            "STATUS",
+            "TARGETS",
+            "SOURCE",
+            "REQUEST ID",
+        ]);
+        for e in &events {
+            t.row([
+                output::when_ms(e.at_ms),
+                e.account
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                e.credential
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                e.operation.clone(),
+                e.outcome.clone(),
+                e.status.to_string(),
+                e.targets.join(","),
+                e.source.clone(),
+                e.request_id.clone(),
+            ]);
         }
-        AuditOutput::Table => {
-            let header = [
-                "TIME",
-                "ACCOUNT",
-                "CREDENTIAL",
-                "OPERATION",
-                "OUTCOME",
-                "STATUS",
-                "TARGETS",
-                "SOURCE",
-                "REQUEST ID",
-            ];
-            let rows: Vec<[String; 9]> = events
-                .iter()
-                .map(|e| {
-                    [
-                        time_text(e.at_ms),
-                        e.account
-                            .as_ref()
-                            .map(ToString::to_string)
-                            .unwrap_or_default(),
-                        e.credential
-                            .as_ref()
-                            .map(ToString::to_string)
-                            .unwrap_or_default(),
-                        e.operation.clone(),
-                        e.outcome.clone(),
-                        e.status.to_string(),
-                        e.targets.join(","),
-                        e.source.clone(),
-                        e.request_id.clone(),
-                    ]
-                })
-                .collect();
-            let mut widths = header.map(str::len);
-            for row in &rows {
-                for (w, cell) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(cell.chars().count());
-                }
-            }
-            let line = |cells: Vec<&str>| {
-                let mut out = String::new();
-                for (cell, w) in cells.iter().zip(widths) {
-                    out.push_str(&format!("{cell:<w$}  "));
-                }
-                println!("{}", out.trim_end());
-            };
-            line(header.to_vec());
-            for row in &rows {
-                line(row.iter().map(String::as_str).collect());
-            }
-            if rows.is_empty() {
-                eprintln!("no audit events match");
-            }
-        }
+        t
+    })?;
+    if events.is_empty() {
+        eprintln!("openscm: no audit events match");
     }
     Ok(())
 }
@@ -465,12 +494,13 @@ fn cli_source() -> String {
     }
 }
 
-/// Runs an admin command; a change is recorded in the audit log, refused or done.
-pub async fn run(common: &CommonArgs, command: AdminCommand) -> anyhow::Result<()> {
+/// Runs an admin command, printing in `format`; a change is recorded in the audit log, refused
+/// or done.
+pub async fn run(common: &CommonArgs, format: Format, command: AdminCommand) -> anyhow::Result<()> {
     let cfg = config::resolve(common, None)?;
     let (scm, store) = crate::server::open_existing(&cfg).await?;
     let record = audited(&command);
-    let outcome = command_on(&scm, command).await;
+    let outcome = command_on(&scm, format, command).await;
     let recorded = match (record, &outcome) {
         (Some((operation, account, mut targets)), outcome) => {
             let (account, outcome) = match outcome {
@@ -498,7 +528,7 @@ pub async fn run(common: &CommonArgs, command: AdminCommand) -> anyhow::Result<(
         (None, _) => Ok(()),
     };
     store.close().await;
-    outcome.and(recorded)
+    outcome.map(|_| ()).and(recorded)
 }
 
 /// What a command did, for its audit record: the account and ids it created or touched.
@@ -514,15 +544,20 @@ impl Done {
     }
 }
 
-async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Result<Done> {
+async fn command_on(
+    scm: &scm_core::Scm,
+    format: Format,
+    command: AdminCommand,
+) -> anyhow::Result<Done> {
     match command {
-        AdminCommand::Audit(a) => audit(scm, a).await.and_then(|()| Done::nothing()),
+        AdminCommand::Audit(a) => audit(scm, format, a).await.and_then(|()| Done::nothing()),
         AdminCommand::Account {
             command: AccountCommand::Create { name },
         } => {
             let (a, p) = scm.create_account(&name).await.map_err(err)?;
-            print(
-                &serde_json::json!({"domain_id": a.domain_id.as_str(), "name": a.name, "project_id": p.project_id.as_str()}),
+            show_fields(
+                format,
+                &json!({"domain_id": a.domain_id.as_str(), "name": a.name, "project_id": p.project_id.as_str()}),
             )?;
             Ok(Done {
                 account: Some(a.domain_id),
@@ -533,12 +568,17 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
             command: AccountCommand::List,
         } => {
             let accounts = scm.accounts().await.map_err(err)?;
-            print(&serde_json::Value::Array(
-                accounts
-                    .iter()
-                    .map(|a| serde_json::json!({"domain_id": a.domain_id.as_str(), "name": a.name, "policy": a.policy}))
-                    .collect(),
-            ))
+            let doc: Vec<Value> = accounts
+                .iter()
+                .map(|a| json!({"domain_id": a.domain_id.as_str(), "name": a.name, "policy": a.policy}))
+                .collect();
+            show(format, &Value::Array(doc), || {
+                let mut t = Table::new(&["DOMAIN ID", "NAME", "POLICY"]);
+                for a in &accounts {
+                    t.row([a.domain_id.to_string(), a.name.clone(), a.policy.clone()]);
+                }
+                t
+            })
         }
         AdminCommand::Project {
             command: ProjectCommand::Create { account, name },
@@ -547,8 +587,9 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
                 .create_project(&domain(&account)?, &name)
                 .await
                 .map_err(err)?;
-            print(
-                &serde_json::json!({"project_id": p.project_id.as_str(), "domain_id": p.domain_id.as_str(), "name": p.name}),
+            show_fields(
+                format,
+                &json!({"project_id": p.project_id.as_str(), "domain_id": p.domain_id.as_str(), "name": p.name}),
             )?;
             Ok(Done {
                 account: None,
@@ -559,12 +600,21 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
             command: ProjectCommand::List { account },
         } => {
             let projects = scm.projects(&domain(&account)?).await.map_err(err)?;
-            print(&serde_json::Value::Array(
-                projects
-                    .iter()
-                    .map(|p| serde_json::json!({"project_id": p.project_id.as_str(), "domain_id": p.domain_id.as_str(), "name": p.name}))
-                    .collect(),
-            ))
+            let doc: Vec<Value> = projects
+                .iter()
+                .map(|p| json!({"project_id": p.project_id.as_str(), "domain_id": p.domain_id.as_str(), "name": p.name}))
+                .collect();
+            show(format, &Value::Array(doc), || {
+                let mut t = Table::new(&["PROJECT ID", "NAME", "DOMAIN ID"]);
+                for p in &projects {
+                    t.row([
+                        p.project_id.to_string(),
+                        p.name.clone(),
+                        p.domain_id.to_string(),
+                    ]);
+                }
+                t
+            })
         }
         AdminCommand::Credential {
             command:
@@ -585,12 +635,16 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
                 .create_credential(&domain(&account)?, project.as_ref(), &description)
                 .await
                 .map_err(err)?;
-            print(&serde_json::json!({
-                "access_key": c.access_key.as_str(),
-                "secret_key": c.secret_key.expose(),
-                "domain_id": c.domain_id.as_str(),
-                "project_id": c.project_id.as_str(),
-            }))?;
+            show_fields(
+                format,
+                &json!({
+                    "access_key": c.access_key.as_str(),
+                    "secret_key": c.secret_key.expose(),
+                    "domain_id": c.domain_id.as_str(),
+                    "project_id": c.project_id.as_str(),
+                }),
+            )?;
+            eprintln!("openscm: the secret key is shown this once");
             Ok(Done {
                 account: None,
                 targets: vec![c.access_key.as_str().to_owned()],
@@ -601,22 +655,43 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
         } => {
             let account = account.as_deref().map(domain).transpose()?;
             let creds = scm.credentials(account.as_ref()).await.map_err(err)?;
-            print(&serde_json::Value::Array(
-                creds
-                    .iter()
-                    .map(|c| {
-                        serde_json::json!({
-                            "access_key": c.access_key.as_str(),
-                            "domain_id": c.domain_id.as_str(),
-                            "project_id": c.project_id.as_str(),
-                            "status": c.status.as_str(),
-                            "description": c.description,
-                            "created_ms": c.created_ms,
-                            "revoked_ms": c.revoked_ms,
-                        })
+            let doc: Vec<Value> = creds
+                .iter()
+                .map(|c| {
+                    json!({
+                        "access_key": c.access_key.as_str(),
+                        "domain_id": c.domain_id.as_str(),
+                        "project_id": c.project_id.as_str(),
+                        "status": c.status.as_str(),
+                        "description": c.description,
+                        "created": output::json_ms(c.created_ms),
+                        "revoked": c.revoked_ms.map(output::json_ms),
                     })
-                    .collect(),
-            ))
+                })
+                .collect();
+            show(format, &Value::Array(doc), || {
+                let mut t = Table::new(&[
+                    "ACCESS KEY",
+                    "STATUS",
+                    "DOMAIN ID",
+                    "PROJECT ID",
+                    "CREATED",
+                    "REVOKED",
+                    "DESCRIPTION",
+                ]);
+                for c in &creds {
+                    t.row([
+                        c.access_key.to_string(),
+                        c.status.as_str().to_owned(),
+                        c.domain_id.to_string(),
+                        c.project_id.to_string(),
+                        output::when_ms(c.created_ms),
+                        c.revoked_ms.map(output::when_ms).unwrap_or_default(),
+                        c.description.clone(),
+                    ]);
+                }
+                t
+            })
         }
         AdminCommand::Credential {
             command: CredentialCommand::Revoke { access_key },
@@ -627,7 +702,10 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
                 // Running servers drop their caches within one poll (0.1 s); return after that, so
                 // the revocation is in force when this command ends.
                 tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                print(&serde_json::json!({"access_key": ak.as_str(), "status": "revoked"}))?;
+                show_fields(
+                    format,
+                    &json!({"access_key": ak.as_str(), "status": "revoked"}),
+                )?;
                 Ok(Done {
                     account: scm.credential_account(&ak).await.ok().flatten(),
                     targets: Vec::new(),
@@ -644,7 +722,7 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
                 .await
                 .map_err(err)?
             {
-                print(&serde_json::json!({"domain_id": account, "policy": allow}))
+                show_fields(format, &json!({"domain_id": account, "policy": allow}))
             } else {
                 anyhow::bail!("no account {account}")
             }
@@ -669,9 +747,13 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
                 .await
                 .map_err(err)?
             {
-                print(
-                    &serde_json::json!({"domain_id": account, "renew_remaining_fraction": fraction}),
-                )
+                let doc = json!({"domain_id": account, "renew_remaining_fraction": fraction});
+                show(format, &doc, || {
+                    output::fields(&[
+                        ("domain_id", Some(account.clone())),
+                        ("renew_remaining_fraction", Some(fraction_text(fraction))),
+                    ])
+                })
             } else {
                 anyhow::bail!("no account {account}")
             }
@@ -691,13 +773,30 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .collect();
-            print(&serde_json::json!({
+            let fraction = a.renew_remaining_permille.map(|p| f64::from(p) / 1000.0);
+            let doc = json!({
                 "domain_id": a.domain_id.as_str(),
                 "name": a.name,
                 "policy": a.policy,
                 "allowed": allowed,
-                "renew_remaining_fraction": a.renew_remaining_permille.map(|p| f64::from(p) / 1000.0),
-            }))
+                "renew_remaining_fraction": fraction,
+            });
+            show(format, &doc, || {
+                output::fields(&[
+                    ("domain_id", Some(a.domain_id.to_string())),
+                    ("name", Some(a.name.clone())),
+                    ("policy", Some(a.policy.clone())),
+                    (
+                        "allowed",
+                        Some(if allowed.is_empty() {
+                            "(none: every name is validated)".to_owned()
+                        } else {
+                            allowed.join(" ")
+                        }),
+                    ),
+                    ("renew_remaining_fraction", Some(fraction_text(fraction))),
+                ])
+            })
         }
         AdminCommand::Push {
             certificate,
@@ -710,18 +809,23 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
                 anyhow::anyhow!("{service:?} is not one of CDN, WAF, ELB, Enhance_ELB")
             })?;
             let jobs = scm.queue_push(&id, service, region).await.map_err(err)?;
-            let ids: Vec<String> = jobs
+            let doc: Vec<Value> = jobs
                 .iter()
-                .map(|(_, job)| format!("job={}", job.0))
+                .map(|(target, job)| json!({"target": target, "job_id": job.0}))
                 .collect();
-            let jobs: Vec<_> = jobs
-                .iter()
-                .map(|(target, job)| serde_json::json!({"target": target, "job_id": job.0}))
-                .collect();
-            print(&serde_json::json!({"deliveries": jobs}))?;
+            show(format, &json!({"deliveries": doc}), || {
+                let mut t = Table::new(&["TARGET", "JOB"]);
+                for (target, job) in &jobs {
+                    t.row([target.to_string(), job.0.to_string()]);
+                }
+                t
+            })?;
             Ok(Done {
                 account: None,
-                targets: ids,
+                targets: jobs
+                    .iter()
+                    .map(|(_, job)| format!("job={}", job.0))
+                    .collect(),
             })
         }
         AdminCommand::Cert {
@@ -730,28 +834,58 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
             let id = scm_proto::CertificateId::try_from(certificate.as_str())
                 .map_err(|_| anyhow::anyhow!("{certificate:?} is not a certificate id"))?;
             let (versions, events) = scm.certificate_history(&id).await.map_err(err)?;
-            let time = |ms: i64| {
-                scm_core::clock::from_unix_ms(ms)
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default()
-            };
-            print(&serde_json::json!({
-                "versions": versions.iter().map(|v| serde_json::json!({
+            let doc = json!({
+                "versions": versions.iter().map(|v| json!({
                     "seq": v.seq,
                     "reason": v.reason,
                     "serial": v.issued.serial_hex,
-                    "not_before": time(v.issued.not_before_ms),
-                    "not_after": time(v.issued.not_after_ms),
-                    "issued": time(v.issued.issued_ms),
-                    "renew_at": v.renew_at_ms.map(time),
+                    "not_before": output::json_ms(v.issued.not_before_ms),
+                    "not_after": output::json_ms(v.issued.not_after_ms),
+                    "issued": output::json_ms(v.issued.issued_ms),
+                    "renew_at": v.renew_at_ms.map(output::json_ms),
                 })).collect::<Vec<_>>(),
-                "events": events.iter().map(|e| serde_json::json!({
-                    "at": time(e.at_ms),
+                "events": events.iter().map(|e| json!({
+                    "at": output::json_ms(e.at_ms),
                     "event": e.event,
                     "detail": e.detail,
                     "actor": e.actor,
                 })).collect::<Vec<_>>(),
-            }))
+            });
+            if format == Format::Json {
+                output::print_json(&doc);
+                return Done::nothing();
+            }
+            let mut v = Table::new(&[
+                "VERSION",
+                "REASON",
+                "SERIAL",
+                "NOT BEFORE",
+                "NOT AFTER",
+                "ISSUED",
+                "RENEW AT",
+            ]);
+            for x in &versions {
+                v.row([
+                    x.seq.to_string(),
+                    x.reason.clone(),
+                    x.issued.serial_hex.clone(),
+                    output::when_ms(x.issued.not_before_ms),
+                    output::when_ms(x.issued.not_after_ms),
+                    output::when_ms(x.issued.issued_ms),
+                    x.renew_at_ms.map(output::when_ms).unwrap_or_default(),
+                ]);
+            }
+            let mut e = Table::new(&["TIME", "EVENT", "DETAIL", "ACTOR"]);
+            for x in &events {
+                e.row([
+                    output::when_ms(x.at_ms),
+                    x.event.clone(),
+                    x.detail.clone(),
+                    x.actor.clone(),
+                ]);
+            }
+            print!("{}\n{}", v.render(), e.render());
+            Done::nothing()
         }
         AdminCommand::Job {
             command: JobCommand::List { state, limit },
@@ -763,26 +897,48 @@ async fn command_on(scm: &scm_core::Scm, command: AdminCommand) -> anyhow::Resul
                 None => None,
             };
             let jobs = scm.jobs(state, limit).await.map_err(err)?;
-            print(&serde_json::Value::Array(
-                jobs.iter()
-                    .map(|j| {
-                        serde_json::json!({
-                            "id": j.id.0,
-                            "kind": j.kind,
-                            "state": j.state.as_str(),
-                            "attempts": j.attempts,
-                            "max_attempts": j.max_attempts,
-                            "due_ms": j.due_ms,
-                            "last_error": j.last_error,
-                            "lease_owner": j.lease_owner,
-                            "created_ms": j.created_ms,
-                            "finished_ms": j.finished_ms,
-                            "payload": serde_json::from_str::<serde_json::Value>(&j.payload)
-                                .unwrap_or(serde_json::Value::Null),
-                        })
+            let doc: Vec<Value> = jobs
+                .iter()
+                .map(|j| {
+                    json!({
+                        "id": j.id.0,
+                        "kind": j.kind,
+                        "state": j.state.as_str(),
+                        "attempts": j.attempts,
+                        "max_attempts": j.max_attempts,
+                        "due": output::json_ms(j.due_ms),
+                        "last_error": j.last_error,
+                        "lease_owner": j.lease_owner,
+                        "created": output::json_ms(j.created_ms),
+                        "finished": j.finished_ms.map(output::json_ms),
+                        "payload": serde_json::from_str::<Value>(&j.payload)
+                            .unwrap_or(Value::Null),
                     })
-                    .collect(),
-            ))
+                })
+                .collect();
+            show(format, &Value::Array(doc), || {
+                let mut t = Table::new(&[
+                    "ID", "KIND", "STATE", "ATTEMPTS", "DUE", "CREATED", "FINISHED", "ERROR",
+                ]);
+                for j in &jobs {
+                    t.row([
+                        j.id.0.to_string(),
+                        j.kind.clone(),
+                        j.state.as_str().to_owned(),
+                        format!("{}/{}", j.attempts, j.max_attempts),
+                        output::when_ms(j.due_ms),
+                        output::when_ms(j.created_ms),
+                        j.finished_ms.map(output::when_ms).unwrap_or_default(),
+                        j.last_error.clone().unwrap_or_default(),
+                    ]);
+                }
+                t
+            })
         }
     }
+}
+
+/// A renewal fraction for a table: the number, or the server's default.
+fn fraction_text(fraction: Option<f64>) -> String {
+    fraction.map_or_else(|| "server default".to_owned(), |f| f.to_string())
 }

@@ -38,6 +38,9 @@ enum Command {
     },
     /// Manage accounts, projects, credentials and issuance policies.
     Admin {
+        // Before the store options, so that it is listed under Options, not under their heading.
+        #[command(flatten)]
+        out: cli::output::OutputArg,
         #[command(flatten)]
         store: config::CommonArgs,
         #[command(subcommand)]
@@ -48,7 +51,7 @@ enum Command {
     Openapi,
     /// Write a client profile (endpoint, access key, secret key, project) to the profile file.
     Configure(cli::ConfigureArgs),
-    /// Certificates: list, show, buy, apply, export, import, push, delete.
+    /// Certificates: list, show, buy, apply, export, import, push, renew, revoke, delete, ...
     Cert(cli::CertArgs),
     /// Certificate signing requests: create, list, show, update, delete, key, upload.
     Csr(cli::CsrArgs),
@@ -58,8 +61,10 @@ enum Command {
     Ca(cli::CaArgs),
     /// Print a shell completion script: `openscm completions bash > /etc/bash_completion.d/openscm`.
     #[command(after_help = "Examples:
+  mkdir -p ~/.local/share/bash-completion/completions
   openscm completions bash > ~/.local/share/bash-completion/completions/openscm
-  openscm completions zsh > \"${fpath[1]}/_openscm\"
+  mkdir -p ~/.zfunc && openscm completions zsh > ~/.zfunc/_openscm   # fpath+=(~/.zfunc) in .zshrc
+  mkdir -p ~/.config/fish/completions
   openscm completions fish > ~/.config/fish/completions/openscm.fish")]
     Completions {
         /// The shell.
@@ -95,7 +100,21 @@ fn main() -> std::process::ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Server { store: s, args } => server::run(&store(s), &args).await,
-            Command::Admin { store: s, command } => admin::run(&store(s), command).await,
+            Command::Admin {
+                store: s,
+                out,
+                command,
+            } => {
+                let outcome = admin::run(&store(s), out.output, command).await;
+                if let Err(e) = &outcome
+                    && out.output == cli::output::Format::Json
+                {
+                    cli::output::print_json(
+                        &serde_json::json!({"error": {"kind": "admin", "message": format!("{e:#}")}}),
+                    );
+                }
+                outcome
+            }
             Command::Openapi => {
                 use std::io::Write;
                 std::io::stdout()

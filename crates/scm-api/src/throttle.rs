@@ -3,7 +3,7 @@
 //! to wait in `Retry-After`, and does nothing.
 //!
 //! The buckets live in this process: with several servers behind a load balancer, an account
-//! gets each server's rate (documented in the README).
+//! gets each server's rate (documented in docs/security.md, "Fair sharing").
 
 use std::collections::HashMap;
 use std::sync::Mutex;

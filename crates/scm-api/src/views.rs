@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 /// `YYYY-MM-DD HH:MM:SS.0`, UTC: the style of the API's examples (the real format is not
-/// documented; see README).
+/// documented; see docs/api-choices.md, "Times").
 pub(crate) fn api_time(ms: i64) -> Option<String> {
     let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
     t.format(format_description!(

@@ -11,60 +11,122 @@ use scm_proto::v3::{ApplicationBody, PurchaseBody, PushBody};
 use serde_json::json;
 
 use super::output::{self, Format, Table};
+use super::page::{self, Page, PageArgs};
 use super::profile::write_new_file;
 use super::{Ctx, Failure, exit, read_text, stderr_is_terminal, stdin_is_terminal};
 
+// Every example below runs as written in tests/e2e/test_cli.py (test_every_help_example_runs),
+// in the order of `--help`, after those of `openscm --help` and `openscm admin`; the rule that
+// replaces the id placeholders (scs1700000000000, scs1700000000001, CSR_ID, ...) is written there.
 const LIST_EXAMPLES: &str = "\
 Examples:
-  openscm cert list
-  openscm cert list --status ISSUED --content shop.test -o json | jq '.[].id'";
+  openscm cert list                                   # the newest 10; stderr says if there are more
+  openscm cert list --all --status ALL                # every one, fetched page by page
+  openscm cert list --limit 5 --offset 5
+  openscm cert list --status ISSUED --content shop.test -o json | jq -r '.[].id'";
 const BUY_EXAMPLES: &str = "\
 Examples:
   openscm cert buy                                    # one DV single-domain certificate, 1 year
-  openscm cert buy --count 500 --concurrency 8 -o json > bought.json
+  openscm cert buy --domain-type MULTI_DOMAIN --domains 3   # room for 3 names (--sans of apply)
+  openscm cert buy --count 20 --concurrency 8 -o json > bought.json
 With --count above 1, each certificate is its own order; a progress bar is drawn on a terminal,
 and a failure stops the run: the summary lists the ids bought, the failure and how many were not
 started (exit code 5).";
 const APPLY_EXAMPLES: &str = "\
 Examples:
+  openscm cert buy --domain-type MULTI_DOMAIN --domains 2   # two names: the domain and one SAN
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout shop.key \\
+      -out shop.csr -subj /CN=shop.test -addext subjectAltName=DNS:shop.test,DNS:www.shop.test
+  openscm cert apply scs1700000000000 --domain shop.test --sans www.shop.test --csr shop.csr
+  openscm cert buy                                    # a single-domain certificate: one name
   openscm cert apply scs1700000000000 --domain www.shop.test \\
       --applicant-name 'Tom Smith' --applicant-phone 13212345678 --applicant-email tom@shop.test
-  openscm cert apply scs1700000000000 --domain shop.test --sans www.shop.test --csr shop.csr";
+The names (--domain and each of --sans) must fit the product bought: a SINGLE_DOMAIN certificate
+takes one name, a MULTI_DOMAIN one as many as its --domains, a WILDCARD one a *.name. A --csr
+must name the same names (its subject alternative names).";
 const EXPORT_EXAMPLES: &str = "\
 Examples:
-  openscm cert export scs1700000000000 --dir ./out      # out/<name>.crt (cert + chain), <name>.key
-  P12_PASS=... openscm cert export scs1700000000000 --dir ./out --pkcs12 --password-env P12_PASS
+  openscm cert export scs1700000000000 --dir ./out      # out/<id>.crt (cert + chain), <id>.key
+  P12_PASS=... openscm cert export scs1700000000000 --dir ./out --name shop --pkcs12 \\
+      --password-env P12_PASS                           # also out/shop.p12
 The key is written with mode 0600. The PKCS#12 file (PBES2 AES-256-CBC, HMAC-SHA256 MAC) is read
 by `openssl pkcs12` (OpenSSL 3) and `keytool -storetype PKCS12` (Java 17).";
 const IMPORT_EXAMPLES: &str = "\
 Examples:
-  openscm cert import site.pem                 # one PEM with certificate, chain and key
-  openscm cert import ./certs -o json          # every *.crt / *.pem of the directory
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 90 \\
+      -subj /CN=site.shop.test -addext subjectAltName=DNS:site.shop.test \\
+      -addext basicConstraints=critical,CA:FALSE -keyout site.key -out site.crt   # self-signed
+  openscm cert import site.crt                 # the key from site.key beside it
+  cat site.crt site.key > site.pem && openscm cert import site.pem --name site-2
+  mkdir -p certs && cp site.crt site.key certs/ && openscm cert import ./certs -o json
 Layout: each NAME.crt or NAME.pem holds the certificate first, then its chain; the key is either
 in the same file (a PRIVATE KEY block) or in NAME.key beside it. The certificate is named NAME.
 A directory is imported with bounded concurrency and a progress bar; a failure stops the run and
 the summary lists what was imported, the failure and the files not done (exit code 5).";
 const PUSH_EXAMPLES: &str = "\
 Examples:
-  openscm cert push scs1700000000000 --service ELB --region cn-north-4
+  openscm cert push scs1700000000000 --service ELB --region cn-north-4   # every matching target
   openscm cert push scs1700000000000 --target edge       # one push target, by name
+  openscm cert deployments scs1700000000000              # where it is now
 Exit code 0: every target took it (and serves it, when it has a TLS check); 6: a target failed
-for now and is retried in the background (the message says when); 1: refused or given up.";
+for now and is retried in the background (the message says when); 1: refused or given up, or no
+push target of that name (the targets are the server's [[push_targets]]).";
 const DEPLOYMENTS_EXAMPLES: &str = "\
 Examples:
   openscm cert deployments scs1700000000000
   openscm cert deployments scs1700000000000 -o json";
+const DEPLOYED_EXAMPLES: &str = "\
+Examples:
+  openscm cert deployed scs1700000000000
+  openscm cert deployed scs1700000000000 scs1700000000001 --service ELB -o json";
+const HISTORY_EXAMPLES: &str = "\
+Examples:
+  openscm cert history scs1700000000000
+  openscm cert history scs1700000000000 -o json | jq -r '.push_history_list[].push_time'
+The push history is the API's (the last 10 pushes, newest first; the profile's project id is
+needed). `cert show` lists the certificate's versions and state changes.";
+const NOTIFICATIONS_EXAMPLES: &str = "\
+Examples:
+  openscm cert notifications scs1700000000000 off                   # no expiry reminders
+  openscm cert notifications scs1700000000000 on --kind CERT_EXPIRED  # only the one at expiry
+Reminders are on for every certificate until turned off; CERT_EXPIRING is sent some days before
+expiry (the server's [notifications] expiring_days), CERT_EXPIRED when it passes, through the
+account's notifiers.";
+const RENEW_EXAMPLES: &str = "\
+Examples:
+  openscm cert renew scs1700000000000
+  openscm cert show scs1700000000000                    # version 2 (current) once issued";
+const AUTO_RENEW_EXAMPLES: &str = "\
+Examples:
+  openscm cert auto-renew scs1700000000000 off
+  openscm cert auto-renew scs1700000000000 on";
 const DELETE_EXAMPLES: &str = "\
 Examples:
-  openscm cert delete scs1700000000000 scs1700000000001";
+  openscm cert delete scs1700000000000 scs1700000000001
+Certificates that are issued, expired, revoked, imported or refused can be deleted; a bought
+certificate not issued yet is removed with `cert unsubscribe`.";
+const UNSUBSCRIBE_EXAMPLES: &str = "\
+Examples:
+  openscm cert buy
+  openscm cert unsubscribe scs1700000000000
+Unsubscribing cancels the order of a bought certificate (any status but imported) and removes
+it, as the API's UnsubscribeCertificate; an imported certificate is removed with `cert delete`.";
+const CANCEL_EXAMPLES: &str = "\
+Examples:
+  openscm cert buy
+  openscm cert apply scs1700000000000 --domain www.shop.example.org   # outside the account's policy
+  openscm cert cancel scs1700000000000
+An application is under review while its names are being validated (status CHECKING,
+CHECKING_DOMAIN or CHECKING_ORG); cancelled, the certificate is PAID again and can be applied for
+anew.";
 const REVOKE_EXAMPLES: &str = "\
 Examples:
-  openscm cert revoke scs1700000000000 --reason keyCompromise        # asks for confirmation
   openscm cert revoke scs1700000000000 --reason superseded --yes      # no question (scripts)
-Revocation cannot be undone: the certificate is REVOKED and its CA's CRL lists it at once. The
-question is asked on stderr and answered on stdin (yes or y); anything else, or no answer, revokes
-nothing (exit code 2). An RFC 5280 reason name (keyCompromise, superseded, cessationOfOperation,
-affiliationChanged, ...) also becomes the reason code of the CRL entry.";
+Without --yes the certificate is shown and a question asked on stderr, answered on stdin (yes or
+y); anything else, or no answer, revokes nothing (exit code 2). Revocation cannot be undone: the
+certificate is REVOKED and its CA's CRL lists it at once. An RFC 5280 reason name
+(keyCompromise, superseded, cessationOfOperation, affiliationChanged, ...) also becomes the
+reason code of the CRL entry.";
 const SHOW_EXAMPLES: &str = "\
 Examples:
   openscm cert show scs1700000000000
@@ -91,9 +153,6 @@ pub enum CertCommand {
     /// Export a certificate, its chain and key to files (PEM, optionally PKCS#12).
     #[command(after_help = EXPORT_EXAMPLES)]
     Export(ExportArgs),
-    /// Import certificates made elsewhere, from a PEM file or a directory of them.
-    #[command(after_help = IMPORT_EXAMPLES)]
-    Import(ImportArgs),
     /// Push a certificate to a service (a configured push target).
     #[command(after_help = PUSH_EXAMPLES)]
     Push(PushArgs),
@@ -104,13 +163,25 @@ pub enum CertCommand {
         /// Certificate id.
         id: String,
     },
+    /// The resources certificates are deployed to, by service and region (the API's
+    /// ListDeployedResources; up to 50 certificates at once).
+    #[command(after_help = DEPLOYED_EXAMPLES)]
+    Deployed(DeployedArgs),
+    /// The push history of a certificate: its last 10 pushes (service, region, time).
+    #[command(after_help = HISTORY_EXAMPLES, visible_alias = "push-history")]
+    History {
+        /// Certificate id.
+        id: String,
+    },
     /// Renew a certificate now: a new key, the same names, the next version (pushed again where
     /// the current one was delivered). OpenSCM also renews by itself before expiry.
+    #[command(after_help = RENEW_EXAMPLES)]
     Renew {
         /// Certificate id.
         id: String,
     },
     /// Turn a certificate's automatic renewal on or off.
+    #[command(after_help = AUTO_RENEW_EXAMPLES)]
     AutoRenew {
         /// Certificate id.
         id: String,
@@ -118,16 +189,59 @@ pub enum CertCommand {
         #[arg(value_parser = ["on", "off"])]
         switch: String,
     },
+    /// Turn a certificate's expiry reminders on or off.
+    #[command(after_help = NOTIFICATIONS_EXAMPLES)]
+    Notifications(NotificationsArgs),
     /// Revoke an issued certificate (asks for confirmation; cannot be undone).
     #[command(after_help = REVOKE_EXAMPLES)]
     Revoke(RevokeArgs),
-    /// Delete certificates.
+    /// Import certificates made elsewhere, from a PEM file or a directory of them.
+    #[command(after_help = IMPORT_EXAMPLES)]
+    Import(ImportArgs),
+    /// Delete certificates (issued, expired, revoked, imported or refused ones).
     #[command(after_help = DELETE_EXAMPLES)]
     Delete {
         /// Certificate ids.
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Withdraw an application under review (the certificate is PAID again).
+    #[command(after_help = CANCEL_EXAMPLES)]
+    Cancel {
+        /// Certificate id.
+        id: String,
+    },
+    /// Remove bought certificates: their orders are cancelled (UnsubscribeCertificate).
+    #[command(after_help = UNSUBSCRIBE_EXAMPLES)]
+    Unsubscribe {
+        /// Certificate ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+/// `cert deployed`.
+#[derive(Debug, Args)]
+pub struct DeployedArgs {
+    /// Certificate ids (1 to 50).
+    #[arg(required = true, num_args = 1..=50)]
+    ids: Vec<String>,
+    /// Only this service: ELB, CDN, WAF, or ALL.
+    #[arg(long, default_value = "ALL", value_parser = ["ALL", "ELB", "CDN", "WAF"])]
+    service: String,
+}
+
+/// `cert notifications`.
+#[derive(Debug, Args)]
+pub struct NotificationsArgs {
+    /// Certificate id.
+    id: String,
+    /// on or off.
+    #[arg(value_parser = ["on", "off"])]
+    switch: String,
+    /// Only this kind of reminder (repeatable) [default: both].
+    #[arg(long, value_parser = ["CERT_EXPIRING", "CERT_EXPIRED"])]
+    kind: Vec<String>,
 }
 
 /// `cert list`.
@@ -139,12 +253,8 @@ pub struct ListArgs {
     /// Name or domain contains this.
     #[arg(long)]
     content: Option<String>,
-    /// Page size.
-    #[arg(long)]
-    limit: Option<i64>,
-    /// Items to skip.
-    #[arg(long)]
-    offset: Option<i64>,
+    #[command(flatten)]
+    page: PageArgs,
 }
 
 /// `cert buy`.
@@ -352,7 +462,128 @@ pub async fn run(ctx: &Ctx, command: CertCommand) -> Result<u8, Failure> {
         }
         CertCommand::Revoke(args) => revoke(ctx, args).await,
         CertCommand::Delete { ids } => delete(ctx, ids).await,
+        CertCommand::Deployed(args) => deployed(ctx, args).await,
+        CertCommand::History { id } => history(ctx, &id).await,
+        CertCommand::Notifications(args) => notifications(ctx, args).await,
+        CertCommand::Cancel { id } => {
+            let r = ctx.client.cancel_certificate_request(&id).await?;
+            let shown = ctx.client.show(&id).await?;
+            let doc =
+                json!({"certificate_id": r.cert_id, "message": r.message, "status": shown.status});
+            output::print(ctx.format, &doc, || {
+                output::fields(&[
+                    ("cancelled", Some(id.clone())),
+                    ("status", Some(shown.status.clone())),
+                ])
+            });
+            Ok(0)
+        }
+        CertCommand::Unsubscribe { ids } => {
+            remove_each(ctx.format, "unsubscribed", ids, |id| async move {
+                ctx.client.unsubscribe(&id).await.map(|_| ())
+            })
+            .await
+        }
     }
+}
+
+/// `cert deployed`: one row per resource (or per service and region without resources).
+async fn deployed(ctx: &Ctx, args: DeployedArgs) -> Result<u8, Failure> {
+    let body = scm_proto::deploy::ListDeployedBody {
+        certificate_ids: Some(args.ids.clone()),
+        service_names: Some(vec![args.service.clone()]),
+    };
+    let r = ctx.client.deployed_resources(&body).await?;
+    if r.results.iter().all(|c| c.deployed_resources.is_empty()) {
+        eprintln!("openscm: not deployed anywhere (service {})", args.service);
+    }
+    output::print(ctx.format, &r, || {
+        let mut t = Table::new(&["CERTIFICATE", "SERVICE", "REGION", "RESOURCE", "ERROR"]);
+        for c in &r.results {
+            if c.deployed_resources.is_empty() {
+                t.row([c.certificate_id.clone(), "(none)".to_owned()]);
+            }
+            for d in &c.deployed_resources {
+                for region in &d.region_resources {
+                    let error = if region.is_error { "yes" } else { "" };
+                    if region.resources.is_empty() {
+                        t.row([
+                            c.certificate_id.clone(),
+                            d.service.clone(),
+                            region.region_id.clone(),
+                            String::new(),
+                            error.to_owned(),
+                        ]);
+                    }
+                    for res in &region.resources {
+                        t.row([
+                            c.certificate_id.clone(),
+                            d.service.clone(),
+                            region.region_id.clone(),
+                            res.resource_name.clone(),
+                            error.to_owned(),
+                        ]);
+                    }
+                }
+            }
+        }
+        t
+    });
+    Ok(0)
+}
+
+/// The profile's project id, which the v2 routes need.
+fn project_of(ctx: &Ctx, what: &str) -> Result<String, Failure> {
+    ctx.client.credentials().project_id.clone().ok_or_else(|| {
+        Failure::Config(format!(
+            "the profile names no project id, which {what} needs (openscm configure --project-id ...)"
+        ))
+    })
+}
+
+/// `cert history`: the v2 push history.
+async fn history(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
+    let project = project_of(ctx, "the push history")?;
+    let r = ctx.client.v2_push_history(&project, id).await?;
+    output::print(ctx.format, &r, || {
+        let mut t = Table::new(&["TIME", "SERVICE", "REGION"]);
+        for h in &r.push_history_list {
+            t.row([
+                output::when(&h.push_time),
+                h.push_service.clone(),
+                h.push_remote_project.clone().unwrap_or_default(),
+            ]);
+        }
+        t
+    });
+    if r.push_history_list.is_empty() {
+        eprintln!("openscm: {id} was never pushed");
+    }
+    Ok(0)
+}
+
+/// `cert notifications`.
+async fn notifications(ctx: &Ctx, args: NotificationsArgs) -> Result<u8, Failure> {
+    let on = args.switch == "on";
+    let kinds = if args.kind.is_empty() {
+        vec!["CERT_EXPIRING".to_owned(), "CERT_EXPIRED".to_owned()]
+    } else {
+        args.kind.clone()
+    };
+    let item = scm_proto::notices::NoticeBody {
+        resource_id: Some(args.id.clone()),
+        notice_type: Some(kinds.clone()),
+    };
+    ctx.client.set_notification(on, &[item]).await?;
+    let doc = json!({"certificate_id": args.id, "notifications": args.switch, "kinds": kinds});
+    output::print(ctx.format, &doc, || {
+        output::fields(&[
+            ("certificate", Some(args.id.clone())),
+            ("notifications", Some(args.switch.clone())),
+            ("kinds", Some(kinds.join(", "))),
+        ])
+    });
+    Ok(0)
 }
 
 /// `cert deployments`: one table of targets, one of attempts.
@@ -379,7 +610,7 @@ async fn deployments(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
                 d.state.clone(),
                 d.version.to_string(),
                 d.served_serial.clone().unwrap_or_default(),
-                d.delivered_at.clone().unwrap_or_default(),
+                output::when_opt(d.delivered_at.as_deref()),
                 d.last_error.clone().unwrap_or_default(),
             ]);
         }
@@ -388,7 +619,7 @@ async fn deployments(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
         ]);
         for x in &r.attempts {
             a.row([
-                x.time.clone(),
+                output::when(&x.time),
                 x.target.clone(),
                 x.version.map(|v| v.to_string()).unwrap_or_default(),
                 x.attempt.to_string(),
@@ -405,12 +636,7 @@ async fn deployments(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
 /// `cert revoke`: shows what is about to be revoked and asks (unless `--yes`), then revokes
 /// through the v2 route (the one the API has for it), in the profile's project.
 async fn revoke(ctx: &Ctx, args: RevokeArgs) -> Result<u8, Failure> {
-    let Some(project) = ctx.client.credentials().project_id.clone() else {
-        return Err(Failure::Config(
-            "the profile names no project id, which revoke needs (openscm configure --project-id ...)"
-                .into(),
-        ));
-    };
+    let project = project_of(ctx, "revoke")?;
     let c = ctx.client.show(&args.id).await?;
     if !args.yes {
         let what = format!(
@@ -459,28 +685,45 @@ fn confirmed(question: &str) -> Result<bool, Failure> {
 }
 
 async fn list(ctx: &Ctx, args: ListArgs) -> Result<u8, Failure> {
-    let query = ListQuery {
-        limit: args.limit,
-        offset: args.offset,
-        status: args.status,
-        content: args.content,
-        ..ListQuery::default()
-    };
-    let page = ctx.client.list_certificates(&query).await?;
-    output::print(ctx.format, &page.certificates, || {
+    let client = &ctx.client;
+    let (status, content) = (&args.status, &args.content);
+    let page = page::collect(args.page.offset, args.page.wanted(), |limit, offset| {
+        let query = ListQuery {
+            limit: Some(i64::from(limit)),
+            offset: Some(i64::from(offset)),
+            status: status.clone(),
+            content: content.clone(),
+            ..ListQuery::default()
+        };
+        async move {
+            let answer = client.list_certificates(&query).await?;
+            Ok(Page {
+                items: answer.certificates,
+                total: answer.total_count,
+            })
+        }
+    })
+    .await?;
+    output::print(ctx.format, &page.items, || {
         let mut t = Table::new(&["ID", "NAME", "DOMAIN", "STATUS", "TYPE", "EXPIRES"]);
-        for c in &page.certificates {
+        for c in &page.items {
             t.row([
                 c.id.clone(),
                 c.name.clone(),
                 c.domain.clone().unwrap_or_default(),
                 c.status.clone(),
                 c.cert_type.clone().unwrap_or_default(),
-                c.expire_time.clone().unwrap_or_default(),
+                output::when_opt(c.expire_time.as_deref()),
             ]);
         }
         t
     });
+    output::note_partial(
+        page.items.len(),
+        u64::from(args.page.offset),
+        page.total,
+        "certificates",
+    );
     Ok(0)
 }
 
@@ -505,8 +748,8 @@ async fn show(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
             ("domain_type", c.domain_type.clone()),
             ("domain", c.domain.clone()),
             ("sans", c.sans.clone()),
-            ("not_before", c.not_before.clone()),
-            ("not_after", c.not_after.clone()),
+            ("not_before", c.not_before.as_deref().map(output::when)),
+            ("not_after", c.not_after.as_deref().map(output::when)),
             ("signature_algorithm", c.signature_algorithm.clone()),
             ("fingerprint", c.fingerprint.clone()),
             ("push_support", Some(c.push_support.clone())),
@@ -515,7 +758,7 @@ async fn show(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
                 "auto_renew",
                 Some(if life.auto_renew { "on" } else { "off" }.into()),
             ),
-            ("renew_at", life.renew_at.clone()),
+            ("renew_at", life.renew_at.as_deref().map(output::when)),
         ]);
         for a in &c.authentification {
             t.row([
@@ -540,15 +783,19 @@ async fn show(ctx: &Ctx, id: &str) -> Result<u8, Failure> {
                     "{} serial {} valid {} .. {}",
                     v.reason,
                     v.serial_number,
-                    v.not_before.as_deref().unwrap_or("-"),
-                    v.not_after.as_deref().unwrap_or("-")
+                    v.not_before
+                        .as_deref()
+                        .map_or_else(|| "-".into(), output::when),
+                    v.not_after
+                        .as_deref()
+                        .map_or_else(|| "-".into(), output::when)
                 ),
             ]);
         }
         let skip = life.events.len().saturating_sub(10);
         for e in life.events.iter().skip(skip) {
             t.row([
-                format!("event {}", e.time.as_deref().unwrap_or("")),
+                format!("event {}", output::when_opt(e.time.as_deref())),
                 format!("{}: {} ({})", e.event, e.detail, e.actor),
             ]);
         }
@@ -668,7 +915,7 @@ async fn apply(ctx: &Ctx, args: ApplyArgs) -> Result<u8, Failure> {
             ("certificate_id", Some(args.id.clone())),
             ("status", Some(shown.status.clone())),
             ("domain", shown.domain.clone()),
-            ("not_after", shown.not_after.clone()),
+            ("not_after", shown.not_after.as_deref().map(output::when)),
             ("request_info", Some(info.request_info.clone())),
         ])
     });
@@ -1002,21 +1249,35 @@ async fn import(ctx: &Ctx, args: ImportArgs) -> Result<u8, Failure> {
 // ---------------------------------------------------------------- delete
 
 async fn delete(ctx: &Ctx, ids: Vec<String>) -> Result<u8, Failure> {
-    delete_each(ctx.format, ids, |id| async move {
+    remove_each(ctx.format, "deleted", ids, |id| async move {
         ctx.client.delete_certificate(&id).await
     })
     .await
 }
 
-/// Deletes `ids` one after the other (`cert delete`, `csr delete`). When one fails after others
-/// were deleted, prints what was deleted, the failure and what was not done, and answers
-/// [`exit::PARTIAL`]; a failure of the first is the plain error.
-pub async fn delete_each<F, Fut>(format: Format, ids: Vec<String>, delete: F) -> Result<u8, Failure>
+/// Removes `ids` one after the other (`cert delete`, `cert unsubscribe`, `csr delete`; `done`
+/// names what was done: `deleted`, `unsubscribed`). When one fails after others were removed,
+/// prints what was removed, the failure and what was not done, and answers [`exit::PARTIAL`]; a
+/// failure of the first is the plain error.
+pub async fn remove_each<F, Fut>(
+    format: Format,
+    done: &str,
+    ids: Vec<String>,
+    delete: F,
+) -> Result<u8, Failure>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<(), scm_client::ClientError>>,
 {
     let mut deleted: Vec<String> = Vec::new();
+    let header = done.to_ascii_uppercase();
+    let table = |deleted: &[String]| {
+        let mut t = Table::new(&[header.as_str()]);
+        for d in deleted {
+            t.row([d.clone()]);
+        }
+        t
+    };
     for (n, id) in ids.iter().enumerate() {
         if let Err(e) = delete(id.clone()).await {
             let failure = Failure::from(e);
@@ -1024,27 +1285,15 @@ where
                 return Err(failure);
             }
             let not_done = ids.get(n + 1..).unwrap_or_default();
-            let doc = json!({"deleted": deleted, "failed": [{"id": id, "error": failure.to_json()}], "not_done": not_done});
-            output::print(format, &doc, || {
-                let mut t = Table::new(&["DELETED"]);
-                for d in &deleted {
-                    t.row([d.clone()]);
-                }
-                t
-            });
+            let doc = json!({done: deleted, "failed": [{"id": id, "error": failure.to_json()}], "not_done": not_done});
+            output::print(format, &doc, || table(&deleted));
             eprintln!("openscm: {id}: {failure}; not done: {}", not_done.join(" "));
             return Ok(exit::PARTIAL);
         }
         deleted.push(id.clone());
     }
-    let doc = json!({"deleted": deleted});
-    output::print(format, &doc, || {
-        let mut t = Table::new(&["DELETED"]);
-        for d in &deleted {
-            t.row([d.clone()]);
-        }
-        t
-    });
+    let doc = json!({done: deleted});
+    output::print(format, &doc, || table(&deleted));
     Ok(0)
 }
 

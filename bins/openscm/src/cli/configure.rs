@@ -13,12 +13,14 @@ use super::{Failure, env_var, finish, stdin_is_terminal};
 
 const EXAMPLES: &str = "\
 Examples:
-  openscm configure                                   # asks for each setting
-  openscm configure --from-credentials openscm-data/credentials.json
-  echo \"$SK\" | openscm configure --profile ci --endpoint https://scm.internal:8443 \\
-      --access-key AK... --project-id p... --ca-file https-root.pem
+  openscm configure --from-credentials openscm-data/credentials.json   # written by the server
+  openscm configure                                   # on a terminal: asks for each setting
+  jq -r .secret_key openscm-data/credentials.json | openscm configure --profile ci \\
+      --endpoint http://127.0.0.1:8080 \\
+      --access-key \"$(jq -r .access_key openscm-data/credentials.json)\"
 The secret key is read without echo from the terminal, or as one line from stdin when stdin is
-not a terminal. Settings not given keep the profile's current value.";
+not a terminal. Settings not given keep the profile's current value. For HTTPS with the server's
+own certificate (--tls builtin), --ca-file names its https-root.pem.";
 
 /// `openscm configure`.
 #[derive(Debug, Args)]

@@ -7,16 +7,19 @@ use scm_proto::csr::{CreateCsrBody, CsrResponse, UpdateCsrBody, UploadCsrBody};
 use serde_json::json;
 
 use super::output::{self, Table};
+use super::page::{self, Page, PageArgs};
 use super::profile::write_new_file;
 use super::{Ctx, Failure, read_text};
 
 const EXAMPLES: &str = "\
 Examples:
   openscm csr create --name shop --domain www.shop.test --sans shop.test --algorithm EC_P256
-  openscm csr list -o json
+  openscm csr list
+  openscm csr list --all -o json | jq -r '.[].id'
   openscm csr show CSR_ID
   openscm csr update CSR_ID --name shop-2026
   openscm csr key CSR_ID --out shop.key          # written with mode 0600
+  openssl req -new -newkey rsa:2048 -nodes -keyout ext.key -out ext.csr -subj /CN=ext.shop.test
   openscm csr upload --name ext --csr ext.csr --key ext.key
   openscm csr delete CSR_ID";
 
@@ -29,12 +32,8 @@ pub enum CsrCommand {
     /// List CSRs.
     #[command(after_help = EXAMPLES)]
     List {
-        /// Page size.
-        #[arg(long)]
-        limit: Option<u32>,
-        /// Items to skip.
-        #[arg(long)]
-        offset: Option<u32>,
+        #[command(flatten)]
+        page: PageArgs,
         /// Only CSRs whose name contains this.
         #[arg(long)]
         name: Option<String>,
@@ -118,7 +117,7 @@ pub struct CreateArgs {
 }
 
 fn csr_table(items: &[CsrResponse]) -> Table {
-    let mut t = Table::new(&["ID", "NAME", "DOMAIN", "SANS", "ALGORITHM"]);
+    let mut t = Table::new(&["ID", "NAME", "DOMAIN", "SANS", "ALGORITHM", "CREATED"]);
     for c in items {
         t.row([
             c.id.clone(),
@@ -126,6 +125,7 @@ fn csr_table(items: &[CsrResponse]) -> Table {
             c.domain_name.clone(),
             c.sans.clone(),
             c.private_key_algo.clone().unwrap_or_default(),
+            output::when_ms(c.create_time),
         ]);
     }
     t
@@ -158,24 +158,28 @@ pub async fn run(ctx: &Ctx, command: CsrCommand) -> Result<u8, Failure> {
                 ])
             });
         }
-        CsrCommand::List {
-            limit,
-            offset,
-            name,
-        } => {
-            let (limit, offset) = (limit.map(|v| v.to_string()), offset.map(|v| v.to_string()));
-            let mut query = Vec::new();
-            if let Some(v) = &limit {
-                query.push(("limit", v.as_str()));
-            }
-            if let Some(v) = &offset {
-                query.push(("offset", v.as_str()));
-            }
-            if let Some(v) = &name {
-                query.push(("name", v.as_str()));
-            }
-            let page = client.list_csr(&query).await?;
-            output::print(ctx.format, &page.csr_list, || csr_table(&page.csr_list));
+        CsrCommand::List { page, name } => {
+            let name = &name;
+            let found = page::collect(page.offset, page.wanted(), |limit, offset| async move {
+                let (limit, offset) = (limit.to_string(), offset.to_string());
+                let mut query = vec![("limit", limit.as_str()), ("offset", offset.as_str())];
+                if let Some(v) = name {
+                    query.push(("name", v.as_str()));
+                }
+                let answer = client.list_csr(&query).await?;
+                Ok(Page {
+                    items: answer.csr_list,
+                    total: answer.total,
+                })
+            })
+            .await?;
+            output::print(ctx.format, &found.items, || csr_table(&found.items));
+            output::note_partial(
+                found.items.len(),
+                u64::from(page.offset),
+                found.total,
+                "CSRs",
+            );
         }
         CsrCommand::Show { id } => {
             let c = client.show_csr(&id).await?;
@@ -192,7 +196,7 @@ pub async fn run(ctx: &Ctx, command: CsrCommand) -> Result<u8, Failure> {
             output::print(ctx.format, &c, || csr_table(std::slice::from_ref(&c)));
         }
         CsrCommand::Delete { ids } => {
-            return super::cert::delete_each(ctx.format, ids, |id| async move {
+            return super::cert::remove_each(ctx.format, "deleted", ids, |id| async move {
                 client.delete_csr(&id).await
             })
             .await;

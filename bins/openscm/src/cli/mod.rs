@@ -1,17 +1,29 @@
 //! The client CLI: `openscm configure`, `cert`, `csr`, `tag`, `ca`, talking to a server through
 //! `scm-client` with the credentials of a profile (see [`profile`]).
 //!
+//! What every command prints (these and `openscm admin`): see [`output`] — a table by default,
+//! one JSON document with `-o json`, notes on stderr, times readable UTC in tables and RFC 3339
+//! in JSON. Lists take `--limit` (from 1), `--offset` and `--all`, fetched in the API's pages
+//! (see [`page`]).
+//!
+//! Every example of every `--help` runs as written in tests/e2e/test_cli.py
+//! (`test_every_help_example_runs`), which says how their placeholders are replaced.
+//!
 //! Exit codes (see [`exit`]): 0 done; 1 the API refused (its SCM code and message are printed),
 //! or another failure (an output file cannot be written);
 //! 2 usage error; 3 authentication or configuration problem (no profile, bad credentials: HTTP
 //! 401); 4 network or TLS problem (endpoint unreachable, certificate not trusted); 5 a bulk
-//! command did part of its work (the summary says what was done and what was not).
+//! command did part of its work (the summary says what was done and what was not); 6 a push
+//! failed for now and is retried in the background. A bad id is the API's refusal (1); a bad
+//! option value (`--limit 0`, `--service FTP`, `on|off`) is a usage error (2), refused before any
+//! request.
 
 mod ca;
 mod cert;
 mod configure;
 mod csr;
-mod output;
+pub(crate) mod output;
+mod page;
 mod profile;
 mod tag;
 
@@ -46,14 +58,15 @@ pub const ROOT_EXAMPLES: &str = "\
 Examples:
   openscm server                                  # run the API, data in ./openscm-data
   openscm configure --from-credentials openscm-data/credentials.json
-  openscm cert buy && openscm cert list
+  openscm cert buy                                # prints the new certificate's id
   openscm cert apply scs1700000000000 --domain www.shop.test
-  openscm cert export scs1700000000000 --dir ./out --pkcs12 --password-env P12_PASS
+  openscm cert list
+  P12_PASS=... openscm cert export scs1700000000000 --dir ./out --pkcs12 --password-env P12_PASS
   openscm ca root > root.pem                      # the root the account's certificates chain to
-  openscm completions bash > ~/.local/share/bash-completion/completions/openscm
 
+Every command prints a table, or one JSON document with -o json; notes go to stderr.
 Exit codes of the client commands: 0 ok, 1 API refused, 2 usage, 3 auth/config, 4 network/TLS,
-5 bulk command partly done.";
+5 bulk command partly done, 6 push failed for now (retried in the background).";
 
 /// Why a client command failed; each kind has its exit code.
 #[derive(Debug)]
@@ -181,9 +194,8 @@ pub struct ClientArgs {
     /// Profile of the profile file to use [default: default].
     #[arg(long, env = "OPENSCM_PROFILE", global = true)]
     pub profile: Option<String>,
-    /// Output: table (for people) or json (one document, for scripts).
-    #[arg(long, short = 'o', value_enum, default_value_t = Format::Table, global = true)]
-    pub output: Format,
+    #[command(flatten)]
+    out: output::OutputArg,
     /// Endpoint, replacing the profile's: http(s)://host[:port].
     #[arg(long, env = "OPENSCM_ENDPOINT", global = true)]
     pub endpoint: Option<String>,
@@ -224,7 +236,7 @@ impl ClientArgs {
         }
         Ok(Ctx {
             client: builder.build()?,
-            format: self.output,
+            format: self.out.output,
         })
     }
 }
@@ -264,7 +276,7 @@ pub struct CertArgs {
 
 /// Runs `openscm cert ...`.
 pub async fn cert(args: CertArgs) -> ExitCode {
-    let format = args.client.output;
+    let format = args.client.out.output;
     finish(format, async move {
         let ctx = args.client.connect()?;
         cert::run(&ctx, args.command).await
@@ -285,7 +297,7 @@ pub struct CsrArgs {
 
 /// Runs `openscm csr ...`.
 pub async fn csr(args: CsrArgs) -> ExitCode {
-    let format = args.client.output;
+    let format = args.client.out.output;
     finish(format, async move {
         let ctx = args.client.connect()?;
         csr::run(&ctx, args.command).await
@@ -306,7 +318,7 @@ pub struct TagArgs {
 
 /// Runs `openscm tag ...`.
 pub async fn tag(args: TagArgs) -> ExitCode {
-    let format = args.client.output;
+    let format = args.client.out.output;
     finish(format, async move {
         let ctx = args.client.connect()?;
         tag::run(&ctx, args.command).await
@@ -325,7 +337,7 @@ pub struct CaArgs {
 
 /// Runs `openscm ca ...`.
 pub async fn ca(args: CaArgs) -> ExitCode {
-    let format = args.client.output;
+    let format = args.client.out.output;
     finish(format, async move {
         let ctx = args.client.connect()?;
         ca::run(&ctx, args.command).await

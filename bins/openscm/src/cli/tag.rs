@@ -5,6 +5,7 @@ use scm_proto::tags::{BatchTagsBody, CreateTagBody, KeyValues, ListByTagBody, Re
 use serde_json::json;
 
 use super::output::{self, Table};
+use super::page::{self, Page, PageArgs};
 use super::{Ctx, Failure};
 
 const EXAMPLES: &str = "\
@@ -13,7 +14,8 @@ Examples:
   openscm tag list scs1700000000000
   openscm tag delete scs1700000000000 team        # KEY or KEY=VALUE
   openscm tag all -o json
-  openscm tag find env=prod                        # certificates with that tag";
+  openscm tag find env=prod                        # certificates with that tag (the first 10)
+  openscm tag find env --all -o json               # every certificate with the key env";
 
 /// `openscm tag` subcommands.
 #[derive(Debug, Subcommand)]
@@ -51,6 +53,8 @@ pub enum TagCommand {
         /// KEY or KEY=VALUE.
         #[arg(required = true, value_parser = parse_tag)]
         tags: Vec<ResourceTag>,
+        #[command(flatten)]
+        page: PageArgs,
     },
 }
 
@@ -145,25 +149,34 @@ pub async fn run(ctx: &Ctx, command: TagCommand) -> Result<u8, Failure> {
                 t
             });
         }
-        TagCommand::Find { tags } => {
-            let filter = tags
+        TagCommand::Find { tags, page } => {
+            let filter: Vec<KeyValues> = tags
                 .iter()
                 .map(|t| KeyValues {
                     key: t.key.clone(),
                     values: Some(t.value.clone().into_iter().collect()),
                 })
                 .collect();
-            let found = client
-                .certificates_by_tag(&ListByTagBody {
-                    tags: Some(filter),
-                    action: Some("filter".into()),
-                    limit: Some(50),
-                    ..ListByTagBody::default()
+            let filter = &filter;
+            let found = page::collect(page.offset, page.wanted(), |limit, offset| async move {
+                let answer = client
+                    .certificates_by_tag(&ListByTagBody {
+                        tags: Some(filter.clone()),
+                        action: Some("filter".into()),
+                        limit: Some(i64::from(limit)),
+                        offset: Some(i64::from(offset)),
+                        ..ListByTagBody::default()
+                    })
+                    .await?;
+                Ok(Page {
+                    items: answer.resources,
+                    total: answer.total_count,
                 })
-                .await?;
-            output::print(ctx.format, &found.resources, || {
+            })
+            .await?;
+            output::print(ctx.format, &found.items, || {
                 let mut t = Table::new(&["ID", "NAME", "TAGS"]);
-                for r in &found.resources {
+                for r in &found.items {
                     let tags = r
                         .tags
                         .iter()
@@ -180,6 +193,12 @@ pub async fn run(ctx: &Ctx, command: TagCommand) -> Result<u8, Failure> {
                 }
                 t
             });
+            output::note_partial(
+                found.items.len(),
+                u64::from(page.offset),
+                found.total,
+                "certificates",
+            );
         }
     }
     Ok(0)

@@ -1926,3 +1926,6 @@ mod tests {
         assert!(format!("{e:#}").contains("mod"), "{e:#}");
     }
 }
+
+#[cfg(test)]
+mod reference;

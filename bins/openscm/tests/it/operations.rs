@@ -437,12 +437,14 @@ fn sign_in(url: &str, access_key: &str, secret: &str) -> String {
     answer.lines().next().unwrap_or_default().to_owned()
 }
 
+/// `openscm admin ARGS -o json` on the store in `data`.
 fn admin_json(data: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
         .arg("admin")
         .arg("--data-dir")
         .arg(data)
         .args(args)
+        .args(["-o", "json"])
         .output()
         .unwrap()
 }
@@ -519,16 +521,13 @@ fn admin_changes_and_refused_sign_ins_are_audited() {
             .success()
     );
 
-    let out = admin_json(&data, &["audit", "--output", "json", "--limit", "100"]);
+    let out = admin_json(&data, &["audit", "--limit", "100"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let find = |op: &str, pred: &dyn Fn(&serde_json::Value) -> bool| {
         events
             .iter()

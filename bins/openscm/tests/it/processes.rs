@@ -155,7 +155,13 @@ pub(crate) fn admin(data: &Path, db: Option<&str>, config: Option<&Path>, args: 
     if let Some(config) = config {
         cmd.arg("--config").arg(config);
     }
-    let out = cmd.arg("admin").args(args).output().unwrap();
+    // JSON: the admin commands print tables unless asked.
+    let out = cmd
+        .arg("admin")
+        .args(args)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "admin {args:?}: {}",

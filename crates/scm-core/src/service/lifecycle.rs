@@ -1,7 +1,7 @@
 //! Lifecycle: deleting and unsubscribing certificates, and withdrawing applications.
 //!
 //! Which statuses allow what (reference §4.8.3, which leaves most of it open; the choices are
-//! written in README.md under the API section):
+//! written in docs/api-choices.md, "Lifecycle"):
 //! - delete: certificates nothing is pending on: `ISSUED`, `EXPIRED` and `UPLOAD` (what the
 //!   Huawei console lets one delete), and the end states `REVOKED` and `UNPASSED`;
 //! - unsubscribe: every purchased certificate, i.e. any status but `UPLOAD`, and never an

@@ -1,7 +1,8 @@
 //! Expiry reminders: `EnableNotification` / `DisableNotification` turn them on or off per
 //! certificate and kind, and the `reminders` job sends them.
 //!
-//! Choices where the reference is silent (open question 7, written in README.md):
+//! Choices where the reference is silent (open question 7, written in docs/api-choices.md,
+//! "Expiry reminders"):
 //! - reminders are on for every certificate until turned off;
 //! - `CERT_EXPIRING` is sent once at each threshold of [`ReminderSettings`] (`[notifications]
 //!   expiring_days`, default 30, 14, 7, 3 and 1 days before `not_after`), `CERT_EXPIRED` once

@@ -1,7 +1,7 @@
 //! Revocation: the v2 `revoke` operation, and the CRL of each CA (every account's own, and the
 //! retired shared CA of a store made before migration 0015, until its last certificate expires).
 //!
-//! Choices where the reference is silent (written in README.md under the API section):
+//! Choices where the reference is silent (written in docs/api-choices.md, "Revocation"):
 //! - only an `ISSUED` certificate can be revoked (reference §4.8.3); `EXPIRED` (past `not_after`,
 //!   stored or not), `UPLOAD` (imported: OpenSCM did not issue it) and every other status are
 //!   [`DomainError::WrongStatus`] (`SCM.0010`); another account's certificate is

@@ -321,7 +321,22 @@ impl AcmeClient {
             }
             other => other,
         };
-        let mut order = placed.map_err(|e| self.classify(e, &call.trace, context))?;
+        let mut order = match placed {
+            Ok(order) => order,
+            Err(e) => match created_order(&call.trace, &directory.document) {
+                // The CA made the order, but its answer was not taken (a CA offering ARI that
+                // does not reflect `replaces`, which instant-acme refuses): carry on with that
+                // order, rather than leave it behind and place another at every retry.
+                Some(url) => {
+                    tracing::warn!(issuer = %self.name, order = %url, error = %e, "the CA's answer to newOrder was not taken as it was; carrying on with the order it made");
+                    call.account
+                        .order(url)
+                        .await
+                        .map_err(|e| self.classify(e, &call.trace, context))?
+                }
+                None => return Err(self.classify(e, &call.trace, context)),
+            },
+        };
         let thumbprint = call.account.key_thumbprint().to_owned();
         let url = order.url().to_owned();
         order_view(&mut order, &thumbprint, &call.trace)
@@ -658,6 +673,17 @@ fn order_context<'a>(call: &'a Call, order_url: &'a str) -> Context<'a> {
 }
 
 /// The order's view, its authorizations fetched.
+/// The URL of the order the CA made in this call: its last answer to newOrder was `201 Created`
+/// with a `Location`.
+fn created_order(trace: &Trace, directory: &serde_json::Value) -> Option<String> {
+    let new_order = directory.get("newOrder")?.as_str()?;
+    let seen = trace.lock().ok()?;
+    let last = seen.iter().rev().find(|x| x.url == new_order)?;
+    (last.status == Some(201))
+        .then(|| last.location.clone())
+        .flatten()
+}
+
 async fn order_view(
     order: &mut Order,
     thumbprint: &str,
@@ -929,6 +955,7 @@ mod tests {
             url: "https://ca.test/authz/3".into(),
             status,
             retry_after: retry_after.map(Duration::from_secs),
+            location: None,
         }
     }
 
@@ -1112,5 +1139,40 @@ mod tests {
         }))
         .unwrap();
         assert!(challenge_view(&alpn, "thumb").is_none());
+    }
+
+    #[test]
+    fn an_order_the_ca_made_is_found_in_the_trace() {
+        let directory = serde_json::json!({"newOrder": "https://ca.test/new-order"});
+        let exchange = |url: &str, status: u16, location: Option<&str>| Exchange {
+            url: url.into(),
+            status: Some(status),
+            retry_after: None,
+            location: location.map(str::to_owned),
+        };
+        let trace = |seen: Vec<Exchange>| -> Trace { Arc::new(std::sync::Mutex::new(seen)) };
+        let made = trace(vec![
+            exchange("https://ca.test/nonce", 200, None),
+            exchange("https://ca.test/new-order", 400, None),
+            exchange(
+                "https://ca.test/new-order",
+                201,
+                Some("https://ca.test/order/9"),
+            ),
+        ]);
+        assert_eq!(
+            created_order(&made, &directory).as_deref(),
+            Some("https://ca.test/order/9")
+        );
+        // Refused (a problem document), or no answer: no order was made.
+        let refused = trace(vec![exchange("https://ca.test/new-order", 403, None)]);
+        assert_eq!(created_order(&refused, &directory), None);
+        let other = trace(vec![exchange(
+            "https://ca.test/acct",
+            201,
+            Some("https://ca.test/acct/1"),
+        )]);
+        assert_eq!(created_order(&other, &directory), None);
+        assert_eq!(created_order(&made, &serde_json::json!({})), None);
     }
 }

@@ -150,6 +150,8 @@ pub(crate) struct Exchange {
     pub(crate) status: Option<u16>,
     /// The answer's `Retry-After`, from now.
     pub(crate) retry_after: Option<Duration>,
+    /// The answer's `Location`: what a POST made (an order's URL, for newOrder).
+    pub(crate) location: Option<String>,
 }
 
 /// What the requests of one call saw, in order.
@@ -199,6 +201,12 @@ impl HttpClient for Bridge {
                     .as_ref()
                     .ok()
                     .and_then(|(p, _)| retry_after(&p.headers)),
+                location: result
+                    .as_ref()
+                    .ok()
+                    .and_then(|(p, _)| p.headers.get(http::header::LOCATION))
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
             };
             if let Ok(mut seen) = trace.lock() {
                 seen.push(exchange);

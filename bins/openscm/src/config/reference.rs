@@ -616,8 +616,13 @@ impl Check {
             data_dir: Some("/var/lib/openscm".into()),
             ..CommonArgs::default()
         };
+        // How the store's place was chosen (the config file's own path among it) is not a
+        // setting: compared without it.
         resolve(&common, None)
-            .map(|c| format!("{c:?}"))
+            .map(|mut c| {
+                c.origin = crate::store_guard::StoreOrigin::default();
+                format!("{c:?}")
+            })
             .map_err(|e| format!("{e:#}"))
     }
 

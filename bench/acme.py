@@ -340,8 +340,8 @@ def main():
                         help="K lego runs at once (default 1: lego's own listener; K > 1: a shared webroot)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds one lego run may take")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
-    parser.add_argument("--rss-in-flight", type=int, default=100,
-                        help="applications in flight while issuing the M (default 100)")
+    parser.add_argument("--rss-in-flight", type=int, default=20,
+                        help="applications in flight while issuing the M (default 20: Pebble 2.4.0 deadlocked at 100)")
     parser.add_argument("--rss-certificates", type=int, default=0,
                         help="then M more certificates through OpenSCM, and its RSS with N + M (default 0)")
     args = parser.parse_args()

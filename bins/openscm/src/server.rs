@@ -356,6 +356,10 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
         scm.backend().name()
     );
     println!("OpenSCM: clients' endpoint is {}", cfg.public_endpoint);
+    println!(
+        "OpenSCM: web console at {}/console (sign in with an access key and its secret key)",
+        cfg.public_endpoint.trim_end_matches('/')
+    );
     tracing::info!(
         %addr,
         tls = tls.is_some(),

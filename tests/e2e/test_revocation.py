@@ -122,11 +122,16 @@ def wait_for_serial(url: str, serial: str) -> bytes:
     seen = {}
 
     def listed():
+        # 404 until the CA's first CRL is signed (its job may not have run yet on a busy machine).
+        if requests.get(url, timeout=10).status_code == 404:
+            seen["der"] = None
+            return False
         seen["der"] = fetch_crl(url)
         return serial in crl_serials(seen["der"])
 
     wait_until(listed, 10, f"the CRL at {url} to list {serial}",
-               seen=lambda: f"CRL number {crl_number(seen['der'])} listing {crl_serials(seen['der'])}")
+               seen=lambda: "no CRL signed yet (404)" if seen["der"] is None else
+               f"CRL number {crl_number(seen['der'])} listing {crl_serials(seen['der'])}")
     return seen["der"]
 
 

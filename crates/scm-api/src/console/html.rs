@@ -249,9 +249,15 @@ pub(crate) fn inventory(
         u64::from(q.offset) + 1
     };
     let last = u64::from(q.offset) + certs.len() as u64;
+    // "No certificates", "1 certificate", "1–10 of 11 certificates": no "0–0 of 0".
+    let caption = match total {
+        0 => "No certificates".to_owned(),
+        1 if first == 1 => "1 certificate".to_owned(),
+        _ => format!("{first}–{last} of {total} certificates"),
+    };
     let _ = write!(
         m,
-        "<div class=\"table-wrap\"><table id=\"inventory\"><caption>{first}–{last} of {total} certificates</caption>\
+        "<div class=\"table-wrap\"><table id=\"inventory\"><caption>{caption}</caption>\
          <thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Domain</th>\
          <th scope=\"col\">Status</th><th scope=\"col\">Expires</th><th scope=\"col\">Last change</th></tr></thead><tbody>"
     );
@@ -744,13 +750,14 @@ pub(crate) fn timeline(chrome: &Chrome<'_>, weeks: &[ExpiryWeek]) -> String {
     let slot = plot_w / n;
     let bar_w = (slot * 7 / 10).max(1);
     let total: u64 = weeks.iter().map(|w| w.count).sum();
+    let (plural, verb) = if total == 1 { ("", "s") } else { ("s", "") };
     // `group`, not `img`: the children of an `img` (the bars' links) would be hidden from
     // assistive technology.
     let _ = write!(
         m,
         "<figure><svg id=\"timeline-chart\" viewBox=\"0 0 {CHART_W} {CHART_H}\" role=\"group\" \
          aria-labelledby=\"chart-title\" xmlns=\"http://www.w3.org/2000/svg\">\
-         <title id=\"chart-title\">{total} certificates expire in the next {n} weeks; the most in one week: {max}</title>\
+         <title id=\"chart-title\">{total} certificate{plural} expire{verb} in the next {n} weeks; the most in one week: {max}</title>\
          <line class=\"axis\" x1=\"{LEFT}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\
          <text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\">{max}</text>\
          <text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>",

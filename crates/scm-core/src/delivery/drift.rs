@@ -15,15 +15,7 @@ use crate::service::Scm;
 const DRIFT_KEY: &str = "drift-sweep";
 
 fn drift_job(due_ms: i64) -> NewJob {
-    let kind = JobKind::DriftSweep;
-    NewJob {
-        kind: kind.as_str().into(),
-        payload: "{}".into(),
-        dedupe_key: Some(DRIFT_KEY.into()),
-        due_ms,
-        max_attempts: kind.retry_policy().max_attempts,
-        created_ms: due_ms,
-    }
+    JobKind::DriftSweep.job("{}".into(), Some(DRIFT_KEY.into()), due_ms)
 }
 
 impl Scm {

@@ -146,14 +146,7 @@ impl Scm {
                     .map_err(|e| DomainError::internal_from("job payload", e))?;
                 Ok((
                     t.name.clone(),
-                    NewJob {
-                        kind: kind.as_str().into(),
-                        payload,
-                        dedupe_key: Some(deliver_key(cert.id.as_str(), &t.name)),
-                        due_ms: now,
-                        max_attempts: kind.retry_policy().max_attempts,
-                        created_ms: now,
-                    },
+                    kind.job(payload, Some(deliver_key(cert.id.as_str(), &t.name)), now),
                 ))
             })
             .collect()

@@ -25,19 +25,12 @@ pub(crate) struct AriJob {
 
 /// The ARI job of version `seq` of `cert`, due at `due_ms`.
 pub(crate) fn ari_job(cert: &CertificateId, seq: u32, due_ms: i64) -> Result<NewJob, DomainError> {
-    let kind = JobKind::AriCheck;
-    Ok(NewJob {
-        kind: kind.as_str().into(),
-        payload: serde_json::to_string(&AriJob {
-            cert: cert.to_string(),
-            seq,
-        })
-        .map_err(|e| DomainError::internal_from("job payload", e))?,
-        dedupe_key: Some(format!("ari:{cert}:{seq}")),
-        due_ms,
-        max_attempts: kind.retry_policy().max_attempts,
-        created_ms: due_ms,
+    let payload = serde_json::to_string(&AriJob {
+        cert: cert.to_string(),
+        seq,
     })
+    .map_err(|e| DomainError::internal_from("job payload", e))?;
+    Ok(JobKind::AriCheck.job(payload, Some(format!("ari:{cert}:{seq}")), due_ms))
 }
 
 /// Where in a window `[start, end)` to renew, at `now_ms`: a random point of what is left of

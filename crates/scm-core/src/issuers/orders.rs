@@ -80,19 +80,12 @@ pub(crate) fn order_job(
     seq: u32,
     due_ms: i64,
 ) -> Result<NewJob, DomainError> {
-    let kind = JobKind::AcmeOrder;
-    Ok(NewJob {
-        kind: kind.as_str().into(),
-        payload: serde_json::to_string(&OrderJob {
-            cert: cert.to_string(),
-            seq,
-        })
-        .map_err(|e| DomainError::internal_from("job payload", e))?,
-        dedupe_key: Some(job_key(cert, seq)),
-        due_ms,
-        max_attempts: kind.retry_policy().max_attempts,
-        created_ms: due_ms,
+    let payload = serde_json::to_string(&OrderJob {
+        cert: cert.to_string(),
+        seq,
     })
+    .map_err(|e| DomainError::internal_from("job payload", e))?;
+    Ok(JobKind::AcmeOrder.job(payload, Some(job_key(cert, seq)), due_ms))
 }
 
 /// A challenge published for the current order.
@@ -157,6 +150,27 @@ impl OrderData {
 
     fn text(&self) -> Result<String, DomainError> {
         serde_json::to_string(self).map_err(|e| DomainError::internal_from("acme_orders.data", e))
+    }
+}
+
+impl Order {
+    /// The condition and the reason of the version this order makes: the first issuance
+    /// expects the certificate in `first` (its status), a renewal the version before.
+    fn version_to_make(&self, first: CertificateStatus) -> (VersionExpect, VersionReason) {
+        let seq = self.row.seq;
+        if seq == 1 {
+            (VersionExpect::Status(first), VersionReason::Issued)
+        } else if self.data.manual {
+            (
+                VersionExpect::Current(seq.saturating_sub(1)),
+                VersionReason::ManualRenewal,
+            )
+        } else {
+            (
+                VersionExpect::Current(seq.saturating_sub(1)),
+                VersionReason::Renewal,
+            )
+        }
     }
 }
 
@@ -462,11 +476,8 @@ impl Scm {
         if o.seq > 1
             && let Some(error) = order.row.error.clone()
         {
-            for effect in self.renewal_failing(&cert, &error, actor).await? {
-                if let JobEffect::Enqueue(job) = effect {
-                    self.store.enqueue(&job).await?;
-                }
-            }
+            let notices = self.renewal_failing(&cert, &error, actor).await?;
+            self.enqueue_now(notices).await?;
         }
         let choice = self.config.issuers.choice(&order.row.issuer);
         match choice {
@@ -662,20 +673,7 @@ impl Scm {
             self.end_order(order, "failed", Some(&why)).await?;
             return Ok(Step::Done(Vec::new()));
         }
-        let seq = order.row.seq;
-        let (expect, reason) = if seq == 1 {
-            (VersionExpect::Status(cert.status), VersionReason::Issued)
-        } else if order.data.manual {
-            (
-                VersionExpect::Current(seq.saturating_sub(1)),
-                VersionReason::ManualRenewal,
-            )
-        } else {
-            (
-                VersionExpect::Current(seq.saturating_sub(1)),
-                VersionReason::Renewal,
-            )
-        };
+        let (expect, reason) = order.version_to_make(cert.status);
         let issued = self
             .issue_version(cert, form, expect, reason, actor)
             .await?;
@@ -774,29 +772,18 @@ impl Scm {
         order: &mut Order,
         actor: &str,
     ) -> Result<Step, StepError> {
-        let now = self.clock.now_ms();
         if let Some(until) = self.names_stopped(cert, order, actor).await? {
             return Ok(Step::Wait(until));
         }
         let account = self.acme_account(issuer).await?;
         let view = match (order.row.state.as_str(), order.row.order_url.clone()) {
-            ("placed" | "finalizing", Some(url)) => {
-                match issuer.ca.order(&account, &url).await {
-                    Ok(v) => v,
-                    Err(AcmeError::Gone { url: gone }) if gone != url => {
-                        return Err(StepError::Acme(AcmeError::Gone { url: gone }));
-                    }
-                    Err(AcmeError::Gone { .. }) => {
-                        // The CA lost the order: place a new one.
-                        order.row.state = "new".into();
-                        order.row.order_url = None;
-                        self.withdraw_challenges(order).await;
-                        self.save(order).await?;
-                        return Ok(Step::Wait(now));
-                    }
-                    Err(e) => return Err(StepError::Acme(e)),
-                }
-            }
+            // A CA that lost the order (or the account) is `Gone`: handled with the other
+            // failures, by placing a new one.
+            ("placed" | "finalizing", Some(url)) => issuer
+                .ca
+                .order(&account, &url)
+                .await
+                .map_err(StepError::Acme)?,
             _ => match self.place(cert, issuer, &account, order).await? {
                 Placed::View(v) => v,
                 Placed::Wait(until) => return Ok(Step::Wait(until)),
@@ -1020,11 +1007,7 @@ impl Scm {
                 )
                 .await?;
         }
-        for job in effects {
-            if let JobEffect::Enqueue(j) = job {
-                self.store.enqueue(&j).await?;
-            }
-        }
+        self.enqueue_now(effects).await?;
         let until = if waiting_for_user.is_empty() {
             self.poll_again(order, view).await?
         } else {
@@ -1142,26 +1125,16 @@ impl Scm {
         order: &mut Order,
         actor: &str,
     ) -> Result<Step, StepError> {
-        let now = self.clock.now_ms();
-        if order.row.seq == 1 && cert.status == CertificateStatus::CheckingDomain {
-            self.store
-                .transition(
-                    &cert.id,
-                    CertificateStatus::CheckingDomain,
-                    CertificateStatus::Issuing,
-                    &NewEvent {
-                        event: "validated".into(),
-                        detail: format!(
-                            "the ACME issuer \"{}\" validated every name; issuing",
-                            issuer.name
-                        ),
-                        actor: actor.into(),
-                    },
-                    now,
-                )
-                .await?;
-            self.cache.forget_certificate(&cert.domain_id, &cert.id);
-        }
+        self.mark_issuing(
+            cert,
+            order,
+            format!(
+                "the ACME issuer \"{}\" validated every name; issuing",
+                issuer.name
+            ),
+            actor,
+        )
+        .await?;
         let csr_der = match &form.csr {
             Some((pem, _)) => scm_pki::csr_der(pem)
                 .map_err(|e| DomainError::internal_from("the application's CSR", e))?,
@@ -1186,6 +1159,36 @@ impl Scm {
             return self.download(cert, form, issuer, account, order).await;
         }
         Ok(Step::Wait(self.poll_again(order, &view).await?))
+    }
+
+    /// A first issuance whose names the CA validated: `CHECKING_DOMAIN` → `ISSUING`, with
+    /// `detail` in the history (nothing for a renewal, or a certificate already moved on).
+    async fn mark_issuing(
+        &self,
+        cert: &CertificateRecord,
+        order: &Order,
+        detail: String,
+        actor: &str,
+    ) -> Result<(), DomainError> {
+        if order.row.seq != 1 || cert.status != CertificateStatus::CheckingDomain {
+            return Ok(());
+        }
+        let event = NewEvent {
+            event: "validated".into(),
+            detail,
+            actor: actor.into(),
+        };
+        self.store
+            .transition(
+                &cert.id,
+                CertificateStatus::CheckingDomain,
+                CertificateStatus::Issuing,
+                &event,
+                self.clock.now_ms(),
+            )
+            .await?;
+        self.cache.forget_certificate(&cert.domain_id, &cert.id);
+        Ok(())
     }
 
     /// The private key of the version being ordered: made (through the key generator, with its
@@ -1295,36 +1298,15 @@ impl Scm {
             not_after_ms: unix_ms(info.not_after),
             ca_id: Some(acme_ca_id(&issuer.name)),
         };
-        let seq = order.row.seq;
-        if seq == 1 && cert.status == CertificateStatus::CheckingDomain {
-            self.store
-                .transition(
-                    &cert.id,
-                    CertificateStatus::CheckingDomain,
-                    CertificateStatus::Issuing,
-                    &NewEvent {
-                        event: "validated".into(),
-                        detail: format!("the ACME issuer \"{}\" issued", issuer.name),
-                        actor: format!("issuer {}", issuer.name),
-                    },
-                    now,
-                )
-                .await?;
-        }
-        let (expect, reason) = if seq == 1 {
-            (
-                VersionExpect::Status(CertificateStatus::Issuing),
-                VersionReason::Issued,
-            )
-        } else if order.data.manual {
-            (
-                VersionExpect::Current(seq - 1),
-                VersionReason::ManualRenewal,
-            )
-        } else {
-            (VersionExpect::Current(seq - 1), VersionReason::Renewal)
-        };
         let actor = format!("issuer {}", issuer.name);
+        self.mark_issuing(
+            cert,
+            order,
+            format!("the ACME issuer \"{}\" issued", issuer.name),
+            &actor,
+        )
+        .await?;
+        let (expect, reason) = order.version_to_make(CertificateStatus::Issuing);
         let recorded = self
             .record_version(cert, form, expect, issued, reason, &actor)
             .await?;
@@ -1481,11 +1463,7 @@ impl Scm {
         }
         if !notices.is_empty() {
             self.save(order).await?;
-            for e in notices {
-                if let JobEffect::Enqueue(j) = e {
-                    self.store.enqueue(&j).await?;
-                }
-            }
+            self.enqueue_now(notices).await?;
         }
         Ok(until)
     }

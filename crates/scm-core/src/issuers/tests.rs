@@ -464,6 +464,11 @@ impl World {
             .unwrap();
     }
 
+    async fn current_version(&self, id: &CertificateId) -> Option<u32> {
+        let cert = self.store.certificate(id).await.unwrap().unwrap();
+        cert.lifecycle.current_version
+    }
+
     async fn status(&self, id: &CertificateId) -> CertificateStatus {
         self.store.certificate(id).await.unwrap().unwrap().status
     }
@@ -686,14 +691,7 @@ async fn renewal_orders_again_with_replaces_and_follows_the_ari_window() {
     w.scm.schedule_renewal_sweep().await.unwrap();
     assert!(
         w.run_until(time::Duration::minutes(1), 60, || async {
-            w.store
-                .certificate(&id)
-                .await
-                .unwrap()
-                .unwrap()
-                .lifecycle
-                .current_version
-                == Some(2)
+            w.current_version(&id).await == Some(2)
         })
         .await,
         "renewed"
@@ -770,14 +768,7 @@ async fn a_person_renewing_lifts_the_stop_of_a_failing_name() {
     w.scm.renew_now(&w.admin, &id).await.unwrap();
     assert!(
         w.run_until(time::Duration::seconds(2), 30, || async {
-            w.store
-                .certificate(&id)
-                .await
-                .unwrap()
-                .unwrap()
-                .lifecycle
-                .current_version
-                == Some(2)
+            w.current_version(&id).await == Some(2)
         })
         .await,
         "renewed at once"

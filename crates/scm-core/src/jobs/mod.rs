@@ -41,7 +41,7 @@ mod runner;
 
 use std::time::Duration;
 
-use scm_store::JobEffect;
+use scm_store::{JobEffect, NewJob};
 
 pub use runner::{AttemptReport, JobHandler, JobRunner, JobSettings, LOST_LEASE_GRACE};
 
@@ -108,6 +108,19 @@ impl JobKind {
     /// Parses the stored spelling.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// A job of this kind with its (encoded) `payload`, made and due at `due_ms`, with the
+    /// kind's attempt limit.
+    pub fn job(self, payload: String, dedupe_key: Option<String>, due_ms: i64) -> NewJob {
+        NewJob {
+            kind: self.as_str().into(),
+            payload,
+            dedupe_key,
+            due_ms,
+            max_attempts: self.retry_policy().max_attempts,
+            created_ms: due_ms,
+        }
     }
 
     /// How often and how patiently a job of this kind is retried.

@@ -51,32 +51,17 @@ fn job_key(id: &CertificateId, seq: u32) -> String {
 }
 
 fn renew_job(id: &CertificateId, seq: u32, manual: bool, now_ms: i64) -> NewJob {
-    let kind = JobKind::Renew;
-    NewJob {
-        kind: kind.as_str().into(),
-        payload: serde_json::to_string(&RenewJob {
-            cert: id.to_string(),
-            seq,
-            manual,
-        })
-        .unwrap_or_default(),
-        dedupe_key: Some(job_key(id, seq)),
-        due_ms: now_ms,
-        max_attempts: kind.retry_policy().max_attempts,
-        created_ms: now_ms,
-    }
+    let payload = serde_json::to_string(&RenewJob {
+        cert: id.to_string(),
+        seq,
+        manual,
+    })
+    .unwrap_or_default();
+    JobKind::Renew.job(payload, Some(job_key(id, seq)), now_ms)
 }
 
 fn sweep_job(due_ms: i64) -> NewJob {
-    let kind = JobKind::RenewalSweep;
-    NewJob {
-        kind: kind.as_str().into(),
-        payload: "{}".into(),
-        dedupe_key: Some(SWEEP_KEY.into()),
-        due_ms,
-        max_attempts: kind.retry_policy().max_attempts,
-        created_ms: due_ms,
-    }
+    JobKind::RenewalSweep.job("{}".into(), Some(SWEEP_KEY.into()), due_ms)
 }
 
 impl Scm {
@@ -269,14 +254,10 @@ impl Scm {
                         &self.config.validation,
                         now.saturating_sub(started),
                     );
-                for notice in self
+                let notices = self
                     .renewal_failing(&cert, &format!("domain validation pending: {why}"), actor)
-                    .await?
-                {
-                    if let JobEffect::Enqueue(job) = notice {
-                        self.store.enqueue(&job).await?;
-                    }
-                }
+                    .await?;
+                self.enqueue_now(notices).await?;
                 return Ok(RenewStep::Again(next));
             }
         }

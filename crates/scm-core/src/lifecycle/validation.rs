@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use scm_pki::DnsName;
 use scm_proto::{CertificateId, CertificateStatus, DomainId};
 use scm_store::{
-    CertificateRecord, CheckResult, EndValidation, JobRecord, NewEvent, NewJob, ValidationRecord,
+    CertificateRecord, CheckResult, EndValidation, JobRecord, NewEvent, ValidationRecord,
     VersionExpect,
 };
 use serde::{Deserialize, Serialize};
@@ -343,19 +343,11 @@ impl Scm {
         actor: &str,
     ) -> Result<bool, DomainError> {
         let now = self.clock.now_ms();
-        let kind = JobKind::Validate;
         let payload = serde_json::to_string(&ValidateJob {
             cert: cert.id.to_string(),
         })
         .map_err(|e| DomainError::internal_from("job payload", e))?;
-        let job = NewJob {
-            kind: kind.as_str().into(),
-            payload,
-            dedupe_key: Some(job_key(&cert.id)),
-            due_ms: now,
-            max_attempts: kind.retry_policy().max_attempts,
-            created_ms: now,
-        };
+        let job = JobKind::Validate.job(payload, Some(job_key(&cert.id)), now);
         let listed: Vec<&str> = names.iter().map(|r| r.name.as_str()).collect();
         let event = NewEvent {
             event: "applied".into(),

@@ -59,6 +59,20 @@ impl JobHandler for Scm {
 }
 
 impl Scm {
+    /// Queues at once the jobs among `effects` (the account's notifications a handler makes
+    /// while its job goes on waiting, so they cannot wait for the job's end).
+    pub(crate) async fn enqueue_now(
+        &self,
+        effects: Vec<scm_store::JobEffect>,
+    ) -> Result<(), crate::DomainError> {
+        for effect in effects {
+            if let scm_store::JobEffect::Enqueue(job) = effect {
+                self.store.enqueue(&job).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Sends one notification through every notifier of its account.
     async fn attempt_notification(&self, n: &NotifyJob) -> Attempt {
         let Some(target) = self.config.notifiers.iter().find(|t| t.name == n.notifier) else {

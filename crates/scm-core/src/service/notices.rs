@@ -313,15 +313,7 @@ impl Scm {
 }
 
 fn sweep_job(due_ms: i64) -> NewJob {
-    let kind = JobKind::Reminders;
-    NewJob {
-        kind: kind.as_str().into(),
-        payload: "{}".into(),
-        dedupe_key: Some(SWEEP_KEY.into()),
-        due_ms,
-        max_attempts: kind.retry_policy().max_attempts,
-        created_ms: due_ms,
-    }
+    JobKind::Reminders.job("{}".into(), Some(SWEEP_KEY.into()), due_ms)
 }
 
 fn reminder(d: &DueReminder, kind: NoticeType, now: i64) -> Notification {

@@ -2,7 +2,7 @@
 //! queued in the same transaction as the outcome that caused it.
 
 use scm_proto::{CertificateId, DomainId};
-use scm_store::{JobEffect, NewJob};
+use scm_store::JobEffect;
 use serde::{Deserialize, Serialize};
 
 use crate::jobs::JobKind;
@@ -65,14 +65,7 @@ impl Scm {
                     notification: n.clone(),
                 };
                 match serde_json::to_string(&payload) {
-                    Ok(payload) => Some(JobEffect::Enqueue(NewJob {
-                        kind: kind.as_str().into(),
-                        payload,
-                        dedupe_key: None,
-                        due_ms: now,
-                        max_attempts: kind.retry_policy().max_attempts,
-                        created_ms: now,
-                    })),
+                    Ok(payload) => Some(JobEffect::Enqueue(kind.job(payload, None, now))),
                     Err(e) => {
                         tracing::error!(error = %e, "cannot encode a notification");
                         None

@@ -94,18 +94,11 @@ pub(crate) struct CrlJob {
 
 /// The `crl` job of `ca_id`, due at `due_ms` (one live job per CA, by its dedupe key).
 pub(super) fn crl_job(ca_id: &str, due_ms: i64) -> Result<NewJob, DomainError> {
-    let kind = JobKind::Crl;
-    Ok(NewJob {
-        kind: kind.as_str().into(),
-        payload: serde_json::to_string(&CrlJob {
-            ca_id: ca_id.to_owned(),
-        })
-        .map_err(|e| DomainError::internal_from("job payload", e))?,
-        dedupe_key: Some(format!("crl:{ca_id}")),
-        due_ms,
-        max_attempts: kind.retry_policy().max_attempts,
-        created_ms: due_ms,
+    let payload = serde_json::to_string(&CrlJob {
+        ca_id: ca_id.to_owned(),
     })
+    .map_err(|e| DomainError::internal_from("job payload", e))?;
+    Ok(JobKind::Crl.job(payload, Some(format!("crl:{ca_id}")), due_ms))
 }
 
 fn millis(d: Duration) -> i64 {

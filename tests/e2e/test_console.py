@@ -9,6 +9,7 @@ with OPENSCM_UPDATE_SCREENSHOTS=1 (elsewhere, to a temporary directory: a test r
 tree as it was).
 """
 
+import datetime
 import os
 import re
 import tempfile
@@ -19,7 +20,9 @@ from pathlib import Path
 import pytest
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import WebDriverException
@@ -30,7 +33,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 from huaweicloudsdkscm.v3 import (
     ApplyCertificateRequest,
     ApplyCertificateRequestBody,
+    ImportCertificateRequest,
+    ImportCertificateRequestBody,
     PurchaseCertificateRequestBody,
+    ShowCertificateRequest,
     SubscribeCertificateRequest,
 )
 
@@ -63,10 +69,28 @@ def creds(server):
     return server.credentials
 
 
+def self_signed(cn: str, days: tuple[int, int]) -> tuple[str, str]:
+    """A self-signed EC leaf for `cn`, valid from `days[0]` to `days[1]` days from now: its PEM
+    and its key's."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now + datetime.timedelta(days=days[0]))
+            .not_valid_after(now + datetime.timedelta(days=days[1]))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), False)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
 @pytest.fixture(scope="module")
 def seeded(server, creds):
-    """Six certificates: four issued (one with extra SANs, one tagged, one pushed to nginx),
-    two only paid."""
+    """Eight certificates: four issued (one with extra SANs, one tagged, one pushed to nginx),
+    two only paid, and two imported: one expired a day ago, one valid for 400 days (past the
+    first year of the timeline)."""
     client = server.sdk_client(creds)
     bought = client.subscribe_certificate(SubscribeCertificateRequest(body=PurchaseCertificateRequestBody(
         cert_brand="GLOBALSIGN", cert_type="DV_SSL_CERT", domain_type="MULTI_DOMAIN",
@@ -89,7 +113,13 @@ def seeded(server, creds):
     assert resp.status == 200, resp
     history = server.v2("GET", f"/scm/cert/{shop}/push-history").json["push_history_list"]
     assert len(history) == 1, history
-    return {"ids": ids, "shop": shop}
+    imported = {}
+    for label, days in (("old", (-60, -1)), ("long", (-1, 400))):
+        cert, key = self_signed(f"{label}.console.test", days)
+        resp = client.import_certificate(ImportCertificateRequest(body=ImportCertificateRequestBody(
+            name=f"imported-{label}", certificate=cert, private_key=key)))
+        imported[label] = resp.certificate_id
+    return {"ids": ids, "shop": shop, "old": imported["old"], "long": imported["long"]}
 
 
 @pytest.fixture(scope="module")
@@ -191,10 +221,30 @@ def test_console_in_chromium(server, creds, seeded, browser, downloads, backend)
     assert "openscm_console" not in d.execute_script("return document.cookie")
 
     table = d.find_element(By.ID, "inventory")
-    assert "1–6 of 6 certificates" in table.find_element(By.TAG_NAME, "caption").text
+    assert "1–8 of 8 certificates" in table.find_element(By.TAG_NAME, "caption").text
     for name in NAMES:
         assert name in table.text
-    assert len(table.find_elements(By.CSS_SELECTOR, "thead th[scope=col]")) == 5
+    assert len(table.find_elements(By.CSS_SELECTOR, "thead th[scope=col]")) == 6
+    # The account by its name (the id in its tooltip), not a hex id.
+    who = d.find_element(By.CSS_SELECTOR, "header .who .account")
+    assert who.text == "admin" and creds["domain_id"] in who.get_attribute("title"), who.text
+    assert creds["domain_id"] not in d.find_element(By.TAG_NAME, "header").text
+    # What expires within 30 days, and what has expired, is tinted and says so; the rest not.
+    def row_of(name):
+        return d.find_element(By.XPATH, f"//table[@id='inventory']//tr[th/a[text()='{name}']]")
+    expiring = d.find_elements(By.CSS_SELECTOR, "#inventory tbody tr.expiring")
+    expired = d.find_elements(By.CSS_SELECTOR, "#inventory tbody tr.expired")
+    assert len(expiring) == 4 and all(re.search(r"expires in (29|30) days", r.text) for r in expiring), \
+        [r.text for r in expiring]
+    assert len(expired) == 1 and "imported-old" in expired[0].text and "expired" in expired[0].text, \
+        [r.text for r in expired]
+    assert row_of("imported-long").get_attribute("class") == "", row_of("imported-long").text
+    tint = d.execute_script("return getComputedStyle(arguments[0]).backgroundColor", expiring[0])
+    plain = d.execute_script("return getComputedStyle(arguments[0]).backgroundColor",
+                             row_of("imported-long"))
+    assert tint != plain, (tint, plain)
+    # Who issued each: the built-in CA, or no one OpenSCM knows.
+    assert "built-in CA" in expiring[0].text and "imported" in row_of("imported-long").text
     shot(backend, d, "inventory")
 
     # Search (the list API's keyword), with the status filter and a sort.
@@ -207,6 +257,12 @@ def test_console_in_chromium(server, creds, seeded, browser, downloads, backend)
     d.get(server.url + "/console/certificates?status=PAID&sort_key=certExpiredTime&sort_dir=ASC")
     rows = d.find_elements(By.CSS_SELECTOR, "#inventory tbody tr")
     assert len(rows) == 2 and all("PAID" in r.text for r in rows), [r.text for r in rows]
+    # The link to what expires within 30 days lists the four issued ones, not the expired one.
+    d.get(server.url + "/console/certificates")
+    with navigating(d):
+        d.find_element(By.ID, "expiring-link").click()
+    rows = d.find_elements(By.CSS_SELECTOR, "#inventory tbody tr")
+    assert len(rows) == 4 and all("console.test" in r.text for r in rows), [r.text for r in rows]
     d.get(server.url + "/console/certificates?content=shop")
 
     # Open it: names, validity, chain, key algorithm, push history, tags.
@@ -217,6 +273,8 @@ def test_console_in_chromium(server, creds, seeded, browser, downloads, backend)
     for name in ("shop.console.test", "www.shop.console.test", "alt.shop.console.test"):
         assert name in facts, facts
     assert "EC_P256" in facts and "Valid until" in facts and "ISSUED" in facts, facts
+    assert re.search(r"expires in (29|30) days", d.find_element(By.ID, "valid-until").text), facts
+    assert "Issued by\nthe built-in CA" in facts, facts
     chain = d.find_element(By.ID, "chain").find_element(By.XPATH, "following-sibling::div[1]").text
     assert "CN=shop.console.test" in chain and "OpenSCM" in chain, chain
     history = d.find_element(By.ID, "push-history").text
@@ -241,30 +299,40 @@ def test_console_in_chromium(server, creds, seeded, browser, downloads, backend)
     key = serialization.load_pem_private_key(pem[pem.index(b"-----BEGIN PRIVATE KEY-----"):], password=None)
     assert key.public_key().public_numbers() == certs[0].public_key().public_numbers()
 
-    # The expiry timeline: every issued certificate expires in ~30 days (week 4), the bar links
-    # to exactly those.
+    # The expiry timeline: at least 13 months, and up to the latest expiry held: the imported
+    # 400-day certificate is in week 57, so 58 weeks. Every issued certificate expires in ~30
+    # days (week 4); the bar links to exactly those.
     with navigating(d):
         d.find_element(By.LINK_TEXT, "Expiry timeline").click()
     bars = d.find_elements(By.CSS_SELECTOR, "#timeline-chart rect.bar")
-    assert len(bars) == 26
-    assert "4 certificates expire in the next 26 weeks" in d.page_source
+    assert len(bars) == 58
+    assert "5 certificates expire in the next 58 weeks" in d.page_source
     links = d.find_elements(By.CSS_SELECTOR, "#timeline-table a")
     counts = [int(a.text) for a in links]
-    assert sum(counts) == 4 and counts.index(4) == VALIDITY_DAYS // 7, counts
+    assert sum(counts) == 5 and counts.index(4) == VALIDITY_DAYS // 7 and counts[-1] == 1, counts
     shot(backend, d, "timeline")
     # The SVG bar is a link too: follow the tallest.
     bar_links = d.find_elements(By.CSS_SELECTOR, "#timeline-chart a")
-    assert len(bar_links) == 26
+    assert len(bar_links) == 58
     with navigating(d):
         bar_links[counts.index(4)].click()
     assert "expires_from=" in d.current_url, d.current_url
     rows = d.find_elements(By.CSS_SELECTOR, "#inventory tbody tr")
     assert len(rows) == 4 and "Expiring from" in d.page_source, [r.text for r in rows]
 
-    # A phone: nothing wider than the screen.
+    # A phone: nothing wider than the screen, and the domain still shown beside name, status
+    # and expiry (who issued it and the last change are on the certificate's page).
     d.set_window_size(390, 844)
     d.get(server.url + "/console/certificates")
     assert d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    # ... nor is the inventory wider than its box (no sideways scrolling to see the expiry).
+    assert d.execute_script("const w = document.querySelector('.table-wrap');"
+                            "return w.scrollWidth <= w.clientWidth + 1"), "the table scrolls sideways"
+    shown = [th.text for th in d.find_elements(By.CSS_SELECTOR, "#inventory thead th") if th.is_displayed()]
+    assert shown == ["Name", "Domain", "Status", "Expires"], shown
+    assert any(c.is_displayed() and c.text == "shop.console.test"
+               for c in d.find_elements(By.CSS_SELECTOR, "#inventory tbody td")), "no domain cell shown"
+    d.execute_script("document.getElementById('inventory').scrollIntoView()")
     shot(backend, d, "inventory-phone")
     d.set_window_size(1280, 1000)
 
@@ -279,6 +347,158 @@ def test_console_in_chromium(server, creds, seeded, browser, downloads, backend)
     r = requests.get(server.url + "/console/certificates", allow_redirects=False,
                      headers={"Cookie": f"openscm_console={stale}"})
     assert r.status_code == 303 and r.headers["Location"] == "/console/sign-in", r
+
+
+def sign_in_browser(d, server, creds):
+    d.get(server.url + "/console/sign-in")
+    d.find_element(By.ID, "access_key").send_keys(creds["access_key"])
+    with navigating(d):
+        d.find_element(By.ID, "secret_key").send_keys(creds["secret_key"], Keys.ENTER)
+    assert d.current_url.endswith("/console/certificates"), d.current_url
+
+
+def push_history(server, cert_id):
+    return server.v2("GET", f"/scm/cert/{cert_id}/push-history").json["push_history_list"]
+
+
+def test_console_actions_in_chromium(server, creds, seeded, browser, backend):
+    """The operator's actions (issue 20, items 12 and 13), each the API's own operation: push to
+    a target chosen by name, push again to every target a certificate is deployed to, expiry
+    reminders off and on, delete after a confirmation; an imported certificate's brand and type
+    as the API shows them, and who issued each certificate. Each is in the audit log."""
+    import json as _json
+
+    d = browser
+    d.set_window_size(1280, 1000)
+    sign_in_browser(d, server, creds)
+    api_id, shop = seeded["ids"][1], seeded["shop"]
+
+    # Push a certificate deployed nowhere to a target chosen by name: nginx then serves it.
+    d.get(server.url + f"/console/certificates/{api_id}")
+    assert "Not deployed to any push target." in d.page_source
+    assert not d.find_elements(By.ID, "push-all-button"), "nothing to push again to"
+    options = [o.text for o in d.find_elements(By.CSS_SELECTOR, "#push-target option")]
+    assert options == ["e2e-nginx"], options
+    with navigating(d):
+        d.find_element(By.ID, "push-target-button").click()
+    assert d.current_url.endswith(f"/console/certificates/{api_id}#deployments"), d.current_url
+    table = d.find_element(By.ID, "deployments-table").text
+    # (The suite's nginx target has no TLS check: "delivered"; with one, "served".)
+    assert re.search(r"e2e-nginx nginx (delivered|served) 1", table), table
+    assert [h["push_service"] for h in push_history(server, api_id)] == ["ELB"], \
+        push_history(server, api_id)
+    newest = d.find_element(By.CSS_SELECTOR, "#push-history tbody tr").text
+    assert "e2e-nginx" in newest and "success" in newest, newest
+
+    # Push again to every target the shop certificate is deployed to (one: nginx).
+    before = len(push_history(server, shop))
+    d.get(server.url + f"/console/certificates/{shop}")
+    button = d.find_element(By.ID, "push-all-button")
+    assert "(1)" in button.text, button.text
+    with navigating(d):
+        button.click()
+    assert d.current_url.endswith("#deployments"), d.current_url
+    after = push_history(server, shop)
+    assert len(after) == before + 1, after
+    newest = d.find_element(By.CSS_SELECTOR, "#push-history tbody tr").text
+    assert "e2e-nginx" in newest and "success" in newest, newest
+
+    # Expiry reminders off, then on again: the page says which are on.
+    state = d.find_element(By.ID, "reminders-state").text
+    assert state.startswith("On:"), state
+    with navigating(d):
+        d.find_element(By.ID, "reminders-button").click()
+    assert d.find_element(By.ID, "reminders-state").text.startswith("Off:")
+    assert d.find_element(By.ID, "reminders-button").text == "Turn expiry reminders on"
+    d.execute_script("document.getElementById('deployments').scrollIntoView()")
+    shot(backend, d, "details-actions")
+    with navigating(d):
+        d.find_element(By.ID, "reminders-button").click()
+    assert d.find_element(By.ID, "reminders-state").text.startswith("On:")
+
+    # An imported certificate: brand and type as the API says (none: its chain is self-signed
+    # and it was bought from no one), issued by no one OpenSCM knows.
+    client = server.sdk_client(creds)
+    shown = client.show_certificate(ShowCertificateRequest(certificate_id=seeded["long"]))
+    d.get(server.url + f"/console/certificates/{seeded['long']}")
+    facts = d.find_element(By.CSS_SELECTOR, "dl.facts").text
+    assert f"Brand\n{shown.brand or '—'}" in facts and f"Type\n{shown.type or '—'}" in facts, \
+        (facts, shown.brand, shown.type)
+    assert f"Domain type\n{shown.domain_type}" in facts, facts
+    assert "Issued by\nimported (issuer CN=long.console.test)" in facts, facts
+    # ... and one the built-in CA issued, as the API says too.
+    shown = client.show_certificate(ShowCertificateRequest(certificate_id=shop))
+    d.get(server.url + f"/console/certificates/{shop}")
+    facts = d.find_element(By.CSS_SELECTOR, "dl.facts").text
+    assert f"Brand\n{shown.brand}\nType\n{shown.type}" in facts, (facts, shown.brand, shown.type)
+
+    # Delete a bought, unissued certificate, after a confirmation: it is gone.
+    paid = seeded["ids"][4]
+    d.get(server.url + f"/console/certificates/{paid}")
+    with navigating(d):
+        d.find_element(By.ID, "delete-link").click()
+    assert d.current_url.endswith(f"/console/certificates/{paid}/delete"), d.current_url
+    assert "cannot be undone" in d.page_source
+    # The browser does not send the form unticked ...
+    d.find_element(By.ID, "delete-button").click()
+    assert d.current_url.endswith("/delete"), d.current_url
+    # ... ticked, it does.
+    d.find_element(By.ID, "confirm").click()
+    with navigating(d):
+        d.find_element(By.ID, "delete-button").click()
+    assert d.current_url.endswith("/console/certificates"), d.current_url
+    assert server.v3("GET", f"/v3/scm/certificates/{paid}").status == 404
+    assert paid not in d.page_source
+
+    def audit(op):
+        proc = server.admin("audit", "--output", "json", "--operation", op, "--limit", "5",
+                            parse=False)
+        return _json.loads(proc.stdout)
+
+    assert [e["targets"] for e in audit("ConsolePushToTarget")][0] == [api_id]
+    assert audit("ConsolePushToAllTargets")[0]["targets"] == [shop]
+    assert len(audit("ConsoleUpdateReminders")) >= 2
+    deleted = audit("ConsoleDeleteCertificate")[0]
+    assert deleted["targets"] == [paid] and deleted["outcome"] == "ok", deleted
+    assert deleted["account"] == creds["domain_id"] and deleted["credential"] == creds["access_key"]
+
+
+def test_console_actions_refuse_forged_and_unconfirmed_forms(server, creds, seeded):
+    """Every new form checks the session before its body, then its origin and CSRF token; a
+    deletion not confirmed deletes nothing; a value out of range is refused."""
+    s = sign_in_with_requests(server, creds)
+    victim = seeded["ids"][5]
+    base = server.url + f"/console/certificates/{victim}"
+    token = csrf_of(s.get(base).text)
+    forms = [("/push-all", {}), ("/push-target", {"target": "e2e-nginx"}),
+             ("/reminders", {"reminders": "off"}), ("/delete", {"confirm": "yes"})]
+    for path, data in forms:
+        # No session: to sign-in, nothing done.
+        r = requests.post(base + path, data={**data, "csrf": token}, allow_redirects=False)
+        assert r.status_code == 303 and r.headers["Location"] == "/console/sign-in", (path, r)
+        # A forged token.
+        r = s.post(base + path, data={**data, "csrf": "0" * 64}, allow_redirects=False)
+        assert r.status_code == 403, (path, r.status_code)
+        # From another site.
+        r = s.post(base + path, data={**data, "csrf": token}, allow_redirects=False,
+                   headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
+        assert r.status_code == 403, (path, r.status_code)
+    assert server.v3("GET", f"/v3/scm/certificates/{victim}").status == 200
+    # Not confirmed: 400, the confirmation page again, nothing deleted.
+    r = s.post(base + "/delete", data={"csrf": token}, allow_redirects=False)
+    assert r.status_code == 400 and "tick the box" in r.text, r.status_code
+    assert server.v3("GET", f"/v3/scm/certificates/{victim}").status == 200
+    # A bad switch value, and an unknown target.
+    r = s.post(base + "/reminders", data={"csrf": token, "reminders": "maybe"}, allow_redirects=False)
+    assert r.status_code == 400, r.status_code
+    r = s.post(server.url + f"/console/certificates/{seeded['shop']}/push-target",
+               data={"csrf": token, "target": "nowhere"}, allow_redirects=False)
+    assert r.status_code in (400, 404), r.status_code
+    # Push again to every target of a certificate deployed nowhere: refused, nothing queued.
+    r = s.post(server.url + f"/console/certificates/{seeded['ids'][2]}/push-all",
+               data={"csrf": token}, allow_redirects=False)
+    assert r.status_code == 400, r.status_code
+    assert push_history(server, seeded["ids"][2]) == []
 
 
 # --------------------------------------------------------------------------- refusals

@@ -49,6 +49,9 @@ pub const CONSOLE_AUDITED: &[&str] = &[
     console::RENEW,
     console::AUTO_RENEW,
     console::PUSH_TARGET,
+    console::PUSH_ALL,
+    console::REMINDERS,
+    console::DELETE,
 ];
 
 /// Largest request body accepted (bytes). Certificates and CSRs are a few KiB.

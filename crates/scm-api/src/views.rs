@@ -69,7 +69,7 @@ fn remaining_certificates(c: &CertificateRecord) -> i64 {
 
 // --- import ---
 /// The certificate type: what was bought; `None` for an imported certificate.
-fn cert_type(c: &CertificateRecord) -> Option<String> {
+pub(crate) fn cert_type(c: &CertificateRecord) -> Option<String> {
     (!c.is_imported()).then(|| c.product.cert_type.as_str().to_owned())
 }
 

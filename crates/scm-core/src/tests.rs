@@ -1480,13 +1480,16 @@ async fn console_timeline_buckets_expiries_by_week_from_today() {
     // Issued 2026-11-23 12:00 for 365 days: they expire 2027-11-23 12:00. Seen from
     // 2027-10-01 09:30 the weeks start 2027-10-01 00:00, and 53 days 12 hours later is week 7.
     w.clock.set(datetime!(2027-10-01 09:30 UTC));
-    let weeks = w.scm.expiry_timeline(&w.admin, 26).await.unwrap();
-    assert_eq!(weeks.len(), 26);
+    let timeline = w.scm.expiry_timeline(&w.admin).await.unwrap();
+    // 13 months at least, one week per bar (the latest expiry is 8 weeks away).
+    assert_eq!(timeline.weeks_per_bar, 1);
+    let weeks = timeline.bars;
+    assert_eq!(weeks.len(), 57);
     let start = crate::clock::unix_ms(datetime!(2027-10-01 00:00 UTC));
     assert_eq!(weeks[0].from_ms, start);
     assert!(weeks.iter().all(|wk| wk.before_ms - wk.from_ms == WEEK_MS));
     let counts: Vec<u64> = weeks.iter().map(|wk| wk.count).collect();
-    let mut want = vec![0; 26];
+    let mut want = vec![0; 57];
     want[7] = 2;
     assert_eq!(counts, want);
     // The list op filtered by that week's window holds exactly those two.
@@ -1512,7 +1515,7 @@ async fn console_timeline_buckets_expiries_by_week_from_today() {
     assert_eq!(ids, want_ids);
     // A year on, they are past: not in the timeline.
     w.clock.set(datetime!(2028-01-01 00:00 UTC));
-    let weeks = w.scm.expiry_timeline(&w.admin, 26).await.unwrap();
+    let weeks = w.scm.expiry_timeline(&w.admin).await.unwrap().bars;
     assert!(weeks.iter().all(|wk| wk.count == 0));
 }
 

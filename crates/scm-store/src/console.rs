@@ -20,6 +20,10 @@ pub trait Console: Send + Sync {
         week_ms: i64,
         weeks: u32,
     ) -> Result<Vec<u64>>;
+
+    /// The latest `not_after` of `account`'s certificates (of any status), `None` when none is
+    /// issued. The top of the same expiry index.
+    async fn latest_expiry(&self, account: &DomainId) -> Result<Option<i64>>;
 }
 
 #[async_trait]
@@ -57,5 +61,20 @@ impl Console for SqlStore {
             }
         }
         Ok(counts)
+    }
+
+    async fn latest_expiry(&self, account: &DomainId) -> Result<Option<i64>> {
+        // The index's expression again (certificates not issued yet sort last as i64::MAX).
+        let latest: Option<i64> = db_run!(&self.pool, |p| {
+            sqlx::query_scalar(
+                "SELECT max(coalesce(not_after_ms, 9223372036854775807)) FROM certificates \
+                 WHERE domain_id = $1 \
+                 AND coalesce(not_after_ms, 9223372036854775807) < 9223372036854775807",
+            )
+            .bind(account.as_str())
+            .fetch_one(p)
+            .await?
+        });
+        Ok(latest)
     }
 }

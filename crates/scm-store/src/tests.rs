@@ -3010,6 +3010,20 @@ async fn console_expiry_histogram_and_window(db: TestDb) {
             .unwrap()
             .is_empty()
     );
+    // The latest expiry of the account, whatever its window; none for an account with nothing
+    // issued.
+    assert_eq!(
+        store.latest_expiry(&a.domain_id).await.unwrap(),
+        Some(from + 12 * WEEK)
+    );
+    assert_eq!(
+        store.latest_expiry(&b.domain_id).await.unwrap(),
+        Some(from + 10)
+    );
+    let (c, r) = account(3);
+    store.create_account(&c, &r).await.unwrap();
+    order(&store, &c, &r, 1, 1_700_000_000_000).await;
+    assert_eq!(store.latest_expiry(&c.domain_id).await.unwrap(), None);
     // The list, filtered by one bar's window, holds exactly the certificates it counts.
     let window = |i: i64| ListQuery {
         expires_within: Some((from + i * WEEK, from + (i + 1) * WEEK)),

@@ -445,6 +445,10 @@ impl scm_store::Console for RemoteStore {
             .expiry_histogram(account, from_ms, week_ms, weeks)
             .await
     }
+    async fn latest_expiry(&self, account: &DomainId) -> Result<Option<i64>> {
+        self.wire().await;
+        self.inner.latest_expiry(account).await
+    }
 }
 
 // --- audit ---

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use scm_core::service::console::ExpiryWeek;
+use scm_core::service::console::{ExpiryWeek, Timeline};
 use scm_proto::CertificateStatus;
 use scm_store::{CertificateRecord, ListQuery, PushRecord, SortKey, TagRecord};
 
@@ -57,8 +57,10 @@ pub(crate) fn date(ms: i64) -> String {
 
 /// The signed-in part of every page: who, and the sign-out form (with its CSRF token).
 pub(crate) struct Chrome<'a> {
-    /// The account shown.
+    /// The account's name.
     pub account: &'a str,
+    /// The account's id (in the name's tooltip, for support).
+    pub account_id: &'a str,
     /// The access key signed in with.
     pub access_key: &'a str,
     /// The session's CSRF token.
@@ -85,9 +87,10 @@ pub(crate) fn page(title: &str, chrome: Option<&Chrome<'_>>, main: &str) -> Stri
              <a href=\"/console/timeline\">Expiry timeline</a>\
              <a href=\"/console/ca-root.pem\" download>Download this account's root</a></nav>\
              <form class=\"signout\" method=\"post\" action=\"/console/sign-out\">\
-             <span class=\"who\">{} · {}</span>\
+             <span class=\"who\"><span class=\"account\" title=\"Account ID {}\">{}</span> · {}</span>\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button type=\"submit\">Sign out</button></form>",
+            escape(c.account_id),
             escape(c.account),
             escape(c.access_key),
             escape(c.csrf)
@@ -169,12 +172,73 @@ fn expiry(c: &CertificateRecord) -> String {
         .map_or_else(|| "—".into(), |i| date(i.not_after_ms))
 }
 
+/// Who issued a certificate: the account's built-in CA, an ACME CA (the issuer's name in the
+/// configuration), or no one OpenSCM knows ("imported"; with `detailed`, the issuer's DN).
+pub(crate) fn issued_by(c: &CertificateRecord, detailed: bool) -> String {
+    if c.is_imported() {
+        return match (&c.issuer, detailed) {
+            (Some(dn), true) if !dn.is_empty() => format!("imported (issuer {dn})"),
+            _ => "imported".to_owned(),
+        };
+    }
+    let Some(i) = &c.issued else {
+        return "—".to_owned();
+    };
+    match scm_core::issuers::acme_issuer_of(i.ca_id.as_deref()) {
+        Some(name) if detailed => format!("ACME CA \u{201c}{name}\u{201d}"),
+        Some(name) => format!("ACME: {name}"),
+        None if detailed => "the built-in CA (this account's own CA)".to_owned(),
+        None => "built-in CA".to_owned(),
+    }
+}
+
+/// Days before its end from which a certificate is highlighted as expiring (as cert-manager's
+/// and most monitoring's default warning: a 90-day certificate renewed at two thirds is never
+/// highlighted, one whose renewal is failing is for its last month).
+pub(crate) const EXPIRING_DAYS: i64 = 30;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Whether a certificate needs attention for its expiry: its highlight's class and words, or
+/// `None`. A revoked certificate or one not issued yet has no expiry to worry about.
+pub(crate) fn urgency(c: &CertificateRecord, now_ms: i64) -> Option<(&'static str, String)> {
+    if c.status == CertificateStatus::Revoked {
+        return None;
+    }
+    let left = c.issued.as_ref()?.not_after_ms - now_ms;
+    if left <= 0 {
+        return Some(("expired", "expired".to_owned()));
+    }
+    if left > EXPIRING_DAYS * DAY_MS {
+        return None;
+    }
+    let words = match left / DAY_MS {
+        0 => "expires within a day".to_owned(),
+        1 => "expires in 1 day".to_owned(),
+        n => format!("expires in {n} days"),
+    };
+    Some(("expiring", words))
+}
+
+/// The inventory's window of what expires within [`EXPIRING_DAYS`] from now (expired ones not).
+pub(crate) fn expiring_href(now_ms: i64) -> String {
+    let q = ListQuery {
+        expires_within: Some((now_ms, now_ms + EXPIRING_DAYS * DAY_MS)),
+        sort_key: SortKey::ExpiredTime,
+        ascending: true,
+        limit: 20,
+        ..ListQuery::default()
+    };
+    inventory_href(&q, 0)
+}
+
 /// The inventory: search form, table, pager.
 pub(crate) fn inventory(
     chrome: &Chrome<'_>,
     q: &ListQuery,
     certs: &[CertificateRecord],
     total: u64,
+    now_ms: i64,
 ) -> String {
     let mut m = String::from("<h1>Certificates</h1>");
     let _ = write!(
@@ -242,6 +306,14 @@ pub(crate) fn inventory(
             escape(&datetime(before)),
             escape(&inventory_href(&clear, 0))
         );
+    } else {
+        let _ = write!(
+            m,
+            "<p class=\"window\">Rows <span class=\"due expiring\">expiring</span> end within \
+             {EXPIRING_DAYS} days, <span class=\"due expired\">expired</span> ones have ended. \
+             <a id=\"expiring-link\" href=\"{}\">Show those expiring within {EXPIRING_DAYS} days</a></p>",
+            escape(&expiring_href(now_ms))
+        );
     }
     let first = if total == 0 {
         0
@@ -259,14 +331,24 @@ pub(crate) fn inventory(
         m,
         "<div class=\"table-wrap\"><table id=\"inventory\"><caption>{caption}</caption>\
          <thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Domain</th>\
-         <th scope=\"col\">Status</th><th scope=\"col\">Expires</th><th scope=\"col\">Last change</th></tr></thead><tbody>"
+         <th scope=\"col\">Status</th><th scope=\"col\">Expires</th>\
+         <th scope=\"col\" class=\"wide\">Issued by</th>\
+         <th scope=\"col\" class=\"wide\">Last change</th></tr></thead><tbody>"
     );
     for c in certs {
         let domain = c.application.as_ref().map_or("—", |a| a.domain.as_str());
+        let (row_class, due) = match urgency(c, now_ms) {
+            Some((class, words)) => (
+                format!(" class=\"{class}\""),
+                format!("<span class=\"due {class}\">{}</span>", escape(&words)),
+            ),
+            None => (String::new(), String::new()),
+        };
         let _ = write!(
             m,
-            "<tr><th scope=\"row\"><a href=\"/console/certificates/{}\">{}</a><span class=\"id\">{}</span></th>\
-             <td>{}</td><td><span class=\"status s-{}\">{}</span></td><td>{}</td><td>{}</td></tr>",
+            "<tr{row_class}><th scope=\"row\"><a href=\"/console/certificates/{}\">{}</a><span class=\"id\">{}</span></th>\
+             <td>{}</td><td><span class=\"status s-{}\">{}</span></td><td>{}{due}</td>\
+             <td class=\"wide\">{}</td><td class=\"wide\">{}</td></tr>",
             escape(&query_value(c.id.as_str())),
             escape(&c.name),
             escape(c.id.as_str()),
@@ -274,11 +356,12 @@ pub(crate) fn inventory(
             escape(&c.status.as_str().to_lowercase()),
             escape(c.status.as_str()),
             escape(&expiry(c)),
+            escape(&issued_by(c, false)),
             escape(&datetime(c.updated_ms)),
         );
     }
     if certs.is_empty() {
-        m.push_str("<tr><td colspan=\"5\">No certificate matches.</td></tr>");
+        m.push_str("<tr><td colspan=\"6\">No certificate matches.</td></tr>");
     }
     m.push_str("</tbody></table></div><nav class=\"pager\" aria-label=\"Pages\">");
     if q.offset > 0 {
@@ -330,6 +413,12 @@ pub(crate) struct Details<'a> {
     pub events: &'a [scm_store::EventRecord],
     /// The proofs of control the account must publish (a validation is pending).
     pub proofs: &'a [scm_core::lifecycle::validation::Proof],
+    /// The reminder kinds turned off for it (`CERT_EXPIRING`, `CERT_EXPIRED`).
+    pub reminders_off: &'a [String],
+    /// The account's configured push targets, by name.
+    pub targets: &'a [&'a str],
+    /// Now (Unix ms), for what expires soon.
+    pub now_ms: i64,
 }
 
 fn row(m: &mut String, label: &str, value: &str) {
@@ -339,6 +428,7 @@ fn row(m: &mut String, label: &str, value: &str) {
 /// A certificate's details: names, validity, chain, key, push history, tags, export.
 pub(crate) fn details(chrome: &Chrome<'_>, d: &Details<'_>) -> String {
     let c = d.cert;
+    let now_ms = d.now_ms;
     let mut m = String::new();
     let _ = write!(
         m,
@@ -347,35 +437,28 @@ pub(crate) fn details(chrome: &Chrome<'_>, d: &Details<'_>) -> String {
     );
     row(&mut m, "Certificate ID", c.id.as_str());
     row(&mut m, "Status", c.status.as_str());
+    // Brand and type as the API shows them (the same functions): an imported certificate was
+    // bought from no one, so it has no type, and a brand only when its chain was verified.
+    let none = || "—".to_owned();
+    row(
+        &mut m,
+        "Brand",
+        &crate::views::brand(c).unwrap_or_else(none),
+    );
+    row(
+        &mut m,
+        "Type",
+        &crate::views::cert_type(c).unwrap_or_else(none),
+    );
+    row(&mut m, "Domain type", c.product.domain_type.as_str());
+    row(&mut m, "Issued by", &issued_by(c, true));
     if c.is_imported() {
-        // An imported certificate was bought from no one: its product row is a placeholder.
-        row(
-            &mut m,
-            "Product",
-            &format!("imported {}", c.product.domain_type.as_str()),
-        );
-        row(
-            &mut m,
-            "Brand",
-            crate::views::brand(c).as_deref().unwrap_or("—"),
-        );
         let trust = match &c.chain_trust {
             Some(t) if t.trusted => format!("trusted: {}", t.note),
             Some(t) => format!("not trusted: {}", t.note),
             None => "not verified (imported before OpenSCM verified chains)".to_owned(),
         };
         row(&mut m, "Chain trust", &trust);
-    } else {
-        row(
-            &mut m,
-            "Product",
-            &format!(
-                "{} {} {}",
-                c.product.brand.as_str(),
-                c.product.cert_type.as_str(),
-                c.product.domain_type.as_str()
-            ),
-        );
     }
     let app = c.application.as_ref();
     row(&mut m, "Domain", app.map_or("—", |a| a.domain.as_str()));
@@ -401,7 +484,15 @@ pub(crate) fn details(chrome: &Chrome<'_>, d: &Details<'_>) -> String {
     if let Some(i) = &c.issued {
         row(&mut m, "Signature algorithm", &i.signature_algorithm);
         row(&mut m, "Valid from", &datetime(i.not_before_ms));
-        row(&mut m, "Valid until", &datetime(i.not_after_ms));
+        let _ = write!(
+            m,
+            "<dt>Valid until</dt><dd id=\"valid-until\">{}",
+            escape(&datetime(i.not_after_ms))
+        );
+        if let Some((class, words)) = urgency(c, now_ms) {
+            let _ = write!(m, " <span class=\"due {class}\">{}</span>", escape(&words));
+        }
+        m.push_str("</dd>");
         row(&mut m, "Serial number", &i.serial_hex);
         row(&mut m, "SHA-1 fingerprint", &i.fingerprint);
     }
@@ -501,6 +592,7 @@ pub(crate) fn details(chrome: &Chrome<'_>, d: &Details<'_>) -> String {
             escape(c.status.as_str())
         );
     }
+    reminders_section(&mut m, chrome, d);
     // --- revocation ---
     if revocable(c) {
         let _ = write!(
@@ -511,19 +603,159 @@ pub(crate) fn details(chrome: &Chrome<'_>, d: &Details<'_>) -> String {
             escape(&query_value(c.id.as_str()))
         );
     }
+    if removable(c, now_ms) {
+        let _ = write!(
+            m,
+            "<h2 id=\"delete\">Delete</h2><p><a href=\"/console/certificates/{}/delete\" \
+             id=\"delete-link\">Delete this certificate…</a></p>\
+             <p class=\"hint\">Asks for a confirmation first.</p>",
+            escape(&query_value(c.id.as_str()))
+        );
+    }
     page(&c.name, Some(chrome), &m)
+}
+
+/// The expiry reminders of a certificate (`EnableNotification` / `DisableNotification`): which
+/// are on, and one switch for both.
+fn reminders_section(m: &mut String, chrome: &Chrome<'_>, d: &Details<'_>) {
+    let c = d.cert;
+    if c.issued.is_none() {
+        return;
+    }
+    let off = |kind: &str| d.reminders_off.iter().any(|k| k == kind);
+    let (expiring, expired) = (!off("CERT_EXPIRING"), !off("CERT_EXPIRED"));
+    let state = match (expiring, expired) {
+        (true, true) => "On: before it expires (CERT_EXPIRING) and when it has (CERT_EXPIRED).",
+        (true, false) => "Only before it expires (CERT_EXPIRING); not when it has.",
+        (false, true) => "Only when it has expired (CERT_EXPIRED); not before.",
+        (false, false) => "Off: no one is reminded that it expires.",
+    };
+    let turn_on = !(expiring && expired);
+    let _ = write!(
+        m,
+        "<h2 id=\"reminders\">Expiry reminders</h2><p id=\"reminders-state\">{}</p>\
+         <form method=\"post\" action=\"/console/certificates/{}/reminders\" class=\"inline\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <input type=\"hidden\" name=\"reminders\" value=\"{}\">\
+         <button type=\"submit\" id=\"reminders-button\">{}</button></form>\
+         <p class=\"hint\">Reminders go to the notifiers the server has for the account \
+         (webhooks, mail).</p>",
+        escape(state),
+        escape(&query_value(c.id.as_str())),
+        escape(chrome.csrf),
+        if turn_on { "on" } else { "off" },
+        if turn_on {
+            "Turn expiry reminders on"
+        } else {
+            "Turn expiry reminders off"
+        }
+    );
+}
+
+/// Whether the console offers to delete `c`: the statuses `DeleteCertificate` takes, and a
+/// certificate bought but not issued (which `UnsubscribeCertificate` removes). Under review it
+/// is neither: withdraw the application first (the API's rule).
+pub(crate) fn removable(c: &CertificateRecord, now_ms: i64) -> bool {
+    let shown = c.status_at(now_ms);
+    scm_core::service::lifecycle::deletable(shown)
+        || (!c.is_imported()
+            && scm_core::service::lifecycle::unsubscribable(shown)
+            && !matches!(
+                shown,
+                CertificateStatus::Checking
+                    | CertificateStatus::CheckingDomain
+                    | CertificateStatus::CheckingOrg
+            ))
+}
+
+/// The confirmation step of a deletion: what goes, and a box to tick.
+pub(crate) fn delete_form(
+    chrome: &Chrome<'_>,
+    c: &CertificateRecord,
+    problem: Option<&str>,
+) -> String {
+    let id = escape(&query_value(c.id.as_str()));
+    let mut m = String::new();
+    let _ = write!(
+        m,
+        "<p class=\"crumbs\"><a href=\"/console/certificates\">Certificates</a> › \
+         <a href=\"/console/certificates/{id}\">{}</a></p><h1>Delete {}</h1>",
+        escape(&c.name),
+        escape(&c.name)
+    );
+    if let Some(p) = problem {
+        let _ = write!(
+            m,
+            "<p class=\"problem\" id=\"delete-problem\">{}</p>",
+            escape(p)
+        );
+    }
+    m.push_str(
+        "<p><strong>Deletion cannot be undone.</strong> The certificate, its private key, its \
+         versions and its push history are removed from OpenSCM, and it is no longer renewed or \
+         pushed. Servers it was pushed to keep serving it until they are given another; it is \
+         not revoked (revoke it first if its key may be compromised).</p><dl class=\"facts\">",
+    );
+    row(&mut m, "Certificate ID", c.id.as_str());
+    row(&mut m, "Status", c.status.as_str());
+    row(
+        &mut m,
+        "Domain",
+        c.application.as_ref().map_or("—", |a| a.domain.as_str()),
+    );
+    if let Some(i) = &c.issued {
+        row(&mut m, "Serial number", &i.serial_hex);
+        row(&mut m, "Valid until", &datetime(i.not_after_ms));
+    }
+    let _ = write!(
+        m,
+        "</dl><form method=\"post\" action=\"/console/certificates/{id}/delete\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <p><input type=\"checkbox\" id=\"confirm\" name=\"confirm\" value=\"yes\" required> \
+         <label for=\"confirm\">I understand that this cannot be undone</label></p>\
+         <button type=\"submit\" id=\"delete-button\" class=\"danger\">Delete certificate</button> \
+         <a href=\"/console/certificates/{id}\">Cancel</a></form>",
+        escape(chrome.csrf)
+    );
+    page(&format!("Delete {}", c.name), Some(chrome), &m)
 }
 
 /// Where the certificate is deployed: per target, what it holds and whether it serves it, with
 /// a button that pushes the current version to that target again.
 fn deployments_section(m: &mut String, chrome: &Chrome<'_>, d: &Details<'_>) {
     m.push_str("<h2 id=\"deployments\">Deployments</h2>");
+    let id = escape(&query_value(d.cert.id.as_str()));
+    let csrf = escape(chrome.csrf);
+    let pushable = d.cert.issued.is_some() && d.cert.status.is_deployable();
+    if pushable && !d.targets.is_empty() {
+        // Any configured target of the account, deployed to or not (the CLI's `cert push --target`).
+        let _ = write!(
+            m,
+            "<form method=\"post\" action=\"/console/certificates/{id}/push-target\" class=\"push-to\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label for=\"push-target\">Push the current version to</label>\
+             <select id=\"push-target\" name=\"target\">"
+        );
+        for t in d.targets {
+            let _ = write!(m, "<option>{}</option>", escape(t));
+        }
+        m.push_str(
+            "</select> <button type=\"submit\" id=\"push-target-button\">Push</button></form>",
+        );
+    }
+    let live = d.deployments.iter().filter(|(_, k)| k.is_some()).count();
+    if pushable && live > 0 {
+        let _ = write!(
+            m,
+            "<form method=\"post\" action=\"/console/certificates/{id}/push-all\" class=\"inline\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\" id=\"push-all-button\">Push again to every target it is deployed to ({live})</button></form>"
+        );
+    }
     if d.deployments.is_empty() {
         m.push_str("<p>Not deployed to any push target.</p>");
         return;
     }
-    let id = escape(&query_value(d.cert.id.as_str()));
-    let csrf = escape(chrome.csrf);
     m.push_str(
         "<div class=\"table-wrap\"><table id=\"deployments-table\"><thead><tr><th scope=\"col\">Target</th>\
          <th scope=\"col\">Kind</th><th scope=\"col\">State</th><th scope=\"col\">Version</th>\
@@ -534,7 +766,7 @@ fn deployments_section(m: &mut String, chrome: &Chrome<'_>, d: &Details<'_>) {
             "not_served" => "delivered, not served",
             other => other,
         };
-        let button = if kind.is_some() {
+        let button = if kind.is_some() && pushable {
             format!(
                 "<form method=\"post\" action=\"/console/certificates/{id}/push-target\" class=\"inline\">\
                  <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
@@ -731,17 +963,28 @@ fn leaf_names(c: &CertificateRecord) -> Vec<String> {
 
 /// Width, height and margins of the timeline chart (SVG user units).
 const CHART_W: i64 = 960;
-const CHART_H: i64 = 320;
+const CHART_H: i64 = 336;
 const LEFT: i64 = 48;
-const BOTTOM: i64 = 56;
+const BOTTOM: i64 = 72;
 const TOP: i64 = 16;
 
 /// The expiry timeline: a bar chart (inline SVG, each bar a link to its certificates) and the
 /// same figures as a table.
-pub(crate) fn timeline(chrome: &Chrome<'_>, weeks: &[ExpiryWeek]) -> String {
-    let mut m = String::from(
-        "<h1>Expiry timeline</h1><p>Certificates of the account by the week their validity ends, \
-         from the start of today (UTC). Each bar leads to its certificates.</p>",
+pub(crate) fn timeline(chrome: &Chrome<'_>, t: &Timeline) -> String {
+    let weeks = &t.bars;
+    let span_weeks = t.weeks();
+    let per = t.weeks_per_bar;
+    let mut m = String::from("<h1>Expiry timeline</h1>");
+    let _ = write!(
+        m,
+        "<p>Certificates of the account by the {} their validity ends, from the start of today \
+         (UTC), over {span_weeks} weeks: at least 13 months, and up to the latest expiry the \
+         account holds. Each bar leads to its certificates.</p>",
+        if per == 1 {
+            "week".to_owned()
+        } else {
+            format!("{per} weeks")
+        }
     );
     let max = weeks.iter().map(|w| w.count).max().unwrap_or(0).max(1);
     let n = i64::try_from(weeks.len()).unwrap_or(1).max(1);
@@ -757,7 +1000,7 @@ pub(crate) fn timeline(chrome: &Chrome<'_>, weeks: &[ExpiryWeek]) -> String {
         m,
         "<figure><svg id=\"timeline-chart\" viewBox=\"0 0 {CHART_W} {CHART_H}\" role=\"group\" \
          aria-labelledby=\"chart-title\" xmlns=\"http://www.w3.org/2000/svg\">\
-         <title id=\"chart-title\">{total} certificate{plural} expire{verb} in the next {n} weeks; the most in one week: {max}</title>\
+         <title id=\"chart-title\">{total} certificate{plural} expire{verb} in the next {span_weeks} weeks; the most in one bar: {max}</title>\
          <line class=\"axis\" x1=\"{LEFT}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\
          <text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\">{max}</text>\
          <text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>",
@@ -769,6 +1012,7 @@ pub(crate) fn timeline(chrome: &Chrome<'_>, weeks: &[ExpiryWeek]) -> String {
         LEFT - 6,
         TOP + plot_h,
     );
+    let label_step = if n > 30 { 4 } else { 2 };
     for (i, w) in (0_i64..).zip(weeks) {
         let h = i64::try_from(w.count.saturating_mul(u64::try_from(plot_h).unwrap_or(0)) / max)
             .unwrap_or(plot_h);
@@ -778,7 +1022,8 @@ pub(crate) fn timeline(chrome: &Chrome<'_>, weeks: &[ExpiryWeek]) -> String {
         let y = TOP + plot_h - h;
         let href = week_href(w);
         let label = format!(
-            "Week of {}: {} certificate{}",
+            "{} {}: {} certificate{}",
+            if per == 1 { "Week of" } else { "Weeks from" },
             date(w.from_ms),
             w.count,
             if w.count == 1 { "" } else { "s" }
@@ -802,7 +1047,8 @@ pub(crate) fn timeline(chrome: &Chrome<'_>, weeks: &[ExpiryWeek]) -> String {
             );
         }
         m.push_str("</a>");
-        if i % 2 == 0 {
+        // Full dates (a timeline of 13 months crosses a new year), spaced so they do not touch.
+        if i % label_step == 0 {
             let _ = write!(
                 m,
                 "<text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\" transform=\"rotate(-45 {} {})\">{}</text>",
@@ -810,14 +1056,14 @@ pub(crate) fn timeline(chrome: &Chrome<'_>, weeks: &[ExpiryWeek]) -> String {
                 TOP + plot_h + 14,
                 x + bar_w / 2,
                 TOP + plot_h + 14,
-                escape(&date(w.from_ms).get(5..).unwrap_or("").replace('-', "/"))
+                escape(&date(w.from_ms))
             );
         }
     }
     m.push_str("</svg></figure>");
     m.push_str(
         "<div class=\"table-wrap\"><table id=\"timeline-table\"><caption>Certificates expiring per week</caption>\
-         <thead><tr><th scope=\"col\">Week from</th><th scope=\"col\">Until</th><th scope=\"col\">Certificates</th></tr></thead><tbody>",
+         <thead><tr><th scope=\"col\">From</th><th scope=\"col\">Until</th><th scope=\"col\">Certificates</th></tr></thead><tbody>",
     );
     for w in weeks {
         let _ = write!(
@@ -885,6 +1131,7 @@ mod tests {
     fn pages_escape_user_values() {
         let chrome = Chrome {
             account: "<acc>",
+            account_id: "<id>",
             access_key: "AK\"",
             csrf: "'c'",
         };
@@ -892,7 +1139,7 @@ mod tests {
             content: Some("<script>alert(1)</script>".into()),
             ..ListQuery::default()
         };
-        let html = inventory(&chrome, &q, &[], 0);
+        let html = inventory(&chrome, &q, &[], 0, 0);
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("&lt;acc&gt;"));
@@ -904,16 +1151,42 @@ mod tests {
     fn timeline_bars_link_to_their_weeks() {
         let chrome = Chrome {
             account: "a",
+            account_id: "0123",
             access_key: "k",
             csrf: "c",
         };
-        let weeks = scm_core::service::console::expiry_weeks(1_796_342_400_000, &[4, 0, 2]);
-        let html = timeline(&chrome, &weeks);
+        let weeks = scm_core::service::console::expiry_weeks(
+            1_796_342_400_000,
+            scm_core::service::console::WEEK_MS,
+            &[4, 0, 2],
+        );
+        let html = timeline(
+            &chrome,
+            &Timeline {
+                bars: weeks.clone(),
+                weeks_per_bar: 1,
+            },
+        );
         assert_eq!(html.matches("<rect class=\"bar\"").count(), 3);
         assert!(html.contains(&escape(&week_href(&weeks[0]))));
         assert!(html.contains("expires_from=1796342400000&amp;expires_before=1796947200000"));
         assert!(html.contains("Week of 2026-12-04: 4 certificates"));
         assert!(html.contains("6 certificates expire in the next 3 weeks"));
+        // Bars of several weeks say so.
+        let wide = scm_core::service::console::expiry_weeks(
+            1_796_342_400_000,
+            2 * scm_core::service::console::WEEK_MS,
+            &[1, 0],
+        );
+        let html = timeline(
+            &chrome,
+            &Timeline {
+                bars: wide,
+                weeks_per_bar: 2,
+            },
+        );
+        assert!(html.contains("Weeks from 2026-12-04: 1 certificate"));
+        assert!(html.contains("1 certificate expires in the next 4 weeks"));
     }
 
     /// The versions section lists each version, the proofs pending and the history, escaped,
@@ -924,6 +1197,7 @@ mod tests {
 
         let chrome = Chrome {
             account: "a",
+            account_id: "0123",
             access_key: "k",
             csrf: "c",
         };
@@ -1002,6 +1276,9 @@ mod tests {
                 versions: &versions,
                 events: &events,
                 proofs: &proofs,
+                reminders_off: &["CERT_EXPIRED".to_owned()],
+                targets: &["web-1", "<lb>"],
+                now_ms: 0,
             },
         );
         assert!(html.contains("id=\"versions-table\""));
@@ -1013,6 +1290,18 @@ mod tests {
         assert!(html.contains("id=\"renew-button\""));
         assert!(html.contains("Turn automatic renewal off"));
         assert!(html.contains("action=\"/console/certificates/scs1764770000000/renew\""));
+        // Issued by the built-in CA; reminders half off, so the switch turns them on; the
+        // account's targets to push to, escaped; a delete step.
+        assert!(
+            html.contains("<dt>Issued by</dt><dd>the built-in CA (this account&#39;s own CA)</dd>")
+        );
+        assert!(html.contains("Only before it expires (CERT_EXPIRING)"));
+        assert!(html.contains("name=\"reminders\" value=\"on\""));
+        assert!(html.contains("<option>web-1</option><option>&lt;lb&gt;</option>"));
+        assert!(html.contains("href=\"/console/certificates/scs1764770000000/delete\""));
+        assert!(
+            html.contains("<dt>Brand</dt><dd>GLOBALSIGN</dd><dt>Type</dt><dd>DV_SSL_CERT</dd>")
+        );
     }
 
     /// An imported certificate's details say whether its chain is trusted, and show a brand
@@ -1024,6 +1313,7 @@ mod tests {
 
         let chrome = Chrome {
             account: "a",
+            account_id: "0123",
             access_key: "k",
             csrf: "c",
         };
@@ -1068,6 +1358,9 @@ mod tests {
                     versions: &[],
                     events: &[],
                     proofs: &[],
+                    reminders_off: &[],
+                    targets: &[],
+                    now_ms: 0,
                 },
             )
         };
@@ -1076,9 +1369,12 @@ mod tests {
             note: "the chain reaches \"CN=GlobalSign\", which the server trusts (x)".into(),
         })));
         assert!(
-            trusted.contains("<dt>Brand</dt><dd>GLOBALSIGN</dd>"),
+            trusted.contains("<dt>Brand</dt><dd>GLOBALSIGN</dd><dt>Type</dt><dd>—</dd>"),
             "{trusted}"
         );
+        assert!(trusted.contains(
+            "<dt>Issued by</dt><dd>imported (issuer CN=GlobalSign RSA OV SSL CA 2018)</dd>"
+        ));
         assert!(trusted.contains("<dd>trusted: the chain reaches &quot;CN=GlobalSign&quot;"));
         assert!(
             !trusted.contains("CFCA"),
@@ -1139,6 +1435,134 @@ mod tests {
         let shown = page(&revoked);
         assert!(shown.contains("<dt>Revocation reason</dt><dd>&lt;b&gt;gone&lt;/b&gt;</dd>"));
         assert!(!shown.contains("/revoke\""), "{shown}");
+    }
+
+    /// A certificate expiring within 30 days, or expired, is highlighted in words; a revoked one
+    /// or one not issued is not.
+    #[test]
+    fn expiry_urgency_in_words() {
+        use scm_proto::{Brand, CertType, CertificateId, CertificateStatus, DomainType, OrderId};
+        const DAY: i64 = 86_400_000;
+        let now = 1_796_342_400_000;
+        let cert = |status, not_after: Option<i64>, ca: Option<&str>| CertificateRecord {
+            id: CertificateId::try_from("scs1764770000000").unwrap(),
+            domain_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+            project_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+            order_id: OrderId::new("2612031500", [1, 2, 3, 4, 5]).unwrap(),
+            name: "n".into(),
+            status,
+            product: scm_store::Product {
+                brand: Brand::GlobalSign,
+                cert_type: CertType::DvSsl,
+                domain_type: DomainType::Single,
+                effective_time: 1,
+                domain_numbers: 1,
+                primary_domain_type: None,
+                single_domain_number: None,
+                wildcard_domain_number: None,
+                enterprise_project_id: "0".into(),
+            },
+            description: String::new(),
+            tags_json: "[]".into(),
+            application: None,
+            issued: not_after.map(|n| scm_store::IssuedRecord {
+                certificate_pem: String::new(),
+                chain_pem: String::new(),
+                private_key_sealed: None,
+                serial_hex: "01".into(),
+                fingerprint: String::new(),
+                signature_algorithm: String::new(),
+                issued_ms: 0,
+                not_before_ms: 0,
+                not_after_ms: n,
+                ca_id: ca.map(str::to_owned),
+            }),
+            created_ms: 0,
+            updated_ms: 0,
+            issuer: None,
+            chain_trust: None,
+            revocation: None,
+            lifecycle: scm_store::LifecycleRecord::default(),
+        };
+        let issued = CertificateStatus::Issued;
+        assert_eq!(
+            urgency(&cert(issued, Some(now + 31 * DAY), None), now),
+            None
+        );
+        assert_eq!(
+            urgency(&cert(issued, Some(now + 30 * DAY), None), now),
+            Some(("expiring", "expires in 30 days".into()))
+        );
+        assert_eq!(
+            urgency(&cert(issued, Some(now + 20 * DAY + 5), None), now),
+            Some(("expiring", "expires in 20 days".into()))
+        );
+        assert_eq!(
+            urgency(&cert(issued, Some(now + DAY), None), now),
+            Some(("expiring", "expires in 1 day".into()))
+        );
+        assert_eq!(
+            urgency(&cert(issued, Some(now + 1), None), now),
+            Some(("expiring", "expires within a day".into()))
+        );
+        assert_eq!(
+            urgency(&cert(issued, Some(now), None), now),
+            Some(("expired", "expired".into()))
+        );
+        assert_eq!(
+            urgency(&cert(CertificateStatus::Revoked, Some(now), None), now),
+            None
+        );
+        assert_eq!(
+            urgency(&cert(CertificateStatus::Paid, None, None), now),
+            None
+        );
+
+        // The inventory tints the rows and says it in words.
+        let chrome = Chrome {
+            account: "shop-team",
+            account_id: "0123",
+            access_key: "k",
+            csrf: "c",
+        };
+        let rows = [
+            cert(issued, Some(now + 20 * DAY), Some("acme:letsencrypt")),
+            cert(issued, Some(now - DAY), Some("0f0f")),
+            cert(issued, Some(now + 200 * DAY), None),
+        ];
+        let html = inventory(&chrome, &ListQuery::default(), &rows, 3, now);
+        assert_eq!(html.matches("<tr class=\"expiring\">").count(), 1, "{html}");
+        assert_eq!(html.matches("<tr class=\"expired\">").count(), 1);
+        assert!(html.contains("<span class=\"due expiring\">expires in 20 days</span>"));
+        assert!(html.contains("<td class=\"wide\">ACME: letsencrypt</td>"));
+        assert!(html.contains("<td class=\"wide\">built-in CA</td>"));
+        // The account by its name; its id only in the tooltip.
+        assert!(
+            html.contains("<span class=\"account\" title=\"Account ID 0123\">shop-team</span>")
+        );
+        // The link to what expires within 30 days.
+        assert!(html.contains(&escape(&expiring_href(now))));
+        assert!(expiring_href(now).contains(&format!(
+            "expires_from={now}&expires_before={}",
+            now + 30 * DAY
+        )));
+
+        // Deletion is offered where DeleteCertificate or UnsubscribeCertificate takes it, not
+        // under review; its confirmation page escapes and needs the box ticked.
+        assert!(removable(&cert(issued, Some(now + DAY), None), now));
+        assert!(removable(&cert(CertificateStatus::Paid, None, None), now));
+        assert!(!removable(
+            &cert(CertificateStatus::CheckingDomain, None, None),
+            now
+        ));
+        let mut named = cert(issued, Some(now + DAY), None);
+        named.name = "<shop>".into();
+        let form = delete_form(&chrome, &named, Some("<no>"));
+        assert!(form.contains("Delete &lt;shop&gt;") && !form.contains("<shop>"));
+        assert!(form.contains("&lt;no&gt;"));
+        assert!(form.contains("name=\"confirm\" value=\"yes\" required"));
+        assert!(form.contains("action=\"/console/certificates/scs1764770000000/delete\""));
+        assert!(form.contains("name=\"csrf\" value=\"c\""));
     }
 
     #[test]

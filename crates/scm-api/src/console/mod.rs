@@ -55,6 +55,12 @@ pub(crate) const RENEW: &str = "ConsoleRenewCertificate";
 pub(crate) const AUTO_RENEW: &str = "ConsoleUpdateAutoRenew";
 /// The audit log's name of a push to one target asked for through the console.
 pub(crate) const PUSH_TARGET: &str = "ConsolePushToTarget";
+/// The audit log's name of a push again to every target a certificate is deployed to.
+pub(crate) const PUSH_ALL: &str = "ConsolePushToAllTargets";
+/// The audit log's name of expiry reminders turned on or off through the console.
+pub(crate) const REMINDERS: &str = "ConsoleUpdateReminders";
+/// The audit log's name of a deletion through the console.
+pub(crate) const DELETE: &str = "ConsoleDeleteCertificate";
 use scm_proto::CertificateId;
 use scm_sign::SecretKey;
 use scm_store::CertificateRecord;
@@ -74,9 +80,6 @@ const LOGIN_COOKIE: &str = "openscm_console_login";
 
 /// The embedded stylesheet.
 const STYLE: &str = include_str!("assets/console.css");
-
-/// Weeks the expiry timeline shows (half a year).
-const TIMELINE_WEEKS: u32 = 26;
 
 /// Items per inventory page unless the query says (the list API's range, 10..=50).
 const PAGE_SIZE: u32 = 20;
@@ -99,6 +102,12 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/certificates/{id}/renew", post(renew))
         .route("/console/certificates/{id}/auto-renew", post(auto_renew))
         .route("/console/certificates/{id}/push-target", post(push_target))
+        .route("/console/certificates/{id}/push-all", post(push_all))
+        .route("/console/certificates/{id}/reminders", post(reminders))
+        .route(
+            "/console/certificates/{id}/delete",
+            get(delete_form).post(delete),
+        )
         .route(
             "/console/certificates/{id}/revoke",
             get(revoke_form).post(revoke),
@@ -273,6 +282,8 @@ fn client_address(s: &AppState, peer: Option<std::net::IpAddr>, headers: &Header
 /// A signed-in request.
 struct Session {
     principal: Principal,
+    /// The account's name (what the operator chose; the id is a hex string no one recognises).
+    account_name: String,
     token: Zeroizing<String>,
     csrf: String,
 }
@@ -280,7 +291,8 @@ struct Session {
 impl Session {
     fn chrome(&self) -> Chrome<'_> {
         Chrome {
-            account: self.principal.account.as_str(),
+            account: &self.account_name,
+            account_id: self.principal.account.as_str(),
             access_key: self.principal.access_key.as_str(),
             csrf: &self.csrf,
         }
@@ -293,15 +305,23 @@ async fn session(s: &AppState, headers: &HeaderMap) -> Result<Session, Response>
     let Some(token) = cookie(headers) else {
         return Err(to_sign_in(false));
     };
-    match s.scm.console_session(&token).await {
-        Ok(principal) => Ok(Session {
-            csrf: core_console::csrf_token(&token),
-            principal,
-            token,
-        }),
-        Err(DomainError::Unauthenticated(_)) => Err(to_sign_in(true)),
-        Err(e) => Err(failure(None, e)),
-    }
+    let principal = match s.scm.console_session(&token).await {
+        Ok(principal) => principal,
+        Err(DomainError::Unauthenticated(_)) => return Err(to_sign_in(true)),
+        Err(e) => return Err(failure(None, e)),
+    };
+    // The account is cached beside the credential that authenticated the session.
+    let account_name = match s.scm.account(&principal.account).await {
+        Ok(Some(a)) => a.name.clone(),
+        Ok(None) => principal.account.as_str().to_owned(),
+        Err(e) => return Err(failure(None, e)),
+    };
+    Ok(Session {
+        csrf: core_console::csrf_token(&token),
+        principal,
+        account_name,
+        token,
+    })
 }
 
 /// 303 to the sign-in page (deleting a cookie that no longer names a session).
@@ -625,7 +645,7 @@ async fn inventory(
     let resp = match s.scm.list(&session.principal, &req).await {
         Ok((certs, total)) => page(
             StatusCode::OK,
-            html::inventory(&session.chrome(), &req.query, &certs, total),
+            html::inventory(&session.chrome(), &req.query, &certs, total, s.scm.now_ms()),
         ),
         Err(e) => failure(Some(&session.chrome()), e),
     };
@@ -683,11 +703,22 @@ async fn details(
             .collect();
         let tags = s.scm.certificate_tags(p, &id).await?;
         let proofs = s.scm.proofs(&cert).await?;
-        Ok::<_, DomainError>((cert, pushes, deployments, tags, versions, events, proofs))
+        let off = s.scm.disabled_notices(p, &id).await?;
+        Ok::<_, DomainError>((
+            cert,
+            pushes,
+            deployments,
+            tags,
+            versions,
+            events,
+            proofs,
+            off,
+        ))
     };
     let resp = match loaded.await {
-        Ok((cert, pushes, deployments, tags, versions, events, proofs)) => {
+        Ok((cert, pushes, deployments, tags, versions, events, proofs, reminders_off)) => {
             let chain = chain_of(&cert);
+            let targets = s.scm.push_target_names(&p.account);
             page(
                 StatusCode::OK,
                 html::details(
@@ -701,6 +732,9 @@ async fn details(
                         versions: &versions,
                         events: &events,
                         proofs: &proofs,
+                        reminders_off: &reminders_off,
+                        targets: &targets,
+                        now_ms: s.scm.now_ms(),
                     },
                 ),
             )
@@ -757,6 +791,28 @@ async fn push_target(
     lifecycle_form(&s, &headers, &id, body, PUSH_TARGET).await
 }
 
+/// Pushes the current version again to every target it is deployed to, then shows the page
+/// again.
+async fn push_all(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    lifecycle_form(&s, &headers, &id, body, PUSH_ALL).await
+}
+
+/// Turns a certificate's expiry reminders on or off (`reminders=on|off`, both kinds), then
+/// shows its page again.
+async fn reminders(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    lifecycle_form(&s, &headers, &id, body, REMINDERS).await
+}
+
 /// The renew and auto-renew forms: session, origin and CSRF checks as every form, then the one
 /// domain operation, then back to the certificate's page (303) or the error page.
 async fn lifecycle_form(
@@ -807,6 +863,19 @@ async fn lifecycle_action(
             Some(target) if !target.is_empty() => s.scm.push_to_target(p, &cert, &target).await,
             _ => Err(DomainError::invalid("target", "must name a push target")),
         }
+    } else if operation == PUSH_ALL {
+        s.scm.push_to_deployed_targets(p, &cert).await
+    } else if operation == REMINDERS {
+        // The API's EnableNotification / DisableNotification, for both kinds.
+        let item = [scm_proto::notices::NoticeBody {
+            resource_id: Some(cert.as_str().to_owned()),
+            notice_type: None,
+        }];
+        match field("reminders").as_deref() {
+            Some("on") => s.scm.set_notices(p, Some(&item), true).await,
+            Some("off") => s.scm.set_notices(p, Some(&item), false).await,
+            _ => Err(DomainError::invalid("reminders", "must be on or off")),
+        }
     } else {
         let value = fields
             .iter()
@@ -820,10 +889,10 @@ async fn lifecycle_action(
     };
     match done {
         Ok(()) => {
-            let anchor = if operation == PUSH_TARGET {
-                "deployments"
-            } else {
-                "versions"
+            let anchor = match operation {
+                PUSH_TARGET | PUSH_ALL => "deployments",
+                REMINDERS => "reminders",
+                _ => "versions",
             };
             let to = format!(
                 "/console/certificates/{}#{anchor}",
@@ -1032,17 +1101,124 @@ async fn revoke_for(
     }
 }
 
+// --- deletion ---
+/// The caller's certificate `id` if the console offers to delete it; else the answer to give.
+async fn removable(
+    s: &AppState,
+    session: &Session,
+    id: &str,
+) -> Result<Arc<CertificateRecord>, Response> {
+    let chrome = session.chrome();
+    let Ok(id) = CertificateId::try_from(id) else {
+        return Err(signed(
+            failure(Some(&chrome), DomainError::CertificateNotFound),
+            session,
+        ));
+    };
+    let now = s.scm.now_ms();
+    match s.scm.certificate(&session.principal, &id).await {
+        Ok(c) if html::removable(&c, now) => Ok(c),
+        Ok(c) => Err(signed(
+            failure(Some(&chrome), DomainError::WrongStatus(c.status_at(now))),
+            session,
+        )),
+        Err(e) => Err(signed(failure(Some(&chrome), e), session)),
+    }
+}
+
+/// `GET /console/certificates/{id}/delete`: the confirmation page.
+async fn delete_form(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match session(&s, &headers).await {
+        Ok(session) => session,
+        Err(resp) => return resp,
+    };
+    match removable(&s, &session, &id).await {
+        Ok(c) => signed(
+            page(
+                StatusCode::OK,
+                html::delete_form(&session.chrome(), &c, None),
+            ),
+            &session,
+        ),
+        Err(resp) => resp,
+    }
+}
+
+/// `POST /console/certificates/{id}/delete`: deletes once the form says `confirm=yes`, then
+/// back to the inventory.
+async fn delete(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    match certificate_form(&s, &headers, &id, body, DELETE).await {
+        Ok((session, mut fields, call)) => {
+            let mut resp = delete_for(&s, &session, &id, &mut fields).await;
+            resp.extensions_mut().insert(call);
+            resp
+        }
+        Err(resp) => resp,
+    }
+}
+
+async fn delete_for(
+    s: &AppState,
+    session: &Session,
+    id: &str,
+    fields: &mut [(String, String)],
+) -> Response {
+    if let Some(resp) = csrf_refusal(session, fields) {
+        return signed(resp, session);
+    }
+    let cert = match removable(s, session, id).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let chrome = session.chrome();
+    if take(fields, "confirm").as_str() != "yes" {
+        return signed(
+            page(
+                StatusCode::BAD_REQUEST,
+                html::delete_form(
+                    &chrome,
+                    &cert,
+                    Some("Not deleted: tick the box to confirm that this cannot be undone."),
+                ),
+            ),
+            session,
+        );
+    }
+    // The API's operations: DeleteCertificate where it takes the status, else (bought, not
+    // issued) UnsubscribeCertificate.
+    let shown = cert.status_at(s.scm.now_ms());
+    let done = if scm_core::service::lifecycle::deletable(shown) {
+        s.scm.delete_certificate(&session.principal, &cert.id).await
+    } else {
+        s.scm
+            .unsubscribe_certificate(&session.principal, &cert.id)
+            .await
+    };
+    match done {
+        Ok(()) => {
+            tracing::info!(account = %session.principal.account, cert = %cert.id, "console deletion");
+            signed(see_other("/console/certificates"), session)
+        }
+        Err(e) => signed(failure(Some(&chrome), e), session),
+    }
+}
+
 async fn timeline(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let session = match session(&s, &headers).await {
         Ok(session) => session,
         Err(resp) => return resp,
     };
-    let resp = match s
-        .scm
-        .expiry_timeline(&session.principal, TIMELINE_WEEKS)
-        .await
-    {
-        Ok(weeks) => page(StatusCode::OK, html::timeline(&session.chrome(), &weeks)),
+    let resp = match s.scm.expiry_timeline(&session.principal).await {
+        Ok(t) => page(StatusCode::OK, html::timeline(&session.chrome(), &t)),
         Err(e) => failure(Some(&session.chrome()), e),
     };
     signed(resp, &session)

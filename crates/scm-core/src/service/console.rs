@@ -220,19 +220,48 @@ pub fn csrf_matches(session: &str, presented: &str) -> bool {
     hmac::verify(&key, CSRF_LABEL, &tag).is_ok()
 }
 
-/// One bar of the expiry timeline: certificates whose `not_after` is in `[from_ms, before_ms)`.
+/// One bar of the expiry timeline: certificates whose `not_after` is in `[from_ms, before_ms)`
+/// (one week, or several when the timeline is long).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExpiryWeek {
-    /// Start of the week (Unix ms, inclusive).
+    /// Start of the bar's span (Unix ms, inclusive).
     pub from_ms: i64,
-    /// End of the week (Unix ms, exclusive).
+    /// End of the bar's span (Unix ms, exclusive).
     pub before_ms: i64,
     /// How many of the account's certificates expire in it.
     pub count: u64,
 }
 
+/// The expiry timeline: consecutive bars from the start of today (UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeline {
+    /// The bars, each `weeks_per_bar` weeks long.
+    pub bars: Vec<ExpiryWeek>,
+    /// Weeks per bar: 1 unless the account holds a certificate expiring past what
+    /// [`TIMELINE_MAX_BARS`] weeks cover.
+    pub weeks_per_bar: u32,
+}
+
+impl Timeline {
+    /// Weeks the timeline covers.
+    pub fn weeks(&self) -> u64 {
+        self.bars.len() as u64 * u64::from(self.weeks_per_bar)
+    }
+}
+
 /// Milliseconds in a week.
 pub const WEEK_MS: i64 = 7 * 86_400_000;
+
+/// The timeline covers at least 13 months (57 weeks: 399 days), so that a certificate of a year
+/// (the longest a public CA issues) is on it from the day it is issued.
+pub const TIMELINE_MIN_WEEKS: u32 = 57;
+
+/// At most this many bars: a longer span (a certificate held expires later than that) is drawn
+/// in bars of several weeks each, so the chart stays readable.
+pub const TIMELINE_MAX_BARS: u32 = 60;
+
+/// Longest span drawn (100 years), whatever a certificate held says.
+const TIMELINE_MAX_WEEKS: u32 = 5_218;
 
 /// The first week of the timeline starts at the beginning of the current UTC day, so that its
 /// bars (and the links to their certificates) stay the same all day.
@@ -240,13 +269,28 @@ pub fn timeline_start(now_ms: i64) -> i64 {
     now_ms.div_euclid(86_400_000) * 86_400_000
 }
 
-/// The weeks of a timeline from `start_ms`, with the counts of the store's aggregate.
-pub fn expiry_weeks(start_ms: i64, counts: &[u64]) -> Vec<ExpiryWeek> {
+/// Weeks per bar and bars of a timeline from `start_ms` that shows `latest_ms`, the latest
+/// expiry the account holds: at least [`TIMELINE_MIN_WEEKS`] weeks, one week per bar up to
+/// [`TIMELINE_MAX_BARS`] bars, then as many weeks per bar as it takes.
+pub fn timeline_shape(start_ms: i64, latest_ms: Option<i64>) -> (u32, u32) {
+    let needed = latest_ms
+        .filter(|l| *l >= start_ms)
+        .map_or(0, |l| l.saturating_sub(start_ms) / WEEK_MS + 1);
+    let weeks = u32::try_from(needed)
+        .unwrap_or(TIMELINE_MAX_WEEKS)
+        .clamp(TIMELINE_MIN_WEEKS, TIMELINE_MAX_WEEKS);
+    let per_bar = weeks.div_ceil(TIMELINE_MAX_BARS).max(1);
+    (per_bar, weeks.div_ceil(per_bar))
+}
+
+/// The bars of a timeline from `start_ms`, each `width_ms` long, with the counts of the store's
+/// aggregate.
+pub fn expiry_weeks(start_ms: i64, width_ms: i64, counts: &[u64]) -> Vec<ExpiryWeek> {
     (0_i64..)
         .zip(counts)
         .map(|(i, &count)| ExpiryWeek {
-            from_ms: start_ms + i * WEEK_MS,
-            before_ms: start_ms + (i + 1) * WEEK_MS,
+            from_ms: start_ms + i * width_ms,
+            before_ms: start_ms + (i + 1) * width_ms,
             count,
         })
         .collect()
@@ -335,19 +379,21 @@ impl Scm {
         Ok(())
     }
 
-    /// The expiry timeline of the caller's account: `weeks` weeks from the start of today (UTC),
-    /// each with how many certificates expire in it.
-    pub async fn expiry_timeline(
-        &self,
-        p: &Principal,
-        weeks: u32,
-    ) -> Result<Vec<ExpiryWeek>, DomainError> {
+    /// The expiry timeline of the caller's account from the start of today (UTC): at least 13
+    /// months, and up to the latest expiry the account holds ([`timeline_shape`]).
+    pub async fn expiry_timeline(&self, p: &Principal) -> Result<Timeline, DomainError> {
         let start = timeline_start(self.clock.now_ms());
+        let latest = self.store.latest_expiry(&p.account).await?;
+        let (weeks_per_bar, bars) = timeline_shape(start, latest);
+        let width = WEEK_MS * i64::from(weeks_per_bar);
         let counts = self
             .store
-            .expiry_histogram(&p.account, start, WEEK_MS, weeks)
+            .expiry_histogram(&p.account, start, width, bars)
             .await?;
-        Ok(expiry_weeks(start, &counts))
+        Ok(Timeline {
+            bars: expiry_weeks(start, width, &counts),
+            weeks_per_bar,
+        })
     }
 
     /// The time now by the service's clock (Unix ms), for pages that show relative times.
@@ -452,7 +498,7 @@ mod tests {
         let start = timeline_start(now);
         assert_eq!(start, 1_796_342_400_000);
         assert_eq!(timeline_start(start), start);
-        let weeks = expiry_weeks(start, &[3, 0, 7]);
+        let weeks = expiry_weeks(start, WEEK_MS, &[3, 0, 7]);
         assert_eq!(weeks.len(), 3);
         assert_eq!(
             weeks[0],
@@ -465,5 +511,32 @@ mod tests {
         assert!(weeks.windows(2).all(|w| w[0].before_ms == w[1].from_ms));
         assert_eq!(weeks[2].count, 7);
         assert_eq!(timeline_start(-1), -86_400_000);
+    }
+
+    #[test]
+    fn the_timeline_covers_13_months_or_the_latest_expiry_in_at_most_60_bars() {
+        let start = 1_796_342_400_000;
+        let day = 86_400_000;
+        // Nothing held, or nothing later than 13 months: 57 weeks, one per bar.
+        assert_eq!(timeline_shape(start, None), (1, 57));
+        assert_eq!(timeline_shape(start, Some(start - 1)), (1, 57));
+        assert_eq!(timeline_shape(start, Some(start + 365 * day)), (1, 57));
+        // A certificate of 397 days (the longest a public CA issued) is on it.
+        let (per, bars) = timeline_shape(start, Some(start + 397 * day));
+        assert!(i64::from(per * bars) * WEEK_MS > 397 * day);
+        // Up to 60 weeks, still one per bar; past that, wider bars, and the last one holds it.
+        assert_eq!(
+            timeline_shape(start, Some(start + 60 * WEEK_MS - 1)),
+            (1, 60)
+        );
+        assert_eq!(timeline_shape(start, Some(start + 60 * WEEK_MS)), (2, 31));
+        let five_years = start + 5 * 365 * day;
+        let (per, bars) = timeline_shape(start, Some(five_years));
+        assert!(bars <= TIMELINE_MAX_BARS, "{bars}");
+        assert!(start + i64::from(per * bars) * WEEK_MS > five_years);
+        assert!(start + i64::from(per * (bars - 1)) * WEEK_MS <= five_years);
+        // A certificate of a thousand years does not make an endless chart.
+        let (per, bars) = timeline_shape(start, Some(i64::MAX - 1));
+        assert!(bars <= TIMELINE_MAX_BARS && per * bars <= TIMELINE_MAX_WEEKS + per);
     }
 }

@@ -18,8 +18,8 @@ use crate::auth::Principal;
 
 use super::Scm;
 
-/// Statuses a certificate may be deleted in.
-const fn deletable(s: CertificateStatus) -> bool {
+/// Statuses a certificate may be deleted in (`DeleteCertificate`; the others are unsubscribed).
+pub const fn deletable(s: CertificateStatus) -> bool {
     matches!(
         s,
         CertificateStatus::Issued

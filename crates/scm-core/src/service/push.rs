@@ -52,6 +52,48 @@ impl Scm {
         crate::delivery::push_answer(&self.first_attempts(jobs).await?)
     }
 
+    /// Pushes the caller's certificate again to every target it is deployed to that is still
+    /// configured (the console's "push again to every target"): one delivery per target, each
+    /// answered by its first attempt, as [`Scm::push_to_target`] for each. Refused when the
+    /// certificate is deployed nowhere (push it to a target first).
+    pub async fn push_to_deployed_targets(
+        self: &Arc<Self>,
+        p: &Principal,
+        id: &CertificateId,
+    ) -> Result<(), DomainError> {
+        let cert = self.certificate(p, id).await?;
+        let deployed = self.store.deployments(&cert.id).await?;
+        let targets: Vec<&PushTarget> = deployed
+            .iter()
+            .filter_map(|d| self.push_target(&cert.domain_id, &d.target))
+            .collect();
+        if targets.is_empty() {
+            return Err(DomainError::invalid(
+                "target",
+                "the certificate is not deployed to any configured push target",
+            ));
+        }
+        let mut jobs = Vec::new();
+        // Targets may differ in service and region: each is queued as its own push names it.
+        for t in targets {
+            jobs.extend(
+                self.enqueue_deliveries(&cert, t.service, t.region.clone(), &[t])
+                    .await?,
+            );
+        }
+        crate::delivery::push_answer(&self.first_attempts(jobs).await?)
+    }
+
+    /// The names of the push targets configured for `account`, in the configuration's order.
+    pub fn push_target_names(&self, account: &scm_proto::DomainId) -> Vec<&str> {
+        self.config
+            .push_targets
+            .iter()
+            .filter(|t| &t.account == account)
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+
     /// The push target of `account` named `name`, if it is configured.
     pub fn push_target(&self, account: &scm_proto::DomainId, name: &str) -> Option<&PushTarget> {
         self.config

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use data_encoding::BASE64URL_NOPAD as URL_SAFE_NO_PAD;
 use scm_core::issuers::acme::RenewalWindow;
 use serde::Deserialize;
 use time::OffsetDateTime;

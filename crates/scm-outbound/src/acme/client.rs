@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
+use data_encoding::BASE64URL_NOPAD as URL_SAFE_NO_PAD;
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, CertificateIdentifier, ChallengeStatus,
     ChallengeType, ExternalAccountKey, Identifier, NewAccount, NewOrder, Order, RevocationReason,

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use data_encoding::BASE64URL_NOPAD as URL_SAFE_NO_PAD;
 use scm_core::issuers::acme::{AcmeCa, ChallengeKind};
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -232,16 +231,23 @@ fn hmac_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, String> {
     if text.is_empty() {
         return Err(format!("{} is empty", path.display()));
     }
-    let mut key = Zeroizing::new(Vec::with_capacity(text.len()));
-    // Never the decoder's error: it quotes the offending byte of the secret.
-    URL_SAFE_NO_PAD
-        .decode_vec(text.trim_end_matches('=').as_bytes(), &mut key)
-        .map_err(|_| {
-            format!(
-                "{} does not hold a base64url MAC key (as the CA gave it)",
-                path.display()
-            )
-        })?;
+    let input = text.trim_end_matches('=').as_bytes();
+    let refused = || {
+        format!(
+            "{} does not hold a base64url MAC key (as the CA gave it)",
+            path.display()
+        )
+    };
+    // Decoded into a buffer that is wiped when dropped; never the decoder's error: it quotes the
+    // offending byte of the secret.
+    let len = URL_SAFE_NO_PAD
+        .decode_len(input.len())
+        .map_err(|_| refused())?;
+    let mut key = Zeroizing::new(vec![0_u8; len]);
+    let written = URL_SAFE_NO_PAD
+        .decode_mut(input, &mut key)
+        .map_err(|_| refused())?;
+    key.truncate(written);
     if key.len() < 16 {
         return Err(format!(
             "{} holds a {}-byte MAC key; CAs give at least 16 bytes",

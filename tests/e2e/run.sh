@@ -7,7 +7,8 @@
 #
 # - installs nginx, openssl, postgresql-client, prometheus (promtool), a Java runtime (keytool),
 #   chromium and chromium-driver, pebble (Pebble and challtestsrv), bind9 and bind9-utils (named),
-#   dnsutils (dig, nsupdate), lego, faketime, haproxy, wrk and jq with apt-get when missing (we are root);
+#   dnsutils (dig, nsupdate), lego, faketime, haproxy, wrk, jq, git, sudo and iproute2 with apt-get
+#   when missing (we are root);
 # - creates/reuses the venv <repo>/.venv-e2e with tests/e2e/requirements.txt;
 # - creates a throwaway PostgreSQL database on 127.0.0.1:5432 (or, if nothing answers
 #   there, on a private cluster on 127.0.0.1:15432) and exports OPENSCM_TEST_PG_URL;
@@ -52,6 +53,12 @@ command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 # test_cli.py: the --help examples pipe into jq
 command -v jq >/dev/null 2>&1 || missing+=(jq)
+# test_newcomer.py: a clone of the repository (git) follows the README, whose steps use the real
+# sudo (sudo, visudo), in a private network namespace whose loopback it brings up (ip)
+command -v git >/dev/null 2>&1 || missing+=(git)
+command -v sudo >/dev/null 2>&1 || missing+=(sudo)
+command -v visudo >/dev/null 2>&1 || missing+=(sudo)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 for tool in psql createdb dropdb pg_dump pg_isready; do
   if ! command -v "$tool" >/dev/null 2>&1; then missing+=(postgresql-client); break; fi
 done

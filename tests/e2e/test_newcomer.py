@@ -27,7 +27,8 @@ What it does:
    `## Quickstart` section. A block is followed by what it is:
    - `sh`: run by bash as the newcomer in the clone, one logical line (backslash continuations
      joined) at a time, each line's exit status checked, as pasted into a terminal. A block whose
-     one line runs the server (`cargo run --release -p openscm -- server ...`) starts it in the
+     one line runs the server (`cargo run --release -p openscm -- server ...`, or the installed
+     `openscm server ...`) starts it in the
      background, as in a second terminal, and waits for "listening on" (30 s).
    - a block with no language right after a start: the output the README shows. Each of its lines
      but "..." must appear, in order, as a whole line of that start's output.
@@ -40,7 +41,9 @@ What it does:
    fails the test, naming what was missing.
 4. The only changes made to what the README says, each where the README asks for it:
    - `cargo run --release -p openscm --` becomes the binary the test command built ($OPENSCM_BIN,
-     bind-mounted where the newcomer can run it): nothing is compiled twice;
+     bind-mounted where the newcomer can run it), and `cargo install --locked --path
+     bins/openscm` installs that binary where cargo would (`~/.cargo/bin/openscm`, first on the
+     newcomer's PATH, as rustup's setup makes it): nothing is compiled twice;
    - `<domain_id from credentials.json>` in a `toml` block becomes the domain_id of the store's
      credentials.json (the README tells the newcomer to paste it); any other `<...>` fails;
    - `pip install huaweicloudsdkscm==X huaweicloudsdkcore==Y` (in the prose above the python
@@ -92,8 +95,10 @@ NEWCOMER = "you"
 HOME = "/home/you"
 CLONE = f"{HOME}/openscm"
 CARGO_RUN = "cargo run --release -p openscm --"
+CARGO_INSTALL = "cargo install --locked --path bins/openscm"
 DOMAIN_ID_PLACEHOLDER = "<domain_id from credentials.json>"
-PATH = "/usr/local/bin:/usr/bin:/bin"  # a Debian user's PATH: no sbin
+# A Debian user's PATH (no sbin), with ~/.cargo/bin first, as rustup's setup makes it.
+PATH = f"{HOME}/.cargo/bin:/usr/local/bin:/usr/bin:/bin"
 STEP_TIMEOUT = 60
 
 
@@ -173,14 +178,17 @@ def plan(readme: str) -> list:
     assert quickstart, (
         "README.md: no fenced block in a section whose heading starts \"## Quickstart\"")
 
+    def runs_server(line: str) -> bool:
+        return line.startswith(f"{CARGO_RUN} server") or line.startswith("openscm server")
+
     steps, running = [], False
     for block in [run[0], *quickstart]:
         if block.lang == "sh":
             lines = logical_lines(block)
-            if any(CARGO_RUN in line for line in lines):
-                assert len(lines) == 1 and lines[0].startswith(f"{CARGO_RUN} server"), (
+            if any(CARGO_RUN in line or runs_server(line) for line in lines):
+                assert len(lines) == 1 and runs_server(lines[0]), (
                     f"{block.where()}: a block that runs the server must be that one line, "
-                    f"`{CARGO_RUN} server ...`; it is:\n{block.text}")
+                    f"`{CARGO_RUN} server ...` or `openscm server ...`; it is:\n{block.text}")
                 if running:
                     assert "Stop the server (Ctrl-C)" in block.prose, (
                         f"{block.where()} starts the server again, but the text above it does not "
@@ -190,9 +198,10 @@ def plan(readme: str) -> list:
                 steps.append(Step("start", block, path=lines[0]))
                 running = True
             else:
-                assert not any("cargo" in line for line in lines), (
+                assert not any("cargo" in line and not line.startswith(CARGO_INSTALL)
+                               for line in lines), (
                     f"{block.where()}: a cargo command the test does not know (it reuses the "
-                    f"built binary only for `{CARGO_RUN}`):\n{block.text}")
+                    f"built binary only for `{CARGO_RUN}` and `{CARGO_INSTALL}`):\n{block.text}")
                 steps.append(Step("shell", block, lines=lines))
         elif block.lang == "":
             assert steps and steps[-1].kind == "start", (
@@ -487,8 +496,12 @@ class Newcomer:
     # -- the other blocks
     def shell(self, step: Step):
         parts = []
+        # `cargo install` puts the binary the test command built where it would put its own.
+        installed = (f"install -D -m 0755 {shlex.quote(str(self.ns.binary))} "
+                     '"$HOME/.cargo/bin/openscm"')
         for line in step.lines:
-            parts.append(line)
+            parts.append(line.replace(CARGO_INSTALL, installed, 1)
+                         if line.startswith(CARGO_INSTALL) else line)
             said = shlex.quote(f"newcomer test: this line failed: {line}")
             parts.append(f"rc=$?; if [ $rc -ne 0 ]; then echo; echo {said} \"(exit $rc)\"; "
                          "exit $rc; fi")

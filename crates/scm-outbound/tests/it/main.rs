@@ -6,6 +6,9 @@
 //! - [`dns`]: [`scm_outbound::dns::TxtResolver`] against `pebble-challtestsrv` (TXT records set
 //!   and cleared, SERVFAIL, addresses) and BIND (no cache despite long TTLs; authoritative mode
 //!   with two servers that disagree, and with servers that cannot be asked);
+//! - [`dns_update`]: automatic dns-01 ([`scm_outbound::dns::update::txt_updater`]) against
+//!   BIND 9 with TSIG keys (hmac-sha256 and -sha512): records added beside each other and removed
+//!   one by one, refusals of a key granted nothing, a wrong secret, a server that is down;
 //! - [`dcv_fetch`]: [`scm_outbound::dcv::ValidationFileFetcher`] against an HTTP responder on
 //!   loopback, its names resolved by challtestsrv: status, redirects, limits, egress policy;
 //! - [`haproxy`]: the `haproxy` push target against a real HAProxy: swaps with no reload, new
@@ -30,6 +33,7 @@
 mod acme;
 mod dcv_fetch;
 mod dns;
+mod dns_update;
 mod haproxy;
 mod smtp;
 mod support;

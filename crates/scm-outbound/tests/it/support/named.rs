@@ -1,8 +1,10 @@
 //! BIND's `named` as the authoritative server of zones a test writes (no recursion, no DNSSEC),
-//! which accepts unsigned dynamic updates (`nsupdate`) from 127.0.0.1.
+//! which accepts unsigned dynamic updates (`nsupdate`) from 127.0.0.1, or, through
+//! [`Named::start_with`], the updates its own configuration allows (TSIG keys and an
+//! `update-policy`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,10 +24,16 @@ impl Named {
     /// waits until it says it is running and its port accepts connections. Tried three times,
     /// on other ports, if the port was taken in between.
     pub async fn start(zones: &[(&str, &str)]) -> Self {
+        Self::start_with(zones, "", "allow-update { 127.0.0.1; };").await
+    }
+
+    /// As [`Named::start`], with `extra` added to `named.conf` (e.g. `key` blocks) and `updates`
+    /// as each zone's update clause (e.g. `update-policy { grant k. zonesub TXT; };`).
+    pub async fn start_with(zones: &[(&str, &str)], extra: &str, updates: &str) -> Self {
         let binary = require_binary("named", "bind9");
         let mut failures = Vec::new();
         for _ in 0..3 {
-            let mut server = Self::spawn(&binary, zones);
+            let mut server = Self::spawn(&binary, zones, extra, updates);
             match server.ready().await {
                 Ok(()) => return server,
                 Err(seen) => failures.push(seen),
@@ -34,7 +42,7 @@ impl Named {
         panic!("named did not start:\n{}", failures.join("\n---\n"));
     }
 
-    fn spawn(binary: &PathBuf, zones: &[(&str, &str)]) -> Self {
+    fn spawn(binary: &PathBuf, zones: &[(&str, &str)], extra: &str, updates: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
         let addr = free_dns_port();
@@ -45,12 +53,12 @@ impl Named {
              controls {{ }};\n",
             port = addr.port()
         );
+        conf.push_str(extra);
         for (zone, text) in zones {
             let file = dir.path().join(format!("{zone}.db"));
             std::fs::write(&file, text).unwrap();
             conf.push_str(&format!(
-                "zone \"{zone}\" {{ type primary; file \"{}\"; \
-                 allow-update {{ 127.0.0.1; }}; }};\n",
+                "zone \"{zone}\" {{ type primary; file \"{}\"; {updates} }};\n",
                 file.display()
             ));
         }
@@ -106,6 +114,16 @@ impl Named {
 }
 
 impl Named {
+    /// The server's own directory (its configuration, zones and log), removed with it.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// Sends one dynamic update (`commands` in nsupdate's language, e.g.
     /// `update add x.shop.test. 60 TXT "v"`) and fails the test unless it is applied.
     pub async fn update(&self, commands: &str) {

@@ -674,50 +674,21 @@ pub(crate) fn delete_form(
     c: &CertificateRecord,
     problem: Option<&str>,
 ) -> String {
-    let id = escape(&query_value(c.id.as_str()));
-    let mut m = String::new();
-    let _ = write!(
-        m,
-        "<p class=\"crumbs\"><a href=\"/console/certificates\">Certificates</a> › \
-         <a href=\"/console/certificates/{id}\">{}</a></p><h1>Delete {}</h1>",
-        escape(&c.name),
-        escape(&c.name)
-    );
-    if let Some(p) = problem {
-        let _ = write!(
-            m,
-            "<p class=\"problem\" id=\"delete-problem\">{}</p>",
-            escape(p)
-        );
-    }
-    m.push_str(
-        "<p><strong>Deletion cannot be undone.</strong> The certificate, its private key, its \
-         versions and its push history are removed from OpenSCM, and it is no longer renewed or \
-         pushed. Servers it was pushed to keep serving it until they are given another; it is \
-         not revoked (revoke it first if its key may be compromised).</p><dl class=\"facts\">",
-    );
-    row(&mut m, "Certificate ID", c.id.as_str());
-    row(&mut m, "Status", c.status.as_str());
-    row(
-        &mut m,
-        "Domain",
-        c.application.as_ref().map_or("—", |a| a.domain.as_str()),
-    );
-    if let Some(i) = &c.issued {
-        row(&mut m, "Serial number", &i.serial_hex);
-        row(&mut m, "Valid until", &datetime(i.not_after_ms));
-    }
-    let _ = write!(
-        m,
-        "</dl><form method=\"post\" action=\"/console/certificates/{id}/delete\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <p><input type=\"checkbox\" id=\"confirm\" name=\"confirm\" value=\"yes\" required> \
-         <label for=\"confirm\">I understand that this cannot be undone</label></p>\
-         <button type=\"submit\" id=\"delete-button\" class=\"danger\">Delete certificate</button> \
-         <a href=\"/console/certificates/{id}\">Cancel</a></form>",
-        escape(chrome.csrf)
-    );
-    page(&format!("Delete {}", c.name), Some(chrome), &m)
+    confirmation(
+        chrome,
+        c,
+        problem,
+        &Confirmation {
+            verb: "Delete",
+            meaning: "<strong>Deletion cannot be undone.</strong> The certificate, its private \
+                      key, its versions and its push history are removed from OpenSCM, and it is \
+                      no longer renewed or pushed. Servers it was pushed to keep serving it until \
+                      they are given another; it is not revoked (revoke it first if its key may \
+                      be compromised).",
+            fields: "",
+            class: "danger",
+        },
+    )
 }
 
 /// Where the certificate is deployed: per target, what it holds and whether it serves it, with
@@ -894,35 +865,45 @@ pub(crate) fn revocable(c: &CertificateRecord) -> bool {
     c.status == CertificateStatus::Issued && !c.is_imported() && c.issued.is_some()
 }
 
-/// The confirmation step of a revocation: what is revoked, what it means, a reason and a box to
-/// tick; `problem` says why the last attempt was refused.
-pub(crate) fn revoke_form(
+/// A confirmation page: which certificate, what the action means, a box to tick.
+struct Confirmation {
+    /// "Revoke", "Delete": the title's verb and the form's path (lower-cased).
+    verb: &'static str,
+    /// What it means (HTML: trusted text of ours, never a value).
+    meaning: &'static str,
+    /// Fields of the form before the box (HTML: trusted text of ours).
+    fields: &'static str,
+    /// The submit button's extra class (`danger`) or "".
+    class: &'static str,
+}
+
+fn confirmation(
     chrome: &Chrome<'_>,
     c: &CertificateRecord,
     problem: Option<&str>,
+    k: &Confirmation,
 ) -> String {
     let id = escape(&query_value(c.id.as_str()));
+    let verb = k.verb;
+    let path = verb.to_ascii_lowercase();
     let mut m = String::new();
     let _ = write!(
         m,
         "<p class=\"crumbs\"><a href=\"/console/certificates\">Certificates</a> › \
-         <a href=\"/console/certificates/{id}\">{}</a></p><h1>Revoke {}</h1>",
+         <a href=\"/console/certificates/{id}\">{}</a></p><h1>{verb} {}</h1>",
         escape(&c.name),
         escape(&c.name)
     );
     if let Some(p) = problem {
         let _ = write!(
             m,
-            "<p class=\"problem\" id=\"revoke-problem\">{}</p>",
+            "<p class=\"problem\" id=\"{path}-problem\">{}</p>",
             escape(p)
         );
     }
-    m.push_str(
-        "<p><strong>Revocation cannot be undone.</strong> The certificate's CA lists it on its \
-         CRL at once; clients that check revocation refuse it from then on, and it can no longer \
-         be exported or pushed.</p><dl class=\"facts\">",
-    );
+    let _ = write!(m, "<p>{}</p><dl class=\"facts\">", k.meaning);
     row(&mut m, "Certificate ID", c.id.as_str());
+    row(&mut m, "Status", c.status.as_str());
     row(
         &mut m,
         "Domain",
@@ -934,17 +915,40 @@ pub(crate) fn revoke_form(
     }
     let _ = write!(
         m,
-        "</dl><form method=\"post\" action=\"/console/certificates/{id}/revoke\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <label for=\"reason\">Reason (at most 63 characters; e.g. keyCompromise, superseded)</label>\
-         <input id=\"reason\" name=\"reason\" maxlength=\"63\" required>\
+        "</dl><form method=\"post\" action=\"/console/certificates/{id}/{path}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">{}\
          <p><input type=\"checkbox\" id=\"confirm\" name=\"confirm\" value=\"yes\" required> \
          <label for=\"confirm\">I understand that this cannot be undone</label></p>\
-         <button type=\"submit\" id=\"revoke-button\">Revoke certificate</button> \
+         <button type=\"submit\" id=\"{path}-button\" class=\"{}\">{verb} certificate</button> \
          <a href=\"/console/certificates/{id}\">Cancel</a></form>",
-        escape(chrome.csrf)
+        escape(chrome.csrf),
+        k.fields,
+        k.class
     );
-    page(&format!("Revoke {}", c.name), Some(chrome), &m)
+    page(&format!("{verb} {}", c.name), Some(chrome), &m)
+}
+
+/// The confirmation step of a revocation: what is revoked, what it means, a reason and a box to
+/// tick; `problem` says why the last attempt was refused.
+pub(crate) fn revoke_form(
+    chrome: &Chrome<'_>,
+    c: &CertificateRecord,
+    problem: Option<&str>,
+) -> String {
+    confirmation(
+        chrome,
+        c,
+        problem,
+        &Confirmation {
+            verb: "Revoke",
+            meaning: "<strong>Revocation cannot be undone.</strong> The certificate's CA lists it \
+                      on its CRL at once; clients that check revocation refuse it from then on, \
+                      and it can no longer be exported or pushed.",
+            fields: "<label for=\"reason\">Reason (at most 63 characters; e.g. keyCompromise, \
+                     superseded)</label><input id=\"reason\" name=\"reason\" maxlength=\"63\" required>",
+            class: "",
+        },
+    )
 }
 
 /// The names of a certificate: its domain, then the other SANs of its application.
@@ -1104,6 +1108,60 @@ pub(crate) fn problem(chrome: Option<&Chrome<'_>>, title: &str, text: &str) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scm_proto::{Brand, CertType, CertificateId, CertificateStatus, DomainType, OrderId};
+
+    /// A certificate record of `status`, not issued, bought as GLOBALSIGN DV_SSL_CERT.
+    fn record(name: &str, status: CertificateStatus) -> CertificateRecord {
+        CertificateRecord {
+            id: CertificateId::try_from("scs1764770000000").unwrap(),
+            domain_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+            project_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+            order_id: OrderId::new("2612031500", [1, 2, 3, 4, 5]).unwrap(),
+            name: name.into(),
+            status,
+            product: scm_store::Product {
+                brand: Brand::GlobalSign,
+                cert_type: CertType::DvSsl,
+                domain_type: DomainType::Single,
+                effective_time: 1,
+                domain_numbers: 1,
+                primary_domain_type: None,
+                single_domain_number: None,
+                wildcard_domain_number: None,
+                enterprise_project_id: "0".into(),
+            },
+            description: String::new(),
+            tags_json: "[]".into(),
+            application: None,
+            issued: None,
+            created_ms: 0,
+            updated_ms: 0,
+            issuer: None,
+            chain_trust: None,
+            revocation: None,
+            lifecycle: scm_store::LifecycleRecord::default(),
+        }
+    }
+
+    /// An issued version with serial `serial`, valid until `not_after_ms`, from the CA `ca_id`.
+    fn issued_record(
+        serial: &str,
+        not_after_ms: i64,
+        ca_id: Option<&str>,
+    ) -> scm_store::IssuedRecord {
+        scm_store::IssuedRecord {
+            certificate_pem: String::new(),
+            chain_pem: String::new(),
+            private_key_sealed: None,
+            serial_hex: serial.into(),
+            fingerprint: "f".repeat(40),
+            signature_algorithm: "SHA256WITHECDSA".into(),
+            issued_ms: 0,
+            not_before_ms: 0,
+            not_after_ms,
+            ca_id: ca_id.map(str::to_owned),
+        }
+    }
 
     #[test]
     fn escape_covers_every_html_special_character() {
@@ -1193,59 +1251,22 @@ mod tests {
     /// with the renew button and the auto-renew switch for an issued certificate.
     #[test]
     fn details_show_versions_proofs_and_history_escaped() {
-        use scm_proto::{Brand, CertType, CertificateId, CertificateStatus, DomainType, OrderId};
-
         let chrome = Chrome {
             account: "a",
             account_id: "0123",
             access_key: "k",
             csrf: "c",
         };
-        let issued = scm_store::IssuedRecord {
-            certificate_pem: String::new(),
-            chain_pem: String::new(),
-            private_key_sealed: None,
-            serial_hex: "0a0b".into(),
-            fingerprint: String::new(),
-            signature_algorithm: "SHA256WITHECDSA".into(),
-            issued_ms: 0,
-            not_before_ms: 0,
-            not_after_ms: 90 * 86_400_000,
-            ca_id: None,
-        };
+        let issued = issued_record("0a0b", 90 * 86_400_000, None);
         let cert = CertificateRecord {
-            id: CertificateId::try_from("scs1764770000000").unwrap(),
-            domain_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
-            project_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
-            order_id: OrderId::new("2612031500", [1, 2, 3, 4, 5]).unwrap(),
-            name: "renewed".into(),
-            status: CertificateStatus::Issued,
-            product: scm_store::Product {
-                brand: Brand::GlobalSign,
-                cert_type: CertType::DvSsl,
-                domain_type: DomainType::Single,
-                effective_time: 1,
-                domain_numbers: 1,
-                primary_domain_type: None,
-                single_domain_number: None,
-                wildcard_domain_number: None,
-                enterprise_project_id: "0".into(),
-            },
-            description: String::new(),
-            tags_json: "[]".into(),
-            application: None,
             issued: Some(issued.clone()),
-            created_ms: 0,
-            updated_ms: 0,
-            issuer: None,
-            chain_trust: None,
-            revocation: None,
             lifecycle: scm_store::LifecycleRecord {
                 current_version: Some(2),
                 renew_at_ms: Some(60 * 86_400_000),
                 auto_renew: true,
                 validation_started_ms: Some(1),
             },
+            ..record("renewed", CertificateStatus::Issued)
         };
         let versions = [2, 1].map(|seq| scm_store::VersionRecord {
             seq,
@@ -1308,7 +1329,6 @@ mod tests {
     /// only for a trusted chain (never the placeholder product it is stored with).
     #[test]
     fn imported_details_tell_the_chain_trust() {
-        use scm_proto::{Brand, CertType, CertificateId, CertificateStatus, DomainType, OrderId};
         use scm_store::ChainTrustRecord;
 
         let chrome = Chrome {
@@ -1318,33 +1338,13 @@ mod tests {
             csrf: "c",
         };
         let record = |trust: Option<ChainTrustRecord>| CertificateRecord {
-            id: CertificateId::try_from("scs1764770000000").unwrap(),
-            domain_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
-            project_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
-            order_id: OrderId::new("2612031500", [1, 2, 3, 4, 5]).unwrap(),
-            name: "imported".into(),
-            status: CertificateStatus::Upload,
             product: scm_store::Product {
                 brand: Brand::Cfca,
-                cert_type: CertType::DvSsl,
-                domain_type: DomainType::Single,
-                effective_time: 1,
-                domain_numbers: 1,
-                primary_domain_type: None,
-                single_domain_number: None,
-                wildcard_domain_number: None,
-                enterprise_project_id: "0".into(),
+                ..record("imported", CertificateStatus::Upload).product
             },
-            description: String::new(),
-            tags_json: "[]".into(),
-            application: None,
-            issued: None,
-            created_ms: 0,
-            updated_ms: 0,
             issuer: Some("CN=GlobalSign RSA OV SSL CA 2018".into()),
             chain_trust: trust,
-            revocation: None,
-            lifecycle: scm_store::LifecycleRecord::default(),
+            ..record("imported", CertificateStatus::Upload)
         };
         let page = |c: &CertificateRecord| {
             details(
@@ -1404,18 +1404,7 @@ mod tests {
         issued.chain_trust = None;
         issued.name = "<shop>".into();
         issued.status = CertificateStatus::Issued;
-        issued.issued = Some(scm_store::IssuedRecord {
-            certificate_pem: String::new(),
-            chain_pem: String::new(),
-            private_key_sealed: None,
-            serial_hex: "4a01".into(),
-            fingerprint: "f".repeat(40),
-            signature_algorithm: "SHA256WITHECDSA".into(),
-            issued_ms: 0,
-            not_before_ms: 0,
-            not_after_ms: 1,
-            ca_id: None,
-        });
+        issued.issued = Some(issued_record("4a01", 1, None));
         assert!(page(&issued).contains("href=\"/console/certificates/scs1764770000000/revoke\""));
         let form = revoke_form(&chrome, &issued, Some("the reason <is> bad"));
         assert!(
@@ -1441,48 +1430,11 @@ mod tests {
     /// or one not issued is not.
     #[test]
     fn expiry_urgency_in_words() {
-        use scm_proto::{Brand, CertType, CertificateId, CertificateStatus, DomainType, OrderId};
         const DAY: i64 = 86_400_000;
         let now = 1_796_342_400_000;
         let cert = |status, not_after: Option<i64>, ca: Option<&str>| CertificateRecord {
-            id: CertificateId::try_from("scs1764770000000").unwrap(),
-            domain_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
-            project_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
-            order_id: OrderId::new("2612031500", [1, 2, 3, 4, 5]).unwrap(),
-            name: "n".into(),
-            status,
-            product: scm_store::Product {
-                brand: Brand::GlobalSign,
-                cert_type: CertType::DvSsl,
-                domain_type: DomainType::Single,
-                effective_time: 1,
-                domain_numbers: 1,
-                primary_domain_type: None,
-                single_domain_number: None,
-                wildcard_domain_number: None,
-                enterprise_project_id: "0".into(),
-            },
-            description: String::new(),
-            tags_json: "[]".into(),
-            application: None,
-            issued: not_after.map(|n| scm_store::IssuedRecord {
-                certificate_pem: String::new(),
-                chain_pem: String::new(),
-                private_key_sealed: None,
-                serial_hex: "01".into(),
-                fingerprint: String::new(),
-                signature_algorithm: String::new(),
-                issued_ms: 0,
-                not_before_ms: 0,
-                not_after_ms: n,
-                ca_id: ca.map(str::to_owned),
-            }),
-            created_ms: 0,
-            updated_ms: 0,
-            issuer: None,
-            chain_trust: None,
-            revocation: None,
-            lifecycle: scm_store::LifecycleRecord::default(),
+            issued: not_after.map(|n| issued_record("01", n, ca)),
+            ..record("n", status)
         };
         let issued = CertificateStatus::Issued;
         assert_eq!(

@@ -984,12 +984,57 @@ async fn export_for(
     signed(resp, session)
 }
 
-// --- revocation ---
-/// The caller's certificate `id` if the console offers to revoke it; else the answer to give.
-async fn revocable(
+// --- revocation and deletion: actions confirmed on a page of their own ---
+/// An action the console asks to confirm on a page of its own first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Confirmed {
+    /// `ConsoleRevokeCertificate`: the API's revocation, with a reason.
+    Revoke,
+    /// `ConsoleDeleteCertificate`: `DeleteCertificate`, or `UnsubscribeCertificate` for a
+    /// certificate bought and not issued.
+    Delete,
+}
+
+impl Confirmed {
+    /// Whether the console offers it for `c` (the domain operation decides in the end).
+    fn offered(self, c: &CertificateRecord, now_ms: i64) -> bool {
+        match self {
+            Self::Revoke => html::revocable(c),
+            Self::Delete => html::removable(c, now_ms),
+        }
+    }
+
+    /// Its confirmation page; `problem` says why the last attempt was refused.
+    fn page(self, chrome: &Chrome<'_>, c: &CertificateRecord, problem: Option<&str>) -> String {
+        match self {
+            Self::Revoke => html::revoke_form(chrome, c, problem),
+            Self::Delete => html::delete_form(chrome, c, problem),
+        }
+    }
+
+    /// The audit log's name of it.
+    fn audited(self) -> &'static str {
+        match self {
+            Self::Revoke => REVOKE,
+            Self::Delete => DELETE,
+        }
+    }
+
+    /// "revoked", "deleted": for the messages of its page.
+    fn done(self) -> &'static str {
+        match self {
+            Self::Revoke => "revoked",
+            Self::Delete => "deleted",
+        }
+    }
+}
+
+/// The caller's certificate `id` if the console offers `action` for it; else the answer to give.
+async fn confirmable(
     s: &AppState,
     session: &Session,
     id: &str,
+    action: Confirmed,
 ) -> Result<Arc<CertificateRecord>, Response> {
     let chrome = session.chrome();
     let Ok(id) = CertificateId::try_from(id) else {
@@ -998,10 +1043,11 @@ async fn revocable(
             session,
         ));
     };
+    let now = s.scm.now_ms();
     match s.scm.certificate(&session.principal, &id).await {
-        Ok(c) if html::revocable(&c) => Ok(c),
+        Ok(c) if action.offered(&c, now) => Ok(c),
         Ok(c) => Err(signed(
-            failure(Some(&chrome), DomainError::WrongStatus(c.status)),
+            failure(Some(&chrome), DomainError::WrongStatus(c.status_at(now))),
             session,
         )),
         Err(e) => Err(signed(failure(Some(&chrome), e), session)),
@@ -1014,16 +1060,26 @@ async fn revoke_form(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match session(&s, &headers).await {
+    confirmation(&s, &headers, &id, Confirmed::Revoke).await
+}
+
+/// `GET /console/certificates/{id}/delete`: the confirmation page.
+async fn delete_form(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    confirmation(&s, &headers, &id, Confirmed::Delete).await
+}
+
+async fn confirmation(s: &AppState, headers: &HeaderMap, id: &str, action: Confirmed) -> Response {
+    let session = match session(s, headers).await {
         Ok(session) => session,
         Err(resp) => return resp,
     };
-    match revocable(&s, &session, &id).await {
+    match confirmable(s, &session, id, action).await {
         Ok(c) => signed(
-            page(
-                StatusCode::OK,
-                html::revoke_form(&session.chrome(), &c, None),
-            ),
+            page(StatusCode::OK, action.page(&session.chrome(), &c, None)),
             &session,
         ),
         Err(resp) => resp,
@@ -1038,114 +1094,7 @@ async fn revoke(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    match certificate_form(&s, &headers, &id, body, REVOKE).await {
-        Ok((session, mut fields, call)) => {
-            let mut resp = revoke_for(&s, &session, &id, &mut fields).await;
-            resp.extensions_mut().insert(call);
-            resp
-        }
-        Err(resp) => resp,
-    }
-}
-
-async fn revoke_for(
-    s: &AppState,
-    session: &Session,
-    id: &str,
-    fields: &mut [(String, String)],
-) -> Response {
-    if let Some(resp) = csrf_refusal(session, fields) {
-        return signed(resp, session);
-    }
-    let cert = match revocable(s, session, id).await {
-        Ok(c) => c,
-        Err(resp) => return resp,
-    };
-    let chrome = session.chrome();
-    let again = |problem: &str| {
-        signed(
-            page(
-                StatusCode::BAD_REQUEST,
-                html::revoke_form(&chrome, &cert, Some(problem)),
-            ),
-            session,
-        )
-    };
-    if take(fields, "confirm").as_str() != "yes" {
-        return again("Not revoked: tick the box to confirm that this cannot be undone.");
-    }
-    let reason = take(fields, "reason");
-    // The API's rules for text (control and bidirectional characters), then the domain's.
-    if let Err(ApiError::BadJson { reason: why, .. }) = parse::check_text(&reason, "reason", false)
-    {
-        return again(&format!("Not revoked: the reason {why}."));
-    }
-    match s
-        .scm
-        .revoke(&session.principal, &cert.id, Some(&reason))
-        .await
-    {
-        Ok(()) => {
-            tracing::info!(account = %session.principal.account, cert = %cert.id, "console revocation");
-            let to = format!("/console/certificates/{}", cert.id.as_str());
-            let mut resp = see_other("/console/certificates");
-            if let Ok(v) = HeaderValue::from_str(&to) {
-                resp.headers_mut().insert(header::LOCATION, v);
-            }
-            signed(resp, session)
-        }
-        Err(DomainError::InvalidParameter { reason: why, .. }) => {
-            again(&format!("Not revoked: the reason {why}."))
-        }
-        Err(e) => signed(failure(Some(&chrome), e), session),
-    }
-}
-
-// --- deletion ---
-/// The caller's certificate `id` if the console offers to delete it; else the answer to give.
-async fn removable(
-    s: &AppState,
-    session: &Session,
-    id: &str,
-) -> Result<Arc<CertificateRecord>, Response> {
-    let chrome = session.chrome();
-    let Ok(id) = CertificateId::try_from(id) else {
-        return Err(signed(
-            failure(Some(&chrome), DomainError::CertificateNotFound),
-            session,
-        ));
-    };
-    let now = s.scm.now_ms();
-    match s.scm.certificate(&session.principal, &id).await {
-        Ok(c) if html::removable(&c, now) => Ok(c),
-        Ok(c) => Err(signed(
-            failure(Some(&chrome), DomainError::WrongStatus(c.status_at(now))),
-            session,
-        )),
-        Err(e) => Err(signed(failure(Some(&chrome), e), session)),
-    }
-}
-
-/// `GET /console/certificates/{id}/delete`: the confirmation page.
-async fn delete_form(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let session = match session(&s, &headers).await {
-        Ok(session) => session,
-        Err(resp) => return resp,
-    };
-    match removable(&s, &session, &id).await {
-        Ok(c) => signed(
-            page(
-                StatusCode::OK,
-                html::delete_form(&session.chrome(), &c, None),
-            ),
-            &session,
-        ),
-        Err(resp) => resp,
-    }
+    confirmed(&s, &headers, &id, body, Confirmed::Revoke).await
 }
 
 /// `POST /console/certificates/{id}/delete`: deletes once the form says `confirm=yes`, then
@@ -1156,9 +1105,19 @@ async fn delete(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    match certificate_form(&s, &headers, &id, body, DELETE).await {
+    confirmed(&s, &headers, &id, body, Confirmed::Delete).await
+}
+
+async fn confirmed(
+    s: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    body: Body,
+    action: Confirmed,
+) -> Response {
+    match certificate_form(s, headers, id, body, action.audited()).await {
         Ok((session, mut fields, call)) => {
-            let mut resp = delete_for(&s, &session, &id, &mut fields).await;
+            let mut resp = confirmed_for(s, &session, id, &mut fields, action).await;
             resp.extensions_mut().insert(call);
             resp
         }
@@ -1166,47 +1125,72 @@ async fn delete(
     }
 }
 
-async fn delete_for(
+async fn confirmed_for(
     s: &AppState,
     session: &Session,
     id: &str,
     fields: &mut [(String, String)],
+    action: Confirmed,
 ) -> Response {
     if let Some(resp) = csrf_refusal(session, fields) {
         return signed(resp, session);
     }
-    let cert = match removable(s, session, id).await {
+    let cert = match confirmable(s, session, id, action).await {
         Ok(c) => c,
         Err(resp) => return resp,
     };
     let chrome = session.chrome();
-    if take(fields, "confirm").as_str() != "yes" {
-        return signed(
+    let again = |problem: &str| {
+        signed(
             page(
                 StatusCode::BAD_REQUEST,
-                html::delete_form(
-                    &chrome,
-                    &cert,
-                    Some("Not deleted: tick the box to confirm that this cannot be undone."),
-                ),
+                action.page(&chrome, &cert, Some(problem)),
             ),
             session,
-        );
+        )
+    };
+    if take(fields, "confirm").as_str() != "yes" {
+        return again(&format!(
+            "Not {}: tick the box to confirm that this cannot be undone.",
+            action.done()
+        ));
     }
-    // The API's operations: DeleteCertificate where it takes the status, else (bought, not
-    // issued) UnsubscribeCertificate.
-    let shown = cert.status_at(s.scm.now_ms());
-    let done = if scm_core::service::lifecycle::deletable(shown) {
-        s.scm.delete_certificate(&session.principal, &cert.id).await
-    } else {
-        s.scm
-            .unsubscribe_certificate(&session.principal, &cert.id)
-            .await
+    let p = &session.principal;
+    let (done, to) = match action {
+        Confirmed::Revoke => {
+            let reason = take(fields, "reason");
+            // The API's rules for text (control and bidirectional characters), then the
+            // domain's.
+            if let Err(ApiError::BadJson { reason: why, .. }) =
+                parse::check_text(&reason, "reason", false)
+            {
+                return again(&format!("Not revoked: the reason {why}."));
+            }
+            let done = s.scm.revoke(p, &cert.id, Some(&reason)).await;
+            (done, format!("/console/certificates/{}", cert.id.as_str()))
+        }
+        Confirmed::Delete => {
+            // DeleteCertificate where it takes the status, else (bought, not issued)
+            // UnsubscribeCertificate.
+            let done = if scm_core::service::lifecycle::deletable(cert.status_at(s.scm.now_ms())) {
+                s.scm.delete_certificate(p, &cert.id).await
+            } else {
+                s.scm.unsubscribe_certificate(p, &cert.id).await
+            };
+            (done, "/console/certificates".to_owned())
+        }
     };
     match done {
         Ok(()) => {
-            tracing::info!(account = %session.principal.account, cert = %cert.id, "console deletion");
-            signed(see_other("/console/certificates"), session)
+            tracing::info!(account = %p.account, cert = %cert.id, action = action.done(), "console action confirmed");
+            let mut resp = see_other("/console/certificates");
+            if let Ok(v) = HeaderValue::from_str(&to) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            signed(resp, session)
+        }
+        Err(DomainError::InvalidParameter { reason: why, .. }) if action == Confirmed::Revoke => {
+            again(&format!("Not revoked: the reason {why}."))
         }
         Err(e) => signed(failure(Some(&chrome), e), session),
     }

@@ -501,6 +501,34 @@ def test_console_actions_refuse_forged_and_unconfirmed_forms(server, creds, seed
     assert push_history(server, seeded["ids"][2]) == []
 
 
+def test_another_accounts_certificate_is_not_found_by_any_console_action(server, creds, seeded):
+    """A signed-in user of another account cannot see or act on this account's certificates:
+    every page and form answers 404 (not 403: which ids exist is not told), and nothing changes."""
+    other = server.create_account("console-other")
+    other_creds = server.create_credential(other["domain_id"])
+    s = sign_in_with_requests(server, other_creds)
+    inventory = s.get(server.url + "/console/certificates")
+    assert inventory.status_code == 200 and "No certificates" in inventory.text
+    assert "console-other" in inventory.text, "the header names the signed-in account"
+    token = csrf_of(inventory.text)
+    victim = seeded["shop"]
+    base = server.url + f"/console/certificates/{victim}"
+    for path in ("", "/delete", "/revoke"):
+        r = s.get(base + path, allow_redirects=False)
+        assert r.status_code == 404, (path, r.status_code)
+    before = len(push_history(server, victim))
+    for path, data in [("/push-all", {}), ("/push-target", {"target": "e2e-nginx"}),
+                       ("/reminders", {"reminders": "off"}), ("/delete", {"confirm": "yes"}),
+                       ("/revoke", {"confirm": "yes", "reason": "superseded"}),
+                       ("/auto-renew", {"auto_renew": "off"}), ("/renew", {}), ("/export", {})]:
+        r = s.post(base + path, data={**data, "csrf": token}, allow_redirects=False)
+        assert r.status_code == 404, (path, r.status_code, r.text[:300])
+        assert "PRIVATE KEY" not in r.text
+    shown = server.v3("GET", f"/v3/scm/certificates/{victim}")
+    assert shown.status == 200 and shown.json["status"] == "ISSUED", shown
+    assert len(push_history(server, victim)) == before
+
+
 # --------------------------------------------------------------------------- refusals
 
 

@@ -777,3 +777,20 @@ def openssl_verify(workdir: Path, ca_root: Path, leaf_pem: str, chain_pem: str,
     assert proc.returncode == 0 and proc.stdout.strip().endswith(": OK"), (
         f"openssl verify failed (rc {proc.returncode}): {proc.stdout} {proc.stderr}"
     )
+
+
+def console_session(server, creds: dict = None) -> requests.Session:
+    """A `requests` session signed in to `server`'s web console with `creds` (default: the
+    bootstrap credentials), sending the `Origin` a browser would (the console refuses forms from
+    other sites)."""
+    creds = creds or server.credentials
+    s = requests.Session()
+    s.trust_env = False
+    s.headers["Origin"] = server.url
+    r = s.post(server.url + "/console/sign-in", allow_redirects=False,
+               data={"access_key": creds["access_key"], "secret_key": creds["secret_key"]})
+    assert r.status_code == 303 and r.headers["Location"] == "/console/certificates", r.text
+    # requests keeps Secure cookies off plain http; give the value back by hand.
+    value = re.match(r"openscm_console=([^;]+);", r.headers["Set-Cookie"]).group(1)
+    s.headers["Cookie"] = f"openscm_console={value}"
+    return s

@@ -48,6 +48,7 @@ from huaweicloudsdkscm.v3 import (
 from acme_support import ISSUED, RefusedPort, ari_cert_id
 from e2e_helpers import (
     E2EError,
+    console_session,
     dns_sans,
     faketime_env,
     load_certs,
@@ -399,6 +400,11 @@ def test_a_ca_that_is_down_falls_back_to_the_next_issuer(servers, make_pebble, n
         assert fallbacks[0]["detail"].startswith("down failed (") and \
             fallbacks[0]["detail"].endswith("; trying pebble"), fallbacks
         assert [s for s, _ in issued_orders(pebble)] == [leaf.serial_number]
+        # The console says who actually issued it: the second issuer, by its name.
+        page = console_session(server).get(f"{server.url}/console/certificates/{cert_id}").text
+        assert "<dt>Issued by</dt><dd>ACME CA \u201cpebble\u201d</dd>" in page, page
+        listed = console_session(server).get(f"{server.url}/console/certificates").text
+        assert '<td class="wide">ACME: pebble</td>' in listed, listed
         print(f"fallback down -> pebble: ISSUED in {took:.1f} s; {fallbacks[0]['detail']}")
 
 

@@ -41,7 +41,7 @@ from huaweicloudsdkscm.v3 import (
 )
 
 from conftest import Backend, ServerFactory
-from e2e_helpers import require_tool
+from e2e_helpers import console_session, require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = (REPO / "docs" / "screenshots" if os.environ.get("OPENSCM_UPDATE_SCREENSHOTS") == "1"
@@ -152,19 +152,6 @@ def shot(backend, driver, name):
     if backend.name == "sqlite":
         SHOTS.mkdir(parents=True, exist_ok=True)
         assert driver.save_screenshot(str(SHOTS / f"{name}.png"))
-
-
-def sign_in_with_requests(server, creds) -> requests.Session:
-    s = requests.Session()
-    # A browser says where a form comes from; the console refuses forms from other sites.
-    s.headers["Origin"] = server.url
-    r = s.post(server.url + "/console/sign-in", allow_redirects=False,
-               data={"access_key": creds["access_key"], "secret_key": creds["secret_key"]})
-    assert r.status_code == 303 and r.headers["Location"] == "/console/certificates", r.text
-    # requests keeps Secure cookies off plain http; give the value back by hand.
-    value = re.match(r"openscm_console=([^;]+);", r.headers["Set-Cookie"]).group(1)
-    s.headers["Cookie"] = f"openscm_console={value}"
-    return s
 
 
 class navigating:
@@ -466,7 +453,7 @@ def test_console_actions_in_chromium(server, creds, seeded, browser, backend):
 def test_console_actions_refuse_forged_and_unconfirmed_forms(server, creds, seeded):
     """Every new form checks the session before its body, then its origin and CSRF token; a
     deletion not confirmed deletes nothing; a value out of range is refused."""
-    s = sign_in_with_requests(server, creds)
+    s = console_session(server, creds)
     victim = seeded["ids"][5]
     base = server.url + f"/console/certificates/{victim}"
     token = csrf_of(s.get(base).text)
@@ -506,7 +493,7 @@ def test_another_accounts_certificate_is_not_found_by_any_console_action(server,
     every page and form answers 404 (not 403: which ids exist is not told), and nothing changes."""
     other = server.create_account("console-other")
     other_creds = server.create_credential(other["domain_id"])
-    s = sign_in_with_requests(server, other_creds)
+    s = console_session(server, other_creds)
     inventory = s.get(server.url + "/console/certificates")
     assert inventory.status_code == 200 and "No certificates" in inventory.text
     assert "console-other" in inventory.text, "the header names the signed-in account"
@@ -546,7 +533,7 @@ def test_no_session_is_sent_to_sign_in_and_nothing_is_done(server, seeded):
 
 
 def test_bad_csrf_token_is_refused_and_nothing_is_done(server, creds, seeded):
-    s = sign_in_with_requests(server, creds)
+    s = console_session(server, creds)
     page = s.get(server.url + f"/console/certificates/{seeded['shop']}")
     assert page.status_code == 200
     good = csrf_of(page.text)
@@ -556,7 +543,7 @@ def test_bad_csrf_token_is_refused_and_nothing_is_done(server, creds, seeded):
         assert r.status_code == 403, (bad, r)
         assert b"PRIVATE KEY" not in r.content and "attachment" not in r.headers.get("Content-Disposition", "")
     # Another session's token does not do either.
-    other = sign_in_with_requests(server, creds)
+    other = console_session(server, creds)
     other_csrf = csrf_of(other.get(server.url + "/console/certificates").text)
     assert other_csrf != good
     assert s.post(export, data={"csrf": other_csrf}, allow_redirects=False).status_code == 403
@@ -581,7 +568,7 @@ def test_security_headers_and_cookie_attributes(server, creds):
     cookie = r.headers["Set-Cookie"]
     for attr in ("Path=/console", "Max-Age=28800", "Secure", "HttpOnly", "SameSite=Strict"):
         assert attr in cookie.split("; "), cookie
-    s = sign_in_with_requests(server, creds)
+    s = console_session(server, creds)
     for path in ("/console/certificates", "/console/timeline", "/console/sign-in"):
         r = s.get(server.url + path)
         assert r.status_code == 200, path
@@ -631,7 +618,7 @@ def test_sign_in_is_throttled_per_access_key(server, creds):
                       data={"access_key": victim["access_key"], "secret_key": victim["secret_key"]})
     assert r.status_code == 401 and "openscm_console=" not in r.headers.get("Set-Cookie", ""), r
     assert "throttled" in server.logs()
-    sign_in_with_requests(server, creds)
+    console_session(server, creds)
 
 
 def test_console_sign_ins_never_push_out_an_api_token(server, creds):
@@ -641,7 +628,7 @@ def test_console_sign_ins_never_push_out_an_api_token(server, creds):
     issued = server.v3("POST", "/v3/auth/tokens", creds=extra)
     assert issued.status == 201, issued
     token = issued.headers["X-Subject-Token"]
-    sessions = [sign_in_with_requests(server, extra) for _ in range(21)]
+    sessions = [console_session(server, extra) for _ in range(21)]
     r = server.raw("GET", "/v3/scm/certificates?limit=10&offset=0", headers={"X-Auth-Token": token})
     assert r.status == 200, r
     # The 21st sign-in ended the first session only.
@@ -664,7 +651,7 @@ def test_a_session_works_on_every_server_of_a_postgres_cluster(openscm_bin, pg_b
     factory = ServerFactory(openscm_bin, tmp_path, backend)
     try:
         a, b, creds = factory.cluster_of_two("")
-        on_a = sign_in_with_requests(a, creds)
+        on_a = console_session(a, creds)
         on_b = requests.Session()
         on_b.headers["Cookie"] = on_a.headers["Cookie"]
         page = on_b.get(b.url + "/console/certificates", allow_redirects=False)
@@ -685,7 +672,7 @@ def test_console_sign_in_export_and_sign_out_are_audited(server, creds, seeded):
     certificate, credential and source address; so are sign-in and sign-out."""
     import json as _json
 
-    s = sign_in_with_requests(server, creds)
+    s = console_session(server, creds)
     page = s.get(server.url + f"/console/certificates/{seeded['shop']}")
     token = csrf_of(page.text)
     exported = s.post(server.url + f"/console/certificates/{seeded['shop']}/export",

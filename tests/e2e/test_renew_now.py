@@ -20,7 +20,7 @@ from huaweicloudsdkscm.v3 import (
     SubscribeCertificateRequest,
 )
 
-from e2e_helpers import load_certs, spki, wait_until
+from e2e_helpers import console_session, load_certs, spki, wait_until
 
 APPLICANT = dict(applicant_name="Tom Smith", applicant_phone="13212345678",
                  applicant_email="tom@example.com", agree_privacy_protection=True)
@@ -111,17 +111,6 @@ def test_the_cli_renews_lists_versions_and_exports_an_earlier_one(client, cli, b
     assert cli("cert", "auto-renew", cert_id, "maybe").returncode == 2
 
 
-def console_session(server) -> requests.Session:
-    creds = server.credentials
-    s = requests.Session()
-    s.trust_env = False
-    s.headers["Origin"] = server.url
-    r = s.post(server.url + "/console/sign-in", allow_redirects=False,
-               data={"access_key": creds["access_key"], "secret_key": creds["secret_key"]})
-    assert r.status_code == 303, r.text
-    value = re.match(r"openscm_console=([^;]+);", r.headers["Set-Cookie"]).group(1)
-    s.headers["Cookie"] = f"openscm_console={value}"
-    return s
 
 
 def test_the_console_renews_and_switches_auto_renew(server, client, cli, backend):

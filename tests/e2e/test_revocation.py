@@ -28,7 +28,7 @@ from huaweicloudsdkscm.v3 import (
     SubscribeCertificateRequest,
 )
 
-from e2e_helpers import assert_error, require_tool, wait_until
+from e2e_helpers import assert_error, console_session, require_tool, wait_until
 
 APPLICANT = dict(applicant_name="Tom Smith", applicant_phone="13212345678",
                  applicant_email="tom@example.com")
@@ -265,16 +265,6 @@ def test_the_cli_revokes_after_a_confirmation(server, client, openscm_bin, modul
     assert json.loads(shown.stdout)["revoke_reason"] == "cessationOfOperation", shown.stdout
 
 
-def console_session(server) -> requests.Session:
-    creds = server.credentials
-    s = requests.Session()
-    s.headers["Origin"] = server.url
-    r = s.post(server.url + "/console/sign-in", allow_redirects=False,
-               data={"access_key": creds["access_key"], "secret_key": creds["secret_key"]})
-    assert r.status_code == 303, r.text
-    value = re.match(r"openscm_console=([^;]+);", r.headers["Set-Cookie"]).group(1)
-    s.headers["Cookie"] = f"openscm_console={value}"
-    return s
 
 
 def test_the_console_revokes_after_a_confirmation(server, client):

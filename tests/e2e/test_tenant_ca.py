@@ -24,7 +24,7 @@ from huaweicloudsdkscm.v3 import (
     SubscribeCertificateRequest,
 )
 
-from e2e_helpers import openssl_verify, require_tool
+from e2e_helpers import console_session, openssl_verify, require_tool
 
 DOMAIN = "www.shop.test"
 APPLICANT = dict(applicant_name="Tom Smith", applicant_phone="13212345678",
@@ -88,13 +88,7 @@ def cli(binary, workdir: Path, *args):
 
 
 def console_root(server, creds) -> str:
-    s = requests.Session()
-    s.headers["Origin"] = server.url
-    r = s.post(server.url + "/console/sign-in", allow_redirects=False,
-               data={"access_key": creds["access_key"], "secret_key": creds["secret_key"]})
-    assert r.status_code == 303, r.text
-    value = re.match(r"openscm_console=([^;]+);", r.headers["Set-Cookie"]).group(1)
-    s.headers["Cookie"] = f"openscm_console={value}"
+    s = console_session(server, creds)
     page = s.get(server.url + "/console/certificates", timeout=10)
     assert 'href="/console/ca-root.pem"' in page.text, page.text
     r = s.get(server.url + "/console/ca-root.pem", timeout=10)

@@ -35,7 +35,11 @@ What it does:
    - `nginx`: its first line `# /absolute/path ...` names its file; written there as root (the
      newcomer uses sudo and an editor for that).
    - `toml`: its first line `# name` names its file; written by the newcomer in the clone.
-   - `python`: run by the newcomer in the clone with the venv's interpreter.
+   - `python`: run by the newcomer in the clone with the venv's interpreter; when its first line
+     is `# NAME.py` it is saved as that file first and run as `python NAME.py`, and a later `sh`
+     block of one line `[VAR=value ...] python3 NAME.py` runs it again (the README's HTTPS
+     round: after a restart with `--tls builtin`, with `REQUESTS_CA_BUNDLE`; the endpoint in
+     credentials.json must then be https), each run checked like the first.
    A block in another language, a file block whose first line names no file, a second server
    started while one runs without the README saying to stop it, or a missing section or block
    fails the test, naming what was missing.
@@ -50,6 +54,8 @@ What it does:
      block) is a check that the interpreter the python block runs with has exactly those versions
      (the e2e venv, made from requirements.txt; it also has `requests`, which the block imports);
    - "Stop the server (Ctrl-C)" is SIGINT to the server, which must exit within 15 s;
+   - `python3` in the activated venv (`. .venv/bin/activate`, in the prose) is the e2e venv's
+     interpreter;
    - the newcomer's sudo (a NOPASSWD rule for everything, as for a member of group sudo with no
      terminal to type a password in) is withdrawn once the README's setup is done, so a push can
      only use the rule the README writes.
@@ -158,7 +164,7 @@ def logical_lines(block: Block) -> list:
 
 @dataclass
 class Step:
-    kind: str  # shell, start, expect, stop, file, packages, python
+    kind: str  # shell, start, expect, stop, file, packages, python, rerun
     block: Block = None
     lines: list = field(default_factory=list)  # shell: the commands; expect: the lines shown
     path: str = ""  # file: where; start: the command line
@@ -185,7 +191,13 @@ def plan(readme: str) -> list:
     for block in [run[0], *quickstart]:
         if block.lang == "sh":
             lines = logical_lines(block)
-            if any(CARGO_RUN in line or runs_server(line) for line in lines):
+            scripts = [s.path for s in steps if s.kind == "python" and s.path]
+            rerun = re.fullmatch(r"((?:[A-Z_]+=\S+\s+)*)python3 (\S+\.py)", lines[0]) \
+                if len(lines) == 1 else None
+            if rerun and rerun.group(2) in scripts:
+                # The script a python block saved, run again (in the venv the README activates).
+                steps.append(Step("rerun", block, path=lines[0]))
+            elif any(CARGO_RUN in line or runs_server(line) for line in lines):
                 assert len(lines) == 1 and runs_server(lines[0]), (
                     f"{block.where()}: a block that runs the server must be that one line, "
                     f"`{CARGO_RUN} server ...` or `openscm server ...`; it is:\n{block.text}")
@@ -229,7 +241,9 @@ def plan(readme: str) -> list:
                 assert sep and version, f"{block.where()}: `pip install` of {spec!r}, no ==version"
                 packages[name] = version
             steps.append(Step("packages", block, packages=packages))
-            steps.append(Step("python", block))
+            # A block whose first line is `# name.py` is saved as that file (to be run again).
+            saved = re.fullmatch(r"#\s*(\S+\.py)\s*", block.first_line())
+            steps.append(Step("python", block, path=saved.group(1) if saved else ""))
         else:
             raise AssertionError(
                 f"{block.where()}: the newcomer test does not know how to follow a "
@@ -546,10 +560,29 @@ class Newcomer:
             "README's versions the same")
 
     def python(self, step: Step):
-        rc, out = self.ns.run(self.ns.as_newcomer(f"exec {self.ns.python} -"),
-                              input=step.block.text + "\n", timeout=90)
+        if step.path:
+            # Saved as the README says, then run as `python3 NAME` in the activated venv.
+            write = ["sh", "-c", 'cat > "$1"', "sh", step.path]
+            rc, out = self.ns.run(self.ns.as_newcomer(shlex.join(write)),
+                                  input=step.block.text + "\n")
+            assert rc == 0, f"saving {step.path} ({step.block.where()}) failed: {out}"
+            rc, out = self.ns.run(self.ns.as_newcomer(f"exec {self.ns.python} {step.path}"),
+                                  timeout=90)
+        else:
+            rc, out = self.ns.run(self.ns.as_newcomer(f"exec {self.ns.python} -"),
+                                  input=step.block.text + "\n", timeout=90)
         self.python_output = out
         assert rc == 0, f"the python block ({step.block.where()}) exited with {rc}:\n{out}"
+
+    def rerun(self, step: Step):
+        """`[VAR=value ...] python3 NAME.py`: the saved script again, with the venv's python (what
+        `python3` is in the venv the README activates)."""
+        line = re.sub(r"(^|\s)python3 ", rf"\1exec {self.ns.python} ", step.path, count=1)
+        if not line.startswith("exec "):
+            line = re.sub(r"^((?:[A-Z_]+=\S+\s+)*)exec ", r"exec env \1", line)
+        rc, out = self.ns.run(self.ns.as_newcomer(line), timeout=90)
+        self.python_output = out
+        assert rc == 0, f"`{step.path}` ({step.block.where()}) exited with {rc}:\n{out}"
 
     def credentials(self) -> dict:
         import json
@@ -683,6 +716,8 @@ class Newcomer:
     # -- all of it
     def follow(self):
         store_line = None
+        restarted = False
+        python_block = None
         began = time.monotonic()
         for step in self.steps:
             print(f"{time.monotonic() - began:5.1f} s  {step.kind:8s} "
@@ -700,7 +735,9 @@ class Newcomer:
                     f"{step.block.where()}: the output shown has no one \"OpenSCM: store:\" line")
                 store_line = stores[0]
             elif step.kind == "stop":
-                self.check_setup()
+                if not restarted:
+                    self.check_setup()
+                restarted = True
                 self.stop()
             elif step.kind == "shell":
                 self.shell(step)
@@ -708,10 +745,19 @@ class Newcomer:
                 self.write_file(step)
             elif step.kind == "packages":
                 self.packages(step)
-            elif step.kind == "python":
-                self.python(step)
+            elif step.kind in ("python", "rerun"):
+                if step.kind == "python":
+                    python_block = step.block
+                    self.python(step)
+                else:
+                    self.rerun(step)
+                    endpoint = self.credentials()["endpoint"]
+                    if "REQUESTS_CA_BUNDLE" in step.path:
+                        assert endpoint.startswith("https://"), (
+                            f"`{step.path}` ({step.block.where()}) trusts a CA for HTTPS, but "
+                            f"the endpoint in credentials.json is {endpoint}")
                 print(self.python_output)
-                domain, leaf, _ = self.check_python(step.block)
+                domain, leaf, _ = self.check_python(python_block)
                 self.check_pushed(domain, leaf)
                 print("\n".join(line for line in self.last_s_client.split("\n")
                                 if line.startswith(("subject=", "issuer=", "Verify return code"))))

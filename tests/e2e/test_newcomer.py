@@ -230,7 +230,7 @@ def plan(readme: str) -> list:
                 assert path.startswith("/"), f"{block.where()}: {path!r} is not an absolute path"
             steps.append(Step("file", block, path=path, as_root=path.startswith("/")))
         elif block.lang == "python":
-            pins = re.search(r"pip install ((?:[\w.-]+==[\w.-]+\s+)*[\w.-]+==[\w.-]+)",
+            pins = re.search(r"pip install\s+((?:[\w.-]+==[\w.-]+\s+)*[\w.-]+==[\w.-]+)",
                              block.prose)
             assert pins, (
                 f"{block.where()}: the text above the python block names no "

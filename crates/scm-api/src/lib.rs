@@ -24,6 +24,8 @@ mod parse;
 mod request_log;
 mod routes;
 mod serve;
+#[cfg(test)]
+mod test_records;
 mod throttle;
 pub mod tls;
 mod views;

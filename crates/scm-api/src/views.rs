@@ -232,53 +232,23 @@ pub(crate) fn push_item(r: &PushRecord) -> PushHistoryItem {
 
 #[cfg(test)]
 mod tests {
-    use scm_proto::{Brand, CertType, CertificateId, CertificateStatus, DomainType, OrderId};
+    use scm_proto::CertificateStatus;
     use scm_store::{CertificateRecord, IssuedRecord};
+
+    use crate::test_records::{issued_record, record};
 
     const DAY: i64 = 86_400_000;
 
     /// A purchased certificate of `years`, bought at 0, its current version valid `from..until`.
     fn bought(years: i64, valid: Option<(i64, i64)>) -> CertificateRecord {
-        CertificateRecord {
-            id: CertificateId::try_from("scs1764770000000").unwrap(),
-            domain_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
-            project_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
-            order_id: OrderId::new("2612031500", [1, 2, 3, 4, 5]).unwrap(),
-            name: "multi-year".into(),
-            status: CertificateStatus::Issued,
-            product: scm_store::Product {
-                brand: Brand::GlobalSign,
-                cert_type: CertType::DvSsl,
-                domain_type: DomainType::Single,
-                effective_time: years,
-                domain_numbers: 1,
-                primary_domain_type: None,
-                single_domain_number: None,
-                wildcard_domain_number: None,
-                enterprise_project_id: "0".into(),
-            },
-            description: String::new(),
-            tags_json: "[]".into(),
-            application: None,
-            issued: valid.map(|(from, until)| IssuedRecord {
-                certificate_pem: String::new(),
-                chain_pem: String::new(),
-                private_key_sealed: None,
-                serial_hex: "01".into(),
-                fingerprint: String::new(),
-                signature_algorithm: String::new(),
-                issued_ms: from,
-                not_before_ms: from,
-                not_after_ms: until,
-                ca_id: None,
-            }),
-            created_ms: 0,
-            updated_ms: 0,
-            issuer: None,
-            chain_trust: None,
-            revocation: None,
-            lifecycle: scm_store::LifecycleRecord::default(),
-        }
+        let mut c = record("multi-year", CertificateStatus::Issued);
+        c.product.effective_time = years;
+        c.issued = valid.map(|(from, until)| IssuedRecord {
+            issued_ms: from,
+            not_before_ms: from,
+            ..issued_record("01", until, None)
+        });
+        c
     }
 
     #[test]

@@ -654,18 +654,12 @@ fn reminders_section(m: &mut String, chrome: &Chrome<'_>, d: &Details<'_>) {
 
 /// Whether the console offers to delete `c`: the statuses `DeleteCertificate` takes, and a
 /// certificate bought but not issued (which `UnsubscribeCertificate` removes). Under review it
-/// is neither: withdraw the application first (the API's rule).
+/// offers neither, although the API would unsubscribe: the console asks to withdraw the
+/// application first (`CancelCertificateRequest`), so a deletion never races a validation.
 pub(crate) fn removable(c: &CertificateRecord, now_ms: i64) -> bool {
+    use scm_core::service::lifecycle::{cancellable, deletable, unsubscribable};
     let shown = c.status_at(now_ms);
-    scm_core::service::lifecycle::deletable(shown)
-        || (!c.is_imported()
-            && scm_core::service::lifecycle::unsubscribable(shown)
-            && !matches!(
-                shown,
-                CertificateStatus::Checking
-                    | CertificateStatus::CheckingDomain
-                    | CertificateStatus::CheckingOrg
-            ))
+    deletable(shown) || (!c.is_imported() && unsubscribable(shown) && !cancellable(shown))
 }
 
 /// The confirmation step of a deletion: what goes, and a box to tick.
@@ -1108,60 +1102,8 @@ pub(crate) fn problem(chrome: Option<&Chrome<'_>>, title: &str, text: &str) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use scm_proto::{Brand, CertType, CertificateId, CertificateStatus, DomainType, OrderId};
-
-    /// A certificate record of `status`, not issued, bought as GLOBALSIGN DV_SSL_CERT.
-    fn record(name: &str, status: CertificateStatus) -> CertificateRecord {
-        CertificateRecord {
-            id: CertificateId::try_from("scs1764770000000").unwrap(),
-            domain_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
-            project_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
-            order_id: OrderId::new("2612031500", [1, 2, 3, 4, 5]).unwrap(),
-            name: name.into(),
-            status,
-            product: scm_store::Product {
-                brand: Brand::GlobalSign,
-                cert_type: CertType::DvSsl,
-                domain_type: DomainType::Single,
-                effective_time: 1,
-                domain_numbers: 1,
-                primary_domain_type: None,
-                single_domain_number: None,
-                wildcard_domain_number: None,
-                enterprise_project_id: "0".into(),
-            },
-            description: String::new(),
-            tags_json: "[]".into(),
-            application: None,
-            issued: None,
-            created_ms: 0,
-            updated_ms: 0,
-            issuer: None,
-            chain_trust: None,
-            revocation: None,
-            lifecycle: scm_store::LifecycleRecord::default(),
-        }
-    }
-
-    /// An issued version with serial `serial`, valid until `not_after_ms`, from the CA `ca_id`.
-    fn issued_record(
-        serial: &str,
-        not_after_ms: i64,
-        ca_id: Option<&str>,
-    ) -> scm_store::IssuedRecord {
-        scm_store::IssuedRecord {
-            certificate_pem: String::new(),
-            chain_pem: String::new(),
-            private_key_sealed: None,
-            serial_hex: serial.into(),
-            fingerprint: "f".repeat(40),
-            signature_algorithm: "SHA256WITHECDSA".into(),
-            issued_ms: 0,
-            not_before_ms: 0,
-            not_after_ms,
-            ca_id: ca_id.map(str::to_owned),
-        }
-    }
+    use crate::test_records::{issued_record, record};
+    use scm_proto::{Brand, CertificateStatus};
 
     #[test]
     fn escape_covers_every_html_special_character() {

@@ -97,27 +97,22 @@ pub fn is_public_suffix(name: &str) -> bool {
     })
 }
 
-/// Special-use names an issuance policy may allow as a whole: they name nobody's public domain,
-/// so allowing them (as the default policy does, `.test;.internal;.localhost;.example`) lets an
-/// account certify lab and private names without proving anything, and nothing of anyone else's.
-/// Not `onion` (Tor names are global identities) nor `arpa` (reverse DNS of real addresses).
-pub const POLICY_SPECIAL_USE: &[&str] = &[
-    "test",
-    "example",
-    "invalid",
-    "localhost",
-    "local",
-    "internal",
-    "home.arpa",
-];
+/// Whether an issuance policy may allow the special-use `suffix` as a whole: one of
+/// [`RESERVED_SUFFIXES`] that names nobody's public domain, so allowing it (as the default policy
+/// does, `.test;.internal;.localhost;.example`) lets an account certify lab and private names
+/// without proving anything, and nothing of anyone else's. Not `onion` (Tor names are global
+/// identities) nor `arpa` (reverse DNS of real addresses).
+fn policy_special_use(suffix: &str) -> bool {
+    RESERVED_SUFFIXES.contains(&suffix) && !matches!(suffix, "onion" | "arpa")
+}
 
 /// Whether an issuance policy may not allow `suffix` (lower case, without its leading dot): a
 /// top-level label, listed or not (`com`, `zzz`), or a suffix of the Public Suffix List, ICANN or
 /// PRIVATE section (`co.uk`, `github.io`): anyone can register a name under one, so allowing it
-/// would issue, without validation, for other people's domains. [`POLICY_SPECIAL_USE`] names are
-/// allowed.
+/// would issue, without validation, for other people's domains. Special-use names
+/// ([`RESERVED_SUFFIXES`] but `onion` and `arpa`) are allowed.
 pub fn too_broad_for_policy(suffix: &str) -> bool {
-    if POLICY_SPECIAL_USE.contains(&suffix) {
+    if policy_special_use(suffix) {
         return false;
     }
     if !suffix.contains('.') {

@@ -36,7 +36,7 @@ pub const fn unsubscribable(s: CertificateStatus) -> bool {
 }
 
 /// Statuses whose application may be withdrawn: under review.
-const fn cancellable(s: CertificateStatus) -> bool {
+pub const fn cancellable(s: CertificateStatus) -> bool {
     matches!(
         s,
         CertificateStatus::Checking

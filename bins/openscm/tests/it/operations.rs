@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use scm_client::Client;
 
-use crate::processes::{BIN, EndpointForTests, free_port};
-use crate::routes::{apply_body, buy_body};
+use crate::processes::{BIN, EndpointForTests, free_port, issue_one};
+use crate::routes::buy_body;
 
 /// A server process started by [`run`], with its output in files.
 pub(crate) struct Running {
@@ -324,16 +324,7 @@ async fn a_backup_taken_while_serving_restores_on_a_new_machine() {
     let data = d.path().join("old-machine/openscm-data");
     let data_s = data.to_str().unwrap().to_owned();
     let mut server = run(d.path(), &home, &["--data-dir", &data_s]).unwrap();
-    let client = Client::from_credentials_file(data.join("credentials.json"))
-        .unwrap()
-        .with_endpoint_for_tests(&server.url);
-    let id = client.subscribe(&buy_body()).await.unwrap().cert[0]
-        .cert_id
-        .clone();
-    client
-        .apply(&id, &apply_body("backup.it.test"))
-        .await
-        .unwrap();
+    let (client, id) = issue_one(&server.url, &data, "backup.it.test").await;
     let before = client.export(&id).await.unwrap();
     let key = before
         .private_key
@@ -621,16 +612,7 @@ async fn delivery_locks_stay_out_of_the_operators_directories() {
         &["--data-dir", &data_s, "--config", config.to_str().unwrap()],
     )
     .unwrap();
-    let client = Client::from_credentials_file(data.join("credentials.json"))
-        .unwrap()
-        .with_endpoint_for_tests(&server.url);
-    let id = client.subscribe(&buy_body()).await.unwrap().cert[0]
-        .cert_id
-        .clone();
-    client
-        .apply(&id, &apply_body("locks.it.test"))
-        .await
-        .unwrap();
+    let (_client, id) = issue_one(&server.url, &data, "locks.it.test").await;
     crate::processes::admin(
         &data,
         None,

@@ -242,17 +242,20 @@ pub(crate) fn bootstrap(data: &Path, db: Option<&str>) -> (Value, String) {
 }
 
 async fn issued_certificate(server: &Server, data: &Path) -> String {
+    issue_one(&server.url, data, "jobs.it.test").await.1
+}
+
+/// A client of the server at `url` with the credentials of the store in `data`, and the id of a
+/// certificate it bought and had issued for `name`.
+pub(crate) async fn issue_one(url: &str, data: &Path, name: &str) -> (Client, String) {
     let client = Client::from_credentials_file(data.join("credentials.json"))
         .unwrap()
-        .with_endpoint_for_tests(&server.url);
+        .with_endpoint_for_tests(url);
     let id = client.subscribe(&buy_body()).await.unwrap().cert[0]
         .cert_id
         .clone();
-    client
-        .apply(&id, &apply_body("jobs.it.test"))
-        .await
-        .unwrap();
-    id
+    client.apply(&id, &apply_body(name)).await.unwrap();
+    (client, id)
 }
 
 pub(crate) trait EndpointForTests {

@@ -45,7 +45,7 @@ os.environ["HOME"] = os.environ["OPENSCM_BENCH_ACME_HOME"]
 try:
     import requests  # noqa: F401
     from acme_support import ListenerCA, Named, Pebble
-    from e2e_helpers import free_port, require_tool
+    from e2e_helpers import ServedInThread, free_port, require_tool
 except ImportError as exc:
     if VENV_PYTHON.exists() and Path(sys.executable) != VENV_PYTHON:
         os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), __file__, *sys.argv[1:]])
@@ -58,7 +58,6 @@ import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 
 
@@ -90,7 +89,7 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class Webroot:
+class Webroot(ServedInThread):
     """The webroot the lego runs write their tokens into, served over plain HTTP on
     127.0.0.1:`port` (Pebble's httpPort) by a thread of this process."""
 
@@ -102,18 +101,9 @@ class Webroot:
             def log_message(self, *args):
                 pass
 
-        self._httpd = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", port), functools.partial(Handler, directory=str(root)))
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self.serve(http.server.ThreadingHTTPServer(
+            ("127.0.0.1", port), functools.partial(Handler, directory=str(root))), poll_interval=0.05)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=10)
 
 
 def lego_side(args, work: Path, pebble: Pebble) -> dict:

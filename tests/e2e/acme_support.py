@@ -46,7 +46,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from components import Component, free_dns_port, started
-from e2e_helpers import E2EError, free_port, make_csr, port_open, require_tool, wait_until
+from e2e_helpers import (E2EError, ServedInThread, free_port, make_csr, port_open, require_tool,
+                         wait_until)
 
 ZONE = "shop.test."
 TSIG_KEY_NAME = "openscm."
@@ -566,7 +567,7 @@ def rfc3339(when: _dt.datetime) -> str:
 _CERT_ID = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 
 
-class AriStandIn:
+class AriStandIn(ServedInThread):
     """A stand-in for ACME Renewal Information (RFC 9773), which Debian's Pebble 2.4.0 does not
     have (its directory has no `renewalInfo`): the smallest honest one, an HTTPS server (stdlib
     http.server + ssl, a thread of the test process) on 127.0.0.1 and a free port, its certificate
@@ -661,9 +662,8 @@ class AriStandIn:
                     with contextlib.suppress(OSError):
                         tls.close()
 
-        self._httpd = TlsServer(("127.0.0.1", self.port), Handler)
         # a short poll interval: shutdown() waits for one
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self.serve(TlsServer(("127.0.0.1", self.port), Handler), poll_interval=0.05)
 
     @property
     def directory_url(self) -> str:
@@ -673,14 +673,6 @@ class AriStandIn:
     def renewal_info_url(self) -> str:
         return f"https://127.0.0.1:{self.port}/renewal-info"
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=10)
 
     # ---- what the test sets and reads
     def set_window(self, cert_id: str, start: _dt.datetime, end: _dt.datetime):

@@ -27,7 +27,7 @@ from pathlib import Path
 import requests
 from cryptography import x509
 
-from e2e_helpers import (E2EError, free_port, port_open, require_tool, self_signed_pem,
+from e2e_helpers import (E2EError, ServedInThread, free_port, port_open, require_tool, self_signed_pem,
                          served_cert_der, tail)
 
 
@@ -403,7 +403,7 @@ class SmtpReceiver(TcpComponent):
         return [email.message_from_bytes(p.read_bytes()) for p in files]
 
 
-class WebhookReceiver:
+class WebhookReceiver(ServedInThread):
     """An HTTP server on 127.0.0.1 and a free port, in a thread of the test process: the peer of
     OpenSCM's webhooks (the `webhook` push target and the `webhook` notifier). It answers every
     POST with `status` (200 unless changed) and records each one: path, headers (lower-case
@@ -437,20 +437,10 @@ class WebhookReceiver:
             def log_message(self, *args):  # recorded above
                 pass
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self.serve(http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler))
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=10)
 
     def received(self, path: str = None) -> list:
         with self._lock:

@@ -571,7 +571,27 @@ def served_cert_der(port: int, sni: str, cafile: str = None) -> bytes:
 # --------------------------------------------------------------------------- web server
 
 
-class ValidationWebServer:
+class ServedInThread:
+    """An HTTP server of the test process, served from a thread of its own while the object is
+    used as a context manager. A subclass builds its server and hands it to `serve`."""
+
+    def serve(self, httpd, poll_interval: float = 0.5):
+        """`poll_interval`: how often serve_forever looks for a shutdown (which waits for it)."""
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, args=(poll_interval,),
+                                        daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+
+class ValidationWebServer(ServedInThread):
     """A plain HTTP server on 127.0.0.1 and a free port, in a thread of the test process: the web
     server a FILE domain validation fetches from. It serves what `publish` put at a path and 404
     otherwise, and records every request (Host header, path, status). Use it as a context
@@ -600,17 +620,7 @@ class ValidationWebServer:
             def log_message(self, *args):  # the requests are recorded above
                 pass
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=10)
+        self.serve(http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler))
 
     def publish(self, path: str, content: str):
         with self._lock:

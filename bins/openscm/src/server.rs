@@ -346,7 +346,8 @@ pub async fn run(common: &CommonArgs, args: &ServerArgs) -> anyhow::Result<()> {
     // The serving certificate's expiry, for /metrics (0 while plain HTTP).
     let serving = scm_api::tls::ServingStatus::default();
     let tls = start_tls(&cfg, &scm, &serving, &background).await?;
-    if let Some(warning) = endpoint_not_covered(&cfg) {
+    let served = tls.as_ref().and_then(|t| t.cert.current());
+    if let Some(warning) = served.and_then(|leaf| endpoint_not_covered(&cfg, &leaf)) {
         tracing::warn!("{warning}");
         println!("OpenSCM: warning: {warning}");
     }
@@ -562,25 +563,20 @@ async fn start_tls(
 }
 
 /// The warning to give when the clients' endpoint (written to credentials.json) names a host the
-/// served certificate is not for: clients configured from it would fail to verify the server,
-/// with nothing said here. `None` without TLS, when it is covered, or when the certificate file
-/// cannot be read again (its loading said so already).
-fn endpoint_not_covered(cfg: &RuntimeConfig) -> Option<String> {
+/// served certificate `leaf` is not for: clients configured from it would fail to verify the
+/// server, with nothing said here. `None` when it is covered, or when the leaf's names cannot be
+/// read.
+fn endpoint_not_covered(cfg: &RuntimeConfig, leaf: &scm_api::tls::Loaded) -> Option<String> {
     let host = config::endpoint_host(&cfg.public_endpoint)?;
-    let (hosts, what) = match &cfg.tls {
-        TlsConfig::Off => return None,
+    let hosts = scm_pki::subject_alt_hosts(leaf.leaf_der()?).ok()?;
+    let what = match &cfg.tls {
         TlsConfig::Files { cert_file, .. } => {
-            let pem = std::fs::read_to_string(cert_file).ok()?;
-            let info = scm_pki::parse_certificate_pem(&pem).ok()?;
-            (
-                scm_pki::subject_alt_hosts(&info.der).ok()?,
-                format!("the certificate of {}", cert_file.display()),
-            )
+            format!("the certificate of {}", cert_file.display())
         }
-        TlsConfig::Builtin { hosts, .. } => (
-            hosts.clone(),
-            "the built-in serving certificate ([tls] hosts, --tls-hosts)".to_owned(),
-        ),
+        TlsConfig::Builtin { .. } => {
+            "the built-in serving certificate ([tls] hosts, --tls-hosts)".to_owned()
+        }
+        TlsConfig::Off => return None,
     };
     if covers(&hosts, host) {
         return None;

@@ -93,6 +93,13 @@ pub struct Loaded {
     pub not_after: OffsetDateTime,
 }
 
+impl Loaded {
+    /// The leaf certificate (DER).
+    pub fn leaf_der(&self) -> Option<&[u8]> {
+        self.key.cert.first().map(|c| c.as_ref())
+    }
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
